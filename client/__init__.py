@@ -1,0 +1,1 @@
+"""The benchmark client (shipped to hosts as a file) and the parser of its output."""

@@ -1,0 +1,1 @@
+"""The host model and the Ansible-format inventory store."""

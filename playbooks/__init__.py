@@ -1,0 +1,1 @@
+"""Ansible-syntax playbooks and the small engine that runs them over Fabric."""
