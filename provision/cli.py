@@ -3,55 +3,48 @@
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from provision import __version__, ui
 from provision.errors import InfprovError, UsageError
 
 
-class _App(typer.Typer):
-    """Typer app that turns InfprovError into one line on stderr and the contract's exit code."""
+class _Group(TyperGroup):
+    """Turns InfprovError into one line on stderr and the contract's exit code (also under CliRunner)."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
-            return super().__call__(*args, standalone_mode=False, **kwargs)
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort):
+            raise
         except InfprovError as exc:
             if _debug():
                 raise
             ui.err.print(f"[red]error:[/] {exc.line()}", soft_wrap=True)
-            sys.exit(exc.exit_code)
+            raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             ui.err.print("[red]interrupted[/]")
-            sys.exit(130)
-        except Exception as exc:  # click's own usage errors and anything unexpected
-            import click
-
-            if isinstance(exc, click.exceptions.Abort):
-                ui.err.print("[red]aborted[/]")
-                sys.exit(1)
-            if isinstance(exc, click.ClickException):
-                exc.show()
-                sys.exit(exc.exit_code)
-            if isinstance(exc, click.exceptions.Exit):
-                sys.exit(exc.exit_code)
-            if _debug():
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if _debug() or hasattr(exc, "show"):  # click's own usage errors render themselves
                 raise
             ui.err.print(
                 f"[red]error:[/] internal error: {type(exc).__name__}: {exc}. "
                 "hint: rerun with --debug for the traceback and report it",
                 soft_wrap=True,
             )
-            sys.exit(1)
+            raise typer.Exit(1) from None
 
 
 def _debug() -> bool:
     return os.environ.get("INFPROV_DEBUG", "") not in ("", "0")
 
 
-app = _App(
+app = typer.Typer(
+    cls=_Group,
     name="infprov",
     help="From nothing to a benchmarked Triton server on AWS Inferentia (Inf1), and back to nothing.",
     no_args_is_help=True,
@@ -124,13 +117,169 @@ def _render_sandbox(status: dict[str, Any], json_out: bool) -> None:
     from rich.table import Table
 
     ui.out.print(f"EC2 endpoint: {status['ec2_endpoint'] or '-'}")
-    table = Table("name", "address", "port", "user", "key_file")
+    table = Table("name", "address", "port", "user", "healthy")
     for h in status["hosts"]:
-        table.add_row(h["name"], h["address"], str(h["port"]), h["user"], h["key_file"])
+        table.add_row(h["name"], h["address"], str(h["port"]), h["user"], "yes" if h.get("healthy") else "NO")
     ui.out.print(table)
+    if status["hosts"]:
+        ui.out.print(f"login key: {status['hosts'][0]['key_file']}")
 
 
 # ---------------------------------------------------------------- cloud (up / status / teardown)
+_CLUSTER_HELP = "Cluster name (default: infprov)."
+_INVENTORY_HELP = "Inventory file (default: INFPROV_HOME/inventory.yml)."
+_TYPE_HELP = "Inf1 type: inf1.xlarge, inf1.2xlarge, inf1.6xlarge, inf1.24xlarge."
+_TAG_OPTION = typer.Option(None, "--tag", help="Extra tag KEY=VALUE on every resource (repeatable).")
+
+
+@app.command("up")
+def cloud_up(
+    instance_type: str = typer.Option(..., "--type", help=_TYPE_HELP),
+    name: str = typer.Option("infprov", "--name", help=_CLUSTER_HELP),
+    count: int = typer.Option(1, "--count", help="How many instances the cluster should have."),
+    region: str | None = typer.Option(None, "--region", help="AWS region (default: AWS_REGION / the profile's)."),
+    ami: str | None = typer.Option(None, "--ami", help="Pin the AMI (default: newest Inf1-capable Neuron DLAMI)."),
+    key_name: str | None = typer.Option(None, "--key-name", help="Use your own EC2 key pair instead of infprov's."),
+    ssh_cidr: str | None = typer.Option(None, "--ssh-cidr", help="Allow SSH from here (default: your address/32)."),
+    tag: list[str] | None = _TAG_OPTION,
+    spot: bool = typer.Option(False, "--spot", help="Launch spot instances."),
+    disk: int = typer.Option(150, "--disk", help="Root volume size in GiB (encrypted gp3)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Launch without asking."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    sandbox: bool = typer.Option(False, "--sandbox", help="Use the local sandbox instead of AWS."),
+    inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
+) -> None:
+    """Find or launch the cluster's Inf1 instances and wait until each takes an SSH login."""
+    from provision import cloud
+
+    spec = cloud.UpSpec(
+        instance_type=instance_type,
+        name=name,
+        count=count,
+        region=region,
+        ami=ami,
+        key_name=key_name,
+        ssh_cidr=ssh_cidr,
+        tags=cloud.parse_tags(tag or []),
+        spot=spot,
+        yes=yes,
+        sandbox=sandbox,
+        disk_gib=disk,
+        inventory=inventory,
+    )
+    result = cloud.up(spec)
+    # Later steps of `up` (the server playbook) continue here from result.hosts.
+    _render_up(result, json_out)
+
+
+def _render_up(result: Any, json_out: bool) -> None:
+    if json_out:
+        ui.emit_json(result.to_dict())
+        return
+    from rich.table import Table
+
+    cost = "price unknown" if result.hourly_cost is None else f"${result.hourly_cost:.2f}/h"
+    ui.out.print(
+        f"cluster {result.cluster} in {result.region}: {len(result.hosts)} x {result.instance_type}, {cost}"
+        + (" (sandbox)" if result.sandbox else "")
+    )
+    table = Table("instance", "address", "zone", "user", "key_file", "neuron devices", "cores", "")
+    for h in result.hosts:
+        how = "reused"
+        if h.instance_id in result.launched:
+            how = "launched"
+        elif h.instance_id in result.started:
+            how = "started"
+        table.add_row(
+            h.instance_id, f"{h.address}:{h.port}", h.availability_zone, h.user, h.key_file,
+            str(h.neuron_devices), str(h.neuron_cores), how,
+        )
+    ui.out.print(table)
+
+
+@app.command("status")
+def cloud_status(
+    name: str | None = typer.Option(None, "--name", help="Only this cluster (default: all)."),
+    region: str | None = typer.Option(None, "--region", help="AWS region (default: AWS_REGION / the profile's)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    sandbox: bool = typer.Option(False, "--sandbox", help="Look in the local sandbox instead of AWS."),
+    inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
+) -> None:
+    """Show infprov's clusters as EC2 sees them: state, address, uptime, cost so far."""
+    from provision import cloud
+
+    result = cloud.status(name=name, region=region, sandbox=sandbox, inventory=inventory)
+    if json_out:
+        ui.emit_json(result.to_dict())
+        return
+    from rich.table import Table
+
+    if not result.clusters:
+        ui.out.print(f"no infprov clusters in {result.region}" + (" (sandbox)" if result.sandbox else ""))
+        return
+    table = Table("cluster", "instance", "state", "address", "type", "zone", "uptime", "$/h", "cost so far")
+    for c in result.clusters:
+        for i in c.instances:
+            table.add_row(
+                c.name, i.instance_id, i.state + (" (spot)" if i.spot else ""), i.address or "-", i.instance_type,
+                i.availability_zone, _duration(i.uptime_s), _usd(i.hourly_price), _usd(i.cost_so_far),
+            )
+    ui.out.print(table)
+    total = sum(c.hourly_cost or 0 for c in result.clusters)
+    ui.out.print(f"{result.region}: running now ${total:.2f}/h" + (" (sandbox: not billed)" if result.sandbox else ""))
+
+
+@app.command("teardown")
+def cloud_teardown(
+    name: str | None = typer.Option(None, "--name", help=_CLUSTER_HELP),
+    all_clusters: bool = typer.Option(False, "--all", help="Every infprov cluster in the region."),
+    region: str | None = typer.Option(None, "--region", help="AWS region (default: AWS_REGION / the profile's)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Remove without asking."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; change nothing."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    sandbox: bool = typer.Option(False, "--sandbox", help="Tear down in the local sandbox instead of AWS."),
+    inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
+) -> None:
+    """Terminate and delete everything infprov made for the cluster, then prove nothing tagged is left."""
+    from provision import cloud
+
+    result = cloud.teardown(
+        name=name, all_clusters=all_clusters, region=region, sandbox=sandbox, yes=yes, dry_run=dry_run,
+        inventory=inventory,
+    )
+    if json_out:
+        ui.emit_json(result.to_dict())
+    else:
+        verb = "would remove" if result.dry_run else "removed"
+        ui.out.print(
+            f"{result.scope} in {result.region}: {verb} {len(result.instances)} instance(s), "
+            f"{len(result.security_groups)} security group(s), {len(result.volumes)} volume(s), "
+            f"{len(result.key_pairs)} key pair(s)"
+        )
+        for kind, ids in (
+            ("instance", result.instances), ("security group", result.security_groups),
+            ("volume", result.volumes), ("key pair", result.key_pairs),
+        ):
+            for resource_id in ids:
+                ui.out.print(f"  {kind} {resource_id}")
+        if not result.dry_run and result.ok:
+            ui.ok("nothing tagged for it is left")
+    if result.leftovers:
+        left = ", ".join(f"{x.resource_type} {x.resource_id}" for x in result.leftovers)
+        raise InfprovError(
+            f"still left after teardown: {left}", "run `infprov teardown` again; if it stays, delete it by hand"
+        )
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes = int(seconds // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.2f}"
 
 
 # ---------------------------------------------------------------- inventory / play

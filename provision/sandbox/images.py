@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from provision.errors import InfprovError
 from provision.sandbox import system
@@ -20,9 +24,16 @@ SUITE = "bookworm"
 # Debian's python3 in bookworm is 3.11: the SDK's wheels and the backend stub must match it.
 IMAGE_PYTHON = "3.11"
 TRITONCLIENT = "tritonclient[http]==2.51.0"
+# tritonclient's HTTP client and what it needs, without a second numpy (Debian's 1.24 satisfies it)
+# and without aiohttp (only its asyncio client uses that).
+SDK_WHEELS = ["tritonclient==2.51.0", "geventhttpclient==2.0.2", "gevent", "greenlet", "zope.event",
+              "zope.interface", "brotli", "certifi", "six", "python-rapidjson", "urllib3"]
 BASE_PACKAGES = ["python3", "python3-numpy", "libpython3.11", "ca-certificates", "curl", "procps"]
 # Bumped whenever what goes into an image changes, so old caches are not reused.
-RECIPE_VERSION = "4"
+RECIPE_VERSION = "5"
+# Each image's environment, as the NGC images set it.
+IMAGE_PATH = "/opt/tritonserver/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+IMAGE_LD_PATH = "/opt/tritonserver/lib"
 
 
 def cache_dir() -> Path:
@@ -47,56 +58,113 @@ def recipe_key() -> str:
     """A short hash of everything that decides the images' contents."""
     from importlib.metadata import version
 
-    parts = [RECIPE_VERSION, SUITE, ",".join(BASE_PACKAGES), TRITONCLIENT, version("nvidia-pytriton")]
+    parts = [RECIPE_VERSION, SUITE, ",".join(BASE_PACKAGES), ",".join(SDK_WHEELS), version("nvidia-pytriton")]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
-def image_tars() -> dict[str, Path]:
-    key = recipe_key()
-    return {
-        SERVER_IMAGE: cache_dir() / f"tritonserver-22.04-py3-{key}.tar",
-        SDK_IMAGE: cache_dir() / f"tritonserver-22.04-py3-sdk-{key}.tar",
-    }
+def bundle_path() -> Path:
+    return cache_dir() / f"tritonserver-22.04-images-{recipe_key()}.tar"
 
 
-def ensure_built(log: Path, progress: "system.Progress | None" = None) -> dict[str, Path]:
-    """Return the image tarballs, building the missing ones (about a minute the first time)."""
-    tars = image_tars()
-    if all(t.exists() for t in tars.values()):
-        return tars
+def ensure_built(log: Path, progress: system.Progress | None = None) -> Path:
+    """Return the image bundle (both images, `docker load` format), building it if missing.
+
+    The two images share their Debian base layer, so a host unpacks it once.
+    """
+    bundle = bundle_path()
+    if bundle.exists():
+        return bundle
     system.require_tools({"debootstrap": "debootstrap", "tar": "tar"})
     system.check_free_space(cache_dir(), 2 << 30, "build the sandbox's images")
+    _forget_old_builds()
     with tempfile.TemporaryDirectory(prefix="infprov-img-", dir=cache_dir()) as tmp:
         work = Path(tmp)
-        base = _base_rootfs(work, log, progress)
-        if not tars[SERVER_IMAGE].exists():
-            _note(progress, "adding the Triton server to the server image")
-            root = work / "server"
-            _copy_tree(base, root)
-            _add_server(root)
-            _tar(root, tars[SERVER_IMAGE])
-        if not tars[SDK_IMAGE].exists():
-            _note(progress, "adding tritonclient and perf_analyzer to the SDK image")
-            root = work / "sdk"
-            _copy_tree(base, root)
-            _add_sdk(root, log)
-            _tar(root, tars[SDK_IMAGE])
-    return tars
+        base_tar = _base_rootfs(work, log, progress)
+        _note(progress, "server layer: Triton server from nvidia-pytriton")
+        server = work / "server"
+        _add_server(server)
+        server_tar = work / "server.tar"
+        _tar(server, server_tar)
+        _note(progress, "SDK layer: tritonclient and perf_analyzer")
+        sdk = work / "sdk"
+        _add_sdk(sdk, log)
+        sdk_tar = work / "sdk.tar"
+        _tar(sdk, sdk_tar)
+        _write_bundle(
+            bundle,
+            {"base": base_tar, "server": server_tar, "sdk": sdk_tar},
+            [
+                (SERVER_IMAGE, ["base", "server"], {"Env": [f"PATH={IMAGE_PATH}", f"LD_LIBRARY_PATH={IMAGE_LD_PATH}"],
+                                                   "WorkingDir": "/opt/tritonserver"}),
+                (SDK_IMAGE, ["base", "sdk"], {"Env": [f"PATH={IMAGE_PATH}", "LD_LIBRARY_PATH=/usr/local/lib",
+                                                      "LANG=C.UTF-8"], "WorkingDir": "/workspace"}),
+            ],
+        )
+    return bundle
 
 
-def _note(progress: "system.Progress | None", text: str) -> None:
+def _forget_old_builds() -> None:
+    """Drop cached builds of other recipes, so the cache does not grow with every change."""
+    key = recipe_key()
+    for old in cache_dir().glob("*.tar"):
+        if key not in old.name:
+            old.unlink(missing_ok=True)
+
+
+def _write_bundle(dest: Path, layers: dict[str, Path], images: list[tuple[str, list[str], dict[str, Any]]]) -> None:
+    """Write a `docker load` archive: one manifest entry per image, each layer stored once."""
+    digests = {name: _sha256(path) for name, path in layers.items()}
+    tmp = dest.with_suffix(".part")
+    manifest = []
+    with tarfile.open(tmp, "w") as tar:
+        for name, path in layers.items():
+            tar.add(path, arcname=f"{digests[name]}/layer.tar")
+        for tag, names, config in images:
+            doc = {
+                "architecture": "amd64",
+                "os": "linux",
+                "created": "2022-04-01T00:00:00Z",
+                "config": config,
+                "rootfs": {"type": "layers", "diff_ids": [f"sha256:{digests[n]}" for n in names]},
+                "history": [{"created": "2022-04-01T00:00:00Z", "created_by": f"infprov sandbox: {n}"}
+                            for n in names],
+            }
+            raw = json.dumps(doc, sort_keys=True).encode()
+            cfg_name = hashlib.sha256(raw).hexdigest() + ".json"
+            _add_bytes(tar, cfg_name, raw)
+            manifest.append({"Config": cfg_name, "RepoTags": [tag],
+                             "Layers": [f"{digests[n]}/layer.tar" for n in names]})
+        _add_bytes(tar, "manifest.json", json.dumps(manifest).encode())
+    tmp.rename(dest)
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = 1648771200
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _note(progress: system.Progress | None, text: str) -> None:
     if progress is not None:
         progress(text)
 
 
-def _base_rootfs(work: Path, log: Path, progress: "system.Progress | None") -> Path:
-    """A minimal Debian root file system with python3 and numpy, cached as a tarball."""
+def _base_rootfs(work: Path, log: Path, progress: system.Progress | None) -> Path:
+    """A minimal Debian root file system with python3 and numpy, cached as a tarball (the base layer)."""
     cached = cache_dir() / f"rootfs-{SUITE}-{recipe_key()}.tar"
+    if cached.exists():
+        return cached
     root = work / "base"
     root.mkdir()
-    if cached.exists():
-        system.run(["tar", "-xf", str(cached), "-C", str(root)], what="unpack the cached rootfs")
-        return root
     _note(progress, f"debootstrap {SUITE} (minbase + python3, numpy; about 40 s)")
     with open(log, "ab") as fh:
         proc = subprocess.run(
@@ -119,7 +187,7 @@ def _base_rootfs(work: Path, log: Path, progress: "system.Progress | None") -> P
                 else:
                     child.unlink(missing_ok=True)
     _tar(root, cached)
-    return root
+    return cached
 
 
 def _debian_mirror() -> str:
@@ -136,10 +204,6 @@ def _debian_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
-def _copy_tree(src: Path, dst: Path) -> None:
-    system.run(["cp", "-a", "--reflink=auto", str(src), str(dst)], what="copy the rootfs")
-
-
 def _tar(root: Path, dest: Path) -> None:
     tmp = dest.with_suffix(".part")
     system.run(["tar", "--numeric-owner", "-cf", str(tmp), "-C", str(root), "."], what=f"pack {dest.name}")
@@ -151,6 +215,7 @@ def _add_server(root: Path) -> None:
     pyt = _pytriton_root() / "tritonserver"
     libs = _pytriton_root().parent / "nvidia_pytriton.libs"
     opt = root / "opt" / "tritonserver"
+    root.mkdir()
     opt.mkdir(parents=True)
     shutil.copytree(pyt / "bin", opt / "bin", symlinks=True)
     shutil.copytree(pyt / "caches", opt / "caches", symlinks=True)
@@ -169,6 +234,7 @@ def _add_sdk(root: Path, log: Path) -> None:
     """tritonclient[http] for the image's python3, and perf_analyzer with the two libraries it needs."""
     target = root / "usr" / "local" / "lib" / f"python{IMAGE_PYTHON}" / "dist-packages"
     target.mkdir(parents=True, exist_ok=True)
+    (root / "workspace").mkdir()
     if sysconfig.get_python_version() != IMAGE_PYTHON:
         platform_args = ["--python-version", IMAGE_PYTHON, "--only-binary=:all:"]
     else:
@@ -176,7 +242,7 @@ def _add_sdk(root: Path, log: Path) -> None:
     with open(log, "ab") as fh:
         proc = subprocess.run(
             [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-             "--target", str(target), *platform_args, TRITONCLIENT],
+             "--no-deps", "--target", str(target), *platform_args, *SDK_WHEELS],
             stdout=fh, stderr=subprocess.STDOUT, check=False,
         )
     if proc.returncode != 0:
@@ -194,4 +260,3 @@ def _add_sdk(root: Path, log: Path) -> None:
         if not found:
             raise InfprovError(f"nvidia-pytriton carries no {pattern}", "reinstall nvidia-pytriton==0.7.0")
         shutil.copy2(found[0], libdir / soname)
-    system.run(["chroot", str(root), "/sbin/ldconfig"], what="ldconfig in the SDK rootfs")

@@ -1,0 +1,658 @@
+"""Build, check, repair and remove the sandbox fleet: hosts in their own namespaces plus an EC2 endpoint."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provision import ui
+from provision.errors import InfprovError
+from provision.sandbox import hostinit, images, pbrepo, system
+
+MAX_HOSTS = 8
+NEURON_DEVICES = 4  # an inf1.6xlarge: four chips, /dev/neuron0..3
+USER = "ubuntu"
+DEFAULT_SUBNET = "10.237.0.0/24"
+DEFAULT_EC2_PORT = 5055
+
+
+def prefix() -> str:
+    """Names this sandbox's links, namespaces and cgroups; another prefix is another sandbox."""
+    value = os.environ.get("INFPROV_SANDBOX_ID", "infp")
+    if not (value.isalnum() and value.islower() and 1 <= len(value) <= 6):
+        raise InfprovError(f"INFPROV_SANDBOX_ID={value!r} is not usable", "use 1 to 6 lowercase letters or digits")
+    return value
+
+
+def bridge() -> str:
+    return f"{prefix()}br0"
+
+
+def base_dir() -> Path:
+    return Path(os.environ.get("INFPROV_SANDBOX_DIR", "/var/lib/infprov-sandbox"))
+
+
+def private_dir() -> Path:
+    """Hosts' backing folders, the login key and state: hidden from inside every host."""
+    return base_dir() / "private"
+
+
+def public_dir() -> Path:
+    """What every host may read: the python_backend stand-in repository."""
+    return base_dir() / "public"
+
+
+def key_file() -> Path:
+    return private_dir() / "keys" / "id_ed25519"
+
+
+def subnet() -> ipaddress.IPv4Network:
+    return ipaddress.IPv4Network(os.environ.get("INFPROV_SANDBOX_SUBNET", DEFAULT_SUBNET))
+
+
+def gateway() -> str:
+    return str(subnet().network_address + 1)
+
+
+def ec2_port() -> int:
+    return int(os.environ.get("INFPROV_SANDBOX_EC2_PORT", DEFAULT_EC2_PORT))
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """Names and address of sandbox host number `index` (1-based)."""
+
+    index: int
+
+    @property
+    def name(self) -> str:
+        return f"h{self.index}"
+
+    @property
+    def address(self) -> str:
+        return str(subnet().network_address + 10 + self.index)
+
+    @property
+    def netns(self) -> str:
+        return f"{prefix()}-{self.name}"
+
+    @property
+    def veth(self) -> str:
+        return f"{prefix()}-{self.name}"
+
+    @property
+    def hostname(self) -> str:
+        return "ip-" + self.address.replace(".", "-")
+
+    @property
+    def dir(self) -> Path:
+        return private_dir() / "hosts" / self.name
+
+    @property
+    def cgroup(self) -> Path:
+        return cgroup_root() / f"infprov-{prefix()}" / self.name
+
+
+def cgroup_root() -> Path:
+    """The cgroup v2 tree: a hybrid machine mounts it at /sys/fs/cgroup/unified."""
+    unified = Path("/sys/fs/cgroup/unified")
+    if (unified / "cgroup.procs").exists():
+        return unified
+    return Path("/sys/fs/cgroup")
+
+
+# ---------------------------------------------------------------- state
+
+
+def _state_file() -> Path:
+    return private_dir() / "state.json"
+
+
+def _read_state() -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(_state_file().read_text())
+        return data
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {"hosts": {}, "assignments": {}, "made": []}
+
+
+def _write_state(state: dict[str, Any]) -> None:
+    _state_file().parent.mkdir(parents=True, exist_ok=True)
+    tmp = _state_file().with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(_state_file())
+
+
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    """One sandbox operation at a time on this machine."""
+    private_dir().mkdir(parents=True, exist_ok=True)
+    os.chmod(private_dir(), 0o700)
+    with open(private_dir() / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------- public API
+
+
+def status() -> dict[str, Any]:
+    """The hosts and the EC2 endpoint, as `infprov sandbox status --json` prints them."""
+    from provision.sandbox import ec2endpoint
+
+    state = _read_state()
+    endpoint = ec2endpoint.is_running(private_dir() / "ec2") if private_dir().exists() else None
+    hosts = []
+    for name in sorted(state.get("hosts", {}), key=lambda n: int(n[1:])):
+        spec = HostSpec(int(name[1:]))
+        hosts.append(
+            {
+                "name": name,
+                "address": spec.address,
+                "port": 22,
+                "user": USER,
+                "key_file": str(key_file()),
+                "neuron_devices": state["hosts"][name].get("neuron_devices", NEURON_DEVICES),
+                "healthy": _host_problem(spec, state["hosts"][name], quick=True) is None,
+            }
+        )
+    return {"ec2_endpoint": endpoint, "hosts": hosts}
+
+
+def up(count: int) -> dict[str, Any]:
+    """Make sure hosts h1..hN exist and are healthy; build what is missing, repair what is broken."""
+    system.require_linux_root()
+    system.require_tools()
+    with _locked():
+        state = _read_state()
+        fresh = not state.get("hosts")
+        try:
+            _up_locked(count, state)
+        except BaseException:
+            if fresh:
+                ui.warn("sandbox up failed: removing what this run made")
+                with contextlib.suppress(Exception):
+                    _down_locked()
+            raise
+    return status()
+
+
+def down() -> None:
+    """Remove every host, the bridge, the EC2 endpoint and all state; safe to run twice."""
+    system.require_linux_root()
+    if not base_dir().exists() and not _link_exists(bridge()):
+        return
+    with _locked():
+        _down_locked()
+
+
+def assign_host(instance_id: str) -> dict[str, Any]:
+    """Give a launched instance a free sandbox host (the same one on every call for that id)."""
+    with _locked():
+        state = _read_state()
+        assignments: dict[str, str] = state.setdefault("assignments", {})
+        name = assignments.get(instance_id)
+        if name is None:
+            taken = set(assignments.values())
+            free = [n for n in sorted(state.get("hosts", {}), key=lambda n: int(n[1:])) if n not in taken]
+            if not free:
+                raise InfprovError(
+                    f"no free sandbox host for instance {instance_id}: all "
+                    f"{len(state.get('hosts', {}))} are in use",
+                    "run `infprov sandbox up --hosts N` with more hosts, or tear a cluster down",
+                )
+            name = free[0]
+            assignments[instance_id] = name
+            _write_state(state)
+    return _host_entry(name, state)
+
+
+def release_host(instance_id: str) -> None:
+    with _locked():
+        state = _read_state()
+        if state.get("assignments", {}).pop(instance_id, None) is not None:
+            _write_state(state)
+
+
+def host_for_instance(instance_id: str) -> dict[str, Any] | None:
+    state = _read_state()
+    name = state.get("assignments", {}).get(instance_id)
+    return _host_entry(name, state) if name else None
+
+
+def docker_socket(name: str) -> str:
+    """The host's dockerd as seen from the machine's root namespaces."""
+    state = _read_state()
+    pid = state.get("hosts", {}).get(name, {}).get("init_pid")
+    if not pid:
+        raise InfprovError(f"sandbox host {name} does not exist", "run `infprov sandbox up`")
+    return f"unix:///proc/{pid}/root/run/docker.sock"
+
+
+def _host_entry(name: str, state: dict[str, Any]) -> dict[str, Any]:
+    spec = HostSpec(int(name[1:]))
+    return {
+        "name": name,
+        "address": spec.address,
+        "port": 22,
+        "user": USER,
+        "key_file": str(key_file()),
+        "neuron_devices": state.get("hosts", {}).get(name, {}).get("neuron_devices", NEURON_DEVICES),
+    }
+
+
+# ---------------------------------------------------------------- up
+
+
+def _up_locked(count: int, state: dict[str, Any]) -> None:
+    from provision.sandbox import ec2endpoint
+
+    specs = [HostSpec(i) for i in range(1, count + 1)]
+    hosts: dict[str, Any] = state.setdefault("hosts", {})
+    todo = []
+    for spec in specs:
+        entry = hosts.get(spec.name)
+        problem = "missing" if entry is None else _host_problem(spec, entry, quick=False)
+        if problem is None:
+            continue
+        if entry is not None:
+            ui.step(f"{spec.name}: {problem}; rebuilding it")
+        todo.append(spec)
+
+    endpoint = ec2endpoint.is_running(private_dir() / "ec2")
+    if not todo and endpoint and _link_exists(bridge()) and pbrepo.exists(public_dir()):
+        ui.ok(f"sandbox is healthy ({len(hosts)} hosts); nothing to change")
+        return
+
+    if todo:
+        system.check_free_space(base_dir().parent, (1 << 30) * len(todo), f"hold {len(todo)} sandbox host(s)")
+    bundle = images.ensure_built(private_dir() / "images.log", progress=ui.step) if todo else None
+    _prerequisites(state)
+    if not pbrepo.exists(public_dir()):
+        ui.step("python_backend stand-in repository (branch r22.04)")
+        pbrepo.create(public_dir(), USER)
+    if not endpoint:
+        endpoint = ec2endpoint.start(private_dir() / "ec2", ec2_port())
+        ui.ok(f"EC2 endpoint at {endpoint}")
+    _write_state(state)
+
+    if not todo:
+        return
+    for spec in todo:
+        _remove_host(spec, state)
+        hosts.pop(spec.name, None)
+    ui.step(f"starting {len(todo)} host(s): {', '.join(s.name for s in todo)}")
+    errors: list[str] = []
+    with ThreadPoolExecutor(max_workers=len(todo)) as pool:
+        futures = {pool.submit(_make_host, spec, bundle): spec for spec in todo}
+        for future, spec in futures.items():
+            try:
+                hosts[spec.name] = future.result()
+                ui.ok(f"{spec.name}: {spec.address} sshd + dockerd up, images loaded")
+            except Exception as exc:
+                errors.append(f"{spec.name}: {exc}")
+                with contextlib.suppress(Exception):
+                    _remove_host(spec, state)
+    _write_state(state)
+    if errors:
+        raise InfprovError(
+            "sandbox host(s) failed to start: " + "; ".join(errors),
+            f"see the logs under {private_dir() / 'hosts'}; `infprov sandbox up` again repairs",
+        )
+
+
+def _prerequisites(state: dict[str, Any]) -> None:
+    """Machine-wide pieces every host shares: the login user, sudo, the key, the bridge."""
+    made: list[str] = state.setdefault("made", [])
+    if subprocess.run(["id", USER], capture_output=True).returncode != 0:
+        system.run(["useradd", "-m", "-s", "/bin/bash", USER], what=f"create user {USER}")
+        made.append("user")
+    # useradd leaves the account locked ("!"); sshd refuses a locked account even for keys.
+    system.run(["usermod", "-p", "*", USER], what=f"unlock {USER} for key logins")
+    sudoers = Path("/etc/sudoers.d/90-infprov-ubuntu")
+    if not sudoers.exists():
+        sudoers.write_text(f"{USER} ALL=(ALL) NOPASSWD:ALL\n")
+        sudoers.chmod(0o440)
+        made.append("sudoers")
+    if subprocess.run(["getent", "group", "docker"], capture_output=True).returncode != 0:
+        system.run(["groupadd", "-r", "docker"], what="create group docker")
+    if "docker" not in subprocess.run(["id", "-nG", USER], capture_output=True, text=True).stdout.split():
+        system.run(["usermod", "-aG", "docker", USER], what=f"add {USER} to group docker")
+    Path("/var/lib/docker").mkdir(parents=True, exist_ok=True)
+    key = key_file()
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        system.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "infprov-sandbox", "-f", str(key)],
+                   what="make the sandbox login key")
+    if not _link_exists(bridge()):
+        _check_subnet_free()
+        net = subnet()
+        system.run(["ip", "link", "add", bridge(), "type", "bridge"], what="create the sandbox bridge")
+        system.run(["ip", "addr", "add", f"{gateway()}/{net.prefixlen}", "dev", bridge()], what="address the bridge")
+        system.run(["ip", "link", "set", bridge(), "up"], what="bring the bridge up")
+    (cgroup_root() / f"infprov-{prefix()}").mkdir(exist_ok=True)
+
+
+def _check_subnet_free() -> None:
+    """Refuse a subnet that another interface already uses: routes would clash."""
+    net = subnet()
+    out = system.run(["ip", "-o", "-4", "addr", "show"], what="list addresses").stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if "inet" not in parts:
+            continue
+        iface = parts[1]
+        addr = ipaddress.IPv4Interface(parts[parts.index("inet") + 1])
+        if iface != bridge() and addr.network.overlaps(net):
+            raise InfprovError(
+                f"the sandbox subnet {net} is taken: {iface} has {addr}",
+                "choose another with INFPROV_SANDBOX_SUBNET=10.x.y.0/24",
+            )
+
+
+def _link_exists(name: str) -> bool:
+    return Path(f"/sys/class/net/{name}").exists()
+
+
+def _make_host(spec: HostSpec, bundle: Path | None) -> dict[str, Any]:
+    """Create one host: network, init process, private mounts, sshd, dockerd, images."""
+    hdir = spec.dir
+    for sub in ("home", "etc-upper", "etc-work", "docker", "dev"):
+        (hdir / sub).mkdir(parents=True, exist_ok=True)
+    os.chmod(hdir / "docker", 0o710)
+    _network(spec)
+    _home(spec)
+    pid = _start_init(spec)
+    entry = {"init_pid": pid, "neuron_devices": NEURON_DEVICES, "created": time.time()}
+    system.run(
+        ["nsenter", "-t", str(pid), "-m", "-u", "-n", "-p", "bash", "-es", "--", spec.name, spec.address,
+         str(NEURON_DEVICES), spec.hostname, str(hdir), f"{key_file()}.pub", str(private_dir())],
+        input=hostinit.LAYOUT_SCRIPT, what=f"lay out {spec.name}'s file system",
+    )
+    _in_host(spec, pid, ["/usr/sbin/sshd", "-E", "/run/sshd.log"])
+    with open(hdir / "dockerd.log", "ab") as log:
+        _in_host(
+            spec, pid,
+            ["setsid", "-f", "dockerd", "--data-root", "/var/lib/docker", "--exec-root", "/var/run/docker",
+             "--pidfile", "/var/run/docker.pid", "-H", "unix:///var/run/docker.sock",
+             "--cgroup-parent", f"/infprov-{prefix()}/{spec.name}/docker"],
+            stdout=log,
+        )
+    sock = f"unix:///proc/{pid}/root/run/docker.sock"
+    _wait_docker(spec, sock)
+    if bundle is not None:
+        _load_images(sock, bundle)
+    _wait_ssh(spec)
+    return entry
+
+
+def _forget_neighbour(spec: HostSpec) -> None:
+    """Drop the bridge's ARP entry for a host's address: a rebuilt host has a new MAC address,
+    and a stale entry would black-hole its traffic for half a minute."""
+    if _link_exists(bridge()):
+        system.run(["ip", "neigh", "flush", "to", spec.address, "dev", bridge()], what="flush ARP", check=False)
+
+
+def _network(spec: HostSpec) -> None:
+    net = subnet()
+    ns = spec.netns
+    _forget_neighbour(spec)
+    system.run(["ip", "netns", "add", ns], what=f"create netns {ns}")
+    system.run(["ip", "link", "add", spec.veth, "type", "veth", "peer", "name", "eth0", "netns", ns],
+               what=f"create veth {spec.veth}")
+    system.run(["ip", "link", "set", spec.veth, "master", bridge(), "up"], what=f"attach {spec.veth}")
+    system.run(["ip", "-n", ns, "addr", "add", f"{spec.address}/{net.prefixlen}", "dev", "eth0"],
+               what=f"address {spec.name}")
+    system.run(["ip", "-n", ns, "link", "set", "lo", "up"], what=f"{spec.name} lo up")
+    system.run(["ip", "-n", ns, "link", "set", "eth0", "up"], what=f"{spec.name} eth0 up")
+    system.run(["ip", "-n", ns, "route", "add", "default", "via", gateway()], what=f"{spec.name} default route")
+
+
+def _home(spec: HostSpec) -> None:
+    home = spec.dir / "home"
+    with contextlib.suppress(FileNotFoundError):
+        for item in Path("/etc/skel").iterdir():
+            dest = home / item.name
+            if not dest.exists() and item.is_file():
+                shutil.copy2(item, dest)
+    ssh = home / ".ssh"
+    ssh.mkdir(mode=0o700, exist_ok=True)
+    shutil.copy2(f"{key_file()}.pub", ssh / "authorized_keys")
+    (ssh / "authorized_keys").chmod(0o600)
+    shutil.chown(home, USER, USER)
+    for p in home.rglob("*"):
+        shutil.chown(p, USER, USER)
+    home.chmod(0o750)
+    hostkey = spec.dir / "ssh_host_ed25519_key"
+    if not hostkey.exists():
+        system.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", spec.hostname, "-f", str(hostkey)],
+                   what=f"make {spec.name}'s host key")
+
+
+def _join_cgroup(cg: Path) -> None:
+    cg.mkdir(parents=True, exist_ok=True)
+    (cg / "cgroup.procs").write_text(str(os.getpid()))
+
+
+def _start_init(spec: HostSpec) -> int:
+    ready = spec.dir / "init.ready"
+    ready.unlink(missing_ok=True)
+    cg = spec.cgroup
+    proc = subprocess.Popen(
+        ["setsid", "nsenter", f"--net=/run/netns/{spec.netns}", "unshare", "--mount", "--uts",
+         "--propagation", "private", "--pid", "--fork", "--mount-proc", "--kill-child",
+         "/bin/bash", "-c", hostinit.INIT_LOOP.format(ready=ready)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: _join_cgroup(cg),
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if ready.exists():
+            children = _children(proc.pid)
+            if children:
+                pid = children[0]
+                (spec.dir / "init.pid").write_text(str(pid))
+                return pid
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    raise InfprovError(f"{spec.name}: the host's init process did not start")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _in_host(spec: HostSpec, pid: int, argv: list[str], stdout: Any = None) -> None:
+    cg = spec.cgroup
+    subprocess.run(
+        ["nsenter", "-t", str(pid), "-m", "-u", "-n", "-p", *argv],
+        stdin=subprocess.DEVNULL, stdout=stdout or subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        preexec_fn=lambda: _join_cgroup(cg), check=True, timeout=30,
+    )
+
+
+def _docker(
+    sock: str, *args: str, timeout: float = 120, input_file: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    stdin = open(input_file, "rb") if input_file else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        proc = subprocess.run(["docker", "-H", sock, *args], stdin=stdin, capture_output=True, timeout=timeout)
+    finally:
+        if input_file:
+            stdin.close()  # type: ignore[union-attr]
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(errors="replace"),
+                                       proc.stderr.decode(errors="replace"))
+
+
+def _wait_docker(spec: HostSpec, sock: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if _docker(sock, "version", "--format", "{{.Server.Version}}", timeout=10).returncode == 0:
+            return
+        time.sleep(0.2)
+    tail = (spec.dir / "dockerd.log").read_text(errors="replace").strip().splitlines()[-3:]
+    raise InfprovError(f"{spec.name}: dockerd did not start in 60 s: {' | '.join(tail)}",
+                       f"see {spec.dir / 'dockerd.log'}")
+
+
+def _load_images(sock: str, bundle: Path) -> None:
+    proc = _docker(sock, "load", "-q", timeout=300, input_file=bundle)
+    if proc.returncode != 0:
+        raise InfprovError(f"docker load of the sandbox images failed: {proc.stderr.strip()[-300:]}",
+                           f"delete {bundle} to rebuild it")
+
+
+def _wait_ssh(spec: HostSpec) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((spec.address, 22), timeout=1) as s:
+            if s.recv(4).startswith(b"SSH"):
+                return
+        time.sleep(0.1)
+    raise InfprovError(f"{spec.name}: sshd is not answering on {spec.address}:22",
+                       f"see /proc/<init>/root/run/sshd.log of {spec.name}")
+
+
+# ---------------------------------------------------------------- health
+
+
+def _host_problem(spec: HostSpec, entry: dict[str, Any], quick: bool) -> str | None:
+    """None when the host is whole; otherwise what is wrong with it."""
+    pid = entry.get("init_pid")
+    if not pid or not Path(f"/proc/{pid}").exists():
+        return "its init process is gone"
+    if not Path(f"/run/netns/{spec.netns}").exists():
+        return "its network namespace is gone"
+    try:
+        with socket.create_connection((spec.address, 22), timeout=1) as s:
+            if not s.recv(4).startswith(b"SSH"):
+                return "sshd does not answer"
+    except OSError:
+        return "sshd does not answer"
+    if quick:
+        return None
+    sock = f"unix:///proc/{pid}/root/run/docker.sock"
+    proc = _docker(sock, "image", "inspect", "--format", "{{.Id}}", images.SERVER_IMAGE, images.SDK_IMAGE,
+                   timeout=20)
+    if proc.returncode != 0:
+        return "dockerd or its images are missing"
+    return None
+
+
+# ---------------------------------------------------------------- down
+
+
+def _down_locked() -> None:
+    from provision.sandbox import ec2endpoint
+
+    state = _read_state()
+    names = set(state.get("hosts", {}))
+    hosts_dir = private_dir() / "hosts"
+    if hosts_dir.exists():
+        names |= {p.name for p in hosts_dir.iterdir() if p.is_dir()}
+    if Path("/run/netns").exists():
+        names |= {p.name[len(prefix()) + 1:] for p in Path("/run/netns").glob(f"{prefix()}-h*")}
+    for name in sorted(names):
+        if name.startswith("h") and name[1:].isdigit():
+            _remove_host(HostSpec(int(name[1:])), state)
+    with contextlib.suppress(Exception):
+        ec2endpoint.stop(private_dir() / "ec2")
+    if _link_exists(bridge()):
+        system.run(["ip", "link", "del", bridge()], what="remove the sandbox bridge", check=False)
+    made = state.get("made", [])
+    if "sudoers" in made:
+        Path("/etc/sudoers.d/90-infprov-ubuntu").unlink(missing_ok=True)
+    if "user" in made:
+        subprocess.run(["userdel", "-r", USER], capture_output=True)
+    for root in Path("/sys/fs/cgroup").iterdir():
+        with contextlib.suppress(OSError):
+            (root / f"infprov-{prefix()}").rmdir()
+    with contextlib.suppress(OSError):
+        Path("/var/lib/docker").rmdir()  # only if empty: the mountpoint the hosts bind over
+    shutil.rmtree(base_dir(), ignore_errors=True)
+
+
+def _cgroup_pids(spec: HostSpec) -> list[int]:
+    pids: list[int] = []
+    if not spec.cgroup.exists():
+        return pids
+    for procs in spec.cgroup.rglob("cgroup.procs"):
+        with contextlib.suppress(OSError):
+            pids += [int(p) for p in procs.read_text().split()]
+    return pids
+
+
+def _remove_host(spec: HostSpec, state: dict[str, Any]) -> None:
+    """Stop a host's containers and daemons, kill what is left by PID, drop its links and files."""
+    pid = state.get("hosts", {}).get(spec.name, {}).get("init_pid")
+    if pid is None and (spec.dir / "init.pid").exists():
+        pid = int((spec.dir / "init.pid").read_text())
+    if pid and Path(f"/proc/{pid}/root/run/docker.sock").exists():
+        sock = f"unix:///proc/{pid}/root/run/docker.sock"
+        ids = _docker(sock, "ps", "-aq", timeout=20).stdout.split()
+        if ids:
+            _docker(sock, "rm", "-f", *ids, timeout=60)
+    for p in _cgroup_pids(spec):
+        if _comm(p) == "dockerd":
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGTERM)
+            _wait_gone(p, 15)
+    for _ in range(50):
+        pids = _cgroup_pids(spec)
+        if not pids:
+            break
+        for p in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+        time.sleep(0.1)
+    for root in Path("/sys/fs/cgroup").iterdir():
+        cg = root / f"infprov-{prefix()}" / spec.name
+        if cg.is_dir():
+            for d in sorted((p for p in cg.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            with contextlib.suppress(OSError):
+                cg.rmdir()
+    if Path(f"/run/netns/{spec.netns}").exists():
+        system.run(["ip", "netns", "del", spec.netns], what=f"remove netns {spec.netns}", check=False)
+    if _link_exists(spec.veth):
+        system.run(["ip", "link", "del", spec.veth], what=f"remove veth {spec.veth}", check=False)
+    _forget_neighbour(spec)
+    for instance, name in list(state.get("assignments", {}).items()):
+        if name == spec.name:
+            del state["assignments"][instance]
+    shutil.rmtree(spec.dir, ignore_errors=True)
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _wait_gone(pid: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.1)

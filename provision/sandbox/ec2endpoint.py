@@ -1,0 +1,281 @@
+"""The sandbox's EC2 API: a moto server on loopback with Neuron DLAMIs injected and validation on."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from provision.errors import InfprovError
+from provision.wait import wait_until
+
+HOST = "127.0.0.1"
+PID_FILE = "moto.pid"
+LOG_FILE = "moto.log"
+AMIS_FILE = "neuron-amis.json"
+START_TIMEOUT = 30.0
+
+# The AWS account that publishes the Deep Learning AMIs; moto reports every injected image as
+# owned by the "amazon" alias too, as AWS does for them.
+DLAMI_OWNER = "898082745236"
+CANONICAL_OWNER = "099720109477"
+
+# A few images shaped like the real Neuron DLAMIs: releases up to 2.26.0 can drive Inf1, releases
+# from 2.26.1 on cannot (their driver dropped Inf1), and a plain Ubuntu image for `--ami` tests.
+NEURON_AMIS: list[dict[str, object]] = [
+    {
+        "ami_id": "ami-0c1f5e2a9d4b70a11",
+        "name": "Deep Learning AMI Neuron (Ubuntu 22.04) 20250919",
+        "description": "Deep Learning AMI Neuron (Ubuntu 22.04) with Neuron SDK 2.26.0. "
+        "Supported EC2 instances: Inf1, Inf2, Trn1, Trn1n, Trn2.",
+        "creation_date": "2025-09-19T08:12:41.000Z",
+    },
+    {
+        "ami_id": "ami-0b7e3d6c2a1f90b22",
+        "name": "Deep Learning AMI Neuron (Ubuntu 22.04) 20250731",
+        "description": "Deep Learning AMI Neuron (Ubuntu 22.04) with Neuron SDK 2.25.0. "
+        "Supported EC2 instances: Inf1, Inf2, Trn1, Trn1n, Trn2.",
+        "creation_date": "2025-07-31T17:03:09.000Z",
+    },
+    {
+        "ami_id": "ami-0e4a9b8c7d6e50c33",
+        "name": "Deep Learning Base Neuron AMI (Ubuntu 22.04) 20250919",
+        "description": "Deep Learning Base Neuron AMI (Ubuntu 22.04) with Neuron SDK 2.26.0. "
+        "Supported EC2 instances: Inf1, Inf2, Trn1, Trn1n, Trn2.",
+        "creation_date": "2025-09-19T06:55:20.000Z",
+    },
+    {
+        "ami_id": "ami-0d2c4e6f8a0b10d44",
+        "name": "Deep Learning AMI Neuron PyTorch 1.13 (Ubuntu 20.04) 20250627",
+        "description": "Deep Learning AMI Neuron PyTorch 1.13 (Ubuntu 20.04) with Neuron SDK 2.24.0. "
+        "Supported EC2 instances: Inf1.",
+        "creation_date": "2025-06-27T11:40:02.000Z",
+    },
+    {
+        "ami_id": "ami-0f9a8b7c6d5e40e55",
+        "name": "Deep Learning AMI Neuron (Ubuntu 22.04) 20251029",
+        "description": "Deep Learning AMI Neuron (Ubuntu 22.04) with Neuron SDK 2.26.1. "
+        "Supported EC2 instances: Inf2, Trn1, Trn1n, Trn2.",
+        "creation_date": "2025-10-29T09:21:57.000Z",
+    },
+    {
+        "ami_id": "ami-0a6b5c4d3e2f10f66",
+        "name": "Deep Learning AMI Neuron (Ubuntu 22.04) 20251220",
+        "description": "Deep Learning AMI Neuron (Ubuntu 22.04) with Neuron SDK 2.27.0. "
+        "Supported EC2 instances: Inf2, Trn1, Trn1n, Trn2, Trn3.",
+        "creation_date": "2025-12-20T04:48:13.000Z",
+    },
+    {
+        "ami_id": "ami-0c3d2e1f0a9b80a77",
+        "name": "Deep Learning Base Neuron AMI (Ubuntu 22.04) 20251220",
+        "description": "Deep Learning Base Neuron AMI (Ubuntu 22.04) with Neuron SDK 2.27.0. "
+        "Supported EC2 instances: Inf2, Trn1, Trn1n, Trn2, Trn3.",
+        "creation_date": "2025-12-20T03:10:44.000Z",
+    },
+    {
+        "ami_id": "ami-04b70fa74e45c3917",
+        "name": "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20250925",
+        "description": "Canonical, Ubuntu, 22.04 LTS, amd64 jammy image build on 2025-09-25",
+        "creation_date": "2025-09-25T21:06:11.000Z",
+        "owner_id": CANONICAL_OWNER,
+    },
+]
+
+
+def ami_records() -> list[dict[str, object]]:
+    """The images in the form MOTO_AMIS_PATH takes."""
+    records = []
+    for ami in NEURON_AMIS:
+        record: dict[str, object] = {
+            "owner_id": DLAMI_OWNER,
+            "public": True,
+            "virtualization_type": "hvm",
+            "architecture": "x86_64",
+            "state": "available",
+            "platform": None,
+            "image_type": "machine",
+            "hypervisor": "xen",
+            "root_device_name": "/dev/sda1",
+            "root_device_type": "ebs",
+            "sriov": "simple",
+        }
+        record.update(ami)
+        records.append(record)
+    return records
+
+
+def start(state_dir: Path, port: int) -> str:
+    """Start moto on 127.0.0.1:port (or find it already running); return its URL."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    running = is_running(state_dir)
+    if running:
+        return running
+    _clear(state_dir)
+    _require_free(port)
+    amis = state_dir / AMIS_FILE
+    amis.write_text(json.dumps(ami_records(), indent=1))
+    env = dict(os.environ)
+    env.update(
+        {
+            "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "true",
+            "MOTO_ENABLE_AMI_VALIDATION": "true",
+            "MOTO_ENABLE_KEYPAIR_VALIDATION": "true",
+            "MOTO_AMIS_PATH": str(amis),
+        }
+    )
+    # The endpoint must never point at itself or at AWS through inherited settings.
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2"):
+        env.pop(name, None)
+    log = (state_dir / LOG_FILE).open("ab")
+    try:
+        proc = subprocess.Popen(
+            [*_server_command(), "-H", HOST, "-p", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=state_dir,
+            start_new_session=True,  # its own session: a Ctrl-C in the caller's terminal leaves it be
+        )
+    finally:
+        log.close()
+    (state_dir / PID_FILE).write_text(json.dumps({"pid": proc.pid, "port": port, "start": _start_ticks(proc.pid)}))
+    url = f"http://{HOST}:{port}"
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise _Exited(proc.returncode)
+        return _answers(url)
+
+    try:
+        wait_until(ready, what=f"the EC2 endpoint on {HOST}:{port}", timeout=START_TIMEOUT, interval=0.1)
+    except _Exited as exc:
+        _clear(state_dir)
+        raise InfprovError(
+            f"the EC2 endpoint (moto) exited with code {exc.code} at start: {_tail(state_dir)}",
+            f"see {state_dir / LOG_FILE}",
+        ) from None
+    except InfprovError:
+        stop(state_dir)
+        raise
+    return url
+
+
+def is_running(state_dir: Path) -> str | None:
+    """The URL of the endpoint this state_dir started, if that very process still runs and answers."""
+    info = _read_pid(state_dir)
+    if info is None or not _same_process(info):
+        return None
+    url = f"http://{HOST}:{info['port']}"
+    return url if _answers(url) else None
+
+
+def stop(state_dir: Path) -> None:
+    """End the moto this state_dir started (only that PID); safe to call when it is not running."""
+    info = _read_pid(state_dir)
+    if info is not None and _same_process(info):
+        pid = int(info["pid"])
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _same_process(info):
+            _reap(pid)
+            time.sleep(0.05)
+        if _same_process(info):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _reap(pid)
+    _clear(state_dir)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+class _Exited(Exception):
+    def __init__(self, code: int | None) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _server_command() -> list[str]:
+    beside = Path(sys.executable).parent / "moto_server"
+    if beside.exists():
+        return [str(beside)]
+    return [sys.executable, "-m", "moto.server"]
+
+
+def _require_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise InfprovError(
+                    f"port {port} on {HOST} is taken by another program, so the sandbox's EC2 endpoint "
+                    "cannot start there",
+                    "choose a free port with INFPROV_SANDBOX_EC2_PORT=PORT (e.g. 5056) and run again",
+                ) from None
+            raise InfprovError(f"cannot use port {port} on {HOST}: {exc}", "set INFPROV_SANDBOX_EC2_PORT") from None
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def _read_pid(state_dir: Path) -> dict[str, int] | None:
+    try:
+        data = json.loads((state_dir / PID_FILE).read_text())
+        return {"pid": int(data["pid"]), "port": int(data["port"]), "start": int(data["start"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _start_ticks(pid: int) -> int:
+    """The process's start time in clock ticks since boot: with the PID, it names one process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return -1
+    # Field 22; the command name (field 2) may hold spaces, so split after its closing parenthesis.
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _same_process(info: dict[str, int]) -> bool:
+    pid = info["pid"]
+    if pid <= 1:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z" and _start_ticks(pid) == info["start"]
+
+
+def _reap(pid: int) -> None:
+    # Only a child of this process can be reaped; for others this is a no-op.
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _clear(state_dir: Path) -> None:
+    (state_dir / PID_FILE).unlink(missing_ok=True)
+
+
+def _tail(state_dir: Path) -> str:
+    try:
+        lines = (state_dir / LOG_FILE).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(lines[-3:]) or "(empty log)"

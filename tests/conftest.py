@@ -1,0 +1,53 @@
+"""Shared fixtures: the sandbox fleet that stands in for Inf1 hosts (real sshd, dockerd, Triton)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+SANDBOX_HOSTS = 3
+
+
+def _can_sandbox() -> str | None:
+    if sys.platform != "linux":
+        return "the sandbox needs Linux"
+    if os.geteuid() != 0:
+        return "the sandbox needs root"
+    return None
+
+
+@pytest.fixture(scope="session")
+def sandbox_hosts() -> Iterator[list[dict[str, Any]]]:
+    """A sandbox of at least SANDBOX_HOSTS hosts: [{name, address, port, user, key_file, ...}].
+
+    Built (or repaired) once per test session and left up for reuse; INFPROV_TEST_SANDBOX_DOWN=1
+    removes it at the end.
+    """
+    reason = _can_sandbox()
+    if reason:
+        pytest.skip(reason)
+    from provision.sandbox import core
+
+    status = core.up(SANDBOX_HOSTS)
+    yield status["hosts"][:SANDBOX_HOSTS]
+    if os.environ.get("INFPROV_TEST_SANDBOX_DOWN") == "1":
+        core.down()
+
+
+@pytest.fixture(scope="session")
+def sandbox_status(sandbox_hosts: list[dict[str, Any]]) -> dict[str, Any]:
+    from provision.sandbox import core
+
+    return core.status()
+
+
+@pytest.fixture()
+def infprov_home(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A private INFPROV_HOME per test."""
+    home = tmp_path / "infprov-home"
+    monkeypatch.setenv("INFPROV_HOME", str(home))
+    return home
