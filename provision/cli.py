@@ -289,3 +289,7 @@ def _usd(value: float | None) -> str:
 
 
 # ---------------------------------------------------------------- bench / results
+
+
+if __name__ == "__main__":
+    app()

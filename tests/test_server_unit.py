@@ -1,0 +1,144 @@
+"""The server playbook's Inf1 command lines, rendered per instance type and checked against FACTS."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+import yaml
+
+from provision import catalog
+
+PLAYBOOKS = Path(__file__).resolve().parents[1] / "playbooks"
+SERVER = PLAYBOOKS / "server.yml"
+
+# instance type -> (chips = /dev/neuronN, NeuronCores), from the Inf1 table
+EXPECTED = {
+    "inf1.xlarge": (1, 4),
+    "inf1.2xlarge": (1, 4),
+    "inf1.6xlarge": (4, 16),
+    "inf1.24xlarge": (16, 64),
+}
+
+
+def _play() -> dict[str, Any]:
+    plays = yaml.safe_load(SERVER.read_text())
+    assert isinstance(plays, list) and len(plays) == 1
+    return plays[0]
+
+
+def _task(name: str) -> dict[str, Any]:
+    for task in _play()["tasks"]:
+        if task["name"] == name:
+            return task
+    raise AssertionError(f"no task {name!r} in {SERVER}")
+
+
+def _render(text: str, variables: dict[str, Any]) -> str:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    return env.from_string(text).render(**variables)
+
+
+def _vars(instance_type: str, profile: str = "inf1", env_image_built: bool = False) -> dict[str, Any]:
+    """Play vars resolved the way Ansible resolves them (lazily, by rendering until stable)."""
+    chips = catalog.get(instance_type).neuron_devices
+    raw: dict[str, Any] = dict(_play()["vars"])
+    raw.update(profile=profile, neuron_cores=catalog.get(instance_type).neuron_cores,
+               neuron_devices_found={"stdout_lines": [f"/dev/neuron{i}" for i in range(chips)]},
+               env_image_present={"stdout": "yes" if env_image_built else "no"})
+    raw.update(_task("Triton server container")["vars"])
+    resolved = dict(raw)
+    for _ in range(5):
+        resolved = {k: _render(v, resolved) if isinstance(v, str) else v for k, v in resolved.items()}
+    return resolved
+
+
+@pytest.mark.parametrize("instance_type", sorted(EXPECTED))
+def test_docker_run_per_instance_type(instance_type: str) -> None:
+    chips, cores = EXPECTED[instance_type]
+    v = _vars(instance_type)
+    args = " ".join(v["run_args"].split())
+    devices = " ".join(f"--device /dev/neuron{i}" for i in range(chips))
+    assert args == (
+        f"{devices} -v /home/ubuntu/python_backend:/home/ubuntu/python_backend -v /lib/udev:/mylib/udev "
+        "--shm-size=1g --ulimit memlock=-1 --ulimit stack=67108864 -p 8000:8000 -p 8001:8001 -p 8002:8002 "
+        f"-e MODEL_NAME=rn50-{cores}neuroncores-default -e NEURON_CORE_RANGE=0:{cores - 1} "
+        "-e PYTHON_BACKEND_PATH=/home/ubuntu/python_backend "
+        "nvcr.io/nvidia/tritonserver:22.04-py3 bash /home/ubuntu/python_backend/infprov/start.sh"
+    )
+    assert v["model_name"] == catalog.model_name(instance_type) == f"rn50-{cores}neuroncores-default"
+    assert v["neuron_core_range"] == catalog.core_range(instance_type) == f"0:{cores - 1}"
+
+
+def test_second_start_uses_the_kept_environment() -> None:
+    v = _vars("inf1.6xlarge", env_image_built=True)
+    assert " infprov/tritonserver-neuron:22.04 bash " in " ".join(v["run_args"].split())
+
+
+def test_sandbox_profile_serves_the_model_folder_directly() -> None:
+    v = _vars("inf1.6xlarge", profile="sandbox")
+    assert " ".join(v["run_args"].split()).endswith(
+        "nvcr.io/nvidia/tritonserver:22.04-py3 tritonserver --model-repository /home/ubuntu/python_backend/models"
+    )
+
+
+def test_no_em_dash_or_non_ascii_in_what_runs_on_hosts() -> None:
+    for path in [SERVER, *PLAYBOOKS.glob("*.yml"), *(PLAYBOOKS / "files").rglob("*")]:
+        if path.is_file():
+            text = path.read_bytes()
+            assert all(b < 128 for b in text), f"non-ASCII byte in {path}"
+            assert "\u2014" not in text.decode("ascii")
+
+
+def test_start_script_generates_the_model_as_facts_say() -> None:
+    start = (PLAYBOOKS / "files" / "inf1" / "start.sh").read_text()
+    assert 'gen_triton_model.py" --model_type tensorflow' in start
+    assert "--triton_input input,FP32,-1x224x224x3 --triton_output output,FP32,-1x1000" in start
+    assert '--neuron_core_range "$cores"' in start
+    assert 'source "$pb/inferentia/scripts/setup.sh" -t' in start
+    assert 'exec tritonserver --model-repository "$pb/models"' in start
+
+
+SETUP = PLAYBOOKS / "files" / "setup.sh"
+
+
+def test_patched_setup_carries_the_seed_changes() -> None:
+    text = SETUP.read_text()
+    for tag in ("TRITON_BACKEND_REPO_TAG", "TRITON_COMMON_REPO_TAG", "TRITON_CORE_REPO_TAG"):
+        assert f"-D {tag}=r22.04" in text
+    assert "apt-get install -y" in text and "DEBIAN_FRONTEND=noninteractive" in text
+    assert "rapidjson-dev zlib1g-dev libarchive-dev" in text
+    assert "pip3 install --upgrade cmake" in text
+    assert '"protobuf<4"' in text
+    assert "--tensorflow-version) tf_version=$2" in text
+    assert 'eval set -- "$opts"' in text  # getopt's output is what gets parsed
+
+
+def test_patched_setup_is_clean_shell() -> None:
+    subprocess.run(["bash", "-n", str(SETUP)], check=True)
+    if subprocess.run(["which", "shellcheck"], capture_output=True).returncode != 0:
+        pytest.fail("shellcheck is not installed (./scripts/setup installs it)")
+    proc = subprocess.run(["shellcheck", str(SETUP), str(PLAYBOOKS / "files" / "inf1" / "start.sh")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+def _source_setup(*args: str) -> subprocess.CompletedProcess[str]:
+    """Source the script with its side effects stubbed: only option handling runs for real."""
+    script = (
+        "apt-get() { :; }; pip3() { :; }; pip() { :; }; wget() { return 1; }; "
+        f"source {SETUP} {' '.join(args)}; echo rc=$?"
+    )
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
+
+
+def test_setup_refuses_bad_options_when_sourced() -> None:
+    both = _source_setup("-tp")  # combined flags are read (upstream ignored them)
+    assert "exactly one of -t" in both.stderr and "rc=2" in both.stdout
+    none = _source_setup()
+    assert "exactly one of -t" in none.stderr and "rc=2" in none.stdout
+    bad_tf = _source_setup("-t", "--tensorflow-version", "3")
+    assert "--tensorflow-version must be 1 or 2, not 3" in bad_tf.stderr and "rc=2" in bad_tf.stdout
