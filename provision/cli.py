@@ -283,6 +283,121 @@ def _usd(value: float | None) -> str:
 
 
 # ---------------------------------------------------------------- inventory / play
+class _engine_errors:  # noqa: N801 - used like a function: `with _engine_errors():`
+    """The inventory and the engine have their own errors (they import nothing of provision): map them."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        from inventory.errors import InventoryError
+        from playbooks.errors import PlaybookError
+
+        if isinstance(exc, InventoryError | PlaybookError):
+            cls = UsageError if exc.exit_code == 2 else InfprovError
+            raise cls(exc.message, exc.hint) from exc
+
+
+@app.command("inventory")
+def inventory_show(
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    ssh_config: bool = typer.Option(
+        False, "--ssh-config", help="Print an OpenSSH config block per host, so `ssh <instance-id>` works."
+    ),
+    inventory: str | None = typer.Option(
+        None, "--inventory", help="Inventory file (default: INFPROV_HOME/inventory.yml)."
+    ),
+) -> None:
+    """Show the hosts infprov knows (an Ansible YAML inventory: `ansible -i` reads the same file)."""
+    from inventory import ssh_config as make_ssh_config
+    from inventory import store
+    from provision import paths
+
+    with _engine_errors():
+        inv = store.load(paths.inventory_file(inventory))
+    if ssh_config:
+        typer.echo(make_ssh_config(inv.hosts, paths.known_hosts()), nl=False)
+        return
+    if json_out:
+        ui.emit_json(inv.to_dict())
+        return
+    from rich.table import Table
+
+    ui.out.print(f"inventory: {inv.path}")
+    table = Table("cluster", "instance", "address", "user", "port", "type", "neuron devices/cores", "region")
+    for h in inv.hosts:
+        table.add_row(
+            h.cluster, h.name, h.address, h.user, str(h.port), h.instance_type or "-",
+            f"{h.neuron_devices if h.neuron_devices is not None else '-'}/"
+            f"{h.neuron_cores if h.neuron_cores is not None else '-'}",
+            h.region or "-",
+        )  # fmt: skip
+    ui.out.print(table)
+
+
+@app.command("play")
+def play(
+    playbook: str = typer.Argument(..., help="A built-in playbook's name (e.g. server) or a playbook file."),
+    name: str | None = typer.Option(None, "--name", help="Only the hosts of this cluster."),
+    host: str | None = typer.Option(None, "--host", help="Only this host (instance id or address)."),
+    check: bool = typer.Option(False, "--check", help="Report what would change; change nothing."),
+    extra_vars: list[str] = typer.Option(
+        [], "-e", "--extra-vars", help="k=v (repeatable), a JSON/YAML mapping, or @file: variables for the run."
+    ),
+    forks: int | None = typer.Option(None, "--forks", min=1, help="Hosts worked on at a time (default: all)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    inventory: str | None = typer.Option(
+        None, "--inventory", help="Inventory file (default: INFPROV_HOME/inventory.yml)."
+    ),
+) -> None:
+    """Run a playbook over SSH against the inventory's hosts, in parallel, with Ansible's recap."""
+    from inventory import store
+    from playbooks import report
+    from playbooks.engine import parse_extra_vars
+    from playbooks.runner import Event, run_playbook
+    from provision import paths
+
+    if name and host:
+        raise UsageError("--name and --host cannot be used together", "pick one")
+    inv_path = paths.inventory_file(inventory)
+    with _engine_errors():
+        inv = store.load(inv_path)
+        variables = parse_extra_vars(extra_vars)
+        if not inv.hosts:
+            raise InfprovError(f"inventory {inv_path} has no hosts", "run `infprov up` first, or pass --inventory")
+        limit: list[str] | None = None
+        if name:
+            limit = [h.name for h in inv.in_cluster(name)]
+            if not limit:
+                raise UsageError(f"no hosts in cluster {name!r}", f"clusters: {', '.join(inv.clusters)}")
+        elif host:
+            found = inv.find(host)
+            if found is None:
+                raise UsageError(f"no host {host!r} in {inv_path}", "see `infprov inventory`")
+            limit = [found.name]
+
+        def show(event: Event) -> None:
+            line = report.event_line(event)
+            if line and not json_out:
+                ui.err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+        result = run_playbook(
+            playbook, inv, limit=limit, extra_vars=variables, check=check, forks=forks, on_event=show,
+            known_hosts=paths.known_hosts(), runs_dir=paths.runs_dir(),
+        )  # fmt: skip
+    if json_out:
+        ui.emit_json(result.to_dict())
+    else:
+        ui.out.print(report.recap(result), markup=False, highlight=False)
+        if result.log_path:
+            ui.err.print(f"log: {result.log_path}", markup=False, highlight=False)
+    if not result.ok:
+        first = result.failures()[0] if result.failures() else None
+        where = f": {first.host}: {first.task}: {first.msg}" if first else ""
+        raise InfprovError(
+            f"{len(result.failed_hosts)} of {len(result.stats)} host(s) failed{where}",
+            f"see the log {result.log_path}" if result.log_path else "rerun to see the failing task",
+        )
 
 
 # ---------------------------------------------------------------- server (logs / ssh)

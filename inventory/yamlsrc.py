@@ -1,0 +1,100 @@
+"""YAML loading that remembers line numbers, so errors can point at the user's file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class LineDict(dict[str, Any]):
+    """A mapping from YAML that knows its own line and each key's line (1-based)."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class LineList(list[Any]):
+    """A sequence from YAML that knows its own line and each item's line (1-based)."""
+
+    line: int = 0
+    item_lines: list[int]
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
+    loader.flatten_mapping(node)
+    result = LineDict()
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError as exc:
+            raise yaml.constructor.ConstructorError(None, None, "found an unhashable key", key_node.start_mark) from exc
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[str(key)] = key_node.start_mark.line + 1
+    return result
+
+
+def _sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
+    result = LineList(loader.construct_object(child, deep=True) for child in node.value)
+    result.line = node.start_mark.line + 1
+    result.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return result
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequence)
+
+
+class YamlSyntaxError(ValueError):
+    """The text is not YAML; line is 1-based (0 when unknown)."""
+
+    def __init__(self, problem: str, line: int) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.line = line
+
+
+def load_text(text: str) -> Any:
+    """Parse YAML; mappings become LineDict and sequences LineList."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 0
+        raise YamlSyntaxError(str(exc.problem or exc.context or "invalid YAML"), line) from exc
+    except yaml.YAMLError as exc:
+        raise YamlSyntaxError(str(exc), 0) from exc
+
+
+def load_file(path: Path) -> Any:
+    return load_text(path.read_text(encoding="utf-8"))
+
+
+def line_of(node: Any, key: str | int | None = None) -> int:
+    """Best line for a node, or for one of its keys/items; 0 when unknown."""
+    if isinstance(node, LineDict):
+        if key is not None and str(key) in node.key_lines:
+            return node.key_lines[str(key)]
+        return node.line
+    if isinstance(node, LineList):
+        if isinstance(key, int) and 0 <= key < len(node.item_lines):
+            return node.item_lines[key]
+        return node.line
+    return 0
+
+
+def plain(node: Any) -> Any:
+    """Drop the line bookkeeping: plain dicts and lists, e.g. before dumping or handing out."""
+    if isinstance(node, dict):
+        return {k: plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [plain(v) for v in node]
+    return node

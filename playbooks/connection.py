@@ -1,0 +1,297 @@
+"""SSH to one host (the only module that touches Fabric/paramiko): commands, and host keys pinned in a file."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import os
+import select
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import fabric
+import paramiko
+
+from inventory.model import Host
+from playbooks.errors import CommandTimeout, HostKeyChanged, HostUnreachable
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one remote command did."""
+
+    command: str
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    elapsed: float = 0.0
+
+    @property
+    def out(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+    @property
+    def err(self) -> str:
+        return self.stderr.decode("utf-8", "replace")
+
+    def tail(self, lines: int = 20) -> str:
+        """The last lines of stdout then stderr: what a failure report shows."""
+        text = "\n".join(part.rstrip("\n") for part in (self.out, self.err) if part.strip())
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class Connection(Protocol):
+    """What modules need from a host: run a shell command line, with optional stdin bytes."""
+
+    name: str
+
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+        """Run `command` through the remote login shell; never raises for a non-zero exit."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------- host key pinning
+def known_hosts_name(address: str, port: int) -> str:
+    """The name known_hosts uses: `addr` on port 22, `[addr]:port` otherwise (OpenSSH and paramiko agree)."""
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's SHA256 fingerprint, as `ssh-keygen -l` and EC2 console output print it."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def _fingerprint_matches(key: paramiko.PKey, expected: Iterable[str]) -> bool:
+    sha = fingerprint(key)
+    md5 = ":".join(f"{b:02x}" for b in key.get_fingerprint())
+    for item in expected:
+        text = item.strip()
+        if text == sha or text.lower() in (md5, "md5:" + md5):
+            return True
+    return False
+
+
+class _PinningPolicy(paramiko.MissingHostKeyPolicy):
+    """First contact: check against expected fingerprints (when given), then record the key."""
+
+    def __init__(self, path: Path, expected: Sequence[str] | None) -> None:
+        self.path = path
+        self.expected = list(expected) if expected else None
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        if self.expected is not None and not _fingerprint_matches(key, self.expected):
+            raise HostKeyChanged(
+                f"{hostname} offered host key {fingerprint(key)}, which is not among the "
+                f"{len(self.expected)} fingerprint(s) the instance reported",
+                "the host may be an impostor: check the instance's console output before trusting it",
+            )
+        record_host_key(self.path, hostname, key)
+
+
+def record_host_key(path: Path, name: str, key: paramiko.PKey) -> None:
+    """Append a key under a lock; if another process pinned a different key meanwhile, refuse."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(path):
+        keys = paramiko.HostKeys()
+        if path.exists():
+            keys.load(str(path))
+        known = keys.lookup(name)
+        if known is not None and key.get_name() in known:
+            if known[key.get_name()] != key:
+                raise _changed(name, path)
+            return
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"{name} {key.get_name()} {key.get_base64()}\n")
+        os.chmod(path, 0o600)
+
+
+def forget_host_key(path: Path, address: str, port: int = 22) -> bool:
+    """Drop a host's pinned keys (e.g. its instance was terminated); True if any were there."""
+    if not path.exists():
+        return False
+    name = known_hosts_name(address, port)
+    with _locked(path):
+        keys = paramiko.HostKeys()
+        keys.load(str(path))
+        if keys.lookup(name) is None:
+            return False
+        del keys[name]
+        tmp = path.with_name(path.name + ".tmp")
+        keys.save(str(tmp))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+        return True
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _changed(name: str, path: Path) -> HostKeyChanged:
+    return HostKeyChanged(
+        f"host key for {name} has CHANGED since it was pinned in {path}; refusing to connect "
+        "(someone may be intercepting, or the host was rebuilt)",
+        f"if the host was rebuilt on purpose, clear the old key with: ssh-keygen -R '{name}' -f {path}",
+    )
+
+
+# ---------------------------------------------------------------- the SSH connection
+class SshConnection:
+    """One Fabric connection per host, opened on first use and reused by every task."""
+
+    def __init__(
+        self,
+        host: Host,
+        known_hosts: Path,
+        *,
+        expected_fingerprints: Sequence[str] | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.host = host
+        self.name = host.name
+        self.known_hosts = known_hosts
+        self.expected = expected_fingerprints
+        self.connect_timeout = connect_timeout
+        self._conn: fabric.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _open(self) -> paramiko.Transport:
+        with self._lock:
+            if self._conn is not None and self._conn.transport is not None and self._conn.transport.is_active():
+                return self._conn.transport
+            h = self.host
+            key_file = os.path.expanduser(h.key_file) if h.key_file else None
+            config = fabric.Config(overrides={"load_ssh_configs": False})
+            conn = fabric.Connection(
+                h.address,
+                user=h.user,
+                port=h.port,
+                config=config,
+                connect_timeout=max(1, int(self.connect_timeout)),
+                connect_kwargs={
+                    "key_filename": key_file,
+                    "look_for_keys": key_file is None,
+                    "allow_agent": key_file is None,
+                    "banner_timeout": self.connect_timeout,
+                    "auth_timeout": self.connect_timeout,
+                },
+            )
+            # Fabric installs AutoAddPolicy; trust comes from our pinned file instead.
+            conn.client.set_missing_host_key_policy(_PinningPolicy(self.known_hosts, self.expected))
+            if self.known_hosts.exists():
+                conn.client.load_host_keys(str(self.known_hosts))
+            where = f"{h.user}@{h.address}:{h.port}"
+            try:
+                conn.open()
+            except HostKeyChanged:
+                raise
+            except paramiko.BadHostKeyException:
+                raise _changed(known_hosts_name(h.address, h.port), self.known_hosts) from None
+            except paramiko.AuthenticationException as exc:
+                raise HostUnreachable(
+                    f"{where}: authentication failed ({exc})",
+                    f"check that {key_file or 'your SSH key'} is authorized for {h.user} on the host",
+                ) from None
+            except TimeoutError:
+                raise HostUnreachable(
+                    f"{where}: no answer within {self.connect_timeout:.0f} s",
+                    "is the instance running and does its security group allow SSH from here?",
+                ) from None
+            except (OSError, paramiko.SSHException, EOFError) as exc:
+                raise HostUnreachable(
+                    f"{where}: cannot connect: {exc or type(exc).__name__}",
+                    "is sshd running on the host and the address/port right in the inventory?",
+                ) from None
+            self._conn = conn
+            assert conn.transport is not None
+            conn.transport.set_keepalive(15)
+            # Without NODELAY each command waits out delayed ACKs: ~45 ms instead of ~3 ms on a LAN.
+            with contextlib.suppress(OSError, AttributeError):
+                conn.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return conn.transport
+
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+        transport = self._open()
+        start = time.monotonic()
+        try:
+            chan = transport.open_session(timeout=self.connect_timeout)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self._drop()
+            raise HostUnreachable(f"{self.host.address}: connection lost: {exc}", "") from None
+        try:
+            chan.exec_command(command)
+            feeder: threading.Thread | None = None
+            if stdin is not None:
+                feeder = threading.Thread(target=_feed, args=(chan, stdin), daemon=True)
+                feeder.start()
+            else:
+                chan.shutdown_write()
+            out, err = _drain(chan, None if timeout is None else start + timeout, command, timeout)
+            code = chan.recv_exit_status()
+            if feeder is not None:
+                feeder.join(5)
+        finally:
+            chan.close()
+        return CommandResult(command, code, out, err, time.monotonic() - start)
+
+    def _drop(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        self._drop()
+
+
+def _feed(chan: paramiko.Channel, data: bytes) -> None:
+    with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+        chan.sendall(data)
+        chan.shutdown_write()
+
+
+def _drain(chan: paramiko.Channel, deadline: float | None, command: str, timeout: float | None) -> tuple[bytes, bytes]:
+    """Read stdout and stderr together until the command ends (a full buffer on one never blocks the other)."""
+    out: list[bytes] = []
+    err: list[bytes] = []
+    while True:
+        got = False
+        while chan.recv_ready():
+            out.append(chan.recv(65536))
+            got = True
+        while chan.recv_stderr_ready():
+            err.append(chan.recv_stderr(65536))
+            got = True
+        if (chan.eof_received or chan.closed) and not chan.recv_ready() and not chan.recv_stderr_ready():
+            break
+        if deadline is not None and time.monotonic() > deadline:
+            raise CommandTimeout(f"`{_short(command)}` still running after {timeout:.0f} s")
+        if not got:
+            select.select([chan], [], [], 0.1)
+    return b"".join(out), b"".join(err)
+
+
+def _short(command: str) -> str:
+    return command if len(command) <= 100 else command[:97] + "..."
+
+
+def quote(value: str) -> str:
+    return shlex.quote(value)

@@ -1,0 +1,532 @@
+"""Playbooks: read Ansible's playbook syntax (a subset, checked before anything runs) and run one task on one host."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inventory.yamlsrc import YamlSyntaxError, line_of, load_text, plain
+from playbooks.connection import Connection
+from playbooks.errors import CommandTimeout, PlaybookError, TemplateError
+from playbooks.modules import MODULES, ModuleArgError, ModuleContext, ModuleResult, ModuleSpec
+from playbooks.modules.command import split_free_form
+from playbooks.templating import OMIT, LazyVars, Templar
+
+BUILTIN_DIR = Path(__file__).resolve().parent
+
+TASK_KEYWORDS = frozenset(
+    {
+        "name", "when", "register", "become", "become_user", "changed_when", "failed_when", "loop",
+        "with_items", "loop_control", "ignore_errors", "args", "environment", "until", "retries", "delay",
+        "vars", "timeout", "tags", "no_log", "check_mode", "notify",
+    }
+)  # fmt: skip
+PLAY_KEYWORDS = frozenset(
+    {
+        "name", "hosts", "vars", "vars_files", "tasks", "pre_tasks", "post_tasks", "handlers", "become",
+        "become_user", "gather_facts", "environment", "tags",
+    }
+)  # fmt: skip
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task as written: its module (canonical short name), arguments and keywords."""
+
+    name: str
+    module: str
+    args: dict[str, Any]
+    keywords: dict[str, Any]
+    file: str
+    line: int
+
+    @property
+    def label(self) -> str:
+        return self.name or self.module
+
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Play:
+    name: str
+    hosts: str
+    vars: dict[str, Any]
+    tasks: tuple[Task, ...]
+    handlers: tuple[Task, ...] = ()
+    become: Any = None
+    become_user: Any = None
+    environment: dict[str, Any] = field(default_factory=dict)
+    file: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Playbook:
+    path: Path
+    plays: tuple[Play, ...]
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+
+# ---------------------------------------------------------------- finding and reading playbooks
+def builtin_playbooks() -> list[str]:
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yml"))
+
+
+def resolve_playbook(name_or_path: str | Path) -> Path:
+    """A path to a playbook file, or the name of a built-in one (`server` → playbooks/server.yml)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path.resolve()
+    text = str(name_or_path)
+    if "/" not in text:
+        stem = text.removesuffix(".yml").removesuffix(".yaml")
+        builtin = BUILTIN_DIR / f"{stem}.yml"
+        if builtin.is_file():
+            return builtin
+    names = ", ".join(builtin_playbooks()) or "(none)"
+    raise PlaybookError(f"no playbook {text!r}", f"give a path to a playbook file or a built-in name: {names}")
+
+
+def load_playbook(name_or_path: str | Path) -> Playbook:
+    path = resolve_playbook(name_or_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlaybookError(f"cannot read playbook {path}: {exc.strerror}", exit_code=1) from exc
+    return parse_playbook(text, path)
+
+
+def parse_playbook(text: str, path: Path) -> Playbook:
+    """Check the whole playbook before anything runs: plays, keywords, modules and their arguments."""
+    where = str(path)
+    try:
+        doc = load_text(text)
+    except YamlSyntaxError as exc:
+        raise PlaybookError(f"{where}:{exc.line}: not valid YAML: {exc.problem}", "fix the YAML syntax") from exc
+    if not isinstance(doc, list) or not doc:
+        raise PlaybookError(f"{where}:{line_of(doc)}: a playbook is a list of plays", "start it with `- hosts: all`")
+    plays = []
+    for index, node in enumerate(doc):
+        if not isinstance(node, dict):
+            raise PlaybookError(f"{where}:{line_of(doc, index)}: each play must be a mapping with `hosts` and `tasks`")
+        plays.append(_parse_play(node, path))
+    return Playbook(path=path, plays=tuple(plays))
+
+
+def _parse_play(node: Mapping[str, Any], path: Path) -> Play:
+    where = f"{path}:{line_of(node)}"
+    name = str(node.get("name") or "")
+    label = f"play {name!r}" if name else "play"
+    for key in node:
+        if key not in PLAY_KEYWORDS:
+            raise PlaybookError(
+                f"{path}:{line_of(node, key)}: {label}: unknown play keyword {key!r}",
+                f"supported: {', '.join(sorted(PLAY_KEYWORDS))}",
+            )
+    hosts = node.get("hosts")
+    if not hosts:
+        raise PlaybookError(f"{where}: {label} has no `hosts`", "add `hosts: all` or a group/host pattern")
+    if isinstance(hosts, list):
+        hosts = ":".join(str(h) for h in hosts)
+    play_vars = dict(plain(node.get("vars") or {}))
+    if not isinstance(node.get("vars") or {}, dict):
+        raise PlaybookError(f"{path}:{line_of(node, 'vars')}: {label}: `vars` must be a mapping")
+    for vf in node.get("vars_files") or []:
+        vpath = path.parent / str(vf)
+        try:
+            loaded = plain(load_text(vpath.read_text(encoding="utf-8"))) or {}
+        except (OSError, YamlSyntaxError) as exc:
+            raise PlaybookError(f"{path}:{line_of(node, 'vars_files')}: cannot read vars file {vpath}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise PlaybookError(f"{vpath}: a vars file must be a mapping")
+        play_vars.update(loaded)
+    tasks: list[Task] = []
+    for section in ("pre_tasks", "tasks", "post_tasks"):
+        tasks.extend(_parse_tasks(node.get(section), node, section, path))
+    handlers = tuple(_parse_tasks(node.get("handlers"), node, "handlers", path))
+    handler_names = {h.name for h in handlers}
+    for task in tasks:
+        for wanted in _as_list(task.keywords.get("notify")):
+            if wanted not in handler_names:
+                raise PlaybookError(
+                    f"{task.where()}: task {task.label!r} notifies {wanted!r}, which is not a handler of this play"
+                )
+    env = node.get("environment") or {}
+    if not isinstance(env, dict):
+        raise PlaybookError(f"{path}:{line_of(node, 'environment')}: {label}: `environment` must be a mapping")
+    return Play(
+        name=name,
+        hosts=str(hosts),
+        vars=play_vars,
+        tasks=tuple(tasks),
+        handlers=handlers,
+        become=node.get("become"),
+        become_user=node.get("become_user"),
+        environment=dict(plain(env)),
+        file=str(path),
+        line=line_of(node),
+    )
+
+
+def _parse_tasks(nodes: Any, play: Mapping[str, Any], section: str, path: Path) -> list[Task]:
+    if nodes is None:
+        return []
+    if not isinstance(nodes, list):
+        raise PlaybookError(f"{path}:{line_of(play, section)}: `{section}` must be a list of tasks")
+    tasks = []
+    for index, node in enumerate(nodes):
+        if not isinstance(node, dict):
+            raise PlaybookError(f"{path}:{line_of(nodes, index)}: each task must be a mapping")
+        tasks.append(parse_task(node, path))
+    return tasks
+
+
+def parse_task(node: Mapping[str, Any], path: Path) -> Task:
+    """One task: exactly one module, known keywords, module arguments the module knows."""
+    line = line_of(node)
+    name = str(node.get("name") or "")
+    label = f"task {name!r}" if name else "task"
+    found: list[str] = []
+    for key in node:
+        if key in TASK_KEYWORDS:
+            continue
+        if key in MODULES:
+            found.append(key)
+            continue
+        raise PlaybookError(
+            f"{path}:{line_of(node, key)}: {label}: unknown module or keyword {key!r}",
+            f"modules: {', '.join(sorted(k for k in MODULES if '.' not in k))}; "
+            f"keywords: {', '.join(sorted(TASK_KEYWORDS))}",
+        )
+    if not found:
+        raise PlaybookError(f"{path}:{line}: {label} names no module", "add one, e.g. `ansible.builtin.shell: ...`")
+    if len(found) > 1:
+        raise PlaybookError(f"{path}:{line}: {label} names more than one module: {', '.join(found)}")
+    spec = MODULES[found[0]]
+    args = _module_args(spec, node[found[0]], path, line_of(node, found[0]), label)
+    extra = node.get("args")
+    if extra is not None:
+        if not isinstance(extra, dict):
+            raise PlaybookError(f"{path}:{line_of(node, 'args')}: {label}: `args` must be a mapping")
+        args = {**_module_args(spec, dict(extra), path, line_of(node, "args"), label), **args}
+    keywords = {k: plain(v) for k, v in node.items() if k in TASK_KEYWORDS and k not in ("name", "args")}
+    _check_keywords(keywords, path, node, label)
+    return Task(name=name, module=spec.name, args=args, keywords=keywords, file=str(path), line=line)
+
+
+def _module_args(spec: ModuleSpec, value: Any, path: Path, line: int, label: str) -> dict[str, Any]:
+    if value is None:
+        args: dict[str, Any] = {}
+    elif isinstance(value, dict):
+        args = dict(plain(value))
+    elif isinstance(value, str | int | float | bool):
+        text = str(value)
+        if spec.name in ("shell", "command"):
+            cmd, options = split_free_form(text)
+            args = {"cmd": cmd, **options}
+        elif spec.free_form is not None and not _looks_kv(text):
+            args = {spec.free_form: value}
+        else:
+            args = _parse_kv(text, path, line, label)
+    else:
+        raise PlaybookError(f"{path}:{line}: {label}: arguments of {spec.name} must be a mapping")
+    for alias, real in spec.aliases.items():
+        if alias in args and real not in args:
+            args[real] = args.pop(alias)
+    if "cmd" in args and "_raw_params" in args:
+        args.pop("_raw_params")
+    if spec.args is not None:
+        for key in args:
+            if key not in spec.args:
+                raise PlaybookError(
+                    f"{path}:{line}: {label}: module {spec.name} has no argument {key!r}",
+                    f"{spec.name} takes: {', '.join(sorted(a for a in spec.args if not a.startswith('_')))}",
+                )
+    return args
+
+
+def _looks_kv(text: str) -> bool:
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        return False
+    return bool(words) and all(re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", w) for w in words)
+
+
+def _parse_kv(text: str, path: Path, line: int, label: str) -> dict[str, Any]:
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise PlaybookError(f"{path}:{line}: {label}: cannot split arguments {text!r}: {exc}") from None
+    out: dict[str, Any] = {}
+    for word in words:
+        key, eq, value = word.partition("=")
+        if not eq or not _IDENT.match(key):
+            raise PlaybookError(f"{path}:{line}: {label}: expected key=value arguments, got {word!r}")
+        out[key] = value
+    return out
+
+
+def _check_keywords(kw: dict[str, Any], path: Path, node: Mapping[str, Any], label: str) -> None:
+    def bad(key: str, what: str) -> PlaybookError:
+        return PlaybookError(f"{path}:{line_of(node, key)}: {label}: `{key}` {what}")
+
+    reg = kw.get("register")
+    if reg is not None and not (isinstance(reg, str) and _IDENT.match(reg)):
+        raise bad("register", "must be a variable name")
+    for key in ("vars", "environment"):
+        if key in kw and not isinstance(kw[key], dict):
+            raise bad(key, "must be a mapping")
+    if "loop" in kw and "with_items" in kw:
+        raise bad("loop", "and `with_items` cannot both be given")
+    lc = kw.get("loop_control")
+    if lc is not None and (not isinstance(lc, dict) or set(lc) - {"loop_var", "label", "pause", "index_var"}):
+        raise bad("loop_control", "may only hold loop_var, label, pause and index_var")
+    for key in ("retries", "delay", "timeout"):
+        if key in kw and not isinstance(kw[key], int | float | str):
+            raise bad(key, "must be a number")
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+# ---------------------------------------------------------------- running one task on one host
+@dataclass
+class TaskOutcome:
+    """What a task did on one host, after loops, retries and changed_when/failed_when."""
+
+    status: str  # ok, changed, failed, skipped
+    result: ModuleResult
+    registered: dict[str, Any]
+    ignored: bool = False
+    items: int = 0
+
+
+def _layers(*maps: Mapping[str, Any] | None) -> LazyVars:
+    return LazyVars([m for m in maps if m])
+
+
+def run_task(
+    task: Task,
+    *,
+    host_name: str,
+    variables: list[Mapping[str, Any]],
+    conn: Connection,
+    check: bool,
+    play: Play,
+    base_dir: Path,
+    sleep: Callable[[float], None] = time.sleep,
+) -> TaskOutcome:
+    """Run a task for one host. `variables` are layers, highest precedence first.
+
+    Raises HostUnreachable when the host cannot be reached; every other problem is a failed outcome.
+    """
+    kw = task.keywords
+    layers = [*variables[:1], dict(kw.get("vars") or {}), *variables[1:]] if kw.get("vars") else list(variables)
+    templar = Templar(_layers(*layers))
+    try:
+        loop = kw.get("loop", kw.get("with_items"))
+        if loop is None:
+            result = _run_single(task, templar, layers, host_name, conn, check, play, base_dir, sleep)
+            return _finish(task, result, None)
+        items = templar.template(loop)
+        if "with_items" in kw and isinstance(items, list):
+            items = [y for x in items for y in (x if isinstance(x, list) else [x])]
+        if not isinstance(items, list):
+            return _finish(
+                task, ModuleResult(failed=True, msg=f"loop must be a list, got {type(items).__name__}"), None
+            )
+    except TemplateError as exc:
+        return _finish(task, ModuleResult(failed=True, msg=str(exc)), None)
+    control = kw.get("loop_control") or {}
+    loop_var = str(control.get("loop_var", "item"))
+    results: list[ModuleResult] = []
+    for index, item in enumerate(items):
+        item_vars: dict[str, Any] = {loop_var: item, "ansible_loop_var": loop_var}
+        if control.get("index_var"):
+            item_vars[str(control["index_var"])] = index
+        item_layers = [item_vars, *layers] if not layers else [layers[0], item_vars, *layers[1:]]
+        item_templar = Templar(_layers(*item_layers))
+        try:
+            one = _run_single(task, item_templar, item_layers, host_name, conn, check, play, base_dir, sleep)
+        except TemplateError as exc:
+            one = ModuleResult(failed=True, msg=str(exc))
+        one.data[loop_var] = item
+        results.append(one)
+        if control.get("pause"):
+            sleep(float(control["pause"]))
+    return _finish(task, _merge_items(results), results)
+
+
+def _merge_items(results: list[ModuleResult]) -> ModuleResult:
+    failed = [r for r in results if r.failed]
+    merged = ModuleResult(
+        changed=any(r.changed for r in results),
+        failed=bool(failed),
+        skipped=bool(results) and all(r.skipped for r in results),
+        msg=failed[0].msg if failed else "All items completed",
+    )
+    if failed:
+        merged.command, merged.rc, merged.tail = failed[0].command, failed[0].rc, failed[0].tail
+    return merged
+
+
+def _finish(task: Task, result: ModuleResult, items: list[ModuleResult] | None) -> TaskOutcome:
+    registered = result.as_var()
+    if items is not None:
+        registered["results"] = [r.as_var() for r in items]
+    ignored = result.failed and _truthy_keyword(task.keywords.get("ignore_errors"))
+    return TaskOutcome(result.status, result, registered, ignored=ignored, items=len(items or []))
+
+
+def _truthy_keyword(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("yes", "true", "1", "on")
+    return bool(value)
+
+
+def _run_single(
+    task: Task,
+    templar: Templar,
+    layers: list[Mapping[str, Any]],
+    host_name: str,
+    conn: Connection,
+    check: bool,
+    play: Play,
+    base_dir: Path,
+    sleep: Callable[[float], None],
+) -> ModuleResult:
+    kw = task.keywords
+    for cond in _as_list(kw.get("when")):
+        if not templar.truth(cond):
+            return ModuleResult(skipped=True, msg="Conditional result was False", data={"false_condition": cond})
+    spec = MODULES[task.module]
+    args = _drop_omit(templar.template(task.args))
+    become = kw.get("become", play.become)
+    become_user = kw.get("become_user", play.become_user) or "root"
+    env = {**play.environment, **(kw.get("environment") or {})}
+    task_check = check
+    if "check_mode" in kw:
+        task_check = _truthy_keyword(templar.template(kw["check_mode"]))
+    ctx = ModuleContext(
+        conn=conn,
+        host_name=host_name,
+        check=task_check,
+        become=bool(become) and templar.truth(become),
+        become_user=str(templar.template(become_user)),
+        environment={str(k): str(v) for k, v in templar.template(env).items()},
+        base_dir=base_dir,
+        templar=templar,
+        timeout=float(templar.template(kw["timeout"])) if kw.get("timeout") else None,
+    )
+    until = kw.get("until")
+    retries = int(templar.template(kw.get("retries", 3))) if until is not None else 0
+    delay = float(templar.template(kw.get("delay", 5)))
+    register = kw.get("register")
+    attempt = 0
+    while True:
+        attempt += 1
+        result = _call(spec, ctx, args)
+        result = _apply_conditions(task, result, templar, layers, register)
+        if until is None:
+            return result
+        check_vars = {register: result.as_var()} if register else {}
+        try:
+            done = Templar(_layers(*layers[:1], check_vars, *layers[1:])).truth(until) and not result.skipped
+        except TemplateError as exc:
+            return ModuleResult(failed=True, msg=f"until: {exc}")
+        result.data["attempts"] = attempt
+        if done:
+            return result
+        if attempt > retries:
+            result.failed = True
+            result.msg = f"still not done after {attempt} attempts: {result.msg}".rstrip(": ")
+            return result
+        sleep(delay)
+
+
+def _call(spec: ModuleSpec, ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
+    try:
+        return spec.run(ctx, args)
+    except ModuleArgError as exc:
+        return ModuleResult(failed=True, msg=f"{spec.name}: {exc}")
+    except TemplateError as exc:
+        return ModuleResult(failed=True, msg=str(exc))
+    except CommandTimeout as exc:
+        return ModuleResult(failed=True, msg=str(exc))
+
+
+def _apply_conditions(
+    task: Task, result: ModuleResult, templar: Templar, layers: list[Mapping[str, Any]], register: str | None
+) -> ModuleResult:
+    kw = task.keywords
+    if "changed_when" not in kw and "failed_when" not in kw:
+        return result
+    scope = {register: result.as_var()} if register else {}
+    judge = Templar(_layers(*layers[:1], scope, *layers[1:])) if scope else templar
+    try:
+        if "changed_when" in kw and not result.skipped:
+            result.changed = all(judge.truth(c) for c in _as_list(kw["changed_when"]))
+            scope_update = result.as_var()
+            if register:
+                scope[register] = scope_update
+        if "failed_when" in kw and not result.skipped:
+            should_fail = any(judge.truth(c) for c in _as_list(kw["failed_when"]))
+            if should_fail and not result.failed:
+                result.failed = True
+                result.msg = result.msg or "failed_when condition was true"
+            elif not should_fail and result.failed:
+                result.failed = False
+    except TemplateError as exc:
+        return ModuleResult(failed=True, msg=f"changed_when/failed_when: {exc}", data=result.data)
+    return result
+
+
+def _drop_omit(args: Any) -> Any:
+    if isinstance(args, dict):
+        return {k: _drop_omit(v) for k, v in args.items() if v != OMIT}
+    if isinstance(args, list):
+        return [_drop_omit(v) for v in args if v != OMIT]
+    return args
+
+
+def parse_extra_vars(items: list[str]) -> dict[str, Any]:
+    """`-e` values as ansible-playbook takes them: `k=v` pairs (strings), a JSON/YAML mapping, or `@file`."""
+    out: dict[str, Any] = {}
+    for item in items:
+        text = item.strip()
+        if text.startswith("@"):
+            path = Path(text[1:]).expanduser()
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise PlaybookError(f"-e {item}: cannot read {path}: {exc.strerror}") from None
+        if text.startswith("{") or "\n" in text or item.startswith("@"):
+            try:
+                loaded = plain(load_text(text))
+            except YamlSyntaxError as exc:
+                raise PlaybookError(f"-e {item!r}: not a JSON/YAML mapping: {exc.problem}") from None
+            if not isinstance(loaded, dict):
+                raise PlaybookError(f"-e {item!r}: must be a mapping", "use k=v, a JSON object or @vars.yml")
+            out.update(loaded)
+            continue
+        for word in shlex.split(text):
+            key, eq, value = word.partition("=")
+            if not eq or not _IDENT.match(key):
+                raise PlaybookError(f"-e {item!r}: expected k=v", "e.g. -e model_name=resnet50 -e port=8000")
+            out[key] = value
+    return out

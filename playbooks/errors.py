@@ -1,0 +1,37 @@
+"""The engine's own errors: provision maps them onto InfprovError (playbooks never imports provision)."""
+
+from __future__ import annotations
+
+
+class PlaybookError(Exception):
+    """A playbook that cannot run as written (exit 2), or a run that cannot start (exit 1)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str = "", exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class TemplateError(Exception):
+    """A `{{ }}` expression failed: undefined variable, syntax error, recursive variable."""
+
+
+class HostUnreachable(Exception):
+    """SSH to a host failed (refused, timed out, authentication, host key): the host stops, others go on."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class HostKeyChanged(HostUnreachable):
+    """The host offered a key other than the pinned one: possibly an impostor, or a rebuilt host."""
+
+
+class CommandTimeout(Exception):
+    """A remote command ran longer than its task's `timeout`."""

@@ -1,0 +1,273 @@
+"""What every module gets (a context with the host's connection) and gives back (a result)."""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playbooks.connection import CommandResult, Connection
+from playbooks.templating import Templar
+
+quote = shlex.quote
+
+
+class ModuleArgError(Exception):
+    """Arguments a module cannot work with; the message names the argument."""
+
+
+@dataclass
+class ModuleResult:
+    """Ansible's result shape: changed/failed/skipped, a message, and module data for `register`."""
+
+    changed: bool = False
+    failed: bool = False
+    skipped: bool = False
+    msg: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    command: str | None = None  # the command behind a failure, as the user would recognise it
+    rc: int | None = None
+    tail: str = ""  # last lines of output behind a failure
+    facts: dict[str, Any] | None = None  # set_fact's variables
+
+    @property
+    def status(self) -> str:
+        if self.failed:
+            return "failed"
+        if self.skipped:
+            return "skipped"
+        return "changed" if self.changed else "ok"
+
+    def as_var(self) -> dict[str, Any]:
+        """What `register:` stores."""
+        out: dict[str, Any] = dict(self.data)
+        out.update(changed=self.changed, failed=self.failed)
+        if self.skipped:
+            out["skipped"] = True
+        if self.msg:
+            out["msg"] = self.msg
+        if self.rc is not None and "rc" not in out:
+            out["rc"] = self.rc
+        return out
+
+
+@dataclass
+class ModuleContext:
+    """One task on one host: its connection, check mode, privilege and environment."""
+
+    conn: Connection
+    host_name: str
+    check: bool = False
+    become: bool = False
+    become_user: str = "root"
+    environment: dict[str, str] = field(default_factory=dict)
+    base_dir: Path = Path(".")
+    templar: Templar = field(default_factory=lambda: Templar({}))
+    timeout: float | None = None
+
+    def wrap(self, script: str, *, become: bool | None = None) -> str:
+        """The command line for a shell script: /bin/sh, task environment, and `sudo -n` for become."""
+        line = "/bin/sh -c " + quote(script)
+        if self.environment:
+            pairs = " ".join(quote(f"{k}={v}") for k, v in self.environment.items())
+            line = f"env {pairs} {line}"
+        if self.become if become is None else become:
+            line = f"sudo -n -H -u {quote(self.become_user)} -- {line}"
+        return line
+
+    def sh(self, script: str, *, stdin: bytes | None = None, become: bool | None = None) -> CommandResult:
+        return self.conn.run(self.wrap(script, become=become), stdin=stdin, timeout=self.timeout)
+
+    def failed(self, msg: str, result: CommandResult | None = None, command: str | None = None) -> ModuleResult:
+        """A failed result carrying the command, exit code and output tail when a command is to blame."""
+        if result is None:
+            return ModuleResult(failed=True, msg=msg, command=command)
+        return ModuleResult(
+            failed=True,
+            msg=msg,
+            command=command or result.command,
+            rc=result.exit_code,
+            tail=result.tail(),
+            data={"rc": result.exit_code, "stdout": result.out, "stderr": result.err},
+        )
+
+
+# ---------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class ModuleSpec:
+    name: str
+    run: Callable[[ModuleContext, dict[str, Any]], ModuleResult]
+    args: frozenset[str] | None  # None: any argument (set_fact)
+    free_form: str | None = None  # the argument a plain string fills (`shell: echo hi` → cmd)
+    aliases: dict[str, str] = field(default_factory=dict)
+    remote: bool = True  # False: runs on the control side only, needs no connection
+    check_mode: bool = True  # False: skipped in check mode (it cannot tell what it would do)
+
+
+MODULES: dict[str, ModuleSpec] = {}
+
+
+def module(
+    name: str,
+    *,
+    args: set[str] | None,
+    free_form: str | None = None,
+    aliases: dict[str, str] | None = None,
+    remote: bool = True,
+) -> Callable[[Callable[[ModuleContext, dict[str, Any]], ModuleResult]], Callable[..., ModuleResult]]:
+    """Register a module under its short name and Ansible's `ansible.builtin.`/`ansible.legacy.` names."""
+
+    def deco(fn: Callable[[ModuleContext, dict[str, Any]], ModuleResult]) -> Callable[..., ModuleResult]:
+        spec = ModuleSpec(
+            name=name,
+            run=fn,
+            args=frozenset(args) if args is not None else None,
+            free_form=free_form,
+            aliases=aliases or {},
+            remote=remote,
+        )
+        for full in (name, f"ansible.builtin.{name}", f"ansible.legacy.{name}"):
+            MODULES[full] = spec
+        return fn
+
+    return deco
+
+
+# ---------------------------------------------------------------- argument helpers
+def boolean(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("yes", "true", "on", "1", "y"):
+        return True
+    if text in ("no", "false", "off", "0", "n", ""):
+        return False
+    raise ModuleArgError(f"argument `{name}` must be a boolean, not {value!r}")
+
+
+def required(args: dict[str, Any], name: str) -> Any:
+    value = args.get(name)
+    if value is None or value == "":
+        raise ModuleArgError(f"missing required argument `{name}`")
+    return value
+
+
+def parse_mode(value: Any) -> int | None:
+    """Ansible's mode: an int is taken as is (YAML's 0644 is already octal), a string is octal digits."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ModuleArgError(f"argument `mode` must be octal like '0644', not {value!r}")
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise ModuleArgError(f"argument `mode` {text!r}: only octal modes like '0644' are supported") from None
+
+
+# ---------------------------------------------------------------- looking at files
+@dataclass(frozen=True)
+class FileStat:
+    path: str
+    exists: bool
+    kind: str = ""  # file, directory, link, other
+    mode: int = 0
+    owner: str = ""
+    group: str = ""
+    uid: int = -1
+    gid: int = -1
+    size: int = 0
+    sha256: str | None = None
+    link_target: str | None = None
+
+
+_STAT_FMT = "%F|%a|%U|%G|%u|%g|%s"
+
+
+def stat_script(paths: list[str], *, follow: bool = True, checksum: bool = True) -> str:
+    """One line per path: `E|type|mode|owner|group|uid|gid|size|sha256|link` or `A` (absent)."""
+    parts = []
+    for p in paths:
+        q = quote(p)
+        stat = f'stat -L -c "{_STAT_FMT}" -- {q} 2>/dev/null || ' if follow else ""
+        stat += f'stat -c "{_STAT_FMT}" -- {q}'
+        digest = f'[ -f {q} ] && [ -r {q} ] && h=$(sha256sum -- {q} | cut -d" " -f1); ' if checksum else ""
+        parts.append(
+            f"if [ -e {q} ] || [ -L {q} ]; then s=$({stat}); h=; {digest}l=; "
+            f'[ -L {q} ] && l=$(readlink -- {q}); printf "E|%s|%s|%s\\n" "$s" "$h" "$l"; '
+            "else echo A; fi"
+        )
+    return "\n".join(parts)
+
+
+def parse_stat(paths: list[str], output: str, *, follow: bool = True) -> dict[str, FileStat]:
+    lines = output.splitlines()
+    if len(lines) != len(paths):
+        raise RuntimeError(f"unexpected stat output for {paths}: {output!r}")
+    out: dict[str, FileStat] = {}
+    for path, line in zip(paths, lines, strict=True):
+        if line == "A":
+            out[path] = FileStat(path, False)
+            continue
+        fields = line.split("|", 9)
+        _, ftype, mode, owner, group, uid, gid, size, sha, link = fields
+        kind = {"directory": "directory", "symbolic link": "link"}.get(ftype, "")
+        if not kind:
+            kind = "file" if "regular" in ftype else "other"
+        out[path] = FileStat(
+            path, True, kind, int(mode, 8), owner, group, int(uid), int(gid), int(size), sha or None, link or None
+        )
+    return out
+
+
+def stat_paths(
+    ctx: ModuleContext, paths: list[str], *, follow: bool = True, checksum: bool = True
+) -> tuple[dict[str, FileStat] | None, CommandResult]:
+    result = ctx.sh(stat_script(paths, follow=follow, checksum=checksum))
+    if result.exit_code != 0:
+        return None, result
+    return parse_stat(paths, result.out, follow=follow), result
+
+
+def attr_commands(path: str, cur: FileStat, mode: int | None, owner: str | None, group: str | None) -> list[str]:
+    """chmod/chown still needed to give an existing path the asked-for attributes."""
+    q = quote(path)
+    cmds = []
+    if mode is not None and cur.mode != mode:
+        cmds.append(f"chmod {mode:o} {q}")
+    if owner is not None and owner not in (cur.owner, str(cur.uid)):
+        cmds.append(f"chown {quote(owner)} {q}")
+    if group is not None and group not in (cur.group, str(cur.gid)):
+        cmds.append(f"chgrp {quote(group)} {q}")
+    return cmds
+
+
+def write_script(dest: str, mode: int | None, owner: str | None, group: str | None, exists: bool) -> str:
+    """Write stdin to dest atomically: temp file beside it, attributes, rename."""
+    q = quote(dest)
+    folder = quote(posixpath.dirname(dest) or ".")
+    lines = [
+        "set -e",
+        f"t=$(mktemp {folder}/.infprov.XXXXXX)",
+        "trap 'rm -f \"$t\"' EXIT",
+        'cat > "$t"',
+    ]
+    if mode is not None:
+        lines.append(f'chmod {mode:o} "$t"')
+    elif exists:
+        lines.append(f'chmod --reference={q} "$t"')
+    else:
+        lines.append('chmod "$(printf %o $(( 0666 & ~0$(umask) )))" "$t"')
+    if owner is not None:
+        lines.append(f'chown {quote(owner)} "$t"')
+    if group is not None:
+        lines.append(f'chgrp {quote(group)} "$t"')
+    if exists and owner is None and group is None:
+        lines.append(f'chown --reference={q} "$t" 2>/dev/null || true')
+    lines.append(f'mv -f "$t" {q}')
+    return "\n".join(lines)

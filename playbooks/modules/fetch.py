@@ -1,0 +1,61 @@
+"""fetch: bring a file from the host to the control side, only when the local copy differs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from playbooks.modules.base import ModuleContext, ModuleResult, boolean, module, quote, required
+
+
+def local_path(dest: str, src: str, host: str, flat: bool, base_dir: Path) -> Path:
+    """Where Ansible puts it: dest/<host>/<src path>, or dest itself (dest/<name> for a folder) with flat."""
+    root = Path(os.path.expanduser(dest))
+    if not root.is_absolute():
+        root = base_dir / root
+    if flat:
+        return root / Path(src).name if dest.endswith("/") else root
+    return root / host / src.lstrip("/")
+
+
+@module("fetch", args={"src", "dest", "flat", "fail_on_missing", "validate_checksum"})
+def fetch(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
+    src = str(required(args, "src"))
+    dest = str(required(args, "dest"))
+    flat = boolean(args.get("flat", False), "flat")
+    target = local_path(dest, src, ctx.host_name, flat, ctx.base_dir)
+    q = quote(src)
+    probe = ctx.sh(
+        f"if [ -f {q} ]; then sha256sum -- {q} | cut -d' ' -f1; elif [ -e {q} ]; then echo notfile; "
+        "else echo absent; fi"
+    )
+    if probe.exit_code != 0:
+        return ctx.failed(f"cannot look at {src}", probe)
+    remote = probe.out.strip()
+    info: dict[str, Any] = {"src": src, "dest": str(target)}
+    if remote in ("absent", "notfile"):
+        what = "does not exist" if remote == "absent" else "is not a regular file"
+        if boolean(args.get("fail_on_missing", True), "fail_on_missing"):
+            return ModuleResult(failed=True, msg=f"the remote file {src} {what}", data=info)
+        return ModuleResult(msg=f"the remote file {src} {what}, not transferring", data=info)
+    info["checksum"] = remote
+    if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == remote:
+        return ModuleResult(data=info)
+    if ctx.check:
+        return ModuleResult(changed=True, msg=f"{src} would be fetched to {target}", data=info)
+    result = ctx.sh(f"cat -- {q}")
+    if result.exit_code != 0:
+        return ctx.failed(f"cannot read {src}", result, f"cat {src}")
+    if boolean(args.get("validate_checksum", True), "validate_checksum"):
+        got = hashlib.sha256(result.stdout).hexdigest()
+        if got != remote:
+            return ModuleResult(failed=True, msg=f"{src} changed while it was fetched (checksum mismatch)", data=info)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(result.stdout)
+    os.replace(tmp, target)
+    return ModuleResult(changed=True, data=info)

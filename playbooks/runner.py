@@ -1,0 +1,452 @@
+"""Run a playbook over SSH: hosts in parallel, one connection each, a recap per host and a log per run."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from inventory.model import Host, Inventory
+from playbooks import report
+from playbooks.connection import Connection, SshConnection
+from playbooks.engine import Play, Playbook, Task, TaskOutcome, load_playbook, run_task
+from playbooks.errors import HostUnreachable, PlaybookError
+from playbooks.modules import MODULES
+
+
+@dataclass
+class HostStats:
+    """Ansible's recap counters for one host (`ok` counts changed tasks too, as Ansible does)."""
+
+    ok: int = 0
+    changed: int = 0
+    unreachable: int = 0
+    failed: int = 0
+    skipped: int = 0
+    ignored: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One task on one host, as the recap, the log and --json report it."""
+
+    host: str
+    play: str
+    task: str
+    module: str
+    status: str  # ok, changed, failed, skipped, unreachable
+    msg: str = ""
+    elapsed: float = 0.0
+    ignored: bool = False
+    command: str | None = None
+    rc: int | None = None
+    tail: str = ""
+    items: int = 0
+    hint: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress for a renderer: play, task_start, task_running (long tasks), task_end, no_hosts."""
+
+    kind: str
+    play: str = ""
+    host: str = ""
+    task: str = ""
+    elapsed: float = 0.0
+    result: TaskResult | None = None
+    hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of a run: per-host stats, every task result, registered variables and the log path."""
+
+    playbook: str
+    check: bool
+    hosts: tuple[str, ...]
+    stats: dict[str, HostStats]
+    tasks: tuple[TaskResult, ...]
+    registered: dict[str, dict[str, Any]]
+    log_path: Path | None
+    elapsed: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed_hosts
+
+    @property
+    def failed_hosts(self) -> list[str]:
+        return [h for h, s in self.stats.items() if s.failed or s.unreachable]
+
+    @property
+    def changed(self) -> int:
+        return sum(s.changed for s in self.stats.values())
+
+    def failures(self) -> list[TaskResult]:
+        """The task that stopped each failed host (ignored failures are not in here)."""
+        return [t for t in self.tasks if t.status in ("failed", "unreachable") and not t.ignored]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "playbook": self.playbook,
+            "check": self.check,
+            "ok": self.ok,
+            "elapsed_s": round(self.elapsed, 3),
+            "log": str(self.log_path) if self.log_path else None,
+            "stats": {h: s.to_dict() for h, s in self.stats.items()},
+            "failures": [t.to_dict() for t in self.failures()],
+            "tasks": [t.to_dict() for t in self.tasks],
+        }
+
+
+def _state_home() -> Path:
+    """INFPROV_HOME as provision/paths.py defines it (playbooks may not import provision)."""
+    return Path(os.environ.get("INFPROV_HOME") or Path.home() / ".infprov")
+
+
+def run_playbook(
+    playbook: str | Path | Playbook,
+    inventory: Inventory | Sequence[Host],
+    *,
+    limit: str | Sequence[str] | None = None,
+    extra_vars: Mapping[str, Any] | None = None,
+    check: bool = False,
+    forks: int | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    known_hosts: Path | None = None,
+    runs_dir: Path | None = None,
+    expected_host_keys: Mapping[str, Sequence[str]] | None = None,
+    connect_timeout: float = 10.0,
+    connector: Callable[[Host], Connection] | None = None,
+    progress_after: float = 5.0,
+) -> RunResult:
+    """Run a playbook (built-in name, path, or parsed) against the inventory's hosts.
+
+    limit: a host pattern or a list of host names, narrowing every play's `hosts`.
+    known_hosts / runs_dir default to INFPROV_HOME/known_hosts and INFPROV_HOME/runs.
+    expected_host_keys: per host name, fingerprints a first-seen host key must match (e.g. from EC2 console output).
+    connector: makes a connection for a host (tests inject fakes); default SSH via Fabric with pinned keys.
+    Raises PlaybookError for a playbook that cannot run; host failures are in the result, never raised.
+    """
+    start = time.monotonic()
+    book = playbook if isinstance(playbook, Playbook) else load_playbook(playbook)
+    inv = inventory if isinstance(inventory, Inventory) else Inventory(hosts=tuple(inventory))
+    allowed = _limit(inv, limit)
+    known = known_hosts or _state_home() / "known_hosts"
+    if connector is None:
+        keys = expected_host_keys or {}
+
+        def connector(host: Host) -> Connection:
+            return SshConnection(
+                host, known, expected_fingerprints=keys.get(host.name), connect_timeout=connect_timeout
+            )
+
+    run = _Run(book, inv, allowed, dict(extra_vars or {}), check, forks, on_event, connector, progress_after)
+    log_dir = runs_dir or _state_home() / "runs"
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        log_path: Path | None = log_dir / f"{stamp}-play-{book.path.stem}-{os.getpid()}.log"
+        assert log_path is not None
+        log: TextIO | None = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in finally
+    except OSError:
+        log_path, log = None, None
+    run.log = log
+    try:
+        run.execute()
+    finally:
+        run.close()
+        elapsed = time.monotonic() - start
+        result = RunResult(
+            playbook=str(book.path),
+            check=check,
+            hosts=tuple(run.seen_hosts),
+            stats=run.stats,
+            tasks=tuple(run.results),
+            registered=run.registered,
+            log_path=log_path,
+            elapsed=elapsed,
+        )
+        if log is not None:
+            log.write("\n" + report.recap(result) + "\n")
+            log.close()
+    return result
+
+
+def _limit(inv: Inventory, limit: str | Sequence[str] | None) -> set[str] | None:
+    if limit is None:
+        return None
+    if isinstance(limit, str):
+        chosen = inv.select(limit)
+        if not chosen:
+            raise PlaybookError(f"--limit {limit!r} matches no host in the inventory", "see `infprov inventory`")
+        return {h.name for h in chosen}
+    names = set(limit)
+    unknown = names - {h.name for h in inv.hosts}
+    if unknown:
+        raise PlaybookError(f"unknown host(s): {', '.join(sorted(unknown))}", "see `infprov inventory`")
+    return names
+
+
+@dataclass
+class _HostState:
+    host: Host
+    facts: dict[str, Any] = field(default_factory=dict)  # registered results and set_fact
+    conn: Connection | None = None
+    dead: bool = False
+
+
+class _Run:
+    def __init__(
+        self,
+        book: Playbook,
+        inv: Inventory,
+        allowed: set[str] | None,
+        extra_vars: dict[str, Any],
+        check: bool,
+        forks: int | None,
+        on_event: Callable[[Event], None] | None,
+        connector: Callable[[Host], Connection],
+        progress_after: float,
+    ) -> None:
+        self.book = book
+        self.inv = inv
+        self.allowed = allowed
+        self.extra = extra_vars
+        self.check = check
+        self.forks = forks
+        self.on_event = on_event
+        self.connector = connector
+        self.progress_after = progress_after
+        self.log: TextIO | None = None
+        self.stats: dict[str, HostStats] = {}
+        self.results: list[TaskResult] = []
+        self.registered: dict[str, dict[str, Any]] = {}
+        self.seen_hosts: list[str] = []
+        self.states: dict[str, _HostState] = {}
+        self._lock = threading.Lock()
+        self._running: dict[str, tuple[str, str, float, float]] = {}  # host -> (play, task, start, next report)
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="infprov-progress", daemon=True)
+        self._magic_hostvars = {h.name: inv.host_vars(h) for h in inv.hosts}
+
+    # ------------------------------------------------------------ orchestration
+    def execute(self) -> None:
+        self._ticker.start()
+        self._write(f"playbook {self.book.path}  check={self.check}  extra_vars={sorted(self.extra)}")
+        for play in self.book.plays:
+            hosts = [h for h in self.inv.select(play.hosts) if self.allowed is None or h.name in self.allowed]
+            for h in hosts:
+                if h.name not in self.states:
+                    self.states[h.name] = _HostState(h)
+                    self.stats[h.name] = HostStats()
+                    self.seen_hosts.append(h.name)
+                    self.registered[h.name] = {}
+            live = [h for h in hosts if not self.states[h.name].dead]
+            name = play.name or play.hosts
+            if not live:
+                self._emit(Event("no_hosts", play=name))
+                continue
+            self._emit(Event("play", play=name, hosts=tuple(h.name for h in live)))
+            workers = max(1, min(self.forks or len(live), len(live)))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="infprov-host") as pool:
+                list(pool.map(lambda h, p=play: self._run_play_on(p, self.states[h.name]), live))
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._ticker.is_alive():
+            self._ticker.join(2)
+        for state in self.states.values():
+            if state.conn is not None:
+                with contextlib.suppress(Exception):  # closing must never hide the run's result
+                    state.conn.close()
+
+    def _run_play_on(self, play: Play, state: _HostState) -> None:
+        notified: list[str] = []
+        for task in play.tasks:
+            outcome = self._task(play, task, state)
+            if outcome is None or state.dead:
+                return
+            if outcome.result.changed and not outcome.result.failed:
+                for name in _as_list(task.keywords.get("notify")):
+                    if name not in notified:
+                        notified.append(name)
+        for handler in play.handlers:
+            if handler.name in notified:
+                outcome = self._task(play, handler, state)
+                if outcome is None or state.dead:
+                    return
+
+    def _task(self, play: Play, task: Task, state: _HostState) -> TaskOutcome | None:
+        host = state.host
+        play_name = play.name or play.hosts
+        begin = time.monotonic()
+        with self._lock:
+            self._running[host.name] = (play_name, task.label, begin, begin + self.progress_after)
+        self._emit(Event("task_start", play=play_name, host=host.name, task=task.label))
+        conn = self._conn(state) if MODULES[task.module].remote else _NoConnection(host.name)
+        try:
+            outcome = run_task(
+                task,
+                host_name=host.name,
+                variables=self._variables(play, state),
+                conn=conn,
+                check=self.check,
+                play=play,
+                base_dir=self.book.base_dir,
+            )
+        except HostUnreachable as exc:
+            state.dead = True
+            self._record(
+                play_name,
+                task,
+                state,
+                TaskResult(
+                    host.name,
+                    play_name,
+                    task.label,
+                    task.module,
+                    "unreachable",
+                    exc.message,
+                    time.monotonic() - begin,
+                    hint=exc.hint,
+                ),
+            )
+            return None
+        finally:
+            with self._lock:
+                self._running.pop(host.name, None)
+        res = outcome.result
+        if res.facts:
+            state.facts.update(res.facts)
+        register = task.keywords.get("register")
+        if register:
+            state.facts[register] = outcome.registered
+            self.registered[host.name][register] = outcome.registered
+        if res.facts:
+            self.registered[host.name].update(res.facts)
+        no_log = bool(task.keywords.get("no_log"))
+        tr = TaskResult(
+            host=host.name,
+            play=play_name,
+            task=task.label,
+            module=task.module,
+            status=outcome.status,
+            msg="(output hidden by no_log)" if no_log and res.failed else res.msg,
+            elapsed=time.monotonic() - begin,
+            ignored=outcome.ignored,
+            command=None if no_log else res.command,
+            rc=res.rc,
+            tail="" if no_log else res.tail,
+            items=outcome.items,
+        )
+        self._record(play_name, task, state, tr, outcome if not no_log else None)
+        if res.failed and not outcome.ignored:
+            state.dead = True
+        return outcome
+
+    def _conn(self, state: _HostState) -> Connection:
+        if state.conn is None:
+            state.conn = self.connector(state.host)
+        return state.conn
+
+    def _variables(self, play: Play, state: _HostState) -> list[Mapping[str, Any]]:
+        host = state.host
+        magic = {
+            "inventory_hostname": host.name,
+            "inventory_hostname_short": host.name.split(".")[0],
+            "groups": self.inv.groups(),
+            "group_names": [host.cluster],
+            "hostvars": self._magic_hostvars,
+            "playbook_dir": str(self.book.base_dir),
+            "ansible_check_mode": self.check,
+            "ansible_play_hosts": list(self.seen_hosts),
+            "ansible_facts": {},
+        }
+        return [self.extra, state.facts, play.vars, self._magic_hostvars.get(host.name, host.vars()), magic]
+
+    # ------------------------------------------------------------ reporting
+    def _record(
+        self, play: str, task: Task, state: _HostState, tr: TaskResult, outcome: TaskOutcome | None = None
+    ) -> None:
+        with self._lock:
+            stats = self.stats[state.host.name]
+            if tr.status == "unreachable":
+                stats.unreachable += 1
+            elif tr.status == "failed" and tr.ignored:
+                stats.ignored += 1
+            elif tr.status == "failed":
+                stats.failed += 1
+            elif tr.status == "skipped":
+                stats.skipped += 1
+            else:
+                stats.ok += 1
+                if tr.status == "changed":
+                    stats.changed += 1
+            self.results.append(tr)
+        self._emit(Event("task_end", play=play, host=tr.host, task=tr.task, elapsed=tr.elapsed, result=tr))
+        if outcome is not None and self.log is not None:
+            detail = report.detail(outcome.registered)
+            if detail:
+                self._write(detail)
+
+    def _emit(self, event: Event) -> None:
+        line = report.event_line(event)
+        with self._lock:
+            if line:
+                self._write_locked(line)
+            if self.on_event is not None:
+                self.on_event(event)
+
+    def _write(self, text: str) -> None:
+        with self._lock:
+            self._write_locked(text)
+
+    def _write_locked(self, text: str) -> None:
+        if self.log is not None:
+            self.log.write(f"{time.strftime('%H:%M:%S')} {text}\n")
+            self.log.flush()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.5):
+            now = time.monotonic()
+            due: list[Event] = []
+            with self._lock:
+                for host, (play, task, began, next_at) in list(self._running.items()):
+                    if now >= next_at:
+                        self._running[host] = (play, task, began, next_at + 10.0)
+                        due.append(Event("task_running", play=play, host=host, task=task, elapsed=now - began))
+            for event in due:
+                self._emit(event)
+
+
+class _NoConnection:
+    """Control-side modules get this; touching it is a bug in the module."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> Any:
+        raise RuntimeError("a control-side module tried to run a remote command")
+
+    def close(self) -> None:
+        pass
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
