@@ -30,61 +30,55 @@ CANONICAL_OWNER = "099720109477"
 
 # A few images shaped like the real Neuron DLAMIs: releases up to 2.26.0 can drive Inf1, releases
 # from 2.26.1 on cannot (their driver dropped Inf1), and a plain Ubuntu image for `--ami` tests.
+# No creation_date: moto parses it in place when it loads the list, so a second load (every
+# POST /moto-api/reset) fails on the already-parsed value. The date is in each name, as on AWS.
 NEURON_AMIS: list[dict[str, object]] = [
     {
         "ami_id": "ami-0c1f5e2a9d4b70a11",
         "name": "Deep Learning AMI Neuron (Ubuntu 22.04) 20250919",
         "description": "Deep Learning AMI Neuron (Ubuntu 22.04) with Neuron SDK 2.26.0. "
         "Supported EC2 instances: Inf1, Inf2, Trn1, Trn1n, Trn2.",
-        "creation_date": "2025-09-19T08:12:41.000Z",
     },
     {
         "ami_id": "ami-0b7e3d6c2a1f90b22",
         "name": "Deep Learning AMI Neuron (Ubuntu 22.04) 20250731",
         "description": "Deep Learning AMI Neuron (Ubuntu 22.04) with Neuron SDK 2.25.0. "
         "Supported EC2 instances: Inf1, Inf2, Trn1, Trn1n, Trn2.",
-        "creation_date": "2025-07-31T17:03:09.000Z",
     },
     {
         "ami_id": "ami-0e4a9b8c7d6e50c33",
         "name": "Deep Learning Base Neuron AMI (Ubuntu 22.04) 20250919",
         "description": "Deep Learning Base Neuron AMI (Ubuntu 22.04) with Neuron SDK 2.26.0. "
         "Supported EC2 instances: Inf1, Inf2, Trn1, Trn1n, Trn2.",
-        "creation_date": "2025-09-19T06:55:20.000Z",
     },
     {
         "ami_id": "ami-0d2c4e6f8a0b10d44",
         "name": "Deep Learning AMI Neuron PyTorch 1.13 (Ubuntu 20.04) 20250627",
         "description": "Deep Learning AMI Neuron PyTorch 1.13 (Ubuntu 20.04) with Neuron SDK 2.24.0. "
         "Supported EC2 instances: Inf1.",
-        "creation_date": "2025-06-27T11:40:02.000Z",
     },
     {
         "ami_id": "ami-0f9a8b7c6d5e40e55",
         "name": "Deep Learning AMI Neuron (Ubuntu 22.04) 20251029",
         "description": "Deep Learning AMI Neuron (Ubuntu 22.04) with Neuron SDK 2.26.1. "
         "Supported EC2 instances: Inf2, Trn1, Trn1n, Trn2.",
-        "creation_date": "2025-10-29T09:21:57.000Z",
     },
     {
         "ami_id": "ami-0a6b5c4d3e2f10f66",
         "name": "Deep Learning AMI Neuron (Ubuntu 22.04) 20251220",
         "description": "Deep Learning AMI Neuron (Ubuntu 22.04) with Neuron SDK 2.27.0. "
         "Supported EC2 instances: Inf2, Trn1, Trn1n, Trn2, Trn3.",
-        "creation_date": "2025-12-20T04:48:13.000Z",
     },
     {
         "ami_id": "ami-0c3d2e1f0a9b80a77",
         "name": "Deep Learning Base Neuron AMI (Ubuntu 22.04) 20251220",
         "description": "Deep Learning Base Neuron AMI (Ubuntu 22.04) with Neuron SDK 2.27.0. "
         "Supported EC2 instances: Inf2, Trn1, Trn1n, Trn2, Trn3.",
-        "creation_date": "2025-12-20T03:10:44.000Z",
     },
     {
         "ami_id": "ami-04b70fa74e45c3917",
         "name": "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20250925",
         "description": "Canonical, Ubuntu, 22.04 LTS, amd64 jammy image build on 2025-09-25",
-        "creation_date": "2025-09-25T21:06:11.000Z",
         "owner_id": CANONICAL_OWNER,
     },
 ]
@@ -192,7 +186,8 @@ def stop(state_dir: Path) -> None:
         if _same_process(info):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            _reap(pid)
+            time.sleep(0.05)
+        _reap(pid)  # when this process started it, collect the exit status (no zombie left)
     _clear(state_dir)
 
 

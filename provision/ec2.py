@@ -1,0 +1,273 @@
+"""The EC2 provider: the only module that speaks boto3; everything it returns is plain data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from provision.errors import InfprovError
+
+# Throttling and 5xx are retried by botocore itself (standard mode: exponential backoff with jitter
+# and a retry quota); infprov's own logic only handles what needs a decision, e.g. a full zone.
+RETRY_CONFIG = botocore.config.Config(
+    retries={"max_attempts": 8, "mode": "standard"},
+    connect_timeout=10,
+    read_timeout=60,
+)
+
+
+class Ec2ApiError(Exception):
+    """An EC2 API error, reduced to its code and message so callers never import botocore."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        super().__init__(f"{operation}: {code}: {message}")
+        self.operation = operation
+        self.code = code
+        self.message = message
+
+
+def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def tag_map(resource: Mapping[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in resource.get("Tags", []) or []}
+
+
+def default_region() -> str | None:
+    """AWS_REGION (the other AWS SDKs' variable, which boto3 itself ignores), else boto3's own choice
+    (AWS_DEFAULT_REGION, then the profile), if any."""
+    return os.environ.get("AWS_REGION") or boto3.session.Session().region_name
+
+
+class Ec2Provider:
+    """EC2 in one region. endpoint_url None: AWS, or whatever AWS_ENDPOINT_URL(_EC2) names."""
+
+    def __init__(
+        self,
+        region: str,
+        *,
+        endpoint_url: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+    ) -> None:
+        self.region = region
+        kwargs: dict[str, Any] = {"region_name": region, "config": RETRY_CONFIG}
+        if endpoint_url:
+            kwargs["endpoint_url"] = endpoint_url
+        if access_key and secret_key:
+            kwargs["aws_access_key_id"] = access_key
+            kwargs["aws_secret_access_key"] = secret_key
+        self.client: Any = boto3.session.Session().client("ec2", **kwargs)
+
+    @property
+    def endpoint(self) -> str:
+        return str(self.client.meta.endpoint_url)
+
+    # ------------------------------------------------------------ the one call path
+
+    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        method = getattr(self.client, operation)
+        try:
+            result: dict[str, Any] = method(**params)
+            return result
+        except botocore.exceptions.ClientError as exc:
+            err = exc.response.get("Error", {})
+            raise Ec2ApiError(
+                operation, str(err.get("Code", "Unknown")), str(err.get("Message", exc))
+            ) from None
+        except botocore.exceptions.NoCredentialsError:
+            raise InfprovError(
+                "no AWS credentials found",
+                "run `aws configure`, set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                "or use --sandbox",
+            ) from None
+        except botocore.exceptions.EndpointConnectionError as exc:
+            raise InfprovError(
+                f"cannot reach the EC2 API at {exc.kwargs.get('endpoint_url', self.endpoint)}",
+                "check the network, AWS_ENDPOINT_URL and --region",
+            ) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise InfprovError(f"EC2 {operation} failed: {exc}", "rerun with --debug for details") from None
+
+    def _pages(self, operation: str, key: str, **params: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = self._call(operation, **params, **({"NextToken": token} if token else {}))
+            items.extend(page.get(key, []))
+            token = page.get("NextToken")
+            if not token:
+                return items
+
+    # ------------------------------------------------------------ places
+
+    def zones_offering(self, instance_type: str) -> list[str]:
+        offers = self._pages(
+            "describe_instance_type_offerings",
+            "InstanceTypeOfferings",
+            LocationType="availability-zone",
+            Filters=[{"Name": "instance-type", "Values": [instance_type]}],
+        )
+        return sorted({o["Location"] for o in offers})
+
+    def default_vpc(self) -> str | None:
+        vpcs = self._call("describe_vpcs", Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+        return str(vpcs[0]["VpcId"]) if vpcs else None
+
+    def default_subnets(self, vpc_id: str) -> dict[str, str]:
+        """Availability zone -> the VPC's default subnet there."""
+        subnets = self._pages(
+            "describe_subnets",
+            "Subnets",
+            Filters=[
+                {"Name": "vpc-id", "Values": [vpc_id]},
+                {"Name": "default-for-az", "Values": ["true"]},
+            ],
+        )
+        return {s["AvailabilityZone"]: s["SubnetId"] for s in subnets}
+
+    # ------------------------------------------------------------ images
+
+    def find_images(self, owners: Sequence[str], name_patterns: Sequence[str]) -> list[dict[str, Any]]:
+        return self._call(
+            "describe_images",
+            Owners=list(owners),
+            Filters=[
+                {"Name": "name", "Values": list(name_patterns)},
+                {"Name": "state", "Values": ["available"]},
+            ],
+        )["Images"]
+
+    def image(self, image_id: str) -> dict[str, Any] | None:
+        try:
+            images = self._call("describe_images", ImageIds=[image_id])["Images"]
+        except Ec2ApiError as exc:
+            if exc.code.startswith(("InvalidAMIID", "InvalidImage")):
+                return None
+            raise
+        return images[0] if images else None
+
+    # ------------------------------------------------------------ instances
+
+    def instances(self, filters: Mapping[str, Iterable[str]]) -> list[dict[str, Any]]:
+        reservations = self._pages(
+            "describe_instances",
+            "Reservations",
+            Filters=[{"Name": k, "Values": list(v)} for k, v in filters.items()],
+        )
+        return [i for r in reservations for i in r.get("Instances", [])]
+
+    def run_instances(self, **params: Any) -> list[dict[str, Any]]:
+        return list(self._call("run_instances", **params)["Instances"])
+
+    def start_instances(self, ids: Sequence[str]) -> None:
+        self._call("start_instances", InstanceIds=list(ids))
+
+    def terminate_instances(self, ids: Sequence[str]) -> None:
+        self._call("terminate_instances", InstanceIds=list(ids))
+
+    def instance_statuses(self, ids: Sequence[str]) -> dict[str, tuple[str, str, str]]:
+        """Instance id -> (state, instance status check, system status check)."""
+        statuses = self._pages(
+            "describe_instance_status",
+            "InstanceStatuses",
+            InstanceIds=list(ids),
+            IncludeAllInstances=True,
+        )
+        return {
+            s["InstanceId"]: (
+                s.get("InstanceState", {}).get("Name", "unknown"),
+                s.get("InstanceStatus", {}).get("Status", "unknown"),
+                s.get("SystemStatus", {}).get("Status", "unknown"),
+            )
+            for s in statuses
+        }
+
+    def spot_price(self, instance_type: str) -> float | None:
+        """The lowest current Linux spot price over the region's zones, if EC2 reports one."""
+        history = self._call(
+            "describe_spot_price_history",
+            InstanceTypes=[instance_type],
+            ProductDescriptions=["Linux/UNIX", "Linux/UNIX (Amazon VPC)"],
+            MaxResults=20,
+        ).get("SpotPriceHistory", [])
+        prices = [float(h["SpotPrice"]) for h in history if h.get("SpotPrice")]
+        return min(prices) if prices else None
+
+    # ------------------------------------------------------------ key pairs
+
+    def key_pair(self, name: str) -> dict[str, Any] | None:
+        try:
+            pairs = self._call("describe_key_pairs", KeyNames=[name])["KeyPairs"]
+        except Ec2ApiError as exc:
+            if exc.code == "InvalidKeyPair.NotFound":
+                return None
+            raise
+        return pairs[0] if pairs else None
+
+    def key_pairs(self, filters: Mapping[str, Iterable[str]]) -> list[dict[str, Any]]:
+        return self._call(
+            "describe_key_pairs", Filters=[{"Name": k, "Values": list(v)} for k, v in filters.items()]
+        )["KeyPairs"]
+
+    def import_key_pair(self, name: str, public_key: bytes, tags: Mapping[str, str]) -> None:
+        self._call(
+            "import_key_pair",
+            KeyName=name,
+            PublicKeyMaterial=public_key,
+            TagSpecifications=[{"ResourceType": "key-pair", "Tags": tag_list(tags)}],
+        )
+
+    def delete_key_pair(self, name: str) -> None:
+        self._call("delete_key_pair", KeyName=name)
+
+    # ------------------------------------------------------------ security groups
+
+    def security_groups(self, filters: Mapping[str, Iterable[str]]) -> list[dict[str, Any]]:
+        return self._pages(
+            "describe_security_groups",
+            "SecurityGroups",
+            Filters=[{"Name": k, "Values": list(v)} for k, v in filters.items()],
+        )
+
+    def create_security_group(self, name: str, description: str, vpc_id: str, tags: Mapping[str, str]) -> str:
+        return str(
+            self._call(
+                "create_security_group",
+                GroupName=name,
+                Description=description,
+                VpcId=vpc_id,
+                TagSpecifications=[{"ResourceType": "security-group", "Tags": tag_list(tags)}],
+            )["GroupId"]
+        )
+
+    def authorize_ingress(self, group_id: str, permissions: list[dict[str, Any]]) -> None:
+        self._call("authorize_security_group_ingress", GroupId=group_id, IpPermissions=permissions)
+
+    def revoke_ingress(self, group_id: str, permissions: list[dict[str, Any]]) -> None:
+        self._call("revoke_security_group_ingress", GroupId=group_id, IpPermissions=permissions)
+
+    def delete_security_group(self, group_id: str) -> None:
+        self._call("delete_security_group", GroupId=group_id)
+
+    # ------------------------------------------------------------ volumes and tags
+
+    def volumes(self, filters: Mapping[str, Iterable[str]]) -> list[dict[str, Any]]:
+        return self._pages(
+            "describe_volumes", "Volumes", Filters=[{"Name": k, "Values": list(v)} for k, v in filters.items()]
+        )
+
+    def delete_volume(self, volume_id: str) -> None:
+        self._call("delete_volume", VolumeId=volume_id)
+
+    def tagged(self, filters: Mapping[str, Iterable[str]]) -> list[dict[str, Any]]:
+        """Every resource carrying matching tags (ResourceId, ResourceType, Key, Value)."""
+        return self._pages(
+            "describe_tags", "Tags", Filters=[{"Name": k, "Values": list(v)} for k, v in filters.items()]
+        )

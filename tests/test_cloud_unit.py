@@ -1,0 +1,272 @@
+"""The pure parts of the cloud lifecycle: input checks, AMI choice, plans, tags, filters, cost, tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from provision import cloud
+from provision.errors import InfprovError, UsageError
+from provision.sandbox import ec2endpoint
+
+
+def _images() -> list[dict[str, Any]]:
+    """The sandbox's injected images, shaped as describe_images returns them."""
+    return [
+        {
+            "ImageId": r["ami_id"],
+            "Name": r["name"],
+            "Description": r["description"],
+            "Architecture": r["architecture"],
+            "State": r["state"],
+            "RootDeviceName": r["root_device_name"],
+        }
+        for r in ec2endpoint.ami_records()
+    ]
+
+
+def _by_name(fragment: str) -> dict[str, Any]:
+    return next(i for i in _images() if fragment in i["Description"] or fragment in i["Name"])
+
+
+# ---------------------------------------------------------------- AMI choice
+
+
+def test_release_is_read_from_the_description() -> None:
+    assert cloud.neuron_release({"Description": "with Neuron SDK 2.26.0. Supported EC2 instances: Inf1"}) == (2, 26, 0)
+    assert cloud.neuron_release({"Name": "Deep Learning AMI Neuron PyTorch 1.13 (Ubuntu 20.04) 20250627"}) is None
+
+
+@pytest.mark.parametrize(
+    ("image", "verdict"),
+    [
+        ({"Description": "Neuron SDK 2.26.0. Supported EC2 instances: Inf1, Inf2"}, True),
+        ({"Description": "Neuron SDK 2.26.1. Supported EC2 instances: Inf1, Inf2"}, False),
+        ({"Description": "Neuron SDK 2.27.0"}, False),
+        ({"Description": "Neuron SDK 2.20.2. Supported EC2 instances: Inf2, Trn1"}, False),
+        ({"Name": "Deep Learning AMI Neuron (Ubuntu 22.04) 20241027"}, True),
+        ({"Name": "Deep Learning AMI Neuron (Ubuntu 22.04) 20251105"}, False),
+        ({"Name": "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20250925"}, None),
+    ],
+)
+def test_inf1_verdict(image: dict[str, Any], verdict: bool | None) -> None:
+    assert cloud.inf1_verdict(image)[0] is verdict
+
+
+def test_choose_ami_takes_the_newest_inf1_capable_multi_framework_image() -> None:
+    chosen = cloud.choose_ami(_images())
+    assert chosen["Name"] == "Deep Learning AMI Neuron (Ubuntu 22.04) 20250919"
+    assert cloud.neuron_release(chosen) == (2, 26, 0)
+
+
+def test_choose_ami_never_picks_a_release_from_2_26_1_on() -> None:
+    newer_only = [i for i in _images() if (cloud.neuron_release(i) or (0,)) >= (2, 26, 1)]
+    assert newer_only
+    with pytest.raises(InfprovError) as err:
+        cloud.choose_ami(newer_only)
+    assert "--ami" in err.value.hint
+
+
+def test_choose_ami_skips_other_architectures() -> None:
+    arm = {**_by_name("SDK 2.26.0"), "Architecture": "arm64", "ImageId": "ami-0000000000000aaaa"}
+    chosen = cloud.choose_ami([arm, _by_name("SDK 2.25.0")])
+    assert cloud.neuron_release(chosen) == (2, 25, 0)
+
+
+def test_pinned_ami_of_a_new_release_is_refused_as_usage() -> None:
+    with pytest.raises(UsageError) as err:
+        cloud.check_pinned_ami(_by_name("SDK 2.27.0"), "us-east-1")
+    assert "cannot drive Inf1" in err.value.message
+    assert "2.26.0 or earlier" in err.value.hint
+
+
+def test_pinned_plain_ubuntu_is_accepted_with_a_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    cloud.check_pinned_ami(_by_name("Canonical"), "us-east-1")
+    assert "cannot tell whether AMI" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- inputs
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"instance_type": "m5.large"}, "unknown instance type"),
+        ({"instance_type": "inf1.xlarge", "count": 0}, "--count 0"),
+        ({"instance_type": "inf1.xlarge", "count": 21}, "--count 21"),
+        ({"instance_type": "inf1.xlarge", "name": "Bad_Name"}, "cluster name"),
+        ({"instance_type": "inf1.xlarge", "name": "-x"}, "cluster name"),
+        ({"instance_type": "inf1.xlarge", "region": "useast1"}, "--region"),
+        ({"instance_type": "inf1.xlarge", "ami": "ubuntu"}, "--ami"),
+        ({"instance_type": "inf1.xlarge", "ssh_cidr": "0.0.0.0/0"}, "whole internet"),
+        ({"instance_type": "inf1.xlarge", "ssh_cidr": "::/0"}, "whole internet"),
+        ({"instance_type": "inf1.xlarge", "ssh_cidr": "10.0.0.300/32"}, "--ssh-cidr"),
+        ({"instance_type": "inf1.xlarge", "disk_gib": 50}, "--disk"),
+        ({"instance_type": "inf1.xlarge", "tags": (("aws:x", "1"),)}, "reserved"),
+        ({"instance_type": "inf1.xlarge", "tags": (("infprov:cluster", "x"),)}, "infprov's own"),
+        ({"instance_type": "inf1.xlarge", "tags": (("a", "1"), ("a", "2"))}, "twice"),
+    ],
+)
+def test_bad_spec_is_a_usage_error_with_a_hint(kwargs: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(UsageError) as err:
+        cloud.UpSpec(**kwargs)
+    assert fragment in err.value.message
+    assert err.value.hint
+
+
+def test_spec_normalises_cidr_and_type() -> None:
+    spec = cloud.UpSpec(instance_type="INF1.6xlarge", ssh_cidr="203.0.113.7")
+    assert spec.instance_type == "inf1.6xlarge"
+    assert spec.ssh_cidr == "203.0.113.7/32"
+    assert cloud.UpSpec(instance_type="inf1.xlarge", ssh_cidr="2001:db8::1").ssh_cidr == "2001:db8::1/128"
+
+
+@pytest.mark.parametrize("raw", ["novalue", "=x", " =x"])
+def test_parse_tags_refuses_malformed(raw: str) -> None:
+    with pytest.raises(UsageError, match="KEY=VALUE"):
+        cloud.parse_tags([raw])
+
+
+def test_parse_tags_keeps_order_and_allows_empty_values() -> None:
+    assert cloud.parse_tags(["team=ml", "empty=", "a=b=c"]) == (("team", "ml"), ("empty", ""), ("a", "b=c"))
+
+
+# ---------------------------------------------------------------- tags, filters, names
+
+
+def test_cluster_tags_and_user_tags() -> None:
+    tags = cloud.cluster_tags("bench", (("team", "ml"),))
+    assert tags == {"infprov:cluster": "bench", "infprov:managed": "true", "Name": "infprov-bench", "team": "ml"}
+    assert cloud.cluster_tags(cloud.DEFAULT_CLUSTER)["Name"] == "infprov"
+
+
+def test_filters_select_one_cluster_or_all_managed() -> None:
+    assert cloud.cluster_filter("bench") == {"tag:infprov:cluster": ["bench"]}
+    assert cloud.cluster_filter(None) == {"tag:infprov:managed": ["true"]}
+
+
+# ---------------------------------------------------------------- cost and token
+
+
+def test_hourly_cost_multiplies_and_knows_when_it_does_not_know() -> None:
+    assert cloud.hourly_cost("inf1.6xlarge", "us-east-1", 3) == pytest.approx(3.54)
+    assert cloud.hourly_cost("inf1.6xlarge", "eu-west-3", 1) is None
+
+
+def test_cost_so_far() -> None:
+    now = datetime(2025, 1, 1, 12, tzinfo=timezone.utc)
+    assert cloud.cost_so_far(now - timedelta(minutes=90), now, 1.18) == pytest.approx(1.77)
+    assert cloud.cost_so_far(None, now, 1.18) is None
+    assert cloud.cost_so_far(now, now, None) is None
+
+
+def test_client_token_is_stable_short_and_changes_with_what_matters() -> None:
+    args = ("us-east-1", "bench", "sg-1", 2, 0, "us-east-1a")
+    token = cloud.client_token(*args)
+    assert token == cloud.client_token(*args)
+    assert len(token) <= 64 and token.isascii()
+    for i, other in enumerate(["us-west-2", "other", "sg-2", 3, 1, "us-east-1b"]):
+        changed = list(args)
+        changed[i] = other
+        assert cloud.client_token(*changed) != token  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- plan
+
+
+def _inst(iid: str, state: str, itype: str = "inf1.6xlarge") -> dict[str, Any]:
+    return {"InstanceId": iid, "InstanceType": itype, "State": {"Name": state}}
+
+
+def test_plan_reuses_starts_and_launches_the_shortfall() -> None:
+    plan = cloud.plan_instances(
+        [_inst("i-2", "running"), _inst("i-1", "stopped"), _inst("i-3", "pending"), _inst("i-4", "stopping")],
+        "c",
+        "inf1.6xlarge",
+        6,
+    )
+    assert plan == cloud.InstancePlan(reuse=("i-3", "i-2"), start=("i-1",), stopping=("i-4",), launch=2)
+
+
+def test_plan_refuses_more_than_asked_as_a_leak() -> None:
+    with pytest.raises(InfprovError) as err:
+        cloud.plan_instances([_inst("i-1", "running"), _inst("i-2", "running")], "c", "inf1.6xlarge", 1)
+    assert "looks like a leak" in err.value.message
+    assert "infprov teardown --name c" in err.value.hint
+    assert not isinstance(err.value, UsageError)
+
+
+def test_plan_refuses_a_type_change() -> None:
+    with pytest.raises(UsageError, match="runs inf1.xlarge"):
+        cloud.plan_instances([_inst("i-1", "running", "inf1.xlarge")], "c", "inf1.6xlarge", 1)
+
+
+def test_zone_order_prefers_zones_in_use_then_name_order() -> None:
+    subnets = {"us-east-1a": "s-a", "us-east-1b": "s-b", "us-east-1c": "s-c", "us-east-1e": "s-e"}
+    offered = ["us-east-1c", "us-east-1a", "us-east-1b", "us-east-1f"]
+    assert cloud.order_zones(offered, subnets) == [
+        ("us-east-1a", "s-a"), ("us-east-1b", "s-b"), ("us-east-1c", "s-c")
+    ]
+    preferred = cloud.order_zones(offered, subnets, ["us-east-1c"])
+    assert [z for z, _ in preferred] == ["us-east-1c", "us-east-1a", "us-east-1b"]
+
+
+# ---------------------------------------------------------------- launch settings and the SSH rule
+
+
+def test_launch_params_lock_down_the_instance() -> None:
+    image = {"ImageId": "ami-0c1f5e2a9d4b70a11", "RootDeviceName": "/dev/sda1",
+             "BlockDeviceMappings": [{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 200}}]}
+    tags = cloud.cluster_tags("c")
+    p = cloud.launch_params(image=image, instance_type="inf1.6xlarge", count=2, key_name="k", group_id="sg-1",
+                            subnet_id="subnet-1", token="t", tags=tags, disk_gib=150, spot=True)
+    assert p["MetadataOptions"]["HttpTokens"] == "required"
+    assert p["InstanceInitiatedShutdownBehavior"] == "terminate"
+    ebs = p["BlockDeviceMappings"][0]["Ebs"]
+    assert ebs == {"VolumeSize": 200, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}
+    assert {s["ResourceType"] for s in p["TagSpecifications"]} == {"instance", "volume"}
+    assert p["MinCount"] == p["MaxCount"] == 2
+    assert p["InstanceMarketOptions"]["MarketType"] == "spot"
+    assert "InstanceMarketOptions" not in cloud.launch_params(
+        image=image, instance_type="inf1.6xlarge", count=1, key_name="k", group_id="sg-1",
+        subnet_id="subnet-1", token="t", tags=tags, disk_gib=300, spot=False,
+    )
+
+
+def test_stray_rules_are_everything_but_ssh_from_the_cidr() -> None:
+    group = {"IpPermissions": [
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+         "IpRanges": [{"CidrIp": "198.51.100.1/32"}, {"CidrIp": "0.0.0.0/0"}]},
+        {"IpProtocol": "tcp", "FromPort": 8000, "ToPort": 8002, "IpRanges": [{"CidrIp": "198.51.100.1/32"}]},
+    ]}
+    stray = cloud.stray_permissions(group, "198.51.100.1/32")
+    found = {(s["FromPort"], s["IpRanges"][0]["CidrIp"]) for s in stray}
+    assert found == {(22, "0.0.0.0/0"), (8000, "198.51.100.1/32")}
+    assert cloud.has_permission(group, "198.51.100.1/32")
+    assert not cloud.has_permission(group, "198.51.100.2/32")
+    assert cloud.ssh_permission("2001:db8::1/128")["Ipv6Ranges"][0]["CidrIpv6"] == "2001:db8::1/128"
+
+
+# ---------------------------------------------------------------- confirmation
+
+
+def test_no_terminal_and_no_yes_refuses_instead_of_hanging(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cloud, "_interactive", lambda: False)
+    with pytest.raises(UsageError, match="not interactive") as err:
+        cloud.ask_or_refuse("Launch?", False, None, "launch instances")
+    assert err.value.hint == "pass --yes"
+    cloud.ask_or_refuse("Launch?", True, None, "launch instances")  # --yes: no question at all
+
+
+def test_a_no_answer_changes_nothing() -> None:
+    asked: list[str] = []
+
+    def no(question: str) -> bool:
+        asked.append(question)
+        return False
+
+    with pytest.raises(InfprovError, match="not confirmed"):
+        cloud.ask_or_refuse("Launch?", False, no, "launch instances")
+    assert asked == ["Launch?"]
