@@ -18,6 +18,7 @@ from playbooks.connection import Connection, SshConnection
 from playbooks.engine import Play, Playbook, Task, TaskOutcome, load_playbook, run_task
 from playbooks.errors import HostUnreachable, PlaybookError
 from playbooks.modules import MODULES
+from playbooks.templating import LazyVars, Templar
 
 
 @dataclass
@@ -294,15 +295,17 @@ class _Run:
         host = state.host
         play_name = play.name or play.hosts
         begin = time.monotonic()
+        variables = self._variables(play, state)
+        label = _label(task, variables)
         with self._lock:
-            self._running[host.name] = (play_name, task.label, begin, begin + self.progress_after)
-        self._emit(Event("task_start", play=play_name, host=host.name, task=task.label))
+            self._running[host.name] = (play_name, label, begin, begin + self.progress_after)
+        self._emit(Event("task_start", play=play_name, host=host.name, task=label))
         conn = self._conn(state) if MODULES[task.module].remote else _NoConnection(host.name)
         try:
             outcome = run_task(
                 task,
                 host_name=host.name,
-                variables=self._variables(play, state),
+                variables=variables,
                 conn=conn,
                 check=self.check,
                 play=play,
@@ -317,7 +320,7 @@ class _Run:
                 TaskResult(
                     host.name,
                     play_name,
-                    task.label,
+                    label,
                     task.module,
                     "unreachable",
                     exc.message,
@@ -342,7 +345,7 @@ class _Run:
         tr = TaskResult(
             host=host.name,
             play=play_name,
-            task=task.label,
+            task=label,
             module=task.module,
             status=outcome.status,
             msg="(output hidden by no_log)" if no_log and res.failed else res.msg,
@@ -444,6 +447,16 @@ class _NoConnection:
 
     def close(self) -> None:
         pass
+
+
+def _label(task: Task, variables: list[Mapping[str, Any]]) -> str:
+    """The task's name with its `{{ }}` filled in (as Ansible shows it), or as written if that fails."""
+    if "{{" not in task.label:
+        return task.label
+    try:
+        return str(Templar(LazyVars(list(variables))).template(task.label))
+    except Exception:
+        return task.label
 
 
 def _as_list(value: Any) -> list[Any]:

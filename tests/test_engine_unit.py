@@ -1,0 +1,538 @@
+"""The playbook engine without SSH: parsing, templating, keyword errors, and module decisions on a local shell."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inventory.model import Host, Inventory
+from playbooks.connection import CommandResult
+from playbooks.engine import (
+    BUILTIN_DIR,
+    Play,
+    builtin_playbooks,
+    parse_extra_vars,
+    parse_playbook,
+    resolve_playbook,
+    run_task,
+)
+from playbooks.errors import HostUnreachable, PlaybookError, TemplateError
+from playbooks.modules.files import lineinfile_edit, replace_edit
+from playbooks.runner import Event, run_playbook
+from playbooks.templating import Templar
+
+
+# ---------------------------------------------------------------- connections that need no SSH
+class LocalConnection:
+    """Runs the engine's command lines in a local shell: real look/decide/act without a network."""
+
+    def __init__(self, name: str = "local") -> None:
+        self.name = name
+        self.commands: list[str] = []
+
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+        self.commands.append(command)
+        start = time.monotonic()
+        proc = subprocess.run(["/bin/sh", "-c", command], input=stdin or b"", capture_output=True, timeout=timeout)
+        return CommandResult(command, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
+
+    def close(self) -> None:
+        pass
+
+
+class ScriptedConnection:
+    """Answers each command from a list of canned results, and records what was asked."""
+
+    def __init__(self, answers: list[tuple[int, str]]) -> None:
+        self.name = "scripted"
+        self.answers = list(answers)
+        self.commands: list[str] = []
+
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+        self.commands.append(command)
+        code, out = self.answers.pop(0) if self.answers else (0, "")
+        return CommandResult(command, code, out.encode(), b"")
+
+    def close(self) -> None:
+        pass
+
+
+class DeadConnection:
+    name = "dead"
+
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+        raise HostUnreachable("127.0.0.1:1: cannot connect: refused", "is sshd running?")
+
+    def close(self) -> None:
+        pass
+
+
+def write_book(tmp_path: Path, text: str, name: str = "book.yml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def run_local(
+    tmp_path: Path,
+    text: str,
+    *,
+    hosts: int = 1,
+    check: bool = False,
+    extra: dict[str, Any] | None = None,
+    events: list[Event] | None = None,
+    dead: set[str] = frozenset(),  # type: ignore[assignment]
+    **kw: Any,
+) -> Any:
+    book = write_book(tmp_path, text)
+    inv = Inventory(tuple(Host(f"h{i + 1}", "127.0.0.1", cluster="c") for i in range(hosts)))
+    conns: dict[str, LocalConnection] = {}
+
+    def connector(host: Host) -> Any:
+        if host.name in dead:
+            return DeadConnection()
+        conns[host.name] = LocalConnection(host.name)
+        return conns[host.name]
+
+    result = run_playbook(
+        book,
+        inv,
+        check=check,
+        extra_vars=extra or {},
+        connector=connector,
+        runs_dir=tmp_path / "runs",
+        on_event=events.append if events is not None else None,
+        **kw,
+    )
+    return result
+
+
+# ---------------------------------------------------------------- parsing: errors name the file, the task and the word
+def test_unknown_module_is_named_with_file_line_and_task(tmp_path: Path) -> None:
+    text = (
+        "- hosts: all\n  tasks:\n    - name: first\n      debug: msg=hi\n"
+        "    - name: build it\n      ansible.builtin.shel: make\n"
+    )
+    with pytest.raises(PlaybookError) as err:
+        parse_playbook(text, tmp_path / "site.yml")
+    msg = err.value.message
+    assert f"{tmp_path / 'site.yml'}:6" in msg
+    assert "'build it'" in msg and "'ansible.builtin.shel'" in msg
+    assert err.value.exit_code == 2
+
+
+def test_unknown_keyword_and_unknown_argument(tmp_path: Path) -> None:
+    with pytest.raises(PlaybookError, match=r"book.yml:4: task 'x': unknown module or keyword 'delegate_to'"):
+        parse_playbook(
+            "- hosts: all\n  tasks:\n    - name: x\n      delegate_to: localhost\n      debug: msg=a\n",
+            tmp_path / "book.yml",
+        )
+    with pytest.raises(PlaybookError, match=r"module copy has no argument 'dst'"):
+        parse_playbook("- hosts: all\n  tasks:\n    - copy: {content: a, dst: /tmp/x}\n", tmp_path / "b.yml")
+    with pytest.raises(PlaybookError, match=r"unknown play keyword 'roles'"):
+        parse_playbook("- hosts: all\n  roles: [x]\n", tmp_path / "b.yml")
+    with pytest.raises(PlaybookError, match=r"more than one module"):
+        parse_playbook("- hosts: all\n  tasks:\n    - shell: a\n      command: b\n", tmp_path / "b.yml")
+    with pytest.raises(PlaybookError, match=r"notifies 'restart'"):
+        parse_playbook("- hosts: all\n  tasks:\n    - shell: a\n      notify: restart\n", tmp_path / "b.yml")
+    with pytest.raises(PlaybookError, match=r"has no `hosts`"):
+        parse_playbook("- tasks: []\n", tmp_path / "b.yml")
+
+
+def test_yaml_syntax_error_points_at_the_line(tmp_path: Path) -> None:
+    with pytest.raises(PlaybookError, match=r"b.yml:4: not valid YAML: expected .,. or .\]."):
+        parse_playbook("- hosts: all\n  tasks:\n    - shell: [a\n    - debug: msg=x\n", tmp_path / "b.yml")
+
+
+def test_free_form_and_key_value_arguments(tmp_path: Path) -> None:
+    book = parse_playbook(
+        "- hosts: all\n  tasks:\n"
+        "    - shell: make all creates=/opt/out chdir=/src\n"
+        "    - copy: src=a.txt dest=/tmp/a.txt mode=0644\n"
+        "    - command: echo hi\n      args: {removes: /tmp/flag}\n"
+        "    - ansible.builtin.file: {dest: /tmp/d, state: directory}\n",
+        tmp_path / "b.yml",
+    )
+    tasks = book.plays[0].tasks
+    assert tasks[0].module == "shell" and tasks[0].args == {"cmd": "make all", "creates": "/opt/out", "chdir": "/src"}
+    assert tasks[1].args == {"src": "a.txt", "dest": "/tmp/a.txt", "mode": "0644"}
+    assert tasks[2].args == {"cmd": "echo hi", "removes": "/tmp/flag"}
+    assert tasks[3].module == "file" and tasks[3].args == {"path": "/tmp/d", "state": "directory"}
+
+
+def test_builtin_playbooks_parse_and_resolve_by_name() -> None:
+    names = builtin_playbooks()
+    assert names, "playbooks/*.yml should hold the built-in playbooks"
+    for name in names:
+        path = resolve_playbook(name)
+        assert path == BUILTIN_DIR / f"{name}.yml"
+        book = parse_playbook(path.read_text(), path)
+        assert book.plays and all(p.tasks for p in book.plays)
+    with pytest.raises(PlaybookError) as err:
+        resolve_playbook("no-such-book")
+    assert names[0] in err.value.hint
+
+
+def test_extra_vars_forms(tmp_path: Path) -> None:
+    vars_file = tmp_path / "v.yml"
+    vars_file.write_text("port: 8000\nlist: [1, 2]\n")
+    got = parse_extra_vars(["a=1 b='two words'", '{"c": true}', f"@{vars_file}"])
+    assert got == {"a": "1", "b": "two words", "c": True, "port": 8000, "list": [1, 2]}
+    with pytest.raises(PlaybookError, match="expected k=v"):
+        parse_extra_vars(["novalue"])
+
+
+# ---------------------------------------------------------------- templating
+def test_templating_is_lazy_native_and_strict() -> None:
+    t = Templar({"base": "/opt", "dir": "{{ base }}/app", "n": 4, "r": {"rc": 1, "stdout": "x"}})
+    assert t.template("{{ dir }}/bin") == "/opt/app/bin"
+    assert t.template("{{ n }}") == 4 and t.template("{{ n - 1 }}") == 3
+    assert t.template({"k": ["{{ base }}"]}) == {"k": ["/opt"]}
+    assert t.template("{{ missing | default('d') }}") == "d"
+    assert t.template("{{ 'a.b.c' | regex_replace('\\\\.', '-') }}") == "a-b-c"
+    assert t.truth("r is failed") is False and t.truth("r.rc == 1") is True
+    assert t.template("{{ base }}\n") == "/opt\n"
+    with pytest.raises(TemplateError, match="'missing' is undefined"):
+        t.template("{{ missing }}/x")
+    with pytest.raises(TemplateError, match="recursive"):
+        Templar({"a": "{{ b }}", "b": "{{ a }}"}).template("{{ a }}")
+
+
+# ---------------------------------------------------------------- pure edits
+def test_lineinfile_rules() -> None:
+    assert lineinfile_edit("a=1\nb=2\n", line="b=3", regexp="^b=") == ("a=1\nb=3\n", "line replaced")
+    assert lineinfile_edit("a=1\nb=3\n", line="b=3", regexp="^b=") == ("a=1\nb=3\n", "")
+    assert lineinfile_edit("a=1", line="c=1") == ("a=1\nc=1\n", "line added")
+    assert lineinfile_edit("a=1\nc=1\n", line="c=1") == ("a=1\nc=1\n", "")
+    assert lineinfile_edit("x\n[s]\ny\n", line="k=v", insertafter=r"^\[s\]") == ("x\n[s]\nk=v\ny\n", "line added")
+    assert lineinfile_edit("x\ny\n", line="top", insertbefore="BOF") == ("top\nx\ny\n", "line added")
+    assert lineinfile_edit("a=1\nb=2\nb=3\n", line=None, regexp="^b=", state="absent") == ("a=1\n", "2 line(s) removed")
+    assert lineinfile_edit("port 80\n", line=r"port \g<1>0", regexp=r"^port (\d+)$", backrefs=True) == (
+        "port 800\n",
+        "line replaced",
+    )
+    assert lineinfile_edit("nothing\n", line=r"\1", regexp="^zz(.*)$", backrefs=True) == ("nothing\n", "")
+
+
+def test_replace_rules() -> None:
+    assert replace_edit("port=1\nport=2\n", r"^port=\d+$", "port=9") == ("port=9\nport=9\n", 2)
+    text = "[a]\nk=1\n[b]\nk=1\n"
+    assert replace_edit(text, r"^k=1$", "k=2", after=r"\[b\]") == ("[a]\nk=1\n[b]\nk=2\n", 1)
+    assert replace_edit(text, r"^k=1$", "k=2", before=r"\[b\]") == ("[a]\nk=2\n[b]\nk=1\n", 1)
+    assert replace_edit("abc", "z", "y") == ("abc", 0)
+
+
+# ---------------------------------------------------------------- modules: look, decide, act (local shell)
+def test_copy_template_file_converge_and_check_mode(tmp_path: Path) -> None:
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "app.conf").write_text("a=1\n")
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "motd.j2").write_text("host {{ inventory_hostname }}\n{% if n > 1 %}many\n{% endif %}")
+    out = tmp_path / "out"
+    book = f"""
+- hosts: all
+  vars: {{out: "{out}", n: 2}}
+  tasks:
+    - file: {{path: "{{{{ out }}}}/d", state: directory, mode: "0750"}}
+    - copy: {{content: "hi\\n", dest: "{{{{ out }}}}/d/hi.txt", mode: "0600"}}
+    - copy: {{src: app.conf, dest: "{{{{ out }}}}/d/"}}
+    - template: {{src: motd.j2, dest: "{{{{ out }}}}/d/motd"}}
+    - file: {{path: "{{{{ out }}}}/d/link", src: "{{{{ out }}}}/d/hi.txt", state: link}}
+    - lineinfile: {{path: "{{{{ out }}}}/d/settings.ini", line: "b=2", create: true}}
+    - file: {{path: "{{{{ out }}}}/gone", state: absent}}
+"""
+    out.mkdir()
+    dry = run_local(tmp_path, book, check=True)
+    assert dry.ok, dry.failures()
+    assert list(out.iterdir()) == [], "check mode must write nothing"
+    first = run_local(tmp_path, book)
+    assert first.ok, first.failures()
+    assert first.stats["h1"].changed == 6
+    assert (out / "d" / "hi.txt").read_text() == "hi\n"
+    assert (out / "d" / "hi.txt").stat().st_mode & 0o777 == 0o600
+    assert (out / "d").stat().st_mode & 0o777 == 0o750
+    assert (out / "d" / "app.conf").read_text() == "a=1\n"
+    assert (out / "d" / "settings.ini").read_text() == "b=2\n"
+    assert (out / "d" / "motd").read_text() == "host h1\nmany\n"
+    assert (out / "d" / "link").readlink() == out / "d" / "hi.txt"
+    second = run_local(tmp_path, book)
+    assert second.ok and second.stats["h1"].changed == 0, [t for t in second.tasks if t.status == "changed"]
+    (out / "d" / "hi.txt").chmod(0o644)  # only the mode drifted: chmod, not a rewrite
+    third = run_local(tmp_path, book)
+    assert third.stats["h1"].changed == 1
+    assert (out / "d" / "hi.txt").stat().st_mode & 0o777 == 0o600
+
+
+def test_copy_in_check_mode_sends_no_write(tmp_path: Path) -> None:
+    conn = ScriptedConnection([(0, "A\n")])  # stat: the file is absent
+    book = parse_playbook("- hosts: all\n  tasks:\n    - copy: {content: x, dest: /etc/x.conf}\n", tmp_path / "b.yml")
+    play = book.plays[0]
+    outcome = run_task(
+        play.tasks[0], host_name="h", variables=[{}], conn=conn, check=True, play=play, base_dir=tmp_path
+    )
+    assert outcome.status == "changed"
+    assert len(conn.commands) == 1 and "mv -f" not in conn.commands[0]
+
+
+def test_become_and_environment_wrap_the_command(tmp_path: Path) -> None:
+    conn = ScriptedConnection([(0, "0\n")])
+    book = parse_playbook(
+        "- hosts: all\n  become: true\n  environment: {A: '1'}\n  tasks:\n"
+        "    - command: id -u\n      become_user: postgres\n",
+        tmp_path / "b.yml",
+    )
+    play = book.plays[0]
+    run_task(play.tasks[0], host_name="h", variables=[{}], conn=conn, check=False, play=play, base_dir=tmp_path)
+    assert conn.commands[0].startswith("sudo -n -H -u postgres -- env A=1 /bin/sh -c ")
+
+
+def test_shell_creates_removes_and_failure_report(tmp_path: Path) -> None:
+    marker = tmp_path / "made"
+    book = f"""
+- hosts: all
+  tasks:
+    - shell: echo made > {marker}
+      args: {{creates: "{marker}"}}
+    - command: cat {marker}
+      register: seen
+      changed_when: false
+    - assert: {{that: ["seen.stdout == 'made'", "seen.rc == 0"]}}
+    - shell: "echo step one; echo broken >&2; exit 3"
+    - debug: msg=never
+"""
+    first = run_local(tmp_path, book)
+    failed = first.failures()
+    assert len(failed) == 1
+    f = failed[0]
+    assert f.task == "shell" and f.rc == 3 and f.command == "echo step one; echo broken >&2; exit 3"
+    assert "step one" in f.tail and "broken" in f.tail
+    assert first.stats["h1"].ok == 3 and first.stats["h1"].failed == 1
+    assert not any(t.task == "debug" for t in first.tasks), "a failed host stops at its failed task"
+    second = run_local(tmp_path, book)
+    assert second.tasks[0].status == "ok" and "skipped, since" in second.tasks[0].msg
+    log = Path(str(first.log_path)).read_text()
+    assert "exit code: 3" in log and "PLAY RECAP" in log
+
+
+def test_when_loop_register_failed_when_ignore_errors(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    book = f"""
+- hosts: all
+  vars: {{items_list: [a, b, c]}}
+  tasks:
+    - file: {{path: "{out}", state: directory}}
+    - copy: {{content: "{{{{ item }}}}", dest: "{out}/{{{{ item }}}}"}}
+      loop: "{{{{ items_list }}}}"
+      when: item != 'b'
+      register: made
+    - shell: exit 1
+      ignore_errors: true
+      register: bad
+    - command: "true"
+      failed_when: bad is succeeded
+    - set_fact: {{count: "{{{{ made.results | selectattr('changed') | list | length }}}}"}}
+    - assert: {{that: "count | int == 2"}}
+"""
+    result = run_local(tmp_path, book)
+    assert result.ok, result.failures()
+    assert sorted(p.name for p in out.iterdir()) == ["a", "c"]
+    s = result.stats["h1"]
+    assert s.ignored == 1 and s.failed == 0
+    assert result.registered["h1"]["made"]["results"][1]["skipped"] is True
+
+
+def test_until_retries_with_a_counter(tmp_path: Path) -> None:
+    counter = tmp_path / "n"
+    book = f"""
+- hosts: all
+  tasks:
+    - shell: n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; echo $n
+      register: r
+      until: r.stdout | int >= 3
+      retries: 5
+      delay: 0
+    - shell: echo no
+      register: never
+      until: never.stdout == 'yes'
+      retries: 2
+      delay: 0
+"""
+    result = run_local(tmp_path, book)
+    assert counter.read_text().strip() == "3"
+    assert result.registered["h1"]["r"]["attempts"] == 3
+    fail = result.failures()[0]
+    assert "after 3 attempts" in fail.msg
+
+
+def test_undefined_variable_fails_the_task_not_the_run(tmp_path: Path) -> None:
+    result = run_local(tmp_path, "- hosts: all\n  tasks:\n    - debug: {msg: '{{ nope }}'}\n", hosts=2)
+    assert [t.status for t in result.tasks] == ["failed", "failed"]
+    assert "'nope' is undefined" in result.tasks[0].msg
+
+
+def test_handlers_run_once_when_notified(tmp_path: Path) -> None:
+    out = tmp_path / "h"
+    book = f"""
+- hosts: all
+  tasks:
+    - copy: {{content: "1", dest: "{out}.conf"}}
+      notify: bump
+    - copy: {{content: "1", dest: "{out}.other"}}
+      notify: bump
+  handlers:
+    - name: bump
+      shell: echo x >> {out}.count
+"""
+    run_local(tmp_path, book)
+    run_local(tmp_path, book)
+    assert Path(f"{out}.count").read_text() == "x\n", "notified once on the first run, never on the converged one"
+
+
+def test_one_unreachable_host_does_not_stop_the_others(tmp_path: Path) -> None:
+    book = f"- hosts: all\n  tasks:\n    - shell: echo {{{{ inventory_hostname }}}} >> {tmp_path}/seen\n"
+    result = run_local(tmp_path, book, hosts=3, dead={"h2"}, forks=2)
+    assert result.stats["h2"].unreachable == 1
+    assert sorted((tmp_path / "seen").read_text().split()) == ["h1", "h3"]
+    assert result.failed_hosts == ["h2"] and result.failures()[0].hint
+
+
+def test_progress_events_for_a_long_task(tmp_path: Path) -> None:
+    events: list[Event] = []
+    run_local(tmp_path, "- hosts: all\n  tasks:\n    - shell: sleep 1.2\n", events=events, progress_after=0.3)
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "play" and "task_start" in kinds and "task_running" in kinds and kinds[-1] == "task_end"
+
+
+def test_check_mode_skips_commands_without_creates(tmp_path: Path) -> None:
+    result = run_local(tmp_path, f"- hosts: all\n  tasks:\n    - shell: touch {tmp_path}/x\n", check=True)
+    assert result.tasks[0].status == "skipped" and not (tmp_path / "x").exists()
+
+
+# ---------------------------------------------------------------- git, fetch, stat, wait_for, uri, get_url
+@pytest.fixture()
+def git_repo(tmp_path: Path) -> Path:
+    work = tmp_path / "work"
+    work.mkdir()
+    env = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *env, *args], cwd=work, check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q", "-b", "main")
+    (work / "f").write_text("1\n")
+    git("add", "f")
+    git("commit", "-q", "-m", "one")
+    git("tag", "v1")
+    git("branch", "r22.04")
+    (work / "f").write_text("2\n")
+    git("commit", "-q", "-am", "two")
+    return work
+
+
+def test_git_clone_converge_and_move(tmp_path: Path, git_repo: Path) -> None:
+    dest = tmp_path / "checkout"
+    book = f"- hosts: all\n  tasks:\n    - git: {{repo: '{git_repo}', dest: '{dest}', version: '{{{{ v }}}}'}}\n"
+    first = run_local(tmp_path, book, extra={"v": "r22.04"})
+    assert first.ok and first.tasks[0].status == "changed"
+    assert (dest / "f").read_text() == "1\n"
+    again = run_local(tmp_path, book, extra={"v": "r22.04"})
+    assert again.tasks[0].status == "ok"
+    moved = run_local(tmp_path, book, extra={"v": "main"})
+    assert moved.tasks[0].status == "changed" and (dest / "f").read_text() == "2\n"
+    tag = run_local(tmp_path, book, extra={"v": "v1"})
+    assert tag.tasks[0].status == "changed" and (dest / "f").read_text() == "1\n"
+    missing = run_local(tmp_path, book, extra={"v": "nope"})
+    assert "not a branch, tag or commit" in missing.failures()[0].msg
+
+
+def test_fetch_and_stat(tmp_path: Path) -> None:
+    src = tmp_path / "remote.txt"
+    src.write_text("data\n")
+    book = f"""
+- hosts: all
+  tasks:
+    - fetch: {{src: "{src}", dest: "{tmp_path}/got/"}}
+    - fetch: {{src: "{src}", dest: "{tmp_path}/flat.txt", flat: true}}
+    - stat: {{path: "{src}"}}
+      register: st
+    - assert: {{that: ["st.stat.exists", "st.stat.isreg", "st.stat.size == 5"]}}
+    - fetch: {{src: "{tmp_path}/absent", dest: "{tmp_path}/got/", fail_on_missing: false}}
+"""
+    first = run_local(tmp_path, book)
+    assert first.ok, first.failures()
+    assert (tmp_path / "got" / "h1" / str(src).lstrip("/")).read_text() == "data\n"
+    assert (tmp_path / "flat.txt").read_text() == "data\n"
+    second = run_local(tmp_path, book)
+    assert second.stats["h1"].changed == 0
+
+
+@pytest.fixture()
+def http_server(tmp_path: Path) -> Iterator[str]:
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "model.bin").write_bytes(b"weights")
+    (root / "ready.json").write_text('{"ready": true}')
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a: Any, **kw: Any) -> None:
+            super().__init__(*a, directory=str(root), **kw)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def guess_type(self, path: Any) -> str:
+            return "application/json" if str(path).endswith(".json") else "application/octet-stream"
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_uri_get_url_and_wait_for(tmp_path: Path, http_server: str) -> None:
+    sha = hashlib.sha256(b"weights").hexdigest()
+    book = f"""
+- hosts: all
+  tasks:
+    - uri: {{url: "{http_server}/ready.json"}}
+      register: r
+    - assert: {{that: ["r.status == 200", "r.json.ready"]}}
+    - uri: {{url: "{http_server}/nothing", status_code: [200, 404]}}
+    - get_url: {{url: "{http_server}/model.bin", dest: "{tmp_path}/model.bin", checksum: "sha256:{sha}", mode: "0640"}}
+    - wait_for: {{path: "{tmp_path}/model.bin", timeout: 5}}
+"""
+    first = run_local(tmp_path, book)
+    assert first.ok, first.failures()
+    assert (tmp_path / "model.bin").read_bytes() == b"weights"
+    assert (tmp_path / "model.bin").stat().st_mode & 0o777 == 0o640
+    second = run_local(tmp_path, book)
+    assert second.stats["h1"].changed == 0
+    bad = run_local(tmp_path, f"- hosts: all\n  tasks:\n    - uri: {{url: '{http_server}/nothing'}}\n")
+    assert "Status code was 404" in bad.failures()[0].msg
+    refused = run_local(tmp_path, "- hosts: all\n  tasks:\n    - uri: {url: 'http://127.0.0.1:1/'}\n")
+    assert "Status code was -1" in refused.failures()[0].msg
+    slow = run_local(
+        tmp_path, f"- hosts: all\n  tasks:\n    - wait_for: {{path: '{tmp_path}/never', timeout: 1, sleep: 0.2}}\n"
+    )
+    assert "Timeout when waiting for" in slow.failures()[0].msg
+
+
+def test_a_task_needing_no_connection_never_opens_one(tmp_path: Path) -> None:
+    result = run_local(tmp_path, "- hosts: all\n  tasks:\n    - debug: msg=hi\n    - set_fact: {a: 1}\n", dead={"h1"})
+    assert result.ok and result.registered["h1"]["a"] == 1
+
+
+def test_play_host_patterns(tmp_path: Path) -> None:
+    result = run_local(tmp_path, "- hosts: 'all:!h2'\n  tasks:\n    - debug: msg=hi\n", hosts=3)
+    assert sorted(result.stats) == ["h1", "h3"]
+    play = Play(name="p", hosts="all", vars={}, tasks=())
+    assert play.hosts == "all"
