@@ -680,6 +680,8 @@ def up(
         _wait_status_ok(prov, ids, timeouts)
         instances = prov.instances({"instance-id": ids})
         hosts = _hosts_of(instances, spec.name, region, spec.sandbox, spec.key_name)
+        fresh = set(result.launched) | set(result.started)
+        _forget_host_keys([(h.address, h.port) for h in hosts if h.instance_id in fresh])
         (ssh_wait or wait_for_ssh)(hosts, timeouts)
         _record_hosts(spec.name, hosts, spec.inventory, spec.sandbox)
     except KeyboardInterrupt:
@@ -1163,7 +1165,11 @@ def _wait_status_ok(prov: Ec2Provider, ids: Sequence[str], timeouts: Timeouts) -
 
 
 def wait_for_ssh(hosts: Sequence[Host], timeouts: Timeouts) -> None:
-    """The real SSH wait: the port answers, then a key login as the user runs a command."""
+    """The real SSH wait: the port answers, then a key login as the user runs a command.
+
+    Host keys are pinned in INFPROV_HOME/known_hosts on first contact (by the playbook engine's
+    connection, the one SSH path); a key that differs from a pinned one stops the wait at once.
+    """
     pending = list(hosts)
     ui.step(f"waiting for SSH on {', '.join(f'{h.address}:{h.port}' for h in hosts)}")
 
@@ -1182,14 +1188,18 @@ def wait_for_ssh(hosts: Sequence[Host], timeouts: Timeouts) -> None:
         hint="the security group allows SSH only from --ssh-cidr; check it matches the address you connect from",
     )
     pending = list(hosts)
+    from playbooks.errors import HostKeyChanged
 
-    def login_probe() -> bool:
+    def login_probe() -> HostKeyChanged | bool:
         for host in list(pending):
-            ssh_login(host)
+            try:
+                ssh_login(host)
+            except HostKeyChanged as exc:
+                return exc  # waiting will not change a host key
             pending.remove(host)
         return not pending
 
-    wait_until(
+    outcome = wait_until(
         login_probe,
         what=f"an SSH login as {hosts[0].user if hosts else SSH_USER} on {len(hosts)} host(s)",
         timeout=timeouts.ssh_login,
@@ -1197,52 +1207,34 @@ def wait_for_ssh(hosts: Sequence[Host], timeouts: Timeouts) -> None:
         on_tick=_ticker("the SSH login"),
         hint="cloud-init may still be setting up the user; check the key file and the instance's console output",
     )
+    if isinstance(outcome, HostKeyChanged):
+        raise InfprovError(outcome.message, outcome.hint)
 
 
 def ssh_login(host: Host, timeout: float = 15.0) -> None:
-    """One key login that runs `true`; the host key seen is kept in INFPROV_HOME/known_hosts."""
-    import paramiko
+    """One key login that runs `true`, through the playbook engine's SSH connection."""
+    from inventory import model
+    from playbooks.connection import SshConnection
 
-    client = paramiko.SSHClient()
-    # A fresh instance's host key cannot be known ahead: trust on first use, then remember it.
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    target = model.Host(
+        name=host.instance_id, address=host.address, user=host.user, key_file=host.key_file, port=host.port
+    )
+    conn = SshConnection(target, paths.known_hosts(), connect_timeout=timeout)
     try:
-        client.connect(
-            host.address,
-            port=host.port,
-            username=host.user,
-            key_filename=host.key_file,
-            timeout=timeout,
-            banner_timeout=timeout,
-            auth_timeout=timeout,
-            allow_agent=False,
-            look_for_keys=False,
-        )
-        _, stdout, _ = client.exec_command("true", timeout=timeout)
-        code = stdout.channel.recv_exit_status()
-        if code != 0:
-            raise InfprovError(f"{host.address}: `true` exited {code} over SSH", "")
-        transport = client.get_transport()
-        if transport is not None:
-            _remember_host_key(host, transport.get_remote_server_key())
+        result = conn.run("true", timeout=timeout)
     finally:
-        client.close()
+        conn.close()
+    if result.exit_code != 0:
+        raise InfprovError(f"{host.address}: `true` exited {result.exit_code} over SSH: {result.tail(3)}", "")
 
 
-def _remember_host_key(host: Host, key: Any) -> None:
-    import paramiko
+def _forget_host_keys(hosts: Sequence[tuple[str, int]]) -> None:
+    """Drop pinned host keys of addresses that now belong to other machines (new or gone instances)."""
+    from playbooks.connection import forget_host_key
 
-    path = paths.known_hosts()
-    name = host.address if host.port == SSH_PORT else f"[{host.address}]:{host.port}"
-    with _lock("known_hosts", Timeouts(lock=30)):
-        known = paramiko.HostKeys()
-        if path.exists():
-            with contextlib.suppress(Exception):
-                known.load(str(path))
-        if name in known:
-            del known[name]  # a new instance behind an old address: its old key is stale
-        known.add(name, key.get_name(), key)
-        known.save(str(path))
+    for address, port in hosts:
+        if address:
+            forget_host_key(paths.known_hosts(), address, port)
 
 
 def _hosts_of(
@@ -1510,6 +1502,7 @@ def _teardown(
     ui.step(f"{scope} in {region}: {' and '.join(what)}")
     ask_or_refuse(f"Remove {scope} in {region}?", yes, confirm, "tear down")
 
+    addresses = _addresses(instances, sandbox)
     live = [i["InstanceId"] for i in instances if i["State"]["Name"] != "shutting-down"]
     if live:
         ui.step(f"terminating {', '.join(live)}")
@@ -1517,6 +1510,7 @@ def _teardown(
     if instance_ids:
         _wait_state(prov, instance_ids, "terminated", timeouts.terminated, timeouts)
         ui.ok(f"{len(instance_ids)} instance(s) terminated")
+        _forget_host_keys(addresses)
         if sandbox:
             for inst_id in instance_ids:
                 _sandbox().release_host(inst_id)
@@ -1537,6 +1531,19 @@ def _teardown(
     _forget_hosts(region, sandbox, inventory, cluster)
     leftovers = sweep(prov, cluster, also_key=key_pairs[0] if key_pairs else None)
     return replace(plan, leftovers=tuple(leftovers))
+
+
+def _addresses(instances: Sequence[Mapping[str, Any]], sandbox: bool) -> list[tuple[str, int]]:
+    """Where SSH reached these instances: their public address, or their sandbox host's."""
+    found: list[tuple[str, int]] = []
+    for inst in instances:
+        if sandbox:
+            with contextlib.suppress(InfprovError):  # no host for it: nothing was pinned for it either
+                entry = _sandbox().assign_host(inst["InstanceId"])  # idempotent: the host it already has
+                found.append((str(entry["address"]), int(entry["port"])))
+        elif inst.get("PublicIpAddress"):
+            found.append((str(inst["PublicIpAddress"]), SSH_PORT))
+    return found
 
 
 def _other_clusters(prov: Ec2Provider, cluster: str) -> bool:

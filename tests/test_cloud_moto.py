@@ -9,6 +9,7 @@ import socket
 import stat
 import tempfile
 import threading
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -618,12 +619,25 @@ def test_sandbox_ssh_wait_is_real_against_a_loopback_sshd(
         result = cloud.up(cloud.UpSpec(instance_type="inf1.6xlarge", sandbox=True, yes=True), timeouts=FAST)
         (host,) = result.hosts
         assert (host.address, host.port) == ("127.0.0.1", sshd.port)
-        known = (infprov_home / "known_hosts").read_text()
-        assert f"[127.0.0.1]:{sshd.port}" in known
+        pinned = f"[127.0.0.1]:{sshd.port}"
+        known_hosts = infprov_home / "known_hosts"
+        assert pinned in known_hosts.read_text()
+
         sshd.stop()
-        with pytest.raises(InfprovError) as err:  # the same wait, with nothing listening
+        with pytest.raises(WaitTimeout) as err:  # the same wait, with nothing listening
             cloud.wait_for_ssh(list(result.hosts), FAST)
         assert "SSH port" in err.value.message
+
+        sshd.new_host_key()  # the reused host now shows another key: no waiting, a clear refusal
+        sshd.start()
+        started = time.monotonic()
+        with pytest.raises(InfprovError) as err:
+            cloud.wait_for_ssh(list(result.hosts), FAST)
+        assert "CHANGED" in err.value.message and time.monotonic() - started < FAST.ssh_login
+
+        done = cloud.teardown(sandbox=True, yes=True, timeouts=FAST)
+        assert done.ok and core.released == [host.instance_id]
+        assert pinned not in known_hosts.read_text()  # the gone instance's key is forgotten
     finally:
         sshd.stop()
         shutil.rmtree(workdir, ignore_errors=True)
