@@ -24,7 +24,28 @@ OMIT = f"__omit_place_holder__{secrets.token_hex(8)}"
 _LONE = re.compile(r"\A\{\{(?:(?!\{\{|\}\}|\{%|%\}).)*\}\}\Z", re.S)
 
 
+class Unsafe(str):
+    """Text that came from a host (command output, a file, a URL): never templated again.
+
+    Registered results keep it, as Ansible's unsafe strings do, so output that happens to
+    contain `{{` (a docker --format string, a log line) is data, not a template.
+    """
+
+
+def unsafe(value: Any) -> Any:
+    """Mark every string inside value (dicts and lists recursively) as Unsafe."""
+    if isinstance(value, str):
+        return value if isinstance(value, Unsafe) else Unsafe(value)
+    if isinstance(value, Mapping):
+        return {k: unsafe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [unsafe(v) for v in value]
+    return value
+
+
 def has_template(value: str) -> bool:
+    if isinstance(value, Unsafe):
+        return False
     return "{{" in value or "{%" in value or "{#" in value
 
 

@@ -148,9 +148,10 @@ def cloud_up(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
     sandbox: bool = typer.Option(False, "--sandbox", help="Use the local sandbox instead of AWS."),
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
+    skip_server: bool = typer.Option(False, "--skip-server", help="Only the cloud part: no Triton provisioning."),
 ) -> None:
-    """Find or launch the cluster's Inf1 instances and wait until each takes an SSH login."""
-    from provision import cloud
+    """Find or launch Inf1 instances, provision Triton on each over SSH, and wait until it serves."""
+    from provision import cloud, server
 
     spec = cloud.UpSpec(
         instance_type=instance_type,
@@ -168,8 +169,53 @@ def cloud_up(
         inventory=inventory,
     )
     result = cloud.up(spec)
-    # Later steps of `up` (the server playbook) continue here from result.hosts.
-    _render_up(result, json_out)
+    if skip_server:
+        _render_up(result, json_out)
+        return
+    if not json_out:
+        _render_up(result, json_out)
+        ui.step(f"provisioning Triton on {len(result.hosts)} host(s) (server playbook)")
+    served = server.provision(
+        result.cluster, [h.instance_id for h in result.hosts], sandbox=sandbox, inventory=inventory,
+        on_event=None if json_out else _show_event,
+    )
+    if json_out:
+        ui.emit_json({**result.to_dict(), "server": served.to_dict()})
+    else:
+        _render_served(result, served)
+    if not served.ok:
+        bad = [h for h in served.hosts if not h.ready]
+        raise InfprovError(
+            f"Triton is not serving on {len(bad)} of {len(served.hosts)} host(s): "
+            + "; ".join(f"{h.address}: {h.error}" for h in bad),
+            f"fix it and run `infprov up` again to continue (log: {served.log}), "
+            f"or `infprov teardown --name {result.cluster}` to remove the cluster",
+        )
+
+
+def _show_event(event: Any) -> None:
+    from playbooks import report
+
+    line = report.event_line(event)
+    if line:
+        ui.err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _render_served(result: Any, served: Any) -> None:
+    from rich.table import Table
+
+    table = Table("instance", "endpoint", "model", "ready", "changed", "took")
+    for h in served.hosts:
+        table.add_row(h.instance_id, h.endpoint, h.model, "yes" if h.ready else "NO", str(h.changed),
+                      f"{h.seconds:.1f} s")
+    ui.out.print(table)
+    nothing = not result.launched and not result.started and served.changed == 0
+    if served.ok and nothing:
+        ui.out.print(f"cluster {result.cluster} is already up and serving: nothing changed")
+    if served.ok:
+        flag = " --sandbox" if result.sandbox else ""
+        ui.out.print(f"next: infprov bench --name {result.cluster}")
+        ui.out.print(f"then: infprov teardown --name {result.cluster}{flag}")
 
 
 def _render_up(result: Any, json_out: bool) -> None:
@@ -401,6 +447,59 @@ def play(
 
 
 # ---------------------------------------------------------------- server (logs / ssh)
+def _pick_host(name: str | None, host: str | None, inventory: str | None) -> Any:
+    from inventory import store
+    from provision import paths
+
+    if name and host:
+        raise UsageError("--name and --host cannot be used together", "pick one")
+    inv_path = paths.inventory_file(inventory)
+    inv = store.load(inv_path)
+    if host:
+        found = inv.find(host)
+        if found is None:
+            raise UsageError(f"no host {host!r} in {inv_path}", "see `infprov inventory`")
+        return found
+    hosts = inv.in_cluster(name) if name else list(inv.hosts)
+    if not hosts:
+        where = f"cluster {name!r}" if name else inv_path
+        raise UsageError(f"no hosts in {where}", "run `infprov up` first, or name one with --host")
+    if len(hosts) > 1:
+        raise UsageError(f"{len(hosts)} hosts match", "name one with --host (see `infprov inventory`)")
+    return hosts[0]
+
+
+@app.command("logs")
+def logs(
+    name: str | None = typer.Option(None, "--name", help="The cluster (when it has one host)."),
+    host: str | None = typer.Option(None, "--host", help="Instance id or address."),
+    follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new lines."),
+    tail: int | None = typer.Option(200, "--tail", help="How many lines from the end (default 200)."),
+    inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
+) -> None:
+    """Print the Triton server container's log from a host."""
+    import subprocess
+
+    from provision import paths, server
+
+    target = _pick_host(name, host, inventory)
+    argv = [*server.ssh_argv(target, paths.known_hosts()), server.log_command(tail, follow)]
+    raise typer.Exit(subprocess.call(argv))
+
+
+@app.command("ssh")
+def ssh(
+    name: str | None = typer.Option(None, "--name", help="The cluster (when it has one host)."),
+    host: str | None = typer.Option(None, "--host", help="Instance id or address."),
+    inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
+) -> None:
+    """Open an SSH session on a host, with infprov's key and pinned host keys."""
+    from provision import paths, server
+
+    target = _pick_host(name, host, inventory)
+    argv = server.ssh_argv(target, paths.known_hosts())
+    os.execvp(argv[0], argv)
+
 
 
 # ---------------------------------------------------------------- bench / results

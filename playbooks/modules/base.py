@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from playbooks.connection import CommandResult, Connection
-from playbooks.templating import Templar
+from playbooks.templating import Templar, unsafe
 
 quote = shlex.quote
 
@@ -51,7 +51,7 @@ class ModuleResult:
             out["msg"] = self.msg
         if self.rc is not None and "rc" not in out:
             out["rc"] = self.rc
-        return out
+        return dict(unsafe(out))
 
 
 @dataclass

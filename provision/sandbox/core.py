@@ -224,10 +224,38 @@ def assign_host(instance_id: str) -> dict[str, Any]:
 
 
 def release_host(instance_id: str) -> None:
+    """The instance is gone: wipe what it left on its host, as termination would, and free the host."""
     with _locked():
         state = _read_state()
-        if state.get("assignments", {}).pop(instance_id, None) is not None:
-            _write_state(state)
+        name = state.get("assignments", {}).pop(instance_id, None)
+        if name is None:
+            return
+        entry = state.get("hosts", {}).get(name)
+        if entry is not None:
+            _wipe_host(HostSpec(int(name[1:])), entry)
+        _write_state(state)
+
+
+def _wipe_host(spec: HostSpec, entry: dict[str, Any]) -> None:
+    """Remove containers, images other than the two stand-ins, and the login user's files."""
+    pid = entry.get("init_pid")
+    if pid and Path(f"/proc/{pid}/root/run/docker.sock").exists():
+        sock = f"unix:///proc/{pid}/root/run/docker.sock"
+        ids = _docker(sock, "ps", "-aq", timeout=20).stdout.split()
+        if ids:
+            _docker(sock, "rm", "-f", *ids, timeout=60)
+        tags = _docker(sock, "images", "--format", "{{.Repository}}:{{.Tag}}", timeout=20).stdout.split()
+        extra = [t for t in tags if t not in (images.SERVER_IMAGE, images.SDK_IMAGE)]
+        if extra:
+            _docker(sock, "rmi", "-f", *extra, timeout=60)
+    home = spec.dir / "home"
+    if home.is_dir():
+        for child in home.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+        _home(spec)
 
 
 def host_for_instance(instance_id: str) -> dict[str, Any] | None:

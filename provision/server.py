@@ -1,0 +1,135 @@
+"""The server step of `infprov up`: run the `server` playbook on a cluster's hosts and report readiness."""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provision import paths
+from provision.errors import InfprovError
+
+CONTAINER = "infprov-triton"
+PORT = 8000
+
+
+def sandbox_group_vars() -> dict[str, Any]:
+    """What the sandbox's hosts need instead of the Inf1 defaults of server.yml."""
+    from provision.sandbox import core, pbrepo
+
+    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+    return {
+        "infprov_profile": "sandbox",
+        "infprov_python_backend_repo": pbrepo.url(core.public_dir()),
+        # This machine's root cannot raise memlock (no CAP_SYS_RESOURCE): keep the hard limit.
+        "infprov_memlock": "-1" if hard == resource.RLIM_INFINITY else str(hard),
+        "infprov_ready_timeout": 90,
+        "infprov_min_free_gib": 1,
+    }
+
+
+@dataclass(frozen=True)
+class HostReady:
+    instance_id: str
+    address: str
+    model: str
+    ready: bool
+    changed: int
+    seconds: float
+    error: str = ""
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.address}:{PORT}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"instance_id": self.instance_id, "address": self.address, "endpoint": self.endpoint,
+                "model": self.model, "ready": self.ready, "changed": self.changed,
+                "ready_s": round(self.seconds, 2), "error": self.error}
+
+
+@dataclass(frozen=True)
+class ServerResult:
+    hosts: tuple[HostReady, ...]
+    log: str | None
+    elapsed: float
+
+    @property
+    def ok(self) -> bool:
+        return all(h.ready for h in self.hosts)
+
+    @property
+    def changed(self) -> int:
+        return sum(h.changed for h in self.hosts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "changed": self.changed, "elapsed_s": round(self.elapsed, 2), "log": self.log,
+                "hosts": [h.to_dict() for h in self.hosts]}
+
+
+def provision(
+    cluster: str,
+    instance_ids: list[str],
+    *,
+    sandbox: bool,
+    inventory: str | None = None,
+    on_event: Callable[[Any], None] | None = None,
+    extra_vars: dict[str, Any] | None = None,
+) -> ServerResult:
+    """Run server.yml on the given hosts of the cluster, all in parallel; one bad host never stops the rest."""
+    from inventory import store
+    from playbooks.runner import run_playbook
+
+    inv_path = paths.inventory_file(inventory)
+    if sandbox:
+        store.set_group_vars(inv_path, cluster, sandbox_group_vars())
+    inv = store.load(inv_path)
+    missing = [i for i in instance_ids if inv.find(i) is None]
+    if missing:
+        raise InfprovError(f"hosts {', '.join(missing)} are not in {inv_path}", "run `infprov up` again")
+    result = run_playbook(
+        "server", inv, limit=instance_ids, extra_vars=extra_vars or {}, on_event=on_event,
+        known_hosts=paths.known_hosts(), runs_dir=paths.runs_dir(),
+    )
+    hosts = []
+    for iid in instance_ids:
+        host = inv.find(iid)
+        assert host is not None
+        stats = result.stats.get(iid)
+        tasks = [t for t in result.tasks if t.host == iid]
+        failed = [t for t in tasks if t.status in ("failed", "unreachable") and not t.ignored]
+        model = str(result.registered.get(iid, {}).get("model_name", "")) or _model_of(host)
+        error = ""
+        if failed:
+            tail = " | ".join(line for line in failed[-1].tail.splitlines()[-4:] if line.strip())
+            error = f"{failed[-1].task}: {failed[-1].msg}" + (f": {tail}" if tail else "")
+        hosts.append(HostReady(
+            instance_id=iid, address=host.address, model=model, ready=not failed and stats is not None,
+            changed=stats.changed if stats else 0, seconds=sum(t.elapsed for t in tasks), error=error,
+        ))
+    return ServerResult(tuple(hosts), str(result.log_path) if result.log_path else None, result.elapsed)
+
+
+def _model_of(host: Any) -> str:
+    cores = getattr(host, "neuron_cores", None)
+    return f"rn50-{cores}neuroncores-default" if cores else ""
+
+
+def log_command(tail: int | None, follow: bool) -> str:
+    parts = ["docker", "logs"]
+    if tail is not None:
+        parts += ["--tail", str(tail)]
+    if follow:
+        parts.append("-f")
+    return " ".join([*parts, CONTAINER])
+
+
+def ssh_argv(host: Any, known_hosts: Path) -> list[str]:
+    """The ssh command line that logs in to a host with infprov's key and pinned host keys."""
+    argv = ["ssh", "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
+            "-p", str(host.port)]
+    if host.key_file:
+        argv += ["-i", str(host.key_file), "-o", "IdentitiesOnly=yes"]
+    return [*argv, f"{host.user}@{host.address}"]
