@@ -1,0 +1,106 @@
+"""`infprov up --sandbox` end to end: cloud, inventory, server playbook, Triton serving the model."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from provision.cli import app
+
+pytestmark = pytest.mark.sandbox
+runner = CliRunner()
+CLUSTER = "uptest"
+MODEL = "rn50-16neuroncores-default"
+# the sandbox EC2 endpoint is us-east-1 only
+REGION: tuple[str, ...] = ()
+
+
+def _up(*extra: str) -> Any:
+    argv = ["up", "--sandbox", "--type", "inf1.6xlarge", "--name", CLUSTER, "--yes", "--json", *REGION, *extra]
+    return runner.invoke(app, argv)
+
+
+def _docker_inspect(host: dict[str, Any]) -> dict[str, Any]:
+    from inventory import store
+    from playbooks.connection import SshConnection
+    from provision import paths
+
+    inv = store.load(paths.inventory_file())
+    found = inv.find(host["instance_id"])
+    assert found is not None
+    conn = SshConnection(found, paths.known_hosts())
+    try:
+        res = conn.run("docker inspect infprov-triton")
+    finally:
+        conn.close()
+    assert res.exit_code == 0, res.err
+    doc: dict[str, Any] = json.loads(res.out)[0]
+    return doc
+
+
+def test_up_serves_then_changes_nothing_then_teardown(sandbox_hosts: list[dict[str, Any]], infprov_home: Path) -> None:
+    first = _up()
+    assert first.exit_code == 0, first.output
+    doc = json.loads(first.stdout)
+    assert doc["server"]["ok"] is True
+    [host] = doc["server"]["hosts"]
+    assert host["model"] == MODEL and host["ready"] is True and host["changed"] > 0
+    base = f"http://{host['address']}:8000"
+    with urllib.request.urlopen(f"{base}/v2/models/{MODEL}/ready", timeout=5) as resp:
+        assert resp.status == 200
+    with urllib.request.urlopen(f"{base}/v2/models/{MODEL}", timeout=5) as resp:
+        meta = json.load(resp)
+    assert meta["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 224, 224, 3]}]
+    assert meta["outputs"] == [{"name": "output", "datatype": "FP32", "shape": [-1, 1000]}]
+
+    # the container carries the seed's settings, in ASCII flags
+    inspect = _docker_inspect(host)
+    hc = inspect["HostConfig"]
+    assert [d["PathOnHost"] for d in hc["Devices"]] == [f"/dev/neuron{i}" for i in range(4)]
+    assert hc["ShmSize"] == 1 << 30
+    ulimits = {u["Name"]: (u["Soft"], u["Hard"]) for u in hc["Ulimits"]}
+    assert ulimits["stack"] == (67108864, 67108864)
+    assert "memlock" in ulimits
+    assert sorted(hc["Binds"]) == ["/home/ubuntu/python_backend:/home/ubuntu/python_backend", "/lib/udev:/mylib/udev"]
+    assert sorted(hc["PortBindings"]) == ["8000/tcp", "8001/tcp", "8002/tcp"]
+    assert inspect["Config"]["Image"] == "nvcr.io/nvidia/tritonserver:22.04-py3"
+    assert inspect["State"]["Running"] is True
+
+    # run again: nothing changes, and it says so
+    again = runner.invoke(app, ["up", "--sandbox", "--type", "inf1.6xlarge", "--name", CLUSTER, "--yes", *REGION])
+    assert again.exit_code == 0, again.output
+    assert "nothing changed" in again.stdout
+    again_json = _up()
+    assert json.loads(again_json.stdout)["server"]["changed"] == 0
+
+    down = runner.invoke(app, ["teardown", "--sandbox", "--name", CLUSTER, "--yes", "--json", *REGION])
+    assert down.exit_code == 0, down.output
+    assert json.loads(down.stdout)["leftovers"] == []
+
+
+def test_server_failure_names_the_host_and_how_to_continue(sandbox_hosts: list[dict[str, Any]],
+                                                          infprov_home: Path) -> None:
+    # a model config Triton refuses: the server never becomes ready
+    bad = runner.invoke(app, ["up", "--sandbox", "--type", "inf1.6xlarge", "--name", CLUSTER, "--yes",
+                              "--skip-server", *REGION])
+    assert bad.exit_code == 0, bad.output
+    from inventory import store
+    from provision import paths, server
+
+    inv = store.load(paths.inventory_file())
+    ids = [h.name for h in inv.in_cluster(CLUSTER)]
+    served = server.provision(CLUSTER, ids, sandbox=True,
+                              extra_vars={"infprov_ready_timeout": 6, "max_batch_size": -5})
+    try:
+        assert not served.ok
+        [h] = served.hosts
+        assert h.ready is False and "Show why the server is not ready" in h.error
+        assert "failed to load all models" in h.error, h.error  # the container log tail
+    finally:
+        down = runner.invoke(app, ["teardown", "--sandbox", "--name", CLUSTER, "--yes", *REGION])
+        assert down.exit_code == 0, down.output
