@@ -503,6 +503,126 @@ def ssh(
 
 
 # ---------------------------------------------------------------- bench / results
+@app.command("bench")
+def bench(
+    host: str | None = typer.Option(None, "--host", help="Instance id or address (default: every host)."),
+    name: str | None = typer.Option(None, "--name", help="Every host of this cluster."),
+    model: str | None = typer.Option(None, "--model", help="Model name (default: the host type's rn50 model)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Images per request (default: NeuronCores)."),
+    threads: int = typer.Option(2, "--threads", help="Concurrent client workers."),
+    limit: float = typer.Option(30.0, "--limit", help="Seconds each benchmark point runs."),
+    warmup: int = typer.Option(5, "--warmup", help="Warm-up requests per worker, not measured."),
+    tool: str = typer.Option("client", "--tool", help="client (infprov's) or perf_analyzer."),
+    sweep: list[str] | None = typer.Option(None, "--sweep", help="e.g. 'batch=16,32 threads=1,2,4'."),
+    allow_small_batch: bool = typer.Option(False, "--allow-small-batch", help="Allow batch < NeuronCores."),
+    out: str | None = typer.Option(None, "--out", help="Results folder (default: INFPROV_HOME/runs/bench-...)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
+) -> None:
+    """Benchmark Triton on the hosts (client in the SDK container, --net host) and bring the results home."""
+    from inventory import store
+    from provision import bench as bench_mod
+    from provision import benchplan, paths
+
+    if name and host:
+        raise UsageError("--name and --host cannot be used together", "pick one")
+    inv_path = paths.inventory_file(inventory)
+    inv = store.load(inv_path)
+    if host:
+        found = inv.find(host)
+        if found is None:
+            raise UsageError(f"no host {host!r} in {inv_path}", "see `infprov inventory` (or run `infprov up`)")
+        targets = [found]
+    else:
+        targets = list(inv.in_cluster(name)) if name else list(inv.hosts)
+        if not targets:
+            raise UsageError(f"no hosts in {'cluster ' + repr(name) if name else inv_path}", "run `infprov up` first")
+    types = {h.instance_type for h in targets}
+    if len(types) != 1 or None in types:
+        raise UsageError(f"the hosts have different or unknown types ({types})", "bench one cluster at a time")
+    plan = benchplan.plan(
+        str(types.pop()), model=model, batch_size=batch_size, threads=threads, limit_s=limit, warmup=warmup,
+        tool=tool, sweep=sweep, allow_small_batch=allow_small_batch,
+    )
+    run_dir = benchplan.new_run_dir(out, name or host or "all")
+    if not json_out:
+        ui.step(f"{len(targets)} host(s), {len(plan.points)} point(s) of {plan.limit_s:g} s with {plan.tool}: "
+                f"results in {run_dir}")
+
+    def show(address: str, line: str) -> None:
+        if not json_out:
+            ui.err.print(f"{address}: {line}", markup=False, highlight=False, soft_wrap=True)
+
+    runs = bench_mod.run(targets, plan, run_dir, show, paths.known_hosts())
+    summary = bench_mod.write_fleet(run_dir, runs, plan.is_sweep)
+    if json_out:
+        ui.emit_json(summary)
+    else:
+        _render_run(summary)
+    failed = [r for r in runs if r.error]
+    if failed:
+        raise InfprovError(f"{len(failed)} of {len(runs)} host(s) failed: " + "; ".join(r.error for r in failed),
+                           f"results of the others are in {run_dir}")
+    if summary["partial"]:
+        raise InfprovError(f"the run was interrupted; what was measured is saved (partial) in {run_dir}")
+
+
+def _render_run(summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table("host", "batch", "threads", "images/s", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors",
+                  "$/M images", title=f"run {summary['run']}" + (" (partial)" if summary.get("partial") else ""))
+    for h in summary["hosts"]:
+        for p in h["points"]:
+            lat = p.get("latency_ms") or {}
+            cost = p.get("usd_per_million_images")
+            table.add_row(h["host"], str(p["batch_size"]), str(p["threads"]), f"{p['images_per_s']:.1f}",
+                          f"{p['requests_per_s']:.2f}", _ms(lat.get("p50")), _ms(lat.get("p90")),
+                          _ms(lat.get("p99")), str(p.get("errors", 0)), "-" if cost is None else f"{cost:.2f}")
+        if h.get("error"):
+            table.add_row(h["host"], "-", "-", "-", "-", "-", "-", "-", h["error"][:40], "-")
+    ui.out.print(table)
+    if summary.get("fleet_images_per_s") is not None and len(summary["hosts"]) > 1:
+        ui.out.print(f"fleet total: {summary['fleet_images_per_s']:.1f} images/s")
+    ui.out.print(f"saved in {summary['path']}")
+
+
+def _ms(value: Any) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+@app.command("results")
+def results_cmd(
+    run: str | None = typer.Argument(None, help="A run's folder name (default: list the runs)."),
+    compare: str | None = typer.Option(None, "--compare", help="Another run to show side by side."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """List past benchmark runs, show one, or compare two."""
+    from provision import bench as bench_mod
+    from provision import paths
+
+    if run is None:
+        runs = bench_mod.list_runs(paths.runs_dir())
+        if json_out:
+            ui.emit_json(runs)
+            return
+        from rich.table import Table
+
+        table = Table("run", "hosts", "fleet images/s", "partial")
+        for r in runs:
+            fleet = r["fleet_images_per_s"]
+            table.add_row(r["run"], str(r["hosts"]), "-" if fleet is None else f"{fleet:.1f}",
+                          "yes" if r["partial"] else "")
+        ui.out.print(table if runs else "no benchmark runs yet: `infprov bench`")
+        return
+    docs = [bench_mod.load_run(paths.runs_dir(), run)]
+    if compare:
+        docs.append(bench_mod.load_run(paths.runs_dir(), compare))
+    if json_out:
+        ui.emit_json(docs if compare else docs[0])
+        return
+    for doc in docs:
+        _render_run(doc)
 
 
 if __name__ == "__main__":

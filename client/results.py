@@ -1,0 +1,452 @@
+"""Benchmark results: parse the client's seed-compatible output, build and check results, write JSON/CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+PERCENTILE_KEYS = ("p50", "p75", "p90", "p95", "p99")
+LATENCY_KEYS = (*PERCENTILE_KEYS, "mean")
+# DESIGN.md's results fields (what the client can know), then the manifest that infprov adds.
+RESULT_FIELDS = ("model", "batch_size", "threads", "limit_s", "requests", "images_per_s", "requests_per_s",
+                 "latency_ms", "per_thread", "errors", "partial")
+MANIFEST_FIELDS = ("host", "instance_type", "region", "image", "python_backend_ref", "infprov_version",
+                   "started_at")
+# Relative tolerance for "images/s = requests x batch / time": the client prints about 6 decimals.
+RATE_TOLERANCE = 1e-3
+
+_NUM = r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|nan|inf)"
+_RE = {
+    "header": re.compile(r"^Model name = (?P<model>.+), batch size = (?P<batch>\d+)\s*$"),
+    "bench_header": re.compile(r"^##### Model name: (?P<model>.+), Batch size: (?P<batch>\d+)\s*$"),
+    "pass": re.compile(r"^PASS: (?P<model>.+?)\s*$"),
+    "fail": re.compile(r"^FAIL: (?P<text>.*)$"),
+    "first_ms": re.compile(rf"^##### Model inference time in ms: {_NUM}\s*$"),
+    "run": re.compile(r"^RUN Thread (?P<i>\d+) for (?P<h>\d+):(?P<m>\d\d):(?P<s>\d\d(?:\.\d+)?) seconds\s*$"),
+    "running": re.compile(r"^>>> Running (?P<n>\d+) threads\s*$"),
+    "completed": re.compile(rf"^Thread (?P<i>\d+): Completed (?P<n>\d+) http requests in {_NUM} seconds\.\s*$"),
+    "throughput": re.compile(rf"^Thread (?P<i>\d+) Throughput per second: {_NUM}\s*$"),
+    "latency": re.compile(rf"^Thread (?P<i>\d+) Latency (?P<k>p\d+|mean) in ms: {_NUM}\s*$"),
+    "thread_errors": re.compile(r"^Thread (?P<i>\d+) Errors: (?P<n>\d+)\s*$"),
+    "total_completed": re.compile(
+        rf"^Total: Completed (?P<n>\d+) http requests in {_NUM} seconds(?: with (?P<t>\d+) threads)?\.\s*$"
+    ),
+    "total_throughput": re.compile(rf"^Total Throughput per second: {_NUM}\s*$"),
+    "total_rps": re.compile(rf"^Total Requests per second: {_NUM}\s*$"),
+    "total_latency": re.compile(rf"^Total Latency (?P<k>p\d+|mean) in ms: {_NUM}\s*$"),
+    "total_errors": re.compile(r"^Total Errors: (?P<n>\d+)\s*$"),
+    "cpu": re.compile(rf"^Client CPU per request in ms: {_NUM}\s*$"),
+    "interrupted": re.compile(r"^INTERRUPTED\b"),
+}
+
+
+class ResultsError(ValueError):
+    """The output or the results do not hold together; the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class ThreadRecord:
+    """One worker's lines: requests completed, in how long, images/s, and its latency percentiles (ms)."""
+
+    thread: int
+    requests: int
+    seconds: float
+    images_per_s: float
+    latency_ms: dict[str, float | None] = field(default_factory=dict)
+    errors: int = 0
+
+    @property
+    def requests_per_s(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "requests_per_s": self.requests_per_s}
+
+
+@dataclass(frozen=True)
+class ClientOutput:
+    """What the client's text output says (the seed's lines, and the totals this client adds)."""
+
+    model: str | None = None
+    batch_size: int | None = None
+    passed: bool | None = None
+    first_latency_ms: float | None = None
+    limit_s: float | None = None
+    threads_announced: int | None = None
+    threads: tuple[ThreadRecord, ...] = ()
+    totals: dict[str, Any] | None = None
+    failures: tuple[str, ...] = ()
+    interrupted: bool = False
+    cpu_ms_per_request: float | None = None
+
+    @property
+    def benchmarked(self) -> bool:
+        return bool(self.threads)
+
+
+def _num(text: str) -> float:
+    return float(text)
+
+
+def _clean(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def parse_client_output(text: str) -> ClientOutput:
+    """Parse the client's stdout (this client's or the seed's: the same lines) into plain records.
+
+    Unknown lines are ignored, so log noise around the output does no harm; a line that
+    starts like a known one but does not parse is ignored too rather than guessed at.
+    """
+    model: str | None = None
+    batch: int | None = None
+    passed: bool | None = None
+    first_ms: float | None = None
+    limit: float | None = None
+    announced: int | None = None
+    interrupted = False
+    cpu: float | None = None
+    failures: list[str] = []
+    threads: dict[int, dict[str, Any]] = {}
+    totals: dict[str, Any] = {}
+    total_lat: dict[str, float | None] = {}
+
+    def thread(i: str) -> dict[str, Any]:
+        return threads.setdefault(int(i), {"latency_ms": {}, "errors": 0})
+
+    for raw in text.splitlines():
+        line = raw.rstrip("\r")
+        if m := _RE["header"].match(line) or _RE["bench_header"].match(line):
+            model, batch = m.group("model"), int(m.group("batch"))
+        elif m := _RE["pass"].match(line):
+            passed = passed is not False
+            model = model or m.group("model")
+        elif m := _RE["fail"].match(line):
+            passed = False
+            failures.append(m.group("text"))
+        elif m := _RE["first_ms"].match(line):
+            first_ms = _clean(_num(m.group(1)))
+        elif m := _RE["run"].match(line):
+            limit = int(m.group("h")) * 3600 + int(m.group("m")) * 60 + float(m.group("s"))
+        elif m := _RE["running"].match(line):
+            announced = int(m.group("n"))
+        elif m := _RE["completed"].match(line):
+            rec = thread(m.group("i"))
+            rec["requests"], rec["seconds"] = int(m.group("n")), _num(m.group(3))
+        elif m := _RE["throughput"].match(line):
+            thread(m.group("i"))["images_per_s"] = _num(m.group(2))
+        elif m := _RE["latency"].match(line):
+            thread(m.group("i"))["latency_ms"][m.group("k")] = _clean(_num(m.group(3)))
+        elif m := _RE["thread_errors"].match(line):
+            thread(m.group("i"))["errors"] = int(m.group("n"))
+        elif m := _RE["total_completed"].match(line):
+            totals["requests"], totals["duration_s"] = int(m.group("n")), _num(m.group(2))
+            if m.group("t"):
+                totals["threads"] = int(m.group("t"))
+        elif m := _RE["total_throughput"].match(line):
+            totals["images_per_s"] = _num(m.group(1))
+        elif m := _RE["total_rps"].match(line):
+            totals["requests_per_s"] = _num(m.group(1))
+        elif m := _RE["total_latency"].match(line):
+            total_lat[m.group("k")] = _clean(_num(m.group(2)))
+        elif m := _RE["total_errors"].match(line):
+            totals["errors"] = int(m.group("n"))
+        elif m := _RE["cpu"].match(line):
+            cpu = _clean(_num(m.group(1)))
+        elif _RE["interrupted"].match(line):
+            interrupted = True
+
+    records = []
+    for i in sorted(threads):
+        rec = threads[i]
+        if "requests" not in rec:
+            continue  # a thread whose summary never printed (cut-off output)
+        seconds = float(rec["seconds"])
+        records.append(ThreadRecord(
+            thread=i,
+            requests=int(rec["requests"]),
+            seconds=seconds,
+            images_per_s=float(rec.get("images_per_s", rec["requests"] * (batch or 0) / seconds if seconds else 0.0)),
+            latency_ms=dict(rec["latency_ms"]),
+            errors=int(rec["errors"]),
+        ))
+    if total_lat:
+        totals["latency_ms"] = total_lat
+    return ClientOutput(
+        model=model, batch_size=batch, passed=passed, first_latency_ms=first_ms, limit_s=limit,
+        threads_announced=announced, threads=tuple(records), totals=totals or None,
+        failures=tuple(failures), interrupted=interrupted, cpu_ms_per_request=cpu,
+    )
+
+
+def combine_threads(threads: Sequence[ThreadRecord], batch_size: int,
+                    duration_s: float | None = None) -> dict[str, Any]:
+    """Totals over threads: requests and errors summed; rates over the run's duration.
+
+    The run lasts as long as its longest thread unless the duration is known. Exact fleet
+    percentiles need every latency; from per-thread percentiles alone, each total percentile
+    is the request-weighted mean of the threads' (which keeps them ordered), and is marked so.
+    """
+    requests = sum(t.requests for t in threads)
+    duration = duration_s if duration_s is not None else max((t.seconds for t in threads), default=0.0)
+    latency: dict[str, float | None] = {}
+    for key in LATENCY_KEYS:
+        pairs = [(t.latency_ms.get(key), t.requests) for t in threads]
+        known = [(v, n) for v, n in pairs if v is not None and n > 0]
+        weight = sum(n for _, n in known)
+        latency[key] = sum(v * n for v, n in known) / weight if weight else None
+    return {
+        "requests": requests,
+        "errors": sum(t.errors for t in threads),
+        "duration_s": duration,
+        "images_per_s": requests * batch_size / duration if duration > 0 else 0.0,
+        "requests_per_s": requests / duration if duration > 0 else 0.0,
+        "latency_ms": latency,
+        "latency_source": "request-weighted mean of per-thread percentiles",
+    }
+
+
+def results_from_output(output: ClientOutput | str, *, limit_s: float | None = None) -> dict[str, Any]:
+    """A results dict (DESIGN.md's fields) from the client's text output.
+
+    The client's own Total lines are used when present; otherwise (the seed's client) totals
+    are combined from the thread lines.
+    """
+    out = parse_client_output(output) if isinstance(output, str) else output
+    if out.model is None or out.batch_size is None:
+        raise ResultsError("the output has no 'Model name = M, batch size = B' line: is it the client's output?")
+    batch = out.batch_size
+    combined = combine_threads(out.threads, batch)
+    totals = dict(combined)
+    if out.totals:
+        totals.update({k: v for k, v in out.totals.items() if k != "latency_ms"})
+        if "latency_ms" in out.totals:
+            totals["latency_ms"] = {**combined["latency_ms"], **out.totals["latency_ms"]}
+            totals["latency_source"] = "client"
+    if not out.threads and out.first_latency_ms is not None and out.totals is None:
+        # A connection test: one request, no benchmark.
+        totals.update(requests=1, duration_s=out.first_latency_ms / 1000.0,
+                      latency_ms={**{k: out.first_latency_ms for k in PERCENTILE_KEYS},
+                                  "mean": out.first_latency_ms},
+                      latency_source="single request")
+        totals["images_per_s"] = batch / totals["duration_s"] if totals["duration_s"] else 0.0
+        totals["requests_per_s"] = 1 / totals["duration_s"] if totals["duration_s"] else 0.0
+    errors = int(totals.get("errors", 0))
+    if out.passed is False and errors == 0:
+        errors = len(out.failures) or 1
+    return {
+        "model": out.model,
+        "batch_size": batch,
+        "threads": len(out.threads) or int(totals.get("threads", 0)),
+        "limit_s": limit_s if limit_s is not None else out.limit_s,
+        "duration_s": totals["duration_s"],
+        "requests": int(totals["requests"]),
+        "images_per_s": float(totals["images_per_s"]),
+        "requests_per_s": float(totals["requests_per_s"]),
+        "latency_ms": {k: totals["latency_ms"].get(k) for k in LATENCY_KEYS},
+        "latency_source": totals["latency_source"],
+        "per_thread": [t.as_dict() for t in out.threads],
+        "errors": errors,
+        "failures": list(out.failures),
+        "passed": out.passed,
+        "partial": out.interrupted,
+        "cpu_ms_per_request": out.cpu_ms_per_request,
+    }
+
+
+def results_from_client_json(data: Mapping[str, Any] | str) -> dict[str, Any]:
+    """A results dict from the client's --json document (a dict, or its text)."""
+    doc = json.loads(data) if isinstance(data, str) else dict(data)
+    missing = [k for k in RESULT_FIELDS if k not in doc]
+    if missing:
+        raise ResultsError(f"the client's JSON lacks {', '.join(missing)}")
+    return dict(doc)
+
+
+def with_manifest(results: Mapping[str, Any], manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """Results plus the manifest (host, instance_type, region, image, python_backend_ref, ...).
+
+    Manifest keys missing from the given mapping are recorded as None rather than left out,
+    so every results.json has the same shape.
+    """
+    full = dict(results)
+    full["manifest"] = {key: manifest.get(key) for key in MANIFEST_FIELDS}
+    full["manifest"].update({k: v for k, v in manifest.items() if k not in MANIFEST_FIELDS})
+    return full
+
+
+def cost_per_million_images(images_per_s: float, hourly_usd: float) -> float | None:
+    """USD per 10^6 images at this throughput on an instance billed hourly_usd; None if nothing was served."""
+    if hourly_usd < 0:
+        raise ValueError(f"hourly price must not be negative, got {hourly_usd}")
+    if not images_per_s > 0 or math.isinf(images_per_s):
+        return None
+    return hourly_usd / (images_per_s * 3600.0) * 1_000_000
+
+
+def with_cost(results: Mapping[str, Any], hourly_usd: float | None) -> dict[str, Any]:
+    """Results plus hourly_usd and usd_per_million_images (None when the price is unknown)."""
+    full = dict(results)
+    full["hourly_usd"] = hourly_usd
+    full["usd_per_million_images"] = (
+        None if hourly_usd is None else cost_per_million_images(float(results.get("images_per_s", 0.0)), hourly_usd)
+    )
+    return full
+
+
+def validate_results(results: Mapping[str, Any], *, require_manifest: bool = False) -> list[str]:
+    """Every way the results fail to hold together, as readable problems (empty when they are fine)."""
+    problems: list[str] = []
+    for key in RESULT_FIELDS:
+        if key not in results:
+            problems.append(f"missing field '{key}'")
+    if require_manifest:
+        manifest = results.get("manifest")
+        if not isinstance(manifest, Mapping):
+            problems.append("missing manifest")
+        else:
+            problems.extend(f"manifest lacks '{k}'" for k in MANIFEST_FIELDS if k not in manifest)
+    if problems:
+        return problems
+    batch, requests = results["batch_size"], results["requests"]
+    if not isinstance(batch, int) or batch < 1:
+        problems.append(f"batch_size must be a positive integer, got {batch!r}")
+    if not isinstance(requests, int) or requests < 0:
+        problems.append(f"requests must be a non-negative integer, got {requests!r}")
+    if not isinstance(results["errors"], int) or results["errors"] < 0:
+        problems.append(f"errors must be a non-negative integer, got {results['errors']!r}")
+    problems.extend(_latency_problems("latency_ms", results["latency_ms"]))
+    threads = results["per_thread"]
+    if threads:
+        if results["threads"] != len(threads):
+            problems.append(f"threads is {results['threads']} but per_thread has {len(threads)} entries")
+        summed = sum(int(t.get("requests", 0)) for t in threads)
+        if summed != requests:
+            problems.append(f"requests is {requests} but the threads' requests sum to {summed}")
+        errors = sum(int(t.get("errors", 0)) for t in threads)
+        if errors > results["errors"]:
+            problems.append(f"errors is {results['errors']} but the threads report {errors}")
+        for t in threads:
+            name = f"per_thread[{t.get('thread')}]"
+            problems.extend(_latency_problems(f"{name}.latency_ms", t.get("latency_ms", {})))
+            seconds = float(t.get("seconds", 0.0))
+            if seconds > 0 and isinstance(batch, int):
+                problems.extend(_rate_problem(f"{name}.images_per_s", t.get("images_per_s"),
+                                              int(t.get("requests", 0)) * batch / seconds))
+    duration = results.get("duration_s")
+    if isinstance(duration, (int, float)) and duration > 0 and isinstance(batch, int):
+        problems.extend(_rate_problem("images_per_s", results["images_per_s"], requests * batch / duration))
+        problems.extend(_rate_problem("requests_per_s", results["requests_per_s"], requests / duration))
+    return problems
+
+
+def _rate_problem(name: str, value: Any, expected: float) -> list[str]:
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return [f"{name} is not a number: {value!r}"]
+    if abs(value - expected) > RATE_TOLERANCE * max(abs(expected), 1e-9):
+        return [f"{name} is {value:.6g} but requests x batch / time gives {expected:.6g}"]
+    return []
+
+
+def _latency_problems(name: str, latency: Any) -> list[str]:
+    if not isinstance(latency, Mapping):
+        return [f"{name} is not a mapping"]
+    problems = [f"{name} lacks {k}" for k in LATENCY_KEYS if k not in latency]
+    values = [latency.get(k) for k in PERCENTILE_KEYS]
+    known = [v for v in values if v is not None]
+    if any(not isinstance(v, (int, float)) or v < 0 for v in known):
+        problems.append(f"{name} has a negative or non-numeric value")
+    elif known != sorted(known):
+        problems.append(f"{name} percentiles are not ordered: {dict(zip(PERCENTILE_KEYS, values, strict=True))}")
+    return problems
+
+
+def check_results(results: Mapping[str, Any], *, require_manifest: bool = False) -> None:
+    """Raise ResultsError listing every problem validate_results finds."""
+    problems = validate_results(results, require_manifest=require_manifest)
+    if problems:
+        raise ResultsError("; ".join(problems))
+
+
+# ----------------------------------------------------------------------------- CSV and files
+
+CSV_COLUMNS = (
+    "started_at", "host", "instance_type", "model", "batch_size", "threads", "limit_s", "duration_s",
+    "requests", "errors", "images_per_s", "requests_per_s",
+    *(f"latency_{k}_ms" for k in LATENCY_KEYS),
+    "hourly_usd", "usd_per_million_images", "partial",
+)
+
+
+def csv_row(results: Mapping[str, Any]) -> dict[str, Any]:
+    """One flat row for results.csv (one row per benchmark point; a sweep has several)."""
+    manifest = results.get("manifest") or {}
+    latency = results.get("latency_ms") or {}
+    row: dict[str, Any] = {
+        "started_at": manifest.get("started_at"),
+        "host": manifest.get("host"),
+        "instance_type": manifest.get("instance_type"),
+    }
+    for key in ("model", "batch_size", "threads", "limit_s", "duration_s", "requests", "errors",
+                "images_per_s", "requests_per_s", "hourly_usd", "usd_per_million_images", "partial"):
+        row[key] = results.get(key)
+    for key in LATENCY_KEYS:
+        row[f"latency_{key}_ms"] = latency.get(key)
+    return row
+
+
+def to_csv(rows: Iterable[Mapping[str, Any]]) -> str:
+    """CSV text with a header; each item is a results dict (flattened with csv_row)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for results in rows:
+        row = csv_row(results)
+        writer.writerow({k: "" if row.get(k) is None else row[k] for k in CSV_COLUMNS})
+    return buf.getvalue()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_results(out_dir: str | os.PathLike[str], results: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+                  *, check: bool = True) -> tuple[Path, Path]:
+    """Write results.json and results.csv into out_dir; a list of results (a sweep) gives one row each.
+
+    results.json holds the single results dict, or {"points": [...]} for a sweep.
+    """
+    points = [results] if isinstance(results, Mapping) else list(results)
+    if check:
+        for point in points:
+            check_results(point)
+    directory = Path(out_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path, csv_path = directory / "results.json", directory / "results.csv"
+    document: Any = dict(points[0]) if isinstance(results, Mapping) else {"points": [dict(p) for p in points]}
+    _write_atomic(json_path, json.dumps(document, indent=2, allow_nan=False) + "\n")
+    _write_atomic(csv_path, to_csv(points))
+    return json_path, csv_path
+
+
+def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The results points in a results.json (or in the run folder holding it)."""
+    file = Path(path)
+    if file.is_dir():
+        file = file / "results.json"
+    doc = json.loads(file.read_text(encoding="utf-8"))
+    if isinstance(doc, dict) and isinstance(doc.get("points"), list):
+        return [dict(p) for p in doc["points"]]
+    if isinstance(doc, dict):
+        return [doc]
+    raise ResultsError(f"{file} is not a results document")

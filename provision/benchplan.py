@@ -1,0 +1,123 @@
+"""What a benchmark run will do: defaults per instance type, sweep points, validation, run folders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from provision import catalog, paths
+from provision.errors import UsageError
+
+MAX_BATCH = 64  # the server's max_batch_size
+MAX_THREADS = 64
+MAX_LIMIT_S = 3600
+TOOLS = ("client", "perf_analyzer")
+
+
+@dataclass(frozen=True)
+class Point:
+    batch_size: int
+    threads: int
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    model: str
+    points: tuple[Point, ...]
+    limit_s: float
+    warmup: int
+    tool: str
+    neuron_cores: int
+    allow_small_batch: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_sweep(self) -> bool:
+        return len(self.points) > 1
+
+
+def parse_sweep(spec: list[str] | None) -> dict[str, list[int]]:
+    """`batch=1,4,16 threads=1,2` -> {"batch": [1, 4, 16], "threads": [1, 2]}."""
+    out: dict[str, list[int]] = {}
+    for item in spec or []:
+        for part in item.split():
+            key, sep, values = part.partition("=")
+            if not sep or key not in ("batch", "threads"):
+                raise UsageError(f"--sweep {part!r} is not understood", "write it as batch=1,4,16 threads=1,2,4")
+            try:
+                nums = [int(v) for v in values.split(",") if v.strip()]
+            except ValueError:
+                raise UsageError(f"--sweep {part!r}: values must be whole numbers", "e.g. batch=1,4,16") from None
+            if not nums:
+                raise UsageError(f"--sweep {part!r} lists no values", "e.g. threads=1,2,4")
+            out[key] = nums
+    return out
+
+
+def plan(
+    instance_type: str,
+    *,
+    model: str | None = None,
+    batch_size: int | None = None,
+    threads: int = 2,
+    limit_s: float = 30.0,
+    warmup: int = 5,
+    tool: str = "client",
+    sweep: list[str] | None = None,
+    allow_small_batch: bool = False,
+) -> BenchPlan:
+    """Check the options and fill in the defaults of the host's type (model name, batch = its cores)."""
+    itype = catalog.get(instance_type)
+    if tool not in TOOLS:
+        raise UsageError(f"--tool {tool!r} is not known", f"use one of: {', '.join(TOOLS)}")
+    if not 0 < limit_s <= MAX_LIMIT_S:
+        raise UsageError(f"--limit {limit_s:g} is out of range", f"give seconds from 1 to {MAX_LIMIT_S}")
+    if warmup < 0:
+        raise UsageError(f"--warmup {warmup} is negative", "give 0 or more warm-up requests")
+    grid = parse_sweep(sweep)
+    batches = grid.get("batch") or [batch_size or itype.neuron_cores]
+    thread_list = grid.get("threads") or [threads]
+    for b in batches:
+        if not 1 <= b <= MAX_BATCH:
+            raise UsageError(f"batch size {b} is out of range", f"give 1 to {MAX_BATCH} (the server's max batch)")
+        if b < itype.neuron_cores and not allow_small_batch:
+            raise UsageError(
+                f"batch size {b} is smaller than the {itype.neuron_cores} NeuronCores of {instance_type}: "
+                "the model splits every batch across its cores",
+                f"use --batch-size {itype.neuron_cores} or more, or --allow-small-batch",
+            )
+    for t in thread_list:
+        if not 1 <= t <= MAX_THREADS:
+            raise UsageError(f"threads {t} is out of range", f"give 1 to {MAX_THREADS}")
+    points = tuple(Point(b, t) for b, t in itertools.product(batches, thread_list))
+    return BenchPlan(
+        model=model or catalog.model_name(instance_type),
+        points=points,
+        limit_s=float(limit_s),
+        warmup=warmup,
+        tool=tool,
+        neuron_cores=itype.neuron_cores,
+        allow_small_batch=allow_small_batch,
+    )
+
+
+def new_run_dir(out: str | None, label: str) -> Path:
+    """A fresh folder for one run: --out, or INFPROV_HOME/runs/<UTC time>-<label>."""
+    if out:
+        path = Path(out)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-") or "run"
+    base = paths.runs_dir() / f"bench-{stamp}-{safe}"
+    path = base
+    for n in itertools.count(2):
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            path = Path(f"{base}-{n}")
+    raise AssertionError("unreachable")
