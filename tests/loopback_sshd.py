@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,7 +113,10 @@ def start_hosts(workdir: Path, count: int) -> list[LoopbackSshd]:
     client_key = workdir / "id_ed25519"
     if not client_key.exists():
         _keygen(client_key, "infprov-test")
-    auth = workdir / "authorized_keys"
+    # sshd reads authorized_keys as the user: keep it where ubuntu can reach (pytest's tmp is root-only).
+    auth_dir = Path(tempfile.mkdtemp(prefix="infprov-sshd-keys-"))
+    os.chmod(auth_dir, 0o755)
+    auth = auth_dir / "authorized_keys"
     shutil.copy(f"{client_key}.pub", auth)
     os.chmod(auth, 0o644)
     hosts = []

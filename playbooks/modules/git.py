@@ -63,6 +63,8 @@ def target_sha(version: str, remote: dict[str, str]) -> tuple[str | None, str]:
 @module("git", args={"repo", "dest", "version", "force", "update", "depth", "clone"}, aliases={"name": "repo"})
 def git(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     repo = str(required(args, "repo"))
+    if repo.startswith("/"):  # as Ansible does: path URLs become file:// (depth needs it), so both agree
+        repo = "file://" + repo
     dest = str(required(args, "dest"))
     version = str(args.get("version") or "HEAD")
     force = boolean(args.get("force", False), "force")
