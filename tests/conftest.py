@@ -51,3 +51,16 @@ def infprov_home(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     home = tmp_path / "infprov-home"
     monkeypatch.setenv("INFPROV_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def _shared_home(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return tmp_path_factory.mktemp("infprov-cluster-home")
+
+
+@pytest.fixture()
+def cluster_home(_shared_home: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """One INFPROV_HOME for every sandbox-cluster test of the session: the sandbox's EC2 endpoint is
+    shared, and so is the region's key pair whose private key lives in INFPROV_HOME/keys."""
+    monkeypatch.setenv("INFPROV_HOME", str(_shared_home))
+    return _shared_home

@@ -43,7 +43,7 @@ def _docker_inspect(host: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def test_up_serves_then_changes_nothing_then_teardown(sandbox_hosts: list[dict[str, Any]], infprov_home: Path) -> None:
+def test_up_serves_then_changes_nothing_then_teardown(sandbox_hosts: list[dict[str, Any]], cluster_home: Path) -> None:
     first = _up()
     assert first.exit_code == 0, first.output
     doc = json.loads(first.stdout)
@@ -84,7 +84,7 @@ def test_up_serves_then_changes_nothing_then_teardown(sandbox_hosts: list[dict[s
 
 
 def test_server_failure_names_the_host_and_how_to_continue(sandbox_hosts: list[dict[str, Any]],
-                                                          infprov_home: Path) -> None:
+                                                          cluster_home: Path) -> None:
     # a model config Triton refuses: the server never becomes ready
     bad = runner.invoke(app, ["up", "--sandbox", "--type", "inf1.6xlarge", "--name", CLUSTER, "--yes",
                               "--skip-server", *REGION])
