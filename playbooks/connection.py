@@ -177,29 +177,9 @@ class SshConnection:
             if self._conn is not None and self._conn.transport is not None and self._conn.transport.is_active():
                 return self._conn.transport
             h = self.host
-            key_file = os.path.expanduser(h.key_file) if h.key_file else None
-            config = fabric.Config(overrides={"load_ssh_configs": False})
-            conn = fabric.Connection(
-                h.address,
-                user=h.user,
-                port=h.port,
-                config=config,
-                connect_timeout=max(1, int(self.connect_timeout)),
-                connect_kwargs={
-                    "key_filename": key_file,
-                    "look_for_keys": key_file is None,
-                    "allow_agent": key_file is None,
-                    "banner_timeout": self.connect_timeout,
-                    "auth_timeout": self.connect_timeout,
-                },
-            )
-            # Fabric installs AutoAddPolicy; trust comes from our pinned file instead.
-            conn.client.set_missing_host_key_policy(_PinningPolicy(self.known_hosts, self.expected))
-            if self.known_hosts.exists():
-                conn.client.load_host_keys(str(self.known_hosts))
             where = f"{h.user}@{h.address}:{h.port}"
             try:
-                conn.open()
+                conn = self._connect()
             except HostKeyChanged:
                 raise
             except paramiko.BadHostKeyException:
@@ -207,7 +187,7 @@ class SshConnection:
             except paramiko.AuthenticationException as exc:
                 raise HostUnreachable(
                     f"{where}: authentication failed ({exc})",
-                    f"check that {key_file or 'your SSH key'} is authorized for {h.user} on the host",
+                    f"check that {h.key_file or 'your SSH key'} is authorized for {h.user} on the host",
                 ) from None
             except TimeoutError:
                 raise HostUnreachable(
@@ -222,10 +202,40 @@ class SshConnection:
             self._conn = conn
             assert conn.transport is not None
             conn.transport.set_keepalive(15)
-            # Without NODELAY each command waits out delayed ACKs: ~45 ms instead of ~3 ms on a LAN.
-            with contextlib.suppress(OSError, AttributeError):
-                conn.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return conn.transport
+
+    def _connect(self) -> fabric.Connection:
+        h = self.host
+        key_file = os.path.expanduser(h.key_file) if h.key_file else None
+        # Our own socket, so TCP_NODELAY holds from the first packet: the handshake takes ~25 ms instead of
+        # ~75, and each command ~3 ms instead of waiting out delayed ACKs (~45 ms).
+        sock = socket.create_connection((h.address, h.port), timeout=self.connect_timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = fabric.Connection(
+                h.address,
+                user=h.user,
+                port=h.port,
+                config=fabric.Config(overrides={"load_ssh_configs": False}),
+                connect_timeout=max(1, int(self.connect_timeout)),
+                connect_kwargs={
+                    "key_filename": key_file,
+                    "look_for_keys": key_file is None,
+                    "allow_agent": key_file is None,
+                    "banner_timeout": self.connect_timeout,
+                    "auth_timeout": self.connect_timeout,
+                    "sock": sock,
+                },
+            )
+            # Fabric installs AutoAddPolicy; trust comes from our pinned file instead.
+            conn.client.set_missing_host_key_policy(_PinningPolicy(self.known_hosts, self.expected))
+            if self.known_hosts.exists():
+                conn.client.load_host_keys(str(self.known_hosts))
+            conn.open()
+        except BaseException:
+            sock.close()
+            raise
+        return conn
 
     def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
         transport = self._open()

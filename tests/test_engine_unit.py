@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import paramiko
 import pytest
 
 from inventory.model import Host, Inventory
-from playbooks.connection import CommandResult
+from playbooks.connection import CommandResult, forget_host_key, record_host_key
 from playbooks.engine import (
     BUILTIN_DIR,
     Play,
@@ -24,7 +25,7 @@ from playbooks.engine import (
     resolve_playbook,
     run_task,
 )
-from playbooks.errors import HostUnreachable, PlaybookError, TemplateError
+from playbooks.errors import HostKeyChanged, HostUnreachable, PlaybookError, TemplateError
 from playbooks.modules.files import lineinfile_edit, replace_edit
 from playbooks.runner import Event, run_playbook
 from playbooks.templating import Templar
@@ -269,6 +270,42 @@ def test_copy_template_file_converge_and_check_mode(tmp_path: Path) -> None:
     third = run_local(tmp_path, book)
     assert third.stats["h1"].changed == 1
     assert (out / "d" / "hi.txt").stat().st_mode & 0o777 == 0o600
+
+
+def test_edits_through_a_symlink_keep_the_content_clean(tmp_path: Path) -> None:
+    real = tmp_path / "real.conf"
+    real.write_text("port=1\n")
+    (tmp_path / "link.conf").symlink_to(real)
+    book = f"""
+- hosts: all
+  tasks:
+    - lineinfile: {{path: "{tmp_path}/link.conf", line: "host=a"}}
+    - replace: {{path: "{tmp_path}/link.conf", regexp: "^port=1$", replace: "port=2"}}
+"""
+    assert run_local(tmp_path, book).ok
+    assert (tmp_path / "link.conf").read_text() == "port=2\nhost=a\n"
+    assert run_local(tmp_path, book).stats["h1"].changed == 0
+
+
+def test_forget_host_key(tmp_path: Path) -> None:
+    key = paramiko.Ed25519Key.from_private_key_file(str(_keygen(tmp_path / "k")))
+    known = tmp_path / "known_hosts"
+    record_host_key(known, "[10.0.0.5]:2222", key)
+    record_host_key(known, "10.0.0.6", key)
+    record_host_key(known, "10.0.0.6", key)  # pinning the same key twice is a no-op
+    assert known.read_text().count("\n") == 2
+    assert forget_host_key(known, "10.0.0.5", 2222) is True
+    assert forget_host_key(known, "10.0.0.5", 2222) is False
+    assert known.read_text().startswith("10.0.0.6 ssh-ed25519 ")
+    other = paramiko.Ed25519Key.from_private_key_file(str(_keygen(tmp_path / "k2")))
+    with pytest.raises(HostKeyChanged, match="CHANGED") as err:
+        record_host_key(known, "10.0.0.6", other)
+    assert f"ssh-keygen -R '10.0.0.6' -f {known}" in err.value.hint
+
+
+def _keygen(path: Path) -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path
 
 
 def test_copy_in_check_mode_sends_no_write(tmp_path: Path) -> None:

@@ -257,11 +257,14 @@ def _act(ctx: ModuleContext, cmds: list[str], info: dict[str, Any], check_msg: s
 def read_text(ctx: ModuleContext, path: str) -> tuple[FileStat | None, str | None, ModuleResult | None]:
     """(stat, content or None if absent, failure) in one round trip."""
     q = quote(path)
-    result = ctx.sh(stat_script([path], checksum=False) + f"\n[ -f {q} ] && cat -- {q}; exit 0")
-    if result.exit_code != 0:
+    mark = b"__infprov_content__\n"
+    result = ctx.sh(
+        stat_script([path], checksum=False) + f"\necho {mark.decode().strip()}\n[ -f {q} ] && cat -- {q}; exit 0"
+    )
+    if result.exit_code != 0 or mark not in result.stdout:
         return None, None, ctx.failed(f"cannot read {path}", result)
-    first, _, rest = result.stdout.partition(b"\n")
-    cur = parse_stat([path], first.decode("utf-8", "replace"))[path]
+    head, _, rest = result.stdout.partition(mark)
+    cur = parse_stat([path], head.decode("utf-8", "replace"))[path]
     if not cur.exists:
         return cur, None, None
     if cur.kind != "file":
