@@ -437,6 +437,10 @@ def play(
         ui.out.print(report.recap(result), markup=False, highlight=False)
         if result.log_path:
             ui.err.print(f"log: {result.log_path}", markup=False, highlight=False)
+    if not result.stats:
+        raise InfprovError(
+            "no host matched the playbook's `hosts` patterns", "see `infprov inventory` for the cluster names"
+        )
     if not result.ok:
         first = result.failures()[0] if result.failures() else None
         where = f": {first.host}: {first.task}: {first.msg}" if first else ""

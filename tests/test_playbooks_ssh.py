@@ -182,7 +182,9 @@ def book_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "files").mkdir()
     (root / "files" / "app.conf").write_text("listen=0.0.0.0\n")
     (root / "templates").mkdir()
-    (root / "templates" / "motd.j2").write_text("{{ inventory_hostname }} ({{ ansible_host }})\n")
+    (root / "templates" / "motd.j2").write_text(
+        "{{ inventory_hostname }} ({{ ansible_host }})\n{% if workers | int > 2 %}\nbusy\n{% endif %}\nend\n"
+    )
     return root
 
 
@@ -252,6 +254,7 @@ def test_converge_then_second_run_changes_nothing(
         base = f"/home/ubuntu/infprov-pbtest-{test_id}/{h.name}"
         assert remote(h, infprov_home, f"cat {base}/hello.txt") == f"hello {h.name}"
         assert remote(h, infprov_home, f"cat {base}/ports.conf") == "port=9000\nhost=a"
+        assert remote(h, infprov_home, f"cat {base}/motd") == f"{h.name} ({h.address})\nbusy\nend"
         assert remote(h, infprov_home, f"cat {base}/repo/setup.sh") == "echo setup"
         assert remote(h, infprov_home, f"stat -c '%U %a' {base}/root-owned.txt") == "root 600"
         assert remote(h, infprov_home, f"cat {base}/root-owned.txt 2>&1; echo rc=$?").endswith("rc=1")
