@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import select
 import shlex
 import socket
@@ -70,6 +71,38 @@ def fingerprint(key: paramiko.PKey) -> str:
     """OpenSSH's SHA256 fingerprint, as `ssh-keygen -l` and EC2 console output print it."""
     digest = hashlib.sha256(key.asbytes()).digest()
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+_FP_LINE = re.compile(r"\b(SHA256:[A-Za-z0-9+/]{43}|(?:[0-9a-f]{2}:){15}[0-9a-f]{2})\b")
+_KEY_LINE = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+)\s+([A-Za-z0-9+/=]+)")
+
+
+def console_fingerprints(console_output: str) -> list[str]:
+    """Host key fingerprints an EC2 instance printed to its console (cloud-init's FINGERPRINTS and KEYS blocks).
+
+    Pass them as `expected_host_keys` so a first contact is checked instead of trusted; [] when none are there.
+    """
+    found: list[str] = []
+    in_fps = in_keys = False
+    for raw in console_output.splitlines():
+        line = raw.split(": ", 1)[-1].strip() if "ec2:" in raw else raw.strip()
+        if "BEGIN SSH HOST KEY FINGERPRINTS" in line:
+            in_fps = True
+        elif "END SSH HOST KEY FINGERPRINTS" in line:
+            in_fps = False
+        elif "BEGIN SSH HOST KEY KEYS" in line:
+            in_keys = True
+        elif "END SSH HOST KEY KEYS" in line:
+            in_keys = False
+        elif in_fps:
+            found.extend(m.group(1) for m in _FP_LINE.finditer(line))
+        elif in_keys and (m := _KEY_LINE.match(line)):
+            try:
+                digest = hashlib.sha256(base64.b64decode(m.group(2))).digest()
+            except ValueError:
+                continue
+            found.append("SHA256:" + base64.b64encode(digest).decode().rstrip("="))
+    return list(dict.fromkeys(found))
 
 
 def _fingerprint_matches(key: paramiko.PKey, expected: Iterable[str]) -> bool:

@@ -15,7 +15,13 @@ import paramiko
 import pytest
 
 from inventory.model import Host, Inventory
-from playbooks.connection import CommandResult, forget_host_key, record_host_key
+from playbooks.connection import (
+    CommandResult,
+    console_fingerprints,
+    fingerprint,
+    forget_host_key,
+    record_host_key,
+)
 from playbooks.engine import (
     BUILTIN_DIR,
     Play,
@@ -301,6 +307,23 @@ def test_forget_host_key(tmp_path: Path) -> None:
     with pytest.raises(HostKeyChanged, match="CHANGED") as err:
         record_host_key(known, "10.0.0.6", other)
     assert f"ssh-keygen -R '10.0.0.6' -f {known}" in err.value.hint
+
+
+def test_console_fingerprints_from_ec2_console_output(tmp_path: Path) -> None:
+    key_path = _keygen(tmp_path / "hostkey")
+    pub = Path(f"{key_path}.pub").read_text().strip()
+    listed = subprocess.run(["ssh-keygen", "-lf", f"{key_path}.pub"], capture_output=True, text=True, check=True)
+    ssh_keygen_fp = listed.stdout.split()[1]
+    console = (
+        "[   10.1] cloud-init[1021]: Generating public/private ed25519 key pair.\n"
+        "ec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----\n"
+        f"ec2: 256 {ssh_keygen_fp} root@ip-10-0-0-1 (ED25519)\n"
+        "ec2: -----END SSH HOST KEY FINGERPRINTS-----\n"
+        f"-----BEGIN SSH HOST KEY KEYS-----\n{pub}\n-----END SSH HOST KEY KEYS-----\n"
+    )
+    key = paramiko.Ed25519Key.from_private_key_file(str(key_path))
+    assert console_fingerprints(console) == [ssh_keygen_fp] == [fingerprint(key)]
+    assert console_fingerprints("no keys printed yet") == []
 
 
 def _keygen(path: Path) -> Path:
