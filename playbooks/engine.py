@@ -442,11 +442,11 @@ def _run_single(
         attempt += 1
         result = _call(spec, ctx, args)
         result = _apply_conditions(task, result, templar, layers, register)
-        if until is None:
+        if until is None or result.skipped:
             return result
         check_vars = {register: result.as_var()} if register else {}
         try:
-            done = Templar(_layers(*layers[:1], check_vars, *layers[1:])).truth(until) and not result.skipped
+            done = Templar(_layers(*layers[:1], check_vars, *layers[1:])).truth(until)
         except TemplateError as exc:
             return ModuleResult(failed=True, msg=f"until: {exc}")
         result.data["attempts"] = attempt

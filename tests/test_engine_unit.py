@@ -471,9 +471,27 @@ def test_progress_events_for_a_long_task(tmp_path: Path) -> None:
     assert kinds[0] == "play" and "task_start" in kinds and "task_running" in kinds and kinds[-1] == "task_end"
 
 
-def test_check_mode_skips_commands_without_creates(tmp_path: Path) -> None:
-    result = run_local(tmp_path, f"- hosts: all\n  tasks:\n    - shell: touch {tmp_path}/x\n", check=True)
-    assert result.tasks[0].status == "skipped" and not (tmp_path / "x").exists()
+def test_check_mode_skips_commands_without_creates_and_waits(tmp_path: Path) -> None:
+    book = f"""
+- hosts: all
+  tasks:
+    - shell: touch {tmp_path}/x
+    - uri: {{url: "http://127.0.0.1:1/v2/health/ready"}}
+      register: ready
+      until: ready.status == 200
+      retries: 100
+      delay: 5
+    - wait_for: {{port: 1, timeout: 600}}
+    - command: echo read-only
+      check_mode: false
+      register: seen
+    - assert: {{that: "seen.stdout == 'read-only'"}}
+"""
+    start = time.monotonic()
+    result = run_local(tmp_path, book, check=True)
+    assert time.monotonic() - start < 5, "check mode must not wait for what it did not start"
+    assert [t.status for t in result.tasks] == ["skipped", "skipped", "skipped", "changed", "ok"]
+    assert not (tmp_path / "x").exists()
 
 
 # ---------------------------------------------------------------- git, fetch, stat, wait_for, uri, get_url

@@ -80,6 +80,8 @@ def wait_for(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     delay = float(args.get("delay", 0))
     interval = float(args.get("sleep", 1))
     script, inverted = wait_for_probe(args)
+    if ctx.check:  # as in Ansible: nothing to wait for when nothing was started
+        return ModuleResult(skipped=True, msg="wait_for does not run in check mode")
     if delay:
         time.sleep(delay)
     if not script:
@@ -167,8 +169,8 @@ def parse_curl(result: CommandResult) -> tuple[int, str, str]:
 )
 def uri(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     method = str(args.get("method", "GET")).upper()
-    if ctx.check and method not in ("GET", "HEAD"):
-        return ModuleResult(skipped=True, msg=f"{method} is not sent in check mode")
+    if ctx.check:  # as in Ansible: uri does not run in check mode (a task can opt in with check_mode: false)
+        return ModuleResult(skipped=True, msg=f"{method} {args.get('url')} is not sent in check mode")
     wanted = args.get("status_code", [200])
     codes = [int(c) for c in (wanted if isinstance(wanted, list) else [wanted])]
     body, headers = body_bytes(args)
