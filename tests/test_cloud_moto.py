@@ -448,7 +448,7 @@ def no_ssh(monkeypatch: pytest.MonkeyPatch) -> SshSeen:
 
 
 def test_cli_up_json_status_and_teardown(prov: Ec2Provider, no_ssh: SshSeen) -> None:
-    r = _cli(["up", "--type", "inf1.xlarge", "--name", "cli", "--count", "2", "--ssh-cidr", CIDR,
+    r = _cli(["up", "--skip-server", "--type", "inf1.xlarge", "--name", "cli", "--count", "2", "--ssh-cidr", CIDR,
               "--tag", "team=ml", "--yes", "--json"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
@@ -562,7 +562,7 @@ def _sandbox_host(name: str, address: str, port: int, key_file: str, devices: in
 
 def test_sandbox_not_up_says_how_to_start_it(prov: Ec2Provider, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cloud, "_sandbox", lambda: FakeCore(None, []))
-    r = _cli(["up", "--type", "inf1.6xlarge", "--sandbox", "--yes"])
+    r = _cli(["up", "--skip-server", "--type", "inf1.6xlarge", "--sandbox", "--yes"])
     assert r.exit_code == 1
     assert "sandbox is not up" in r.stderr and "infprov sandbox up" in r.stderr
 
@@ -583,10 +583,10 @@ def test_sandbox_maps_instances_to_hosts_and_teardown_releases_them(
     core = FakeCore(moto_url, [_sandbox_host("h1", "10.237.0.11", 22, key),
                                _sandbox_host("h2", "10.237.0.12", 22, key, devices=1)])
     monkeypatch.setattr(cloud, "_sandbox", lambda: core)
-    r = _cli(["up", "--type", "inf1.6xlarge", "--count", "3", "--sandbox", "--yes"])
+    r = _cli(["up", "--skip-server", "--type", "inf1.6xlarge", "--count", "3", "--sandbox", "--yes"])
     assert r.exit_code == 2 and "sandbox up --hosts 3" in r.stderr
 
-    r = _cli(["up", "--type", "inf1.6xlarge", "--count", "2", "--sandbox", "--yes", "--json"])
+    r = _cli(["up", "--skip-server", "--type", "inf1.6xlarge", "--count", "2", "--sandbox", "--yes", "--json"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert doc["sandbox"] and doc["ssh_cidr"].endswith("/32")
