@@ -12,7 +12,7 @@ from typing import Any
 
 from inventory.yamlsrc import YamlSyntaxError, line_of, load_text, plain
 from playbooks.connection import Connection
-from playbooks.errors import CommandTimeout, PlaybookError, TemplateError
+from playbooks.errors import CommandTimeout, HostUnreachable, PlaybookError, TemplateError
 from playbooks.modules import MODULES, ModuleArgError, ModuleContext, ModuleResult, ModuleSpec
 from playbooks.modules.command import split_free_form
 from playbooks.templating import OMIT, LazyVars, Templar
@@ -468,6 +468,10 @@ def _call(spec: ModuleSpec, ctx: ModuleContext, args: dict[str, Any]) -> ModuleR
         return ModuleResult(failed=True, msg=str(exc))
     except CommandTimeout as exc:
         return ModuleResult(failed=True, msg=str(exc))
+    except HostUnreachable:
+        raise
+    except Exception as exc:  # a bug in a module fails this task on this host, never the whole run
+        return ModuleResult(failed=True, msg=f"internal error in module {spec.name}: {type(exc).__name__}: {exc}")
 
 
 def _apply_conditions(

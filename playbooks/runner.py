@@ -329,6 +329,14 @@ class _Run:
                 ),
             )
             return None
+        except Exception as exc:  # e.g. a keyword value of the wrong type: this host fails, the run goes on
+            state.dead = True
+            msg = f"{task.where()}: {type(exc).__name__}: {exc}"
+            self._record(
+                play_name, task, state,
+                TaskResult(host.name, play_name, label, task.module, "failed", msg, time.monotonic() - begin),
+            )  # fmt: skip
+            return None
         finally:
             with self._lock:
                 self._running.pop(host.name, None)
