@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import pwd
 import shutil
@@ -115,6 +116,7 @@ def start_hosts(workdir: Path, count: int) -> list[LoopbackSshd]:
         _keygen(client_key, "infprov-test")
     # sshd reads authorized_keys as the user: keep it where ubuntu can reach (pytest's tmp is root-only).
     auth_dir = Path(tempfile.mkdtemp(prefix="infprov-sshd-keys-"))
+    atexit.register(shutil.rmtree, auth_dir, True)
     os.chmod(auth_dir, 0o755)
     auth = auth_dir / "authorized_keys"
     shutil.copy(f"{client_key}.pub", auth)
