@@ -175,7 +175,7 @@ def parse_client_output(text: str) -> ClientOutput:
             requests=int(rec["requests"]),
             seconds=seconds,
             images_per_s=float(rec.get("images_per_s", rec["requests"] * (batch or 0) / seconds if seconds else 0.0)),
-            latency_ms=dict(rec["latency_ms"]),
+            latency_ms={**{k: None for k in LATENCY_KEYS}, **rec["latency_ms"]},
             errors=int(rec["errors"]),
         ))
     if total_lat:

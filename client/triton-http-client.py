@@ -22,6 +22,7 @@ import re
 import resource
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -39,6 +40,7 @@ CLIENT_VERSION = "1.0"
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PERCENTILES = (50, 75, 90, 95, 99)
 SEED_PERCENTILES = (50, 75, 95, 99)  # the seed printed these per thread, in this order
+CONTROL_TIMEOUT = 10.0  # seconds, for health, metadata and repository calls
 DEFAULT_CLASSES = 1000
 DEFAULT_IMAGE_DIMS = (224, 224, 3)
 NP_TYPES = {"FP32": np.float32, "FP16": np.float16, "FP64": np.float64, "INT32": np.int32, "INT64": np.int64,
@@ -73,10 +75,11 @@ class Connection:
     the body buffer is reused, so the numpy view of an answer is only valid until the next request.
     """
 
-    def __init__(self, host: str, port: int, timeout: float) -> None:
+    def __init__(self, host: str, port: int, timeout: float, send_size: int = 0) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
+        self.send_size = send_size
         self.sock: socket.socket | None = None
         self.buf = bytearray(1 << 17)
         self.connects = 0
@@ -97,7 +100,17 @@ class Connection:
         except OSError as exc:
             raise RequestFailed("connection", str(exc.strerror or exc)) from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if os.environ.get("XBLOCK"): sock.settimeout(None)
+        size = send_buffer_size(self.send_size)
+        if size:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+        # Blocking, with the kernel's own timeouts: in Python's timeout mode every partial send of a
+        # large body is preceded by a poll(), which costs CPU on each request.
+        sock.settimeout(None)
+        whole = int(self.timeout)
+        micros = max(int((self.timeout - whole) * 1_000_000), 0 if whole else 1)  # 0 would mean "never"
+        timeval = struct.pack("@ll", whole, micros)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
         self.sock = sock
         self.connects += 1
         return sock
@@ -114,9 +127,9 @@ class Connection:
             try:
                 _send_parts(sock, [memoryview(head), memoryview(body)] if len(body) else [memoryview(head)])
                 return self._read_response(sock)
-            except TimeoutError as exc:
+            except (TimeoutError, BlockingIOError) as exc:  # SO_RCVTIMEO/SO_SNDTIMEO ran out: EAGAIN
                 self.close()
-                raise RequestFailed("timeout", f"no answer within {self.timeout:g} s") from exc
+                raise RequestFailed("timeout", f"no progress for {self.timeout:g} s") from exc
             except _Closed as exc:
                 self.close()
                 if fresh or attempt:
@@ -185,6 +198,25 @@ class Connection:
 
 class _Closed(Exception):
     """The peer closed the connection."""
+
+
+def send_buffer_size(body: int) -> int:
+    """A send buffer that takes a whole request body, when the kernel allows more than autotuning would.
+
+    Setting SO_SNDBUF turns autotuning off, so it is set only when the allowed maximum
+    (twice net.core.wmem_max) beats autotuning's ceiling (net.ipv4.tcp_wmem's third value).
+    """
+    if body <= 0:
+        return 0
+    try:
+        with open("/proc/sys/net/core/wmem_max") as fh:
+            wmem_max = int(fh.read().split()[0])
+        with open("/proc/sys/net/ipv4/tcp_wmem") as fh:
+            autotune_max = int(fh.read().split()[2])
+    except (OSError, ValueError, IndexError):
+        return 0
+    want = min(body + (1 << 20), 2 * wmem_max)
+    return want // 2 if want > autotune_max else 0  # the kernel doubles what it is given
 
 
 def _send_parts(sock: socket.socket, parts: list[memoryview]) -> None:
@@ -384,7 +416,7 @@ class Worker(threading.Thread):
         super().__init__(name=f"worker-{index}", daemon=True)
         self.index = index
         self.inference = inference
-        self.conn = Connection(host, port, timeout)
+        self.conn = Connection(host, port, timeout, send_size=len(inference.body))
         self.warmup = warmup
         self.start_gate = start_gate
         self.stop = stop
@@ -707,7 +739,7 @@ def run(argv: list[str] | None = None) -> int:
     threads = check_args(args)
     host, port = split_url(args.url)
     url = f"{host}:{port}"
-    server = Server(host, port, min(args.timeout, 10.0))
+    server = Server(host, port, CONTROL_TIMEOUT)
     try:
         server.check_ready()
         meta, config = server.model(args.model_name)
