@@ -20,19 +20,37 @@ def _can_sandbox() -> str | None:
     return None
 
 
+# The tests get a sandbox of their own (names, subnet, folder, EC2 port), apart from the one a
+# user's demo runs on, so a test run never touches the user's clusters and may reset its own.
+TEST_SANDBOX = {
+    "INFPROV_SANDBOX_ID": "infpts",
+    "INFPROV_SANDBOX_SUBNET": "10.241.0.0/24",
+    "INFPROV_SANDBOX_DIR": "/var/lib/infprov-sandbox-test",
+    "INFPROV_SANDBOX_EC2_PORT": "5066",
+}
+
+
 @pytest.fixture(scope="session")
 def sandbox_hosts() -> Iterator[list[dict[str, Any]]]:
     """A sandbox of at least SANDBOX_HOSTS hosts: [{name, address, port, user, key_file, ...}].
 
-    Built (or repaired) once per test session and left up for reuse; INFPROV_TEST_SANDBOX_DOWN=1
-    removes it at the end.
+    Built (or repaired) once per test session, its EC2 endpoint emptied and its hosts wiped, and
+    left up for the next run; INFPROV_TEST_SANDBOX_DOWN=1 removes it at the end.
     """
     reason = _can_sandbox()
     if reason:
         pytest.skip(reason)
+    for key, value in TEST_SANDBOX.items():
+        os.environ.setdefault(key, value)
+    import urllib.request
+
     from provision.sandbox import core
 
     status = core.up(SANDBOX_HOSTS)
+    urllib.request.urlopen(urllib.request.Request(f"{status['ec2_endpoint']}/moto-api/reset", method="POST"),
+                           timeout=10).close()
+    for instance_id in list(core._read_state().get("assignments", {})):
+        core.release_host(instance_id)
     yield status["hosts"][:SANDBOX_HOSTS]
     if os.environ.get("INFPROV_TEST_SANDBOX_DOWN") == "1":
         core.down()

@@ -228,7 +228,7 @@ def test_down_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     if os.geteuid() != 0:
         pytest.skip("needs root")
     base = tmp_path / "sbx"
-    monkeypatch.setenv("INFPROV_SANDBOX_ID", "infpt")
+    monkeypatch.setenv("INFPROV_SANDBOX_ID", "infpz")
     monkeypatch.setenv("INFPROV_SANDBOX_DIR", str(base))
     monkeypatch.setenv("INFPROV_SANDBOX_SUBNET", "10.238.0.0/24")
     with socket.socket() as s:
@@ -241,10 +241,10 @@ def test_down_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         assert status["ec2_endpoint"] == f"http://127.0.0.1:{port}"
         with _connect(status["hosts"][1]) as conn:
             conn.run("docker run -d --name idle nvcr.io/nvidia/tritonserver:22.04-py3 sleep 600", hide=True)
-        assert _leftovers("infpt", base)
+        assert _leftovers("infpz", base)
     finally:
         result = runner.invoke(app, ["sandbox", "down"])
     assert result.exit_code == 0, result.output
-    assert _leftovers("infpt", base) == []
+    assert _leftovers("infpz", base) == []
     again = runner.invoke(app, ["sandbox", "down"])
     assert again.exit_code == 0, again.output

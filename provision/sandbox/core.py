@@ -310,7 +310,10 @@ def _up_locked(count: int, state: dict[str, Any]) -> None:
 
     if todo:
         system.check_free_space(base_dir().parent, (1 << 30) * len(todo), f"hold {len(todo)} sandbox host(s)")
-    bundle = images.ensure_built(private_dir() / "images.log", progress=ui.step) if todo else None
+    template = None
+    if todo:
+        bundle = images.ensure_built(private_dir() / "images.log", progress=ui.step)
+        template = images.ensure_docker_root(bundle, private_dir() / "images.log", progress=ui.step)
     _prerequisites(state)
     if not pbrepo.exists(public_dir()):
         ui.step("python_backend stand-in repository (branch r22.04)")
@@ -328,7 +331,7 @@ def _up_locked(count: int, state: dict[str, Any]) -> None:
     ui.step(f"starting {len(todo)} host(s): {', '.join(s.name for s in todo)}")
     errors: list[str] = []
     with ThreadPoolExecutor(max_workers=len(todo)) as pool:
-        futures = {pool.submit(_make_host, spec, bundle): spec for spec in todo}
+        futures = {pool.submit(_make_host, spec, template): spec for spec in todo}
         for future, spec in futures.items():
             try:
                 hosts[spec.name] = future.result()
@@ -398,12 +401,14 @@ def _link_exists(name: str) -> bool:
     return Path(f"/sys/class/net/{name}").exists()
 
 
-def _make_host(spec: HostSpec, bundle: Path | None) -> dict[str, Any]:
+def _make_host(spec: HostSpec, docker_root: Path | None) -> dict[str, Any]:
     """Create one host: network, init process, private mounts, sshd, dockerd, images."""
     hdir = spec.dir
     for sub in ("home", "etc-upper", "etc-work", "docker", "dev"):
         (hdir / sub).mkdir(parents=True, exist_ok=True)
     os.chmod(hdir / "docker", 0o710)
+    if docker_root is not None:
+        images.clone_docker_root(docker_root, hdir / "docker")
     _network(spec)
     _home(spec)
     pid = _start_init(spec)
@@ -424,8 +429,6 @@ def _make_host(spec: HostSpec, bundle: Path | None) -> dict[str, Any]:
         )
     sock = f"unix:///proc/{pid}/root/run/docker.sock"
     _wait_docker(spec, sock)
-    if bundle is not None:
-        _load_images(sock, bundle)
     _wait_ssh(spec)
     return entry
 
@@ -544,13 +547,6 @@ def _wait_docker(spec: HostSpec, sock: str) -> None:
                        f"see {spec.dir / 'dockerd.log'}")
 
 
-def _load_images(sock: str, bundle: Path) -> None:
-    proc = _docker(sock, "load", "-q", timeout=300, input_file=bundle)
-    if proc.returncode != 0:
-        raise InfprovError(f"docker load of the sandbox images failed: {proc.stderr.strip()[-300:]}",
-                           f"delete {bundle} to rebuild it")
-
-
 def _wait_ssh(spec: HostSpec) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -608,17 +604,30 @@ def _down_locked() -> None:
         ec2endpoint.stop(private_dir() / "ec2")
     if _link_exists(bridge()):
         system.run(["ip", "link", "del", bridge()], what="remove the sandbox bridge", check=False)
-    made = state.get("made", [])
-    if "sudoers" in made:
-        Path("/etc/sudoers.d/90-infprov-ubuntu").unlink(missing_ok=True)
-    if "user" in made:
-        subprocess.run(["userdel", "-r", USER], capture_output=True)
     for root in Path("/sys/fs/cgroup").iterdir():
         with contextlib.suppress(OSError):
             (root / f"infprov-{prefix()}").rmdir()
-    with contextlib.suppress(OSError):
-        Path("/var/lib/docker").rmdir()  # only if empty: the mountpoint the hosts bind over
+    # The user, its home and /var/lib/docker are shared with any other sandbox on this machine; removing
+    # a mountpoint here would detach it inside the other sandbox's hosts too.
+    if not _other_sandboxes():
+        made = state.get("made", [])
+        if "sudoers" in made:
+            Path("/etc/sudoers.d/90-infprov-ubuntu").unlink(missing_ok=True)
+        if "user" in made:
+            subprocess.run(["userdel", "-r", USER], capture_output=True)
+        with contextlib.suppress(OSError):
+            Path("/var/lib/docker").rmdir()  # only if empty: the mountpoint the hosts bind over
     shutil.rmtree(base_dir(), ignore_errors=True)
+
+
+def _other_sandboxes() -> list[str]:
+    """Prefixes of other sandboxes on this machine: each keeps a cgroup tree from its first host to its down."""
+    found = set()
+    for tree in cgroup_root().glob("infprov-*"):
+        other = tree.name[len("infprov-"):]
+        if other != prefix() and any(tree.rglob("cgroup.procs")):
+            found.add(other)
+    return sorted(found)
 
 
 def _cgroup_pids(spec: HostSpec) -> list[int]:

@@ -7,11 +7,13 @@ import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +111,9 @@ def _forget_old_builds() -> None:
     for old in cache_dir().glob("*.tar"):
         if key not in old.name:
             old.unlink(missing_ok=True)
+    for old in cache_dir().glob("docker-root-*"):
+        if key not in old.name:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_bundle(dest: Path, layers: dict[str, Path], images: list[tuple[str, list[str], dict[str, Any]]]) -> None:
@@ -260,3 +265,79 @@ def _add_sdk(root: Path, log: Path) -> None:
         if not found:
             raise InfprovError(f"nvidia-pytriton carries no {pattern}", "reinstall nvidia-pytriton==0.7.0")
         shutil.copy2(found[0], libdir / soname)
+
+
+def _dockerd_version() -> str:
+    out = system.run(["dockerd", "--version"], what="read dockerd's version").stdout
+    return "".join(ch if ch.isalnum() or ch in ".-" else "-" for ch in out.split(",")[0].split()[-1])
+
+
+def ensure_docker_root(bundle: Path, log: Path, progress: system.Progress | None = None) -> Path:
+    """A docker data root with both images loaded, made once per recipe and dockerd version.
+
+    New hosts get a hard-linked copy of it (see clone_docker_root) instead of unpacking the
+    images again: that is what makes a warm `sandbox up` fast.
+    """
+    dest = cache_dir() / f"docker-root-{recipe_key()}-{_dockerd_version()}"
+    if (dest / ".infprov-complete").exists():
+        return dest
+    _note(progress, "loading the images once into a docker root that hosts will share")
+    part = dest.with_name(dest.name + ".part")
+    shutil.rmtree(part, ignore_errors=True)
+    shutil.rmtree(dest, ignore_errors=True)
+    part.mkdir(mode=0o710)
+    run_dir = Path(tempfile.mkdtemp(prefix="infprov-dockerd-"))
+    sock = run_dir / "docker.sock"
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen(
+            ["dockerd", "--data-root", str(part), "--exec-root", str(run_dir / "exec"),
+             "--pidfile", str(run_dir / "docker.pid"), "-H", f"unix://{sock}",
+             "--bridge=none", "--iptables=false", "--ip-masq=false"],
+            stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while subprocess.run(["docker", "-H", f"unix://{sock}", "version"], capture_output=True).returncode != 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise InfprovError("a temporary dockerd for the image cache did not start", f"see {log}")
+            time.sleep(0.2)
+        with open(bundle, "rb") as src:
+            loaded = subprocess.run(["docker", "-H", f"unix://{sock}", "load", "-q"], stdin=src,
+                                    capture_output=True, text=True, timeout=600)
+        if loaded.returncode != 0:
+            raise InfprovError(f"docker load into the image cache failed: {loaded.stderr.strip()[-300:]}",
+                               f"delete {bundle} to rebuild it")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        shutil.rmtree(run_dir, ignore_errors=True)
+    (part / ".infprov-complete").touch()
+    part.rename(dest)
+    return dest
+
+
+def clone_docker_root(template: Path, dest: Path) -> None:
+    """Give a host its own docker root: image layer files hard-linked, everything else copied.
+
+    Layer contents (overlay2/<id>/diff) are never written in place (containers write to their own
+    upper layer), so sharing their inodes is safe; databases and metadata are copied so that one
+    host's daemon never changes another's.
+    """
+    system.run(["cp", "-a", "--link", f"{template}/.", str(dest)], what="clone the docker root", timeout=300)
+    (dest / ".infprov-complete").unlink(missing_ok=True)
+    for dirpath, dirnames, filenames in os.walk(dest):
+        rel = Path(dirpath).relative_to(dest).parts
+        if len(rel) == 2 and rel[0] == "overlay2" and "diff" in dirnames:
+            dirnames.remove("diff")
+        for name in filenames:
+            path = Path(dirpath) / name
+            st = path.lstat()
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                tmp = path.with_name(f".{name}.infprov-copy")
+                shutil.copy2(path, tmp)
+                os.chown(tmp, st.st_uid, st.st_gid)
+                os.replace(tmp, path)
