@@ -1,30 +1,34 @@
 #!/usr/bin/env python3
 """infprov's client against perf_analyzer on one local Triton server: images/s and CPU per request.
 
-Method (the machine is shared and its load changes from second to second, so the two tools are not
+Method (the machine is shared and its load changes from second to second, so the tools are not
 measured one after the other but in alternating windows):
 
 1. A real Triton server (from the nvidia-pytriton wheel) on 127.0.0.1 with the sandbox model.
 2. perf_analyzer (batch 16, concurrency 2, HTTP) runs alone until it is past its slow start, then
-   infprov's client (batch 16, 2 threads) starts and warms up; from then on one of the two runs at a
-   time: the other is paused with SIGSTOP. Each window starts after a settle period, so requests
-   in flight at a switch are counted for nobody.
+   infprov's client (batch 16, 2 threads) starts and warms up (then, with --seed-style, a
+   reconstruction of the seed's client); from then on one tool runs at a time, the others are
+   paused with SIGSTOP. Each window starts after a settle period, so requests in flight at a
+   switch are counted for nobody; the order of the tools alternates from round to round.
 3. In each window: requests = the server's own success count (GET /v2/models/M/stats), CPU = the
-   tool's user+system time from /proc/PID/stat. images/s = requests x batch / window length;
-   CPU per request = CPU / requests. The same measure for both tools.
+   tool's user+system time from /proc/PID/stat (what its rusage will say). images/s = requests x
+   batch / window length; CPU per request = CPU / requests. The same measure for every tool.
 
-Traffic goes only to 127.0.0.1; the server and both tools are ended by their PIDs. Takes ~90 s.
+Traffic goes only to 127.0.0.1; the server and the tools are ended by their PIDs. Takes ~95 s
+(~2.5 min with --seed-style).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -38,16 +42,19 @@ from provision.sandbox import localtriton  # noqa: E402
 
 CLIENT = ROOT / "client" / "triton-http-client.py"
 MODEL = localtriton.DEFAULT_MODEL
+BATCH = 16
+CONCURRENCY = 2
 TICK = os.sysconf("SC_CLK_TCK")
+SHM = Path("/dev/shm")
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a live process (and its reaped children), from /proc/PID/stat."""
+    """User + system CPU of a live process, from /proc/PID/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def served(url: str, model: str) -> int:
+def served(url: str, model: str = MODEL) -> int:
     """Requests the server has answered successfully for this model so far."""
     with urllib.request.urlopen(f"http://{url}/v2/models/{model}/stats", timeout=5) as resp:
         stats = json.load(resp)["model_stats"][0]
@@ -77,7 +84,7 @@ class Tool:
         return self.proc.poll() is None
 
     def stop(self, grace: float = 3.0) -> None:
-        """SIGINT (after SIGCONT: a stopped process cannot act on it), then SIGKILL if it lingers.
+        """SIGINT (and SIGCONT: a stopped process cannot act on it), then SIGKILL if it lingers.
 
         perf_analyzer finishes its measurement window before it acts on SIGINT; its figures here
         come from this script's windows, so it is not waited for.
@@ -92,6 +99,16 @@ class Tool:
             self.proc.kill()
             self.proc.wait(timeout=5)
 
+    def measure(self, url: str, seconds: float) -> None:
+        """One window of this tool, running alone."""
+        n0, c0, t0 = served(url), cpu_seconds(self.proc.pid), time.monotonic()
+        time.sleep(seconds)
+        n1, c1, t1 = served(url), cpu_seconds(self.proc.pid), time.monotonic()
+        self.windows.append((n1 - n0, t1 - t0, c1 - c0))
+        self.requests += n1 - n0
+        self.seconds += t1 - t0
+        self.cpu += c1 - c0
+
     @property
     def images_per_s(self) -> float:
         return self.requests * BATCH / self.seconds if self.seconds else 0.0
@@ -99,20 +116,6 @@ class Tool:
     @property
     def cpu_ms_per_request(self) -> float:
         return 1000.0 * self.cpu / self.requests if self.requests else float("nan")
-
-
-BATCH = 16
-
-
-def window(tool: Tool, url: str, seconds: float) -> None:
-    """Measure one window of the running tool."""
-    n0, c0, t0 = served(url, MODEL), cpu_seconds(tool.proc.pid), time.monotonic()
-    time.sleep(seconds)
-    n1, c1, t1 = served(url, MODEL), cpu_seconds(tool.proc.pid), time.monotonic()
-    tool.windows.append((n1 - n0, t1 - t0, c1 - c0))
-    tool.requests += n1 - n0
-    tool.seconds += t1 - t0
-    tool.cpu += c1 - c0
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
@@ -123,81 +126,160 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
         time.sleep(0.1)
 
 
+def start_tool(name: str, cmd: list[str], url: str, warmup: float, env: dict[str, str] | None = None) -> Tool:
+    """Start a tool alone, wait for its first answered requests and its warm-up, then pause it."""
+    tool = Tool(name, subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    base = served(url)
+    try:
+        wait_for(f"{name}'s first requests", lambda: served(url) > base + 1 or not tool.alive(), 60)
+        if not tool.alive():
+            raise SystemExit(f"ERROR: {name} exited at once (code {tool.proc.returncode}): {' '.join(cmd)}")
+        time.sleep(warmup)
+    except BaseException:
+        tool.stop()
+        raise
+    tool.pause()
+    return tool
+
+
+def _mapped_shm() -> set[str]:
+    """Names under /dev/shm that some live process has mapped."""
+    names: set[str] = set()
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        with contextlib.suppress(OSError):
+            names.update(line.rsplit("/dev/shm/", 1)[1].split(" (deleted)")[0]
+                          for line in maps.read_text().splitlines() if "/dev/shm/" in line)
+    return names
+
+
+def remove_shm_leftovers(before: set[str]) -> list[str]:
+    """perf_analyzer killed mid-run leaves its shared-memory objects: remove the ones that appeared
+    during this run and that no live process maps."""
+    if not SHM.is_dir():
+        return []
+    new = {p.name for p in SHM.iterdir()} - before
+    stale = sorted(new - _mapped_shm())
+    for name in stale:
+        with contextlib.suppress(FileNotFoundError):
+            (SHM / name).unlink()
+    return stale
+
+
+# ----------------------------------------------------------------------------- the seed's way, rebuilt
+
+
+def seed_style_load(url: str, model: str, batch: int, threads: int) -> None:
+    """Load as the seed's client makes it: a new HTTP client and new random images for each request.
+
+    Used only as a baseline (started with --seed-style); runs until it is killed.
+    """
+    import numpy as np
+    import tritonclient.http as httpclient
+
+    def loop() -> None:
+        while True:
+            client = httpclient.InferenceServerClient(url)
+            images = np.random.rand(batch, 224, 224, 3).astype(np.float32)
+            tensor = httpclient.InferInput("input", list(images.shape), "FP32")
+            tensor.set_data_from_numpy(images, binary_data=True)
+            client.infer(model, [tensor], outputs=[httpclient.InferRequestedOutput("output", binary_data=True)])
+            client.close()
+
+    workers = [threading.Thread(target=loop, daemon=True) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    signal.sigwait({signal.SIGINT, signal.SIGTERM})
+
+
+# ----------------------------------------------------------------------------- main
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=12, help="alternating window pairs (default 12)")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=12, help="rounds of one window per tool (default 12)")
     parser.add_argument("--window", type=float, default=2.5, help="seconds per window (default 2.5)")
     parser.add_argument("--settle", type=float, default=0.5, help="seconds after a switch before measuring")
     parser.add_argument("--pa-warmup", type=float, default=9.0, help="perf_analyzer alone first (its slow start)")
     parser.add_argument("--client-warmup", type=float, default=3.0, help="the client alone before measuring")
+    parser.add_argument("--shared-memory", action="store_true",
+                        help="both tools pass the images through /dev/shm (system shared memory) instead of HTTP")
+    parser.add_argument("--seed-style", action="store_true",
+                        help="also measure a rebuild of the seed's client (new connection and images per request)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     parser.add_argument("--client-arg", action="append", default=[], help="extra argument for the client")
+    parser.add_argument("--seed-style-load", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.seed_style_load:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        seed_style_load(args.seed_style_load, MODEL, BATCH, CONCURRENCY)
+        return 0
+    if args.shared_memory and args.seed_style:
+        parser.error("--seed-style measures the seed's HTTP way; it does not combine with --shared-memory")
 
     pa_binary = localtriton.perf_analyzer_binary()
+    shm_before = {p.name for p in SHM.iterdir()} if SHM.is_dir() else set()
+    tools: list[Tool] = []
     with tempfile.TemporaryDirectory(prefix="infprov-bench-") as tmp, localtriton.running(MODEL) as server:
         url = server.url
         pa_env = localtriton.perf_analyzer_env(Path(tmp) / "palibs")
-        print(f"server: Triton pid {server.pid} at {url}, model {MODEL}", flush=True)
-        total = args.pa_warmup + args.client_warmup + args.rounds * 2 * (args.window + args.settle) + 60
+        transport = "system shared memory" if args.shared_memory else "the HTTP body"
+        print(f"server: Triton pid {server.pid} at {url}, model {MODEL}; images via {transport}", flush=True)
+        n_tools = 3 if args.seed_style else 2
+        total = args.pa_warmup + args.client_warmup + args.rounds * n_tools * (args.window + args.settle) + 60
         pa_cmd = [
             str(pa_binary), "-m", MODEL, "-u", url, "-i", "http", "-b", str(BATCH),
-            "--concurrency-range", "2:2", "--shape", "input:224,224,3",
+            "--concurrency-range", f"{CONCURRENCY}:{CONCURRENCY}", "--shape", "input:224,224,3",
             # One long window: perf_analyzer keeps sending until this script stops it.
             "--measurement-interval", str(int(total * 1000)), "--max-trials", "1",
+            *(["--shared-memory", "system"] if args.shared_memory else []),
         ]
         client_cmd = [
-            sys.executable, str(CLIENT), "-m", MODEL, "-b", str(BATCH), "-k", "-t", "2",
-            "-l", str(int(total)), "--url", url, "--json", str(Path(tmp) / "client.json"), *args.client_arg,
+            sys.executable, str(CLIENT), "-m", MODEL, "-b", str(BATCH), "-k", "-t", str(CONCURRENCY),
+            "-l", str(int(total)), "--url", url, "--json", str(Path(tmp) / "client.json"),
+            *(["--shared_memory", "system"] if args.shared_memory else []), *args.client_arg,
         ]
-        tools: list[Tool] = []
         try:
-            pa = Tool("perf_analyzer", subprocess.Popen(pa_cmd, env=pa_env, stdout=subprocess.DEVNULL,
-                                                        stderr=subprocess.DEVNULL))
-            tools.append(pa)
-            base = served(url, MODEL)
-            wait_for("perf_analyzer's first request", lambda: served(url, MODEL) > base, 30)
-            time.sleep(args.pa_warmup)
-            pa.pause()
-            client = Tool("client", subprocess.Popen(client_cmd, stdout=subprocess.DEVNULL))
-            tools.append(client)
-            base = served(url, MODEL)
-            wait_for("the client's first request", lambda: served(url, MODEL) > base + 1, 30)
-            time.sleep(args.client_warmup)
-            client.pause()
+            tools.append(start_tool("perf_analyzer", pa_cmd, url, args.pa_warmup, pa_env))
+            tools.append(start_tool("client", client_cmd, url, args.client_warmup))
+            if args.seed_style:
+                seed_cmd = [sys.executable, str(Path(__file__).resolve()), "--seed-style-load", url]
+                tools.append(start_tool("seed-style", seed_cmd, url, args.client_warmup))
             print(f"measuring: {args.rounds} rounds of {args.window:g} s per tool, alternating", flush=True)
-            order = [pa, client]
             for r in range(args.rounds):
-                for tool in order if r % 2 == 0 else order[::-1]:
+                for tool in tools if r % 2 == 0 else tools[::-1]:
                     if not tool.alive():
                         raise SystemExit(f"ERROR: {tool.name} exited early (code {tool.proc.returncode})")
                     tool.resume()
                     time.sleep(args.settle)
-                    window(tool, url, args.window)
+                    tool.measure(url, args.window)
                     tool.pause()
                     time.sleep(0.2)
         finally:
-            t_stop = time.monotonic()
             for tool in tools:
                 tool.stop()
-            print(f"(stopping the tools took {time.monotonic() - t_stop:.1f} s)", flush=True)
+    removed = remove_shm_leftovers(shm_before)
+    if removed:
+        print(f"(removed shared memory left by perf_analyzer: {', '.join(removed)})")
 
+    pa, client = tools[0], tools[1]
+    print()
+    print(f"{'tool':<15}{'requests':>10}{'seconds':>9}{'images/s':>10}{'CPU ms/request':>16}{'vs perf_analyzer':>18}")
+    for tool in tools:
+        vs = tool.images_per_s / pa.images_per_s if pa.images_per_s else float("nan")
+        print(f"{tool.name:<15}{tool.requests:>10}{tool.seconds:>9.1f}{tool.images_per_s:>10.1f}"
+              f"{tool.cpu_ms_per_request:>16.3f}{vs:>17.2f}x")
     ratio = client.images_per_s / pa.images_per_s if pa.images_per_s else float("nan")
     cpu_ratio = client.cpu_ms_per_request / pa.cpu_ms_per_request
     print()
-    print(f"{'tool':<15}{'requests':>10}{'seconds':>9}{'images/s':>10}{'CPU ms/request':>16}")
-    for tool in (pa, client):
-        print(f"{tool.name:<15}{tool.requests:>10}{tool.seconds:>9.1f}{tool.images_per_s:>10.1f}"
-              f"{tool.cpu_ms_per_request:>16.3f}")
-    print()
-    print(f"images/s, client / perf_analyzer:       {ratio:.3f}  (target >= 1.0)")
+    print(f"images/s, client / perf_analyzer:        {ratio:.3f}  (target >= 1.0)")
     print(f"CPU per request, client / perf_analyzer: {cpu_ratio:.3f}  (target <= 0.5)")
     if args.json:
         doc = {
-            "batch_size": BATCH, "concurrency": 2, "rounds": args.rounds, "window_s": args.window,
+            "batch_size": BATCH, "concurrency": CONCURRENCY, "rounds": args.rounds, "window_s": args.window,
+            "shared_memory": args.shared_memory,
             "tools": {t.name: {"requests": t.requests, "seconds": t.seconds, "images_per_s": t.images_per_s,
                                "cpu_ms_per_request": t.cpu_ms_per_request, "windows": t.windows}
-                      for t in (pa, client)},
+                      for t in tools},
             "images_per_s_ratio": ratio, "cpu_per_request_ratio": cpu_ratio,
         }
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")

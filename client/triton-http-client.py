@@ -4,7 +4,10 @@
 Runs anywhere a python3 with numpy runs (it is shipped to hosts as a single file and runs in the
 Triton SDK container). It speaks Triton's HTTP/REST protocol with binary tensors itself, over one
 kept-alive connection per worker: the request body (header + input tensor) is built once and only
-handed to the kernel for each request, which is what keeps the client's CPU per request low.
+handed to the kernel for each request, which is what keeps the client's CPU per request low
+(tritonclient's infer() joins the body anew for every request and its HTTP layer copies it again).
+Every answer is checked: shape [batch, classes], FP32, all values finite.
+With --shared_memory system the images go through /dev/shm instead (client on the server's host).
 
 Exit codes: 0 all responses valid; 1 a failure (wrong or failed responses, server unreachable or not
 ready); 2 bad usage or bad input (unknown model, batch size refused, ...); 130 interrupted
@@ -14,6 +17,7 @@ ready); 2 bad usage or bad input (unknown model, batch size refused, ...); 130 i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import math
@@ -138,6 +142,9 @@ class Connection:
                 self.close()
                 if fresh or attempt:
                     raise RequestFailed("connection", str(exc.strerror or exc)) from exc
+            except (ValueError, IndexError, UnicodeError) as exc:  # a malformed answer
+                self.close()
+                raise RequestFailed("protocol", f"malformed HTTP response: {exc}") from exc
         raise RequestFailed("connection", "server closed the connection twice")  # pragma: no cover
 
     def _recv_more(self, sock: socket.socket, have: int) -> int:
@@ -331,20 +338,21 @@ class Inference:
     """The request body, built once: the JSON header of Triton's binary-tensor extension + raw input."""
 
     def __init__(self, model: str, input_name: str, output_name: str, images: np.ndarray,
-                 datatype: str, classes: int, host: str, port: int) -> None:
+                 datatype: str, classes: int, host: str, port: int, region: str | None = None) -> None:
         self.model = model
         self.output_name = output_name
         self.batch = int(images.shape[0])
         self.classes = classes
+        params: dict[str, Any] = {"binary_data_size": images.nbytes}
+        if region is not None:  # the server reads the images from a registered shared-memory region
+            params = {"shared_memory_region": region, "shared_memory_byte_size": images.nbytes}
         header = {
-            "inputs": [{
-                "name": input_name, "shape": list(images.shape), "datatype": datatype,
-                "parameters": {"binary_data_size": images.nbytes},
-            }],
+            "inputs": [{"name": input_name, "shape": list(images.shape), "datatype": datatype, "parameters": params}],
             "outputs": [{"name": output_name, "parameters": {"binary_data": True}}],
         }
         head_json = json.dumps(header, separators=(",", ":")).encode()
-        self.body = memoryview(head_json + np.ascontiguousarray(images).tobytes())
+        tensor = b"" if region is not None else np.ascontiguousarray(images).tobytes()
+        self.body = memoryview(head_json + tensor)
         self.head = (
             f"POST /v2/models/{quote(model, safe='')}/infer HTTP/1.1\r\nHost: {host}:{port}\r\n"
             f"Content-Type: application/octet-stream\r\nInference-Header-Content-Length: {len(head_json)}\r\n"
@@ -405,7 +413,69 @@ def _error_text(body: memoryview) -> str:
         return text.strip() or "(empty body)"
 
 
+class SharedInput:
+    """The input images in a POSIX shared-memory object that the server registers and reads directly.
+
+    Only for a client on the server's host sharing its /dev/shm (docker: --ipc host on both
+    containers): requests then carry a reference, not 9.6 MB of tensor, so neither the client nor
+    the server copies the images through TCP. Removed again at exit (registration and object).
+    """
+
+    def __init__(self, server: Server, images: np.ndarray) -> None:
+        self.server = server
+        self.name = f"infprov-input-{os.getpid()}"
+        self.path = f"/dev/shm/{self.name}"
+        self.registered = False
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        except OSError as exc:
+            raise ClientError(f"cannot create {self.path} for --shared_memory: {exc.strerror or exc}") from None
+        try:
+            data = np.ascontiguousarray(images).tobytes()
+            os.ftruncate(fd, len(data))
+            os.pwrite(fd, data, 0)
+        finally:
+            os.close(fd)
+        body = {"key": f"/{self.name}", "offset": 0, "byte_size": int(images.nbytes)}
+        try:
+            status, answer = server.call("POST", f"/v2/systemsharedmemory/region/{self.name}/register", body)
+        except RequestFailed as exc:
+            self.close()
+            raise ClientError(f"cannot register shared memory with Triton at {server.url}: {exc.detail}") from None
+        if status != 200:
+            self.close()
+            reason = answer.get("error", answer) if isinstance(answer, dict) else answer
+            raise ClientError(
+                f"Triton at {server.url} cannot use shared memory {self.path}: {reason}; the server must share "
+                f"this client's /dev/shm (same host; docker --ipc host), or drop --shared_memory"
+            )
+        self.registered = True
+
+    def close(self) -> None:
+        if self.registered:
+            self.registered = False
+            try:
+                self.server.call("POST", f"/v2/systemsharedmemory/region/{self.name}/unregister", {})
+            except RequestFailed:
+                pass  # the server is gone: nothing left registered
+            finally:
+                self.server.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
 # ----------------------------------------------------------------------------- workers and statistics
+
+
+def checked_call(inference: Inference, conn: Connection) -> np.ndarray:
+    """One request; any failure becomes a RequestFailed that is counted (never a raw traceback)."""
+    try:
+        return inference.run(conn)
+    except RequestFailed:
+        raise
+    except Exception as exc:  # noqa: BLE001 - counted and reported, the run goes on
+        conn.close()
+        raise RequestFailed("client", f"{type(exc).__name__}: {exc}") from exc
 
 
 class Worker(threading.Thread):
@@ -431,12 +501,15 @@ class Worker(threading.Thread):
         self.errors[exc.kind] = self.errors.get(exc.kind, 0) + 1
         self.first_error.setdefault(exc.kind, exc.detail)
 
+    def _call(self) -> None:
+        checked_call(self.inference, self.conn)
+
     def run(self) -> None:
-        for _ in range(self.warmup):
+        for _ in range(self.warmup):  # untimed; failures still count as errors
             if self.stop.is_set():
                 break
             try:
-                self.inference.run(self.conn)
+                self._call()
             except RequestFailed as exc:
                 self._error(exc)
         try:
@@ -444,14 +517,13 @@ class Worker(threading.Thread):
         except threading.BrokenBarrierError:
             return
         clock = time.perf_counter
-        run = self.inference.run
-        conn = self.conn
+        call = self._call
         lat = self.latencies
         self.started = clock()
         now = self.started
         while now < self.deadline and not self.stop.is_set():
             try:
-                run(conn)
+                call()
                 done = clock()
                 lat.append(done - now)
             except RequestFailed as exc:
@@ -518,6 +590,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow_small_batch", action="store_true",
                    help="allow a batch smaller than the NeuronCore count")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for any one answer (default 60)")
+    p.add_argument("--shared_memory", choices=("none", "system"), default="none",
+                   help="system: pass the images through /dev/shm instead of HTTP (client on the server's "
+                        "host sharing its /dev/shm only; as perf_analyzer's --shared-memory system)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random input images (default 0)")
     return p
 
@@ -636,7 +711,7 @@ def results_dict(args: argparse.Namespace, url: str, workers: list[Worker], dura
     return {
         "tool": CLIENT_NAME, "tool_version": CLIENT_VERSION,
         "model": args.model_name, "url": url, "batch_size": batch, "threads": len(workers),
-        "limit_s": args.limit, "warmup": args.warmup, "duration_s": duration,
+        "limit_s": args.limit, "warmup": args.warmup, "shared_memory": args.shared_memory, "duration_s": duration,
         "requests": requests,
         "images_per_s": requests * batch / duration if duration > 0 else 0.0,
         "requests_per_s": requests / duration if duration > 0 else 0.0,
@@ -745,15 +820,28 @@ def run(argv: list[str] | None = None) -> int:
         meta, config = server.model(args.model_name)
         datatype, dims, classes = input_spec(meta, config, args)
     finally:
-        server.close()
+        server.close()  # reopened on demand (shared-memory registration)
     images = make_images(args.batch_size, dims, datatype, args.seed)
-    inference = Inference(args.model_name, args.input_name, args.output_name, images, datatype, classes, host, port)
+    shared = SharedInput(server, images) if args.shared_memory == "system" else None
+    try:
+        inference = Inference(args.model_name, args.input_name, args.output_name, images, datatype, classes,
+                              host, port, region=shared.name if shared else None)
+        return measure(args, threads, inference, host, port, url, guard)
+    finally:
+        if shared is not None:
+            shared.close()
+
+
+def measure(args: argparse.Namespace, threads: int, inference: Inference, host: str, port: int, url: str,
+            guard: Interrupted) -> int:
+    """The first checked request (PASS/FAIL), then the benchmark if asked; the exit code."""
+    stop = guard.stop
 
     # The first request, checked: the seed's PASS line now means something.
     conn = Connection(host, port, args.timeout)
     t0 = time.perf_counter()
     try:
-        inference.run(conn)
+        checked_call(inference, conn)
     except RequestFailed as exc:
         first = results_dict(args, url, [], 0.0, 0.0, stop.is_set(), {exc.kind: 1}, {exc.kind: exc.detail})
         write_json(args.json, first)

@@ -271,3 +271,26 @@ def _wait_served(url: str, count: int) -> None:
             return
         time.sleep(0.01)
     raise AssertionError(f"the server never reached {count} answered requests")
+
+
+def test_shared_memory_input_is_checked_and_removed(server: localtriton.LocalTriton, tmp_path: Path) -> None:
+    out = tmp_path / "shm.json"
+    proc = subprocess.Popen(
+        [sys.executable, str(CLIENT), "-m", MODEL, "-b", str(BATCH), "-k", "-l", "1", "-t", "2", "--url", server.url,
+         "--shared_memory", "system", "--json", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    doc = json.loads(out.read_text())
+    assert doc["shared_memory"] == "system" and doc["requests"] > 0 and doc["errors"] == 0
+    assert results.validate_results(doc) == []
+    # the client's region is gone from the server and from /dev/shm
+    req = urllib.request.Request(f"http://{server.url}/v2/systemsharedmemory/status", method="GET")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert json.load(resp) == []
+    assert not Path(f"/dev/shm/infprov-input-{proc.pid}").exists()
+    # and the broken model still fails through shared memory
+    broken = run_client("-m", "rn50-broken-shape", "-b", str(BATCH), "-t", "1", "--url", server.url,
+                        "--shared_memory", "system")
+    assert broken.returncode == 1 and "FAIL: rn50-broken-shape" in broken.stdout
