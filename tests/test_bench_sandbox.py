@@ -78,3 +78,31 @@ def test_bench_bad_inputs(cluster: Any) -> None:
     assert "model 'nope' is not loaded" in unknown.stderr and "rn50-16neuroncores-default" in unknown.stderr
     nohost = runner.invoke(app, ["bench", "--host", "10.9.9.9"])
     assert nohost.exit_code == 2 and "no host '10.9.9.9'" in nohost.stderr
+
+
+def test_interrupted_bench_keeps_what_was_measured(cluster: Any, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, "-m", "provision.cli", "bench", "--name", CLUSTER, "--limit", "60",
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ))
+    deadline = time.monotonic() + 60
+    # interrupt once the benchmark proper is running on the host
+    while time.monotonic() < deadline and not list(out.glob("*")):
+        time.sleep(0.2)
+    time.sleep(6)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=90)
+    assert proc.returncode == 1, stdout + stderr
+    assert "interrupted" in stderr and "partial" in stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["partial"] is True
+    [host] = summary["hosts"]
+    [point] = host["points"]
+    assert point["partial"] is True and point["requests"] > 0 and point["duration_s"] < 60
+    assert json.loads((out / host["instance_id"] / "results.json").read_text())["partial"] is True

@@ -97,12 +97,13 @@ def git(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     before = info["head"]
     url_changed = info["url"] != repo
     at_version = before == want or (kind == "sha" and before.startswith(want))
-    if at_version and not url_changed:
-        return ModuleResult(data={"before": before, "after": before})
     if not update:
         return ModuleResult(data={"before": before, "after": before})
+    # As Ansible does: local modifications stop an update, even one that finds the version in place.
     if info["dirty"] and not force:
         return ModuleResult(failed=True, msg=f"{dest} has local modifications; set force: true to discard them")
+    if at_version and not url_changed:
+        return ModuleResult(data={"before": before, "after": before})
     if ctx.check:
         return ModuleResult(changed=True, msg=f"{dest} would move to {version}", data={"before": before, "after": want})
     lines = ["set -e", f"{GIT} -C {d} remote set-url origin {quote(repo)}"]
