@@ -229,7 +229,7 @@ def _render_up(result: Any, json_out: bool) -> None:
         f"cluster {result.cluster} in {result.region}: {len(result.hosts)} x {result.instance_type}, {cost}"
         + (" (sandbox)" if result.sandbox else "")
     )
-    table = Table("instance", "address", "zone", "user", "key_file", "neuron devices", "cores", "")
+    table = Table("instance", "address", "zone", "user", "neuron devices", "cores", "")
     for h in result.hosts:
         how = "reused"
         if h.instance_id in result.launched:
@@ -237,7 +237,7 @@ def _render_up(result: Any, json_out: bool) -> None:
         elif h.instance_id in result.started:
             how = "started"
         table.add_row(
-            h.instance_id, f"{h.address}:{h.port}", h.availability_zone, h.user, h.key_file,
+            h.instance_id, f"{h.address}:{h.port}", h.availability_zone, h.user,
             str(h.neuron_devices), str(h.neuron_cores), how,
         )
     ui.out.print(table)

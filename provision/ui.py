@@ -9,8 +9,10 @@ from typing import Any
 from rich.console import Console
 
 # Progress and messages go to stderr so stdout holds only the result (and only JSON with --json).
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# Piped output (CI logs, files) gets a wide fixed width rather than rich's 80 columns, so tables keep
+# their columns whole.
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def emit_json(doc: Any) -> None:
