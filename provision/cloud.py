@@ -682,7 +682,11 @@ def up(
         hosts = _hosts_of(instances, spec.name, region, spec.sandbox, spec.key_name)
         fresh = set(result.launched) | set(result.started)
         _forget_host_keys([(h.address, h.port) for h in hosts if h.instance_id in fresh])
-        (ssh_wait or wait_for_ssh)(hosts, timeouts)
+        if ssh_wait is None:
+            console = None if spec.sandbox else prov.console_output
+            wait_for_ssh(hosts, timeouts, console=console)
+        else:
+            ssh_wait(hosts, timeouts)
         _record_hosts(spec.name, hosts, spec.inventory, spec.sandbox)
     except KeyboardInterrupt:
         ui.warn(_continue_hint(spec))
@@ -1164,11 +1168,15 @@ def _wait_status_ok(prov: Ec2Provider, ids: Sequence[str], timeouts: Timeouts) -
     )
 
 
-def wait_for_ssh(hosts: Sequence[Host], timeouts: Timeouts) -> None:
+def wait_for_ssh(
+    hosts: Sequence[Host], timeouts: Timeouts, console: Callable[[str], str] | None = None
+) -> None:
     """The real SSH wait: the port answers, then a key login as the user runs a command.
 
     Host keys are pinned in INFPROV_HOME/known_hosts on first contact (by the playbook engine's
     connection, the one SSH path); a key that differs from a pinned one stops the wait at once.
+    With `console` (instance id -> its console output), a first contact is checked against the host
+    key fingerprints the instance printed there, when it printed any, instead of being trusted.
     """
     pending = list(hosts)
     ui.step(f"waiting for SSH on {', '.join(f'{h.address}:{h.port}' for h in hosts)}")
@@ -1190,10 +1198,16 @@ def wait_for_ssh(hosts: Sequence[Host], timeouts: Timeouts) -> None:
     pending = list(hosts)
     from playbooks.errors import HostKeyChanged
 
+    expected: dict[str, list[str]] = {}
+
     def login_probe() -> HostKeyChanged | bool:
         for host in list(pending):
+            if console is not None and not expected.get(host.instance_id):
+                from playbooks.connection import console_fingerprints
+
+                expected[host.instance_id] = console_fingerprints(console(host.instance_id))
             try:
-                ssh_login(host)
+                ssh_login(host, expected=expected.get(host.instance_id) or None)
             except HostKeyChanged as exc:
                 return exc  # waiting will not change a host key
             pending.remove(host)
@@ -1211,7 +1225,7 @@ def wait_for_ssh(hosts: Sequence[Host], timeouts: Timeouts) -> None:
         raise InfprovError(outcome.message, outcome.hint)
 
 
-def ssh_login(host: Host, timeout: float = 15.0) -> None:
+def ssh_login(host: Host, timeout: float = 15.0, expected: Sequence[str] | None = None) -> None:
     """One key login that runs `true`, through the playbook engine's SSH connection."""
     from inventory import model
     from playbooks.connection import SshConnection
@@ -1219,7 +1233,7 @@ def ssh_login(host: Host, timeout: float = 15.0) -> None:
     target = model.Host(
         name=host.instance_id, address=host.address, user=host.user, key_file=host.key_file, port=host.port
     )
-    conn = SshConnection(target, paths.known_hosts(), connect_timeout=timeout)
+    conn = SshConnection(target, paths.known_hosts(), connect_timeout=timeout, expected_fingerprints=expected)
     try:
         result = conn.run("true", timeout=timeout)
     finally:

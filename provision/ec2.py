@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -165,6 +166,23 @@ class Ec2Provider:
 
     def run_instances(self, **params: Any) -> list[dict[str, Any]]:
         return list(self._call("run_instances", **params)["Instances"])
+
+    def console_output(self, instance_id: str) -> str:
+        """The instance's console text (cloud-init prints the SSH host key fingerprints there), or ""."""
+        try:
+            data = self._call("get_console_output", InstanceId=instance_id, Latest=True)
+        except Ec2ApiError:
+            try:
+                data = self._call("get_console_output", InstanceId=instance_id)
+            except Ec2ApiError:
+                return ""
+        text = data.get("Output") or ""
+        if not text:
+            return ""
+        try:
+            return base64.b64decode(text).decode("utf-8", "replace")
+        except ValueError:
+            return str(text)
 
     def start_instances(self, ids: Sequence[str]) -> None:
         self._call("start_instances", InstanceIds=list(ids))

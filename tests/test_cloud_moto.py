@@ -669,3 +669,11 @@ def test_endpoint_stop_ends_only_its_own_process(tmp_path: Path) -> None:
     ec2endpoint.stop(state)
     assert ec2endpoint.is_running(state) is None
     assert not os.path.exists(f"/proc/{pid}")  # ended and reaped
+
+
+def test_console_output_is_read_as_text(prov: Ec2Provider) -> None:
+    result = _up(prov, name="console")
+    [iid] = result.launched
+    text = prov.console_output(iid)
+    assert isinstance(text, str) and text  # moto serves a fixed console text
+    assert prov.console_output("i-0000000000000dead") == ""  # an unknown instance: nothing to check against
