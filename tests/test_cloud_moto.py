@@ -76,9 +76,13 @@ class SshSeen:
 
     def __init__(self) -> None:
         self.hosts: list[cloud.Host] = []
+        self.consoles: list[str] = []
 
-    def __call__(self, hosts: Sequence[cloud.Host], timeouts: cloud.Timeouts) -> None:
+    def __call__(self, hosts: Sequence[cloud.Host], timeouts: cloud.Timeouts,
+                 console: Callable[[str], str] | None = None) -> None:
         self.hosts.extend(hosts)
+        if console is not None:
+            self.consoles.extend(console(h.instance_id) for h in hosts)
 
 
 def _up(prov: Ec2Provider, ssh: cloud.SshWait | None = None, confirm: cloud.Confirm | None = None,
@@ -455,6 +459,7 @@ def test_cli_up_json_status_and_teardown(prov: Ec2Provider, no_ssh: SshSeen) -> 
     assert doc["cluster"] == "cli" and len(doc["hosts"]) == 2 and doc["hourly_cost"] == pytest.approx(0.456)
     assert {h["neuron_devices"] for h in doc["hosts"]} == {1}
     assert len(no_ssh.hosts) == 2
+    assert len(no_ssh.consoles) == 2  # on EC2 the wait gets each instance's console to check host keys
 
     r = _cli(["status", "--json"])
     assert r.exit_code == 0, r.output
