@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 import shlex
 import threading
 import time
@@ -94,7 +95,7 @@ def _one_host(host: Any, bench: BenchPlan, run_dir: Path, on_line: Line, known_h
                     raise InfprovError(f"{host.address}: perf_analyzer wrote no CSV (exit {code})",
                                        f"see {hdir / f'output-{i}.txt'}")
                 (hdir / f"perf_analyzer-{i}.csv").write_text(got.out)
-                result = perf_analyzer_results(got.out, bench, point)
+                result = perf_analyzer_results(got.out, "\n".join(raw), bench, point)
             from client import results as rs
 
             manifest = {"host": host.address, "instance_id": host.name, "instance_type": host.instance_type,
@@ -191,18 +192,24 @@ def _stream(conn: Any, command: str, on_line: Callable[[str], Any], stop: thread
     return code
 
 
-def perf_analyzer_results(text: str, bench: BenchPlan, point: Point) -> dict[str, Any]:
-    """DESIGN.md's results fields from perf_analyzer's CSV (one concurrency row)."""
+def perf_analyzer_results(text: str, output: str, bench: BenchPlan, point: Point) -> dict[str, Any]:
+    """DESIGN.md's results fields from perf_analyzer's CSV (one concurrency row) and its printed summary.
+
+    The CSV has no mean latency and no request count; both come from the printed summary.
+    """
     rows = list(csv.DictReader(io.StringIO(text)))
     if not rows:
         raise InfprovError("perf_analyzer's CSV has no rows")
     row = rows[-1]
     infer_s = float(row["Inferences/Second"])
     lat = {k: float(row[f"{k} latency"]) / 1000.0 for k in ("p50", "p90", "p95", "p99")}
-    mean = float(row["Avg latency"]) / 1000.0
+    avg = re.findall(r"Avg latency: (\d+) usec", output)
+    count = re.findall(r"Request count: (\d+)", output)
+    mean = float(avg[-1]) / 1000.0 if avg else None
     return {
         "model": bench.model, "batch_size": point.batch_size, "threads": point.threads, "limit_s": bench.limit_s,
-        "requests": None, "images_per_s": infer_s, "requests_per_s": infer_s / point.batch_size,
+        "requests": int(count[-1]) if count else None, "images_per_s": infer_s,
+        "requests_per_s": infer_s / point.batch_size,
         "latency_ms": {"p50": lat["p50"], "p75": None, "p90": lat["p90"], "p95": lat["p95"], "p99": lat["p99"],
                        "mean": mean},
         "per_thread": [], "errors": 0, "partial": False,

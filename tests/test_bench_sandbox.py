@@ -106,3 +106,19 @@ def test_interrupted_bench_keeps_what_was_measured(cluster: Any, tmp_path: Path)
     [point] = host["points"]
     assert point["partial"] is True and point["requests"] > 0 and point["duration_s"] < 60
     assert json.loads((out / host["instance_id"] / "results.json").read_text())["partial"] is True
+
+
+def test_bench_with_perf_analyzer_keeps_its_csv(cluster: Any, tmp_path: Path) -> None:
+    out = tmp_path / "pa"
+    res = runner.invoke(app, ["bench", "--name", CLUSTER, "--tool", "perf_analyzer", "--limit", "4", "--out", str(out),
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    [host] = json.loads(res.stdout)["hosts"]
+    [point] = host["points"]
+    assert point["manifest"]["tool"] == "perf_analyzer"
+    assert point["images_per_s"] > 0 and point["requests"] > 0
+    assert point["images_per_s"] == pytest.approx(point["requests_per_s"] * 16)
+    lat = point["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p95"] <= lat["p99"] and lat["mean"] > 0
+    kept = (out / host["instance_id"] / "perf_analyzer-0.csv").read_text()
+    assert kept.startswith("Concurrency,Inferences/Second")
