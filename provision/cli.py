@@ -25,6 +25,13 @@ class _Group(TyperGroup):
                 raise
             ui.err.print(f"[red]error:[/] {exc.line()}", soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except _foreign_errors() as raw:  # the inventory's and the engine's own error families
+            if _debug():
+                raise
+            err: Any = raw  # both carry message, hint and exit_code, as InfprovError does
+            mapped = (UsageError if err.exit_code == 2 else InfprovError)(err.message, err.hint)
+            ui.err.print(f"[red]error:[/] {mapped.line()}", soft_wrap=True)
+            raise typer.Exit(mapped.exit_code) from None
         except KeyboardInterrupt:
             ui.err.print("[red]interrupted[/]")
             raise typer.Exit(130) from None
@@ -37,6 +44,14 @@ class _Group(TyperGroup):
                 soft_wrap=True,
             )
             raise typer.Exit(1) from None
+
+
+def _foreign_errors() -> tuple[type[Exception], ...]:
+    """inventory/ and playbooks/ import nothing of provision, so they have error classes of their own."""
+    from inventory.errors import InventoryError
+    from playbooks.errors import PlaybookError
+
+    return (InventoryError, PlaybookError)
 
 
 def _debug() -> bool:
@@ -329,21 +344,6 @@ def _usd(value: float | None) -> str:
 
 
 # ---------------------------------------------------------------- inventory / play
-class _engine_errors:  # noqa: N801 - used like a function: `with _engine_errors():`
-    """The inventory and the engine have their own errors (they import nothing of provision): map them."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
-        from inventory.errors import InventoryError
-        from playbooks.errors import PlaybookError
-
-        if isinstance(exc, InventoryError | PlaybookError):
-            cls = UsageError if exc.exit_code == 2 else InfprovError
-            raise cls(exc.message, exc.hint) from exc
-
-
 @app.command("inventory")
 def inventory_show(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
@@ -359,8 +359,7 @@ def inventory_show(
     from inventory import store
     from provision import paths
 
-    with _engine_errors():
-        inv = store.load(paths.inventory_file(inventory))
+    inv = store.load(paths.inventory_file(inventory))
     if ssh_config:
         typer.echo(make_ssh_config(inv.hosts, paths.known_hosts()), nl=False)
         return
@@ -406,31 +405,30 @@ def play(
     if name and host:
         raise UsageError("--name and --host cannot be used together", "pick one")
     inv_path = paths.inventory_file(inventory)
-    with _engine_errors():
-        inv = store.load(inv_path)
-        variables = parse_extra_vars(extra_vars)
-        if not inv.hosts:
-            raise InfprovError(f"inventory {inv_path} has no hosts", "run `infprov up` first, or pass --inventory")
-        limit: list[str] | None = None
-        if name:
-            limit = [h.name for h in inv.in_cluster(name)]
-            if not limit:
-                raise UsageError(f"no hosts in cluster {name!r}", f"clusters: {', '.join(inv.clusters)}")
-        elif host:
-            found = inv.find(host)
-            if found is None:
-                raise UsageError(f"no host {host!r} in {inv_path}", "see `infprov inventory`")
-            limit = [found.name]
+    inv = store.load(inv_path)
+    variables = parse_extra_vars(extra_vars)
+    if not inv.hosts:
+        raise InfprovError(f"inventory {inv_path} has no hosts", "run `infprov up` first, or pass --inventory")
+    limit: list[str] | None = None
+    if name:
+        limit = [h.name for h in inv.in_cluster(name)]
+        if not limit:
+            raise UsageError(f"no hosts in cluster {name!r}", f"clusters: {', '.join(inv.clusters)}")
+    elif host:
+        found = inv.find(host)
+        if found is None:
+            raise UsageError(f"no host {host!r} in {inv_path}", "see `infprov inventory`")
+        limit = [found.name]
 
-        def show(event: Event) -> None:
-            line = report.event_line(event)
-            if line and not json_out:
-                ui.err.print(line, markup=False, highlight=False, soft_wrap=True)
+    def show(event: Event) -> None:
+        line = report.event_line(event)
+        if line and not json_out:
+            ui.err.print(line, markup=False, highlight=False, soft_wrap=True)
 
-        result = run_playbook(
-            playbook, inv, limit=limit, extra_vars=variables, check=check, forks=forks, on_event=show,
-            known_hosts=paths.known_hosts(), runs_dir=paths.runs_dir(),
-        )  # fmt: skip
+    result = run_playbook(
+        playbook, inv, limit=limit, extra_vars=variables, check=check, forks=forks, on_event=show,
+        known_hosts=paths.known_hosts(), runs_dir=paths.runs_dir(),
+    )  # fmt: skip
     if json_out:
         ui.emit_json(result.to_dict())
     else:
@@ -451,7 +449,8 @@ def play(
 
 
 # ---------------------------------------------------------------- server (logs / ssh)
-def _pick_host(name: str | None, host: str | None, inventory: str | None) -> Any:
+def _select_hosts(name: str | None, host: str | None, inventory: str | None) -> list[Any]:
+    """--host H, or every host of cluster --name N, or every host in the inventory."""
     from inventory import store
     from provision import paths
 
@@ -462,12 +461,17 @@ def _pick_host(name: str | None, host: str | None, inventory: str | None) -> Any
     if host:
         found = inv.find(host)
         if found is None:
-            raise UsageError(f"no host {host!r} in {inv_path}", "see `infprov inventory`")
-        return found
+            raise UsageError(f"no host {host!r} in {inv_path}", "see `infprov inventory` (or run `infprov up`)")
+        return [found]
     hosts = inv.in_cluster(name) if name else list(inv.hosts)
     if not hosts:
-        where = f"cluster {name!r}" if name else inv_path
+        where = f"cluster {name!r}" if name else str(inv_path)
         raise UsageError(f"no hosts in {where}", "run `infprov up` first, or name one with --host")
+    return hosts
+
+
+def _pick_host(name: str | None, host: str | None, inventory: str | None) -> Any:
+    hosts = _select_hosts(name, host, inventory)
     if len(hosts) > 1:
         raise UsageError(f"{len(hosts)} hosts match", "name one with --host (see `infprov inventory`)")
     return hosts[0]
@@ -524,23 +528,10 @@ def bench(
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
 ) -> None:
     """Benchmark Triton on the hosts (client in the SDK container, --net host) and bring the results home."""
-    from inventory import store
     from provision import bench as bench_mod
     from provision import benchplan, paths
 
-    if name and host:
-        raise UsageError("--name and --host cannot be used together", "pick one")
-    inv_path = paths.inventory_file(inventory)
-    inv = store.load(inv_path)
-    if host:
-        found = inv.find(host)
-        if found is None:
-            raise UsageError(f"no host {host!r} in {inv_path}", "see `infprov inventory` (or run `infprov up`)")
-        targets = [found]
-    else:
-        targets = list(inv.in_cluster(name)) if name else list(inv.hosts)
-        if not targets:
-            raise UsageError(f"no hosts in {'cluster ' + repr(name) if name else inv_path}", "run `infprov up` first")
+    targets = _select_hosts(name, host, inventory)
     types = {h.instance_type for h in targets}
     if len(types) != 1 or None in types:
         raise UsageError(f"the hosts have different or unknown types ({types})", "bench one cluster at a time")
