@@ -500,12 +500,13 @@ def ssh(
     name: str | None = typer.Option(None, "--name", help="The cluster (when it has one host)."),
     host: str | None = typer.Option(None, "--host", help="Instance id or address."),
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
+    command: list[str] | None = typer.Argument(None, help="A command to run instead of a shell (after --)."),
 ) -> None:
-    """Open an SSH session on a host, with infprov's key and pinned host keys."""
+    """Open an SSH session on a host (or run a command there), with infprov's key and pinned host keys."""
     from provision import paths, server
 
     target = _pick_host(name, host, inventory)
-    argv = server.ssh_argv(target, paths.known_hosts())
+    argv = server.ssh_argv(target, paths.known_hosts()) + list(command or [])
     os.execvp(argv[0], argv)
 
 

@@ -104,3 +104,28 @@ def test_server_failure_names_the_host_and_how_to_continue(sandbox_hosts: list[d
     finally:
         down = runner.invoke(app, ["teardown", "--sandbox", "--name", CLUSTER, "--yes", *REGION])
         assert down.exit_code == 0, down.output
+
+
+def test_logs_and_ssh_reach_the_server(sandbox_hosts: list[dict[str, Any]], cluster_home: Path) -> None:
+    import subprocess
+    import sys
+
+    up = _up()
+    assert up.exit_code == 0, up.output
+    try:
+        [host] = json.loads(up.stdout)["server"]["hosts"]
+        base = [sys.executable, "-m", "provision.cli"]
+        logs = subprocess.run([*base, "logs", "--name", CLUSTER, "--tail", "50"], capture_output=True, text=True,
+                              timeout=60)
+        assert logs.returncode == 0, logs.stderr
+        assert "Started HTTPService at 0.0.0.0:8000" in logs.stdout + logs.stderr
+        ssh = subprocess.run([*base, "ssh", "--name", CLUSTER, "--", "docker", "ps", "--format", "{{.Names}}"],
+                             capture_output=True, text=True, timeout=60)
+        assert ssh.returncode == 0, ssh.stderr
+        assert ssh.stdout.split() == ["infprov-triton"]
+        two = subprocess.run([*base, "ssh", "--host", host["address"], "--name", CLUSTER], capture_output=True,
+                             text=True, timeout=60)
+        assert two.returncode == 2 and "cannot be used together" in two.stderr
+    finally:
+        down = runner.invoke(app, ["teardown", "--sandbox", "--name", CLUSTER, "--yes"])
+        assert down.exit_code == 0, down.output
