@@ -79,11 +79,10 @@ class Connection:
     the body buffer is reused, so the numpy view of an answer is only valid until the next request.
     """
 
-    def __init__(self, host: str, port: int, timeout: float, send_size: int = 0) -> None:
+    def __init__(self, host: str, port: int, timeout: float) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
-        self.send_size = send_size
         self.sock: socket.socket | None = None
         self.buf = bytearray(1 << 17)
         self.connects = 0
@@ -104,11 +103,9 @@ class Connection:
         except OSError as exc:
             raise RequestFailed("connection", str(exc.strerror or exc)) from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        size = send_buffer_size(self.send_size)
-        if size:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
         # Blocking, with the kernel's own timeouts: in Python's timeout mode every partial send of a
-        # large body is preceded by a poll(), which costs CPU on each request.
+        # large body is preceded by a poll(), which costs CPU on each request. The send buffer is left
+        # to autotuning: a fixed large one measured slower (more data queued per connection).
         sock.settimeout(None)
         whole = int(self.timeout)
         micros = max(int((self.timeout - whole) * 1_000_000), 0 if whole else 1)  # 0 would mean "never"
@@ -205,25 +202,6 @@ class Connection:
 
 class _Closed(Exception):
     """The peer closed the connection."""
-
-
-def send_buffer_size(body: int) -> int:
-    """A send buffer that takes a whole request body, when the kernel allows more than autotuning would.
-
-    Setting SO_SNDBUF turns autotuning off, so it is set only when the allowed maximum
-    (twice net.core.wmem_max) beats autotuning's ceiling (net.ipv4.tcp_wmem's third value).
-    """
-    if body <= 0:
-        return 0
-    try:
-        with open("/proc/sys/net/core/wmem_max") as fh:
-            wmem_max = int(fh.read().split()[0])
-        with open("/proc/sys/net/ipv4/tcp_wmem") as fh:
-            autotune_max = int(fh.read().split()[2])
-    except (OSError, ValueError, IndexError):
-        return 0
-    want = min(body + (1 << 20), 2 * wmem_max)
-    return want // 2 if want > autotune_max else 0  # the kernel doubles what it is given
 
 
 def _send_parts(sock: socket.socket, parts: list[memoryview]) -> None:
@@ -486,7 +464,7 @@ class Worker(threading.Thread):
         super().__init__(name=f"worker-{index}", daemon=True)
         self.index = index
         self.inference = inference
-        self.conn = Connection(host, port, timeout, send_size=len(inference.body))
+        self.conn = Connection(host, port, timeout)
         self.warmup = warmup
         self.start_gate = start_gate
         self.stop = stop
