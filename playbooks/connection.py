@@ -13,7 +13,7 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -293,6 +293,47 @@ class SshConnection:
         finally:
             chan.close()
         return CommandResult(command, code, out, err, time.monotonic() - start)
+
+    def stream(
+        self,
+        command: str,
+        on_line: Callable[[str], object],
+        *,
+        stop: threading.Event | None = None,
+        on_stop: str | None = None,
+    ) -> int:
+        """Run a command and hand each output line (stdout and stderr merged by the command) over as it
+        arrives; when `stop` is set, run `on_stop` (e.g. a kill) once and keep draining until the end."""
+        transport = self._open()
+        try:
+            chan = transport.open_session(timeout=self.connect_timeout)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self._drop()
+            raise HostUnreachable(f"{self.host.address}: connection lost: {exc}", "") from None
+        try:
+            chan.exec_command(command)
+            chan.shutdown_write()
+            buf = b""
+            stopped = False
+            while True:
+                if stop is not None and stop.is_set() and not stopped:
+                    stopped = True
+                    if on_stop:
+                        self.run(on_stop, timeout=30)
+                if chan.recv_ready():
+                    buf += chan.recv(65536)
+                    *lines, buf = buf.split(b"\n")
+                    for line in lines:
+                        on_line(line.decode("utf-8", "replace"))
+                    continue
+                if chan.exit_status_ready() and not chan.recv_ready():
+                    break
+                select.select([chan], [], [], 0.05)
+            if buf:
+                on_line(buf.decode("utf-8", "replace"))
+            return int(chan.recv_exit_status())
+        finally:
+            chan.close()
 
     def _drop(self) -> None:
         with self._lock:

@@ -79,7 +79,7 @@ def _one_host(host: Any, bench: BenchPlan, run_dir: Path, on_line: Line, known_h
                 raw.append(line)
                 on_line(host.address, line)
 
-            code = _stream(conn, cmd, keep, stop, f"docker kill --signal INT {name} >/dev/null 2>&1")
+            code = conn.stream(cmd, keep, stop=stop, on_stop=f"docker kill --signal INT {name} >/dev/null 2>&1")
             (hdir / f"output-{i}.txt").write_text("\n".join(raw) + "\n")
             if bench.tool == "client":
                 got = conn.run(f"cat {remote_json}")
@@ -164,34 +164,6 @@ def _perf_analyzer_command(bench: BenchPlan, point: Point, name: str, remote_csv
 def _docker(name: str, args: list[str]) -> str:
     return (f"docker run --rm --name {name} --net host -v {REMOTE_DIR}:{REMOTE_DIR} {SDK_IMAGE} "
             + " ".join(shlex.quote(a) for a in args) + " 2>&1")
-
-
-def _stream(conn: Any, command: str, on_line: Callable[[str], Any], stop: threading.Event, on_stop: str) -> int:
-    """Run a command, handing each output line over as it arrives; on stop, run on_stop and drain."""
-    transport = conn._open()  # the engine's pinned, reused connection
-    chan = transport.open_session()
-    chan.exec_command(command)
-    chan.shutdown_write()
-    buf = b""
-    stopped = False
-    while True:
-        if stop.is_set() and not stopped:
-            stopped = True
-            conn.run(on_stop, timeout=30)
-        if chan.recv_ready():
-            buf += chan.recv(65536)
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                on_line(line.decode("utf-8", "replace"))
-            continue
-        if chan.exit_status_ready() and not chan.recv_ready():
-            break
-        time.sleep(0.05)
-    if buf:
-        on_line(buf.decode("utf-8", "replace"))
-    code = int(chan.recv_exit_status())
-    chan.close()
-    return code
 
 
 def perf_analyzer_results(text: str, output: str, bench: BenchPlan, point: Point) -> dict[str, Any]:

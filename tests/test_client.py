@@ -50,6 +50,7 @@ def server() -> Iterator[localtriton.LocalTriton]:
         "rn50-broken-shape": {"broken_shape": True},
         "rn50-broken-values": {"broken_values": True},
         "rn50-strict-cores": {"neuron_cores": 16},
+        "rn50-slow": {"delay_ms": 2000},
     }
     with localtriton.running(MODEL, extra_models=extra) as srv:
         yield srv
@@ -166,10 +167,11 @@ def test_server_errors_are_counted_not_raised(server: localtriton.LocalTriton) -
 
 
 def test_timeouts_are_counted_not_raised(server: localtriton.LocalTriton) -> None:
-    proc = run_client("-m", MODEL, "-b", str(BATCH), "-t", "1", "--url", server.url, "--timeout", "0.001")
+    # the model answers after 2 s; the client gives up after 0.3 s without progress
+    proc = run_client("-m", "rn50-slow", "-b", str(BATCH), "-t", "1", "--url", server.url, "--timeout", "0.3")
     assert proc.returncode == 1
     assert_no_traceback(proc)
-    assert f"FAIL: {MODEL}: timeout: no progress for 0.001 s" in proc.stdout
+    assert "FAIL: rn50-slow: timeout: no progress for 0.3 s" in proc.stdout
 
 
 def test_unknown_model_lists_the_repository(server: localtriton.LocalTriton) -> None:

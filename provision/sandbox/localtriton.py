@@ -74,6 +74,7 @@ def render_model(
     neuron_cores: int = 0,
     broken_shape: bool = False,
     broken_values: bool = False,
+    delay_ms: int = 0,
 ) -> Path:
     """Write the sandbox model into a model repository as <repo>/<model_name>/{config.pbtxt,1/model.py}."""
     import jinja2
@@ -90,6 +91,7 @@ def render_model(
         neuron_cores=neuron_cores,
         broken_shape=broken_shape,
         broken_values=broken_values,
+        delay_ms=delay_ms,
         input_name="input",
         output_name="output",
     )

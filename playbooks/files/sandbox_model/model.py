@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,8 @@ class TritonPythonModel:
         self.neuron_cores = int(_param(config, "NEURON_CORES", "0") or 0)
         self.broken_shape = _truthy(_param(config, "BROKEN_SHAPE", "false"))
         self.broken_values = _truthy(_param(config, "BROKEN_VALUES", "false"))
+        # A slow model on purpose (tests of client timeouts): every request waits this long first.
+        self.delay_s = float(_param(config, "DELAY_MS", "0") or 0) / 1000.0
         rng = np.random.default_rng(SEED)
         features = GRID * GRID * 3 + 3
         self.weights = (rng.standard_normal((features, CLASSES)) / np.sqrt(features)).astype(np.float32)
@@ -77,6 +80,8 @@ class TritonPythonModel:
 
     def execute(self, requests: list[Any]) -> list[Any]:
         responses = []
+        if self.delay_s > 0:
+            time.sleep(self.delay_s)
         for request in requests:
             try:
                 responses.append(self._answer(request))
