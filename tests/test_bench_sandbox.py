@@ -85,20 +85,33 @@ def test_interrupted_bench_keeps_what_was_measured(cluster: Any, tmp_path: Path)
     import signal
     import subprocess
     import sys
+    import threading
     import time
 
     out = tmp_path / "interrupted"
     proc = subprocess.Popen([sys.executable, "-m", "provision.cli", "bench", "--name", CLUSTER, "--limit", "60",
                              "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ))
-    deadline = time.monotonic() + 60
-    # interrupt once the benchmark proper is running on the host
-    while time.monotonic() < deadline and not list(out.glob("*")):
-        time.sleep(0.2)
-    time.sleep(6)
+    assert proc.stderr is not None and proc.stdout is not None
+    err_lines: list[str] = []
+    measuring = threading.Event()
+
+    def read_stderr() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            err_lines.append(line)
+            if "RUN Thread" in line:  # the client's benchmark proper has begun on the host
+                measuring.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    assert measuring.wait(90), "".join(err_lines)
+    time.sleep(3)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=90)
-    assert proc.returncode == 1, stdout + stderr
+    stdout = proc.stdout.read()
+    assert proc.wait(timeout=90) == 1, stdout + "".join(err_lines)
+    reader.join(10)
+    stderr = "".join(err_lines)
     assert "interrupted" in stderr and "partial" in stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["partial"] is True
