@@ -270,14 +270,18 @@ class SshConnection:
             raise
         return conn
 
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+    def _session(self) -> paramiko.Channel:
+        """A new channel on the host's one connection (opened on first use)."""
         transport = self._open()
-        start = time.monotonic()
         try:
-            chan = transport.open_session(timeout=self.connect_timeout)
+            return transport.open_session(timeout=self.connect_timeout)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self._drop()
             raise HostUnreachable(f"{self.host.address}: connection lost: {exc}", "") from None
+
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+        start = time.monotonic()
+        chan = self._session()
         try:
             chan.exec_command(command)
             feeder: threading.Thread | None = None
@@ -304,12 +308,7 @@ class SshConnection:
     ) -> int:
         """Run a command and hand each output line (stdout and stderr merged by the command) over as it
         arrives; when `stop` is set, run `on_stop` (e.g. a kill) once and keep draining until the end."""
-        transport = self._open()
-        try:
-            chan = transport.open_session(timeout=self.connect_timeout)
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            self._drop()
-            raise HostUnreachable(f"{self.host.address}: connection lost: {exc}", "") from None
+        chan = self._session()
         try:
             chan.exec_command(command)
             chan.shutdown_write()
