@@ -68,6 +68,9 @@ def _one_host(host: Any, bench: BenchPlan, run_dir: Path, on_line: Line, known_h
             raise InfprovError(f"{host.address}: could not upload the client: {put.tail(3)}")
         price = catalog.hourly_price(host.instance_type, host.region) if host.instance_type else None
         for i, point in enumerate(bench.points):
+            if stop.is_set():  # interrupted before this point began: nothing of it to keep
+                out.partial = True
+                break
             started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
             name = f"infprov-bench-{run_dir.name}-{i}"[:60]
             remote_json = f"{REMOTE_DIR}/{run_dir.name}/point-{i}.json"

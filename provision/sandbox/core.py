@@ -156,6 +156,7 @@ def status() -> dict[str, Any]:
     """The hosts and the EC2 endpoint, as `infprov sandbox status --json` prints them."""
     from provision.sandbox import ec2endpoint
 
+    system.require_linux_root()  # its state and login key are root's
     state = _read_state()
     endpoint = ec2endpoint.is_running(private_dir() / "ec2") if private_dir().exists() else None
     hosts = []
