@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 
-class InventoryError(Exception):
-    """A bad or unreadable inventory file; carries a hint like InfprovError does."""
+class HintedError(Exception):
+    """An error with a hint and an exit code, like InfprovError: the base of the inventory's and the
+    engine's own errors (neither may import provision), so the CLI maps both in one place."""
 
     exit_code = 2
 
@@ -14,3 +15,7 @@ class InventoryError(Exception):
         self.hint = hint
         if exit_code is not None:
             self.exit_code = exit_code
+
+
+class InventoryError(HintedError):
+    """A bad or unreadable inventory file."""

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
+from inventory.errors import HintedError
 
-class PlaybookError(Exception):
+
+class PlaybookError(HintedError):
     """A playbook that cannot run as written (exit 2), or a run that cannot start (exit 1)."""
-
-    exit_code = 2
-
-    def __init__(self, message: str, hint: str = "", exit_code: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-        if exit_code is not None:
-            self.exit_code = exit_code
 
 
 class TemplateError(Exception):

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from inventory.errors import HintedError
 from provision import __version__, ui
 from provision.errors import InfprovError, UsageError
 
@@ -25,11 +26,10 @@ class _Group(TyperGroup):
                 raise
             ui.err.print(f"[red]error:[/] {exc.line()}", soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
-        except _foreign_errors() as raw:  # the inventory's and the engine's own error families
+        except HintedError as exc:  # the inventory's and the engine's own errors (they cannot import ours)
             if _debug():
                 raise
-            err: Any = raw  # both carry message, hint and exit_code, as InfprovError does
-            mapped = (UsageError if err.exit_code == 2 else InfprovError)(err.message, err.hint)
+            mapped = (UsageError if exc.exit_code == 2 else InfprovError)(exc.message, exc.hint)
             ui.err.print(f"[red]error:[/] {mapped.line()}", soft_wrap=True)
             raise typer.Exit(mapped.exit_code) from None
         except KeyboardInterrupt:
@@ -44,14 +44,6 @@ class _Group(TyperGroup):
                 soft_wrap=True,
             )
             raise typer.Exit(1) from None
-
-
-def _foreign_errors() -> tuple[type[Exception], ...]:
-    """inventory/ and playbooks/ import nothing of provision, so they have error classes of their own."""
-    from inventory.errors import InventoryError
-    from playbooks.errors import PlaybookError
-
-    return (InventoryError, PlaybookError)
 
 
 def _debug() -> bool:
