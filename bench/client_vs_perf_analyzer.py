@@ -7,15 +7,18 @@ measured one after the other but in alternating windows):
 1. A real Triton server (from the nvidia-pytriton wheel) on 127.0.0.1 with the sandbox model.
 2. perf_analyzer (batch 16, concurrency 2, HTTP) runs alone until it is past its slow start, then
    infprov's client (batch 16, 2 threads) starts and warms up (then, with --seed-style, a
-   reconstruction of the seed's client); from then on one tool runs at a time, the others are
-   paused with SIGSTOP. Each window starts after a settle period, so requests in flight at a
-   switch are counted for nobody; the order of the tools alternates from round to round.
+   reconstruction of the seed's client, and a bytes-only sender that does nothing but send the
+   prepared request and read the answer: the CPU floor of any HTTP client); from then on one tool
+   runs at a time, the others are paused with SIGSTOP. Each window starts after a settle period,
+   so requests in flight at a switch are counted for nobody; the order of the tools alternates
+   from round to round.
 3. In each window: requests = the server's own success count (GET /v2/models/M/stats), CPU = the
    tool's user+system time from /proc/PID/stat (what its rusage will say). images/s = requests x
    batch / window length; CPU per request = CPU / requests. The same measure for every tool.
+   "user share" is the part of that CPU spent outside the kernel.
 
-Traffic goes only to 127.0.0.1; the server and the tools are ended by their PIDs. Takes ~95 s
-(~2.5 min with --seed-style).
+Traffic goes only to 127.0.0.1; the server and the tools are ended by their PIDs. Takes ~2 min
+(~1.5 min with --no-floor, ~2.5 min with --seed-style).
 """
 
 from __future__ import annotations
@@ -48,10 +51,10 @@ TICK = os.sysconf("SC_CLK_TCK")
 SHM = Path("/dev/shm")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a live process, from /proc/PID/stat."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a live process, from /proc/PID/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 
 def served(url: str, model: str = MODEL) -> int:
@@ -70,6 +73,7 @@ class Tool:
     requests: int = 0
     seconds: float = 0.0
     cpu: float = 0.0
+    user: float = 0.0
     windows: list[tuple[int, float, float]] = field(default_factory=list)
 
     def pause(self) -> None:
@@ -101,13 +105,20 @@ class Tool:
 
     def measure(self, url: str, seconds: float) -> None:
         """One window of this tool, running alone."""
-        n0, c0, t0 = served(url), cpu_seconds(self.proc.pid), time.monotonic()
+        n0, (u0, s0), t0 = served(url), cpu_times(self.proc.pid), time.monotonic()
         time.sleep(seconds)
-        n1, c1, t1 = served(url), cpu_seconds(self.proc.pid), time.monotonic()
-        self.windows.append((n1 - n0, t1 - t0, c1 - c0))
+        n1, (u1, s1), t1 = served(url), cpu_times(self.proc.pid), time.monotonic()
+        cpu = (u1 - u0) + (s1 - s0)
+        self.windows.append((n1 - n0, t1 - t0, cpu))
         self.requests += n1 - n0
         self.seconds += t1 - t0
-        self.cpu += c1 - c0
+        self.cpu += cpu
+        self.user += u1 - u0
+
+    @property
+    def user_share(self) -> float:
+        """The part of the CPU spent in the tool's own code rather than in the kernel."""
+        return self.user / self.cpu if self.cpu else float("nan")
 
     @property
     def images_per_s(self) -> float:
@@ -116,6 +127,22 @@ class Tool:
     @property
     def cpu_ms_per_request(self) -> float:
         return 1000.0 * self.cpu / self.requests if self.requests else float("nan")
+
+
+def round_spread(tool: Tool, reference: Tool) -> tuple[float, float]:
+    """95% interval (normal approximation) of the mean of per-round images/s ratios, tool / reference.
+
+    Rounds pair a window of each tool taken seconds apart, so the machine's slow drifts cancel
+    within a round; the spread across rounds shows how far the overall ratio can be trusted.
+    """
+    ratios = [(a[0] / a[1]) / (b[0] / b[1]) for a, b in zip(tool.windows, reference.windows, strict=True)
+              if a[1] and b[1] and b[0]]
+    if len(ratios) < 2:
+        return float("nan"), float("nan")
+    mean = sum(ratios) / len(ratios)
+    sd = (sum((r - mean) ** 2 for r in ratios) / (len(ratios) - 1)) ** 0.5
+    half = 1.96 * sd / len(ratios) ** 0.5
+    return mean - half, mean + half
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
@@ -191,6 +218,45 @@ def seed_style_load(url: str, model: str, batch: int, threads: int) -> None:
     signal.sigwait({signal.SIGINT, signal.SIGTERM})
 
 
+def bytes_only_load(url: str, model: str, batch: int, threads: int) -> None:
+    """The least a sender can do per request over HTTP: send the prepared request, read the answer.
+
+    No checks, no parsing beyond Content-Length. Its CPU per request is what moving the images
+    through the loopback TCP stack costs the sending process: a floor for any HTTP client.
+    Runs until it is killed.
+    """
+    import socket
+
+    host, port = url.rsplit(":", 1)
+    shape = [batch, 224, 224, 3]
+    tensor = os.urandom(batch * 224 * 224 * 3 * 4)
+    header = json.dumps({"inputs": [{"name": "input", "shape": shape, "datatype": "FP32",
+                                     "parameters": {"binary_data_size": len(tensor)}}],
+                         "outputs": [{"name": "output", "parameters": {"binary_data": True}}]}).encode()
+    head = (f"POST /v2/models/{model}/infer HTTP/1.1\r\nHost: {url}\r\n"
+            f"Inference-Header-Content-Length: {len(header)}\r\n"
+            f"Content-Length: {len(header) + len(tensor)}\r\n\r\n").encode()
+    request = head + header + tensor
+
+    def loop() -> None:
+        sock = socket.create_connection((host, int(port)))
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
+        while True:
+            sock.sendall(request)
+            have = 0
+            while (end := buf.find(b"\r\n\r\n", 0, have)) < 0:
+                have += sock.recv_into(view[have:])
+            length = int(buf[:end].lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            while have < end + 4 + length:
+                have += sock.recv_into(view[have:])
+
+    workers = [threading.Thread(target=loop, daemon=True) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    signal.sigwait({signal.SIGINT, signal.SIGTERM})
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -205,16 +271,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="both tools pass the images through /dev/shm (system shared memory) instead of HTTP")
     parser.add_argument("--seed-style", action="store_true",
                         help="also measure a rebuild of the seed's client (new connection and images per request)")
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="skip the bytes-only sender (the CPU floor of any HTTP client)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     parser.add_argument("--client-arg", action="append", default=[], help="extra argument for the client")
     parser.add_argument("--seed-style-load", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--bytes-only-load", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.bytes_only_load:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        bytes_only_load(args.bytes_only_load, MODEL, BATCH, CONCURRENCY)
+        return 0
     if args.seed_style_load:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         seed_style_load(args.seed_style_load, MODEL, BATCH, CONCURRENCY)
         return 0
     if args.shared_memory and args.seed_style:
         parser.error("--seed-style measures the seed's HTTP way; it does not combine with --shared-memory")
+    floor = args.floor and not args.shared_memory
 
     pa_binary = localtriton.perf_analyzer_binary()
     shm_before = {p.name for p in SHM.iterdir()} if SHM.is_dir() else set()
@@ -224,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         pa_env = localtriton.perf_analyzer_env(Path(tmp) / "palibs")
         transport = "system shared memory" if args.shared_memory else "the HTTP body"
         print(f"server: Triton pid {server.pid} at {url}, model {MODEL}; images via {transport}", flush=True)
-        n_tools = 3 if args.seed_style else 2
+        n_tools = 2 + int(args.seed_style) + int(floor)
         total = args.pa_warmup + args.client_warmup + args.rounds * n_tools * (args.window + args.settle) + 60
         pa_cmd = [
             str(pa_binary), "-m", MODEL, "-u", url, "-i", "http", "-b", str(BATCH),
@@ -244,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.seed_style:
                 seed_cmd = [sys.executable, str(Path(__file__).resolve()), "--seed-style-load", url]
                 tools.append(start_tool("seed-style", seed_cmd, url, args.client_warmup))
+            if floor:
+                floor_cmd = [sys.executable, str(Path(__file__).resolve()), "--bytes-only-load", url]
+                tools.append(start_tool("bytes-only", floor_cmd, url, args.client_warmup))
             print(f"measuring: {args.rounds} rounds of {args.window:g} s per tool, alternating", flush=True)
             for r in range(args.rounds):
                 for tool in tools if r % 2 == 0 else tools[::-1]:
@@ -263,24 +340,34 @@ def main(argv: list[str] | None = None) -> int:
 
     pa, client = tools[0], tools[1]
     print()
-    print(f"{'tool':<15}{'requests':>10}{'seconds':>9}{'images/s':>10}{'CPU ms/request':>16}{'vs perf_analyzer':>18}")
+    print(f"{'tool':<15}{'requests':>10}{'seconds':>9}{'images/s':>10}{'CPU ms/request':>16}{'user share':>12}"
+          f"{'vs perf_analyzer':>18}")
     for tool in tools:
         vs = tool.images_per_s / pa.images_per_s if pa.images_per_s else float("nan")
         print(f"{tool.name:<15}{tool.requests:>10}{tool.seconds:>9.1f}{tool.images_per_s:>10.1f}"
-              f"{tool.cpu_ms_per_request:>16.3f}{vs:>17.2f}x")
+              f"{tool.cpu_ms_per_request:>16.3f}{tool.user_share:>12.0%}{vs:>17.2f}x")
     ratio = client.images_per_s / pa.images_per_s if pa.images_per_s else float("nan")
     cpu_ratio = client.cpu_ms_per_request / pa.cpu_ms_per_request
     print()
-    print(f"images/s, client / perf_analyzer:        {ratio:.3f}  (target >= 1.0)")
+    low, high = round_spread(client, pa)
+    print(f"images/s, client / perf_analyzer:        {ratio:.3f}  (target >= 1.0; "
+          f"per-round ratios: 95% interval of their mean {low:.3f}..{high:.3f})")
     print(f"CPU per request, client / perf_analyzer: {cpu_ratio:.3f}  (target <= 0.5)")
+    floor_tool = next((t for t in tools if t.name == "bytes-only"), None)
+    floor_ratio = floor_tool.cpu_ms_per_request / pa.cpu_ms_per_request if floor_tool else None
+    if floor_tool:
+        print(f"CPU per request, bytes-only / perf_analyzer: {floor_ratio:.3f}  "
+              "(the least any HTTP sender pays here: sending the images, reading the answer)")
     if args.json:
         doc = {
             "batch_size": BATCH, "concurrency": CONCURRENCY, "rounds": args.rounds, "window_s": args.window,
             "shared_memory": args.shared_memory,
             "tools": {t.name: {"requests": t.requests, "seconds": t.seconds, "images_per_s": t.images_per_s,
-                               "cpu_ms_per_request": t.cpu_ms_per_request, "windows": t.windows}
+                               "cpu_ms_per_request": t.cpu_ms_per_request,
+                               "user_share": t.user_share, "windows": t.windows}
                       for t in tools},
             "images_per_s_ratio": ratio, "cpu_per_request_ratio": cpu_ratio,
+            "bytes_only_cpu_per_request_ratio": floor_ratio,
         }
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
     return 0
