@@ -186,6 +186,36 @@ def _changed(name: str, path: Path) -> HostKeyChanged:
 
 
 # ---------------------------------------------------------------- the SSH connection
+class _QuickAckSocket(socket.socket):
+    """A TCP socket that acknowledges what it reads at once instead of holding the ACK back.
+
+    sshd leaves Nagle's algorithm on for non-interactive sessions, so after authentication its answer
+    to the first channel open waits for the ACK of the message it sent just before, and Linux delays
+    that ACK by ~40 ms: every connection's first command took ~45 ms instead of ~3. TCP_QUICKACK does
+    not stick (the kernel may fall back to delayed ACKs), so it is set again before each read.
+    """
+
+    def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
+        with contextlib.suppress(OSError):
+            self.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+        return super().recv(bufsize, flags)
+
+    @classmethod
+    def connect_to(cls, address: tuple[str, int], timeout: float) -> _QuickAckSocket:
+        plain = socket.create_connection(address, timeout=timeout)
+        try:
+            sock = cls(plain.family, plain.type, plain.proto, fileno=plain.fileno())
+        except BaseException:
+            plain.close()
+            raise
+        plain.detach()
+        sock.settimeout(timeout)
+        return sock
+
+
+_TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", 12)  # Linux's value; elsewhere the setsockopt fails quietly
+
+
 class SshConnection:
     """One Fabric connection per host, opened on first use and reused by every task."""
 
@@ -241,8 +271,9 @@ class SshConnection:
         h = self.host
         key_file = os.path.expanduser(h.key_file) if h.key_file else None
         # Our own socket, so TCP_NODELAY holds from the first packet: the handshake takes ~25 ms instead of
-        # ~75, and each command ~3 ms instead of waiting out delayed ACKs (~45 ms).
-        sock = socket.create_connection((h.address, h.port), timeout=self.connect_timeout)
+        # ~75, and each command ~3 ms instead of waiting out delayed ACKs (~45 ms); quick ACKs spare the
+        # first command another ~45 ms (see _QuickAckSocket).
+        sock = _QuickAckSocket.connect_to((h.address, h.port), self.connect_timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = fabric.Connection(

@@ -614,3 +614,31 @@ def test_play_host_patterns(tmp_path: Path) -> None:
     assert sorted(result.stats) == ["h1", "h3"]
     play = Play(name="p", hosts="all", vars={}, tasks=())
     assert play.hosts == "all"
+
+
+def test_quick_ack_socket_connects_reads_and_keeps_the_timeout() -> None:
+    import socket
+
+    from playbooks.connection import _QuickAckSocket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        sock = _QuickAckSocket.connect_to(server.getsockname()[:2], timeout=3.5)
+        peer, _ = server.accept()
+        with sock, peer:
+            assert sock.gettimeout() == 3.5
+            assert sock.getpeername() == server.getsockname()[:2]
+            peer.sendall(b"hello")
+            assert sock.recv(5) == b"hello"
+            peer.close()
+            assert sock.recv(5) == b""
+
+
+def test_quick_ack_socket_refused_connection_raises() -> None:
+    import socket
+
+    from playbooks.connection import _QuickAckSocket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        address = server.getsockname()[:2]
+    with pytest.raises(ConnectionRefusedError):
+        _QuickAckSocket.connect_to(address, timeout=2)

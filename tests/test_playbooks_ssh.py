@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import uuid
 import warnings
@@ -402,3 +403,20 @@ def test_unreachable_host_is_reported_and_the_rest_go_on(fleet: list[Host], tmp_
     assert result.stats["i-gone"].unreachable == 1
     assert result.stats[fleet[0].name].ok == 1
     assert "cannot connect" in result.failures()[0].msg
+
+
+def test_connection_reads_through_a_quick_ack_socket(fleet: list[Host], infprov_home: Path) -> None:
+    """The socket paramiko reads from is ours, acknowledging at once (sshd's Nagle + delayed ACKs cost
+    every connection's first command ~45 ms otherwise), and commands work through it."""
+    from playbooks.connection import _QuickAckSocket
+
+    conn = SshConnection(fleet[0], infprov_home / "known_hosts")
+    try:
+        assert conn.run("echo first").out == "first\n"
+        assert conn._conn is not None and conn._conn.transport is not None
+        sock = conn._conn.transport.sock
+        assert isinstance(sock, _QuickAckSocket)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert conn.run("echo second").out == "second\n"
+    finally:
+        conn.close()
