@@ -155,7 +155,7 @@ def test_unknown_keyword_and_unknown_argument(tmp_path: Path) -> None:
 
 
 def test_yaml_syntax_error_points_at_the_line(tmp_path: Path) -> None:
-    with pytest.raises(PlaybookError, match=r"b.yml:4: not valid YAML: expected .,. or .\]."):
+    with pytest.raises(PlaybookError, match=r"b.yml:4: not valid YAML: (did not find )?expected .,. or .\]."):
         parse_playbook("- hosts: all\n  tasks:\n    - shell: [a\n    - debug: msg=x\n", tmp_path / "b.yml")
 
 
