@@ -405,9 +405,10 @@ def test_unreachable_host_is_reported_and_the_rest_go_on(fleet: list[Host], tmp_
     assert "cannot connect" in result.failures()[0].msg
 
 
-def test_connection_reads_through_a_quick_ack_socket(fleet: list[Host], infprov_home: Path) -> None:
+def test_connection_reads_through_a_quick_ack_socket_with_aes_gcm(fleet: list[Host], infprov_home: Path) -> None:
     """The socket paramiko reads from is ours, acknowledging at once (sshd's Nagle + delayed ACKs cost
-    every connection's first command ~45 ms otherwise), and commands work through it."""
+    every connection's first command ~45 ms otherwise); the cipher sshd agreed to is AES-GCM (no
+    per-packet HMAC check in Python); commands work through it."""
     from playbooks.connection import _QuickAckSocket
 
     conn = SshConnection(fleet[0], infprov_home / "known_hosts")
@@ -417,6 +418,9 @@ def test_connection_reads_through_a_quick_ack_socket(fleet: list[Host], infprov_
         sock = conn._conn.transport.sock
         assert isinstance(sock, _QuickAckSocket)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        transport = conn._conn.transport
+        assert transport.local_cipher in ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+        assert transport.remote_cipher == transport.local_cipher
         assert conn.run("echo second").out == "second\n"
     finally:
         conn.close()
