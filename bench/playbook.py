@@ -4,6 +4,10 @@ Hosts: four key-only sshd daemons on 127.0.0.1 started here (default; needs root
 running sandbox fleet's first four hosts (`infprov sandbox up --hosts 4`).
 
     python -m bench.playbook [--sandbox] [--runs 5] [--json]
+
+Here the hosts' sshd and commands run on the same CPUs as the controller, so 4 hosts cannot finish
+before their machine CPU time divided by the CPU count; the bench measures that CPU (/proc/stat) and
+prints the ratio it forces. On real instances each host's share runs on that host's own CPUs.
 """
 
 from __future__ import annotations
