@@ -196,8 +196,9 @@ class _QuickAckSocket(socket.socket):
     """
 
     def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
-        with contextlib.suppress(OSError):
-            self.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+        if _TCP_QUICKACK is not None:
+            with contextlib.suppress(OSError):
+                self.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
         return super().recv(bufsize, flags)
 
     @classmethod
@@ -213,11 +214,12 @@ class _QuickAckSocket(socket.socket):
         return sock
 
 
-_TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", 12)  # Linux's value; elsewhere the setsockopt fails quietly
+# Linux only; elsewhere (e.g. macOS) the number may mean another option, so nothing is set there.
+_TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
 
 # AES-GCM first: its integrity check is part of the C decryption, whereas with the -ctr ciphers paramiko
-# compares every packet's HMAC in a Python loop (a third of the controller's CPU per command, profiled).
+# compares every packet's HMAC in a Python loop (about a quarter of the controller's CPU, profiled).
 # Every other cipher paramiko knows stays allowed, in its own order, for servers without GCM.
 _GCM_FIRST = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 
