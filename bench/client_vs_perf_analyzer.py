@@ -64,6 +64,9 @@ def served(url: str, model: str = MODEL) -> int:
     return int(stats["inference_stats"]["success"]["count"])
 
 
+Window = tuple[int, float, float]  # requests, seconds, CPU seconds
+
+
 @dataclass
 class Tool:
     """A load generator this script started: its process and what its windows measured."""
@@ -74,7 +77,7 @@ class Tool:
     seconds: float = 0.0
     cpu: float = 0.0
     user: float = 0.0
-    windows: list[tuple[int, float, float]] = field(default_factory=list)
+    windows: list[Window] = field(default_factory=list)
 
     def pause(self) -> None:
         if self.proc.poll() is None:
@@ -129,14 +132,25 @@ class Tool:
         return 1000.0 * self.cpu / self.requests if self.requests else float("nan")
 
 
-def round_spread(tool: Tool, reference: Tool) -> tuple[float, float]:
-    """95% interval (normal approximation) of the mean of per-round images/s ratios, tool / reference.
+def _images_rate(w: Window) -> float:
+    return w[0] / w[1]
+
+
+def _cpu_per_request(w: Window) -> float:
+    return w[2] / w[0]
+
+
+def round_spread(tool: Tool, reference: Tool, metric: Callable[[Window], float] = _images_rate) -> tuple[float, float]:
+    """95% interval (normal approximation) of the mean of per-round ratios of a metric, tool / reference.
 
     Rounds pair a window of each tool taken seconds apart, so the machine's slow drifts cancel
     within a round; the spread across rounds shows how far the overall ratio can be trusted.
     """
-    ratios = [(a[0] / a[1]) / (b[0] / b[1]) for a, b in zip(tool.windows, reference.windows, strict=True)
-              if a[1] and b[1] and b[0]]
+    ratios = [
+        metric(a) / metric(b)
+        for a, b in zip(tool.windows, reference.windows, strict=True)
+        if a[0] and a[1] and b[0] and b[1] and metric(b)
+    ]
     if len(ratios) < 2:
         return float("nan"), float("nan")
     mean = sum(ratios) / len(ratios)
@@ -352,7 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     low, high = round_spread(client, pa)
     print(f"images/s, client / perf_analyzer:        {ratio:.3f}  (target >= 1.0; "
           f"per-round ratios: 95% interval of their mean {low:.3f}..{high:.3f})")
-    print(f"CPU per request, client / perf_analyzer: {cpu_ratio:.3f}  (target <= 0.5)")
+    low, high = round_spread(client, pa, _cpu_per_request)
+    print(f"CPU per request, client / perf_analyzer: {cpu_ratio:.3f}  (target <= 0.5; "
+          f"per-round ratios: 95% interval of their mean {low:.3f}..{high:.3f})")
     floor_tool = next((t for t in tools if t.name == "bytes-only"), None)
     floor_ratio = floor_tool.cpu_ms_per_request / pa.cpu_ms_per_request if floor_tool else None
     if floor_tool:
