@@ -62,7 +62,8 @@ def recap(result: RunResult) -> str:
             f"failed={s.failed:<4} skipped={s.skipped:<4} ignored={s.ignored}"
         )
     mode = " (check mode: nothing was changed)" if result.check else ""
-    lines.append(f"{len(result.stats)} host(s) in {result.elapsed:.1f} s{mode}")
+    took = f"{result.elapsed:.1f}" if result.elapsed >= 1 else f"{result.elapsed:.2f}"
+    lines.append(f"{len(result.stats)} host(s) in {took} s{mode}")
     return "\n".join(lines)
 
 

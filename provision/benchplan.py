@@ -68,9 +68,16 @@ def plan(
     tool: str = "client",
     sweep: list[str] | None = None,
     allow_small_batch: bool = False,
+    neuron_cores: int | None = None,
 ) -> BenchPlan:
-    """Check the options and fill in the defaults of the host's type (model name, batch = its cores)."""
+    """Check the options and fill in the defaults (model name, batch = the NeuronCores).
+
+    neuron_cores: what the inventory recorded for the hosts (the devices found there, which named the
+    server's model); the instance type's count when not given.
+    """
     itype = catalog.get(instance_type)
+    cores = neuron_cores or itype.neuron_cores
+    of_what = instance_type if cores == itype.neuron_cores else "these hosts"
     if tool not in TOOLS:
         raise UsageError(f"--tool {tool!r} is not known", f"use one of: {', '.join(TOOLS)}")
     if not 0 < limit_s <= MAX_LIMIT_S:
@@ -78,28 +85,29 @@ def plan(
     if warmup < 0:
         raise UsageError(f"--warmup {warmup} is negative", "give 0 or more warm-up requests")
     grid = parse_sweep(sweep)
-    batches = grid.get("batch") or [batch_size or itype.neuron_cores]
+    # 0 is a batch size given (and refused below), not "the default"
+    batches = grid.get("batch") or [cores if batch_size is None else batch_size]
     thread_list = grid.get("threads") or [threads]
     for b in batches:
         if not 1 <= b <= MAX_BATCH:
             raise UsageError(f"batch size {b} is out of range", f"give 1 to {MAX_BATCH} (the server's max batch)")
-        if b < itype.neuron_cores and not allow_small_batch:
+        if b < cores and not allow_small_batch:
             raise UsageError(
-                f"batch size {b} is smaller than the {itype.neuron_cores} NeuronCores of {instance_type}: "
+                f"batch size {b} is smaller than the {cores} NeuronCores of {of_what}: "
                 "the model splits every batch across its cores",
-                f"use --batch-size {itype.neuron_cores} or more, or --allow-small-batch",
+                f"use --batch-size {cores} or more, or --allow-small-batch",
             )
     for t in thread_list:
         if not 1 <= t <= MAX_THREADS:
             raise UsageError(f"threads {t} is out of range", f"give 1 to {MAX_THREADS}")
     points = tuple(Point(b, t) for b, t in itertools.product(batches, thread_list))
     return BenchPlan(
-        model=model or catalog.model_name(instance_type),
+        model=model or catalog.model_for_cores(cores),
         points=points,
         limit_s=float(limit_s),
         warmup=warmup,
         tool=tool,
-        neuron_cores=itype.neuron_cores,
+        neuron_cores=cores,
         allow_small_batch=allow_small_batch,
     )
 

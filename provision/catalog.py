@@ -74,7 +74,12 @@ def core_range(instance_type: str) -> str:
 
 def model_name(instance_type: str) -> str:
     """The Triton model name for this type, e.g. 'rn50-16neuroncores-default'."""
-    return f"rn50-{get(instance_type).neuron_cores}neuroncores-default"
+    return model_for_cores(get(instance_type).neuron_cores)
+
+
+def model_for_cores(cores: int) -> str:
+    """The Triton model name server.yml gives a host with this many NeuronCores."""
+    return f"rn50-{cores}neuroncores-default"
 
 
 def hourly_price(instance_type: str, region: str) -> float | None:

@@ -528,9 +528,15 @@ def bench(
     types = {h.instance_type for h in targets}
     if len(types) != 1 or None in types:
         raise UsageError(f"the hosts have different or unknown types ({types})", "bench one cluster at a time")
+    cores = {h.neuron_cores for h in targets}
+    if len(cores) != 1:
+        raise UsageError(
+            f"the hosts have different NeuronCore counts ({sorted(c or 0 for c in cores)})",
+            "bench them one --host at a time",
+        )
     plan = benchplan.plan(
         str(types.pop()), model=model, batch_size=batch_size, threads=threads, limit_s=limit, warmup=warmup,
-        tool=tool, sweep=sweep, allow_small_batch=allow_small_batch,
+        tool=tool, sweep=sweep, allow_small_batch=allow_small_batch, neuron_cores=cores.pop(),
     )
     run_dir = benchplan.new_run_dir(out, name or host or "all")
     if not json_out:
@@ -549,8 +555,9 @@ def bench(
         _render_run(summary)
     failed = [r for r in runs if r.error]
     if failed:
-        raise InfprovError(f"{len(failed)} of {len(runs)} host(s) failed: " + "; ".join(r.error for r in failed),
-                           f"results of the others are in {run_dir}")
+        others = len(failed) < len(runs)
+        where = f"what the others measured is in {run_dir}" if others else f"the run's files are in {run_dir}"
+        raise InfprovError(f"{len(failed)} of {len(runs)} host(s) failed: " + "; ".join(r.error for r in failed), where)
     if summary["partial"]:
         raise InfprovError(f"the run was interrupted; what was measured is saved (partial) in {run_dir}")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provision import paths
+from provision import catalog, paths
 from provision.errors import InfprovError
 
 CONTAINER = "infprov-triton"
@@ -114,7 +114,7 @@ def provision(
 
 def _model_of(host: Any) -> str:
     cores = getattr(host, "neuron_cores", None)
-    return f"rn50-{cores}neuroncores-default" if cores else ""
+    return catalog.model_for_cores(cores) if cores else ""
 
 
 def log_command(tail: int | None, follow: bool) -> str:

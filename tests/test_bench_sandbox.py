@@ -71,6 +71,8 @@ def test_bench_sweep_writes_rows_and_plot(cluster: Any, tmp_path: Path) -> None:
 def test_bench_bad_inputs(cluster: Any) -> None:
     small = runner.invoke(app, ["bench", "--name", CLUSTER, "--batch-size", "4"])
     assert small.exit_code == 2 and "16 NeuronCores" in small.stderr
+    zero = runner.invoke(app, ["bench", "--name", CLUSTER, "--batch-size", "0"])
+    assert zero.exit_code == 2 and "batch size 0 is out of range" in zero.stderr
     threads = runner.invoke(app, ["bench", "--name", CLUSTER, "--threads", "0"])
     assert threads.exit_code == 2 and "threads 0 is out of range" in threads.stderr
     unknown = runner.invoke(app, ["bench", "--name", CLUSTER, "--model", "nope", "--limit", "1"])
@@ -135,3 +137,23 @@ def test_bench_with_perf_analyzer_keeps_its_csv(cluster: Any, tmp_path: Path) ->
     assert 0 < lat["p50"] <= lat["p90"] <= lat["p95"] <= lat["p99"] and lat["mean"] > 0
     kept = (out / host["instance_id"] / "perf_analyzer-0.csv").read_text()
     assert kept.startswith("Concurrency,Inferences/Second")
+
+
+def test_bench_defaults_follow_the_devices_the_host_has(sandbox_hosts: list[dict[str, Any]], cluster_home: Path,
+                                                        tmp_path: Path) -> None:
+    """An inf1.xlarge (1 device) placed on a sandbox host with 4 devices: the server names its model after
+    the 16 cores it found, and bench's defaults (model, batch) follow the host, not the type's 4."""
+    up = runner.invoke(app, ["up", "--sandbox", "--type", "inf1.xlarge", "--name", "benchxl", "--yes", "--json"])
+    try:
+        assert up.exit_code == 0, up.output
+        [ready] = json.loads(up.stdout)["server"]["hosts"]
+        assert ready["model"] == "rn50-16neuroncores-default"
+        res = runner.invoke(app, ["bench", "--name", "benchxl", "--limit", "2", "--out", str(tmp_path / "r"), "--json"])
+        assert res.exit_code == 0, res.output
+        [host] = json.loads(res.stdout)["hosts"]
+        [point] = host["points"]
+        assert point["model"] == "rn50-16neuroncores-default" and point["batch_size"] == 16
+        assert point["manifest"]["instance_type"] == "inf1.xlarge" and point["requests"] > 0
+    finally:
+        down = runner.invoke(app, ["teardown", "--sandbox", "--name", "benchxl", "--yes"])
+        assert down.exit_code == 0, down.output
