@@ -3,11 +3,15 @@
 Hosts: four key-only sshd daemons on 127.0.0.1 started here (default; needs root), or `--sandbox` to use the
 running sandbox fleet's first four hosts (`infprov sandbox up --hosts 4`).
 
-    python -m bench.playbook [--sandbox] [--runs 5] [--json]
+    python -m bench.playbook [--sandbox] [--runs 5] [--rtt MS] [--json]
 
 Here the hosts' sshd and commands run on the same CPUs as the controller, so 4 hosts cannot finish
 before their machine CPU time divided by the CPU count; the bench measures that CPU (/proc/stat) and
 prints the ratio it forces. On real instances each host's share runs on that host's own CPUs.
+
+--rtt MS puts a forwarder that delays each direction by MS/2 between the controller and every host
+(bench/delay_proxy.py), like the network between a user's machine and a region: the setting in which
+the hosts' own work no longer shares the controller's CPUs' time line.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.delay_proxy import DelayProxy
 from inventory.model import Host, Inventory
 from playbooks.runner import RunResult, run_playbook
 
@@ -125,8 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sandbox", action="store_true", help="use the running sandbox's first four hosts")
     parser.add_argument("--runs", type=int, default=5, help="timed re-runs per case (median is reported)")
+    parser.add_argument("--rtt", type=float, default=0.0, metavar="MS",
+                        help="emulate this round-trip time to every host (a delaying forwarder on 127.0.0.1)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
+    if args.rtt < 0:
+        parser.error("--rtt must be 0 or more milliseconds")
 
     work = Path(tempfile.mkdtemp(prefix="infprov-bench-"))
     daemons: list[Any] = []
@@ -141,16 +150,24 @@ def main(argv: list[str] | None = None) -> int:
         daemons = loopback_sshd.start_hosts(work / "sshd", 4)
         hosts = [Host(f"i-{d.name}", d.address, port=d.port, key_file=str(d.key_file)) for d in daemons]
     bench_id = uuid.uuid4().hex[:8]
+    direct = hosts
+    proxies: list[DelayProxy] = []
     try:
+        if args.rtt:
+            proxies = [DelayProxy((h.address, h.port), args.rtt).__enter__() for h in direct]
+            hosts = [Host(h.name, "127.0.0.1", user=h.user, key_file=h.key_file, port=p.port)
+                     for h, p in zip(direct, proxies, strict=True)]
         book = _book(work / "book")
         one, one_all, one_cpu = _timed(book, hosts[:1], work, bench_id, args.runs)
         four, four_all, four_cpu = _timed(book, hosts, work, bench_id, args.runs)
         serial, _, _ = _timed(book, hosts, work, bench_id, args.runs, forks=1)
     finally:
-        if hosts:
+        for proxy in proxies:
+            proxy.__exit__(None, None, None)
+        if direct:
             from playbooks.connection import SshConnection
 
-            for h in hosts:
+            for h in direct:
                 conn = SshConnection(h, work / "known_hosts")
                 conn.run(f"sudo -n rm -rf /home/ubuntu/infprov-bench-{bench_id}")
                 conn.close()
@@ -163,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu_floor = four_cpu / cpus
     doc = {
         "hosts_from": "sandbox" if args.sandbox else "loopback sshd",
+        "rtt_ms": args.rtt,
         "tasks": 10,
         "one_host_s": round(one, 3),
         "four_hosts_s": round(four, 3),
@@ -180,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
-        print(f"converged re-run, 10 tasks ({doc['hosts_from']}), median of {args.runs}:")
+        network = f", {args.rtt:g} ms round trip emulated" if args.rtt else ""
+        print(f"converged re-run, 10 tasks ({doc['hosts_from']}{network}), median of {args.runs}:")
         print(f"  1 host : {one:.3f} s   (target <= {TARGET_ONE} s)")
         print(f"  4 hosts: {four:.3f} s   ratio {ratio:.2f} (target <= {TARGET_RATIO})")
         print(f"  4 hosts one at a time (--forks 1): {serial:.3f} s")
