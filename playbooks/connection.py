@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -250,6 +251,7 @@ class SshConnection:
         self.connect_timeout = connect_timeout
         self._conn: fabric.Connection | None = None
         self._lock = threading.Lock()
+        self._spare: Future[paramiko.Channel] | None = None  # the next command's channel, being opened
 
     def _open(self) -> paramiko.Transport:
         with self._lock:
@@ -319,13 +321,46 @@ class SshConnection:
         return conn
 
     def _session(self) -> paramiko.Channel:
-        """A new channel on the host's one connection (opened on first use)."""
+        """A new channel on the host's one connection (opened on first use).
+
+        Opening a channel costs a round trip to the host, and so does starting the command on it. So
+        while one command runs, the channel for the next is opened in the background: a command then
+        costs one round trip instead of two (on a link of 20 ms, ~20 ms saved per command).
+        """
         transport = self._open()
-        try:
-            return transport.open_session(timeout=self.connect_timeout)
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            self._drop()
-            raise HostUnreachable(f"{self.host.address}: connection lost: {exc}", "") from None
+        with self._lock:
+            spare, self._spare = self._spare, None
+        chan = None
+        if spare is not None:
+            with contextlib.suppress(Exception):  # a spare that failed: open one here and report that
+                got = spare.result(timeout=self.connect_timeout)
+                if got.active and not got.closed and got.get_transport() is transport:
+                    chan = got
+                else:
+                    got.close()
+        if chan is None:
+            try:
+                chan = transport.open_session(timeout=self.connect_timeout)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                self._drop()
+                raise HostUnreachable(f"{self.host.address}: connection lost: {exc}", "") from None
+        self._prepare_spare(transport)
+        return chan
+
+    def _prepare_spare(self, transport: paramiko.Transport) -> None:
+        future: Future[paramiko.Channel] = Future()
+
+        def open_one() -> None:
+            try:
+                future.set_result(transport.open_session(timeout=self.connect_timeout))
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever takes the spare
+                future.set_exception(exc)
+
+        with self._lock:
+            if self._spare is not None or self._conn is None:
+                return
+            self._spare = future
+        threading.Thread(target=open_one, name=f"infprov-spare-{self.name}", daemon=True).start()
 
     def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
         start = time.monotonic()
@@ -384,6 +419,9 @@ class SshConnection:
 
     def _drop(self) -> None:
         with self._lock:
+            spare, self._spare = self._spare, None
+            if spare is not None:
+                spare.add_done_callback(_close_spare)
             if self._conn is not None:
                 with contextlib.suppress(Exception):
                     self._conn.close()
@@ -391,6 +429,12 @@ class SshConnection:
 
     def close(self) -> None:
         self._drop()
+
+
+def _close_spare(future: Future[paramiko.Channel]) -> None:
+    if future.exception() is None:
+        with contextlib.suppress(Exception):
+            future.result().close()
 
 
 def _feed(chan: paramiko.Channel, data: bytes) -> None:

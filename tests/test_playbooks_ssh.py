@@ -424,3 +424,27 @@ def test_connection_reads_through_a_quick_ack_socket_with_aes_gcm(fleet: list[Ho
         assert conn.run("echo second").out == "second\n"
     finally:
         conn.close()
+
+
+def test_next_commands_channel_is_opened_while_one_runs(fleet: list[Host], infprov_home: Path) -> None:
+    """After a command, the next one's channel is already open on the same connection; the next command
+    takes it; one the host closed in between is replaced; close() closes the spare too."""
+    conn = SshConnection(fleet[0], infprov_home / "known_hosts")
+    try:
+        assert conn.run("echo one").out == "one\n"
+        spare = conn._spare
+        assert spare is not None
+        chan = spare.result(timeout=10)
+        assert chan.active and not chan.closed
+        assert conn._conn is not None and chan.get_transport() is conn._conn.transport
+        assert conn.run("echo two").out == "two\n"
+        assert chan.closed  # it ran `echo two` and was closed after it
+        assert conn._spare is not None and conn._spare is not spare
+        conn._spare.result(timeout=10).close()  # the spare dies before it is used
+        assert conn.run("echo three").out == "three\n"
+        last = conn._spare
+        assert last is not None
+        last_chan = last.result(timeout=10)
+    finally:
+        conn.close()
+    assert last_chan.closed
