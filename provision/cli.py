@@ -182,10 +182,14 @@ def cloud_up(
     if not json_out:
         _render_up(result, json_out)
         ui.step(f"provisioning Triton on {len(result.hosts)} host(s) (server playbook)")
-    served = server.provision(
-        result.cluster, [h.instance_id for h in result.hosts], sandbox=sandbox, inventory=inventory,
-        on_event=None if json_out else _show_event,
-    )
+    try:
+        served = server.provision(
+            result.cluster, [h.instance_id for h in result.hosts], sandbox=sandbox, inventory=inventory,
+            on_event=None if json_out else _show_event,
+        )
+    except KeyboardInterrupt:
+        ui.warn(f"the instances are up; Triton may be half set up on them: {cloud.continue_hint(spec)}")
+        raise
     if json_out:
         ui.emit_json({**result.to_dict(), "server": served.to_dict()})
     else:
@@ -195,8 +199,7 @@ def cloud_up(
         raise InfprovError(
             f"Triton is not serving on {len(bad)} of {len(served.hosts)} host(s): "
             + "; ".join(f"{h.address}: {h.error}" for h in bad),
-            f"fix it and run `infprov up` again to continue (log: {served.log}), "
-            f"or `infprov teardown --name {result.cluster}` to remove the cluster",
+            f"fix it, then {cloud.continue_hint(spec)} (log: {served.log})",
         )
 
 

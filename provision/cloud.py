@@ -689,21 +689,23 @@ def up(
             ssh_wait(hosts, timeouts)
         _record_hosts(spec.name, hosts, spec.inventory, spec.sandbox)
     except KeyboardInterrupt:
-        ui.warn(_continue_hint(spec))
+        ui.warn(continue_hint(spec))
         raise
     except Ec2ApiError as exc:
         err = _api_error(exc, f"cluster {spec.name} was launched, then")
-        raise InfprovError(err.message, _continue_hint(spec)) from None
+        raise InfprovError(err.message, continue_hint(spec)) from None
     except InfprovError as exc:
         hint = f"{exc.hint}; or " if exc.hint else ""
-        raise InfprovError(f"cluster {spec.name}: {exc.message}", hint + _continue_hint(spec)) from None
+        raise InfprovError(f"cluster {spec.name}: {exc.message}", hint + continue_hint(spec)) from None
     ui.ok(f"cluster {spec.name}: {len(hosts)} host(s) take SSH logins")
     return replace(result, hosts=tuple(hosts))
 
 
-def _continue_hint(spec: UpSpec) -> str:
-    again = "infprov up --sandbox" if spec.sandbox else "infprov up"
-    return f"run `{again}` again to continue or `infprov teardown --name {spec.name}` to remove it"
+def continue_hint(spec: UpSpec) -> str:
+    """How to pick up an `up` that stopped half-way, or undo it."""
+    where = " --sandbox" if spec.sandbox else ""
+    again = f"infprov up --type {spec.instance_type} --name {spec.name}{where}"
+    return f"run `{again}` again to continue or `infprov teardown --name {spec.name}{where}` to remove it"
 
 
 def _converge(
@@ -763,7 +765,7 @@ def _converge(
     except (InfprovError, Ec2ApiError) as exc:
         err = exc if isinstance(exc, InfprovError) else _api_error(exc, f"launch of cluster {spec.name}")
         hint = f"{err.hint}; then " if err.hint else ""
-        raise InfprovError(err.message, hint + _continue_hint(spec)) from None
+        raise InfprovError(err.message, hint + continue_hint(spec)) from None
     for inst_id in plan.reuse:
         ui.ok(f"reusing {inst_id}")
     return UpResult(

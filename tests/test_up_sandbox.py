@@ -129,3 +129,47 @@ def test_logs_and_ssh_reach_the_server(sandbox_hosts: list[dict[str, Any]], clus
     finally:
         down = runner.invoke(app, ["teardown", "--sandbox", "--name", CLUSTER, "--yes"])
         assert down.exit_code == 0, down.output
+
+
+def test_ctrl_c_during_the_server_step_says_how_to_continue_and_up_continues(
+    sandbox_hosts: list[dict[str, Any]], cluster_home: Path
+) -> None:
+    """SIGINT once the playbook has begun: exit 130 with the command that picks up, which then serves."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    argv = [sys.executable, "-m", "provision.cli", "up", "--sandbox", "--type", "inf1.6xlarge", "--name", CLUSTER,
+            "--yes", *REGION]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    seen: list[str] = []
+    started = threading.Event()
+
+    def watch() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            seen.append(line)
+            if "provisioning Triton" in line:
+                started.set()
+
+    reader = threading.Thread(target=watch, daemon=True)
+    reader.start()
+    try:
+        assert started.wait(120), "".join(seen)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 130
+        reader.join(10)
+        err = "".join(seen)
+        assert "interrupted" in err
+        assert f"infprov up --type inf1.6xlarge --name {CLUSTER} --sandbox` again to continue" in err
+        again = _up()
+        assert again.exit_code == 0, again.output
+        [host] = json.loads(again.stdout)["server"]["hosts"]
+        assert host["ready"] is True
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        down = runner.invoke(app, ["teardown", "--sandbox", "--name", CLUSTER, "--yes", *REGION])
+        assert down.exit_code == 0, down.output
