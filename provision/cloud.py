@@ -702,9 +702,12 @@ def up(
 
 
 def continue_hint(spec: UpSpec) -> str:
-    """How to pick up an `up` that stopped half-way, or undo it."""
+    """How to pick up an `up` that stopped half-way, or undo it: the options that find the same cluster."""
     where = " --sandbox" if spec.sandbox else ""
-    again = f"infprov up --type {spec.instance_type} --name {spec.name}{where}"
+    if spec.region:
+        where += f" --region {spec.region}"
+    count = f" --count {spec.count}" if spec.count != 1 else ""
+    again = f"infprov up --type {spec.instance_type} --name {spec.name}{count}{where}"
     return f"run `{again}` again to continue or `infprov teardown --name {spec.name}{where}` to remove it"
 
 

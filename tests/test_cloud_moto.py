@@ -253,8 +253,8 @@ def test_failure_after_launch_says_how_to_continue_and_up_continues(prov: Ec2Pro
     with pytest.raises(InfprovError) as err:
         _up(prov, no_ssh, name="half", count=2)
     assert "SSH login" in err.value.message
-    assert "run `infprov up --type inf1.6xlarge --name half` again to continue" in err.value.hint
-    assert "`infprov teardown --name half` to remove it" in err.value.hint
+    assert "run `infprov up --type inf1.6xlarge --name half --count 2" in err.value.hint
+    assert "again to continue" in err.value.hint and "`infprov teardown --name half" in err.value.hint
     assert len(_live(prov, "half")) == 2
     again = _up(prov, name="half", count=2)
     assert again.launched == () and len(again.reused) == 2

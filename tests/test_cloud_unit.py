@@ -270,3 +270,13 @@ def test_a_no_answer_changes_nothing() -> None:
     with pytest.raises(InfprovError, match="not confirmed"):
         cloud.ask_or_refuse("Launch?", False, no, "launch instances")
     assert asked == ["Launch?"]
+
+
+def test_continue_hint_repeats_the_options_that_find_the_same_cluster() -> None:
+    spec = cloud.UpSpec(instance_type="inf1.2xlarge", name="eu", count=3, region="eu-west-1")
+    hint = cloud.continue_hint(spec)
+    assert "`infprov up --type inf1.2xlarge --name eu --count 3 --region eu-west-1` again" in hint
+    assert "`infprov teardown --name eu --region eu-west-1` to remove it" in hint
+    sandbox = cloud.continue_hint(cloud.UpSpec(instance_type="inf1.xlarge", name="s", sandbox=True))
+    assert "`infprov up --type inf1.xlarge --name s --sandbox` again" in sandbox
+    assert "`infprov teardown --name s --sandbox`" in sandbox
