@@ -17,6 +17,7 @@ the hosts' own work no longer shares the controller's CPUs' time line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -151,19 +152,20 @@ def main(argv: list[str] | None = None) -> int:
         hosts = [Host(f"i-{d.name}", d.address, port=d.port, key_file=str(d.key_file)) for d in daemons]
     bench_id = uuid.uuid4().hex[:8]
     direct = hosts
-    proxies: list[DelayProxy] = []
+    proxies = contextlib.ExitStack()  # every forwarder started is stopped, even if a later one fails
     try:
         if args.rtt:
-            proxies = [DelayProxy((h.address, h.port), args.rtt).__enter__() for h in direct]
-            hosts = [Host(h.name, "127.0.0.1", user=h.user, key_file=h.key_file, port=p.port)
-                     for h, p in zip(direct, proxies, strict=True)]
+            hosts = [
+                Host(h.name, "127.0.0.1", user=h.user, key_file=h.key_file,
+                     port=proxies.enter_context(DelayProxy((h.address, h.port), args.rtt)).port)
+                for h in direct
+            ]
         book = _book(work / "book")
         one, one_all, one_cpu = _timed(book, hosts[:1], work, bench_id, args.runs)
         four, four_all, four_cpu = _timed(book, hosts, work, bench_id, args.runs)
         serial, _, _ = _timed(book, hosts, work, bench_id, args.runs, forks=1)
     finally:
-        for proxy in proxies:
-            proxy.__exit__(None, None, None)
+        proxies.close()
         if direct:
             from playbooks.connection import SshConnection
 
