@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
 import re
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -414,28 +416,64 @@ def to_csv(rows: Iterable[Mapping[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def make_private_dir(path: str | os.PathLike[str]) -> Path:
+    """Create a folder and any missing parents, each one 0700 whatever the umask; an existing one is left
+    as it is. Returns the path."""
+    directory = Path(path)
+    missing: list[Path] = []
+    parent = directory
+    while not parent.exists():
+        missing.append(parent)
+        if parent.parent == parent:
+            break
+        parent = parent.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:  # made meanwhile by someone else: theirs, left alone
+            continue
+        os.chmod(folder, 0o700)
+    if not directory.is_dir():
+        raise NotADirectoryError(f"{directory} is not a folder")
+    return directory
+
+
+def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> Path:
+    """Write a file whole or not at all: a private (0600) temporary file in the same folder, flushed to
+    disk, then renamed over the target, so a reader never sees half a file and a crash leaves the old one."""
+    target = Path(path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            fh.write(raw)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    return target
 
 
 def write_results(out_dir: str | os.PathLike[str], results: Mapping[str, Any] | Sequence[Mapping[str, Any]],
                   *, check: bool = True) -> tuple[Path, Path]:
     """Write results.json and results.csv into out_dir; a list of results (a sweep) gives one row each.
 
-    results.json holds the single results dict, or {"points": [...]} for a sweep.
+    results.json holds the single results dict, or {"points": [...]} for a sweep. Both are written
+    atomically and privately (0600); a folder made here is 0700.
     """
     points = [results] if isinstance(results, Mapping) else list(results)
     if check:
         for point in points:
             check_results(point)
-    directory = Path(out_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = make_private_dir(out_dir)
     json_path, csv_path = directory / "results.json", directory / "results.csv"
     document: Any = dict(points[0]) if isinstance(results, Mapping) else {"points": [dict(p) for p in points]}
-    _write_atomic(json_path, json.dumps(document, indent=2, allow_nan=False) + "\n")
-    _write_atomic(csv_path, to_csv(points))
+    write_atomic(json_path, json.dumps(document, indent=2, allow_nan=False) + "\n")
+    write_atomic(csv_path, to_csv(points))
     return json_path, csv_path
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,55 @@ _FIELD_VARS = {
     "neuron_cores": "neuron_cores",
     "region": "region",
 }
+
+
+# What an inventory may hold in the fields that reach ssh's command line, ssh_config and local paths.
+# The inventory is outside data (a user may be handed one): a value that could be read as an ssh
+# option, a second config line or a path out of the state folder is refused when the file is read.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+_WORD = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
+
+
+def check_name(value: str, what: str = "host name") -> str:
+    """An inventory host or group name: letters, digits, '.', '_', '-'; never a path or an option."""
+    if not _NAME.match(value) or ".." in value:
+        raise ValueError(f"{what} {value!r} is not allowed: use letters, digits, '.', '_' and '-', "
+                         "starting with a letter or digit")
+    return value
+
+
+def check_address(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not _HOSTNAME.match(value):
+        raise ValueError(f"ansible_host {value!r} is not an IP address or DNS name")
+    return value
+
+
+def _check_fields(fields: dict[str, Any]) -> None:
+    user = fields.get("user")
+    if user is not None and not _USER.match(user):
+        raise ValueError(f"ansible_user {user!r} is not a valid user name (lowercase letters, digits, '_', '.', '-')")
+    port = fields.get("port")
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"ansible_port {port} is out of range (1 to 65535)")
+    key = fields.get("key_file")
+    if key is not None and (not key or key.startswith("-") or any(ord(ch) < 32 or ord(ch) == 127 for ch in key)):
+        raise ValueError(f"ansible_ssh_private_key_file {key!r} is not a usable path")
+    for name, var in (("instance_type", "instance_type"), ("region", "region")):
+        value = fields.get(name)
+        if value is not None and not _WORD.match(value):
+            raise ValueError(f"{var} {value!r} is not valid (lowercase letters, digits, '.', '-')")
+    for name in ("neuron_devices", "neuron_cores"):
+        value = fields.get(name)
+        if value is not None and not 0 <= value <= 1024:
+            raise ValueError(f"{name} {value} is out of range")
 
 
 @dataclass(frozen=True)
@@ -82,6 +133,10 @@ class Host:
         for key in ("user", "key_file", "instance_type", "region"):
             if fields.get(key) is not None:
                 fields[key] = str(fields[key])
+        check_name(str(name))
+        check_name(cluster, "group name")
+        check_address(str(address))
+        _check_fields(fields)
         return cls(name=str(name), address=str(address), cluster=cluster, extra=extra, **fields)
 
     def to_dict(self) -> dict[str, Any]:
@@ -197,6 +252,10 @@ def ssh_config(hosts: Iterable[Host], known_hosts: Path | None = None) -> str:
     """An OpenSSH config block per host, so `ssh <instance-id>` reaches it with infprov's key and pins."""
     blocks = []
     for host in hosts:
+        for value in (host.name, host.address, host.user, host.key_file or "", str(known_hosts or "")):
+            if any(ch.isspace() or ch == '"' for ch in value):  # one value must stay one token of one line
+                raise InventoryError(f"host {host.name!r}: {value!r} cannot be written to an ssh config",
+                                     "fix the inventory entry")
         lines = [
             f"Host {host.name}",
             f"    HostName {host.address}",
@@ -208,6 +267,6 @@ def ssh_config(hosts: Iterable[Host], known_hosts: Path | None = None) -> str:
             lines.append("    IdentitiesOnly yes")
         if known_hosts is not None:
             lines.append(f"    UserKnownHostsFile {known_hosts}")
-            lines.append("    StrictHostKeyChecking accept-new")
+            lines.append("    StrictHostKeyChecking yes")  # as `infprov ssh`: only keys infprov pinned
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + ("\n" if blocks else "")

@@ -29,6 +29,10 @@ def load(path: Path) -> Inventory:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return Inventory(path=path)
+    except UnicodeDecodeError as exc:
+        raise InventoryError(
+            f"{path}: not UTF-8 text (byte {exc.start})", "an inventory is YAML text: fix or move the file aside"
+        ) from None
     except OSError as exc:
         raise InventoryError(
             f"cannot read inventory {path}: {exc.strerror}", "check the file's permissions", exit_code=1
@@ -96,7 +100,7 @@ def parse(text: str, path: Path | None = None) -> Inventory:
             try:
                 hosts.append(Host.from_vars(str(name), group, plain(hvars)))
             except ValueError as exc:
-                raise bad(members, str(name), f"host `{name}`: {exc}") from None
+                raise bad(members, str(name), f"host {str(name)!r}: {exc}") from None
 
     read_group(UNGROUPED, {"hosts": root.get("hosts")}, root, "hosts")
     children = root.get("children") or {}
@@ -140,7 +144,7 @@ def dump(inv: Inventory) -> str:
 def locked(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """Hold the inventory's lock file (beside it) so read-modify-write never loses another's change."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     lock_path = path.with_name(path.name + ".lock")
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:

@@ -135,7 +135,7 @@ class _PinningPolicy(paramiko.MissingHostKeyPolicy):
 
 def record_host_key(path: Path, name: str, key: paramiko.PKey) -> None:
     """Append a key under a lock; if another process pinned a different key meanwhile, refuse."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with _locked(path):
         keys = paramiko.HostKeys()
         if path.exists():
@@ -145,7 +145,8 @@ def record_host_key(path: Path, name: str, key: paramiko.PKey) -> None:
             if known[key.get_name()] != key:
                 raise _changed(name, path)
             return
-        with open(path, "a", encoding="utf-8") as fh:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
             fh.write(f"{name} {key.get_name()} {key.get_base64()}\n")
         os.chmod(path, 0o600)
 

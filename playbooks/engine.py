@@ -104,6 +104,8 @@ def load_playbook(name_or_path: str | Path) -> Playbook:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PlaybookError(f"cannot read playbook {path}: {exc.strerror}", exit_code=1) from exc
+    except UnicodeDecodeError:
+        raise PlaybookError(f"{path}: not UTF-8 text", "a playbook is YAML text") from None
     return parse_playbook(text, path)
 
 
@@ -146,7 +148,7 @@ def _parse_play(node: Mapping[str, Any], path: Path) -> Play:
         vpath = path.parent / str(vf)
         try:
             loaded = plain(load_text(vpath.read_text(encoding="utf-8"))) or {}
-        except (OSError, YamlSyntaxError) as exc:
+        except (OSError, UnicodeDecodeError, YamlSyntaxError) as exc:
             raise PlaybookError(f"{path}:{line_of(node, 'vars_files')}: cannot read vars file {vpath}: {exc}") from exc
         if not isinstance(loaded, dict):
             raise PlaybookError(f"{vpath}: a vars file must be a mapping")
@@ -519,6 +521,8 @@ def parse_extra_vars(items: list[str]) -> dict[str, Any]:
                 text = path.read_text(encoding="utf-8")
             except OSError as exc:
                 raise PlaybookError(f"-e {item}: cannot read {path}: {exc.strerror}") from None
+            except UnicodeDecodeError:
+                raise PlaybookError(f"-e {item}: {path} is not UTF-8 text", "give a YAML or JSON file") from None
         if text.startswith("{") or "\n" in text or item.startswith("@"):
             try:
                 loaded = plain(load_text(text))
@@ -528,7 +532,11 @@ def parse_extra_vars(items: list[str]) -> dict[str, Any]:
                 raise PlaybookError(f"-e {item!r}: must be a mapping", "use k=v, a JSON object or @vars.yml")
             out.update(loaded)
             continue
-        for word in shlex.split(text):
+        try:
+            words = shlex.split(text)
+        except ValueError as exc:
+            raise PlaybookError(f"-e {item!r}: {exc}", "quote values as a shell would, e.g. -e \"msg='a b'\"") from None
+        for word in words:
             key, eq, value = word.partition("=")
             if not eq or not _IDENT.match(key):
                 raise PlaybookError(f"-e {item!r}: expected k=v", "e.g. -e model_name=resnet50 -e port=8000")

@@ -11,7 +11,18 @@ if TYPE_CHECKING:
 SLOW = 3.0  # tasks longer than this show their time
 
 
+def printable(text: str) -> str:
+    """Host output as a terminal may show it: control characters (escape sequences a hostile host
+    could send to rewrite the screen) become '?', lines and tabs stay."""
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else "?" for ch in text)
+
+
 def event_line(event: Event) -> str | None:
+    line = _event_line(event)
+    return printable(line) if line is not None else None
+
+
+def _event_line(event: Event) -> str | None:
     if event.kind == "play":
         return f"PLAY [{event.play}] on {len(event.hosts)} host(s): {', '.join(event.hosts)}"
     if event.kind == "no_hosts":

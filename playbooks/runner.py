@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -18,7 +20,7 @@ from playbooks.connection import Connection, SshConnection
 from playbooks.engine import Play, Playbook, Task, TaskOutcome, load_playbook, run_task
 from playbooks.errors import HostUnreachable, PlaybookError
 from playbooks.modules import MODULES
-from playbooks.templating import LazyVars, Templar
+from playbooks.templating import LazyVars, Templar, untrusted
 
 
 @dataclass
@@ -158,11 +160,13 @@ def run_playbook(
     run = _Run(book, inv, allowed, dict(extra_vars or {}), check, forks, on_event, connector, progress_after)
     log_dir = runs_dir or _state_home() / "runs"
     try:
-        log_dir.mkdir(parents=True, exist_ok=True)
+        log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         log_path: Path | None = log_dir / f"{stamp}-play-{book.path.stem}-{os.getpid()}.log"
         assert log_path is not None
-        log: TextIO | None = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in finally
+        # 0600 whatever the umask: a run log holds command lines and host output
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        log: TextIO | None = os.fdopen(fd, "w", encoding="utf-8")
     except OSError:
         log_path, log = None, None
     run.log = log
@@ -226,7 +230,7 @@ class _Run:
         self.book = book
         self.inv = inv
         self.allowed = allowed
-        self.extra = extra_vars
+        self.extra = untrusted(extra_vars)  # -e values: templates, but no lookups of the controller's files
         self.check = check
         self.forks = forks
         self.on_event = on_event
@@ -242,7 +246,10 @@ class _Run:
         self._running: dict[str, tuple[str, str, float, float]] = {}  # host -> (play, task, start, next report)
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="infprov-progress", daemon=True)
-        self._magic_hostvars = {h.name: inv.host_vars(h) for h in inv.hosts}
+        # the inventory is outside data: its values are templates (as in Ansible) but may not call lookups
+        self._magic_hostvars = {h.name: untrusted(inv.host_vars(h)) for h in inv.hosts}
+        self.redact = _Redactor()
+        self.redact.learn([self.extra])
 
     # ------------------------------------------------------------ orchestration
     def execute(self) -> None:
@@ -296,6 +303,7 @@ class _Run:
         play_name = play.name or play.hosts
         begin = time.monotonic()
         variables = self._variables(play, state)
+        self.redact.learn(variables)
         label = _label(task, variables)
         with self._lock:
             self._running[host.name] = (play_name, label, begin, begin + self.progress_after)
@@ -356,7 +364,7 @@ class _Run:
             task=label,
             module=task.module,
             status=outcome.status,
-            msg="(output hidden by no_log)" if no_log and res.failed else res.msg,
+            msg="(output hidden by no_log)" if no_log else res.msg,
             elapsed=time.monotonic() - begin,
             ignored=outcome.ignored,
             command=None if no_log else res.command,
@@ -387,12 +395,16 @@ class _Run:
             "ansible_play_hosts": list(self.seen_hosts),
             "ansible_facts": {},
         }
-        return [self.extra, state.facts, play.vars, self._magic_hostvars.get(host.name, host.vars()), magic]
+        inventory_vars = self._magic_hostvars.get(host.name) or untrusted(host.vars())
+        return [self.extra, state.facts, play.vars, inventory_vars, magic]
 
     # ------------------------------------------------------------ reporting
     def _record(
         self, play: str, task: Task, state: _HostState, tr: TaskResult, outcome: TaskOutcome | None = None
     ) -> None:
+        r = self.redact
+        tr = dataclasses.replace(tr, task=r(tr.task), msg=r(tr.msg), tail=r(tr.tail),
+                                 command=r(tr.command) if tr.command else tr.command)
         with self._lock:
             stats = self.stats[state.host.name]
             if tr.status == "unreachable":
@@ -415,6 +427,8 @@ class _Run:
                 self._write(detail)
 
     def _emit(self, event: Event) -> None:
+        if event.task:
+            event = dataclasses.replace(event, task=self.redact(event.task))
         line = report.event_line(event)
         with self._lock:
             if line:
@@ -428,7 +442,7 @@ class _Run:
 
     def _write_locked(self, text: str) -> None:
         if self.log is not None:
-            self.log.write(f"{time.strftime('%H:%M:%S')} {text}\n")
+            self.log.write(f"{time.strftime('%H:%M:%S')} {self.redact(text)}\n")
             self.log.flush()
 
     def _tick(self) -> None:
@@ -442,6 +456,46 @@ class _Run:
                         due.append(Event("task_running", play=play, host=host, task=task, elapsed=now - began))
             for event in due:
                 self._emit(event)
+
+
+# Variables whose names say they hold a secret; their values are masked in logs and output.
+_SECRET_NAME = re.compile(r"token|passw(or)?d|secret|credential|(^|_)(api_?)?key(_|$)|pass$", re.I)
+_NOT_SECRET = re.compile(r"_(file|path|dir|name|id)$", re.I)
+MASK = "********"
+
+
+def secret_name(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name)) and not _NOT_SECRET.search(name)
+
+
+class _Redactor:
+    """Masks the values of secret-named variables in every line the run logs or reports."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._lock = threading.Lock()
+
+    def learn(self, variables: list[Mapping[str, Any]]) -> None:
+        names = {k for layer in variables for k in layer if isinstance(k, str) and secret_name(k)}
+        if not names:
+            return
+        lazy = LazyVars(list(variables))
+        for name in names:
+            try:
+                value = lazy[name]
+            except Exception:  # an unresolvable secret cannot be printed either
+                continue
+            if isinstance(value, str | int | float) and not isinstance(value, bool) and len(str(value)) >= 4:
+                with self._lock:
+                    self._values.add(str(value))
+
+    def __call__(self, text: str) -> str:
+        if not self._values or not text:
+            return text
+        for value in sorted(self._values, key=len, reverse=True):
+            if value in text:
+                text = text.replace(value, MASK)
+        return text
 
 
 class _NoConnection:

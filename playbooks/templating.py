@@ -16,8 +16,10 @@ from typing import Any
 
 import jinja2
 import jinja2.nativetypes
+import jinja2.sandbox
 import yaml
 
+from inventory.yamlsrc import load_text, plain
 from playbooks.errors import TemplateError
 
 OMIT = f"__omit_place_holder__{secrets.token_hex(8)}"
@@ -25,10 +27,14 @@ _LONE = re.compile(r"\A\{\{(?:(?!\{\{|\}\}|\{%|%\}).)*\}\}\Z", re.S)
 
 
 class Unsafe(str):
-    """Text that came from a host (command output, a file, a URL): never templated again.
+    """Data, never a template: text from a host (command output, a file, a URL) and every templating result.
 
-    Registered results keep it, as Ansible's unsafe strings do, so output that happens to
-    contain `{{` (a docker --format string, a log line) is data, not a template.
+    Registered results keep it, as Ansible's unsafe strings do, so output that happens to contain `{{`
+    (a docker --format string, a log line, an attacker's file) is data, not a template. Whatever a
+    template produces is marked too, so a value derived from host output by concatenation or a
+    filter (`"x {{ r.stdout }}"`, `| trim`) and stored by `set_fact` is never rendered a second time:
+    only text written in the playbook, its vars files, the inventory or `-e` is ever a template
+    (ansible-core 2.19's rule: templating results are not trusted as templates).
     """
 
 
@@ -110,7 +116,7 @@ FILTERS: dict[str, Any] = {
     "from_json": json.loads,
     "to_yaml": lambda v: yaml.safe_dump(v, default_flow_style=None),
     "to_nice_yaml": lambda v: yaml.safe_dump(v, default_flow_style=False),
-    "from_yaml": yaml.safe_load,
+    "from_yaml": lambda v: plain(load_text(str(v))),  # alias bombs in host output are refused
     "regex_replace": lambda v, p, r="", ignorecase=False: re.sub(p, r, str(v), flags=re.I if ignorecase else 0),
     "regex_search": _regex_search,
     "regex_findall": lambda v, p: re.findall(p, str(v)),
@@ -141,8 +147,27 @@ TESTS: dict[str, Any] = {
 }
 
 
+# Lookups read the controller's files and environment (INFPROV_HOME holds private keys), so only
+# templates written in the playbook itself (its tasks, vars and vars files) may call them; a template
+# that came from the inventory or from -e may not. Data (host output) is never a template at all.
+_lookups = threading.local()
+
+
+class _Untrusted(dict[str, Any]):
+    """A variable layer whose templates may not call lookups (the inventory's vars, -e values)."""
+
+
+def untrusted(layer: Mapping[str, Any]) -> Mapping[str, Any]:
+    return layer if isinstance(layer, _Untrusted) else _Untrusted(layer)
+
+
 def _lookup(kind: str, *terms: str, default: Any = None) -> Any:
     """Control-side lookups: `env` and `file` (what a provisioning playbook reads locally)."""
+    if getattr(_lookups, "denied", 0):
+        raise TemplateError(
+            f"lookup({kind!r}) is only allowed in the playbook itself, not in inventory or -e values "
+            "(it reads the controller's files and environment)"
+        )
     values: list[Any] = []
     for term in terms:
         if kind == "env":
@@ -162,10 +187,18 @@ def _setup(env: jinja2.Environment) -> jinja2.Environment:
     return env
 
 
-_TEXT_ENV = _setup(jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True))
-_NATIVE_ENV = _setup(jinja2.nativetypes.NativeEnvironment(undefined=jinja2.StrictUndefined))
+class _NativeSandbox(jinja2.sandbox.SandboxedEnvironment):
+    """NativeEnvironment's typed results inside the sandbox (no `__globals__`, no unsafe attributes)."""
+
+    code_generator_class = jinja2.nativetypes.NativeCodeGenerator
+    concat = staticmethod(jinja2.nativetypes.native_concat)  # type: ignore[assignment]
+
+
+_Sandbox = jinja2.sandbox.SandboxedEnvironment
+_TEXT_ENV = _setup(_Sandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=True))
+_NATIVE_ENV = _setup(_NativeSandbox(undefined=jinja2.StrictUndefined))
 # The template module renders files as Ansible does: trim_blocks on, the file's last newline kept.
-_FILE_ENV = _setup(jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True))
+_FILE_ENV = _setup(_Sandbox(undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -185,26 +218,30 @@ class LazyVars(Mapping[str, Any]):
         self._layers = layers  # highest precedence first
         self._globals = _TEXT_ENV.globals
 
-    def _raw(self, key: str) -> Any:
+    def _raw(self, key: str) -> tuple[Any, bool]:
+        """The value and whether its layer is trusted to call lookups."""
         for layer in self._layers:
             if key in layer:
-                return layer[key]
+                return layer[key], not isinstance(layer, _Untrusted)
         if key in self._globals:
-            return self._globals[key]
+            return self._globals[key], True
         raise KeyError(key)
 
     def __getitem__(self, key: str) -> Any:
-        value = self._raw(key)
+        value, trusted = self._raw(key)
         if not _needs_templating(value):
             return value
         active: set[str] = getattr(_resolving, "keys", None) or set()
         if key in active:
             raise TemplateError(f"recursive loop detected in variable {key!r}")
         _resolving.keys = active | {key}
+        denied = getattr(_lookups, "denied", 0)
+        _lookups.denied = denied if trusted else denied + 1
         try:
             return Templar(self).template(value)
         finally:
             _resolving.keys = active
+            _lookups.denied = denied
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and (any(key in layer for layer in self._layers) or key in self._globals)
@@ -257,17 +294,19 @@ class Templar:
             ctx = tmpl.new_context(self.vars, shared=True)  # type: ignore[arg-type]
             parts = tmpl.root_render_func(ctx)
             if not native:
-                return "".join(str(p) for p in parts)
+                return Unsafe("".join(str(p) for p in parts))
             value = jinja2.nativetypes.native_concat(parts)
             if isinstance(value, jinja2.Undefined):
                 value._fail_with_undefined_error()
-            return value
+            return unsafe(value)
         except TemplateError:
             raise
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"template syntax error in {source!r}: {exc.message}") from None
         except jinja2.UndefinedError as exc:
             raise TemplateError(f"{exc.message} (in {source!r})") from None
+        except jinja2.sandbox.SecurityError as exc:
+            raise TemplateError(f"refused by the template sandbox: {exc} (in {source!r})") from None
         except Exception as exc:
             raise TemplateError(f"{type(exc).__name__}: {exc} (in {source!r})") from None
 
@@ -283,6 +322,8 @@ class Templar:
             raise TemplateError(f"{name}:{exc.lineno}: template syntax error: {exc.message}") from None
         except jinja2.UndefinedError as exc:
             raise TemplateError(f"{name}: {exc.message}") from None
+        except jinja2.sandbox.SecurityError as exc:
+            raise TemplateError(f"{name}: refused by the template sandbox: {exc}") from None
         except Exception as exc:
             raise TemplateError(f"{name}: {type(exc).__name__}: {exc}") from None
 
@@ -290,6 +331,8 @@ class Templar:
         """A bare expression as `when`/`until` write it (no braces); braces are tolerated like Ansible."""
         if isinstance(expr, bool | int | float) or expr is None:
             return expr
+        if isinstance(expr, Unsafe):  # data (host output, a templating result) is a value, never an expression
+            return _bool(expr)
         text = str(expr).strip()
         if has_template(text):
             value = self.template(text)

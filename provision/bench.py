@@ -5,8 +5,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import json
+import os
 import re
+import secrets
 import shlex
 import threading
 import time
@@ -16,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provision import __version__, catalog
+from client import results as rs
+from provision import __version__, catalog, paths
 from provision.benchplan import BenchPlan, Point
-from provision.errors import InfprovError
+from provision.errors import InfprovError, UsageError
 
 SDK_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3-sdk"
 SERVER_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3"
@@ -27,6 +31,105 @@ REMOTE_DIR = "/home/ubuntu/infprov-bench"
 CLIENT = Path(__file__).resolve().parents[1] / "client" / "triton-http-client.py"
 
 Line = Callable[[str, str], None]  # (host, line)
+
+# What may name things. A remote folder and container names come from a run id of [a-z0-9-] only (never
+# from the local --out path); a host's results folder needs a plain file name; a model, Triton's rules.
+RUN_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,59}")
+SAFE_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
+MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def shown(text: str, limit: int = 300) -> str:
+    """A value fit to echo in a one-line message: control characters (newlines, escape sequences) become
+    '?', and it is cut to `limit` characters."""
+    text = _CONTROL.sub("?", str(text))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def printable(line: str) -> str:
+    """A line of a host's output fit for the terminal: no escape sequences or other control characters."""
+    return _CONTROL.sub("?", line)
+
+
+def check_model(model: str) -> str:
+    """The model name, if Triton could have a model of that name (letters, digits, _ . -); else a usage error."""
+    if not MODEL_NAME.fullmatch(model):
+        raise UsageError(f"--model {shown(model, 80)!r} is not a model name",
+                         "Triton model names have letters, digits, '_', '.' and '-' (e.g. rn50-16neuroncores-default)")
+    return model
+
+
+def make_run_id(run_dir: Path) -> str:
+    """The run's name on the hosts: the folder's name cut down to [a-z0-9-], plus a random suffix so two
+    runs never share a remote folder or container names."""
+    base = re.sub(r"[^a-z0-9-]+", "-", run_dir.name.lower()).strip("-")[:40].strip("-") or "run"
+    return f"{base}-{secrets.token_hex(3)}"
+
+
+def make_run_dir(out: str | None, label: str) -> Path:
+    """A fresh, private (0700) folder for one run: --out (new, or existing and empty), or
+    INFPROV_HOME/runs/bench-<UTC time>-<label>. Never one that holds files already."""
+    if out:
+        return _out_dir(out)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-.")[:60] or "run"
+    base = paths.runs_dir() / f"bench-{stamp}-{safe}"
+    path = base
+    for n in itertools.count(2):
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            path = Path(f"{base}-{n}")
+            continue
+        os.chmod(path, 0o700)
+        return path
+    raise AssertionError("unreachable")
+
+
+def _out_dir(out: str) -> Path:
+    path = Path(out)
+    where = shown(out, 120)
+    try:
+        if path.is_symlink() or path.exists():
+            if not path.is_dir():
+                raise UsageError(f"--out {where} is a file, not a folder", "give a new folder, or an empty one")
+            if any(path.iterdir()):
+                raise UsageError(f"--out {where} already holds files",
+                                 "give a new folder, or an empty one: a run never writes over what is there")
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise InfprovError(f"--out {where} is not writable", "give a folder you can write to")
+            return path
+        return rs.make_private_dir(path)
+    except NotADirectoryError:
+        raise UsageError(f"--out {where}: part of that path is a file, not a folder",
+                         "give a new folder, or an empty one") from None
+    except PermissionError:
+        raise InfprovError(f"--out {where}: permission denied", "give a folder you can write to") from None
+    except OSError as exc:
+        raise InfprovError(f"--out {where}: {shown(exc.strerror or str(exc), 120)}",
+                           "give a new folder, or an empty one") from None
+
+
+def host_dir(run_dir: Path, name: str) -> Path:
+    """The host's results folder, run_dir/<name>, made private; refused unless the name is a plain file name
+    (letters, digits, '.', '_', '-'; not '.' or '..') and the folder is new and right inside run_dir."""
+    if not isinstance(name, str) or name in (".", "..") or not SAFE_NAME.fullmatch(name):
+        raise InfprovError(f"host name {shown(str(name), 80)!r} cannot name a results folder",
+                           "host names are instance ids such as i-0123456789abcdef0: fix the inventory")
+    root = run_dir.resolve()
+    path = run_dir / name
+    if path.resolve().parent != root:
+        raise InfprovError(f"{shown(str(path), 120)} leads outside the run folder", "fix the inventory")
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        raise InfprovError(f"{shown(str(path), 120)} exists already",
+                           "two hosts of one name in the inventory? bench them one --host at a time") from None
+    os.chmod(path, 0o700)
+    if path.resolve().parent != root or not path.is_dir() or path.is_symlink():
+        raise InfprovError(f"{shown(str(path), 120)} leads outside the run folder", "fix the inventory")
+    return path
 
 
 @dataclass
@@ -38,11 +141,19 @@ class HostRun:
     error: str = ""
 
 
-def run(hosts: list[Any], bench: BenchPlan, run_dir: Path, on_line: Line, known_hosts: Path) -> list[HostRun]:
-    """Benchmark every host in parallel; a host that fails is reported and never stops the others."""
+def run(hosts: list[Any], bench: BenchPlan, run_dir: Path, on_line: Line, known_hosts: Path,
+        run_id: str | None = None) -> list[HostRun]:
+    """Benchmark every host in parallel; a host that fails is reported and never stops the others.
+
+    run_id names the run's folder and containers on the hosts ([a-z0-9-]; default: from run_dir's name).
+    """
+    check_model(bench.model)
+    rid = run_id or make_run_id(run_dir)
+    if not RUN_ID.fullmatch(rid):
+        raise UsageError(f"run id {shown(rid, 80)!r} is not [a-z0-9-]", "leave it to infprov")
     stop = threading.Event()
     with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
-        futures = [pool.submit(_one_host, h, bench, run_dir, on_line, known_hosts, stop) for h in hosts]
+        futures = [pool.submit(_one_host, h, bench, run_dir, rid, on_line, known_hosts, stop) for h in hosts]
         try:
             while not all(f.done() for f in futures):
                 time.sleep(0.1)
@@ -52,18 +163,28 @@ def run(hosts: list[Any], bench: BenchPlan, run_dir: Path, on_line: Line, known_
         return [f.result() for f in futures]
 
 
-def _one_host(host: Any, bench: BenchPlan, run_dir: Path, on_line: Line, known_hosts: Path,
+def _one_host(host: Any, bench: BenchPlan, run_dir: Path, rid: str, on_line: Line, known_hosts: Path,
               stop: threading.Event) -> HostRun:
     from playbooks.connection import SshConnection
 
     out = HostRun(host.name, host.address, [])
-    hdir = run_dir / host.name
-    hdir.mkdir(parents=True, exist_ok=True)
+    try:
+        hdir = host_dir(run_dir, host.name)
+    except InfprovError as exc:  # nothing of this host is written anywhere
+        out.error = exc.line()
+        return out
+    remote = f"{REMOTE_DIR}/{rid}"
+    client = f"{remote}/triton-http-client.py"
     conn = SshConnection(host, known_hosts)
     try:
         _check_ready(conn, host, bench.model)
-        conn.run(f"mkdir -p {REMOTE_DIR}/{run_dir.name}")
-        put = conn.run(f"cat > {REMOTE_DIR}/triton-http-client.py", stdin=CLIENT.read_bytes())
+        config = _model_config(conn, host, bench.model)
+        for point in bench.points:
+            check_batch(config, point.batch_size, host.address)
+        made = conn.run(shlex.join(["mkdir", "-p", remote]))
+        if made.exit_code != 0:
+            raise InfprovError(f"{host.address}: could not make {remote}: {made.tail(3)}")
+        put = conn.run(f"cat > {shlex.quote(client)}", stdin=CLIENT.read_bytes())
         if put.exit_code != 0:
             raise InfprovError(f"{host.address}: could not upload the client: {put.tail(3)}")
         price = catalog.hourly_price(host.instance_type, host.region) if host.instance_type else None
@@ -72,39 +193,37 @@ def _one_host(host: Any, bench: BenchPlan, run_dir: Path, on_line: Line, known_h
                 out.partial = True
                 break
             started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-            name = f"infprov-bench-{run_dir.name}-{i}"[:60]
-            remote_json = f"{REMOTE_DIR}/{run_dir.name}/point-{i}.json"
-            cmd = _client_command(bench, point, name, remote_json) if bench.tool == "client" else \
-                _perf_analyzer_command(bench, point, name, f"{REMOTE_DIR}/{run_dir.name}/perf-{i}.csv")
+            name = f"infprov-bench-{rid}-{i}"
+            remote_json = f"{remote}/point-{i}.json"
+            remote_csv = f"{remote}/perf-{i}.csv"
+            cmd = _client_command(bench, point, name, remote_json, client) if bench.tool == "client" else \
+                _perf_analyzer_command(bench, point, name, remote_csv, config)
             raw: list[str] = []
 
             def keep(line: str, raw: list[str] = raw) -> None:
                 raw.append(line)
                 on_line(host.address, line)
 
-            code = conn.stream(cmd, keep, stop=stop, on_stop=f"docker kill --signal INT {name} >/dev/null 2>&1")
-            (hdir / f"output-{i}.txt").write_text("\n".join(raw) + "\n")
+            code = conn.stream(cmd, keep, stop=stop, on_stop=_kill_command(name))
+            rs.write_atomic(hdir / f"output-{i}.txt", "\n".join(raw) + "\n")
             if bench.tool == "client":
-                got = conn.run(f"cat {remote_json}")
+                got = conn.run(shlex.join(["cat", remote_json]))
                 if got.exit_code != 0:
                     raise InfprovError(f"{host.address}: the client wrote no results (exit {code})",
                                        f"see {hdir / f'output-{i}.txt'}")
-                from client import results as rs
-
                 result = rs.results_from_client_json(got.out)
             else:
-                got = conn.run(f"cat {REMOTE_DIR}/{run_dir.name}/perf-{i}.csv")
+                got = conn.run(shlex.join(["cat", remote_csv]))
                 if got.exit_code != 0:
                     raise InfprovError(f"{host.address}: perf_analyzer wrote no CSV (exit {code})",
                                        f"see {hdir / f'output-{i}.txt'}")
-                (hdir / f"perf_analyzer-{i}.csv").write_text(got.out)
+                rs.write_atomic(hdir / f"perf_analyzer-{i}.csv", got.out)
                 result = perf_analyzer_results(got.out, "\n".join(raw), bench, point)
-            from client import results as rs
 
             manifest = {"host": host.address, "instance_id": host.name, "instance_type": host.instance_type,
                         "region": host.region, "image": SDK_IMAGE, "server_image": SERVER_IMAGE,
                         "python_backend_ref": PYTHON_BACKEND_REF, "infprov_version": __version__,
-                        "started_at": started, "tool": bench.tool}
+                        "started_at": started, "tool": bench.tool, "remote_dir": remote}
             result = rs.with_cost(rs.with_manifest(result, manifest), price)
             out.points.append(result)
             if result.get("partial") or stop.is_set():
@@ -120,53 +239,110 @@ def _one_host(host: Any, bench: BenchPlan, run_dir: Path, on_line: Line, known_h
     finally:
         conn.close()
     if out.points:
-        from client import results as rs
-
         rs.write_results(hdir, out.points if len(out.points) > 1 else out.points[0], check=False)
     return out
 
 
 def _check_ready(conn: Any, host: Any, model: str) -> None:
     base = "http://127.0.0.1:8000"
-    probe = conn.run(f"curl -s -o /dev/null -w '%{{http_code}}' {base}/v2/health/ready", timeout=20)
+    check_model(model)
+
+    def status(url: str) -> str:
+        return shlex.join(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url])
+
+    probe = conn.run(status(f"{base}/v2/health/ready"), timeout=20)
     if probe.out.strip() != "200":
         raise InfprovError(f"{host.address}: the Triton server is not ready (HTTP {probe.out.strip() or 'none'})",
                            "run `infprov up` to (re)start it, `infprov logs` to see why")
-    model_probe = conn.run(f"curl -s -o /dev/null -w '%{{http_code}}' {base}/v2/models/{shlex.quote(model)}/ready",
-                           timeout=20)
+    model_probe = conn.run(status(f"{base}/v2/models/{model}/ready"), timeout=20)
     if model_probe.out.strip() != "200":
-        index = conn.run(f"curl -s -X POST {base}/v2/repository/index", timeout=20)
+        index = conn.run(shlex.join(["curl", "-s", "-X", "POST", f"{base}/v2/repository/index"]), timeout=20)
         try:
-            names = sorted({m["name"] for m in json.loads(index.out)})
+            names = sorted({str(m["name"]) for m in json.loads(index.out)})
         except (ValueError, KeyError, TypeError):
             names = []
         raise InfprovError(f"{host.address}: model {model!r} is not loaded on the server",
                            f"the server has: {', '.join(names) or 'no models'}; pass --model")
 
 
-def _client_command(bench: BenchPlan, point: Point, name: str, remote_json: str) -> str:
-    client = f"{REMOTE_DIR}/triton-http-client.py"
-    args = ["python3", client, "--model_name", bench.model, "--batch_size", str(point.batch_size), "--benchmark",
-            "--limit", f"{bench.limit_s:g}", "--num_threads", str(point.threads), "--warmup", str(bench.warmup),
-            "--url", "127.0.0.1:8000", "--json", remote_json, "--neuron_cores", str(bench.neuron_cores)]
+@dataclass(frozen=True)
+class ModelConfig:
+    """What bench needs of the config the server reports at /v2/models/M/config."""
+
+    max_batch_size: int
+    input_name: str
+    dims: tuple[int, ...]  # without the batch axis when max_batch_size > 0, as Triton writes them
+
+    @classmethod
+    def parse(cls, text: str) -> ModelConfig:
+        doc = json.loads(text)
+        first = doc["input"][0]
+        dims = tuple(int(d) for d in first["dims"])
+        return cls(int(doc.get("max_batch_size") or 0), str(first["name"]), dims)
+
+    def shape_for(self, batch: int) -> tuple[int, tuple[int, ...]]:
+        """perf_analyzer's -b and --shape for `batch` images: a batching model takes -b; one that does
+        not (max_batch_size 0) takes batch 1 with the images in its own leading -1 dimension."""
+        if self.max_batch_size > 0:
+            return batch, self.dims
+        if not self.dims or self.dims[0] != -1:
+            return 1, self.dims
+        return 1, (batch, *self.dims[1:])
+
+
+def _model_config(conn: Any, host: Any, model: str) -> ModelConfig:
+    url = f"http://127.0.0.1:8000/v2/models/{check_model(model)}/config"
+    got = conn.run(shlex.join(["curl", "-sf", url]), timeout=20)
+    try:
+        return ModelConfig.parse(got.out)
+    except (ValueError, KeyError, TypeError, IndexError):
+        raise InfprovError(f"{host.address}: the server's config of model {model!r} cannot be read "
+                           f"({shown(got.out or got.err, 120)})", "check the server with `infprov logs`") from None
+
+
+def check_batch(config: ModelConfig, batch: int, where: str) -> None:
+    if config.max_batch_size > 0 and batch > config.max_batch_size:
+        raise UsageError(f"{where}: batch size {batch} is above the model's max_batch_size {config.max_batch_size}",
+                         f"give --batch-size {config.max_batch_size} or less")
+    if config.max_batch_size == 0 and batch > 1 and (not config.dims or config.dims[0] != -1):
+        raise UsageError(f"{where}: the model takes no batches (max_batch_size 0, input dims {list(config.dims)})",
+                         "give --batch-size 1")
+
+
+def _client_command(bench: BenchPlan, point: Point, name: str, remote_json: str,
+                    client: str = f"{REMOTE_DIR}/triton-http-client.py") -> str:
+    args = ["python3", client, "--model_name", check_model(bench.model), "--batch_size", str(point.batch_size),
+            "--benchmark", "--limit", f"{bench.limit_s:g}", "--num_threads", str(point.threads),
+            "--warmup", str(bench.warmup), "--url", "127.0.0.1:8000", "--json", remote_json,
+            "--neuron_cores", str(bench.neuron_cores)]
     if bench.allow_small_batch:
         args.append("--allow_small_batch")
     return _docker(name, args)
 
 
-def _perf_analyzer_command(bench: BenchPlan, point: Point, name: str, remote_csv: str) -> str:
-    args = ["perf_analyzer", "-m", bench.model, "-b", str(point.batch_size), "-i", "http", "-u", "127.0.0.1:8000",
-            "--concurrency-range", f"{point.threads}:{point.threads}",
+def _perf_analyzer_command(bench: BenchPlan, point: Point, name: str, remote_csv: str,
+                           config: ModelConfig | None = None) -> str:
+    """perf_analyzer's flags follow the served config (r22.04's perf_analyzer refuses -b > 1 for a
+    model with max_batch_size 0, and needs --shape for the input's variable dimensions)."""
+    config = config or ModelConfig(64, "input", (224, 224, 3))
+    b, shape = config.shape_for(point.batch_size)
+    args = ["perf_analyzer", "-m", check_model(bench.model), "-b", str(b), "-i", "http",
+            "-u", "127.0.0.1:8000", "--concurrency-range", f"{point.threads}:{point.threads}",
             "--measurement-interval", str(int(max(1000, bench.limit_s * 1000 / 3))),
             # this machine class is noisy: 3 windows within 20 % of each other, looked for over up to 30 windows
             "--stability-percentage", "20", "--max-trials", "30",
-            "--shape", "input:224,224,3", "-f", remote_csv]
+            "--shape", f"{config.input_name}:{','.join(str(d) for d in shape)}", "-f", remote_csv]
     return _docker(name, args)
 
 
 def _docker(name: str, args: list[str]) -> str:
-    return (f"docker run --rm --name {name} --net host -v {REMOTE_DIR}:{REMOTE_DIR} {SDK_IMAGE} "
-            + " ".join(shlex.quote(a) for a in args) + " 2>&1")
+    """`docker run` of the SDK image, every word quoted; stderr joins stdout so one stream carries both."""
+    return shlex.join(["docker", "run", "--rm", "--name", name, "--net", "host",
+                       "-v", f"{REMOTE_DIR}:{REMOTE_DIR}", SDK_IMAGE, *args]) + " 2>&1"
+
+
+def _kill_command(name: str) -> str:
+    return shlex.join(["docker", "kill", "--signal", "INT", name]) + " >/dev/null 2>&1"
 
 
 def perf_analyzer_results(text: str, output: str, bench: BenchPlan, point: Point) -> dict[str, Any]:
@@ -204,7 +380,7 @@ def write_fleet(run_dir: Path, runs: list[HostRun], sweep: bool) -> dict[str, An
                    "points": r.points} for r in runs],
         "fleet_images_per_s": None if sweep else round(total, 3),
     }
-    (run_dir / "summary.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    rs.write_atomic(run_dir / "summary.json", json.dumps(doc, indent=2, default=str) + "\n")
     if sweep:
         plot_sweep(run_dir, runs)
     return doc
@@ -237,20 +413,74 @@ def plot_sweep(run_dir: Path, runs: list[HostRun]) -> Path | None:
     ax.legend()
     path = run_dir / "sweep.png"
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
     plt.close(fig)
+    rs.write_atomic(path, png.getvalue())
     return path
 
 
+class SummaryUnreadable(ValueError):
+    """A run's summary.json cannot be read or is not what bench writes."""
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    """A run's summary.json, checked to have what `infprov results` shows; SummaryUnreadable if not."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON, bad UTF-8
+        raise SummaryUnreadable(shown(f"{type(exc).__name__}: {exc}", 160)) from None
+    problem = _summary_problem(doc)
+    if problem:
+        raise SummaryUnreadable(problem)
+    return doc
+
+
+def _summary_problem(doc: Any) -> str:
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float))
+
+    if not isinstance(doc, dict):
+        return "not a JSON object"
+    if not isinstance(doc.get("run"), str) or not isinstance(doc.get("path"), str):
+        return "no run name or path"
+    if not isinstance(doc.get("hosts"), list):
+        return "no list of hosts"
+    if not (doc.get("fleet_images_per_s") is None or number(doc["fleet_images_per_s"])):
+        return "fleet_images_per_s is not a number"
+    for h in doc["hosts"]:
+        if not isinstance(h, dict) or not isinstance(h.get("host"), str) or not isinstance(h.get("points"), list):
+            return "a host without address or points"
+        if not isinstance(h.get("error", ""), str):
+            return "a host's error is not text"
+        for p in h["points"]:
+            if not isinstance(p, dict) or not all(number(p.get(k)) for k in
+                                                  ("batch_size", "threads", "images_per_s", "requests_per_s")):
+                return "a point without batch size, threads or rates"
+            lat = p.get("latency_ms")
+            if not (lat is None or (isinstance(lat, dict) and all(v is None or number(v) for v in lat.values()))):
+                return "a point's latencies are not numbers"
+            if not (p.get("usd_per_million_images") is None or number(p["usd_per_million_images"])):
+                return "a point's cost is not a number"
+    return ""
+
+
 def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
-    out = []
+    """Every run under runs_dir, newest first; one whose summary.json cannot be read is listed as unreadable
+    (with why) rather than hiding the others."""
+    out: list[dict[str, Any]] = []
     for d in sorted(runs_dir.glob("bench-*"), reverse=True):
         summary = d / "summary.json"
         if not summary.exists():
             continue
-        doc = json.loads(summary.read_text())
-        out.append({"run": d.name, "hosts": len(doc["hosts"]), "partial": doc.get("partial", False),
-                    "fleet_images_per_s": doc.get("fleet_images_per_s"), "path": str(d)})
+        try:
+            doc = read_summary(summary)
+        except SummaryUnreadable as exc:
+            out.append({"run": d.name, "hosts": None, "partial": None, "fleet_images_per_s": None, "path": str(d),
+                        "unreadable": True, "error": str(exc)})
+            continue
+        out.append({"run": d.name, "hosts": len(doc["hosts"]), "partial": bool(doc.get("partial", False)),
+                    "fleet_images_per_s": doc.get("fleet_images_per_s"), "path": str(d), "unreadable": False})
     return out
 
 
@@ -261,6 +491,10 @@ def load_run(runs_dir: Path, run_name: str) -> dict[str, Any]:
     summary = path / "summary.json"
     if not summary.exists():
         known = ", ".join(r["run"] for r in list_runs(runs_dir)[:5]) or "none yet"
-        raise InfprovError(f"no benchmark run {run_name!r}", f"recent runs: {known}")
-    doc: dict[str, Any] = json.loads(summary.read_text())
-    return doc
+        raise InfprovError(f"no benchmark run {shown(run_name, 120)!r}", f"recent runs: {shown(known)}")
+    try:
+        return read_summary(summary)
+    except SummaryUnreadable as exc:
+        raise InfprovError(f"run {shown(run_name, 120)!r} is unreadable: its summary.json: {exc}",
+                           f"its files are in {shown(str(path), 160)}; `infprov results` lists the other runs",
+                           ) from None

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from provision import catalog, paths
+from provision import catalog
 from provision.errors import UsageError
 
 MAX_BATCH = 64  # the server's max_batch_size
@@ -110,22 +107,3 @@ def plan(
         neuron_cores=cores,
         allow_small_batch=allow_small_batch,
     )
-
-
-def new_run_dir(out: str | None, label: str) -> Path:
-    """A fresh folder for one run: --out, or INFPROV_HOME/runs/<UTC time>-<label>."""
-    if out:
-        path = Path(out)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-") or "run"
-    base = paths.runs_dir() / f"bench-{stamp}-{safe}"
-    path = base
-    for n in itertools.count(2):
-        try:
-            path.mkdir(parents=True)
-            return path
-        except FileExistsError:
-            path = Path(f"{base}-{n}")
-    raise AssertionError("unreachable")

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 import typer
+from rich.text import Text
 from typer.core import TyperGroup
 
 from inventory.errors import HintedError
@@ -24,26 +25,31 @@ class _Group(TyperGroup):
         except InfprovError as exc:
             if _debug():
                 raise
-            ui.err.print(f"[red]error:[/] {exc.line()}", soft_wrap=True)
+            ui.err.print(ui.styled("error:", "red", _one_line(exc.line())), soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except HintedError as exc:  # the inventory's and the engine's own errors (they cannot import ours)
             if _debug():
                 raise
             mapped = (UsageError if exc.exit_code == 2 else InfprovError)(exc.message, exc.hint)
-            ui.err.print(f"[red]error:[/] {mapped.line()}", soft_wrap=True)
+            ui.err.print(ui.styled("error:", "red", _one_line(mapped.line())), soft_wrap=True)
             raise typer.Exit(mapped.exit_code) from None
         except KeyboardInterrupt:
-            ui.err.print("[red]interrupted[/]")
+            ui.err.print(Text("interrupted", style="red"))
             raise typer.Exit(130) from None
         except Exception as exc:
             if _debug() or hasattr(exc, "show"):  # click's own usage errors render themselves
                 raise
             ui.err.print(
-                f"[red]error:[/] internal error: {type(exc).__name__}: {exc}. "
-                "hint: rerun with --debug for the traceback and report it",
+                ui.styled("error:", "red", _one_line(f"internal error: {type(exc).__name__}: {exc}. "
+                          "hint: rerun with --debug for the traceback and report it")),
                 soft_wrap=True,
             )
             raise typer.Exit(1) from None
+
+
+def _one_line(text: str) -> str:
+    """Control characters (a newline in a name from a hostile file) shown escaped: one error, one line."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _debug() -> bool:
@@ -96,8 +102,11 @@ def sandbox_up(
         raise UsageError(
             f"--hosts {hosts} is out of range", f"give a number from 1 to {core.MAX_HOSTS}"
         )
-    status = core.up(hosts)
-    _render_sandbox(status, json_out)
+    core.up(hosts)
+    from provision import cloud
+
+    cloud.reconcile_sandbox()  # hosts still held by instances the endpoint no longer runs are freed
+    _render_sandbox(core.status(), json_out)
 
 
 @sandbox_app.command("status")
@@ -124,12 +133,19 @@ def _render_sandbox(status: dict[str, Any], json_out: bool) -> None:
     from rich.table import Table
 
     ui.out.print(f"EC2 endpoint: {status['ec2_endpoint'] or '-'}")
-    table = Table("name", "address", "port", "user", "healthy")
+    table = Table("name", "address", "port", "user", "healthy", "no default route")
     for h in status["hosts"]:
-        table.add_row(h["name"], h["address"], str(h["port"]), h["user"], "yes" if h.get("healthy") else "NO")
+        table.add_row(h["name"], h["address"], str(h["port"]), h["user"], "yes" if h.get("healthy") else "NO",
+                      "NO" if h.get("default_route") else "yes")
     ui.out.print(table)
     if status["hosts"]:
         ui.out.print(f"login key: {status['hosts'][0]['key_file']}")
+    seal = status.get("seal") or {}
+    if seal.get("rule"):
+        ui.out.print(f"seal: iptables chain {seal['chain']} drops what leaves the subnet "
+                     f"(from FORWARD and INPUT); dropped so far: {seal['dropped_packets']} packet(s)")
+    elif status["hosts"]:
+        ui.out.print(f"seal: MISSING (iptables chain {seal.get('chain')}); `infprov sandbox up` adds it")
 
 
 # ---------------------------------------------------------------- cloud (up / status / teardown)
@@ -148,6 +164,9 @@ def cloud_up(
     ami: str | None = typer.Option(None, "--ami", help="Pin the AMI (default: newest Inf1-capable Neuron DLAMI)."),
     key_name: str | None = typer.Option(None, "--key-name", help="Use your own EC2 key pair instead of infprov's."),
     ssh_cidr: str | None = typer.Option(None, "--ssh-cidr", help="Allow SSH from here (default: your address/32)."),
+    allow_wide_ssh: bool = typer.Option(
+        False, "--allow-wide-ssh", help="Accept an --ssh-cidr wider than /8 (IPv6: /32)."
+    ),
     tag: list[str] | None = _TAG_OPTION,
     spot: bool = typer.Option(False, "--spot", help="Launch spot instances."),
     disk: int = typer.Option(150, "--disk", help="Root volume size in GiB (encrypted gp3)."),
@@ -168,6 +187,7 @@ def cloud_up(
         ami=ami,
         key_name=key_name,
         ssh_cidr=ssh_cidr,
+        allow_wide_ssh=allow_wide_ssh,
         tags=cloud.parse_tags(tag or []),
         spot=spot,
         yes=yes,
@@ -179,10 +199,10 @@ def cloud_up(
     if skip_server:
         _render_up(result, json_out)
         return
-    if not json_out:
-        _render_up(result, json_out)
-        ui.step(f"provisioning Triton on {len(result.hosts)} host(s) (server playbook)")
     try:
+        if not json_out:
+            _render_up(result, json_out)
+            ui.step(f"provisioning Triton on {len(result.hosts)} host(s) (server playbook)")
         served = server.provision(
             result.cluster, [h.instance_id for h in result.hosts], sandbox=sandbox, inventory=inventory,
             on_event=None if json_out else _show_event,
@@ -211,6 +231,12 @@ def _show_event(event: Any) -> None:
         ui.err.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
+def server_port() -> int:
+    from provision import server
+
+    return server.PORT
+
+
 def _render_served(result: Any, served: Any) -> None:
     from rich.table import Table
 
@@ -223,6 +249,10 @@ def _render_served(result: Any, served: Any) -> None:
     if served.ok and nothing:
         ui.out.print(f"cluster {result.cluster} is already up and serving: nothing changed")
     if served.ok:
+        port = server_port()
+        ui.out.print(f"Triton listens on each host's loopback only; to reach it from here: `infprov inventory "
+                     f"--ssh-config >> ~/.ssh/config`, then `ssh -N -L {port}:127.0.0.1:{port} "
+                     f"{served.hosts[0].instance_id}`")
         flag = " --sandbox" if result.sandbox else ""
         ui.out.print(f"next: infprov bench --name {result.cluster}")
         ui.out.print(f"then: infprov teardown --name {result.cluster}{flag}")
@@ -527,6 +557,8 @@ def bench(
     from provision import bench as bench_mod
     from provision import benchplan, paths
 
+    if model is not None:
+        bench_mod.check_model(model)
     targets = _select_hosts(name, host, inventory)
     types = {h.instance_type for h in targets}
     if len(types) != 1 or None in types:
@@ -541,14 +573,14 @@ def bench(
         str(types.pop()), model=model, batch_size=batch_size, threads=threads, limit_s=limit, warmup=warmup,
         tool=tool, sweep=sweep, allow_small_batch=allow_small_batch, neuron_cores=cores.pop(),
     )
-    run_dir = benchplan.new_run_dir(out, name or host or "all")
+    run_dir = bench_mod.make_run_dir(out, name or host or "all")
     if not json_out:
         ui.step(f"{len(targets)} host(s), {len(plan.points)} point(s) of {plan.limit_s:g} s with {plan.tool}: "
                 f"results in {run_dir}")
 
     def show(address: str, line: str) -> None:
         if not json_out:
-            ui.err.print(f"{address}: {line}", markup=False, highlight=False, soft_wrap=True)
+            ui.err.print(bench_mod.printable(f"{address}: {line}"), markup=False, highlight=False, soft_wrap=True)
 
     runs = bench_mod.run(targets, plan, run_dir, show, paths.known_hosts())
     summary = bench_mod.write_fleet(run_dir, runs, plan.is_sweep)
@@ -559,30 +591,40 @@ def bench(
     failed = [r for r in runs if r.error]
     if failed:
         others = len(failed) < len(runs)
-        where = f"what the others measured is in {run_dir}" if others else f"the run's files are in {run_dir}"
-        raise InfprovError(f"{len(failed)} of {len(runs)} host(s) failed: " + "; ".join(r.error for r in failed), where)
+        shown_dir = bench_mod.shown(str(run_dir))
+        where = f"what the others measured is in {shown_dir}" if others else f"the run's files are in {shown_dir}"
+        raise InfprovError(f"{len(failed)} of {len(runs)} host(s) failed: "
+                           + "; ".join(bench_mod.shown(r.error) for r in failed), where)
     if summary["partial"]:
-        raise InfprovError(f"the run was interrupted; what was measured is saved (partial) in {run_dir}")
+        raise InfprovError("the run was interrupted; what was measured is saved (partial) in "
+                           + bench_mod.shown(str(run_dir)))
 
 
 def _render_run(summary: dict[str, Any]) -> None:
     from rich.table import Table
+    from rich.text import Text
 
+    from provision.bench import printable
+
+    # names, paths and errors come from files and hosts: plain Text, never Rich markup
+    title = Text(printable(f"run {summary['run']}" + (" (partial)" if summary.get("partial") else "")))
     table = Table("host", "batch", "threads", "images/s", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors",
-                  "$/M images", title=f"run {summary['run']}" + (" (partial)" if summary.get("partial") else ""))
+                  "$/M images", title=title)
     for h in summary["hosts"]:
         for p in h["points"]:
             lat = p.get("latency_ms") or {}
             cost = p.get("usd_per_million_images")
-            table.add_row(h["host"], str(p["batch_size"]), str(p["threads"]), f"{p['images_per_s']:.1f}",
-                          f"{p['requests_per_s']:.2f}", _ms(lat.get("p50")), _ms(lat.get("p90")),
-                          _ms(lat.get("p99")), str(p.get("errors", 0)), "-" if cost is None else f"{cost:.2f}")
+            table.add_row(Text(printable(h["host"])), str(p["batch_size"]), str(p["threads"]),
+                          f"{p['images_per_s']:.1f}", f"{p['requests_per_s']:.2f}", _ms(lat.get("p50")),
+                          _ms(lat.get("p90")), _ms(lat.get("p99")), Text(printable(str(p.get("errors", 0)))),
+                          "-" if cost is None else f"{cost:.2f}")
         if h.get("error"):
-            table.add_row(h["host"], "-", "-", "-", "-", "-", "-", "-", h["error"][:40], "-")
+            table.add_row(Text(printable(h["host"])), "-", "-", "-", "-", "-", "-", "-",
+                          Text(printable(h["error"][:40])), "-")
     ui.out.print(table)
     if summary.get("fleet_images_per_s") is not None and len(summary["hosts"]) > 1:
         ui.out.print(f"fleet total: {summary['fleet_images_per_s']:.1f} images/s")
-    ui.out.print(f"saved in {summary['path']}")
+    ui.out.print(printable(f"saved in {summary['path']}"), markup=False)
 
 
 def _ms(value: Any) -> str:
@@ -605,12 +647,17 @@ def results_cmd(
             ui.emit_json(runs)
             return
         from rich.table import Table
+        from rich.text import Text
 
         table = Table("run", "hosts", "fleet images/s", "partial")
         for r in runs:
             fleet = r["fleet_images_per_s"]
-            table.add_row(r["run"], str(r["hosts"]), "-" if fleet is None else f"{fleet:.1f}",
-                          "yes" if r["partial"] else "")
+            if r.get("unreadable"):  # one corrupt run is marked, and hides none of the others
+                table.add_row(Text(bench_mod.printable(r["run"])), "-", "-",
+                              Text(bench_mod.printable(f"unreadable: {r['error']}")))
+                continue
+            table.add_row(Text(bench_mod.printable(r["run"])), str(r["hosts"]),
+                          "-" if fleet is None else f"{fleet:.1f}", "yes" if r["partial"] else "")
         ui.out.print(table if runs else "no benchmark runs yet: `infprov bench`")
         return
     docs = [bench_mod.load_run(paths.runs_dir(), run)]

@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import hashlib
 import ipaddress
+import json
 import os
 import re
 import socket
@@ -79,6 +80,7 @@ class UpSpec:
     ami: str | None = None
     key_name: str | None = None
     ssh_cidr: str | None = None
+    allow_wide_ssh: bool = False
     tags: tuple[tuple[str, str], ...] = ()
     spot: bool = False
     yes: bool = False
@@ -101,7 +103,7 @@ class UpSpec:
         if self.key_name is not None and not _KEY_NAME_RE.match(self.key_name):
             raise UsageError(f"--key-name {self.key_name!r} is not a valid key pair name", "use 1-255 ASCII characters")
         if self.ssh_cidr is not None:
-            object.__setattr__(self, "ssh_cidr", parse_cidr(self.ssh_cidr))
+            object.__setattr__(self, "ssh_cidr", parse_cidr(self.ssh_cidr, self.allow_wide_ssh))
         validate_tags(self.tags)
         if not MIN_DISK_GIB <= self.disk_gib <= 16384:
             raise UsageError(
@@ -281,8 +283,13 @@ def validate_tags(pairs: Sequence[tuple[str, str]]) -> None:
         raise UsageError(f"{len(pairs)} --tag options: EC2 allows 50 tags and infprov uses some", "give at most 40")
 
 
-def parse_cidr(text: str) -> str:
-    """A CIDR for the SSH rule; a bare address becomes /32 (/128). The whole internet is refused."""
+# Wider SSH ranges than these need --allow-wide-ssh: /8 is already 16 million IPv4 addresses.
+WIDEST_SSH_PREFIX = {4: 8, 6: 32}
+
+
+def parse_cidr(text: str, allow_wide: bool = False) -> str:
+    """A CIDR for the SSH rule; a bare address becomes /32 (/128). The whole internet is refused, and
+    anything wider than a /8 (IPv6: /32) unless allow_wide."""
     try:
         net = ipaddress.ip_network(text.strip(), strict=False)
     except ValueError:
@@ -291,6 +298,12 @@ def parse_cidr(text: str) -> str:
         raise UsageError(
             f"--ssh-cidr {text} would open SSH to the whole internet",
             "give your own address, e.g. 203.0.113.7/32 (the default is this machine's public address)",
+        )
+    widest = WIDEST_SSH_PREFIX[net.version]
+    if net.prefixlen < widest and not allow_wide:
+        raise UsageError(
+            f"--ssh-cidr {text} opens SSH to {net.num_addresses:,} addresses (wider than /{widest})",
+            "give your own address or network, e.g. 203.0.113.7/32, or add --allow-wide-ssh if you mean it",
         )
     return str(net)
 
@@ -338,15 +351,22 @@ def cost_so_far(launch_time: datetime | None, now: datetime, price: float | None
     return round(hours * price, 4)
 
 
-def client_token(region: str, cluster: str, group_id: str, count: int, existing: int, zone: str) -> str:
-    """The RunInstances idempotency token for one launch step of a cluster.
+def client_token(
+    region: str, cluster: str, group_id: str, count: int, existing: int, zone: str, attempt: int = 0
+) -> str:
+    """The RunInstances idempotency token for one launch step of a cluster, at one attempt.
 
     The same `up` (same cluster, target count, what already exists, zone) gives the same token, so
     EC2 answers a repeated or concurrent call with the first call's instances instead of launching
     more. The security group's id changes when a cluster is torn down and made again, so a later
-    cluster of the same name never collides with the tokens of an earlier one.
+    cluster of the same name never collides with the tokens of an earlier one. `attempt` numbers the
+    tokens of one step (LaunchTokens says when the next one is due); attempt 0 is the token infprov
+    has always sent for the step.
     """
-    digest = hashlib.sha256(f"{region}|{cluster}|{group_id}|{count}|{existing}|{zone}".encode()).hexdigest()
+    key = f"{region}|{cluster}|{group_id}|{count}|{existing}|{zone}"
+    if attempt:
+        key += f"|attempt {attempt}"
+    digest = hashlib.sha256(key.encode()).hexdigest()
     return f"infprov-{digest[:48]}"
 
 
@@ -397,14 +417,38 @@ def order_zones(
     return [(z, subnets[z]) for z in first + [z for z in usable if z not in first]]
 
 
+# A version is the Neuron SDK's release only where the text says so: "Neuron SDK 2.19.1", "Neuron SDK
+# version 2.19.1", "Neuron SDK: v2.19", "Neuron version 2.19.1", "Neuron release 2.19.1". A version
+# right after "Neuron" alone is a framework's ("PyTorch Neuron 1.13", "TensorFlow Neuron 2.10"), and so
+# is "Neuron version/release X" right after a framework's name; package versions ("torch-neuron
+# 1.13.1.2.9.0", "neuron-cc 1.11.4.0") never match.
+_NEURON_RELEASE_RE = re.compile(
+    r"(?<![\w-])Neuron\s+(?:(?P<sdk>SDK)(?:\s+(?:version|release))?|(?:version|release))\b\s*:?\s*[vV]?"
+    r"(?P<version>\d+\.\d+(?:\.\d+)?)(?!\d|\.\d)",
+    re.IGNORECASE,
+)
+_FRAMEWORK_BEFORE_RE = re.compile(
+    r"(?:py)?torch(?:vision)?|tensorflow|tf|jax|mxnet|transformers|optimum|vllm|nxd[it]?|nemo|hugging\s*face",
+    re.IGNORECASE,
+)
+
+
 def neuron_release(image: Mapping[str, Any]) -> tuple[int, ...] | None:
-    """The Neuron SDK release an image names in its description or name, e.g. (2, 26, 0)."""
-    pattern = re.compile(r"Neuron(?:\s+SDK)?(?:\s+[Vv]ersion)?[\s:v]*(\d+)\.(\d+)(?:\.(\d+))?")
+    """The Neuron SDK release an image names in its description or name, e.g. (2, 26, 0), or None.
+
+    Only an explicit SDK release counts (see _NEURON_RELEASE_RE), never a framework's version: in
+    "PyTorch Neuron 1.13, Neuron SDK 2.19.1" the release is 2.19.1, and "PyTorch Neuron 1.13" alone
+    names none. Where a text names several releases, the highest is taken: reading too low a release
+    is the mistake that would let an image that cannot drive Inf1 through.
+    """
+    found: list[tuple[int, ...]] = []
     for text in (str(image.get("Description") or ""), str(image.get("Name") or "")):
-        m = pattern.search(text)
-        if m:
-            return tuple(int(g) for g in m.groups() if g is not None)
-    return None
+        for m in _NEURON_RELEASE_RE.finditer(text):
+            word_before = re.search(r"([\w-]+)\s+$", text[: m.start()])
+            if not m.group("sdk") and word_before and _FRAMEWORK_BEFORE_RE.fullmatch(word_before.group(1)):
+                continue
+            found.append(tuple(int(part) for part in m.group("version").split(".")))
+    return max(found) if found else None
 
 
 def image_date(image: Mapping[str, Any]) -> str | None:
@@ -632,6 +676,27 @@ def _sandbox() -> Any:
     return core
 
 
+def reconcile_sandbox(prov: Ec2Provider | None = None) -> list[str]:
+    """Hosts held by instances the sandbox's EC2 endpoint no longer runs are wiped and freed."""
+    prov = prov or connect(None, sandbox=True)
+    live = {str(i["InstanceId"]) for i in prov.instances({"instance-state-name": list(NOT_GONE_STATES)})}
+    released: list[str] = _sandbox().reconcile(live)
+    if released:
+        ui.step(f"sandbox: freed the host(s) of {', '.join(released)} (no such instance is alive any more)")
+    return released
+
+
+def _check_sandbox_room(spec: UpSpec, plan: InstancePlan) -> None:
+    """Before anything is created: enough free sandbox hosts for the instances this run would launch."""
+    free = _sandbox().free_hosts()
+    if plan.launch > free:
+        total = len(_sandbox().status().get("hosts", []))
+        raise UsageError(
+            f"cluster {spec.name} needs {plan.launch} more sandbox host(s) but {free} of {total} are free",
+            f"run `infprov sandbox up --hosts {total + plan.launch - free}`, or tear another cluster down",
+        )
+
+
 def _api_error(exc: Ec2ApiError, what: str) -> InfprovError:
     if exc.code in ("AuthFailure", "UnauthorizedOperation", "InvalidClientTokenId", "SignatureDoesNotMatch"):
         return InfprovError(f"{what}: EC2 refused the credentials ({exc.code}: {exc.message})",
@@ -663,12 +728,7 @@ def up(
     region = prov.region
     itype = catalog.get(spec.instance_type)
     if spec.sandbox:
-        sandbox_hosts = _sandbox().status().get("hosts", [])
-        if spec.count > len(sandbox_hosts):
-            raise UsageError(
-                f"--count {spec.count} needs {spec.count} sandbox hosts but the sandbox has {len(sandbox_hosts)}",
-                f"run `infprov sandbox up --hosts {spec.count}`",
-            )
+        reconcile_sandbox(prov)
     try:
         with _lock(f"cluster-{region}-{spec.name}", timeouts):
             result = _converge(prov, spec, itype, confirm, timeouts)
@@ -723,6 +783,8 @@ def _converge(
         )
     existing = prov.instances({f"tag:{TAG_CLUSTER}": [spec.name], "instance-state-name": list(LIVE_STATES)})
     plan = plan_instances(existing, spec.name, itype.name, spec.count)
+    if spec.sandbox:
+        _check_sandbox_room(spec, plan)
     vpc_id = prov.default_vpc()
     if vpc_id is None:
         raise InfprovError(
@@ -748,10 +810,14 @@ def _converge(
         _confirm_spend(prov, spec, itype, plan, image, confirm)
 
     tags = cluster_tags(spec.name, spec.tags)
-    if not spec.key_name:
-        with _lock(f"key-{region}", timeouts):
-            ensure_managed_key(prov, region, spec.tags)
-    group_id = ensure_security_group(prov, vpc_id, spec.name, cidr, tags)
+    try:
+        if not spec.key_name:
+            with _lock(f"key-{region}", timeouts):
+                ensure_managed_key(prov, region, spec.tags)
+        group_id = ensure_security_group(prov, vpc_id, spec.name, cidr, tags)
+    except KeyboardInterrupt:
+        ui.warn(f"interrupted while making the key pair and security group: {continue_hint(spec)}")
+        raise
 
     started: list[str] = []
     launched: list[str] = []
@@ -765,6 +831,9 @@ def _converge(
             started = to_start
         if plan.launch and image is not None:
             launched = _launch(prov, spec, itype, image, key_name, group_id, targets, len(existing), tags)
+    except KeyboardInterrupt:
+        ui.warn(f"interrupted while starting or launching instances: {continue_hint(spec)}")
+        raise
     except (InfprovError, Ec2ApiError) as exc:
         err = exc if isinstance(exc, InfprovError) else _api_error(exc, f"launch of cluster {spec.name}")
         hint = f"{err.hint}; then " if err.hint else ""
@@ -878,39 +947,189 @@ def _launch(
     existing: int,
     tags: Mapping[str, str],
 ) -> list[str]:
-    """Launch the shortfall in the first zone that has capacity; quota errors stop at once."""
+    """Launch the shortfall in the first zone that has capacity; quota errors stop at once.
+
+    A zone without capacity answers at once (Ec2Provider.run_instances does not let botocore retry
+    it) and the next zone is tried. Each zone's ClientToken comes from LaunchTokens: the same one for
+    every repeat of an attempt, a new one only once the last is known spent.
+    """
     need = spec.count - existing
+    tokens = LaunchTokens(prov, spec.name, group_id, spec.count, existing)
     tried: list[str] = []
     for zone, subnet in targets:
-        token = client_token(prov.region, spec.name, group_id, spec.count, existing, zone)
-        params = launch_params(
-            image=image,
-            instance_type=itype.name,
-            count=need,
-            key_name=key_name,
-            group_id=group_id,
-            subnet_id=subnet,
-            token=token,
-            tags=tags,
-            disk_gib=spec.disk_gib,
-            spot=spec.spot,
-        )
-        ui.step(f"launching {need} x {itype.name} in {zone}")
-        try:
-            instances = prov.run_instances(**params)
-        except Ec2ApiError as exc:
-            if exc.code in CAPACITY_CODES:
-                ui.warn(f"{zone}: {exc.code}; trying the next zone")
-                tried.append(f"{zone} ({exc.code})")
+        for _ in range(MAX_SPENT_TOKENS_PER_ZONE):
+            token = tokens.token(zone)
+            params = launch_params(
+                image=image,
+                instance_type=itype.name,
+                count=need,
+                key_name=key_name,
+                group_id=group_id,
+                subnet_id=subnet,
+                token=token,
+                tags=tags,
+                disk_gib=spec.disk_gib,
+                spot=spec.spot,
+            )
+            ui.step(f"launching {need} x {itype.name} in {zone}")
+            try:
+                instances = prov.run_instances(**params)
+            except Ec2ApiError as exc:
+                if exc.code in CAPACITY_CODES:
+                    ui.warn(f"{zone}: {exc.code}; trying the next zone")
+                    tried.append(f"{zone} ({exc.code})")
+                    break
+                if exc.code == "IdempotentParameterMismatch" and not tokens.held_alive(token):
+                    ui.warn(f"{zone}: the launch token was used before, with other settings, by instances that "
+                            "have ended; launching with a new one")
+                    tokens.spent(zone, token)
+                    continue
+                raise _launch_error(exc, spec, itype, need, prov.region) from None
+            ids = [str(i["InstanceId"]) for i in instances]
+            ended = [str(i["InstanceId"]) for i in instances if i.get("State", {}).get("Name") in ENDED_STATES]
+            if ended and len(ended) == len(instances):
+                ui.warn(f"{zone}: EC2 answered with {', '.join(ended)}, launched earlier with this token and "
+                        "ended since; launching with a new one")
+                tokens.spent(zone, token)
                 continue
-            raise _launch_error(exc, spec, itype, need, prov.region) from None
-        ids = [str(i["InstanceId"]) for i in instances]
-        ui.ok(f"launched {', '.join(ids)} in {zone}")
-        return ids
+            if ended:
+                raise InfprovError(
+                    f"EC2 answered the launch with instances of an earlier launch of cluster {spec.name}, "
+                    f"some ended ({', '.join(ended)}), some not ({', '.join(i for i in ids if i not in ended)})",
+                    "the next run counts the live ones and launches only the rest",
+                )
+            ui.ok(f"launched {', '.join(ids)} in {zone}")
+            return ids
+        else:
+            raise InfprovError(
+                f"EC2 kept answering the launch in {zone} with ended instances "
+                f"({MAX_SPENT_TOKENS_PER_ZONE} launch tokens in a row)",
+                "rerun with --debug and report it; `infprov teardown` and `up` again starts the cluster afresh",
+            )
     raise InfprovError(
         f"no capacity for {need} x {itype.name} in any zone of {prov.region}: tried {', '.join(tried)}",
         "try again later, another --region, or a smaller --count",
     )
+
+
+ENDED_STATES = ("shutting-down", "terminated")
+MAX_SPENT_TOKENS_PER_ZONE = 5
+
+
+class LaunchTokens:
+    """The ClientTokens of one launch of a cluster, and when a new one is due.
+
+    Why a token: EC2 carries out a RunInstances call whose ClientToken it has seen before only once,
+    and answers every repeat with the instances the first call launched. So a call that is repeated
+    (botocore's or infprov's retry, `up` run again after a crash or Ctrl-C between sending the call
+    and recording its answer, or the same `up` on another machine at the same time) never launches a
+    second set.
+
+    Why not one token per launch step for ever (infprov's first design: a hash of cluster, security
+    group, target count, instances already there, zone): EC2 keeps a token for at least 24 h after
+    the instances it launched terminate. After a spot interruption or a manual terminate, the next
+    `up` is the same step again, sends the same token, gets the dead instances back (or, if a setting
+    changed since, IdempotentParameterMismatch), and every retry fails alike.
+
+    The rule here: each step has a sequence of tokens, attempt 0, 1, 2, ... (client_token), and
+    local state (INFPROV_HOME/launch/REGION-CLUSTER.json, 0600, written atomically) keeps the
+    attempt each step has reached. The attempt moves on only when its token is known spent, that
+    is, when it can never again launch anything:
+      - the cluster's instances that hold it are all terminated or shutting-down, and none that is
+        alive holds it (DescribeInstances, which shows ended instances for about an hour);
+      - RunInstances answers with instances that have all ended (EC2 repeating an old answer);
+      - RunInstances refuses it with IdempotentParameterMismatch and no live instance holds it (the
+        instances it launched have ended and a setting changed since).
+    Nothing else moves it: a capacity error, throttling, a timeout, a lost answer, an interrupted or
+    crashed run all keep the attempt, so every repeat of an attempt sends the same token and EC2
+    answers with what the first call launched, if it launched anything. A spent token holds nothing
+    alive, so leaving it behind never leaves a live set behind that the new token would double.
+
+    Why numbered attempts and not a random nonce: a random nonce lives in this machine's state only;
+    another machine, or this one after INFPROV_HOME was lost, would send another token for the same
+    step and launch a second set beside the first. Numbered attempts are the same everywhere: state
+    that is behind walks the same sequence, skipping tokens seen spent (through DescribeInstances, or
+    EC2's answer), and arrives at the token the others send. The state saves those round trips, and
+    remembers spent tokens after DescribeInstances has forgotten their instances. Attempt 0 is the
+    token earlier infprov versions sent, so a launch they left half-done is still recognised.
+
+    Left open: a token whose instances are alive but not yet visible to DescribeInstances (eventual
+    consistency, seconds after a launch) and that EC2 refuses as a mismatch would be taken as spent.
+    That needs a second `up` of the same cluster with other settings within seconds of the first,
+    from another machine (on this one the cluster lock makes runs take turns).
+    """
+
+    def __init__(self, prov: Ec2Provider, cluster: str, group_id: str, count: int, existing: int) -> None:
+        self.prov = prov
+        self.region = prov.region
+        self.cluster = cluster
+        self.group_id = group_id
+        self.count = count
+        self.existing = existing
+        folder = paths.private_dir(paths.home() / "launch", role="launch tokens folder")
+        self.path = folder / f"{self.region}-{cluster}.json"
+        self.attempts = self._load()
+        self.live: set[str] = set()
+        self.ended: set[str] = set()
+        self._look()
+
+    def token(self, zone: str) -> str:
+        """The token to send for this zone now: the step's attempt, past every token seen spent."""
+        step = self._step(zone)
+        start = attempt = self.attempts.get(step, 0)
+        while self._token(zone, attempt) in self.ended and self._token(zone, attempt) not in self.live:
+            attempt += 1
+        if attempt != start:
+            self._save(step, attempt)
+        return self._token(zone, attempt)
+
+    def spent(self, zone: str, token: str) -> None:
+        """EC2 showed that token can launch nothing any more: the zone's next attempt is due."""
+        self.ended.add(token)
+        self.live.discard(token)
+        step = self._step(zone)
+        attempt = self.attempts.get(step, 0)
+        if self._token(zone, attempt) == token:
+            self._save(step, attempt + 1)
+
+    def held_alive(self, token: str) -> bool:
+        """Whether an instance that is not ending holds this token (looked up afresh)."""
+        self._look()
+        return token in self.live
+
+    def _step(self, zone: str) -> str:
+        return f"{self.count}|{self.existing}|{zone}"
+
+    def _token(self, zone: str, attempt: int) -> str:
+        return client_token(self.region, self.cluster, self.group_id, self.count, self.existing, zone, attempt)
+
+    def _look(self) -> None:
+        self.live.clear()
+        self.ended.clear()
+        for inst in self.prov.instances({f"tag:{TAG_CLUSTER}": [self.cluster]}):
+            token = inst.get("ClientToken")
+            if token:
+                (self.ended if inst.get("State", {}).get("Name") in ENDED_STATES else self.live).add(str(token))
+
+    def _load(self) -> dict[str, int]:
+        if not self.path.exists():
+            return {}
+        paths.check_private_file(self.path, role="launch token state")
+        try:
+            doc = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            doc = None
+        if not isinstance(doc, dict) or not isinstance(doc.get("attempts"), dict):
+            ui.warn(f"{self.path} is not valid launch token state; starting over (the tokens are derived anew)")
+            return {}
+        if doc.get("group_id") != self.group_id:  # the cluster was made again: its tokens are all new
+            return {}
+        return {str(k): v for k, v in doc["attempts"].items() if isinstance(v, int) and v >= 0}
+
+    def _save(self, step: str, attempt: int) -> None:
+        self.attempts[step] = attempt
+        doc = {"region": self.region, "cluster": self.cluster, "group_id": self.group_id, "attempts": self.attempts}
+        paths.write_private(self.path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
 def _launch_error(exc: Ec2ApiError, spec: UpSpec, itype: catalog.InstanceType, need: int, region: str) -> InfprovError:
@@ -926,10 +1145,12 @@ def _launch_error(exc: Ec2ApiError, spec: UpSpec, itype: catalog.InstanceType, n
             f"spot request refused in {region}: {exc.message}",
             "raise the EC2 quota 'All Inf Spot Instance Requests' in Service Quotas, or drop --spot",
         )
-    if exc.code == "IdempotentParameterMismatch":
+    if exc.code == "IdempotentParameterMismatch":  # reached only while a live instance holds the token
         return InfprovError(
-            f"an earlier `up` of cluster {spec.name} used the same launch token with other settings",
-            f"keep the earlier settings, or `infprov teardown --name {spec.name}` and run up again",
+            f"an earlier `up` of cluster {spec.name}, whose instances are still alive, used the same launch "
+            "token with other settings",
+            f"run `infprov up` again with the earlier settings (it finds those instances), or "
+            f"`infprov teardown --name {spec.name}` and run up again",
         )
     if exc.code.startswith("InvalidAMIID"):
         return InfprovError(f"the AMI cannot be launched in {region}: {exc.message}", "pin another with --ami")
@@ -954,7 +1175,7 @@ def ensure_managed_key(prov: Ec2Provider, region: str, user_tags: Sequence[tuple
     remote = prov.key_pair(name)
     if remote is not None:
         if local.exists():
-            return local
+            return paths.check_private_file(local, role="infprov's private key")
         if tag_map(remote).get(TAG_MANAGED) != "true":
             raise InfprovError(
                 f"a key pair named {name} exists in {region} that infprov did not make",
@@ -989,14 +1210,7 @@ def _write_new_key(path: Path) -> None:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
     )
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, pem)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    paths.write_private(path, pem)
 
 
 def _public_openssh(private_key: Path) -> bytes:
@@ -1016,7 +1230,7 @@ def user_key_file(key_name: str) -> Path | None:
         home / key_name,
     ):
         if candidate.is_file():
-            return candidate
+            return paths.check_private_file(candidate, role=f"private key of key pair {key_name}")
     return None
 
 
@@ -1215,6 +1429,9 @@ def wait_for_ssh(
                 ssh_login(host, expected=expected.get(host.instance_id) or None)
             except HostKeyChanged as exc:
                 return exc  # waiting will not change a host key
+            if console is not None and not expected.get(host.instance_id):
+                ui.warn(f"{host.address}: its console output shows no SSH host key fingerprints yet, so the key "
+                        "it presented was pinned unchecked (trust on first use); later logins must match it")
             pending.remove(host)
         return not pending
 
@@ -1465,6 +1682,8 @@ def teardown(
     timeouts = timeouts or DEFAULT_TIMEOUTS
     prov = provider or connect(region, sandbox)
     scope = "all clusters" if cluster is None else f"cluster {cluster}"
+    if sandbox:
+        reconcile_sandbox(prov)
     try:
         with contextlib.ExitStack() as stack:
             if cluster is not None:
@@ -1630,8 +1849,7 @@ def _lock(name: str, timeouts: Timeouts) -> Iterator[None]:
     It makes two `up` of one cluster on this machine take turns: the second finds the first's
     instances. Across machines the launch token plays that part.
     """
-    folder = paths.home() / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = paths.private_dir(paths.home() / "locks", role="locks folder")
     fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import boto3
@@ -21,15 +23,49 @@ RETRY_CONFIG = botocore.config.Config(
     read_timeout=60,
 )
 
+# RunInstances goes through a client of its own that botocore never retries. EC2 answers a full zone
+# (InsufficientInstanceCapacity) with HTTP 500, and botocore's standard mode retries every 500:
+# botocore 1.43.11, botocore/retries/standard.py, TransientRetryableChecker._TRANSIENT_STATUS_CODES =
+# [500, 502, 503, 504] (the legacy mode likewise: botocore/data/_retry.json, "general_server_error":
+# http_status_code 500). RETRY_CONFIG's max_attempts 8 counts retries (botocore/config.py; args.py
+# turns it into total_max_attempts 9), so that is 8 backed-off retries, up to a minute and more, of a
+# zone that has no capacity before infprov may try the next one. Hence total_max_attempts 1 (one
+# request, no retry; "max_attempts": 1 would still retry once). Ec2Provider.run_instances retries by
+# itself what is worth retrying (throttling, other 5xx, a lost connection) and hands capacity errors
+# back at once; a retry resends the same ClientToken, so it can never launch twice.
+LAUNCH_CONFIG = RETRY_CONFIG.merge(botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}))
+LAUNCH_RETRY_DELAYS = (1.0, 2.0, 4.0)  # seconds before the 2nd, 3rd and 4th attempt (times a jitter)
+# EC2's own throttling code (RequestLimitExceeded) and the generic ones botocore treats as throttling
+# or transient (botocore/retries/standard.py: ThrottledRetryableChecker, TransientRetryableChecker).
+LAUNCH_RETRY_CODES = frozenset({
+    "RequestLimitExceeded", "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
+    "RequestThrottledException", "EC2ThrottledException", "TooManyRequestsException", "RequestTimeout",
+    "RequestTimeoutException", "PriorRequestNotComplete", "InternalError", "InternalFailure",
+    "ServerInternal", "ServiceUnavailable", "Unavailable",
+})
+# Images per DescribeImages page: AWS recommends paginated DescribeImages calls, since unpaginated
+# ones are prone to throttling and timeouts; 200 is within any page size EC2's describe calls take.
+IMAGE_PAGE_SIZE = 200
+
 
 class Ec2ApiError(Exception):
     """An EC2 API error, reduced to its code and message so callers never import botocore."""
 
-    def __init__(self, operation: str, code: str, message: str) -> None:
+    def __init__(self, operation: str, code: str, message: str, status: int = 0) -> None:
         super().__init__(f"{operation}: {code}: {message}")
         self.operation = operation
         self.code = code
         self.message = message
+        self.status = status  # the HTTP status EC2 answered with, 0 if unknown
+
+
+def launch_retryable(code: str, status: int) -> bool:
+    """Whether infprov itself retries a RunInstances error: throttling and passing server trouble, yes;
+    a zone without capacity (InsufficientInstanceCapacity and kin, HTTP 500 too), never: that one moves
+    to the next zone at once."""
+    if code.startswith("Insufficient"):
+        return False
+    return code in LAUNCH_RETRY_CODES or status in (502, 503, 504)
 
 
 def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
@@ -58,13 +94,17 @@ class Ec2Provider:
         secret_key: str | None = None,
     ) -> None:
         self.region = region
-        kwargs: dict[str, Any] = {"region_name": region, "config": RETRY_CONFIG}
+        kwargs: dict[str, Any] = {"region_name": region}
         if endpoint_url:
             kwargs["endpoint_url"] = endpoint_url
         if access_key and secret_key:
             kwargs["aws_access_key_id"] = access_key
             kwargs["aws_secret_access_key"] = secret_key
-        self.client: Any = boto3.session.Session().client("ec2", **kwargs)
+        session = boto3.session.Session()
+        self.client: Any = session.client("ec2", config=RETRY_CONFIG, **kwargs)
+        # RunInstances only: no botocore retries (see LAUNCH_CONFIG); run_instances retries itself.
+        self.launch_client: Any = session.client("ec2", config=LAUNCH_CONFIG, **kwargs)
+        self.sleep: Callable[[float], None] = time.sleep
 
     @property
     def endpoint(self) -> str:
@@ -73,28 +113,44 @@ class Ec2Provider:
     # ------------------------------------------------------------ the one call path
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
-        method = getattr(self.client, operation)
+        return self._invoke(self.client, operation, params)
+
+    def _invoke(
+        self,
+        client: Any,
+        operation: str,
+        params: Mapping[str, Any],
+        passthrough: tuple[type[BaseException], ...] = (),
+    ) -> dict[str, Any]:
+        """One call; errors become Ec2ApiError or a one-line InfprovError, except those in passthrough."""
+        method = getattr(client, operation)
         try:
             result: dict[str, Any] = method(**params)
             return result
+        except passthrough:
+            raise
         except botocore.exceptions.ClientError as exc:
             err = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
             raise Ec2ApiError(
-                operation, str(err.get("Code", "Unknown")), str(err.get("Message", exc))
+                operation, str(err.get("Code", "Unknown")), str(err.get("Message", exc)), int(status)
             ) from None
-        except botocore.exceptions.NoCredentialsError:
-            raise InfprovError(
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._boto_error(operation, exc) from None
+
+    def _boto_error(self, operation: str, exc: botocore.exceptions.BotoCoreError) -> InfprovError:
+        if isinstance(exc, botocore.exceptions.NoCredentialsError):
+            return InfprovError(
                 "no AWS credentials found",
                 "run `aws configure`, set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
                 "or use --sandbox",
-            ) from None
-        except botocore.exceptions.EndpointConnectionError as exc:
-            raise InfprovError(
+            )
+        if isinstance(exc, botocore.exceptions.EndpointConnectionError):
+            return InfprovError(
                 f"cannot reach the EC2 API at {exc.kwargs.get('endpoint_url', self.endpoint)}",
                 "check the network, AWS_ENDPOINT_URL and --region",
-            ) from None
-        except botocore.exceptions.BotoCoreError as exc:
-            raise InfprovError(f"EC2 {operation} failed: {exc}", "rerun with --debug for details") from None
+            )
+        return InfprovError(f"EC2 {operation} failed: {exc}", "rerun with --debug for details")
 
     def _pages(self, operation: str, key: str, **params: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -136,18 +192,30 @@ class Ec2Provider:
     # ------------------------------------------------------------ images
 
     def find_images(self, owners: Sequence[str], name_patterns: Sequence[str]) -> list[dict[str, Any]]:
-        return self._call(
+        """Every available image of these owners whose name matches, deprecated ones included.
+
+        AWS deprecates a DLAMI some time after its release, and DescribeImages leaves deprecated images
+        out unless IncludeDeprecated is set; the last DLAMIs that drive Inf1 (release 2.26.0 and
+        before) are exactly the ones that get deprecated. Deprecated images still launch. The call is
+        paginated (MaxResults/NextToken): botocore 1.43.11, botocore/data/ec2/2016-11-15/service-2.json
+        gives DescribeImagesRequest IncludeDeprecated, MaxResults and NextToken, and
+        paginators-1.json lists DescribeImages (NextToken -> NextToken, limit MaxResults, Images).
+        """
+        return self._pages(
             "describe_images",
+            "Images",
             Owners=list(owners),
+            IncludeDeprecated=True,
+            MaxResults=IMAGE_PAGE_SIZE,
             Filters=[
                 {"Name": "name", "Values": list(name_patterns)},
                 {"Name": "state", "Values": ["available"]},
             ],
-        )["Images"]
+        )
 
     def image(self, image_id: str) -> dict[str, Any] | None:
         try:
-            images = self._call("describe_images", ImageIds=[image_id])["Images"]
+            images = self._call("describe_images", ImageIds=[image_id], IncludeDeprecated=True)["Images"]
         except Ec2ApiError as exc:
             if exc.code.startswith(("InvalidAMIID", "InvalidImage")):
                 return None
@@ -165,7 +233,25 @@ class Ec2Provider:
         return [i for r in reservations for i in r.get("Instances", [])]
 
     def run_instances(self, **params: Any) -> list[dict[str, Any]]:
-        return list(self._call("run_instances", **params)["Instances"])
+        """RunInstances through the client botocore never retries; throttling and passing server or
+        connection trouble are retried here (LAUNCH_RETRY_DELAYS), a full zone is answered at once.
+
+        Every attempt sends the same parameters, ClientToken included, so EC2 answers a repeat of a
+        request that did launch (the answer was lost, say) with the same instances.
+        """
+        transient = (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)
+        delays = list(LAUNCH_RETRY_DELAYS)
+        while True:
+            try:
+                return list(self._invoke(self.launch_client, "run_instances", params, transient)["Instances"])
+            except Ec2ApiError as exc:
+                if not delays or not launch_retryable(exc.code, exc.status):
+                    raise
+            except transient as exc:
+                # a certificate problem does not heal by waiting
+                if not delays or isinstance(exc, botocore.exceptions.SSLError):
+                    raise self._boto_error("run_instances", exc) from None
+            self.sleep(delays.pop(0) * random.uniform(0.5, 1.0))
 
     def console_output(self, instance_id: str) -> str:
         """The instance's console text (cloud-init prints the SSH host key fingerprints there), or ""."""

@@ -1,16 +1,80 @@
-"""Where infprov keeps its state (INFPROV_HOME) and its caches."""
+"""Where infprov keeps its state (INFPROV_HOME), private whatever the umask, and trusted only if it is ours."""
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+
+from provision.errors import InfprovError
+
+
+def _refuse(path: Path, what: str, fix: str) -> InfprovError:
+    return InfprovError(f"{path} {what}", fix)
+
+
+def private_dir(path: Path, *, role: str) -> Path:
+    """Make path a folder of mode 0700 if it is missing; refuse one another user could have planted into.
+
+    As ssh does with ~/.ssh: the folder must be a real folder (not a link), owned by this user, and not
+    writable by group or others, or a key or inventory found there may not be the user's own.
+    """
+    try:
+        made = False
+        if not os.path.lexists(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.mkdir(mode=0o700)
+                made = True
+            except FileExistsError:
+                pass
+        st = os.lstat(path)
+        if made:
+            os.chmod(path, 0o700)  # mkdir's mode is masked by the umask; this is not
+            st = os.lstat(path)
+    except NotADirectoryError:
+        raise _refuse(path, f"({role}) cannot be made: a file stands where a folder should be",
+                      "move that file away or set INFPROV_HOME to another folder") from None
+    except OSError as exc:
+        raise _refuse(path, f"({role}) cannot be made: {exc.strerror}",
+                      "set INFPROV_HOME to a folder you own") from None
+    if stat.S_ISLNK(st.st_mode) and role != "INFPROV_HOME":
+        raise _refuse(path, f"({role}) is a symbolic link", f"make it a real folder: rm {path} && mkdir -m 700 {path}")
+    if stat.S_ISLNK(st.st_mode):
+        st = os.stat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise _refuse(path, f"({role}) is not a folder", "move it away or set INFPROV_HOME to another folder")
+    _check_owner_and_mode(path, st, role, writable_only=True)
+    return path
+
+
+def check_private_file(path: Path, *, role: str) -> Path:
+    """A key or state file must be ours and readable by nobody else (ssh's rule for private keys)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise _refuse(path, f"({role}) cannot be read: {exc.strerror}", "check the path") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _refuse(path, f"({role}) is not a regular file", "put the private key file there")
+    _check_owner_and_mode(path, st, role, writable_only=False)
+    return path
+
+
+def _check_owner_and_mode(path: Path, st: os.stat_result, role: str, *, writable_only: bool) -> None:
+    if st.st_uid != os.geteuid():
+        raise _refuse(path, f"({role}) belongs to another user (uid {st.st_uid})",
+                      "infprov uses only state you own: remove it, or set INFPROV_HOME to a folder of yours")
+    loose = 0o022 if writable_only else 0o077
+    if st.st_mode & loose:
+        kind = "writable by other users" if writable_only else "readable or writable by other users"
+        mode = "700" if writable_only else "600"
+        raise _refuse(path, f"({role}) is {kind} (mode {stat.S_IMODE(st.st_mode):04o})",
+                      f"chmod {mode} {path}, and check nothing in it was put there by someone else")
 
 
 def home() -> Path:
-    """INFPROV_HOME, default ~/.infprov; created on first use."""
-    path = Path(os.environ.get("INFPROV_HOME") or Path.home() / ".infprov")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """INFPROV_HOME, default ~/.infprov: created 0700 on first use, refused if another user could write it."""
+    return private_dir(Path(os.environ.get("INFPROV_HOME") or Path.home() / ".infprov"), role="INFPROV_HOME")
 
 
 def inventory_file(override: str | os.PathLike[str] | None = None) -> Path:
@@ -18,9 +82,7 @@ def inventory_file(override: str | os.PathLike[str] | None = None) -> Path:
 
 
 def keys_dir() -> Path:
-    path = home() / "keys"
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
+    return private_dir(home() / "keys", role="keys folder")
 
 
 def known_hosts() -> Path:
@@ -28,6 +90,16 @@ def known_hosts() -> Path:
 
 
 def runs_dir() -> Path:
-    path = home() / "runs"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return private_dir(home() / "runs", role="runs folder")
+
+
+def write_private(path: Path, data: bytes | str) -> None:
+    """Write a file of mode 0600 atomically (a temporary file beside it, then a rename)."""
+    raw = data.encode() if isinstance(data, str) else data
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(raw)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -42,7 +42,8 @@ class HostReady:
 
     @property
     def endpoint(self) -> str:
-        return f"http://{self.address}:{PORT}"
+        """Where Triton listens: the host's loopback (server.yml publishes nothing on the network)."""
+        return f"http://127.0.0.1:{PORT} on {self.address}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"instance_id": self.instance_id, "address": self.address, "endpoint": self.endpoint,
@@ -132,4 +133,5 @@ def ssh_argv(host: Any, known_hosts: Path) -> list[str]:
             "-p", str(host.port)]
     if host.key_file:
         argv += ["-i", str(host.key_file), "-o", "IdentitiesOnly=yes"]
-    return [*argv, f"{host.user}@{host.address}"]
+    # `-l` and `--`: neither the user nor the address can ever be read as an ssh option
+    return [*argv, "-l", str(host.user), "--", str(host.address)]

@@ -7,12 +7,20 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 # Progress and messages go to stderr so stdout holds only the result (and only JSON with --json).
 # Piped output (CI logs, files) gets a wide fixed width rather than rich's 80 columns, so tables keep
 # their columns whole.
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+# Markup and emoji codes are off: everything printed holds user or host data (names, tags, log lines),
+# and `[/x]` or `:x:` in it must show as written, never be parsed. Styling is done with Text spans.
+err = Console(stderr=True, highlight=False, markup=False, emoji=False, width=None if sys.stderr.isatty() else 160)
+out = Console(highlight=False, markup=False, emoji=False, width=None if sys.stdout.isatty() else 160)
+
+
+def styled(label: str, style: str, message: str) -> Text:
+    """`label message` with only the label styled; the message is shown literally."""
+    return Text.assemble((label, style), " ", message)
 
 
 def emit_json(doc: Any) -> None:
@@ -22,12 +30,12 @@ def emit_json(doc: Any) -> None:
 
 
 def step(message: str) -> None:
-    err.print(f"[bold cyan]>[/] {message}")
+    err.print(styled(">", "bold cyan", message))
 
 
 def ok(message: str) -> None:
-    err.print(f"[green]ok[/] {message}")
+    err.print(styled("ok", "green", message))
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {message}")
+    err.print(styled("warning:", "yellow", message))

@@ -47,6 +47,7 @@ def sandbox_hosts() -> Iterator[list[dict[str, Any]]]:
     from provision.sandbox import core
 
     status = core.up(SANDBOX_HOSTS)
+    _SEAL_AT_START.update(status["seal"])
     urllib.request.urlopen(urllib.request.Request(f"{status['ec2_endpoint']}/moto-api/reset", method="POST"),
                            timeout=10).close()
     for instance_id in list(core._read_state().get("assignments", {})):
@@ -82,3 +83,34 @@ def cluster_home(_shared_home: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     shared, and so is the region's key pair whose private key lives in INFPROV_HOME/keys."""
     monkeypatch.setenv("INFPROV_HOME", str(_shared_home))
     return _shared_home
+
+
+# ---------------------------------------------------------------- the seal's counter (issue 16)
+# The machine drops whatever a test sandbox host sends beyond the sandbox subnet and counts it; no
+# test sends anything out, so the count must not move during a run. Reported at the end of the run
+# (when the sandbox was used); a run whose tests passed fails if it moved.
+_SEAL_AT_START: dict[str, Any] = {}
+_SEAL_REPORT: list[str] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if "chain" not in _SEAL_AT_START:
+        return
+    from provision.sandbox import core
+
+    now = core.seal_status()
+    start = _SEAL_AT_START.get("dropped_packets") or 0
+    moved = None if now["dropped_packets"] is None else now["dropped_packets"] - start
+    if not now["rule"]:
+        _SEAL_REPORT.append(f"sandbox seal: the drop rule (iptables chain {now['chain']}) is MISSING")
+    else:
+        _SEAL_REPORT.append(f"sandbox seal: iptables chain {now['chain']} dropped {moved} packet(s) during this "
+                            f"run, {now['dropped_packets']} since the sandbox was sealed")
+    if (moved or not now["rule"]) and session.exitstatus == 0:
+        _SEAL_REPORT.append("sandbox seal: something tried to leave the sandbox (or the rule is gone): failing the run")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in _SEAL_REPORT:
+        terminalreporter.write_line(line)

@@ -125,7 +125,8 @@ def _fail(prov: Ec2Provider, operation: str, code: str, when: Callable[[dict[str
             return Http(), {"Error": {"Code": code, "Message": f"injected {code}"}}
         return None
 
-    prov.client.meta.events.register(f"before-call.ec2.{operation}", hook)
+    for client in (prov.client, prov.launch_client):  # RunInstances goes through a client of its own
+        client.meta.events.register(f"before-call.ec2.{operation}", hook)
     return calls
 
 
@@ -289,6 +290,19 @@ def test_spot_launch_is_marked_spot(prov: Ec2Provider) -> None:
     (inst,) = _live(prov, "cheap")
     assert inst.get("InstanceLifecycle") == "spot"
     assert cloud.status(provider=prov).clusters[0].instances[0].spot
+
+
+def test_up_after_a_spot_interruption_launches_with_a_new_token(prov: Ec2Provider, infprov_home: Path) -> None:
+    """EC2 keeps a launch token for 24 h after its instances end; the same token would bring the dead
+    instance back (moto does not keep tokens: tests/test_cloud_launch.py covers EC2's answer)."""
+    calls = _fail(prov, "RunInstances", "never", when=lambda p: False)  # records the calls only
+    first = _up(prov, name="spot", spot=True)
+    prov.terminate_instances(list(first.launched))  # the spot instance is interrupted
+    again = _up(prov, name="spot", spot=True)
+    assert len(again.launched) == 1 and again.launched != first.launched and not again.reused
+    assert len(calls) == 2 and calls[0]["ClientToken"] != calls[1]["ClientToken"]
+    assert [i["InstanceId"] for i in _live(prov, "spot")] == list(again.launched)
+    assert (infprov_home / "launch" / f"{REGION}-spot.json").exists()
 
 
 # ---------------------------------------------------------------- zones and quotas
@@ -559,6 +573,15 @@ class FakeCore:
         self.released.append(instance_id)
         self.assigned.pop(instance_id, None)
 
+    def free_hosts(self) -> int:
+        return sum(1 for h in self.hosts if h not in self.assigned.values())
+
+    def reconcile(self, live: set[str]) -> list[str]:
+        stale = [i for i in self.assigned if i not in live]
+        for instance_id in stale:
+            self.release_host(instance_id)
+        return stale
+
 
 def _sandbox_host(name: str, address: str, port: int, key_file: str, devices: int = 4) -> dict[str, Any]:
     return {"name": name, "address": address, "port": port, "user": "ubuntu", "key_file": key_file,
@@ -600,10 +623,22 @@ def test_sandbox_maps_instances_to_hosts_and_teardown_releases_them(
     assert by_address["10.237.0.12"]["neuron_devices"] == 1 and by_address["10.237.0.12"]["neuron_cores"] == 4
     assert {h.key_file for h in no_ssh.hosts} == {key}
 
+    # a second cluster when no host is free: refused before anything is made for it
+    r = _cli(["up", "--skip-server", "--type", "inf1.xlarge", "--name", "second", "--sandbox", "--yes"])
+    assert r.exit_code == 2 and "0 of 2 are free" in r.stderr, r.output
+    made = prov.client.describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": [cloud.security_group_name("second")]}])
+    assert made["SecurityGroups"] == []
+    assert prov.instances({f"tag:{cloud.TAG_CLUSTER}": ["second"]}) == []
+
+    # a host still held by an instance the endpoint no longer has (a teardown cut short) is freed
+    core.assigned["i-00000000gone00000"] = core.hosts[0]
     r = _cli(["teardown", "--sandbox", "--yes", "--json"])
     assert r.exit_code == 0, r.output
-    assert sorted(core.released) == sorted(h["instance_id"] for h in doc["hosts"])
-    assert _managed_everything(prov) == []
+    assert "i-00000000gone00000" in core.released
+    assert sorted(i for i in core.released if i != "i-00000000gone00000") == sorted(
+        h["instance_id"] for h in doc["hosts"])
+    assert _managed_everything(prov) == [] and core.assigned == {}
 
 
 def test_sandbox_ssh_wait_is_real_against_a_loopback_sshd(

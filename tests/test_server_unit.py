@@ -64,8 +64,10 @@ def test_docker_run_per_instance_type(instance_type: str) -> None:
     devices = " ".join(f"--device /dev/neuron{i}" for i in range(chips))
     assert args == (
         f"{devices} -v /home/ubuntu/python_backend:/home/ubuntu/python_backend -v /lib/udev:/mylib/udev "
-        "--shm-size=1g --ulimit memlock=-1 --ulimit stack=67108864 -p 8000:8000 -p 8001:8001 -p 8002:8002 "
+        "--shm-size=1g --ulimit memlock=-1 --ulimit stack=67108864 "
+        "-p 127.0.0.1:8000:8000 -p 127.0.0.1:8001:8001 -p 127.0.0.1:8002:8002 "
         f"-e MODEL_NAME=rn50-{cores}neuroncores-default -e NEURON_CORE_RANGE=0:{cores - 1} "
+        f"-e NEURON_RT_VISIBLE_CORES=0-{cores - 1} -e MAX_BATCH_SIZE=64 "
         "-e PYTHON_BACKEND_PATH=/home/ubuntu/python_backend "
         "nvcr.io/nvidia/tritonserver:22.04-py3 bash /home/ubuntu/python_backend/infprov/start.sh"
     )
@@ -96,7 +98,8 @@ def test_no_em_dash_or_non_ascii_in_what_runs_on_hosts() -> None:
 def test_start_script_generates_the_model_as_facts_say() -> None:
     start = (PLAYBOOKS / "files" / "inf1" / "start.sh").read_text()
     assert 'gen_triton_model.py" --model_type tensorflow' in start
-    assert "--triton_input input,FP32,-1x224x224x3 --triton_output output,FP32,-1x1000" in start
+    assert "--triton_input input,FP32,224x224x3 --triton_output output,FP32,1000" in start
+    assert '--max_batch_size "$max_batch"' in start
     assert '--neuron_core_range "$cores"' in start
     assert 'source "$pb/inferentia/scripts/setup.sh" -t' in start
     assert 'exec tritonserver --model-repository "$pb/models"' in start
@@ -108,11 +111,11 @@ SETUP = PLAYBOOKS / "files" / "setup.sh"
 def test_patched_setup_carries_the_seed_changes() -> None:
     text = SETUP.read_text()
     for tag in ("TRITON_BACKEND_REPO_TAG", "TRITON_COMMON_REPO_TAG", "TRITON_CORE_REPO_TAG"):
-        assert f"-D {tag}=r22.04" in text
+        assert f'-D {tag}="$pin_TRITON_REPO_TAG"' in text  # r22.04, from pins.env (tests/test_inf1_path.py)
     assert "apt-get install -y" in text and "DEBIAN_FRONTEND=noninteractive" in text
     assert "rapidjson-dev zlib1g-dev libarchive-dev" in text
-    assert "pip3 install --upgrade cmake" in text
-    assert '"protobuf<4"' in text
+    assert 'pip3 install --upgrade "$pin_CMAKE_PIP_SPEC"' in text
+    assert '"$pin_PROTOBUF_SPEC"' in text  # protobuf<4, from pins.env
     assert "--tensorflow-version) tf_version=$2" in text
     assert 'eval set -- "$opts"' in text  # getopt's output is what gets parsed
 

@@ -25,7 +25,7 @@ def _up(*extra: str) -> Any:
     return runner.invoke(app, argv)
 
 
-def _docker_inspect(host: dict[str, Any]) -> dict[str, Any]:
+def _on_host(host: dict[str, Any], command: str) -> str:
     from inventory import store
     from playbooks.connection import SshConnection
     from provision import paths
@@ -35,11 +35,15 @@ def _docker_inspect(host: dict[str, Any]) -> dict[str, Any]:
     assert found is not None
     conn = SshConnection(found, paths.known_hosts())
     try:
-        res = conn.run("docker inspect infprov-triton")
+        res = conn.run(command)
     finally:
         conn.close()
     assert res.exit_code == 0, res.err
-    doc: dict[str, Any] = json.loads(res.out)[0]
+    return res.out
+
+
+def _docker_inspect(host: dict[str, Any]) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(_on_host(host, "docker inspect infprov-triton"))[0]
     return doc
 
 
@@ -50,11 +54,12 @@ def test_up_serves_then_changes_nothing_then_teardown(sandbox_hosts: list[dict[s
     assert doc["server"]["ok"] is True
     [host] = doc["server"]["hosts"]
     assert host["model"] == MODEL and host["ready"] is True and host["changed"] > 0
-    base = f"http://{host['address']}:8000"
-    with urllib.request.urlopen(f"{base}/v2/models/{MODEL}/ready", timeout=5) as resp:
-        assert resp.status == 200
-    with urllib.request.urlopen(f"{base}/v2/models/{MODEL}", timeout=5) as resp:
-        meta = json.load(resp)
+    # Triton listens on the host's loopback only: reached over SSH, never from the network
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://{host['address']}:8000/v2/health/ready", timeout=5)
+    assert _on_host(host, f"curl -sf -o /dev/null -w '%{{http_code}}' http://127.0.0.1:8000/v2/models/{MODEL}/ready") \
+        == "200"
+    meta = json.loads(_on_host(host, f"curl -sf http://127.0.0.1:8000/v2/models/{MODEL}"))
     assert meta["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 224, 224, 3]}]
     assert meta["outputs"] == [{"name": "output", "datatype": "FP32", "shape": [-1, 1000]}]
 
@@ -68,7 +73,11 @@ def test_up_serves_then_changes_nothing_then_teardown(sandbox_hosts: list[dict[s
     assert "memlock" in ulimits
     assert sorted(hc["Binds"]) == ["/home/ubuntu/python_backend:/home/ubuntu/python_backend", "/lib/udev:/mylib/udev"]
     assert sorted(hc["PortBindings"]) == ["8000/tcp", "8001/tcp", "8002/tcp"]
+    assert {b["HostIp"] for binds in hc["PortBindings"].values() for b in binds} == {"127.0.0.1"}
     assert inspect["Config"]["Image"] == "nvcr.io/nvidia/tritonserver:22.04-py3"
+    env = dict(e.split("=", 1) for e in inspect["Config"]["Env"])
+    assert env["NEURON_RT_VISIBLE_CORES"] == "0-15" and env["NEURON_CORE_RANGE"] == "0:15"
+    assert env["MAX_BATCH_SIZE"] == "64"
     assert inspect["State"]["Running"] is True
 
     # run again: nothing changes, and it says so
@@ -94,13 +103,16 @@ def test_server_failure_names_the_host_and_how_to_continue(sandbox_hosts: list[d
 
     inv = store.load(paths.inventory_file())
     ids = [h.name for h in inv.in_cluster(CLUSTER)]
+    # the container dies at once: the wait notices within seconds, not after its 300 s
     served = server.provision(CLUSTER, ids, sandbox=True,
-                              extra_vars={"infprov_ready_timeout": 6, "max_batch_size": -5})
+                              extra_vars={"infprov_ready_timeout": 300, "max_batch_size": -5})
     try:
         assert not served.ok
         [h] = served.hosts
-        assert h.ready is False and "Show why the server is not ready" in h.error
+        assert h.ready is False and "Triton and the model are ready" in h.error
+        assert "stopped (exited, exit code 1)" in h.error, h.error
         assert "failed to load all models" in h.error, h.error  # the container log tail
+        assert served.elapsed < 120, served.elapsed
     finally:
         down = runner.invoke(app, ["teardown", "--sandbox", "--name", CLUSTER, "--yes", *REGION])
         assert down.exit_code == 0, down.output

@@ -13,7 +13,13 @@
 #   - --tensorflow-version is matched under its own name and takes effect
 #   - with -b, the stub is copied from that python_backend path, not from the inferentia path
 #   - TF1 gets protobuf<4 (protobuf 4 breaks it: "Descriptors cannot not be created directly")
-# INFPROV_SETUP_VERSION: 1
+#   - what it downloads is pinned in pins.env beside it (read line by line, never sourced):
+#     a dated Miniconda installer checked against its SHA-256 (Miniconda3-latest's conda refuses
+#     `conda create` without a terminal until channel terms are accepted; those are accepted too),
+#     cmake<4 (CMake 4 stops on pybind11 v2.6 and dlpack v0.5), Boost 1.76 from archives.boost.io
+#     (CMakeLists.txt's boostorg.jfrog.io no longer serves it; same archive, same SHA-256), and exact
+#     tensorflow-neuron / neuron-cc versions
+# INFPROV_SETUP_VERSION: 2
 
 _infprov_setup() {
     local usage="usage: source setup.sh (-t | -p) [-b PYTHON_BACKEND_PATH] [-v PYTHON_VERSION] [-i INFERENTIA_PATH] [--tensorflow-version 1|2]"
@@ -53,50 +59,88 @@ _infprov_setup() {
         return 2
     fi
 
+    # the pins: KEY=VALUE lines beside this script, read as data (values hold `<`, `>`); local, as
+    # this script is sourced into the caller's shell
+    local pins key value
+    local pin_MINICONDA_URL="" pin_MINICONDA_SHA256="" pin_CMAKE_PIP_SPEC="" pin_BOOST_DEAD_URL="" pin_BOOST_URL=""
+    local pin_TRITON_REPO_TAG="" pin_NEURON_PIP_INDEX="" pin_TENSORFLOW_NEURON_SPEC="" pin_NEURON_CC_SPEC=""
+    local pin_TORCH_NEURON_SPEC="" pin_PROTOBUF_SPEC=""
+    pins=$(dirname "${BASH_SOURCE[0]}")/pins.env
+    if [ ! -r "$pins" ]; then
+        echo "setup.sh: $pins is missing (it lists the pinned downloads)" >&2
+        return 1
+    fi
+    local wanted=" MINICONDA_URL MINICONDA_SHA256 CMAKE_PIP_SPEC BOOST_DEAD_URL BOOST_URL TRITON_REPO_TAG"
+    wanted+=" NEURON_PIP_INDEX TENSORFLOW_NEURON_SPEC NEURON_CC_SPEC TORCH_NEURON_SPEC PROTOBUF_SPEC "
+    while IFS='=' read -r key value; do
+        case $key in ''|'#'*) continue ;; esac
+        case $key in *[!A-Z0-9_]*) echo "setup.sh: bad line in $pins: $key" >&2; return 1 ;; esac
+        case $wanted in *" $key "*) printf -v "pin_$key" '%s' "$value" ;; esac
+    done < "$pins"
+    for key in $wanted; do
+        value=pin_$key
+        if [ -z "${!value}" ]; then echo "setup.sh: $pins has no $key" >&2; return 1; fi
+    done
+
     # (1) build dependencies, non-interactive
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q || return 1
     apt-get install -y -q --no-install-recommends \
         rapidjson-dev zlib1g-dev libarchive-dev wget ca-certificates git build-essential || return 1
-    pip3 install --upgrade cmake || return 1
+    pip3 install --upgrade "$pin_CMAKE_PIP_SPEC" || return 1
 
-    # conda, with a python of the requested version
+    # conda, with a python of the requested version, from the pinned installer
     local conda_dir=$inferentia_path/miniconda
     if [ ! -x "$conda_dir/bin/conda" ]; then
-        wget -q https://repo.anaconda.com/miniconda/Miniconda3-latest-Linux-x86_64.sh -O /tmp/miniconda.sh || return 1
-        bash /tmp/miniconda.sh -b -p "$conda_dir" || return 1
-        rm -f /tmp/miniconda.sh
+        local installer=/tmp/infprov-miniconda.sh
+        wget -q "$pin_MINICONDA_URL" -O "$installer" || { echo "setup.sh: cannot download $pin_MINICONDA_URL" >&2; return 1; }
+        if ! echo "$pin_MINICONDA_SHA256  $installer" | sha256sum -c --status -; then
+            echo "setup.sh: $pin_MINICONDA_URL does not have the pinned SHA-256 $pin_MINICONDA_SHA256" >&2
+            rm -f "$installer"
+            return 1
+        fi
+        bash "$installer" -b -p "$conda_dir" || return 1
+        rm -f "$installer"
     fi
     # shellcheck disable=SC1091
     source "$conda_dir/etc/profile.d/conda.sh" || return 1
+    # conda releases from mid-2025 on ask to accept the default channels' terms before `create`,
+    # and refuse without a terminal: accept them here (older condas know neither and ignore both)
+    export CONDA_PLUGINS_AUTO_ACCEPT_TOS=yes
+    if conda tos --help >/dev/null 2>&1; then
+        conda tos accept --override-channels --channel https://repo.anaconda.com/pkgs/main >/dev/null 2>&1 || true
+        conda tos accept --override-channels --channel https://repo.anaconda.com/pkgs/r >/dev/null 2>&1 || true
+    fi
     if ! conda env list | grep -q '^test_conda_env '; then
         conda create -y -q -n test_conda_env "python=$python_version" || return 1
     fi
     conda activate test_conda_env || return 1
 
-    # (2) the python backend stub, built against r22.04's common/core/backend repositories
+    # (2) the python backend stub, built against r22.04's common/core/backend repositories;
+    # Boost from where it is still served (idempotent: after the first run there is nothing to replace)
+    sed -i "s#$pin_BOOST_DEAD_URL#$pin_BOOST_URL#" "$backend_path/CMakeLists.txt" || return 1
     local build=$backend_path/build
     mkdir -p "$build" || return 1
     (
         cd "$build" &&
         cmake -DTRITON_ENABLE_GPU=ON -DCMAKE_INSTALL_PREFIX:PATH="$build/install" \
-            -D TRITON_BACKEND_REPO_TAG=r22.04 \
-            -D TRITON_COMMON_REPO_TAG=r22.04 \
-            -D TRITON_CORE_REPO_TAG=r22.04 \
+            -D TRITON_BACKEND_REPO_TAG="$pin_TRITON_REPO_TAG" \
+            -D TRITON_COMMON_REPO_TAG="$pin_TRITON_REPO_TAG" \
+            -D TRITON_CORE_REPO_TAG="$pin_TRITON_REPO_TAG" \
             .. &&
         make -j"$(nproc)" triton-python-backend-stub
     ) || return 1
 
     # Neuron frameworks from the Neuron package repository
-    pip config set global.extra-index-url https://pip.repos.neuron.amazonaws.com || return 1
+    pip config set global.extra-index-url "$pin_NEURON_PIP_INDEX" || return 1
     if [ "$use_tf" -eq 1 ]; then
         if [ "$tf_version" = 1 ]; then
-            pip install "tensorflow-neuron==1.15.5.*" neuron-cc "protobuf<4" || return 1
+            pip install "$pin_TENSORFLOW_NEURON_SPEC" "$pin_NEURON_CC_SPEC" "$pin_PROTOBUF_SPEC" || return 1
         else
-            pip install "tensorflow-neuron[cc]" "protobuf<4" || return 1
+            pip install "tensorflow-neuron[cc]" "$pin_PROTOBUF_SPEC" || return 1
         fi
     else
-        pip install torch-neuron "neuron-cc[tensorflow]" "protobuf<4" torchvision || return 1
+        pip install "$pin_TORCH_NEURON_SPEC" "neuron-cc[tensorflow]" "$pin_PROTOBUF_SPEC" torchvision || return 1
     fi
 
     # the stub goes where Triton looks for the python backend

@@ -71,6 +71,14 @@ def ec2_port() -> int:
     return int(os.environ.get("INFPROV_SANDBOX_EC2_PORT", DEFAULT_EC2_PORT))
 
 
+def seal_chain() -> str:
+    """The machine's iptables chain that drops what this sandbox's hosts send beyond its subnet.
+
+    At most 14 characters (the prefix has 1 to 6): iptables allows 28.
+    """
+    return f"INFPROV-{prefix()}"
+
+
 @dataclass(frozen=True)
 class HostSpec:
     """Names and address of sandbox host number `index` (1-based)."""
@@ -171,9 +179,14 @@ def status() -> dict[str, Any]:
                 "key_file": str(key_file()),
                 "neuron_devices": state["hosts"][name].get("neuron_devices", NEURON_DEVICES),
                 "healthy": _host_problem(spec, state["hosts"][name], quick=True) is None,
+                "default_route": _has_default_route(spec),
             }
         )
-    return {"ec2_endpoint": endpoint, "hosts": hosts}
+    seal = seal_status()
+    seal["hosts_without_default_route"] = [h["name"] for h in hosts if h["default_route"] is False]
+    seal["hosts_with_default_route"] = [h["name"] for h in hosts if h["default_route"]]
+    seal["sealed"] = bool(seal["rule"]) and not seal["hosts_with_default_route"]
+    return {"ec2_endpoint": endpoint, "hosts": hosts, "seal": seal}
 
 
 def up(count: int) -> dict[str, Any]:
@@ -197,7 +210,7 @@ def up(count: int) -> dict[str, Any]:
 def down() -> None:
     """Remove every host, the bridge, the EC2 endpoint and all state; safe to run twice."""
     system.require_linux_root()
-    if not base_dir().exists() and not _link_exists(bridge()):
+    if not base_dir().exists() and not _link_exists(bridge()) and not _seal_chain_exists():
         return
     with _locked():
         _down_locked()
@@ -259,6 +272,22 @@ def _wipe_host(spec: HostSpec, entry: dict[str, Any]) -> None:
         _home(spec)
 
 
+def free_hosts() -> int:
+    """How many hosts no instance holds now."""
+    state = _read_state()
+    taken = set(state.get("assignments", {}).values())
+    return sum(1 for name in state.get("hosts", {}) if name not in taken)
+
+
+def reconcile(live_instance_ids: set[str]) -> list[str]:
+    """Free the hosts of instances the EC2 endpoint no longer has alive (a teardown cut short by Ctrl-C,
+    an endpoint that was reset), wiping them as termination would. Returns the instance ids released."""
+    stale = [i for i in _read_state().get("assignments", {}) if i not in live_instance_ids]
+    for instance_id in stale:
+        release_host(instance_id)
+    return stale
+
+
 def host_for_instance(instance_id: str) -> dict[str, Any] | None:
     state = _read_state()
     name = state.get("assignments", {}).get(instance_id)
@@ -305,9 +334,12 @@ def _up_locked(count: int, state: dict[str, Any]) -> None:
         todo.append(spec)
 
     endpoint = ec2endpoint.is_running(private_dir() / "ec2")
-    if not todo and endpoint and _link_exists(bridge()) and pbrepo.exists(public_dir()):
+    sealed = seal_status()["rule"]
+    if not todo and endpoint and _link_exists(bridge()) and pbrepo.exists(public_dir()) and sealed:
         ui.ok(f"sandbox is healthy ({len(hosts)} hosts); nothing to change")
         return
+    if not sealed and hosts:
+        ui.step(f"the machine's drop rule (iptables chain {seal_chain()}) is missing; adding it")
 
     if todo:
         system.check_free_space(base_dir().parent, (1 << 30) * len(todo), f"hold {len(todo)} sandbox host(s)")
@@ -378,6 +410,7 @@ def _prerequisites(state: dict[str, Any]) -> None:
         system.run(["ip", "link", "add", bridge(), "type", "bridge"], what="create the sandbox bridge")
         system.run(["ip", "addr", "add", f"{gateway()}/{net.prefixlen}", "dev", bridge()], what="address the bridge")
         system.run(["ip", "link", "set", bridge(), "up"], what="bring the bridge up")
+    _seal()
     (cgroup_root() / f"infprov-{prefix()}").mkdir(exist_ok=True)
 
 
@@ -425,7 +458,10 @@ def _make_host(spec: HostSpec, docker_root: Path | None) -> dict[str, Any]:
             spec, pid,
             ["setsid", "-f", "dockerd", "--data-root", "/var/lib/docker", "--exec-root", "/var/run/docker",
              "--pidfile", "/var/run/docker.pid", "-H", "unix:///var/run/docker.sock",
-             "--cgroup-parent", f"/infprov-{prefix()}/{spec.name}/docker"],
+             "--cgroup-parent", f"/infprov-{prefix()}/{spec.name}/docker",
+             # containers get no nameserver that answers either (left alone, dockerd hands a bridged
+             # container 8.8.8.8 when the host's only nameserver is a loopback address)
+             "--dns", "127.0.0.1", "--max-download-attempts", "1"],
             stdout=log,
         )
     sock = f"unix:///proc/{pid}/root/run/docker.sock"
@@ -453,7 +489,21 @@ def _network(spec: HostSpec) -> None:
                what=f"address {spec.name}")
     system.run(["ip", "-n", ns, "link", "set", "lo", "up"], what=f"{spec.name} lo up")
     system.run(["ip", "-n", ns, "link", "set", "eth0", "up"], what=f"{spec.name} eth0 up")
-    system.run(["ip", "-n", ns, "route", "add", "default", "via", gateway()], what=f"{spec.name} default route")
+    # No default route: the host reaches its subnet (the other hosts, the gateway address) on-link and
+    # nothing else; anything else fails at once with "network is unreachable". (The machine's side of the
+    # seal, `_seal`, drops whatever a host sends beyond the subnet should it add a route of its own.)
+
+
+def _has_default_route(spec: HostSpec) -> bool | None:
+    """Whether the host's network namespace has a default route (IPv4 or IPv6); None if it is gone."""
+    if not Path(f"/run/netns/{spec.netns}").exists():
+        return None
+    out = ""
+    for family in ("-4", "-6"):
+        proc = system.run(["ip", "-n", spec.netns, family, "route", "show", "default"],
+                          what=f"read {spec.name}'s routes", check=False, timeout=10)
+        out += proc.stdout.strip()
+    return bool(out)
 
 
 def _home(spec: HostSpec) -> None:
@@ -575,6 +625,8 @@ def _host_problem(spec: HostSpec, entry: dict[str, Any], quick: bool) -> str | N
                 return "sshd does not answer"
     except OSError:
         return "sshd does not answer"
+    if _has_default_route(spec):
+        return "it has a default route (a sealed host routes only inside the sandbox subnet)"
     if quick:
         return None
     sock = f"unix:///proc/{pid}/root/run/docker.sock"
@@ -605,6 +657,7 @@ def _down_locked() -> None:
         ec2endpoint.stop(private_dir() / "ec2")
     if _link_exists(bridge()):
         system.run(["ip", "link", "del", bridge()], what="remove the sandbox bridge", check=False)
+    _unseal()
     for root in Path("/sys/fs/cgroup").iterdir():
         with contextlib.suppress(OSError):
             (root / f"infprov-{prefix()}").rmdir()
@@ -694,3 +747,83 @@ def _wait_gone(pid: int, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
         time.sleep(0.1)
+
+
+# ---------------------------------------------------------------- seal
+
+
+def _seal_comment() -> list[str]:
+    return ["-m", "comment", "--comment", f"infprov sandbox {prefix()}: nothing leaves {subnet()}"]
+
+
+def _seal_rules() -> list[tuple[str, list[str]]]:
+    """(chain, rule) pairs: whatever comes in on the sandbox bridge, forwarded or addressed to the machine,
+    is dropped unless it is addressed to the sandbox subnet itself (the hosts and the gateway address)."""
+    chain = seal_chain()
+    return [
+        (chain, ["!", "-d", str(subnet()), *_seal_comment(), "-j", "DROP"]),
+        ("FORWARD", ["-i", bridge(), *_seal_comment(), "-j", chain]),
+        ("INPUT", ["-i", bridge(), *_seal_comment(), "-j", chain]),
+    ]
+
+
+def _iptables(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    return system.run(["iptables", "-w", "10", *args], what="change the machine's iptables rules",
+                      check=check, timeout=30)
+
+
+def _seal_chain_exists() -> bool:
+    if system.which("iptables") is None:
+        return False
+    return _iptables("-S", seal_chain()).returncode == 0
+
+
+def _seal() -> None:
+    """Add the machine's drop rule for this sandbox; adds only what is missing (up twice adds nothing)."""
+    if not _seal_chain_exists():
+        _iptables("-N", seal_chain(), check=True)
+    for chain, rule in _seal_rules():
+        if _iptables("-C", chain, *rule).returncode != 0:
+            # first in FORWARD and INPUT, ahead of any ACCEPT another tool (docker) puts there
+            op = ["-A", chain] if chain == seal_chain() else ["-I", chain, "1"]
+            _iptables(*op, *rule, check=True)
+    # IPv6 is off on the bridge: the machine neither answers nor routes anything the hosts send over it
+    sysctl = Path(f"/proc/sys/net/ipv6/conf/{bridge()}/disable_ipv6")
+    if sysctl.exists() and sysctl.read_text().strip() != "1":
+        sysctl.write_text("1")
+
+
+def _unseal() -> None:
+    """Remove this sandbox's jumps and chain (another sandbox's, under another prefix, stay)."""
+    if system.which("iptables") is None:
+        return
+    for chain, rule in _seal_rules()[1:]:
+        for _ in range(20):  # also duplicates, should any have been added by hand
+            if _iptables("-D", chain, *rule).returncode != 0:
+                break
+    if _seal_chain_exists():
+        _iptables("-F", seal_chain())
+        _iptables("-X", seal_chain())
+
+
+def seal_status() -> dict[str, Any]:
+    """The machine's side of the seal: is the drop rule in place (chain, rule, both jumps) and how many
+    packets has it dropped since the chain was made (should stay 0: nothing tries to leave)."""
+    result: dict[str, Any] = {"chain": seal_chain(), "rule": False, "jumps": [], "dropped_packets": None,
+                              "dropped_bytes": None}
+    if system.which("iptables") is None or not _seal_chain_exists():
+        return result
+    drop, *jumps = _seal_rules()
+    result["jumps"] = [chain for chain, rule in jumps if _iptables("-C", chain, *rule).returncode == 0]
+    has_drop = _iptables("-C", drop[0], *drop[1]).returncode == 0
+    result["rule"] = has_drop and len(result["jumps"]) == len(jumps)
+    listing = _iptables("-L", seal_chain(), "-n", "-v", "-x").stdout
+    packets = octets = 0
+    for line in listing.splitlines()[2:]:
+        fields = line.split()
+        if len(fields) > 2 and fields[2] == "DROP":
+            packets += int(fields[0])
+            octets += int(fields[1])
+    if has_drop:
+        result["dropped_packets"], result["dropped_bytes"] = packets, octets
+    return result

@@ -12,6 +12,15 @@ hostname "$hn"
 mount -t overlay "infp-etc-$name" -o "lowerdir=/etc,upperdir=$hdir/etc-upper,workdir=$hdir/etc-work" /etc
 echo "$hn" > /etc/hostname
 printf '127.0.0.1 localhost\n127.0.1.1 %s\n%s %s\n' "$hn" "$ip" "$hn" > /etc/hosts
+# names: /etc/hosts only, and no nameserver that answers (nothing listens on 53 in this network
+# namespace: refused at once), so nothing on the host looks a name up beyond the sandbox. rm first:
+# either file may be a symlink into the machine's /run.
+nss=$(sed 's/^hosts:.*/hosts:          files/' /etc/nsswitch.conf 2>/dev/null || true)
+rm -f /etc/resolv.conf /etc/nsswitch.conf
+printf '# infprov sandbox host: no DNS (the sandbox is sealed)\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n' \
+  > /etc/resolv.conf
+printf '%s\n' "$nss" > /etc/nsswitch.conf
+grep -q '^hosts:' /etc/nsswitch.conf || echo 'hosts:          files' >> /etc/nsswitch.conf
 install -m 600 "$hdir/ssh_host_ed25519_key" /etc/ssh/ssh_host_ed25519_key
 install -m 644 "$hdir/ssh_host_ed25519_key.pub" /etc/ssh/ssh_host_ed25519_key.pub
 mkdir -p /etc/ssh/infprov_keys

@@ -16,6 +16,7 @@ Progress = Callable[[str], None]
 # Commands the sandbox runs, and the Debian package that provides each.
 TOOLS = {
     "ip": "iproute2",
+    "iptables": "iptables",
     "nsenter": "util-linux",
     "unshare": "util-linux",
     "setsid": "util-linux",

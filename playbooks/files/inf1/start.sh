@@ -1,10 +1,12 @@
 #!/bin/bash
 # The server container's command on Inf1: build (first start) or reuse the Neuron environment,
-# make the model repository if it is missing, then serve. Reads MODEL_NAME and NEURON_CORE_RANGE.
+# make the model repository if it is missing, then serve. Reads MODEL_NAME, NEURON_CORE_RANGE and
+# MAX_BATCH_SIZE; NEURON_RT_VISIBLE_CORES (set by docker run) confines the Neuron runtime to the range.
 set -eo pipefail
 pb=${PYTHON_BACKEND_PATH:-/home/ubuntu/python_backend}
 model=${MODEL_NAME:?MODEL_NAME is not set}
 cores=${NEURON_CORE_RANGE:?NEURON_CORE_RANGE is not set}
+max_batch=${MAX_BATCH_SIZE:?MAX_BATCH_SIZE is not set}
 state=/opt/infprov
 
 if [ -f "$state/env.sh" ]; then
@@ -23,9 +25,14 @@ if [ ! -f "$pb/models/$model/config.pbtxt" ]; then
     if [ ! -f "$compiled/saved_model.pb" ]; then
         python3 "$pb/infprov/compile_rn50.py" --out "$compiled"
     fi
+    # Batching: the server takes batches of up to max_batch images (dims without the batch axis, as
+    # Triton wants when max_batch_size > 0), and the generated model.py splits each batch across
+    # the cores' predictors. gen_triton_model.py's default (max_batch_size 0, -1x224x224x3) makes a
+    # model that perf_analyzer refuses to send -b 16 to.
     python3 "$pb/inferentia/scripts/gen_triton_model.py" --model_type tensorflow \
         --compiled_model "$compiled" \
-        --triton_input input,FP32,-1x224x224x3 --triton_output output,FP32,-1x1000 \
+        --max_batch_size "$max_batch" \
+        --triton_input input,FP32,224x224x3 --triton_output output,FP32,1000 \
         --neuron_core_range "$cores" --triton_model_dir "$pb/models/$model"
 fi
 

@@ -1,0 +1,441 @@
+"""`infprov bench` and `infprov results` against hostile input: --out, --model and host names never reach a
+shell or a path unchecked, results are written atomically and privately, one corrupt run hides no other."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from client import results as rs
+from playbooks.connection import CommandResult
+from provision import bench, benchplan
+from provision.cli import app
+from provision.errors import InfprovError, UsageError
+
+runner = CliRunner()
+
+HOSTILE_RUN = "x y;touch PWNED;#"  # a shell command, and a space that once made docker pull an image named "y"
+MODEL = "rn50-16neuroncores-default"
+
+
+# ---------------------------------------------------------------------------------------------- a fake host
+class FakeConn:
+    """Stands in for SshConnection: records every command line and answers as a ready host would."""
+
+    made: list[FakeConn] = []
+
+    def __init__(self, host: Any, known_hosts: Path) -> None:
+        self.host = host
+        self.commands: list[str] = []
+        self.on_stop: list[str] = []
+        FakeConn.made.append(self)
+
+    def _result(self, command: str, out: str = "", code: int = 0) -> CommandResult:
+        return CommandResult(command, code, out.encode(), b"")
+
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+        self.commands.append(command)
+        argv = shlex.split(command)
+        if argv[0] == "curl" and argv[-1].endswith("/config"):
+            return self._result(command, json.dumps(SERVED_CONFIG))
+        if argv[0] == "curl":
+            return self._result(command, "200")
+        if argv[0] == "cat" and len(argv) == 2 and argv[1].endswith(".json"):
+            return self._result(command, json.dumps(client_json()))
+        if argv[0] == "cat" and len(argv) == 2 and argv[1].endswith(".csv"):
+            return self._result(command, PERF_CSV)
+        return self._result(command)
+
+    def stream(self, command: str, on_line: Any, *, stop: Any = None, on_stop: str | None = None) -> int:
+        self.commands.append(command)
+        if on_stop:
+            self.on_stop.append(on_stop)
+        for line in ("Request count: 40", "Avg latency: 5000 usec", "done"):
+            on_line(line)
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+SERVED_CONFIG = {"name": "m", "max_batch_size": 64,
+                 "input": [{"name": "input", "data_type": "TYPE_FP32", "dims": [224, 224, 3]}]}
+PERF_CSV = ("Concurrency,Inferences/Second,p50 latency,p90 latency,p95 latency,p99 latency\n"
+            "2,320.0,4000,5000,5500,6000\n")
+
+
+def client_json(batch: int = 16, threads: int = 2) -> dict[str, Any]:
+    per = [{"thread": i, "requests": 20, "seconds": 1.0, "images_per_s": 20.0 * batch, "errors": 0,
+            "latency_ms": {"p50": 4.0, "p75": 4.5, "p90": 5.0, "p95": 5.5, "p99": 6.0, "mean": 4.2}}
+           for i in range(threads)]
+    return {"model": MODEL, "batch_size": batch, "threads": threads, "limit_s": 1.0, "duration_s": 1.0,
+            "requests": 20 * threads, "images_per_s": 20.0 * threads * batch, "requests_per_s": 20.0 * threads,
+            "latency_ms": {"p50": 4.0, "p75": 4.5, "p90": 5.0, "p95": 5.5, "p99": 6.0, "mean": 4.2},
+            "per_thread": per, "errors": 0, "partial": False}
+
+
+def fake_host(name: str = "i-0123456789abcdef0", address: str = "10.0.0.5") -> Any:
+    # duck-typed on purpose: bench must hold even for a host the inventory never validated
+    return SimpleNamespace(name=name, address=address, instance_type="inf1.6xlarge", region="us-east-1",
+                           neuron_cores=16)
+
+
+@pytest.fixture()
+def fake_ssh(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeConn]]:
+    import playbooks.connection
+
+    FakeConn.made = []
+    monkeypatch.setattr(playbooks.connection, "SshConnection", FakeConn)
+    yield FakeConn
+
+
+@pytest.fixture()
+def umask0() -> Iterator[None]:
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def shell_operators(command: str) -> list[str]:
+    """The unquoted shell operators (; & | < > ( )) in a command line, as sh would see them."""
+    lex = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lex.whitespace_split = True
+    lex.commenters = ""  # an unquoted '#' must show up as a word, not vanish as a comment
+    return [t for t in lex if t and set(t) <= set("();<>|&") or t.startswith("#")]
+
+
+def docker_argv(command: str) -> list[str]:
+    assert command.endswith(" 2>&1")
+    return shlex.split(command[: -len(" 2>&1")])
+
+
+def plan(tool: str = "client", **kw: Any) -> benchplan.BenchPlan:
+    return benchplan.plan("inf1.6xlarge", limit_s=1, tool=tool, **kw)
+
+
+def every_command(conns: list[FakeConn]) -> list[str]:
+    return [c for conn in conns for c in (*conn.commands, *conn.on_stop)]
+
+
+def tree_modes(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): stat.S_IMODE(p.lstat().st_mode) for p in [root, *root.rglob("*")]}
+
+
+# ---------------------------------------------------------------------------------------------- 1. the shell
+@pytest.mark.parametrize("tool", ["client", "perf_analyzer"])
+def test_hostile_out_reaches_no_remote_shell(fake_ssh: type[FakeConn], tmp_path: Path, tool: str) -> None:
+    run_dir = bench.make_run_dir(str(tmp_path / HOSTILE_RUN), "all")
+    [done] = bench.run([fake_host()], plan(tool), run_dir, lambda h, line: None, tmp_path / "known_hosts")
+    assert done.error == "" and done.points, done.error
+    [conn] = fake_ssh.made
+    commands = every_command([conn])
+    for command in commands:
+        assert "PWNED" not in command and ";" not in command and " y" not in command, command
+        assert set(shell_operators(command)) <= {">", ">&"}, command
+    [docker] = [c for c in conn.commands if c.startswith("docker run")]
+    argv = docker_argv(docker)
+    # the image comes right after the fixed options: no word of the run's name slipped in before it
+    assert argv[:9] == ["docker", "run", "--rm", "--name", argv[4], "--net", "host",
+                        "-v", f"{bench.REMOTE_DIR}:{bench.REMOTE_DIR}"] and argv[9] == bench.SDK_IMAGE
+    name = argv[4]
+    assert re.fullmatch(r"infprov-bench-x-y-touch-pwned-[0-9a-f]{6}-0", name), name
+    [kill] = conn.on_stop
+    assert shlex.split(kill.replace(" >/dev/null 2>&1", "")) == ["docker", "kill", "--signal", "INT", name]
+    [mkdir] = [c for c in conn.commands if c.startswith("mkdir")]
+    remote = shlex.split(mkdir)[-1]
+    assert re.fullmatch(re.escape(bench.REMOTE_DIR) + r"/x-y-touch-pwned-[0-9a-f]{6}", remote)
+    assert all(remote in c for c in commands if c.startswith(("cat", "docker run")))
+    assert (run_dir / "i-0123456789abcdef0" / "results.json").exists()
+
+
+def test_two_runs_of_one_folder_name_get_different_remote_names() -> None:
+    a, b = bench.make_run_id(Path("/r/run")), bench.make_run_id(Path("/s/run"))
+    assert a != b and bench.RUN_ID.fullmatch(a) and bench.RUN_ID.fullmatch(b)
+    assert bench.make_run_id(Path("/r/;;;")).startswith("run-")
+    assert bench.RUN_ID.fullmatch(bench.make_run_id(Path("/r/" + "Z" * 300)))
+
+
+@pytest.mark.parametrize("model", ["m;touch PWNED", "m y", "$(id)", "a`b`", "..", "-x", "m/../n", "m\nx", "",
+                                   "m'q"])
+def test_hostile_model_is_a_usage_error(model: str, fake_ssh: type[FakeConn], tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--model"):
+        bench.check_model(model)
+    hostile = benchplan.BenchPlan(model=model, points=(benchplan.Point(16, 1),), limit_s=1.0, warmup=0,
+                                  tool="client", neuron_cores=16)
+    with pytest.raises(UsageError):  # the second line of defence: run() itself, before any host is touched
+        bench.run([fake_host()], hostile, tmp_path, lambda h, line: None, tmp_path / "kh")
+    assert fake_ssh.made == []
+    res = runner.invoke(app, ["bench", "--model", model, "--inventory", str(tmp_path / "none.yml")])
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--model" in lines[0] and "not a model name" in lines[0], res.stderr
+
+
+@pytest.mark.parametrize("model", ["rn50-16neuroncores-default", "my_model.v2", "A1"])
+def test_good_model_names_pass_and_are_quoted_in_every_command(model: str) -> None:
+    assert bench.check_model(model) == model
+    p = plan(model=model)
+    for cmd in (bench._client_command(p, p.points[0], "n", "/r/p.json"),
+                bench._perf_analyzer_command(plan("perf_analyzer", model=model), p.points[0], "n", "/r/p.csv")):
+        argv = docker_argv(cmd)
+        assert model in argv and set(shell_operators(cmd)) <= {">&"}
+
+
+def test_check_ready_quotes_the_model(fake_ssh: type[FakeConn], tmp_path: Path) -> None:
+    conn = FakeConn(fake_host(), tmp_path)
+    bench._check_ready(conn, fake_host(), "my_model.v2")
+    assert [shlex.split(c)[-1] for c in conn.commands] == [
+        "http://127.0.0.1:8000/v2/health/ready", "http://127.0.0.1:8000/v2/models/my_model.v2/ready"]
+    with pytest.raises(UsageError):
+        bench._check_ready(conn, fake_host(), "x;id")
+
+
+def test_cli_bench_with_hostile_out_end_to_end(fake_ssh: type[FakeConn], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import provision.cli
+
+    monkeypatch.setattr(provision.cli, "_select_hosts", lambda *a: [fake_host()])
+    out = tmp_path / HOSTILE_RUN
+    res = runner.invoke(app, ["bench", "--limit", "1", "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["path"] == str(out) and summary["hosts"][0]["error"] == ""
+    for command in every_command(fake_ssh.made):
+        assert "PWNED" not in command and set(shell_operators(command)) <= {">", ">&"}, command
+    assert json.loads((out / "summary.json").read_text())["run"] == HOSTILE_RUN
+
+
+# ---------------------------------------------------------------------------------------------- 2. host names
+@pytest.mark.parametrize("name", ["../../../../tmp/x", "..", ".", "a/b", "/etc", "x\ny", "", "a b", "~root",
+                                  "i-1;id", "x" * 200])
+def test_hostile_host_name_writes_nothing_outside_the_run(name: str, fake_ssh: type[FakeConn], tmp_path: Path) -> None:
+    run_dir = bench.make_run_dir(str(tmp_path / "runs" / "r1"), "all")
+    good, bad = fake_host("i-0aaa", "10.0.0.5"), fake_host(name, "10.0.0.6")
+    done = bench.run([good, bad], plan(), run_dir, lambda h, line: None, tmp_path / "kh")
+    assert done[0].error == "" and done[0].points
+    assert "cannot name a results folder" in done[1].error and not done[1].points
+    assert [c.host.address for c in fake_ssh.made] == ["10.0.0.5"]  # the bad one is never even contacted
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["i-0aaa"]
+    assert "\n" not in done[1].error
+    bench.write_fleet(run_dir, done, False)
+    assert sorted(p.name for p in run_dir.iterdir()) == ["i-0aaa", "summary.json"]
+
+
+def test_host_dir_refuses_a_planted_link_and_a_second_host_of_one_name(tmp_path: Path) -> None:
+    run_dir = bench.make_run_dir(str(tmp_path / "r"), "all")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (run_dir / "i-link").symlink_to(outside)
+    with pytest.raises(InfprovError, match="outside the run folder"):
+        bench.host_dir(run_dir, "i-link")
+    assert bench.host_dir(run_dir, "i-ok") == run_dir / "i-ok"
+    with pytest.raises(InfprovError, match="exists already"):
+        bench.host_dir(run_dir, "i-ok")
+    assert list(outside.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------- 3. atomic files
+def test_write_atomic_replaces_whole_or_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "summary.json"
+    rs.write_atomic(target, '{"old": 1}\n')
+
+    def broken(src: Any, dst: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken)
+    with pytest.raises(OSError, match="No space"):
+        rs.write_atomic(target, '{"new": 2}\n')
+    monkeypatch.undo()
+    assert target.read_text() == '{"old": 1}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no temporary file left behind
+    link_target = tmp_path / "elsewhere"
+    link_target.write_text("keep")
+    (tmp_path / "results.csv").symlink_to(link_target)
+    rs.write_atomic(tmp_path / "results.csv", "a,b\n")  # replaces the link, never writes through it
+    assert link_target.read_text() == "keep" and not (tmp_path / "results.csv").is_symlink()
+
+
+def test_summary_and_results_are_written_atomically(fake_ssh: type[FakeConn], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    replaced: list[str] = []
+    real = os.replace
+
+    def spy(src: Any, dst: Any) -> None:
+        assert Path(src).parent == Path(dst).parent and Path(src).name.startswith(".")
+        replaced.append(Path(dst).name)
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    run_dir = bench.make_run_dir(str(tmp_path / "r"), "all")
+    runs = bench.run([fake_host()], plan(), run_dir, lambda h, line: None, tmp_path / "kh")
+    bench.write_fleet(run_dir, runs, False)
+    assert sorted(replaced) == ["output-0.txt", "results.csv", "results.json", "summary.json"]
+
+
+# ---------------------------------------------------------------------------------------------- corrupt runs
+def _summary(run: str, path: Path, images: float = 100.0) -> dict[str, Any]:
+    point = {**client_json(), "images_per_s": images, "usd_per_million_images": 1.5}
+    return {"run": run, "path": str(path), "partial": False, "fleet_images_per_s": images,
+            "hosts": [{"host": "10.0.0.5", "instance_id": "i-1", "error": "", "partial": False, "points": [point]}]}
+
+
+@pytest.fixture()
+def runs_home(infprov_home: Path) -> Path:
+    from provision import paths
+
+    runs = paths.runs_dir()
+    for name, body in [
+        ("bench-20260101T000000Z-good", None),
+        ("bench-20260102T000000Z-broken", "{\"run\": \"bench-2026"),  # cut off mid-write by an old version
+        ("bench-20260103T000000Z-shape", json.dumps({"run": "x", "path": "y", "hosts": [{"host": 1}]})),
+        ("bench-20260104T000000Z-binary", "\udcff"),
+        ("bench-20260105T000000Z-[bold]x", None),  # Rich markup in a folder name (and a run) shows as written
+    ]:
+        d = runs / name
+        d.mkdir()
+        if body is None:
+            (d / "summary.json").write_text(json.dumps(_summary(name + "[/x]", d)))
+        elif body == "\udcff":
+            (d / "summary.json").write_bytes(b"\xff\xfe{")
+        else:
+            (d / "summary.json").write_text(body)
+    return runs
+
+
+def test_results_lists_every_run_and_marks_the_unreadable(runs_home: Path) -> None:
+    res = runner.invoke(app, ["results"])
+    assert res.exit_code == 0, res.output
+    out = res.stdout
+    assert "bench-20260101T000000Z-good" in out and "100.0" in out
+    assert "bench-20260105T000000Z-[bold]x" in out
+    for bad in ("broken", "shape", "binary"):
+        [line] = [line for line in out.splitlines() if bad in line]
+        assert "unreadable" in line, out
+    listed = json.loads(runner.invoke(app, ["results", "--json"]).stdout)
+    assert {r["run"].rsplit("-", 1)[-1]: r["unreadable"] for r in listed} == {
+        "good": False, "broken": True, "shape": True, "binary": True, "[bold]x": False}
+    assert all(r["error"] for r in listed if r["unreadable"])
+
+
+@pytest.mark.parametrize("run", ["bench-20260102T000000Z-broken", "bench-20260103T000000Z-shape",
+                                 "bench-20260104T000000Z-binary"])
+def test_results_of_an_unreadable_run_is_one_line(runs_home: Path, run: str) -> None:
+    res = runner.invoke(app, ["results", run])
+    assert res.exit_code == 1, res.output
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "unreadable" in lines[0] and "internal error" not in lines[0], res.stderr
+    good = runner.invoke(app, ["results", "bench-20260101T000000Z-good", "--compare",
+                               "bench-20260105T000000Z-[bold]x"])
+    assert good.exit_code == 0 and "run bench-20260105T000000Z-[bold]x[/x]" in good.stdout, good.output
+
+
+# ---------------------------------------------------------------------------------------------- 4. --out
+def test_out_on_a_file_is_one_line_not_an_internal_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import provision.cli
+
+    monkeypatch.setattr(provision.cli, "_select_hosts", lambda *a: [fake_host()])
+    existing = tmp_path / "notes.txt"
+    existing.write_text("mine")
+    for out in (existing, existing / "sub"):
+        res = runner.invoke(app, ["bench", "--limit", "1", "--out", str(out)])
+        assert res.exit_code == 2, res.output
+        lines = [line for line in res.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "--out" in lines[0] and "internal error" not in lines[0], res.stderr
+    assert existing.read_text() == "mine"
+
+
+def test_out_into_a_folder_with_files_is_refused_and_nothing_is_overwritten(fake_ssh: type[FakeConn],
+                                                                           tmp_path: Path) -> None:
+    old = tmp_path / "run"
+    (old / "i-0123456789abcdef0").mkdir(parents=True)
+    (old / "summary.json").write_text("saved before")
+    (old / "i-0123456789abcdef0" / "results.json").write_text("saved before")
+    with pytest.raises(UsageError, match="already holds files"):
+        bench.make_run_dir(str(old), "all")
+    assert (old / "summary.json").read_text() == "saved before"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert bench.make_run_dir(str(empty), "all") == empty
+
+
+def test_default_run_folders_never_collide(infprov_home: Path) -> None:
+    a, b = bench.make_run_dir(None, "../x;y"), bench.make_run_dir(None, "../x;y")
+    assert a != b and a.parent == b.parent and a.parent.name == "runs"
+    assert "/" not in a.name[len("bench-"):] and ";" not in a.name
+
+
+# ---------------------------------------------------------------------------------------------- 5. modes
+def test_everything_bench_makes_is_private_under_umask_0(umask0: None, fake_ssh: type[FakeConn],
+                                                         infprov_home: Path, tmp_path: Path) -> None:
+    default = bench.make_run_dir(None, "all")
+    nested = bench.make_run_dir(str(tmp_path / "a" / "b" / "c"), "all")
+    for run_dir, p in ((default, plan()), (nested, plan(sweep=["batch=16,32"]))):
+        runs = bench.run([fake_host()], p, run_dir, lambda h, line: None, tmp_path / "kh")
+        bench.write_fleet(run_dir, runs, p.is_sweep)
+    assert (nested / "sweep.png").exists() and (default / "summary.json").exists()
+    for root in (infprov_home / "runs", tmp_path / "a"):
+        modes = tree_modes(root)
+        for name, mode in modes.items():
+            is_dir = (root / name).is_dir()
+            assert mode == (0o700 if is_dir else 0o600), (root, name, oct(mode))
+    perf = bench.make_run_dir(str(tmp_path / "pa"), "all")
+    bench.run([fake_host()], plan("perf_analyzer"), perf, lambda h, line: None, tmp_path / "kh")
+    assert set(tree_modes(perf).values()) <= {0o700, 0o600}
+    assert stat.S_IMODE((perf / "i-0123456789abcdef0" / "perf_analyzer-0.csv").stat().st_mode) == 0o600
+
+
+def test_results_files_are_private_under_umask_0(umask0: None, tmp_path: Path) -> None:
+    rs.write_results(tmp_path / "x" / "y", {**client_json()}, check=False)
+    assert set(tree_modes(tmp_path / "x").values()) == {0o700, 0o600}
+
+
+def test_results_makes_a_private_runs_folder_under_umask_0(umask0: None, infprov_home: Path) -> None:
+    res = runner.invoke(app, ["results"])
+    assert res.exit_code == 0, res.output
+    assert stat.S_IMODE((infprov_home / "runs").stat().st_mode) == 0o700
+
+
+# ---------------------------------------------------------------------------------------------- the sandbox
+@pytest.mark.sandbox
+def test_hostile_out_never_reaches_the_hosts_shell(sandbox_hosts: list[dict[str, Any]], cluster_home: Path,
+                                                   tmp_path: Path) -> None:
+    from provision.sandbox import core
+
+    up = runner.invoke(app, ["up", "--sandbox", "--type", "inf1.6xlarge", "--name", "benchsec", "--yes", "--json"])
+    try:
+        assert up.exit_code == 0, up.output
+        hosts_dir = core.private_dir() / "hosts"
+        logs = {log: log.stat().st_size for log in hosts_dir.glob("*/dockerd.log")}
+        out = tmp_path / HOSTILE_RUN
+        res = runner.invoke(app, ["bench", "--name", "benchsec", "--limit", "1", "--threads", "1", "--warmup", "1",
+                                  "--out", str(out), "--json"])
+        pwned = [str(p) for p in hosts_dir.glob("*/home/**/PWNED")]
+        assert not pwned, f"the run's name ran as a command on the host: {pwned}"
+        for log, size in logs.items():
+            with log.open("rb") as fh:
+                fh.seek(size)
+                new = fh.read().decode("utf-8", "replace").lower()
+            assert "pull" not in new and "images/create" not in new, f"{log}: {new[-2000:]}"
+        assert res.exit_code == 0, res.output
+        [host] = json.loads(res.stdout)["hosts"]
+        assert host["error"] == "" and host["points"][0]["requests"] > 0
+        hdir = out / host["instance_id"]
+        assert json.loads((hdir / "results.json").read_text())["requests"] == host["points"][0]["requests"]
+        assert "Unable to find image" not in (hdir / "output-0.txt").read_text()
+        assert (out / "summary.json").stat().st_mode & 0o777 == 0o600
+    finally:
+        down = runner.invoke(app, ["teardown", "--sandbox", "--name", "benchsec", "--yes"])
+        assert down.exit_code == 0, down.output
