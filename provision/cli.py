@@ -175,6 +175,9 @@ def cloud_up(
     sandbox: bool = typer.Option(False, "--sandbox", help="Use the local sandbox instead of AWS."),
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
     skip_server: bool = typer.Option(False, "--skip-server", help="Only the cloud part: no Triton provisioning."),
+    no_preflight: bool = typer.Option(
+        False, "--no-preflight", help="Launch without first checking that the pinned downloads still exist."
+    ),
 ) -> None:
     """Find or launch Inf1 instances, provision Triton on each over SSH, and wait until it serves."""
     from provision import cloud, server
@@ -195,6 +198,8 @@ def cloud_up(
         disk_gib=disk,
         inventory=inventory,
     )
+    if not (sandbox or no_preflight or os.environ.get("INFPROV_NO_PREFLIGHT") == "1"):
+        _preflight_before_up()
     result = cloud.up(spec)
     if skip_server:
         _render_up(result, json_out)
@@ -221,6 +226,41 @@ def cloud_up(
             + "; ".join(f"{h.address}: {h.error}" for h in bad),
             f"fix it, then {cloud.continue_hint(spec)} (log: {served.log})",
         )
+
+
+def _preflight_before_up() -> None:
+    from provision import preflight
+
+    ui.step("preflight: checking that what the instances will fetch still exists")
+    failed = [o for o in preflight.run() if not o.ok]
+    for outcome in failed:
+        ui.err.print(outcome.line(), soft_wrap=True)
+    if failed:
+        raise InfprovError(f"preflight: {len(failed)} pinned download(s) are gone or unreachable; nothing was launched",
+                           "fix them (see the lines above), or pass --no-preflight to launch anyway")
+
+
+@app.command("preflight")
+def preflight_cmd(
+    region: str | None = typer.Option(None, "--region", help="AWS region for the AMI check."),
+    sandbox: bool = typer.Option(False, "--sandbox", help="Check the AMI on the sandbox's EC2 endpoint."),
+    no_ami: bool = typer.Option(False, "--no-ami", help="Skip the AMI check (no AWS credentials needed)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Ask again what was checked within the last day."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Check from here that everything an Inf1 instance will fetch still exists (one line per item)."""
+    from provision import preflight
+
+    extra = [] if no_ami else [preflight.ami_outcome(region, sandbox)]
+    outcomes = preflight.run(extra, use_cache=not fresh)
+    failed = [o for o in outcomes if not o.ok]
+    if json_out:
+        ui.emit_json({"ok": not failed, "items": [o.to_dict() for o in outcomes]})
+    else:
+        for outcome in outcomes:
+            (ui.err if not outcome.ok else ui.out).print(outcome.line(), soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 def _show_event(event: Any) -> None:

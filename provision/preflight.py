@@ -1,0 +1,255 @@
+"""`infprov preflight`: before money is spent, check that everything an Inf1 instance will fetch still exists."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provision import paths
+
+PINS = Path(__file__).resolve().parents[1] / "playbooks" / "files" / "pins.env"
+CACHE_S = 24 * 3600  # a success is remembered for a day; a failure is asked again every time
+TIMEOUT_S = 15.0
+# Tests (and a sandbox with a stand-in server) send every URL to one local server instead, as
+# http://MIRROR/<host>/<path>; nothing then leaves the machine.
+MIRROR_ENV = "INFPROV_PREFLIGHT_MIRROR"
+# The three Triton repositories the stub's CMake fetches (python_backend r22.04 CMakeLists.txt).
+TRITON_REPOS = ("common", "core", "backend")
+
+
+def read_pins(path: Path = PINS) -> dict[str, str]:
+    """pins.env as data: KEY=VALUE lines, comments and blank lines skipped (never executed)."""
+    pins: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, _, value = line.partition("=")
+        pins[key.strip()] = value.strip()
+    return pins
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing the instance will fetch, how to check it, and what to do when it is gone."""
+
+    name: str
+    url: str
+    kind: str  # head (the URL answers), git-ref (a branch or tag exists), image (a registry manifest), pip
+    want: str = ""  # the ref, the image tag, or the wheel's file name start
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    cached: bool = False
+
+    def line(self) -> str:
+        if self.ok:
+            return f"ok    {self.name}: {self.detail}" + (" (checked within the last day)" if self.cached else "")
+        return f"FAIL  {self.name}: {self.detail}. fix: {self.fix}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail, "fix": self.fix, "cached": self.cached}
+
+
+def items(pins: Mapping[str, str]) -> list[Item]:
+    pb = pins["PYTHON_BACKEND_REPO"].removesuffix(".git")
+    tag = pins["TRITON_REPO_TAG"]
+    edit = "edit playbooks/files/pins.env"
+    out = [
+        Item("python_backend " + pins["PYTHON_BACKEND_REF"], pb, "git-ref", "refs/heads/" + pins["PYTHON_BACKEND_REF"],
+             "the branch is gone upstream: pin another python_backend ref"),
+        *(Item(f"triton {repo} {tag}", f"https://github.com/triton-inference-server/{repo}", "git-ref",
+               f"refs/heads/{tag}", f"the stub's CMake fetches it: {edit} (TRITON_REPO_TAG)")
+          for repo in TRITON_REPOS),
+        Item("pybind11 " + pins["PYBIND11_TAG"], pins["PYBIND11_REPO"], "git-ref", "refs/tags/" + pins["PYBIND11_TAG"],
+             "r22.04's CMakeLists.txt fetches this tag"),
+        Item("dlpack " + pins["DLPACK_TAG"], pins["DLPACK_REPO"], "git-ref", "refs/tags/" + pins["DLPACK_TAG"],
+             "r22.04's CMakeLists.txt fetches this tag"),
+        Item("Boost archive", pins["BOOST_URL"], "head", "", f"find where Boost 1.76.0 is served now and {edit}"),
+        Item("Miniconda installer", pins["MINICONDA_URL"], "head", "",
+             f"pin another dated installer that can create a Python 3.7 env, with its SHA-256: {edit}"),
+        Item("server image", registry_url(pins["SERVER_IMAGE"]), "image", pins["SERVER_IMAGE"],
+             "the tag is gone from NGC: pin another Triton release (and python_backend ref to match)"),
+        Item("SDK image", registry_url(pins["SDK_IMAGE"]), "image", pins["SDK_IMAGE"],
+             "the tag is gone from NGC: pin another SDK release"),
+    ]
+    for key in ("TENSORFLOW_NEURON_SPEC", "NEURON_CC_SPEC"):
+        project, _, version = pins[key].partition("==")
+        wheel = project.replace("-", "_") + "-" + version
+        out.append(Item(pins[key], pins["NEURON_PIP_INDEX"].rstrip("/") + f"/{project}/", "pip", wheel,
+                        f"that version left the Neuron index: {edit} ({key})"))
+    return out
+
+
+def registry_url(image: str) -> str:
+    """The manifest URL of an image reference (registry/repo:tag), OCI distribution API."""
+    ref, _, tag = image.rpartition(":")
+    registry, _, repo = ref.partition("/")
+    return f"https://{registry}/v2/{repo}/manifests/{tag}"
+
+
+# ---------------------------------------------------------------- fetching
+Fetch = Callable[[str, str, Mapping[str, str]], tuple[int, Mapping[str, str], bytes]]
+
+
+def _mirrored(url: str) -> str:
+    mirror = os.environ.get(MIRROR_ENV)
+    if not mirror:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{mirror.rstrip('/')}/{parts.netloc}{parts.path}{query}"
+
+
+def http_fetch(method: str, url: str, headers: Mapping[str, str]) -> tuple[int, Mapping[str, str], bytes]:
+    """One request; the status, headers and (for GET) up to 4 MiB of body. Redirects are followed."""
+    req = urllib.request.Request(_mirrored(url), method=method, headers=dict(headers))
+    try:
+        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:  # noqa: S310 - https URLs from pins.env
+            body = resp.read(4 << 20) if method == "GET" else b""
+            return resp.status, dict(resp.headers), body
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers or {}), b""
+
+
+def check(item: Item, fetch: Fetch = http_fetch) -> Outcome:
+    try:
+        ok, detail = _CHECKS[item.kind](item, fetch)
+    except (OSError, ValueError) as exc:  # no network, DNS, TLS, a timeout, a garbled answer
+        reason = getattr(exc, "reason", None) or exc
+        return Outcome(item.name, False, f"{item.url} could not be reached ({reason})",
+                       "check the network from this machine, then run preflight again")
+    return Outcome(item.name, ok, detail, "" if ok else item.fix)
+
+
+def _head(item: Item, fetch: Fetch) -> tuple[bool, str]:
+    status, headers, _ = fetch("HEAD", item.url, {})
+    if status == 200:
+        size = headers.get("Content-Length") or headers.get("content-length")
+        return True, item.url + (f" ({int(size) / 2**20:.1f} MiB)" if size and size.isdigit() else "")
+    return False, f"{item.url} answered HTTP {status}"
+
+
+def _git_ref(item: Item, fetch: Fetch) -> tuple[bool, str]:
+    status, _, body = fetch("GET", f"{item.url}/info/refs?service=git-upload-pack", {})
+    if status != 200:
+        return False, f"{item.url} answered HTTP {status}"
+    # pkt-lines: "<len><sha> <ref>" (the first one with "\0capabilities" after the ref)
+    refs = {line.split()[1].split("\x00")[0] for line in body.decode("utf-8", "replace").splitlines()
+            if len(line.split()) >= 2}
+    found = item.want in refs
+    short = item.want.split("/", 2)[-1]
+    return (True, f"{item.url} has {short}") if found else (False, f"{item.url} has no {short}")
+
+
+_MANIFEST_TYPES = ", ".join([
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+])
+
+
+def _image(item: Item, fetch: Fetch) -> tuple[bool, str]:
+    headers = {"Accept": _MANIFEST_TYPES}
+    status, answer, _ = fetch("HEAD", item.url, headers)
+    if status == 401:  # the registry wants an anonymous pull token first (Bearer challenge)
+        token = _token(answer.get("WWW-Authenticate") or answer.get("www-authenticate") or "", fetch)
+        if token:
+            status, answer, _ = fetch("HEAD", item.url, {**headers, "Authorization": f"Bearer {token}"})
+    if status == 200:
+        return True, f"{item.want} is in its registry"
+    return False, f"{item.want}: the registry answered HTTP {status}"
+
+
+def _token(challenge: str, fetch: Fetch) -> str:
+    if not challenge.lower().startswith("bearer "):
+        return ""
+    fields = dict(part.split("=", 1) for part in challenge[7:].split(",") if "=" in part)
+    fields = {k.strip(): v.strip().strip('"') for k, v in fields.items()}
+    realm = fields.pop("realm", "")
+    if not realm:
+        return ""
+    status, _, body = fetch("GET", realm + "?" + urllib.parse.urlencode(fields), {})
+    if status != 200:
+        return ""
+    doc = json.loads(body or b"{}")
+    return str(doc.get("token") or doc.get("access_token") or "")
+
+
+def _pip(item: Item, fetch: Fetch) -> tuple[bool, str]:
+    status, _, body = fetch("GET", item.url, {})
+    if status != 200:
+        return False, f"{item.url} answered HTTP {status}"
+    text = body.decode("utf-8", "replace").lower()
+    if item.want.lower() + "-" in text or item.want.lower() + ".tar" in text:
+        return True, f"{item.want} is on {item.url}"
+    return False, f"no {item.want} on {item.url}"
+
+
+_CHECKS: dict[str, Callable[[Item, Fetch], tuple[bool, str]]] = {
+    "head": _head, "git-ref": _git_ref, "image": _image, "pip": _pip,
+}
+
+
+# ---------------------------------------------------------------- the run, with a day's cache of successes
+def _cache_file() -> Path:
+    return paths.home() / "preflight-cache.json"
+
+
+def _cache_key(item: Item) -> str:
+    return f"{item.kind} {_mirrored(item.url)} {item.want}"
+
+
+def _load_cache() -> dict[str, float]:
+    try:
+        doc = json.loads(_cache_file().read_text())
+        return {str(k): float(v) for k, v in doc.items()} if isinstance(doc, dict) else {}
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def run(extra: list[Outcome] | None = None, *, fetch: Fetch = http_fetch, use_cache: bool = True,
+        now: Callable[[], float] = time.time, pins_path: Path = PINS) -> list[Outcome]:
+    """Check every pinned download (and any outcomes given, e.g. the AMI's); successes are cached a day."""
+    cache = _load_cache() if use_cache else {}
+    outcomes: list[Outcome] = list(extra or [])
+    fresh: dict[str, float] = {k: t for k, t in cache.items() if now() - t < CACHE_S}
+    for item in items(read_pins(pins_path)):
+        key = _cache_key(item)
+        if key in fresh:
+            outcomes.append(Outcome(item.name, True, item.url, cached=True))
+            continue
+        result = check(item, fetch)
+        outcomes.append(result)
+        if result.ok:
+            fresh[key] = now()
+    if use_cache:
+        paths.write_private(_cache_file(), json.dumps(fresh, indent=1, sort_keys=True))
+    return outcomes
+
+
+def ami_outcome(region: str | None, sandbox: bool) -> Outcome:
+    """The AMI `up` would launch, found and judged as `up` judges it."""
+    from provision import cloud
+    from provision.errors import InfprovError
+
+    try:
+        prov = cloud.connect(region, sandbox)
+        image = cloud._resolve_image(prov, None)
+    except InfprovError as exc:
+        return Outcome("AMI", False, exc.message, exc.hint or "pin one with --ami")
+    return Outcome("AMI", True, f"{image.get('ImageId')} in {prov.region}: {image.get('Name')}")

@@ -1,0 +1,158 @@
+"""`infprov preflight` against a local stand-in of every server the pins name (nothing leaves the machine)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from provision import preflight
+from provision.cli import app
+
+runner = CliRunner()
+PINS = preflight.read_pins()
+
+
+def _pkt(line: str) -> str:
+    return f"{len(line) + 4:04x}{line}"
+
+
+class Mirror(http.server.ThreadingHTTPServer):
+    """Answers as GitHub, NGC, the Boost and conda download hosts and the Neuron pip index would."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.gone: set[str] = set()  # paths that answer 404, as a vanished upstream would
+        self.requests: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: Mirror
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _answer(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)) if self.command == "GET" else "90000000")
+        self.end_headers()
+        if self.command == "GET":
+            self.wfile.write(body)
+
+    def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+        self.do_GET()
+
+    def do_GET(self) -> None:  # noqa: N802
+        path = self.path
+        self.server.requests.append(f"{self.command} {path}")
+        if any(path.startswith(g) for g in self.server.gone):
+            return self._answer(404)
+        if path.endswith("/info/refs?service=git-upload-pack"):
+            refs = ["refs/heads/main", "refs/heads/r22.04", "refs/tags/v2.6", "refs/tags/v2.6^{}", "refs/tags/v0.5"]
+            lines = [_pkt("# service=git-upload-pack\n"), "0000",
+                     _pkt(f"{'a' * 40} HEAD\x00multi_ack side-band-64k\n")]
+            lines += [_pkt(f"{'b' * 40} {r}\n") for r in refs]
+            return self._answer(200, ("\n".join(lines) + "\n0000").encode())
+        if "/v2/nvidia/tritonserver/manifests/" in path:
+            if self.headers.get("Authorization") != "Bearer t0k":
+                realm = "https://nvcr.io/proxy_auth"
+                return self._answer(401, headers={
+                    "WWW-Authenticate": f'Bearer realm="{realm}",scope="repository:nvidia/tritonserver:pull"'})
+            return self._answer(200)
+        if path.startswith("/nvcr.io/proxy_auth?"):
+            return self._answer(200, json.dumps({"token": "t0k"}).encode())
+        if path.startswith("/pip.repos.neuron.amazonaws.com/"):
+            wheels = ["tensorflow_neuron-1.15.5.2.5.6.0-cp37-cp37m-linux_x86_64.whl",
+                      "neuron_cc-1.13.5.0-cp37-cp37m-linux_x86_64.whl"]
+            return self._answer(200, "".join(f'<a href="{w}">{w}</a>\n' for w in wheels).encode())
+        if path.endswith((".tar.gz", ".sh")):
+            return self._answer(200)
+        return self._answer(404)
+
+
+@pytest.fixture()
+def mirror(monkeypatch: pytest.MonkeyPatch, infprov_home: Path) -> Iterator[Mirror]:
+    server = Mirror()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv(preflight.MIRROR_ENV, server.url)
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_every_pinned_download_is_checked_and_found(mirror: Mirror) -> None:
+    result = runner.invoke(app, ["preflight", "--no-ami", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    names = [i["name"] for i in doc["items"]]
+    assert "python_backend r22.04" in names and "Boost archive" in names and "server image" in names
+    assert PINS["TENSORFLOW_NEURON_SPEC"] in names and PINS["NEURON_CC_SPEC"] in names
+    assert all(i["ok"] for i in doc["items"]), doc
+    assert any(r.startswith("GET /nvcr.io/proxy_auth?") for r in mirror.requests), "the pull token was fetched"
+
+
+def test_a_vanished_download_is_one_line_with_the_fix_and_exit_1(mirror: Mirror) -> None:
+    mirror.gone.add("/archives.boost.io/")
+    result = runner.invoke(app, ["preflight", "--no-ami"])
+    assert result.exit_code == 1
+    failed = [line for line in result.stderr.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1
+    assert "Boost archive" in failed[0] and "HTTP 404" in failed[0] and "fix:" in failed[0]
+    assert "ok    python_backend r22.04" in result.stdout
+
+
+def test_a_missing_branch_or_neuron_version_is_named(mirror: Mirror) -> None:
+    item = next(i for i in preflight.items(PINS) if i.name == "python_backend r22.04")
+    gone = preflight.Item(item.name, item.url, item.kind, "refs/heads/r99.99", item.fix)
+    assert preflight.check(gone).detail.endswith("has no r99.99")
+    pip = next(i for i in preflight.items(PINS) if i.kind == "pip")
+    assert not preflight.check(preflight.Item(pip.name, pip.url, "pip", "tensorflow_neuron-9.9.9")).ok
+
+
+def test_successes_are_cached_for_a_day_failures_are_not(mirror: Mirror) -> None:
+    mirror.gone.add("/repo.anaconda.com/")
+    first = preflight.run(now=lambda: 1000.0)
+    assert [o.name for o in first if not o.ok] == ["Miniconda installer"]
+    asked = len(mirror.requests)
+    second = preflight.run(now=lambda: 1000.0 + 3600)
+    assert [o.name for o in second if o.cached] == [o.name for o in first if o.ok]
+    assert len(mirror.requests) - asked == 1, "only the failed item is asked again"
+    preflight.run(now=lambda: 1000.0 + 2 * 86400)
+    assert len(mirror.requests) - asked > len(first), "a day later everything is asked again"
+
+
+def test_unreachable_network_is_a_failure_with_a_hint(monkeypatch: pytest.MonkeyPatch, infprov_home: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv(preflight.MIRROR_ENV, f"http://127.0.0.1:{port}")
+    outcomes = preflight.run(use_cache=False)
+    assert outcomes and not any(o.ok for o in outcomes)
+    assert "could not be reached" in outcomes[0].detail and "network" in outcomes[0].fix
+
+
+def test_up_runs_preflight_first_and_launches_nothing_when_it_fails(mirror: Mirror,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("INFPROV_NO_PREFLIGHT")
+    mirror.gone.add("/github.com/triton-inference-server/python_backend/")
+    result = runner.invoke(app, ["up", "--type", "inf1.xlarge", "--region", "us-east-1", "--yes"])
+    assert result.exit_code == 1
+    assert "preflight: 1 pinned download(s)" in result.stderr and "--no-preflight" in result.stderr
+    assert "FAIL  python_backend r22.04" in result.stderr
