@@ -186,3 +186,55 @@ def test_a_batch_above_the_served_maximum_is_refused() -> None:
     with pytest.raises(UsageError, match="takes no batches"):
         bench.check_batch(bench.ModelConfig.parse(_config(0, [224, 224, 3])), 16, "10.0.0.1")
     bench.check_batch(bench.ModelConfig.parse(_config(0, [-1, 224, 224, 3])), 16, "10.0.0.1")
+
+
+# ---------------------------------------------------------------- the sandbox's generator writes upstream's config
+# What python_backend r22.04's inferentia/scripts/gen_triton_model.py (create_modelconfig) writes for the
+# flags start.sh passes on an inf1.6xlarge: compared line for line with upstream's function at r22.04.
+UPSTREAM_CONFIG_16 = (
+    'name: "rn50-16neuroncores-default"\nbackend: "python"\nmax_batch_size: 64\n'
+    '\ninput [\n  {\n    name: "input"\n    data_type: TYPE_FP32\n    dims: [224, 224, 3]\n  }\n]\n'
+    '\noutput [\n  {\n    name: "output"\n    data_type: TYPE_FP32\n    dims: [1000]\n  }\n]\n'
+    "\ninstance_group [\n    {\n        kind: KIND_MODEL\n        count: 1\n    }\n]\n"
+    'parameters: {key: "COMPILED_MODEL", value: {string_value: "/pb/infprov/rn50_neuron"}} \n'
+    'parameters: {key: "NEURON_CORE_START_INDEX", value: {string_value: "0"}} \n'
+    'parameters: {key: "NEURON_CORE_END_INDEX", value: {string_value: "15"}} \n'
+    'parameters: {key: "NUM_THREADS_PER_CORE", value: {string_value: "1"}} \n'
+)
+
+
+def _start_sh_gen_flags() -> list[str]:
+    """The gen_triton_model.py flags start.sh passes, with its variables filled in for an inf1.6xlarge."""
+    import shlex
+
+    text = (PLAYBOOKS / "files" / "inf1" / "start.sh").read_text()
+    marker = 'gen_triton_model.py"'
+    lines = []
+    for line in text[text.index(marker) + len(marker):].splitlines():
+        lines.append(line.rstrip("\\"))
+        if not line.endswith("\\"):
+            break
+    words = shlex.split(" ".join(lines))
+    values = {"$compiled": "/pb/infprov/rn50_neuron", "$max_batch": "64", "$cores": "0:15",
+              "$pb/models/$model": "MODEL_DIR"}
+    return [values.get(w, w) for w in words]
+
+
+def test_the_sandbox_generator_writes_what_upstream_writes(tmp_path: Path) -> None:
+    from provision.sandbox import pbrepo
+
+    scripts = tmp_path / "inferentia" / "scripts"
+    scripts.mkdir(parents=True)
+    (scripts / "gen_triton_model.py").write_text(pbrepo._GEN)
+    (tmp_path / "infprov-standin").mkdir()
+    (tmp_path / "infprov-standin" / "model.py").write_text(pbrepo.MODEL_SOURCE.read_text())
+    model_dir = tmp_path / "models" / "rn50-16neuroncores-default"
+    flags = [str(model_dir) if w == "MODEL_DIR" else w for w in _start_sh_gen_flags()]
+    assert flags[:2] == ["--model_type", "tensorflow"] and "--max_batch_size" in flags
+    run = subprocess.run(["python3", str(scripts / "gen_triton_model.py"), *flags], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert (model_dir / "config.pbtxt").read_text() == UPSTREAM_CONFIG_16
+    assert (model_dir / "1" / "model.py").read_text() == pbrepo.MODEL_SOURCE.read_text()
+    bad = subprocess.run(["python3", str(scripts / "gen_triton_model.py"), *flags, "--no_such_flag"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "Unrecognized options" in bad.stderr

@@ -80,11 +80,11 @@ def test_second_start_uses_the_kept_environment() -> None:
     assert " infprov/tritonserver-neuron:22.04 bash " in " ".join(v["run_args"].split())
 
 
-def test_sandbox_profile_serves_the_model_folder_directly() -> None:
-    v = _vars("inf1.6xlarge", profile="sandbox")
-    assert " ".join(v["run_args"].split()).endswith(
-        "nvcr.io/nvidia/tritonserver:22.04-py3 tritonserver --model-repository /home/ubuntu/python_backend/models"
-    )
+def test_sandbox_profile_runs_the_same_start_script_with_the_neuron_layer_stood_in() -> None:
+    inf1 = " ".join(_vars("inf1.6xlarge")["run_args"].split())
+    sandbox = " ".join(_vars("inf1.6xlarge", profile="sandbox")["run_args"].split())
+    assert sandbox.endswith("nvcr.io/nvidia/tritonserver:22.04-py3 bash /home/ubuntu/python_backend/infprov/start.sh")
+    assert sandbox == inf1.replace("-e MAX_BATCH_SIZE=64 ", "-e MAX_BATCH_SIZE=64 -e INFPROV_NEURON_STANDIN=1 ")
 
 
 def test_no_em_dash_or_non_ascii_in_what_runs_on_hosts() -> None:

@@ -80,6 +80,19 @@ def test_up_serves_then_changes_nothing_then_teardown(sandbox_hosts: list[dict[s
     assert env["MAX_BATCH_SIZE"] == "64"
     assert inspect["State"]["Running"] is True
 
+    # the served config is the one upstream's gen_triton_model.py writes for start.sh's flags
+    served = json.loads(_on_host(host, f"curl -sf http://127.0.0.1:8000/v2/models/{MODEL}/config"))
+    assert served["max_batch_size"] == 64 and served["backend"] == "python"
+    # (Triton's JSON gives int64 dims as strings or numbers depending on its version)
+    assert [(i["name"], i["data_type"], [int(d) for d in i["dims"]]) for i in served["input"]] == [
+        ("input", "TYPE_FP32", [224, 224, 3])]
+    assert served["instance_group"][0]["kind"] == "KIND_MODEL"
+    params = {k: v["string_value"] for k, v in served["parameters"].items()}
+    assert params["NEURON_CORE_START_INDEX"] == "0" and params["NEURON_CORE_END_INDEX"] == "15"
+    # the start script ran: environment recorded, and kept in an image for the next start
+    assert "INFPROV_NEURON_STANDIN_ENV" in _on_host(host, "docker exec infprov-triton cat /opt/infprov/env.sh")
+    assert _on_host(host, "docker image inspect -f '{{.Id}}' infprov/tritonserver-neuron:22.04").startswith("sha256:")
+
     # run again: nothing changes, and it says so
     again = runner.invoke(app, ["up", "--sandbox", "--type", "inf1.6xlarge", "--name", CLUSTER, "--yes", *REGION])
     assert again.exit_code == 0, again.output

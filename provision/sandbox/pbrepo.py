@@ -34,28 +34,119 @@ if [ $((use_tf + use_pt)) -ne 1 ]; then usage; return 1 2>/dev/null || exit 1; f
 echo "sandbox stand-in: no Neuron environment to build"
 """
 
-_GEN = '''#!/usr/bin/env python3
-"""Sandbox stand-in for inferentia/scripts/gen_triton_model.py: validates the documented flags."""
+# Sandbox stand-in for inferentia/scripts/gen_triton_model.py at r22.04: the same flags, and for them
+# the same config.pbtxt, line for line, as upstream's create_modelconfig writes (read at r22.04; this is
+# infprov's own code). The model.py it writes is the CPU stand-in instead of the Neuron one.
+_GEN = """#!/usr/bin/env python3
+\"\"\"Sandbox stand-in for inferentia/scripts/gen_triton_model.py (python_backend r22.04).\"\"\"
 import argparse
+import os
+import shutil
 import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def tensors(specs):
+    out = []
+    for spec in [t for group in (specs or []) for t in group]:
+        name, dtype, dims = spec.split(",")
+        out.append((name, dtype, [int(d) for d in dims.split("x")]))
+    return out
+
+
+def block(kind, name, dtype, dims):
+    return ("\\n" + kind + " [\\n  {\\n    name: \\"" + name + "\\"\\n    data_type: TYPE_" + dtype
+            + "\\n    dims: " + str(dims) + "\\n  }\\n]\\n")
+
+
+def param(key, value):
+    return "parameters: {key: \\"" + key + "\\", value: {string_value: \\"" + str(value) + "\\"}} \\n"
+
+
+def config(a, name, inputs, outputs, start, end):
+    text = "name: \\"" + name + "\\"\\nbackend: \\"python\\"\\nmax_batch_size: " + str(a.max_batch_size) + "\\n"
+    if a.enable_dynamic_batching:
+        text += "\\ndynamic_batching {\\n"
+        if a.preferred_batch_size is not None:
+            text += "\\n    preferred_batch_size: " + str(a.preferred_batch_size) + "\\n"
+        if a.max_queue_delay_microseconds is not None:
+            text += "\\n    max_queue_delay_microseconds: " + str(a.max_queue_delay_microseconds) + "\\n"
+        text += "\\n}\\n"
+    for n, t, d in inputs:
+        text += block("input", n, t, d)
+    for n, t, d in outputs:
+        text += block("output", n, t, d)
+    text += ("\\ninstance_group [\\n    {\\n        kind: KIND_MODEL\\n        count: "
+             + str(a.triton_model_instance_count) + "\\n    }\\n]\\n")
+    text += param("COMPILED_MODEL", a.compiled_model)
+    text += param("NEURON_CORE_START_INDEX", start)
+    text += param("NEURON_CORE_END_INDEX", end)
+    text += param("NUM_THREADS_PER_CORE", a.threads_per_core)
+    return text
+
 
 p = argparse.ArgumentParser()
 p.add_argument("--model_type", choices=["pytorch", "tensorflow"], required=True)
-p.add_argument("--compiled_model", required=True)
-p.add_argument("--triton_input", action="append", required=True)
-p.add_argument("--triton_output", action="append", required=True)
-p.add_argument("--neuron_core_range", required=True)
-p.add_argument("--triton_model_dir", required=True)
 p.add_argument("--model_version", type=int, default=1)
 p.add_argument("--enable_dynamic_batching", action="store_true")
 p.add_argument("--max_batch_size", type=int, default=0)
+p.add_argument("--preferred_batch_size", type=int)
+p.add_argument("--max_queue_delay_microseconds", type=int)
+p.add_argument("--disable_batch_requests_to_neuron", action="store_true")
+p.add_argument("--tag_set", default="serve")
+p.add_argument("--signature_def_key", default="serving_default")
+p.add_argument("--compiled_model", required=True)
+p.add_argument("--triton_input", action="append", nargs="*")
+p.add_argument("--triton_output", action="append", nargs="*")
+p.add_argument("--neuron_core_range", required=True)
 p.add_argument("--threads_per_core", type=int, default=1)
-args = p.parse_args()
-start, _, end = args.neuron_core_range.partition(":")
-if not (start.isdigit() and end.isdigit() and int(start) <= int(end)):
-    sys.exit("--neuron_core_range must be start:end (inclusive)")
-print("sandbox stand-in: no Neuron model generated for", args.triton_model_dir)
-'''
+p.add_argument("--triton_model_instance_count", type=int, default=1)
+p.add_argument("--triton_model_dir", required=True)
+a, unknown = p.parse_known_args()
+if unknown:
+    sys.exit("Unrecognized options: " + str(unknown))
+if a.triton_input is None or a.triton_output is None:
+    sys.exit("sandbox stand-in: give --triton_input and --triton_output (no TF SavedModel to read them from)")
+start, end = [int(i) for i in a.neuron_core_range.split(":")]
+os.makedirs(os.path.join(a.triton_model_dir, str(a.model_version)), exist_ok=True)
+name = os.path.basename(a.triton_model_dir)
+with open(os.path.join(a.triton_model_dir, "config.pbtxt"), "w") as f:
+    f.write(config(a, name, tensors(a.triton_input), tensors(a.triton_output), start, end))
+shutil.copy(os.path.join(HERE, "..", "..", "infprov-standin", "model.py"),
+            os.path.join(a.triton_model_dir, "1", "model.py"))
+print("sandbox stand-in: wrote", a.triton_model_dir, "(a CPU model in place of the Neuron one)")
+"""
+
+# What start.sh runs in place of the Neuron layer and the downloads (INFPROV_NEURON_STANDIN=1): the
+# environment that setup.sh would build, and the Neuron compile.
+_STANDIN_ENV = """# Sandbox stand-in, sourced by infprov's start.sh in place of setup.sh: setup.sh downloads conda,
+# cmake, Boost and the Neuron packages, none of which the sandbox can reach. The server image's
+# python backend already works, so there is nothing to build; the udev step runs as setup.sh's does.
+if [ -d /mylib/udev/rules.d ]; then
+    cp /mylib/udev/rules.d/* /lib/udev/rules.d/ 2>/dev/null || true
+fi
+export INFPROV_NEURON_STANDIN_ENV=1
+echo "sandbox stand-in: the Neuron environment (setup.sh's downloads) is stood in"
+"""
+
+_STANDIN_COMPILE = """#!/usr/bin/env python3
+\"\"\"Sandbox stand-in for infprov's compile_rn50.py: no Neuron compiler here, so a marker SavedModel.\"\"\"
+import argparse
+import os
+
+p = argparse.ArgumentParser()
+p.add_argument("--out", required=True)
+a = p.parse_args()
+os.makedirs(a.out, exist_ok=True)
+with open(os.path.join(a.out, "saved_model.pb"), "wb") as f:
+    f.write(b"infprov sandbox stand-in: no Neuron-compiled graph")
+print("sandbox stand-in: compiled nothing into", a.out)
+"""
+
+# Bumped when the stand-in's files change, so `sandbox up` rebuilds the repository.
+STANDIN_VERSION = "2"
+MODEL_SOURCE = Path(__file__).resolve().parents[2] / "playbooks" / "files" / "sandbox_model" / "model.py"
 
 
 def repo_path(public: Path) -> Path:
@@ -70,9 +161,9 @@ def exists(public: Path) -> bool:
     repo = repo_path(public)
     if not (repo / "HEAD").exists():
         return False
-    proc = subprocess.run(["git", "--git-dir", str(repo), "rev-parse", "--verify", "-q", f"refs/heads/{BRANCH}"],
-                          capture_output=True)
-    return proc.returncode == 0
+    proc = subprocess.run(["git", "--git-dir", str(repo), "show", f"refs/heads/{BRANCH}:infprov-standin/VERSION"],
+                          capture_output=True, text=True)
+    return proc.returncode == 0 and proc.stdout.strip() == STANDIN_VERSION
 
 
 def create(public: Path, owner: str) -> None:
@@ -92,6 +183,10 @@ def create(public: Path, owner: str) -> None:
             "README.md": _README,
             "inferentia/scripts/setup.sh": _SETUP,
             "inferentia/scripts/gen_triton_model.py": _GEN,
+            "infprov-standin/env.sh": _STANDIN_ENV,
+            "infprov-standin/compile.py": _STANDIN_COMPILE,
+            "infprov-standin/model.py": MODEL_SOURCE.read_text(),
+            "infprov-standin/VERSION": STANDIN_VERSION + "\n",
             "models/.gitkeep": "",
         }
         for rel, text in files.items():

@@ -8,11 +8,19 @@ model=${MODEL_NAME:?MODEL_NAME is not set}
 cores=${NEURON_CORE_RANGE:?NEURON_CORE_RANGE is not set}
 max_batch=${MAX_BATCH_SIZE:?MAX_BATCH_SIZE is not set}
 state=/opt/infprov
+# The sandbox (INFPROV_NEURON_STANDIN=1) replaces only the Neuron layer and the downloads: setup.sh's
+# environment and the Neuron compile come from its python_backend stand-in; the rest runs as on Inf1.
+standin=${INFPROV_NEURON_STANDIN:-0}
 
 if [ -f "$state/env.sh" ]; then
     # an image committed after an earlier start already holds the environment
     # shellcheck disable=SC1091
     source "$state/env.sh"
+elif [ "$standin" = 1 ]; then
+    # shellcheck disable=SC1091
+    source "$pb/infprov-standin/env.sh"
+    mkdir -p "$state"
+    export -p > "$state/env.sh"
 else
     # shellcheck disable=SC1091
     source "$pb/inferentia/scripts/setup.sh" -t -b "$pb"
@@ -22,7 +30,9 @@ fi
 
 if [ ! -f "$pb/models/$model/config.pbtxt" ]; then
     compiled=$pb/infprov/rn50_neuron
-    if [ ! -f "$compiled/saved_model.pb" ]; then
+    if [ ! -f "$compiled/saved_model.pb" ] && [ "$standin" = 1 ]; then
+        python3 "$pb/infprov-standin/compile.py" --out "$compiled"
+    elif [ ! -f "$compiled/saved_model.pb" ]; then
         python3 "$pb/infprov/compile_rn50.py" --out "$compiled"
     fi
     # Batching: the server takes batches of up to max_batch images (dims without the batch axis, as

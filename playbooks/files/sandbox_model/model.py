@@ -36,6 +36,10 @@ class TritonPythonModel:
         self.input_name = config["input"][0]["name"]
         self.output_name = config["output"][0]["name"]
         self.neuron_cores = int(_param(config, "NEURON_CORES", "0") or 0)
+        if not self.neuron_cores and _param(config, "NEURON_CORE_END_INDEX", ""):
+            # the config gen_triton_model.py writes on Inf1 names the range the model spans
+            start = int(_param(config, "NEURON_CORE_START_INDEX", "0") or 0)
+            self.neuron_cores = int(_param(config, "NEURON_CORE_END_INDEX", "0")) - start + 1
         self.broken_shape = _truthy(_param(config, "BROKEN_SHAPE", "false"))
         self.broken_values = _truthy(_param(config, "BROKEN_VALUES", "false"))
         # A slow model on purpose (tests of client timeouts): every request waits this long first.
