@@ -1482,7 +1482,7 @@ def _hosts_of(
         devices = itype.neuron_devices
         zone = str(inst.get("Placement", {}).get("AvailabilityZone", ""))
         if sandbox:
-            entry = _sandbox().assign_host(inst["InstanceId"])
+            entry = _sandbox().assign_host(inst["InstanceId"], devices)  # the host shows the type's chips
             address, port, user, key_file = entry["address"], int(entry["port"]), entry["user"], entry["key_file"]
             host_devices = int(entry.get("neuron_devices") or devices)
             if host_devices != devices:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -139,20 +141,24 @@ def test_bench_with_perf_analyzer_keeps_its_csv(cluster: Any, tmp_path: Path) ->
     assert kept.startswith("Concurrency,Inferences/Second")
 
 
-def test_bench_defaults_follow_the_devices_the_host_has(sandbox_hosts: list[dict[str, Any]], cluster_home: Path,
-                                                        tmp_path: Path) -> None:
-    """An inf1.xlarge (1 device) placed on a sandbox host with 4 devices: the server names its model after
-    the 16 cores it found, and bench's defaults (model, batch) follow the host, not the type's 4."""
+def test_an_inf1_xlarge_shows_one_device_and_bench_follows_it(sandbox_hosts: list[dict[str, Any]],
+                                                               cluster_home: Path, tmp_path: Path) -> None:
+    """An inf1.xlarge on a sandbox host: the host shows its one /dev/neuron0, as the instance would, the
+    server names its model after 4 cores, and bench's defaults (model, batch) follow."""
     up = runner.invoke(app, ["up", "--sandbox", "--type", "inf1.xlarge", "--name", "benchxl", "--yes", "--json"])
     try:
         assert up.exit_code == 0, up.output
         [ready] = json.loads(up.stdout)["server"]["hosts"]
-        assert ready["model"] == "rn50-16neuroncores-default"
+        assert ready["model"] == "rn50-4neuroncores-default"
+        devices = subprocess.run([sys.executable, "-m", "provision.cli", "ssh", "--name", "benchxl", "--",
+                                  "ls", "/dev/"], capture_output=True, text=True, timeout=60)
+        assert devices.returncode == 0, devices.stderr
+        assert [d for d in devices.stdout.split() if d.startswith("neuron")] == ["neuron0"]
         res = runner.invoke(app, ["bench", "--name", "benchxl", "--limit", "2", "--out", str(tmp_path / "r"), "--json"])
         assert res.exit_code == 0, res.output
         [host] = json.loads(res.stdout)["hosts"]
         [point] = host["points"]
-        assert point["model"] == "rn50-16neuroncores-default" and point["batch_size"] == 16
+        assert point["model"] == "rn50-4neuroncores-default" and point["batch_size"] == 4
         assert point["manifest"]["instance_type"] == "inf1.xlarge" and point["requests"] > 0
     finally:
         down = runner.invoke(app, ["teardown", "--sandbox", "--name", "benchxl", "--yes"])

@@ -563,10 +563,12 @@ class FakeCore:
     def status(self) -> dict[str, Any]:
         return {"ec2_endpoint": self.endpoint, "hosts": self.hosts}
 
-    def assign_host(self, instance_id: str) -> dict[str, Any]:
+    def assign_host(self, instance_id: str, neuron_devices: int | None = None) -> dict[str, Any]:
         if instance_id not in self.assigned:
             free = [h for h in self.hosts if h not in self.assigned.values()]
             self.assigned[instance_id] = free[0]
+        if neuron_devices is not None:  # as the real one: the host shows the type's devices
+            self.assigned[instance_id]["neuron_devices"] = neuron_devices
         return self.assigned[instance_id]
 
     def release_host(self, instance_id: str) -> None:
@@ -620,7 +622,8 @@ def test_sandbox_maps_instances_to_hosts_and_teardown_releases_them(
     assert doc["sandbox"] and doc["ssh_cidr"].endswith("/32")
     by_address = {h["address"]: h for h in doc["hosts"]}
     assert set(by_address) == {"10.237.0.11", "10.237.0.12"}
-    assert by_address["10.237.0.12"]["neuron_devices"] == 1 and by_address["10.237.0.12"]["neuron_cores"] == 4
+    # the host that had one device now shows the inf1.6xlarge's four, as the instance would
+    assert by_address["10.237.0.12"]["neuron_devices"] == 4 and by_address["10.237.0.12"]["neuron_cores"] == 16
     assert {h.key_file for h in no_ssh.hosts} == {key}
 
     # a second cluster when no host is free: refused before anything is made for it

@@ -216,12 +216,18 @@ def down() -> None:
         _down_locked()
 
 
-def assign_host(instance_id: str) -> dict[str, Any]:
-    """Give a launched instance a free sandbox host (the same one on every call for that id)."""
+def assign_host(instance_id: str, neuron_devices: int | None = None) -> dict[str, Any]:
+    """Give a launched instance a free sandbox host (the same one on every call for that id).
+
+    With neuron_devices (the instance type's chips), the host's /dev shows exactly that many
+    /dev/neuronN, as the instance would: an inf1.xlarge gets neuron0, an inf1.24xlarge neuron0..15.
+    """
     with _locked():
         state = _read_state()
         assignments: dict[str, str] = state.setdefault("assignments", {})
         name = assignments.get(instance_id)
+        if name is not None and neuron_devices is not None:
+            _set_devices(name, state, neuron_devices)
         if name is None:
             taken = set(assignments.values())
             free = [n for n in sorted(state.get("hosts", {}), key=lambda n: int(n[1:])) if n not in taken]
@@ -233,8 +239,26 @@ def assign_host(instance_id: str) -> dict[str, Any]:
                 )
             name = free[0]
             assignments[instance_id] = name
+            if neuron_devices is not None:
+                _set_devices(name, state, neuron_devices)
             _write_state(state)
     return _host_entry(name, state)
+
+
+def _set_devices(name: str, state: dict[str, Any], count: int) -> None:
+    """Make the host's /dev hold /dev/neuron0..count-1 and no other Neuron device (under the lock)."""
+    entry = state.get("hosts", {}).get(name)
+    if entry is None or entry.get("neuron_devices") == count:
+        return
+    if not 0 <= count <= 16:
+        raise InfprovError(f"{count} Neuron devices cannot be laid out on a sandbox host", "0 to 16")
+    pid = entry.get("init_pid")
+    script = ('rm -f /dev/neuron*; i=0; while [ "$i" -lt "$1" ]; do mknod -m 666 "/dev/neuron$i" c 1 3; '
+              'i=$((i + 1)); done')
+    system.run(["nsenter", "-t", str(pid), "-m", "--", "sh", "-c", script, "sh", str(count)],
+               what=f"lay out {count} Neuron device(s) on {name}")
+    entry["neuron_devices"] = count
+    _write_state(state)
 
 
 def release_host(instance_id: str) -> None:
