@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """Benchmark client for a Triton image classifier over HTTP (infprov); seed-compatible flags and output.
 
-Runs anywhere a python3 with numpy runs (it is shipped to hosts as a single file and runs in the
-Triton SDK container). It speaks Triton's HTTP/REST protocol with binary tensors itself, over one
-kept-alive connection per worker: the request body (header + input tensor) is built once and only
-handed to the kernel for each request, which is what keeps the client's CPU per request low
-(tritonclient's infer() joins the body anew for every request and its HTTP layer copies it again).
-Every answer is checked: shape [batch, classes], FP32, all values finite.
-With --shared_memory system the images go through /dev/shm instead (client on the server's host).
+Runs where tritonclient[http] and numpy run (it is shipped to hosts as a single file and runs in the
+Triton SDK container: tritonclient 2.21.0 on Python 3.8 in 22.04-py3-sdk, 2.51.0 on Python 3.11 in the
+sandbox's). tritonclient does the protocol: health, metadata, config, repository index and
+shared-memory calls (InferenceServerClient), the inference request (InferInput,
+InferRequestedOutput, InferenceServerClient.generate_request_body) and the decoding of every answer
+(InferenceServerClient.parse_response_body, InferResult.as_numpy); http.client frames the request.
+The request is built once, shared by the workers, and each worker hands it as-is to the kernel over
+one kept-alive connection: that is what keeps the client's CPU per request near a bare sender's
+(InferenceServerClient.infer() builds the body anew for every request, copying the 9.6 MB input
+twice, and its HTTP layer copies it once more). Every answer is checked: shape [batch, classes],
+FP32, all values finite. With --shared_memory system the images go through /dev/shm instead
+(client on the server's host), placed there by tritonclient.utils.shared_memory.
 
 Exit codes: 0 all responses valid; 1 a failure (wrong or failed responses, server unreachable or not
 ready); 2 bad usage or bad input (unknown model, batch size refused, ...); 130 interrupted
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import http.client
 import json
 import math
 import os
@@ -35,20 +41,29 @@ from urllib.parse import quote
 
 try:
     import numpy as np
-except ImportError:  # pragma: no cover - depends on the host
-    sys.stderr.write("ERROR: this client needs numpy (python3 -m pip install numpy)\n")
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException, np_to_triton_dtype, triton_to_np_dtype
+except ImportError as _missing:  # pragma: no cover - depends on the host
+    sys.stderr.write(f"ERROR: this client needs numpy and tritonclient[http] ({_missing}); "
+                     "python3 -m pip install numpy 'tritonclient[http]'\n")
     sys.exit(1)
 
+# Both static methods, same arguments, in tritonclient 2.21.0 (the 22.04 SDK container's; upstream
+# triton-inference-server/client, tag r22.04, src/python/library/tritonclient/http/__init__.py) and in
+# 2.51.0 (tritonclient/http/_client.py; it adds a trailing parameters=None).
+build_request_body = httpclient.InferenceServerClient.generate_request_body
+parse_response_body = httpclient.InferenceServerClient.parse_response_body
+
 CLIENT_NAME = "infprov-triton-http-client"
-CLIENT_VERSION = "1.0"
+CLIENT_VERSION = "1.1"
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PERCENTILES = (50, 75, 90, 95, 99)
 SEED_PERCENTILES = (50, 75, 95, 99)  # the seed printed these per thread, in this order
 CONTROL_TIMEOUT = 10.0  # seconds, for health, metadata and repository calls
 DEFAULT_CLASSES = 1000
 DEFAULT_IMAGE_DIMS = (224, 224, 3)
-NP_TYPES = {"FP32": np.float32, "FP16": np.float16, "FP64": np.float64, "INT32": np.int32, "INT64": np.int64,
-            "INT8": np.int8, "UINT8": np.uint8, "INT16": np.int16, "BOOL": np.bool_}
+# socket.timeout: TimeoutError only from Python 3.10 on (the 22.04 SDK container has 3.8).
+SOCKET_TIMEOUT = socket.timeout
 
 
 class ClientError(Exception):
@@ -69,154 +84,6 @@ class RequestFailed(Exception):
         self.detail = detail
 
 
-# ----------------------------------------------------------------------------- HTTP/1.1, kept alive
-
-
-class Connection:
-    """One HTTP/1.1 connection, reopened only when the server closes it or an error breaks it.
-
-    Deliberately minimal: Triton always answers with Content-Length (chunked is handled too), and
-    the body buffer is reused, so the numpy view of an answer is only valid until the next request.
-    """
-
-    def __init__(self, host: str, port: int, timeout: float) -> None:
-        self.host = host
-        self.port = port
-        self.timeout = timeout
-        self.sock: socket.socket | None = None
-        self.buf = bytearray(1 << 17)
-        self.connects = 0
-
-    def close(self) -> None:
-        if self.sock is not None:
-            try:
-                self.sock.close()
-            finally:
-                self.sock = None
-
-    def _connect(self) -> socket.socket:
-        try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
-        except TimeoutError as exc:
-            raise RequestFailed("timeout", f"connecting to {self.host}:{self.port} took over {self.timeout:g} s") \
-                from exc
-        except OSError as exc:
-            raise RequestFailed("connection", str(exc.strerror or exc)) from exc
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # Blocking, with the kernel's own timeouts: in Python's timeout mode every partial send of a
-        # large body is preceded by a poll(), which costs CPU on each request. The send buffer is left
-        # to autotuning: a fixed large one measured slower (more data queued per connection).
-        sock.settimeout(None)
-        whole = int(self.timeout)
-        micros = max(int((self.timeout - whole) * 1_000_000), 0 if whole else 1)  # 0 would mean "never"
-        timeval = struct.pack("@ll", whole, micros)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
-        self.sock = sock
-        self.connects += 1
-        return sock
-
-    def request(self, head: bytes, body: memoryview | bytes = b"") -> tuple[int, dict[str, str], memoryview]:
-        """Send one request (head already formatted) and read the whole answer.
-
-        A connection the server closed while idle is reopened and the request sent once more
-        (inference requests are idempotent here); any other failure raises RequestFailed.
-        """
-        for attempt in (0, 1):
-            fresh = self.sock is None
-            sock = self.sock or self._connect()
-            try:
-                _send_parts(sock, [memoryview(head), memoryview(body)] if len(body) else [memoryview(head)])
-                return self._read_response(sock)
-            except (TimeoutError, BlockingIOError) as exc:  # SO_RCVTIMEO/SO_SNDTIMEO ran out: EAGAIN
-                self.close()
-                raise RequestFailed("timeout", f"no progress for {self.timeout:g} s") from exc
-            except _Closed as exc:
-                self.close()
-                if fresh or attempt:
-                    raise RequestFailed("connection", f"server closed the connection ({exc})") from exc
-            except OSError as exc:
-                self.close()
-                if fresh or attempt:
-                    raise RequestFailed("connection", str(exc.strerror or exc)) from exc
-            except (ValueError, IndexError, UnicodeError) as exc:  # a malformed answer
-                self.close()
-                raise RequestFailed("protocol", f"malformed HTTP response: {exc}") from exc
-        raise RequestFailed("connection", "server closed the connection twice")  # pragma: no cover
-
-    def _recv_more(self, sock: socket.socket, have: int) -> int:
-        if have == len(self.buf):
-            self.buf.extend(bytes(len(self.buf)))
-        got = sock.recv_into(memoryview(self.buf)[have:])
-        if got == 0:
-            raise _Closed("end of stream")
-        return have + got
-
-    def _read_response(self, sock: socket.socket) -> tuple[int, dict[str, str], memoryview]:
-        have = 0
-        end = -1
-        while end < 0:
-            have = self._recv_more(sock, have)
-            end = self.buf.find(b"\r\n\r\n", 0, have)
-            if end < 0 and have > 65536:
-                raise RequestFailed("protocol", "response headers too long")
-        lines = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
-        match = re.match(r"HTTP/1\.[01] (\d{3})", lines[0])
-        if not match:
-            raise RequestFailed("protocol", f"not an HTTP response: {lines[0][:60]!r}")
-        status = int(match.group(1))
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        start = end + 4
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            body = self._read_chunked(sock, start, have)
-        else:
-            length = int(headers.get("content-length", "0"))
-            need = start + length
-            if need > len(self.buf):
-                self.buf.extend(bytes(need - len(self.buf)))
-            while have < need:
-                have = self._recv_more(sock, have)
-            body = memoryview(self.buf)[start:need]
-        if headers.get("connection", "").lower() == "close":
-            self.close()
-        return status, headers, body
-
-    def _read_chunked(self, sock: socket.socket, pos: int, have: int) -> memoryview:
-        out = bytearray()
-        while True:
-            while self.buf.find(b"\r\n", pos, have) < 0:
-                have = self._recv_more(sock, have)
-            eol = self.buf.find(b"\r\n", pos, have)
-            size = int(bytes(self.buf[pos:eol]).split(b";")[0], 16)
-            pos = eol + 2
-            while have < pos + size + 2:
-                have = self._recv_more(sock, have)
-            out += self.buf[pos:pos + size]
-            pos += size + 2
-            if size == 0:
-                return memoryview(bytes(out))
-
-
-class _Closed(Exception):
-    """The peer closed the connection."""
-
-
-def _send_parts(sock: socket.socket, parts: list[memoryview]) -> None:
-    """sendmsg the parts without joining them (joining would copy the 9.6 MB input every time)."""
-    while parts:
-        sent = sock.sendmsg(parts)
-        while sent and parts:
-            if sent >= len(parts[0]):
-                sent -= len(parts[0])
-                parts.pop(0)
-            else:
-                parts[0] = parts[0][sent:]
-                sent = 0
-
-
 def split_url(url: str) -> tuple[str, int]:
     text = url.strip()
     if "://" in text:
@@ -235,59 +102,75 @@ def split_url(url: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _reason(exc: BaseException) -> str:
+    """A short reason for a failed call: the server's message, the OS error's text, or the exception."""
+    if isinstance(exc, InferenceServerException):
+        return str(exc.message() or exc)
+    if isinstance(exc, SOCKET_TIMEOUT):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return str(exc.strerror)
+    return str(exc) or type(exc).__name__
+
+
 # ----------------------------------------------------------------------------- control plane
 
 
 class Server:
-    """Triton's health, metadata and repository endpoints, on a connection of their own."""
+    """Triton's health, metadata, repository and shared-memory endpoints, through tritonclient's client."""
 
     def __init__(self, host: str, port: int, timeout: float) -> None:
-        self.host = host
-        self.port = port
-        self.url = f"{host}:{port}"
-        self.conn = Connection(host, port, timeout)
+        self.url = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.timeout = timeout
+        self._client: Any = None
 
-    def _head(self, method: str, path: str, length: int = 0) -> bytes:
-        text = f"{method} {path} HTTP/1.1\r\nHost: {self.url}\r\n"
-        if method == "POST":
-            text += f"Content-Type: application/json\r\nContent-Length: {length}\r\n"
-        return (text + "\r\n").encode("latin-1")
-
-    def call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> tuple[int, Any]:
-        body = json.dumps(payload).encode() if payload is not None else b""
-        status, _, data = self.conn.request(self._head(method, path, len(body)), body)
-        text = bytes(data).decode("utf-8", "replace")
-        try:
-            return status, json.loads(text) if text.strip() else None
-        except ValueError:
-            return status, text
+    @property
+    def client(self) -> Any:
+        """tritonclient's InferenceServerClient, made on first use (again after close())."""
+        if self._client is None:
+            self._client = httpclient.InferenceServerClient(
+                self.url, connection_timeout=self.timeout, network_timeout=self.timeout)
+        return self._client
 
     def close(self) -> None:
-        self.conn.close()
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # a client whose server is gone
+                client.close()
 
     def check_ready(self) -> None:
         try:
-            status, _ = self.call("GET", "/v2/health/live")
-        except RequestFailed as exc:
-            raise ClientError(f"cannot reach Triton at {self.url}: {exc.detail}") from None
-        if status != 200:
-            raise ClientError(f"Triton at {self.url} is not live (GET /v2/health/live answered {status})")
-        status, _ = self.call("GET", "/v2/health/ready")
-        if status != 200:
-            raise ClientError(f"Triton at {self.url} is live but not ready (GET /v2/health/ready answered {status})")
+            live = self.client.is_server_live()
+        except Exception as exc:  # noqa: BLE001 - refused, reset, timed out: all say "cannot reach"
+            raise ClientError(f"cannot reach Triton at {self.url}: {_reason(exc)}") from None
+        if not live:
+            raise ClientError(f"Triton at {self.url} is not live (GET /v2/health/live)")
+        if not self._ask(self.client.is_server_ready):
+            raise ClientError(f"Triton at {self.url} is live but not ready (GET /v2/health/ready)")
+
+    def _ask(self, call: Any, *args: Any) -> Any:
+        """A control call whose failure (other than an error the server answered) is one line, exit 1."""
+        try:
+            return call(*args)
+        except InferenceServerException:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise ClientError(f"Triton at {self.url} stopped answering: {_reason(exc)}") from None
 
     def repository(self) -> list[dict[str, Any]]:
         try:
-            status, index = self.call("POST", "/v2/repository/index", {})
-        except RequestFailed:
+            index = self.client.get_model_repository_index()
+        except Exception:  # noqa: BLE001 - only used to explain another failure
             return []
-        return index if status == 200 and isinstance(index, list) else []
+        return index if isinstance(index, list) else []
 
     def model(self, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The model's metadata and config; a clear error naming what the repository holds otherwise."""
-        path = f"/v2/models/{quote(name, safe='')}"
-        status, meta = self.call("GET", path)
-        if status != 200 or not isinstance(meta, dict):
+        try:
+            meta = self._ask(self.client.get_model_metadata, name)
+        except InferenceServerException:
+            meta = None
+        if not isinstance(meta, dict):
             index = self.repository()
             entry = next((m for m in index if m.get("name") == name), None)
             if entry is not None:
@@ -302,93 +185,238 @@ class Server:
             raise ClientError(
                 f"unknown model '{name}' on {self.url}; the repository holds: {names or 'no models'}", EXIT_USAGE
             )
-        status, ready = self.call("GET", path + "/ready")
-        if status != 200:
-            raise ClientError(f"model '{name}' on {self.url} is not ready (GET {path}/ready answered {status})")
-        status, config = self.call("GET", path + "/config")
-        return meta, config if status == 200 and isinstance(config, dict) else {}
+        try:
+            ready = self._ask(self.client.is_model_ready, name)
+        except InferenceServerException:
+            ready = False
+        if not ready:
+            raise ClientError(f"model '{name}' on {self.url} is not ready (GET /v2/models/{name}/ready)")
+        try:
+            config = self._ask(self.client.get_model_config, name)
+        except InferenceServerException:
+            config = {}
+        return meta, config if isinstance(config, dict) else {}
 
 
 # ----------------------------------------------------------------------------- inference requests
 
 
+class _RequestHead(http.client.HTTPConnection):
+    """http.client writing a request head into bytes: its putrequest/putheader/endheaders frame the request,
+    and the one send() they make is caught here instead of going to a socket (nothing connects)."""
+
+    head = b""
+
+    def send(self, data: Any) -> None:
+        self.head = bytes(data)
+
+
+def request_head(host: str, port: int, path: str, headers: dict[str, str]) -> bytes:
+    """The HTTP/1.1 head of a POST to path, as http.client frames it (Host, Accept-Encoding: identity...)."""
+    rec = _RequestHead(host, port)
+    rec.putrequest("POST", path)
+    for name, value in headers.items():
+        rec.putheader(name, value)
+    rec.endheaders()
+    return rec.head
+
+
+class _Closed(Exception):
+    """The server closed the connection."""
+
+
+# A server that closed the connection, or a peer that broke it: worth one more try on a reused connection.
+DROPPED = (_Closed, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+
+
+class Connection:
+    """The hot loop's transport: one kept-alive connection, the prepared request sent in one call, and
+    one answer read (status, headers, a Content-Length body); what it means is left to tritonclient.
+
+    Kept by hand because http.client, which replaced it first (issue 14), measured over the CPU budget
+    (1.15x a bytes-only sender's CPU per request, bench/client_vs_perf_analyzer.py): 1.42x and 1.34x,
+    then 1.28x and 1.16x in runs where this way measured 1.12x and 1.08x; the body and its decoding
+    came from tritonclient in both. Per request, http.client sends head and body in two calls,
+    formats and validates every header anew (putheader) and builds a BufferedReader and an
+    email.parser message for the answer's headers (with its HTTPResponse reading the answers and only
+    the sending done here: 1.17x). So http.client frames the head once (request_head), and the head
+    goes out with the body in one sendmsg() on a blocking socket whose waits the kernel bounds
+    (SO_SNDTIMEO, SO_RCVTIMEO), the answer into a reused buffer.
+    """
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.sock: socket.socket | None = None
+        self.buf = bytearray(1 << 17)
+
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Blocking, with the kernel's timeouts: in Python's timeout mode each partial send of the 9.6 MB
+        # body is preceded by a poll(), each a hand-over of the GIL between workers. A wait that runs
+        # out fails with EAGAIN (BlockingIOError).
+        sock.settimeout(None)
+        whole = int(self.timeout)
+        micros = max(int((self.timeout - whole) * 1_000_000), 0 if whole else 1)  # 0 would mean "never"
+        timeval = struct.pack("@ll", whole, micros)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        self.sock = sock
+        return sock
+
+    def exchange(self, parts: list[memoryview]) -> tuple[int, dict[str, str], bytes]:
+        """Send the parts (without joining them: that would copy the body) and read the answer."""
+        sock = self.sock or self._connect()
+        parts = list(parts)
+        while parts:
+            sent = sock.sendmsg(parts)
+            while sent and parts:
+                if sent >= len(parts[0]):
+                    sent -= len(parts[0])
+                    parts.pop(0)
+                else:
+                    parts[0] = parts[0][sent:]
+                    sent = 0
+        return self._answer(sock)
+
+    def _answer(self, sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+        buf = self.buf
+        view = memoryview(buf)
+        have, end = 0, -1
+        while end < 0:
+            if have == len(buf):
+                raise ValueError("response headers longer than the buffer")
+            got = sock.recv_into(view[have:])
+            if not got:
+                raise _Closed("end of stream")
+            have += got
+            end = buf.find(b"\r\n\r\n", 0, have)
+        lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
+        version, status = lines[0].split(" ", 2)[:2]
+        if not version.startswith("HTTP/1."):
+            raise ValueError(f"not an HTTP/1.x response: {lines[0][:60]!r}")
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            raise ValueError("a chunked answer (Triton always sends Content-Length)")
+        need = end + 4 + int(headers.get("content-length", "0"))
+        if need > len(buf):
+            view.release()
+            buf.extend(bytes(need - len(buf)))
+            view = memoryview(buf)
+        while have < need:
+            got = sock.recv_into(view[have:need])
+            if not got:
+                raise _Closed("end of stream")
+            have += got
+        body = bytes(view[end + 4:need])
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return int(status), headers, body
+
+
+def numeric_dtype(datatype: str) -> Any:
+    """The numpy type of a numeric Triton datatype (tritonclient's mapping); None for others (BYTES, BF16...)."""
+    np_type = triton_to_np_dtype(datatype)
+    if np_type is None or np_type is np.object_ or np_to_triton_dtype(np_type) != datatype:
+        return None
+    return np_type
+
+
 class Inference:
-    """The request body, built once: the JSON header of Triton's binary-tensor extension + raw input."""
+    """The request, built once by tritonclient; each answer decoded by tritonclient, then checked."""
 
     def __init__(self, model: str, input_name: str, output_name: str, images: np.ndarray,
                  datatype: str, classes: int, host: str, port: int, region: str | None = None) -> None:
-        self.model = model
         self.output_name = output_name
         self.batch = int(images.shape[0])
         self.classes = classes
-        params: dict[str, Any] = {"binary_data_size": images.nbytes}
+        tensor = httpclient.InferInput(input_name, list(images.shape), datatype)
         if region is not None:  # the server reads the images from a registered shared-memory region
-            params = {"shared_memory_region": region, "shared_memory_byte_size": images.nbytes}
-        header = {
-            "inputs": [{"name": input_name, "shape": list(images.shape), "datatype": datatype, "parameters": params}],
-            "outputs": [{"name": output_name, "parameters": {"binary_data": True}}],
-        }
-        head_json = json.dumps(header, separators=(",", ":")).encode()
-        tensor = b"" if region is not None else np.ascontiguousarray(images).tobytes()
-        self.body = memoryview(head_json + tensor)
-        self.head = (
-            f"POST /v2/models/{quote(model, safe='')}/infer HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            f"Content-Type: application/octet-stream\r\nInference-Header-Content-Length: {len(head_json)}\r\n"
-            f"Content-Length: {len(self.body)}\r\n\r\n"
-        ).encode("latin-1")
+            tensor.set_shared_memory(region, int(images.nbytes))
+        else:
+            tensor.set_data_from_numpy(np.ascontiguousarray(images), binary_data=True)
+        output = httpclient.InferRequestedOutput(output_name, binary_data=True)
+        body, json_size = build_request_body([tensor], outputs=[output])
+        body = body.encode() if isinstance(body, str) else body  # 2.21 gives a JSON-only body as str
+        # The binary tensor extension: the JSON header's length in Inference-Header-Content-Length, the
+        # body application/octet-stream; a body that is all JSON is application/json without it.
+        headers = {"Content-Length": str(len(body))}
+        if json_size is not None:
+            headers["Content-Type"] = "application/octet-stream"
+            headers["Inference-Header-Content-Length"] = str(json_size)
+        else:
+            headers["Content-Type"] = "application/json"
+        head = request_head(host, port, f"/v2/models/{quote(model, safe='')}/infer", headers)
+        self.parts = [memoryview(head), memoryview(body)]
 
     def run(self, conn: Connection) -> np.ndarray:
-        """One inference; the output tensor, checked; RequestFailed if the answer is wrong in any way."""
-        status, headers, body = conn.request(self.head, self.body)
+        """One inference; the output tensor, checked; RequestFailed if the answer is wrong in any way.
+
+        A connection the server closed while idle is reopened and the request sent once more
+        (inference requests are idempotent here).
+        """
+        for attempt in (0, 1):
+            reused = conn.sock is not None
+            try:
+                status, headers, data = conn.exchange(self.parts)
+                break
+            except (SOCKET_TIMEOUT, BlockingIOError) as exc:  # connecting; SO_SNDTIMEO/SO_RCVTIMEO: EAGAIN
+                conn.close()
+                raise RequestFailed("timeout", f"no progress for {conn.timeout:g} s") from exc
+            except DROPPED as exc:
+                conn.close()
+                if not reused or attempt:
+                    raise RequestFailed("connection", f"server closed the connection ({_reason(exc)})") from exc
+            except OSError as exc:
+                conn.close()
+                raise RequestFailed("connection", _reason(exc)) from exc
+            except (ValueError, IndexError, UnicodeError) as exc:
+                conn.close()
+                raise RequestFailed("protocol", f"malformed HTTP response: {exc}") from exc
+        length = headers.get("inference-header-content-length")
+        encoding = headers.get("content-encoding")
         if status != 200:
-            raise RequestFailed(f"http {status}", _error_text(body))
-        return self.check(self.output(headers, body))
-
-    def output(self, headers: dict[str, str], body: memoryview) -> np.ndarray:
-        header_len = int(headers.get("inference-header-content-length", len(body)))
+            raise RequestFailed(f"http {status}", _error_text(data, encoding))
         try:
-            reply = json.loads(bytes(body[:header_len]))
-        except ValueError as exc:
-            raise RequestFailed("bad response", f"response header is not JSON: {exc}") from None
-        offset = header_len
-        for out in reply.get("outputs", []):
-            params = out.get("parameters") or {}
-            size = int(params.get("binary_data_size", 0))
-            if out.get("name") == self.output_name:
-                dtype = NP_TYPES.get(str(out.get("datatype")))
-                if dtype is None:
-                    raise RequestFailed("bad output", f"datatype {out.get('datatype')}, expected FP32")
-                shape = [int(d) for d in out.get("shape", [])]
-                if "binary_data_size" in params:
-                    if offset + size > len(body):
-                        raise RequestFailed("bad response", "binary output shorter than announced")
-                    flat = np.frombuffer(body[offset:offset + size], dtype=dtype)
-                else:
-                    flat = np.asarray(out.get("data", []), dtype=dtype)
-                if flat.size != math.prod(shape):
-                    raise RequestFailed("bad output", f"{flat.size} values for shape {shape}")
-                return flat.reshape(shape)
-            offset += size
-        raise RequestFailed("bad output", f"no output named '{self.output_name}' in the response")
+            result = parse_response_body(data, header_length=int(length) if length else None,
+                                         content_encoding=encoding)
+            output = result.get_output(self.output_name)
+            tensor = result.as_numpy(self.output_name) if output is not None else None
+        except Exception as exc:  # noqa: BLE001 - whatever the answer did to the parser
+            raise RequestFailed("bad response", f"cannot decode the answer: {type(exc).__name__}: {exc}") from None
+        if output is None or tensor is None:
+            raise RequestFailed("bad output", f"no output named '{self.output_name}' in the response")
+        return self.check(output, tensor)
 
-    def check(self, result: np.ndarray) -> np.ndarray:
+    def check(self, output: dict[str, Any], result: np.ndarray) -> np.ndarray:
         expected = [self.batch, self.classes]
+        if output.get("datatype") != "FP32":
+            raise RequestFailed("bad output", f"output datatype {output.get('datatype')}, expected FP32")
         if list(result.shape) != expected:
             raise RequestFailed("bad output", f"output shape {list(result.shape)}, expected {expected}")
-        if result.dtype != np.float32:
-            raise RequestFailed("bad output", f"output datatype {result.dtype}, expected float32")
         if not np.isfinite(result).all():
             bad = int(result.size - np.count_nonzero(np.isfinite(result)))
             raise RequestFailed("bad output", f"{bad} non-finite values in the output")
         return result
 
 
-def _error_text(body: memoryview) -> str:
-    text = bytes(body[:2000]).decode("utf-8", "replace")
+def _error_text(body: bytes, encoding: str | None) -> str:
+    """The server's error message: the "error" field of its JSON answer, decoded by tritonclient."""
     try:
-        return str(json.loads(text).get("error", text))
-    except (ValueError, AttributeError):
-        return text.strip() or "(empty body)"
+        answer = parse_response_body(body, content_encoding=encoding).get_response()
+        return str(answer.get("error", answer))
+    except Exception:  # noqa: BLE001 - not JSON: show the text itself
+        return body[:2000].decode("utf-8", "replace").strip() or "(empty body)"
 
 
 class SharedInput:
@@ -397,47 +425,52 @@ class SharedInput:
     Only for a client on the server's host sharing its /dev/shm (docker: --ipc host on both
     containers): requests then carry a reference, not 9.6 MB of tensor, so neither the client nor
     the server copies the images through TCP. Removed again at exit (registration and object).
+    Made, filled and removed by tritonclient.utils.shared_memory (in 2.21 and 2.51 alike).
     """
 
     def __init__(self, server: Server, images: np.ndarray) -> None:
+        import tritonclient.utils.shared_memory as shm  # loads a C library: only when asked for
+
+        self.shm = shm
         self.server = server
         self.name = f"infprov-input-{os.getpid()}"
         self.path = f"/dev/shm/{self.name}"
         self.registered = False
+        self.handle: Any = None
         try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
-        except OSError as exc:
-            raise ClientError(f"cannot create {self.path} for --shared_memory: {exc.strerror or exc}") from None
-        try:
-            data = np.ascontiguousarray(images).tobytes()
-            os.ftruncate(fd, len(data))
-            os.pwrite(fd, data, 0)
-        finally:
-            os.close(fd)
-        body = {"key": f"/{self.name}", "offset": 0, "byte_size": int(images.nbytes)}
-        try:
-            status, answer = server.call("POST", f"/v2/systemsharedmemory/region/{self.name}/register", body)
-        except RequestFailed as exc:
+            self.handle = shm.create_shared_memory_region(self.name, f"/{self.name}", int(images.nbytes))
+            shm.set_shared_memory_region(self.handle, [np.ascontiguousarray(images)])
+        except Exception as exc:  # noqa: BLE001 - SharedMemoryException, or /dev/shm full
             self.close()
-            raise ClientError(f"cannot register shared memory with Triton at {server.url}: {exc.detail}") from None
-        if status != 200:
+            raise ClientError(f"cannot create {self.path} for --shared_memory: {exc}") from None
+        try:
+            server.client.register_system_shared_memory(self.name, f"/{self.name}", int(images.nbytes))
+        except InferenceServerException as exc:
             self.close()
-            reason = answer.get("error", answer) if isinstance(answer, dict) else answer
             raise ClientError(
-                f"Triton at {server.url} cannot use shared memory {self.path}: {reason}; the server must share "
-                f"this client's /dev/shm (same host; docker --ipc host), or drop --shared_memory"
-            )
+                f"Triton at {server.url} cannot use shared memory {self.path}: {_reason(exc)}; the server must "
+                f"share this client's /dev/shm (same host; docker --ipc host), or drop --shared_memory"
+            ) from None
+        except Exception as exc:  # noqa: BLE001
+            self.close()
+            raise ClientError(f"cannot register shared memory with Triton at {server.url}: {_reason(exc)}") from None
+        finally:
+            server.close()  # its connection would sit idle through the run
         self.registered = True
 
     def close(self) -> None:
         if self.registered:
             self.registered = False
             try:
-                self.server.call("POST", f"/v2/systemsharedmemory/region/{self.name}/unregister", {})
-            except RequestFailed:
-                pass  # the server is gone: nothing left registered
+                self.server.client.unregister_system_shared_memory(self.name)
+            except Exception:  # noqa: BLE001, S110 - the server is gone: nothing left registered
+                pass
             finally:
                 self.server.close()
+        handle, self.handle = self.handle, None
+        if handle is not None:
+            with contextlib.suppress(Exception):  # removed below if still there
+                self.shm.destroy_shared_memory_region(handle)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 
@@ -628,7 +661,7 @@ def input_spec(
         raise ClientError(f"batch size {args.batch_size} is above the model's max_batch_size {max_batch}", EXIT_USAGE)
     spec = inputs.get(args.input_name, {})
     datatype = str(spec.get("datatype", "FP32"))
-    if datatype not in NP_TYPES:
+    if numeric_dtype(datatype) is None:
         raise ClientError(f"input '{args.input_name}' is {datatype}; this client sends numeric tensors only",
                           EXIT_USAGE)
     shape = [int(d) for d in spec.get("shape", [])][1:]
@@ -642,7 +675,7 @@ def make_images(batch: int, dims: tuple[int, ...], datatype: str, seed: int) -> 
     """Random images in [0, 1) (as the seed sent), generated once and shared by all workers."""
     rng = np.random.default_rng(seed)
     data = rng.random((batch, *dims), dtype=np.float32)
-    return data.astype(NP_TYPES[datatype], copy=False)
+    return data.astype(numeric_dtype(datatype), copy=False)
 
 
 # ----------------------------------------------------------------------------- run

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
+import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from client import results
@@ -296,3 +302,167 @@ def test_shared_memory_input_is_checked_and_removed(server: localtriton.LocalTri
     broken = run_client("-m", "rn50-broken-shape", "-b", str(BATCH), "-t", "1", "--url", server.url,
                         "--shared_memory", "system")
     assert broken.returncode == 1 and "FAIL: rn50-broken-shape" in broken.stdout
+
+
+# ----------------------------------------------------------------------------- tritonclient does the protocol
+
+OTHER_PYTHONS = [p for p in os.environ.get("INFPROV_CLIENT_PYTHONS", "").split(os.pathsep) if p]
+
+
+@pytest.mark.skipif(not OTHER_PYTHONS, reason="INFPROV_CLIENT_PYTHONS names no other interpreter (e.g. Python 3.8 "
+                                              "with tritonclient 2.21.0, as in the 22.04 SDK container)")
+@pytest.mark.parametrize("python", OTHER_PYTHONS or ["none"])
+def test_client_runs_under_other_interpreters(server: localtriton.LocalTriton, tmp_path: Path, python: str) -> None:
+    out = tmp_path / "other.json"
+    proc = subprocess.run([python, str(CLIENT), "-m", MODEL, "-b", str(BATCH), "-k", "-l", "1", "-t", "2",
+                           "--url", server.url, "--json", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    assert doc["requests"] > 0 and doc["errors"] == 0 and results.validate_results(doc) == []
+    broken = subprocess.run([python, str(CLIENT), "-m", "rn50-broken-shape", "-b", str(BATCH), "-t", "1",
+                             "--url", server.url, "--shared_memory", "system"], capture_output=True, text=True,
+                            timeout=120)
+    assert broken.returncode == 1 and "output shape [16, 999], expected [16, 1000]" in broken.stdout
+    assert_no_traceback(broken)
+
+
+@pytest.fixture(scope="module")
+def client_module() -> Any:
+    """The client script loaded as a module (it is shipped as a file, so it is not importable by name)."""
+    spec = importlib.util.spec_from_file_location("infprov_triton_http_client", CLIENT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _head_lines(part: memoryview) -> list[str]:
+    head = bytes(part)
+    assert head.endswith(b"\r\n\r\n")
+    return head.decode("latin-1").split("\r\n")[:-2]
+
+
+def test_the_request_is_tritonclient_s(client_module: Any) -> None:
+    import tritonclient.http as httpclient
+
+    images = np.random.default_rng(1).random((2, 4, 4, 3), dtype=np.float32)
+    inference = client_module.Inference("rn50/x", "input", "output", images, "FP32", 10, "127.0.0.1", 8000)
+    head, body = inference.parts
+    tensor = httpclient.InferInput("input", [2, 4, 4, 3], "FP32")
+    tensor.set_data_from_numpy(images, binary_data=True)
+    expected, json_size = httpclient.InferenceServerClient.generate_request_body(
+        [tensor], outputs=[httpclient.InferRequestedOutput("output", binary_data=True)])
+    assert bytes(body) == expected
+    lines = _head_lines(head)
+    assert lines[0] == "POST /v2/models/rn50%2Fx/infer HTTP/1.1"
+    for line in ("Host: 127.0.0.1:8000", f"Content-Length: {len(expected)}", "Content-Type: application/octet-stream",
+                 f"Inference-Header-Content-Length: {json_size}"):
+        assert line in lines
+    # with shared memory the body is all JSON, naming the region
+    shared = client_module.Inference("rn50", "input", "output", images, "FP32", 10, "127.0.0.1", 8000, region="r1")
+    head, body = shared.parts
+    lines = _head_lines(head)
+    assert "Content-Type: application/json" in lines
+    assert not any(line.startswith("Inference-Header-Content-Length") for line in lines)
+    params = json.loads(bytes(body))["inputs"][0]["parameters"]
+    assert params == {"shared_memory_region": "r1", "shared_memory_byte_size": images.nbytes}
+
+
+def test_the_client_frames_no_protocol_of_its_own() -> None:
+    source = CLIENT.read_text()
+    for text in ("binary_data_size", "json.loads", "HTTP/1.1\\r\\n", "/repository/index", "systemsharedmemory/"):
+        assert text not in source, f"the client spells {text!r} itself: tritonclient or http.client should"
+
+
+class ScriptedServer:
+    """A TCP server on 127.0.0.1 answering inference requests as its script says; for the hand-kept transport.
+
+    Steps: "ok" (an answer, connection kept), "ok-then-close" (an answer, then the server closes as if idle),
+    "ok-close-header" (an answer with Connection: close), "drop" (close without an answer), "chunked".
+    """
+
+    def __init__(self, script: list[str], batch: int, classes: int) -> None:
+        self.script = list(script)
+        self.batch, self.classes = batch, classes
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(timeout=10)
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while self.script:
+                conn, _ = self.listener.accept()
+                self.connections += 1
+                with conn:
+                    while self.script and self._read_request(conn):
+                        step = self.script.pop(0)
+                        if step == "drop":
+                            break
+                        conn.sendall(self._answer(step))
+                        if step != "ok":
+                            break
+
+    @staticmethod
+    def _read_request(conn: socket.socket) -> bool:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return False
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+        while len(rest) < length:
+            rest += conn.recv(65536)
+        return True
+
+    def _answer(self, step: str) -> bytes:
+        values = np.ones((self.batch, self.classes), dtype=np.float32).tobytes()
+        header = json.dumps({"model_name": "m", "model_version": "1", "outputs": [
+            {"name": "output", "datatype": "FP32", "shape": [self.batch, self.classes],
+             "parameters": {"binary_data_size": len(values)}}]}).encode()
+        body = header + values
+        head = f"HTTP/1.1 200 OK\r\nInference-Header-Content-Length: {len(header)}\r\n"
+        if step == "chunked":
+            chunk = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+            return (head + "Transfer-Encoding: chunked\r\n\r\n").encode() + chunk
+        if step == "ok-close-header":
+            head += "Connection: close\r\n"
+        return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def _scripted(client_module: Any, script: list[str]) -> tuple[ScriptedServer, Any, Any]:
+    images = np.zeros((2, 4, 4, 3), dtype=np.float32)
+    srv = ScriptedServer(script, 2, 10)
+    inference = client_module.Inference("m", "input", "output", images, "FP32", 10, "127.0.0.1", srv.port)
+    return srv, inference, client_module.Connection("127.0.0.1", srv.port, 10.0)
+
+
+def test_transport_reopens_a_connection_the_server_closed(client_module: Any) -> None:
+    srv, inference, conn = _scripted(client_module, ["ok-then-close", "ok-close-header", "ok"])
+    try:
+        for _ in range(3):  # the second request finds the connection closed: sent again on a new one, once
+            assert client_module.checked_call(inference, conn).shape == (2, 10)
+        assert srv.connections == 3
+    finally:
+        conn.close()
+        srv.close()
+
+
+@pytest.mark.parametrize(("step", "kind"), [("drop", "connection"), ("chunked", "protocol")])
+def test_transport_failures_are_counted_kinds(client_module: Any, step: str, kind: str) -> None:
+    srv, inference, conn = _scripted(client_module, [step])
+    try:
+        with pytest.raises(client_module.RequestFailed) as failed:
+            client_module.checked_call(inference, conn)
+        assert failed.value.kind == kind and srv.connections == 1  # a fresh connection is not tried again
+        assert conn.sock is None
+    finally:
+        conn.close()
+        srv.close()
