@@ -69,6 +69,16 @@ def sandbox_status(sandbox_hosts: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @pytest.fixture()
+def umask0() -> Iterator[None]:
+    """The most permissive umask, to show that what infprov writes is private anyway."""
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.fixture()
 def infprov_home(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """A private INFPROV_HOME per test."""
     home = tmp_path / "infprov-home"

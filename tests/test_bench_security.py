@@ -99,14 +99,6 @@ def fake_ssh(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeConn]]:
     yield FakeConn
 
 
-@pytest.fixture()
-def umask0() -> Iterator[None]:
-    old = os.umask(0)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
 
 def shell_operators(command: str) -> list[str]:
     """The unquoted shell operators (; & | < > ( )) in a command line, as sh would see them."""

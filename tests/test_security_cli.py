@@ -6,7 +6,6 @@ import io
 import os
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +26,6 @@ from tests.test_engine_unit import run_local
 
 runner = CliRunner()
 
-
-@pytest.fixture()
-def umask0() -> Iterator[None]:
-    old = os.umask(0)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def _one_error_line(result: Any) -> str:
