@@ -30,12 +30,12 @@ def emit_json(doc: Any) -> None:
 
 
 def step(message: str) -> None:
-    err.print(styled(">", "bold cyan", message))
+    err.print(styled(">", "bold cyan", message), soft_wrap=True)
 
 
 def ok(message: str) -> None:
-    err.print(styled("ok", "green", message))
+    err.print(styled("ok", "green", message), soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    err.print(styled("warning:", "yellow", message))
+    err.print(styled("warning:", "yellow", message), soft_wrap=True)

@@ -720,3 +720,17 @@ def test_console_output_is_read_as_text(prov: Ec2Provider) -> None:
     text = prov.console_output(iid)
     assert isinstance(text, str) and text  # moto serves a fixed console text
     assert prov.console_output("i-0000000000000dead") == ""  # an unknown instance: nothing to check against
+
+
+def test_ctrl_c_while_the_group_is_made_says_how_to_continue(prov: Ec2Provider, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cloud, "ensure_security_group", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _up(prov, name="cut")
+    err = capsys.readouterr().err
+    assert "interrupted while making the key pair and security group" in err
+    assert "infprov up --type inf1.6xlarge --name cut" in err and "infprov teardown --name cut" in err
+    assert _live(prov, "cut") == []

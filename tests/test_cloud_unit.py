@@ -103,6 +103,9 @@ def test_pinned_plain_ubuntu_is_accepted_with_a_warning(capsys: pytest.CaptureFi
         ({"instance_type": "inf1.xlarge", "ssh_cidr": "0.0.0.0/0"}, "whole internet"),
         ({"instance_type": "inf1.xlarge", "ssh_cidr": "::/0"}, "whole internet"),
         ({"instance_type": "inf1.xlarge", "ssh_cidr": "10.0.0.300/32"}, "--ssh-cidr"),
+        ({"instance_type": "inf1.xlarge", "ssh_cidr": "0.0.0.0/1"}, "wider than /8"),
+        ({"instance_type": "inf1.xlarge", "ssh_cidr": "10.0.0.0/7"}, "33,554,432 addresses"),
+        ({"instance_type": "inf1.xlarge", "ssh_cidr": "2001:db8::/16"}, "wider than /32"),
         ({"instance_type": "inf1.xlarge", "disk_gib": 50}, "--disk"),
         ({"instance_type": "inf1.xlarge", "tags": (("aws:x", "1"),)}, "reserved"),
         ({"instance_type": "inf1.xlarge", "tags": (("infprov:cluster", "x"),)}, "infprov's own"),
@@ -121,6 +124,9 @@ def test_spec_normalises_cidr_and_type() -> None:
     assert spec.instance_type == "inf1.6xlarge"
     assert spec.ssh_cidr == "203.0.113.7/32"
     assert cloud.UpSpec(instance_type="inf1.xlarge", ssh_cidr="2001:db8::1").ssh_cidr == "2001:db8::1/128"
+    assert cloud.UpSpec(instance_type="inf1.xlarge", ssh_cidr="10.0.0.0/8").ssh_cidr == "10.0.0.0/8"
+    wide = cloud.UpSpec(instance_type="inf1.xlarge", ssh_cidr="0.0.0.0/1", allow_wide_ssh=True)
+    assert wide.ssh_cidr == "0.0.0.0/1"
 
 
 @pytest.mark.parametrize("raw", ["novalue", "=x", " =x"])

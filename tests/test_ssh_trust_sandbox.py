@@ -63,9 +63,11 @@ def test_console_fingerprint_refuses_an_impostor(sandbox_hosts: list[dict[str, A
     assert not known.exists() or h["address"] not in known.read_text()
 
 
-def test_no_fingerprints_on_the_console_means_first_contact_is_pinned(
-    sandbox_hosts: list[dict[str, Any]], infprov_home: Path
+def test_no_fingerprints_on_the_console_means_first_contact_is_pinned_with_a_warning(
+    sandbox_hosts: list[dict[str, Any]], infprov_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     h = sandbox_hosts[2]
     cloud.wait_for_ssh([_host(h)], FAST, console=lambda _id: "no cloud-init output yet\n")
     assert h["address"] in (infprov_home / "known_hosts").read_text()
+    err = capsys.readouterr().err
+    assert "shows no SSH host key fingerprints" in err and "trust on first use" in err
