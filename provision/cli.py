@@ -290,9 +290,8 @@ def _render_served(result: Any, served: Any) -> None:
         ui.out.print(f"cluster {result.cluster} is already up and serving: nothing changed")
     if served.ok:
         port = server_port()
-        ui.out.print(f"Triton listens on each host's loopback only; to reach it from here: `infprov inventory "
-                     f"--ssh-config >> ~/.ssh/config`, then `ssh -N -L {port}:127.0.0.1:{port} "
-                     f"{served.hosts[0].instance_id}`")
+        ui.out.print(f"Triton listens on each host's loopback only; to reach it from here: "
+                     f"infprov tunnel --host {served.hosts[0].instance_id} (then http://127.0.0.1:{port})")
         flag = " --sandbox" if result.sandbox else ""
         ui.out.print(f"next: infprov bench --name {result.cluster}")
         ui.out.print(f"then: infprov teardown --name {result.cluster}{flag}")
@@ -334,6 +333,7 @@ def cloud_status(
     """Show infprov's clusters as EC2 sees them: state, address, uptime, cost so far."""
     from provision import cloud
 
+    _, region, sandbox = _recorded_target(name, region, sandbox, inventory, one_cluster=False)
     result = cloud.status(name=name, region=region, sandbox=sandbox, inventory=inventory)
     if json_out:
         ui.emit_json(result.to_dict())
@@ -369,6 +369,9 @@ def cloud_teardown(
     """Terminate and delete everything infprov made for the cluster, then prove nothing tagged is left."""
     from provision import cloud
 
+    if name is not None and all_clusters:
+        raise UsageError("--name and --all exclude each other", "give one of them")
+    name, region, sandbox = _recorded_target(name, region, sandbox, inventory, one_cluster=not all_clusters)
     result = cloud.teardown(
         name=name, all_clusters=all_clusters, region=region, sandbox=sandbox, yes=yes, dry_run=dry_run,
         inventory=inventory,
@@ -395,6 +398,29 @@ def cloud_teardown(
         raise InfprovError(
             f"still left after teardown: {left}", "run `infprov teardown` again; if it stays, delete it by hand"
         )
+
+
+def _recorded_target(name: str | None, region: str | None, sandbox: bool, inventory: str | None,
+                     *, one_cluster: bool) -> tuple[str | None, str | None, bool]:
+    """What the inventory records fills in what the command line leaves out, as the README's three
+    commands promise: the one cluster there (several: ask for --name), its region, and whether it
+    lives in the sandbox. Flags given always win."""
+    from inventory import store
+    from provision import cloud, paths
+
+    inv = store.load(paths.inventory_file(inventory))
+    clusters = [c for c in inv.clusters if inv.in_cluster(c)]
+    if name is None and one_cluster and len(clusters) > 1:
+        raise UsageError(f"the inventory holds {len(clusters)} clusters: {', '.join(clusters)}",
+                         "pick one with --name (or --all)")
+    chosen = name or (clusters[0] if one_cluster and len(clusters) == 1 else None)
+    hosts = inv.in_cluster(chosen) if chosen else list(inv.hosts)
+    if hosts and not sandbox and region is None and all(h.extra.get(cloud.SANDBOX_VAR) for h in hosts):
+        sandbox = True
+    regions = {h.region for h in hosts if h.region}
+    if region is None and not sandbox and len(regions) == 1:
+        region = regions.pop()
+    return chosen, region, sandbox
 
 
 def _duration(seconds: float | None) -> str:
@@ -574,6 +600,25 @@ def ssh(
     argv = server.ssh_argv(target, paths.known_hosts()) + list(command or [])
     os.execvp(argv[0], argv)
 
+
+
+@app.command("tunnel")
+def tunnel(
+    name: str | None = typer.Option(None, "--name", help="The cluster (when it has one host)."),
+    host: str | None = typer.Option(None, "--host", help="Instance id or address."),
+    port: int = typer.Option(8000, "--port", help="Triton's port to forward (8000 HTTP, 8001 gRPC, 8002 metrics)."),
+    local_port: int | None = typer.Option(None, "--local-port", help="Port on this machine (default: the same)."),
+    inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
+) -> None:
+    """Forward a host's Triton port to this machine over SSH (Triton listens on the host's loopback only)."""
+    from provision import paths, server
+
+    if not 1 <= port <= 65535 or not 1 <= (local_port or port) <= 65535:
+        raise UsageError("--port and --local-port take 1 to 65535", "e.g. --port 8000")
+    target = _pick_host(name, host, inventory)
+    argv = server.tunnel_argv(target, paths.known_hosts(), port, local_port or port)
+    ui.step(f"forwarding 127.0.0.1:{local_port or port} to {target.address}'s Triton port {port}; Ctrl-C stops")
+    os.execvp(argv[0], argv)
 
 
 # ---------------------------------------------------------------- bench / results

@@ -135,3 +135,11 @@ def ssh_argv(host: Any, known_hosts: Path) -> list[str]:
         argv += ["-i", str(host.key_file), "-o", "IdentitiesOnly=yes"]
     # `-l` and `--`: neither the user nor the address can ever be read as an ssh option
     return [*argv, "-l", str(host.user), "--", str(host.address)]
+
+
+def tunnel_argv(host: Any, known_hosts: Path, port: int, local_port: int) -> list[str]:
+    """ssh that only forwards 127.0.0.1:local_port here to the host's loopback port (no shell, no command)."""
+    argv = ssh_argv(host, known_hosts)
+    at = argv.index("-l")
+    forward = ["-N", "-o", "ExitOnForwardFailure=yes", "-L", f"127.0.0.1:{int(local_port)}:127.0.0.1:{int(port)}"]
+    return [*argv[:at], *forward, *argv[at:]]
