@@ -107,7 +107,27 @@ _SEAL_AT_START: dict[str, Any] = {}
 _SEAL_REPORT: list[str] = []
 
 
+# ---------------------------------------------------------------- CI cannot pass by skipping
+# With INFPROV_NO_SKIPS=1 (.ci/run sets it) a skipped test fails the run and its reason is printed:
+# a machine that cannot build the sandbox, or lacks a part, must not count as green.
+_SKIPPED: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _SKIPPED.append(f"{report.nodeid}: {reason}")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _SKIPPED and os.environ.get("INFPROV_NO_SKIPS") == "1":
+        _SEAL_REPORT.append(f"ci: {len(_SKIPPED)} test(s) were skipped, which CI does not accept:")
+        _SEAL_REPORT.extend(f"  {line}" for line in _SKIPPED[:20])
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    _seal_finish(session)
+
+
+def _seal_finish(session: pytest.Session) -> None:
     if "chain" not in _SEAL_AT_START:
         return
     from provision.sandbox import core
