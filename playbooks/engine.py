@@ -395,6 +395,16 @@ def _finish(task: Task, result: ModuleResult, items: list[ModuleResult] | None) 
     return TaskOutcome(result.status, result, registered, ignored=ignored, items=len(items or []))
 
 
+def _keyword_truth(templar: Templar, value: Any) -> bool:
+    """A boolean keyword (become): a YAML bool, Ansible's boolean strings ("yes", "true", "1", "on"), or a
+    template; a plain string is not an expression to evaluate."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and "{{" not in value and "{%" not in value:
+        return _truthy_keyword(value)
+    return templar.truth(value)
+
+
 def _truthy_keyword(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("yes", "true", "1", "on")
@@ -428,7 +438,7 @@ def _run_single(
         conn=conn,
         host_name=host_name,
         check=task_check,
-        become=bool(become) and templar.truth(become),
+        become=_keyword_truth(templar, become),
         become_user=str(templar.template(become_user)),
         environment={str(k): str(v) for k, v in templar.template(env).items()},
         base_dir=base_dir,
@@ -491,7 +501,8 @@ def _apply_conditions(
             if register:
                 scope[register] = scope_update
         if "failed_when" in kw and not result.skipped:
-            should_fail = any(judge.truth(c) for c in _as_list(kw["failed_when"]))
+            # a list of conditions is ANDed, as Ansible does for failed_when (and changed_when, when)
+            should_fail = all(judge.truth(c) for c in _as_list(kw["failed_when"]))
             if should_fail and not result.failed:
                 result.failed = True
                 result.msg = result.msg or "failed_when condition was true"

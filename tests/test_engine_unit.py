@@ -642,3 +642,32 @@ def test_quick_ack_socket_refused_connection_raises() -> None:
         address = server.getsockname()[:2]
     with pytest.raises(ConnectionRefusedError):
         _QuickAckSocket.connect_to(address, timeout=2)
+
+
+def test_failed_when_list_is_anded_and_become_takes_boolean_strings(tmp_path: Path) -> None:
+    """As ansible-core: a failed_when list fails only when every condition holds; become: "yes" is true."""
+    book = """
+- hosts: all
+  tasks:
+    - shell: echo hello
+      register: r
+      failed_when:
+        - "'hello' in r.stdout"
+        - r.rc != 0
+    - shell: echo hello
+      register: both
+      ignore_errors: true
+      failed_when:
+        - "'hello' in r.stdout"
+        - r.rc == 0
+"""
+    result = run_local(tmp_path, book)
+    assert [t.status for t in result.tasks] == ["changed", "failed"]  # shell reports changed, as in Ansible
+    assert result.tasks[1].ignored
+
+    conn = LocalConnection()
+    task = parse_playbook('- hosts: all\n  tasks:\n    - command: "true"\n      become: "yes"\n',
+                          tmp_path / "b.yml").plays[0].tasks[0]
+    play = Play(name="p", hosts="all", vars={}, tasks=(task,))
+    outcome = run_task(task, host_name="h", variables=[{}], conn=conn, check=False, play=play, base_dir=tmp_path)
+    assert conn.commands and conn.commands[0].startswith("sudo -n -H -u root -- "), outcome.result.msg
