@@ -271,6 +271,8 @@ def release_host(instance_id: str) -> None:
         entry = state.get("hosts", {}).get(name)
         if entry is not None:
             _wipe_host(HostSpec(int(name[1:])), entry)
+            with contextlib.suppress(InfprovError):  # a host whose init is gone is rebuilt by `sandbox up`
+                _set_devices(name, state, NEURON_DEVICES)  # back to the devices it was built with
         _write_state(state)
 
 
