@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import typer
@@ -16,6 +18,38 @@ from provision.errors import InfprovError, UsageError
 
 class _Group(TyperGroup):
     """Turns InfprovError into one line on stderr and the contract's exit code (also under CliRunner)."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """The CLI framework's own usage errors (unknown option or command, a bad value) as one line too."""
+        try:
+            rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except Exception as exc:
+            kind = _click_kind(exc)
+            if kind is None or _debug() or not standalone_mode:
+                raise
+            if kind == "help":  # `infprov` alone: the help, as before
+                exc.show()  # type: ignore[attr-defined]
+            elif kind == "abort":
+                ui.err.print(Text("interrupted", style="red"))
+            else:
+                message = exc.format_message()  # type: ignore[attr-defined]
+                ctx = getattr(exc, "ctx", None)
+                if kind == "usage":
+                    where = ctx.command_path if ctx is not None else "infprov"
+                    message = f"{message.rstrip('.')}. hint: see `{where} --help`"
+                ui.err.print(ui.styled("error:", "red", _one_line(message)), soft_wrap=True)
+            sys.exit(130 if kind == "abort" else int(getattr(exc, "exit_code", 2)))
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -45,6 +79,21 @@ class _Group(TyperGroup):
                 soft_wrap=True,
             )
             raise typer.Exit(1) from None
+
+
+def _click_kind(exc: BaseException) -> str | None:
+    """Which of the CLI framework's own errors this is (typer may carry its own copy of click, so the
+    classes are told by name): help for no arguments, a usage error, another click error, or an abort."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "NoArgsIsHelpError" in names:
+        return "help"
+    if "UsageError" in names:
+        return "usage"
+    if "ClickException" in names:
+        return "click"
+    if "Abort" in names:
+        return "abort"
+    return None
 
 
 def _one_line(text: str) -> str:

@@ -49,3 +49,22 @@ def test_traceback_only_with_debug(tmp_path: Path) -> None:
     debug = subprocess.run([sys.executable, "-m", "provision.cli", "--debug", "bench", "--inventory", str(bad)],
                            capture_output=True, text=True)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["up", "--bogus"], "No such option: --bogus"),
+        (["nosuch"], "No such command 'nosuch'"),
+        (["up", "--type", "inf1.xlarge", "--count", "abc"], "Invalid value for '--count'"),
+        (["up"], "Missing option '--type'"),
+        (["sandbox", "up", "--hosts", "x"], "Invalid value for '--hosts'"),
+    ],
+)
+def test_the_frameworks_own_usage_errors_are_one_line(argv: list[str], said: str) -> None:
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and said in lines[0] and "--help`" in lines[0]
+    assert "╭" not in result.output and "Traceback" not in result.output
