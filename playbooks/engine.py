@@ -531,7 +531,8 @@ def parse_extra_vars(items: list[str]) -> dict[str, Any]:
             try:
                 text = path.read_text(encoding="utf-8")
             except OSError as exc:
-                raise PlaybookError(f"-e {item}: cannot read {path}: {exc.strerror}") from None
+                raise PlaybookError(f"-e {item}: cannot read {path}: {exc.strerror}",
+                                    "give the path of a YAML or JSON file of variables") from None
             except UnicodeDecodeError:
                 raise PlaybookError(f"-e {item}: {path} is not UTF-8 text", "give a YAML or JSON file") from None
         if text.startswith("{") or "\n" in text or item.startswith("@"):

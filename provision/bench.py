@@ -491,7 +491,7 @@ def load_run(runs_dir: Path, run_name: str) -> dict[str, Any]:
     summary = path / "summary.json"
     if not summary.exists():
         known = ", ".join(r["run"] for r in list_runs(runs_dir)[:5]) or "none yet"
-        raise InfprovError(f"no benchmark run {shown(run_name, 120)!r}", f"recent runs: {shown(known)}")
+        raise UsageError(f"no benchmark run {shown(run_name, 120)!r}", f"recent runs: {shown(known)}")
     try:
         return read_summary(summary)
     except SummaryUnreadable as exc:

@@ -538,12 +538,13 @@ def play(
     """Run a playbook over SSH against the inventory's hosts, in parallel, with Ansible's recap."""
     from inventory import store
     from playbooks import report
-    from playbooks.engine import parse_extra_vars
+    from playbooks.engine import load_playbook, parse_extra_vars
     from playbooks.runner import Event, run_playbook
     from provision import paths
 
     if name and host:
         raise UsageError("--name and --host cannot be used together", "pick one")
+    book = load_playbook(playbook)  # the whole playbook is checked before anything is made or run
     inv_path = paths.inventory_file(inventory)
     inv = store.load(inv_path)
     variables = parse_extra_vars(extra_vars)
@@ -566,7 +567,7 @@ def play(
             ui.err.print(line, markup=False, highlight=False, soft_wrap=True)
 
     result = run_playbook(
-        playbook, inv, limit=limit, extra_vars=variables, check=check, forks=forks, on_event=show,
+        book, inv, limit=limit, extra_vars=variables, check=check, forks=forks, on_event=show,
         known_hosts=paths.known_hosts(), runs_dir=paths.runs_dir(),
     )  # fmt: skip
     if json_out:
@@ -776,7 +777,7 @@ def results_cmd(
     from provision import paths
 
     if run is None:
-        runs = bench_mod.list_runs(paths.runs_dir())
+        runs = bench_mod.list_runs(paths.runs_dir(create=False))
         if json_out:
             ui.emit_json(runs)
             return
@@ -794,9 +795,9 @@ def results_cmd(
                           "-" if fleet is None else f"{fleet:.1f}", "yes" if r["partial"] else "")
         ui.out.print(table if runs else "no benchmark runs yet: `infprov bench`")
         return
-    docs = [bench_mod.load_run(paths.runs_dir(), run)]
+    docs = [bench_mod.load_run(paths.runs_dir(create=False), run)]
     if compare:
-        docs.append(bench_mod.load_run(paths.runs_dir(), compare))
+        docs.append(bench_mod.load_run(paths.runs_dir(create=False), compare))
     if json_out:
         ui.emit_json(docs if compare else docs[0])
         return

@@ -89,8 +89,10 @@ def known_hosts() -> Path:
     return home() / "known_hosts"
 
 
-def runs_dir() -> Path:
-    return private_dir(home() / "runs", role="runs folder")
+def runs_dir(create: bool = True) -> Path:
+    """INFPROV_HOME/runs; with create=False (reading), a missing one is not made."""
+    path = home() / "runs"
+    return private_dir(path, role="runs folder") if create or os.path.lexists(path) else path
 
 
 def write_private(path: Path, data: bytes | str) -> None:

@@ -394,10 +394,13 @@ def test_results_files_are_private_under_umask_0(umask0: None, tmp_path: Path) -
     assert set(tree_modes(tmp_path / "x").values()) == {0o700, 0o600}
 
 
-def test_results_makes_a_private_runs_folder_under_umask_0(umask0: None, infprov_home: Path) -> None:
+def test_results_reads_without_making_a_runs_folder_and_the_home_is_private_under_umask_0(
+        umask0: None, infprov_home: Path) -> None:
     res = runner.invoke(app, ["results"])
     assert res.exit_code == 0, res.output
-    assert stat.S_IMODE((infprov_home / "runs").stat().st_mode) == 0o700
+    assert "no benchmark runs yet" in res.stdout
+    assert not (infprov_home / "runs").exists()
+    assert stat.S_IMODE(infprov_home.stat().st_mode) == 0o700
 
 
 # ---------------------------------------------------------------------------------------------- the sandbox
