@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -11,10 +12,15 @@ if TYPE_CHECKING:
 SLOW = 3.0  # tasks longer than this show their time
 
 
-def printable(text: str) -> str:
+# C0 and C1 control characters: what a terminal acts on (ESC, CSI, BEL ...), never shown as sent
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, keep_newlines: bool = True) -> str:
     """Host output as a terminal may show it: control characters (escape sequences a hostile host
-    could send to rewrite the screen) become '?', lines and tabs stay."""
-    return "".join(ch if ch.isprintable() or ch in "\n\t" else "?" for ch in text)
+    could send to rewrite the screen) become '?'; tabs stay, and newlines unless keep_newlines=False."""
+    return (_CONTROL_BUT_NEWLINE if keep_newlines else _CONTROL).sub("?", text)
 
 
 def event_line(event: Event) -> str | None:

@@ -248,8 +248,7 @@ class _Run:
         self._ticker = threading.Thread(target=self._tick, name="infprov-progress", daemon=True)
         # the inventory is outside data: its values are templates (as in Ansible) but may not call lookups
         self._magic_hostvars = {h.name: untrusted(inv.host_vars(h)) for h in inv.hosts}
-        self.redact = _Redactor()
-        self.redact.learn([self.extra])
+        self.redact = _Redactor()  # learns each task's secret values (the -e ones included) before it logs
 
     # ------------------------------------------------------------ orchestration
     def execute(self) -> None:
@@ -472,7 +471,7 @@ class _Redactor:
     """Masks the values of secret-named variables in every line the run logs or reports."""
 
     def __init__(self) -> None:
-        self._values: set[str] = set()
+        self._values: tuple[str, ...] = ()  # longest first, so a secret inside another is masked whole
         self._lock = threading.Lock()
 
     def learn(self, variables: list[Mapping[str, Any]]) -> None:
@@ -485,14 +484,16 @@ class _Redactor:
                 value = lazy[name]
             except Exception:  # an unresolvable secret cannot be printed either
                 continue
-            if isinstance(value, str | int | float) and not isinstance(value, bool) and len(str(value)) >= 4:
+            text = str(value)
+            if isinstance(value, str | int | float) and not isinstance(value, bool) and len(text) >= 4:
                 with self._lock:
-                    self._values.add(str(value))
+                    if text not in self._values:
+                        self._values = tuple(sorted({*self._values, text}, key=len, reverse=True))
 
     def __call__(self, text: str) -> str:
         if not self._values or not text:
             return text
-        for value in sorted(self._values, key=len, reverse=True):
+        for value in self._values:
             if value in text:
                 text = text.replace(value, MASK)
         return text

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from client import results as rs
+from playbooks import report
 from provision import __version__, catalog, paths
 from provision.benchplan import BenchPlan, Point
 from provision.errors import InfprovError, UsageError
@@ -37,19 +38,16 @@ Line = Callable[[str, str], None]  # (host, line)
 RUN_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,59}")
 SAFE_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
 MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
-
-
 def shown(text: str, limit: int = 300) -> str:
     """A value fit to echo in a one-line message: control characters (newlines, escape sequences) become
     '?', and it is cut to `limit` characters."""
-    text = _CONTROL.sub("?", str(text))
+    text = printable(str(text))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def printable(line: str) -> str:
     """A line of a host's output fit for the terminal: no escape sequences or other control characters."""
-    return _CONTROL.sub("?", line)
+    return report.printable(line, keep_newlines=False)
 
 
 def check_model(model: str) -> str:
@@ -322,8 +320,10 @@ def _client_command(bench: BenchPlan, point: Point, name: str, remote_json: str,
 
 def _perf_analyzer_command(bench: BenchPlan, point: Point, name: str, remote_csv: str,
                            config: ModelConfig | None = None) -> str:
-    """perf_analyzer's flags follow the served config (r22.04's perf_analyzer refuses -b > 1 for a
-    model with max_batch_size 0, and needs --shape for the input's variable dimensions)."""
+    """perf_analyzer's flags follow the served config. Checked against perf_analyzer at r22.04
+    (triton-inference-server/client, src/c++/perf_analyzer): perf_analyzer.cc refuses -b > 1 for a model
+    with max_batch_size 0; model_parser.cc drops the batch dimension from the metadata's shape only when
+    max_batch_size > 0, and --shape then replaces the whole shape of an input with a -1 dimension."""
     config = config or ModelConfig(64, "input", (224, 224, 3))
     b, shape = config.shape_for(point.batch_size)
     args = ["perf_analyzer", "-m", check_model(bench.model), "-b", str(b), "-i", "http",

@@ -320,12 +320,6 @@ def _show_event(event: Any) -> None:
         ui.err.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def server_port() -> int:
-    from provision import server
-
-    return server.PORT
-
-
 def _render_served(result: Any, served: Any) -> None:
     from rich.table import Table
 
@@ -338,7 +332,8 @@ def _render_served(result: Any, served: Any) -> None:
     if served.ok and nothing:
         ui.out.print(f"cluster {result.cluster} is already up and serving: nothing changed")
     if served.ok:
-        port = server_port()
+        from provision.server import PORT as port
+
         ui.out.print(f"Triton listens on each host's loopback only; to reach it from here: "
                      f"infprov tunnel --host {served.hosts[0].instance_id} (then http://127.0.0.1:{port})")
         flag = " --sandbox" if result.sandbox else ""
