@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from provision.sandbox import localtriton  # noqa: E402
+from infprov.provision.sandbox import localtriton  # noqa: E402
 
 CLIENT = ROOT / "client" / "triton-http-client.py"
 MODEL = localtriton.DEFAULT_MODEL

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.delay_proxy import DelayProxy
-from inventory.model import Host, Inventory
-from playbooks.runner import RunResult, run_playbook
+from infprov.inventory.model import Host, Inventory
+from infprov.playbooks.runner import RunResult, run_playbook
 
 TARGET_ONE = 1.5
 TARGET_RATIO = 1.3
@@ -81,7 +81,7 @@ def _book(folder: Path) -> Path:
 
 
 def _sandbox_hosts() -> list[Host]:
-    from provision.sandbox import core
+    from infprov.provision.sandbox import core
 
     hosts = [h for h in core.status()["hosts"] if h.get("healthy", True)]
     if len(hosts) < 4:
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         proxies.close()
         if direct:
-            from playbooks.connection import SshConnection
+            from infprov.playbooks.connection import SshConnection
 
             for h in direct:
                 conn = SshConnection(h, work / "known_hosts")

@@ -23,7 +23,8 @@ def _free_port() -> int:
 
 def _timed(args: list[str], env: dict[str, str]) -> float:
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "provision.cli", *args], env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "infprov.provision.cli",
+                           *args], env=env, capture_output=True, text=True)
     took = time.monotonic() - start
     if proc.returncode != 0:
         sys.exit(f"`infprov {' '.join(args)}` failed:\n{proc.stderr[-2000:]}")
@@ -56,7 +57,8 @@ def main() -> None:
             down_took = _timed(["sandbox", "down"], env)
             print(f"down  ({args.hosts} hosts): {down_took:6.1f} s")
         finally:
-            subprocess.run([sys.executable, "-m", "provision.cli", "sandbox", "down"], env=env, capture_output=True)
+            subprocess.run([sys.executable, "-m", "infprov.provision.cli",
+                            "sandbox", "down"], env=env, capture_output=True)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ CLUSTER = "benchup"
 
 def _infprov(*args: str) -> float:
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "provision.cli", *args], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "infprov.provision.cli", *args], capture_output=True, text=True)
     took = time.monotonic() - start
     if proc.returncode != 0:
         sys.exit(f"`infprov {' '.join(args)}` failed:\n{proc.stderr[-2000:]}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inventory.errors import InventoryError
+from infprov.inventory.errors import InventoryError
 
 PYTHON_INTERPRETER = "/usr/bin/python3"
 DEFAULT_CLUSTER = "infprov"

@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from inventory.errors import InventoryError
-from inventory.model import UNGROUPED, Host, Inventory
-from inventory.yamlsrc import LineDict, YamlSyntaxError, line_of, load_text, plain
+from infprov.inventory.errors import InventoryError
+from infprov.inventory.model import UNGROUPED, Host, Inventory
+from infprov.inventory.yamlsrc import LineDict, YamlSyntaxError, line_of, load_text, plain
 
 LOCK_TIMEOUT = 30.0
 _HEADER = "# infprov inventory (Ansible YAML format): `ansible-inventory -i THIS_FILE --list` reads it.\n"

@@ -22,8 +22,8 @@ from typing import Protocol
 import fabric
 import paramiko
 
-from inventory.model import Host
-from playbooks.errors import CommandTimeout, HostKeyChanged, HostUnreachable
+from infprov.inventory.model import Host
+from infprov.playbooks.errors import CommandTimeout, HostKeyChanged, HostUnreachable
 
 
 @dataclass(frozen=True)

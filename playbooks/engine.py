@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inventory.yamlsrc import YamlSyntaxError, line_of, load_text, plain
-from playbooks.connection import Connection
-from playbooks.errors import CommandTimeout, HostUnreachable, PlaybookError, TemplateError
-from playbooks.modules import MODULES, ModuleArgError, ModuleContext, ModuleResult, ModuleSpec
-from playbooks.modules.command import split_free_form
-from playbooks.templating import OMIT, LazyVars, Templar
+from infprov.inventory.yamlsrc import YamlSyntaxError, line_of, load_text, plain
+from infprov.playbooks.connection import Connection
+from infprov.playbooks.errors import CommandTimeout, HostUnreachable, PlaybookError, TemplateError
+from infprov.playbooks.modules import MODULES, ModuleArgError, ModuleContext, ModuleResult, ModuleSpec
+from infprov.playbooks.modules.command import split_free_form
+from infprov.playbooks.templating import OMIT, LazyVars, Templar
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 

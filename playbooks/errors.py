@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inventory.errors import HintedError
+from infprov.inventory.errors import HintedError
 
 
 class PlaybookError(HintedError):

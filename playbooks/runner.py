@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from inventory.model import Host, Inventory
-from playbooks import report
-from playbooks.connection import Connection, SshConnection
-from playbooks.engine import Play, Playbook, Task, TaskOutcome, load_playbook, run_task
-from playbooks.errors import HostUnreachable, PlaybookError
-from playbooks.modules import MODULES
-from playbooks.templating import LazyVars, Templar, untrusted
+from infprov.inventory.model import Host, Inventory
+from infprov.playbooks import report
+from infprov.playbooks.connection import Connection, SshConnection
+from infprov.playbooks.engine import Play, Playbook, Task, TaskOutcome, load_playbook, run_task
+from infprov.playbooks.errors import HostUnreachable, PlaybookError
+from infprov.playbooks.modules import MODULES
+from infprov.playbooks.templating import LazyVars, Templar, untrusted
 
 
 @dataclass

@@ -19,8 +19,8 @@ import jinja2.nativetypes
 import jinja2.sandbox
 import yaml
 
-from inventory.yamlsrc import load_text, plain
-from playbooks.errors import TemplateError
+from infprov.inventory.yamlsrc import load_text, plain
+from infprov.playbooks.errors import TemplateError
 
 OMIT = f"__omit_place_holder__{secrets.token_hex(8)}"
 _LONE = re.compile(r"\A\{\{(?:(?!\{\{|\}\}|\{%|%\}).)*\}\}\Z", re.S)

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from client import results as rs
-from playbooks import report
-from provision import __version__, catalog, paths
-from provision.benchplan import BenchPlan, Point
-from provision.errors import InfprovError, UsageError
+from infprov.client import results as rs
+from infprov.playbooks import report
+from infprov.provision import __version__, catalog, paths
+from infprov.provision.benchplan import BenchPlan, Point
+from infprov.provision.errors import InfprovError, UsageError
 
 SDK_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3-sdk"
 SERVER_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3"
@@ -163,7 +163,7 @@ def run(hosts: list[Any], bench: BenchPlan, run_dir: Path, on_line: Line, known_
 
 def _one_host(host: Any, bench: BenchPlan, run_dir: Path, rid: str, on_line: Line, known_hosts: Path,
               stop: threading.Event) -> HostRun:
-    from playbooks.connection import SshConnection
+    from infprov.playbooks.connection import SshConnection
 
     out = HostRun(host.name, host.address, [])
     try:

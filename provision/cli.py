@@ -11,9 +11,9 @@ import typer
 from rich.text import Text
 from typer.core import TyperGroup
 
-from inventory.errors import HintedError
-from provision import __version__, ui
-from provision.errors import InfprovError, UsageError
+from infprov.inventory.errors import HintedError
+from infprov.provision import __version__, ui
+from infprov.provision.errors import InfprovError, UsageError
 
 
 class _Group(TyperGroup):
@@ -145,14 +145,14 @@ def sandbox_up(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Build (or repair) the sandbox: hosts with sshd, dockerd, images; a moto EC2 endpoint."""
-    from provision.sandbox import core
+    from infprov.provision.sandbox import core
 
     if not 1 <= hosts <= core.MAX_HOSTS:
         raise UsageError(
             f"--hosts {hosts} is out of range", f"give a number from 1 to {core.MAX_HOSTS}"
         )
     core.up(hosts)
-    from provision import cloud
+    from infprov.provision import cloud
 
     cloud.reconcile_sandbox()  # hosts still held by instances the endpoint no longer runs are freed
     _render_sandbox(core.status(), json_out)
@@ -161,7 +161,7 @@ def sandbox_up(
 @sandbox_app.command("status")
 def sandbox_status(json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
     """Show the sandbox's hosts and EC2 endpoint."""
-    from provision.sandbox import core
+    from infprov.provision.sandbox import core
 
     _render_sandbox(core.status(), json_out)
 
@@ -169,7 +169,7 @@ def sandbox_status(json_out: bool = typer.Option(False, "--json", help="Print on
 @sandbox_app.command("down")
 def sandbox_down() -> None:
     """Remove everything the sandbox made: processes, namespaces, links, mounts, state."""
-    from provision.sandbox import core
+    from infprov.provision.sandbox import core
 
     core.down()
     ui.ok("sandbox removed")
@@ -229,7 +229,7 @@ def cloud_up(
     ),
 ) -> None:
     """Find or launch Inf1 instances, provision Triton on each over SSH, and wait until it serves."""
-    from provision import cloud, server
+    from infprov.provision import cloud, server
 
     spec = cloud.UpSpec(
         instance_type=instance_type,
@@ -278,7 +278,7 @@ def cloud_up(
 
 
 def _preflight_before_up() -> None:
-    from provision import preflight
+    from infprov.provision import preflight
 
     ui.step("preflight: checking that what the instances will fetch still exists")
     failed = [o for o in preflight.run() if not o.ok]
@@ -298,7 +298,7 @@ def preflight_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Check from here that everything an Inf1 instance will fetch still exists (one line per item)."""
-    from provision import preflight
+    from infprov.provision import preflight
 
     extra = [] if no_ami else [preflight.ami_outcome(region, sandbox)]
     outcomes = preflight.run(extra, use_cache=not fresh)
@@ -313,7 +313,7 @@ def preflight_cmd(
 
 
 def _show_event(event: Any) -> None:
-    from playbooks import report
+    from infprov.playbooks import report
 
     line = report.event_line(event)
     if line:
@@ -332,7 +332,7 @@ def _render_served(result: Any, served: Any) -> None:
     if served.ok and nothing:
         ui.out.print(f"cluster {result.cluster} is already up and serving: nothing changed")
     if served.ok:
-        from provision.server import PORT as port
+        from infprov.provision.server import PORT as port
 
         ui.out.print(f"Triton listens on each host's loopback only; to reach it from here: "
                      f"infprov tunnel --host {served.hosts[0].instance_id} (then http://127.0.0.1:{port})")
@@ -375,7 +375,7 @@ def cloud_status(
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
 ) -> None:
     """Show infprov's clusters as EC2 sees them: state, address, uptime, cost so far."""
-    from provision import cloud
+    from infprov.provision import cloud
 
     _, region, sandbox = _recorded_target(name, region, sandbox, inventory, one_cluster=False)
     result = cloud.status(name=name, region=region, sandbox=sandbox, inventory=inventory)
@@ -411,7 +411,7 @@ def cloud_teardown(
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
 ) -> None:
     """Terminate and delete everything infprov made for the cluster, then prove nothing tagged is left."""
-    from provision import cloud
+    from infprov.provision import cloud
 
     if name is not None and all_clusters:
         raise UsageError("--name and --all exclude each other", "give one of them")
@@ -449,8 +449,8 @@ def _recorded_target(name: str | None, region: str | None, sandbox: bool, invent
     """What the inventory records fills in what the command line leaves out, as the README's three
     commands promise: the one cluster there (several: ask for --name), its region, and whether it
     lives in the sandbox. Flags given always win."""
-    from inventory import store
-    from provision import cloud, paths
+    from infprov.inventory import store
+    from infprov.provision import cloud, paths
 
     inv = store.load(paths.inventory_file(inventory))
     clusters = [c for c in inv.clusters if inv.in_cluster(c)]
@@ -490,9 +490,9 @@ def inventory_show(
     ),
 ) -> None:
     """Show the hosts infprov knows (an Ansible YAML inventory: `ansible -i` reads the same file)."""
-    from inventory import ssh_config as make_ssh_config
-    from inventory import store
-    from provision import paths
+    from infprov.inventory import ssh_config as make_ssh_config
+    from infprov.inventory import store
+    from infprov.provision import paths
 
     inv = store.load(paths.inventory_file(inventory))
     if ssh_config:
@@ -531,11 +531,11 @@ def play(
     ),
 ) -> None:
     """Run a playbook over SSH against the inventory's hosts, in parallel, with Ansible's recap."""
-    from inventory import store
-    from playbooks import report
-    from playbooks.engine import load_playbook, parse_extra_vars
-    from playbooks.runner import Event, run_playbook
-    from provision import paths
+    from infprov.inventory import store
+    from infprov.playbooks import report
+    from infprov.playbooks.engine import load_playbook, parse_extra_vars
+    from infprov.playbooks.runner import Event, run_playbook
+    from infprov.provision import paths
 
     if name and host:
         raise UsageError("--name and --host cannot be used together", "pick one")
@@ -587,8 +587,8 @@ def play(
 # ---------------------------------------------------------------- server (logs / ssh)
 def _select_hosts(name: str | None, host: str | None, inventory: str | None) -> list[Any]:
     """--host H, or every host of cluster --name N, or every host in the inventory."""
-    from inventory import store
-    from provision import paths
+    from infprov.inventory import store
+    from infprov.provision import paths
 
     if name and host:
         raise UsageError("--name and --host cannot be used together", "pick one")
@@ -624,7 +624,7 @@ def logs(
     """Print the Triton server container's log from a host."""
     import subprocess
 
-    from provision import paths, server
+    from infprov.provision import paths, server
 
     target = _pick_host(name, host, inventory)
     argv = [*server.ssh_argv(target, paths.known_hosts()), server.log_command(tail, follow)]
@@ -639,7 +639,7 @@ def ssh(
     command: list[str] | None = typer.Argument(None, help="A command to run instead of a shell (after --)."),
 ) -> None:
     """Open an SSH session on a host (or run a command there), with infprov's key and pinned host keys."""
-    from provision import paths, server
+    from infprov.provision import paths, server
 
     target = _pick_host(name, host, inventory)
     argv = server.ssh_argv(target, paths.known_hosts()) + list(command or [])
@@ -656,7 +656,7 @@ def tunnel(
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
 ) -> None:
     """Forward a host's Triton port to this machine over SSH (Triton listens on the host's loopback only)."""
-    from provision import paths, server
+    from infprov.provision import paths, server
 
     if not 1 <= port <= 65535 or not 1 <= (local_port or port) <= 65535:
         raise UsageError("--port and --local-port take 1 to 65535", "e.g. --port 8000")
@@ -684,8 +684,8 @@ def bench(
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
 ) -> None:
     """Benchmark Triton on the hosts (client in the SDK container, --net host) and bring the results home."""
-    from provision import bench as bench_mod
-    from provision import benchplan, paths
+    from infprov.provision import bench as bench_mod
+    from infprov.provision import benchplan, paths
 
     if model is not None:
         bench_mod.check_model(model)
@@ -734,7 +734,7 @@ def _render_run(summary: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from provision.bench import printable
+    from infprov.provision.bench import printable
 
     # names, paths and errors come from files and hosts: plain Text, never Rich markup
     title = Text(printable(f"run {summary['run']}" + (" (partial)" if summary.get("partial") else "")))
@@ -768,8 +768,8 @@ def results_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """List past benchmark runs, show one, or compare two."""
-    from provision import bench as bench_mod
-    from provision import paths
+    from infprov.provision import bench as bench_mod
+    from infprov.provision import paths
 
     if run is None:
         runs = bench_mod.list_runs(paths.runs_dir(create=False))

@@ -18,10 +18,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from provision import catalog, paths, ui
-from provision.ec2 import Ec2ApiError, Ec2Provider, default_region, tag_map
-from provision.errors import InfprovError, UsageError
-from provision.wait import wait_until
+from infprov.provision import catalog, paths, ui
+from infprov.provision.ec2 import Ec2ApiError, Ec2Provider, default_region, tag_map
+from infprov.provision.errors import InfprovError, UsageError
+from infprov.provision.wait import wait_until
 
 DEFAULT_CLUSTER = "infprov"  # the inventory's default group, too
 TAG_CLUSTER = "infprov:cluster"
@@ -671,7 +671,7 @@ def connect(region: str | None, sandbox: bool) -> Ec2Provider:
 
 
 def _sandbox() -> Any:
-    from provision.sandbox import core
+    from infprov.provision.sandbox import core
 
     return core
 
@@ -1415,14 +1415,14 @@ def wait_for_ssh(
         hint="the security group allows SSH only from --ssh-cidr; check it matches the address you connect from",
     )
     pending = list(hosts)
-    from playbooks.errors import HostKeyChanged
+    from infprov.playbooks.errors import HostKeyChanged
 
     expected: dict[str, list[str]] = {}
 
     def login_probe() -> HostKeyChanged | bool:
         for host in list(pending):
             if console is not None and not expected.get(host.instance_id):
-                from playbooks.connection import console_fingerprints
+                from infprov.playbooks.connection import console_fingerprints
 
                 expected[host.instance_id] = console_fingerprints(console(host.instance_id))
             try:
@@ -1449,8 +1449,8 @@ def wait_for_ssh(
 
 def ssh_login(host: Host, timeout: float = 15.0, expected: Sequence[str] | None = None) -> None:
     """One key login that runs `true`, through the playbook engine's SSH connection."""
-    from inventory import model
-    from playbooks.connection import SshConnection
+    from infprov.inventory import model
+    from infprov.playbooks.connection import SshConnection
 
     target = model.Host(
         name=host.instance_id, address=host.address, user=host.user, key_file=host.key_file, port=host.port
@@ -1466,7 +1466,7 @@ def ssh_login(host: Host, timeout: float = 15.0, expected: Sequence[str] | None 
 
 def _forget_host_keys(hosts: Sequence[tuple[str, int]]) -> None:
     """Drop pinned host keys of addresses that now belong to other machines (new or gone instances)."""
-    from playbooks.connection import forget_host_key
+    from infprov.playbooks.connection import forget_host_key
 
     for address, port in hosts:
         if address:
@@ -1527,7 +1527,7 @@ SANDBOX_VAR = "infprov_sandbox"  # marks sandbox hosts, so a sandbox run never d
 
 def _record_hosts(cluster: str, hosts: Sequence[Host], inventory: str | None = None, sandbox: bool = False) -> None:
     """Make the inventory's group for cluster hold exactly these hosts (the cloud is the truth)."""
-    from inventory import model, store
+    from infprov.inventory import model, store
 
     records = [
         model.Host(
@@ -1559,7 +1559,7 @@ def _forget_hosts(
     region: str, sandbox: bool, inventory: str | None, cluster: str | None, keep: Sequence[str] = ()
 ) -> None:
     """Drop the inventory's hosts of this region (and sandbox-ness), of one cluster or all, except keep."""
-    from inventory import model, store
+    from infprov.inventory import model, store
 
     path = paths.inventory_file(inventory)
     if not path.exists():
@@ -1583,7 +1583,7 @@ def _forget_hosts(
 
 @contextlib.contextmanager
 def _inventory_errors() -> Iterator[None]:
-    from inventory.errors import InventoryError
+    from infprov.inventory.errors import InventoryError
 
     try:
         yield

@@ -6,12 +6,12 @@ import os
 import subprocess
 import sys
 
-from provision import ui
+from infprov.provision import ui
 
 
 def _infprov(*args: str) -> None:
     ui.step("infprov " + " ".join(args))
-    proc = subprocess.run([sys.executable, "-m", "provision.cli", *args])
+    proc = subprocess.run([sys.executable, "-m", "infprov.provision.cli", *args])
     if proc.returncode != 0:
         raise SystemExit(proc.returncode)
 

@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from provision.errors import InfprovError
+from infprov.provision.errors import InfprovError
 
 
 def _refuse(path: Path, what: str, fix: str) -> InfprovError:

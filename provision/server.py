@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provision import catalog, paths
-from provision.errors import InfprovError
+from infprov.provision import catalog, paths
+from infprov.provision.errors import InfprovError
 
 CONTAINER = "infprov-triton"
 PORT = 8000
@@ -17,7 +17,7 @@ PORT = 8000
 
 def sandbox_group_vars() -> dict[str, Any]:
     """What the sandbox's hosts need instead of the Inf1 defaults of server.yml."""
-    from provision.sandbox import core, pbrepo
+    from infprov.provision.sandbox import core, pbrepo
 
     hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
     return {
@@ -80,8 +80,8 @@ def provision(
     extra_vars: dict[str, Any] | None = None,
 ) -> ServerResult:
     """Run server.yml on the given hosts of the cluster, all in parallel; one bad host never stops the rest."""
-    from inventory import store
-    from playbooks.runner import run_playbook
+    from infprov.inventory import store
+    from infprov.playbooks.runner import run_playbook
 
     inv_path = paths.inventory_file(inventory)
     if sandbox:

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from provision.errors import WaitTimeout
+from infprov.provision.errors import WaitTimeout
 
 T = TypeVar("T")
 

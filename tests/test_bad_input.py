@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from provision.cli import app
+from infprov.provision.cli import app
 
 runner = CliRunner()
 INVENTORY = """all:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from provision.cli import app
+from infprov.provision.cli import app
 
 pytestmark = pytest.mark.sandbox
 runner = CliRunner()
@@ -93,7 +93,7 @@ def test_interrupted_bench_keeps_what_was_measured(cluster: Any, tmp_path: Path)
     import time
 
     out = tmp_path / "interrupted"
-    proc = subprocess.Popen([sys.executable, "-m", "provision.cli", "bench", "--name", CLUSTER, "--limit", "60",
+    proc = subprocess.Popen([sys.executable, "-m", "infprov.provision.cli", "bench", "--name", CLUSTER, "--limit", "60",
                              "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ))
     assert proc.stderr is not None and proc.stdout is not None
@@ -150,7 +150,7 @@ def test_an_inf1_xlarge_shows_one_device_and_bench_follows_it(sandbox_hosts: lis
         assert up.exit_code == 0, up.output
         [ready] = json.loads(up.stdout)["server"]["hosts"]
         assert ready["model"] == "rn50-4neuroncores-default"
-        devices = subprocess.run([sys.executable, "-m", "provision.cli", "ssh", "--name", "benchxl", "--",
+        devices = subprocess.run([sys.executable, "-m", "infprov.provision.cli", "ssh", "--name", "benchxl", "--",
                                   "ls", "/dev/"], capture_output=True, text=True, timeout=60)
         assert devices.returncode == 0, devices.stderr
         assert [d for d in devices.stdout.split() if d.startswith("neuron")] == ["neuron0"]
@@ -163,7 +163,7 @@ def test_an_inf1_xlarge_shows_one_device_and_bench_follows_it(sandbox_hosts: lis
     finally:
         down = runner.invoke(app, ["teardown", "--sandbox", "--name", "benchxl", "--yes"])
         assert down.exit_code == 0, down.output
-    from provision.sandbox import core
+    from infprov.provision.sandbox import core
 
     # a freed host is back to the devices it was built with, as a fresh instance would find it
     assert {h["neuron_devices"] for h in core.status()["hosts"]} == {core.NEURON_DEVICES}

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from client import results as rs
-from playbooks.connection import CommandResult
-from provision import bench, benchplan
-from provision.cli import app
-from provision.errors import InfprovError, UsageError
+from infprov.client import results as rs
+from infprov.playbooks.connection import CommandResult
+from infprov.provision import bench, benchplan
+from infprov.provision.cli import app
+from infprov.provision.errors import InfprovError, UsageError
 
 runner = CliRunner()
 
@@ -92,10 +92,10 @@ def fake_host(name: str = "i-0123456789abcdef0", address: str = "10.0.0.5") -> A
 
 @pytest.fixture()
 def fake_ssh(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeConn]]:
-    import playbooks.connection
+    from infprov.playbooks import connection
 
     FakeConn.made = []
-    monkeypatch.setattr(playbooks.connection, "SshConnection", FakeConn)
+    monkeypatch.setattr(connection, "SshConnection", FakeConn)
     yield FakeConn
 
 
@@ -196,9 +196,9 @@ def test_check_ready_quotes_the_model(fake_ssh: type[FakeConn], tmp_path: Path) 
 
 def test_cli_bench_with_hostile_out_end_to_end(fake_ssh: type[FakeConn], tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import provision.cli
+    from infprov.provision import cli
 
-    monkeypatch.setattr(provision.cli, "_select_hosts", lambda *a: [fake_host()])
+    monkeypatch.setattr(cli, "_select_hosts", lambda *a: [fake_host()])
     out = tmp_path / HOSTILE_RUN
     res = runner.invoke(app, ["bench", "--limit", "1", "--out", str(out), "--json"])
     assert res.exit_code == 0, res.output
@@ -286,7 +286,7 @@ def _summary(run: str, path: Path, images: float = 100.0) -> dict[str, Any]:
 
 @pytest.fixture()
 def runs_home(infprov_home: Path) -> Path:
-    from provision import paths
+    from infprov.provision import paths
 
     runs = paths.runs_dir()
     for name, body in [
@@ -336,9 +336,9 @@ def test_results_of_an_unreadable_run_is_one_line(runs_home: Path, run: str) -> 
 
 # ---------------------------------------------------------------------------------------------- 4. --out
 def test_out_on_a_file_is_one_line_not_an_internal_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import provision.cli
+    from infprov.provision import cli
 
-    monkeypatch.setattr(provision.cli, "_select_hosts", lambda *a: [fake_host()])
+    monkeypatch.setattr(cli, "_select_hosts", lambda *a: [fake_host()])
     existing = tmp_path / "notes.txt"
     existing.write_text("mine")
     for out in (existing, existing / "sub"):
@@ -407,7 +407,7 @@ def test_results_reads_without_making_a_runs_folder_and_the_home_is_private_unde
 @pytest.mark.sandbox
 def test_hostile_out_never_reaches_the_hosts_shell(sandbox_hosts: list[dict[str, Any]], cluster_home: Path,
                                                    tmp_path: Path) -> None:
-    from provision.sandbox import core
+    from infprov.provision.sandbox import core
 
     up = runner.invoke(app, ["up", "--sandbox", "--type", "inf1.6xlarge", "--name", "benchsec", "--yes", "--json"])
     try:

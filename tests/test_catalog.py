@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from provision import catalog
-from provision.errors import UsageError
+from infprov.provision import catalog
+from infprov.provision.errors import UsageError
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from provision import __version__
-from provision.cli import app
+from infprov.provision import __version__
+from infprov.provision.cli import app
 
 runner = CliRunner()
 
@@ -43,10 +43,10 @@ def test_empty_inventory_says_run_up_first(tmp_path: Path) -> None:
 def test_traceback_only_with_debug(tmp_path: Path) -> None:
     bad = tmp_path / "inventory.yml"
     bad.write_text("all: [\n")
-    plain = subprocess.run([sys.executable, "-m", "provision.cli", "bench", "--inventory", str(bad)],
+    plain = subprocess.run([sys.executable, "-m", "infprov.provision.cli", "bench", "--inventory", str(bad)],
                            capture_output=True, text=True)
     assert plain.returncode == 2 and "Traceback" not in plain.stderr
-    debug = subprocess.run([sys.executable, "-m", "provision.cli", "--debug", "bench", "--inventory", str(bad)],
+    debug = subprocess.run([sys.executable, "-m", "infprov.provision.cli", "--debug", "bench", "--inventory", str(bad)],
                            capture_output=True, text=True)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 

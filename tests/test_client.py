@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from client import results
-from provision.sandbox import localtriton
+from infprov.client import results
+from infprov.provision.sandbox import localtriton
 
 CLIENT = Path(__file__).resolve().parents[1] / "client" / "triton-http-client.py"
 MODEL = localtriton.DEFAULT_MODEL

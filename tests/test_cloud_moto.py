@@ -21,11 +21,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from provision import cloud
-from provision.cli import app
-from provision.ec2 import Ec2Provider, tag_map
-from provision.errors import InfprovError, UsageError, WaitTimeout
-from provision.sandbox import ec2endpoint
+from infprov.provision import cloud
+from infprov.provision.cli import app
+from infprov.provision.ec2 import Ec2Provider, tag_map
+from infprov.provision.errors import InfprovError, UsageError, WaitTimeout
+from infprov.provision.sandbox import ec2endpoint
 
 REGION = "us-east-1"
 CIDR = "198.51.100.7/32"

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from provision import cloud
-from provision.errors import InfprovError, UsageError
-from provision.sandbox import ec2endpoint
+from infprov.provision import cloud
+from infprov.provision.errors import InfprovError, UsageError
+from infprov.provision.sandbox import ec2endpoint
 
 
 def _images() -> list[dict[str, Any]]:

@@ -14,15 +14,15 @@ from typing import Any
 import paramiko
 import pytest
 
-from inventory.model import Host, Inventory
-from playbooks.connection import (
+from infprov.inventory.model import Host, Inventory
+from infprov.playbooks.connection import (
     CommandResult,
     console_fingerprints,
     fingerprint,
     forget_host_key,
     record_host_key,
 )
-from playbooks.engine import (
+from infprov.playbooks.engine import (
     BUILTIN_DIR,
     Play,
     builtin_playbooks,
@@ -31,10 +31,10 @@ from playbooks.engine import (
     resolve_playbook,
     run_task,
 )
-from playbooks.errors import HostKeyChanged, HostUnreachable, PlaybookError, TemplateError
-from playbooks.modules.files import lineinfile_edit, replace_edit
-from playbooks.runner import Event, run_playbook
-from playbooks.templating import Templar
+from infprov.playbooks.errors import HostKeyChanged, HostUnreachable, PlaybookError, TemplateError
+from infprov.playbooks.modules.files import lineinfile_edit, replace_edit
+from infprov.playbooks.runner import Event, run_playbook
+from infprov.playbooks.templating import Templar
 
 
 # ---------------------------------------------------------------- connections that need no SSH
@@ -619,7 +619,7 @@ def test_play_host_patterns(tmp_path: Path) -> None:
 def test_quick_ack_socket_connects_reads_and_keeps_the_timeout() -> None:
     import socket
 
-    from playbooks.connection import _QuickAckSocket
+    from infprov.playbooks.connection import _QuickAckSocket
 
     with socket.create_server(("127.0.0.1", 0)) as server:
         sock = _QuickAckSocket.connect_to(server.getsockname()[:2], timeout=3.5)
@@ -636,7 +636,7 @@ def test_quick_ack_socket_connects_reads_and_keeps_the_timeout() -> None:
 def test_quick_ack_socket_refused_connection_raises() -> None:
     import socket
 
-    from playbooks.connection import _QuickAckSocket
+    from infprov.playbooks.connection import _QuickAckSocket
 
     with socket.create_server(("127.0.0.1", 0)) as server:
         address = server.getsockname()[:2]

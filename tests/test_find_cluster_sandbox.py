@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from provision.cli import app
+from infprov.provision.cli import app
 
 pytestmark = pytest.mark.sandbox
 runner = CliRunner()
@@ -28,8 +28,8 @@ def _up(name: str, *extra: str) -> Any:
 
 
 def _inventory_clusters() -> list[str]:
-    from inventory import store
-    from provision import paths
+    from infprov.inventory import store
+    from infprov.provision import paths
 
     return store.load(paths.inventory_file()).clusters
 
@@ -71,7 +71,8 @@ def test_tunnel_forwards_tritons_port_to_this_machine(sandbox_hosts: list[dict[s
     up = _up("tunnel")
     assert up.exit_code == 0, up.output
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "provision.cli", "tunnel", "--name", "tunnel", "--local-port",
+    proc = subprocess.Popen([sys.executable, "-m", "infprov.provision.cli",
+                             "tunnel", "--name", "tunnel", "--local-port",
                              str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=os.environ.copy())
     try:

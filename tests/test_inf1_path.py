@@ -156,7 +156,7 @@ def _config(max_batch: int, dims: list[int], name: str = "input") -> str:
 
 
 def test_perf_analyzer_flags_follow_a_batching_model() -> None:
-    from provision import bench, benchplan
+    from infprov.provision import bench, benchplan
 
     config = bench.ModelConfig.parse(_config(64, [224, 224, 3]))
     plan = benchplan.plan("inf1.6xlarge", model="rn50-16neuroncores-default", batch_size=16, threads=2, limit_s=5,
@@ -168,7 +168,7 @@ def test_perf_analyzer_flags_follow_a_batching_model() -> None:
 def test_perf_analyzer_flags_follow_a_model_without_batching() -> None:
     """gen_triton_model.py's default (max_batch_size 0, dims -1x224x224x3): perf_analyzer 22.04 refuses
     -b 16 for it, so the images go in the input's own first dimension."""
-    from provision import bench, benchplan
+    from infprov.provision import bench, benchplan
 
     config = bench.ModelConfig.parse(_config(0, [-1, 224, 224, 3], name="x"))
     plan = benchplan.plan("inf1.6xlarge", model="rn50-16neuroncores-default", batch_size=16, threads=2, limit_s=5,
@@ -178,8 +178,8 @@ def test_perf_analyzer_flags_follow_a_model_without_batching() -> None:
 
 
 def test_a_batch_above_the_served_maximum_is_refused() -> None:
-    from provision import bench
-    from provision.errors import UsageError
+    from infprov.provision import bench
+    from infprov.provision.errors import UsageError
 
     with pytest.raises(UsageError, match="max_batch_size 64"):
         bench.check_batch(bench.ModelConfig.parse(_config(64, [224, 224, 3])), 128, "10.0.0.1")
@@ -221,7 +221,7 @@ def _start_sh_gen_flags() -> list[str]:
 
 
 def test_the_sandbox_generator_writes_what_upstream_writes(tmp_path: Path) -> None:
-    from provision.sandbox import pbrepo
+    from infprov.provision.sandbox import pbrepo
 
     scripts = tmp_path / "inferentia" / "scripts"
     scripts.mkdir(parents=True)

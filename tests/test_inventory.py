@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from inventory import store
-from inventory.errors import InventoryError
-from inventory.model import Host, Inventory, ssh_config
+from infprov.inventory import store
+from infprov.inventory.errors import InventoryError
+from infprov.inventory.model import Host, Inventory, ssh_config
 
 
 def host(name: str, cluster: str = "demo", **kw: Any) -> Host:
@@ -157,7 +157,7 @@ def test_ansible_inventory_lists_our_hosts_and_vars(tmp_path: Path) -> None:
 
 
 def test_cli_inventory_json_table_and_ssh_config(infprov_home: Path) -> None:
-    from provision.cli import app
+    from infprov.provision.cli import app
 
     store.upsert_hosts(infprov_home / "inventory.yml", "demo", [host("i-1")])
     runner = CliRunner()

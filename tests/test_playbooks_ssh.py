@@ -22,10 +22,10 @@ from typing import Any
 import paramiko
 import pytest
 
-from inventory import store
-from inventory.model import Host, Inventory
-from playbooks.connection import SshConnection, fingerprint
-from playbooks.runner import RunResult, run_playbook
+from infprov.inventory import store
+from infprov.inventory.model import Host, Inventory
+from infprov.playbooks.connection import SshConnection, fingerprint
+from infprov.playbooks.runner import RunResult, run_playbook
 from tests import loopback_sshd
 
 ANSIBLE_ARGS = "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no"
@@ -409,7 +409,7 @@ def test_connection_reads_through_a_quick_ack_socket_with_aes_gcm(fleet: list[Ho
     """The socket paramiko reads from is ours, acknowledging at once (sshd's Nagle + delayed ACKs cost
     every connection's first command ~45 ms otherwise); the cipher sshd agreed to is AES-GCM (no
     per-packet HMAC check in Python); commands work through it."""
-    from playbooks.connection import _QuickAckSocket
+    from infprov.playbooks.connection import _QuickAckSocket
 
     conn = SshConnection(fleet[0], infprov_home / "known_hosts")
     try:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from provision import preflight
-from provision.cli import app
+from infprov.provision import preflight
+from infprov.provision.cli import app
 
 runner = CliRunner()
 PINS = preflight.read_pins()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from client import results
+from infprov.client import results
 
 # The seed client's format (no totals, no p90/mean), with made-up numbers.
 SEED_STYLE = """\

@@ -20,8 +20,8 @@ import fabric
 import pytest
 from typer.testing import CliRunner
 
-from provision.cli import app
-from provision.sandbox import core, images
+from infprov.provision.cli import app
+from infprov.provision.sandbox import core, images
 
 pytestmark = pytest.mark.sandbox
 runner = CliRunner()

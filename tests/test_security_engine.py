@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from inventory.model import Host, Inventory
-from playbooks.runner import run_playbook
-from playbooks.templating import Templar, TemplateError, Unsafe
+from infprov.inventory.model import Host, Inventory
+from infprov.playbooks.runner import run_playbook
+from infprov.playbooks.templating import Templar, TemplateError, Unsafe
 from tests.test_engine_unit import LocalConnection, write_book
 
 
@@ -118,8 +118,8 @@ def test_inventory_values_are_still_templates_without_lookups(tmp_path: Path) ->
 
 
 def test_terminal_escapes_in_host_output_never_reach_the_screen(tmp_path: Path) -> None:
-    from playbooks import report
-    from playbooks.runner import Event
+    from infprov.playbooks import report
+    from infprov.playbooks.runner import Event
 
     events: list[Event] = []
     shell = "printf 'ok\\033[2J\\033]0;owned\\007\\n'; exit 3"

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from inventory import store
-from inventory.model import Host, Inventory
+from infprov.inventory import store
+from infprov.inventory.model import Host, Inventory
 
 pytestmark = pytest.mark.sandbox
 
@@ -59,7 +59,7 @@ def test_play_of_a_hostile_hosts_output_runs_nothing_on_the_controller(
         flat: true
 """)
     env = {**os.environ, "INFPROV_HOME": str(infprov_home)}
-    run = subprocess.run([sys.executable, "-m", "provision.cli", "play", str(book), "--inventory", str(inv)],
+    run = subprocess.run([sys.executable, "-m", "infprov.provision.cli", "play", str(book), "--inventory", str(inv)],
                          capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert not marker.exists(), "host output ran as code on the controller"

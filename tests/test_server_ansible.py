@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from provision.cli import app
+from infprov.provision.cli import app
 
 pytestmark = [pytest.mark.sandbox,
               pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible-core is not installed")]

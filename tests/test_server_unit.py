@@ -10,7 +10,7 @@ import jinja2
 import pytest
 import yaml
 
-from provision import catalog
+from infprov.provision import catalog
 
 PLAYBOOKS = Path(__file__).resolve().parents[1] / "playbooks"
 SERVER = PLAYBOOKS / "server.yml"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from provision import cloud
-from provision.errors import InfprovError
-from provision.sandbox import core
+from infprov.provision import cloud
+from infprov.provision.errors import InfprovError
+from infprov.provision.sandbox import core
 
 pytestmark = pytest.mark.sandbox
 FAST = cloud.Timeouts(ssh_port=10, ssh_login=4, interval=0.2)

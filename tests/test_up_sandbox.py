@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from provision.cli import app
+from infprov.provision.cli import app
 
 pytestmark = pytest.mark.sandbox
 runner = CliRunner()
@@ -26,9 +26,9 @@ def _up(*extra: str) -> Any:
 
 
 def _on_host(host: dict[str, Any], command: str) -> str:
-    from inventory import store
-    from playbooks.connection import SshConnection
-    from provision import paths
+    from infprov.inventory import store
+    from infprov.playbooks.connection import SshConnection
+    from infprov.provision import paths
 
     inv = store.load(paths.inventory_file())
     found = inv.find(host["instance_id"])
@@ -111,8 +111,8 @@ def test_server_failure_names_the_host_and_how_to_continue(sandbox_hosts: list[d
     bad = runner.invoke(app, ["up", "--sandbox", "--type", "inf1.6xlarge", "--name", CLUSTER, "--yes",
                               "--skip-server", *REGION])
     assert bad.exit_code == 0, bad.output
-    from inventory import store
-    from provision import paths, server
+    from infprov.inventory import store
+    from infprov.provision import paths, server
 
     inv = store.load(paths.inventory_file())
     ids = [h.name for h in inv.in_cluster(CLUSTER)]
@@ -139,7 +139,7 @@ def test_logs_and_ssh_reach_the_server(sandbox_hosts: list[dict[str, Any]], clus
     assert up.exit_code == 0, up.output
     try:
         [host] = json.loads(up.stdout)["server"]["hosts"]
-        base = [sys.executable, "-m", "provision.cli"]
+        base = [sys.executable, "-m", "infprov.provision.cli"]
         logs = subprocess.run([*base, "logs", "--name", CLUSTER, "--tail", "50"], capture_output=True, text=True,
                               timeout=60)
         assert logs.returncode == 0, logs.stderr
@@ -166,7 +166,8 @@ def test_ctrl_c_during_the_server_step_says_how_to_continue_and_up_continues(
     import sys
     import threading
 
-    argv = [sys.executable, "-m", "provision.cli", "up", "--sandbox", "--type", "inf1.6xlarge", "--name", CLUSTER,
+    argv = [sys.executable, "-m", "infprov.provision.cli",
+            "up", "--sandbox", "--type", "inf1.6xlarge", "--name", CLUSTER,
             "--yes", *REGION]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     seen: list[str] = []

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playbooks.connection import CommandResult, Connection
-from playbooks.templating import Templar, unsafe
+from infprov.playbooks.connection import CommandResult, Connection
+from infprov.playbooks.templating import Templar, unsafe
 
 quote = shlex.quote
 

@@ -7,7 +7,7 @@ import shlex
 import time
 from typing import Any
 
-from playbooks.modules.base import ModuleArgError, ModuleContext, ModuleResult, module, quote
+from infprov.playbooks.modules.base import ModuleArgError, ModuleContext, ModuleResult, module, quote
 
 SKIP_MARK = "__infprov_skip__"
 _ARGS = {"cmd", "chdir", "creates", "removes", "executable", "stdin", "stdin_add_newline", "argv", "_raw_params"}

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from playbooks.modules.base import ModuleContext, ModuleResult, boolean, module, quote, required
+from infprov.playbooks.modules.base import ModuleContext, ModuleResult, boolean, module, quote, required
 
 
 def local_path(dest: str, src: str, host: str, flat: bool, base_dir: Path) -> Path:

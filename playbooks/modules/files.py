@@ -10,8 +10,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from playbooks.errors import TemplateError
-from playbooks.modules.base import (
+from infprov.playbooks.errors import TemplateError
+from infprov.playbooks.modules.base import (
     FileStat,
     ModuleArgError,
     ModuleContext,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from playbooks.modules.base import ModuleContext, ModuleResult, boolean, module, quote, required
+from infprov.playbooks.modules.base import ModuleContext, ModuleResult, boolean, module, quote, required
 
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
 GIT = "git -c safe.directory='*'"

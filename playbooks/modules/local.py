@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from playbooks.modules.base import ModuleArgError, ModuleContext, ModuleResult, boolean, module
+from infprov.playbooks.modules.base import ModuleArgError, ModuleContext, ModuleResult, boolean, module
 
 
 @module("debug", args={"msg", "var", "verbosity"}, free_form="msg", remote=False)

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
-from playbooks.connection import CommandResult
-from playbooks.modules.base import (
+from infprov.playbooks.connection import CommandResult
+from infprov.playbooks.modules.base import (
     ModuleArgError,
     ModuleContext,
     ModuleResult,

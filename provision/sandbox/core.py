@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provision import ui
-from provision.errors import InfprovError
-from provision.sandbox import hostinit, images, pbrepo, system
+from infprov.provision import ui
+from infprov.provision.errors import InfprovError
+from infprov.provision.sandbox import hostinit, images, pbrepo, system
 
 MAX_HOSTS = 8
 NEURON_DEVICES = 4  # an inf1.6xlarge: four chips, /dev/neuron0..3
@@ -162,7 +162,7 @@ def _locked() -> Iterator[None]:
 
 def status() -> dict[str, Any]:
     """The hosts and the EC2 endpoint, as `infprov sandbox status --json` prints them."""
-    from provision.sandbox import ec2endpoint
+    from infprov.provision.sandbox import ec2endpoint
 
     system.require_linux_root()  # its state and login key are root's
     state = _read_state()
@@ -345,7 +345,7 @@ def _host_entry(name: str, state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _up_locked(count: int, state: dict[str, Any]) -> None:
-    from provision.sandbox import ec2endpoint
+    from infprov.provision.sandbox import ec2endpoint
 
     specs = [HostSpec(i) for i in range(1, count + 1)]
     hosts: dict[str, Any] = state.setdefault("hosts", {})
@@ -667,7 +667,7 @@ def _host_problem(spec: HostSpec, entry: dict[str, Any], quick: bool) -> str | N
 
 
 def _down_locked() -> None:
-    from provision.sandbox import ec2endpoint
+    from infprov.provision.sandbox import ec2endpoint
 
     state = _read_state()
     names = set(state.get("hosts", {}))

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from provision.errors import InfprovError
-from provision.sandbox import system
+from infprov.provision.errors import InfprovError
+from infprov.provision.sandbox import system
 
 SERVER_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3"
 SDK_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3-sdk"
