@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from infprov.floor.files import atomic_write
 
 PERCENTILE_KEYS = ("p50", "p75", "p90", "p95", "p99")
 LATENCY_KEYS = (*PERCENTILE_KEYS, "mean")
@@ -438,26 +438,6 @@ def make_private_dir(path: str | os.PathLike[str]) -> Path:
     return directory
 
 
-def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> Path:
-    """Write a file whole or not at all: a private (0600) temporary file in the same folder, flushed to
-    disk, then renamed over the target, so a reader never sees half a file and a crash leaves the old one."""
-    target = Path(path)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), 0o600)
-            fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    return target
-
-
 def write_results(out_dir: str | os.PathLike[str], results: Mapping[str, Any] | Sequence[Mapping[str, Any]],
                   *, check: bool = True) -> tuple[Path, Path]:
     """Write results.json and results.csv into out_dir; a list of results (a sweep) gives one row each.
@@ -472,8 +452,8 @@ def write_results(out_dir: str | os.PathLike[str], results: Mapping[str, Any] | 
     directory = make_private_dir(out_dir)
     json_path, csv_path = directory / "results.json", directory / "results.csv"
     document: Any = dict(points[0]) if isinstance(results, Mapping) else {"points": [dict(p) for p in points]}
-    write_atomic(json_path, json.dumps(document, indent=2, allow_nan=False) + "\n")
-    write_atomic(csv_path, to_csv(points))
+    atomic_write(json_path, json.dumps(document, indent=2, allow_nan=False) + "\n")
+    atomic_write(csv_path, to_csv(points))
     return json_path, csv_path
 
 

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
-import tempfile
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from infprov.floor.errors import WaitTimeout
+from infprov.floor.files import atomic_write, file_lock
 from infprov.inventory.errors import InventoryError
 from infprov.inventory.model import UNGROUPED, Host, Inventory
 from infprov.inventory.yamlsrc import LineDict, YamlSyntaxError, line_of, load_text, plain
@@ -146,42 +144,17 @@ def locked(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     path = Path(path)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise InventoryError(
-                        f"inventory {path} stayed locked for {timeout:.0f} s",
-                        f"another infprov is writing it; if none runs, remove {lock_path}",
-                        exit_code=1,
-                    ) from None
-                time.sleep(0.05)
-        yield
-    finally:
-        os.close(fd)  # closing releases the flock
+        with file_lock(lock_path, timeout=timeout, what=f"the lock on inventory {path}",
+                       hint=f"another infprov is writing it; if none runs, remove {lock_path}"):
+            yield
+    except WaitTimeout as exc:
+        raise InventoryError(exc.message, exc.hint, exit_code=1) from None
 
 
 def write(path: Path, inv: Inventory) -> None:
-    """Replace the file atomically: a temp file in the same folder, fsync, rename."""
-    path = Path(path)
-    text = dump(inv)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Replace the file atomically: a temp file in the same folder, fsync, rename (mode 0600)."""
+    atomic_write(Path(path), dump(inv))
 
 
 def update(path: Path, change: Callable[[Inventory], Inventory]) -> Inventory:

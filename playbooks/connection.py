@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
@@ -13,7 +12,7 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Protocol
 import fabric
 import paramiko
 
+from infprov.floor.files import atomic_write, file_lock
 from infprov.inventory.model import Host
 from infprov.playbooks.errors import CommandTimeout, HostKeyChanged, HostUnreachable
 
@@ -162,21 +162,13 @@ def forget_host_key(path: Path, address: str, port: int = 22) -> bool:
         if keys.lookup(name) is None:
             return False
         del keys[name]
-        tmp = path.with_name(path.name + ".tmp")
-        keys.save(str(tmp))
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+        atomic_write(path, "".join(f"{host} {kind} {key.get_base64()}\n"
+                                   for host in keys for kind, key in keys[host].items()))
         return True
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def _locked(path: Path) -> contextlib.AbstractContextManager[None]:
+    return file_lock(path.with_name(path.name + ".lock"))
 
 
 def _changed(name: str, path: Path) -> HostKeyChanged:

@@ -1,11 +1,11 @@
-"""The engine's own errors: provision maps them onto InfprovError (playbooks never imports provision)."""
+"""The engine's errors: a playbook that cannot run joins the floor's family; the per-host ones stay local."""
 
 from __future__ import annotations
 
-from infprov.inventory.errors import HintedError
+from infprov.floor.errors import InfprovError, UsageError
 
 
-class PlaybookError(HintedError):
+class PlaybookError(UsageError):
     """A playbook that cannot run as written (exit 2), or a run that cannot start (exit 1)."""
 
 
@@ -13,13 +13,8 @@ class TemplateError(Exception):
     """A `{{ }}` expression failed: undefined variable, syntax error, recursive variable."""
 
 
-class HostUnreachable(Exception):
+class HostUnreachable(InfprovError):
     """SSH to a host failed (refused, timed out, authentication, host key): the host stops, others go on."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
 
 
 class HostKeyChanged(HostUnreachable):

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from infprov.floor import paths
+from infprov.floor.errors import InfprovError
 from infprov.inventory.model import Host, Inventory
 from infprov.playbooks import report
 from infprov.playbooks.connection import Connection, SshConnection
@@ -115,11 +117,6 @@ class RunResult:
         }
 
 
-def _state_home() -> Path:
-    """INFPROV_HOME as provision/paths.py defines it (playbooks may not import provision)."""
-    return Path(os.environ.get("INFPROV_HOME") or Path.home() / ".infprov")
-
-
 def run_playbook(
     playbook: str | Path | Playbook,
     inventory: Inventory | Sequence[Host],
@@ -148,7 +145,7 @@ def run_playbook(
     book = playbook if isinstance(playbook, Playbook) else load_playbook(playbook)
     inv = inventory if isinstance(inventory, Inventory) else Inventory(hosts=tuple(inventory))
     allowed = _limit(inv, limit)
-    known = known_hosts or _state_home() / "known_hosts"
+    known = known_hosts or paths.known_hosts()
     if connector is None:
         keys = expected_host_keys or {}
 
@@ -158,8 +155,8 @@ def run_playbook(
             )
 
     run = _Run(book, inv, allowed, dict(extra_vars or {}), check, forks, on_event, connector, progress_after)
-    log_dir = runs_dir or _state_home() / "runs"
     try:
+        log_dir = runs_dir or paths.runs_dir()
         log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         log_path: Path | None = log_dir / f"{stamp}-play-{book.path.stem}-{os.getpid()}.log"
@@ -167,7 +164,7 @@ def run_playbook(
         # 0600 whatever the umask: a run log holds command lines and host output
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         log: TextIO | None = os.fdopen(fd, "w", encoding="utf-8")
-    except OSError:
+    except (OSError, InfprovError):  # no log rather than no run (the run's own state checks still apply)
         log_path, log = None, None
     run.log = log
     try:

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from infprov.client import results as rs
+from infprov.floor import paths
+from infprov.floor.errors import InfprovError, UsageError
+from infprov.floor.files import atomic_write
 from infprov.playbooks import report
-from infprov.provision import __version__, catalog, paths
+from infprov.provision import __version__, catalog
 from infprov.provision.benchplan import BenchPlan, Point
-from infprov.provision.errors import InfprovError, UsageError
 
 SDK_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3-sdk"
 SERVER_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3"
@@ -203,7 +205,7 @@ def _one_host(host: Any, bench: BenchPlan, run_dir: Path, rid: str, on_line: Lin
                 on_line(host.address, line)
 
             code = conn.stream(cmd, keep, stop=stop, on_stop=_kill_command(name))
-            rs.write_atomic(hdir / f"output-{i}.txt", "\n".join(raw) + "\n")
+            atomic_write(hdir / f"output-{i}.txt", "\n".join(raw) + "\n")
             if bench.tool == "client":
                 got = conn.run(shlex.join(["cat", remote_json]))
                 if got.exit_code != 0:
@@ -215,7 +217,7 @@ def _one_host(host: Any, bench: BenchPlan, run_dir: Path, rid: str, on_line: Lin
                 if got.exit_code != 0:
                     raise InfprovError(f"{host.address}: perf_analyzer wrote no CSV (exit {code})",
                                        f"see {hdir / f'output-{i}.txt'}")
-                rs.write_atomic(hdir / f"perf_analyzer-{i}.csv", got.out)
+                atomic_write(hdir / f"perf_analyzer-{i}.csv", got.out)
                 result = perf_analyzer_results(got.out, "\n".join(raw), bench, point)
 
             manifest = {"host": host.address, "instance_id": host.name, "instance_type": host.instance_type,
@@ -380,7 +382,7 @@ def write_fleet(run_dir: Path, runs: list[HostRun], sweep: bool) -> dict[str, An
                    "points": r.points} for r in runs],
         "fleet_images_per_s": None if sweep else round(total, 3),
     }
-    rs.write_atomic(run_dir / "summary.json", json.dumps(doc, indent=2, default=str) + "\n")
+    atomic_write(run_dir / "summary.json", json.dumps(doc, indent=2, default=str) + "\n")
     if sweep:
         plot_sweep(run_dir, runs)
     return doc
@@ -416,7 +418,7 @@ def plot_sweep(run_dir: Path, runs: list[HostRun]) -> Path | None:
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=110)
     plt.close(fig)
-    rs.write_atomic(path, png.getvalue())
+    atomic_write(path, png.getvalue())
     return path
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+from infprov.floor.errors import UsageError
 from infprov.provision import catalog
-from infprov.provision.errors import UsageError
 
 MAX_BATCH = 64  # the server's max_batch_size
 MAX_THREADS = 64

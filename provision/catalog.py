@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from infprov.provision.errors import UsageError
+from infprov.floor.errors import UsageError
 
 CORES_PER_DEVICE = 4  # each Inferentia chip has four NeuronCore-v1
 

@@ -11,9 +11,8 @@ import typer
 from rich.text import Text
 from typer.core import TyperGroup
 
-from infprov.inventory.errors import HintedError
+from infprov.floor.errors import InfprovError, UsageError
 from infprov.provision import __version__, ui
-from infprov.provision.errors import InfprovError, UsageError
 
 
 class _Group(TyperGroup):
@@ -61,12 +60,6 @@ class _Group(TyperGroup):
                 raise
             ui.err.print(ui.styled("error:", "red", _one_line(exc.line())), soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
-        except HintedError as exc:  # the inventory's and the engine's own errors (they cannot import ours)
-            if _debug():
-                raise
-            mapped = (UsageError if exc.exit_code == 2 else InfprovError)(exc.message, exc.hint)
-            ui.err.print(ui.styled("error:", "red", _one_line(mapped.line())), soft_wrap=True)
-            raise typer.Exit(mapped.exit_code) from None
         except KeyboardInterrupt:
             ui.err.print(Text("interrupted", style="red"))
             raise typer.Exit(130) from None
@@ -449,8 +442,9 @@ def _recorded_target(name: str | None, region: str | None, sandbox: bool, invent
     """What the inventory records fills in what the command line leaves out, as the README's three
     commands promise: the one cluster there (several: ask for --name), its region, and whether it
     lives in the sandbox. Flags given always win."""
+    from infprov.floor import paths
     from infprov.inventory import store
-    from infprov.provision import cloud, paths
+    from infprov.provision import cloud
 
     inv = store.load(paths.inventory_file(inventory))
     clusters = [c for c in inv.clusters if inv.in_cluster(c)]
@@ -490,9 +484,9 @@ def inventory_show(
     ),
 ) -> None:
     """Show the hosts infprov knows (an Ansible YAML inventory: `ansible -i` reads the same file)."""
+    from infprov.floor import paths
     from infprov.inventory import ssh_config as make_ssh_config
     from infprov.inventory import store
-    from infprov.provision import paths
 
     inv = store.load(paths.inventory_file(inventory))
     if ssh_config:
@@ -531,11 +525,11 @@ def play(
     ),
 ) -> None:
     """Run a playbook over SSH against the inventory's hosts, in parallel, with Ansible's recap."""
+    from infprov.floor import paths
     from infprov.inventory import store
     from infprov.playbooks import report
     from infprov.playbooks.engine import load_playbook, parse_extra_vars
     from infprov.playbooks.runner import Event, run_playbook
-    from infprov.provision import paths
 
     if name and host:
         raise UsageError("--name and --host cannot be used together", "pick one")
@@ -587,8 +581,8 @@ def play(
 # ---------------------------------------------------------------- server (logs / ssh)
 def _select_hosts(name: str | None, host: str | None, inventory: str | None) -> list[Any]:
     """--host H, or every host of cluster --name N, or every host in the inventory."""
+    from infprov.floor import paths
     from infprov.inventory import store
-    from infprov.provision import paths
 
     if name and host:
         raise UsageError("--name and --host cannot be used together", "pick one")
@@ -624,7 +618,8 @@ def logs(
     """Print the Triton server container's log from a host."""
     import subprocess
 
-    from infprov.provision import paths, server
+    from infprov.floor import paths
+    from infprov.provision import server
 
     target = _pick_host(name, host, inventory)
     argv = [*server.ssh_argv(target, paths.known_hosts()), server.log_command(tail, follow)]
@@ -639,7 +634,8 @@ def ssh(
     command: list[str] | None = typer.Argument(None, help="A command to run instead of a shell (after --)."),
 ) -> None:
     """Open an SSH session on a host (or run a command there), with infprov's key and pinned host keys."""
-    from infprov.provision import paths, server
+    from infprov.floor import paths
+    from infprov.provision import server
 
     target = _pick_host(name, host, inventory)
     argv = server.ssh_argv(target, paths.known_hosts()) + list(command or [])
@@ -656,7 +652,8 @@ def tunnel(
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
 ) -> None:
     """Forward a host's Triton port to this machine over SSH (Triton listens on the host's loopback only)."""
-    from infprov.provision import paths, server
+    from infprov.floor import paths
+    from infprov.provision import server
 
     if not 1 <= port <= 65535 or not 1 <= (local_port or port) <= 65535:
         raise UsageError("--port and --local-port take 1 to 65535", "e.g. --port 8000")
@@ -684,8 +681,9 @@ def bench(
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
 ) -> None:
     """Benchmark Triton on the hosts (client in the SDK container, --net host) and bring the results home."""
+    from infprov.floor import paths
     from infprov.provision import bench as bench_mod
-    from infprov.provision import benchplan, paths
+    from infprov.provision import benchplan
 
     if model is not None:
         bench_mod.check_model(model)
@@ -768,8 +766,8 @@ def results_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """List past benchmark runs, show one, or compare two."""
+    from infprov.floor import paths
     from infprov.provision import bench as bench_mod
-    from infprov.provision import paths
 
     if run is None:
         runs = bench_mod.list_runs(paths.runs_dir(create=False))

@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import ipaddress
 import json
-import os
 import re
 import socket
 import sys
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from infprov.provision import catalog, paths, ui
+from infprov.floor import paths
+from infprov.floor.errors import InfprovError, UsageError
+from infprov.floor.files import file_lock
+from infprov.floor.wait import wait_until
+from infprov.provision import catalog, ui
 from infprov.provision.ec2 import Ec2ApiError, Ec2Provider, default_region, tag_map
-from infprov.provision.errors import InfprovError, UsageError
-from infprov.provision.wait import wait_until
 
 DEFAULT_CLUSTER = "infprov"  # the inventory's default group, too
 TAG_CLUSTER = "infprov:cluster"
@@ -1551,8 +1551,7 @@ def _record_hosts(cluster: str, hosts: Sequence[Host], inventory: str | None = N
         kept = [h for h in inv.hosts if h.cluster != cluster and h.name not in ids]
         return model.Inventory(tuple(kept + records), inv.group_vars)
 
-    with _inventory_errors():
-        store.update(paths.inventory_file(inventory), change)
+    store.update(paths.inventory_file(inventory), change)
 
 
 def _forget_hosts(
@@ -1577,20 +1576,7 @@ def _forget_hosts(
     def change(inv: model.Inventory) -> model.Inventory:
         return model.Inventory(tuple(h for h in inv.hosts if not gone(h)), inv.group_vars)
 
-    with _inventory_errors():
-        store.update(path, change)
-
-
-@contextlib.contextmanager
-def _inventory_errors() -> Iterator[None]:
-    from infprov.inventory.errors import InventoryError
-
-    try:
-        yield
-    except InventoryError as exc:
-        err = InfprovError(exc.message, exc.hint)
-        err.exit_code = exc.exit_code
-        raise err from None
+    store.update(path, change)
 
 
 # ---------------------------------------------------------------- status
@@ -1842,31 +1828,14 @@ def sweep(prov: Ec2Provider, cluster: str | None, also_key: str | None = None) -
 # ---------------------------------------------------------------- local locks
 
 
-@contextlib.contextmanager
-def _lock(name: str, timeouts: Timeouts) -> Iterator[None]:
+def _lock(name: str, timeouts: Timeouts) -> contextlib.AbstractContextManager[None]:
     """An exclusive lock shared by every infprov process of this user (flock on INFPROV_HOME/locks).
 
     It makes two `up` of one cluster on this machine take turns: the second finds the first's
     instances. Across machines the launch token plays that part.
     """
     folder = paths.private_dir(paths.home() / "locks", role="locks folder")
-    fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            ui.step(f"another infprov run holds {name}; waiting for it")
-
-            def take() -> bool:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return False
-                return True
-
-            wait_until(take, what=f"the lock {name}", timeout=timeouts.lock, interval=0.2,
-                       hint=f"another infprov run is working on it; remove {folder / (name + '.lock')} "
-                       "only if no infprov runs")
-        yield
-    finally:
-        os.close(fd)  # closing releases the flock
+    where = folder / f"{name}.lock"
+    return file_lock(where, timeout=timeouts.lock, what=f"the lock {name}",
+                     hint=f"another infprov run is working on it; remove {where} only if no infprov runs",
+                     on_wait=lambda: ui.step(f"another infprov run holds {name}; waiting for it"))

@@ -13,7 +13,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-from infprov.provision.errors import InfprovError
+from infprov.floor.errors import InfprovError
 
 # Throttling and 5xx are retried by botocore itself (standard mode: exponential backoff with jitter
 # and a retry quota); infprov's own logic only handles what needs a decision, e.g. a full zone.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infprov.provision import paths
+from infprov.floor import paths
 
 PINS = Path(__file__).resolve().parents[1] / "playbooks" / "files" / "pins.env"
 CACHE_S = 24 * 3600  # a success is remembered for a day; a failure is asked again every time
@@ -244,8 +244,8 @@ def run(extra: list[Outcome] | None = None, *, fetch: Fetch = http_fetch, use_ca
 
 def ami_outcome(region: str | None, sandbox: bool) -> Outcome:
     """The AMI `up` would launch, found and judged as `up` judges it."""
+    from infprov.floor.errors import InfprovError
     from infprov.provision import cloud
-    from infprov.provision.errors import InfprovError
 
     try:
         prov = cloud.connect(region, sandbox)

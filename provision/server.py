@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infprov.provision import catalog, paths
-from infprov.provision.errors import InfprovError
+from infprov.floor import paths
+from infprov.floor.errors import InfprovError
+from infprov.provision import catalog
 
 CONTAINER = "infprov-triton"
 PORT = 8000

@@ -17,10 +17,11 @@ import pytest
 from typer.testing import CliRunner
 
 from infprov.client import results as rs
+from infprov.floor.errors import InfprovError, UsageError
+from infprov.floor.files import atomic_write
 from infprov.playbooks.connection import CommandResult
 from infprov.provision import bench, benchplan
 from infprov.provision.cli import app
-from infprov.provision.errors import InfprovError, UsageError
 
 runner = CliRunner()
 
@@ -242,21 +243,21 @@ def test_host_dir_refuses_a_planted_link_and_a_second_host_of_one_name(tmp_path:
 # ---------------------------------------------------------------------------------------------- 3. atomic files
 def test_write_atomic_replaces_whole_or_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "summary.json"
-    rs.write_atomic(target, '{"old": 1}\n')
+    atomic_write(target, '{"old": 1}\n')
 
     def broken(src: Any, dst: Any) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", broken)
     with pytest.raises(OSError, match="No space"):
-        rs.write_atomic(target, '{"new": 2}\n')
+        atomic_write(target, '{"new": 2}\n')
     monkeypatch.undo()
     assert target.read_text() == '{"old": 1}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no temporary file left behind
     link_target = tmp_path / "elsewhere"
     link_target.write_text("keep")
     (tmp_path / "results.csv").symlink_to(link_target)
-    rs.write_atomic(tmp_path / "results.csv", "a,b\n")  # replaces the link, never writes through it
+    atomic_write(tmp_path / "results.csv", "a,b\n")  # replaces the link, never writes through it
     assert link_target.read_text() == "keep" and not (tmp_path / "results.csv").is_symlink()
 
 
@@ -286,7 +287,7 @@ def _summary(run: str, path: Path, images: float = 100.0) -> dict[str, Any]:
 
 @pytest.fixture()
 def runs_home(infprov_home: Path) -> Path:
-    from infprov.provision import paths
+    from infprov.floor import paths
 
     runs = paths.runs_dir()
     for name, body in [

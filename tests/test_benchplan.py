@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from infprov.floor.errors import UsageError
 from infprov.provision import benchplan
-from infprov.provision.errors import UsageError
 
 
 def test_defaults_follow_the_instance_type() -> None:

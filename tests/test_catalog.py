@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from infprov.floor.errors import UsageError
 from infprov.provision import catalog
-from infprov.provision.errors import UsageError
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,9 @@ import botocore.config
 import pytest
 from botocore.stub import Stubber
 
+from infprov.floor.errors import InfprovError
 from infprov.provision import catalog, cloud, ec2
 from infprov.provision.ec2 import Ec2ApiError, Ec2Provider
-from infprov.provision.errors import InfprovError
 
 REGION = "us-east-1"
 GROUP = "sg-0123456789abcdef0"

@@ -21,10 +21,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from infprov.floor.errors import InfprovError, UsageError, WaitTimeout
 from infprov.provision import cloud
 from infprov.provision.cli import app
 from infprov.provision.ec2 import Ec2Provider, tag_map
-from infprov.provision.errors import InfprovError, UsageError, WaitTimeout
 from infprov.provision.sandbox import ec2endpoint
 
 REGION = "us-east-1"

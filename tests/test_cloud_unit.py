@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from infprov.floor.errors import InfprovError, UsageError
 from infprov.provision import cloud
-from infprov.provision.errors import InfprovError, UsageError
 from infprov.provision.sandbox import ec2endpoint
 
 

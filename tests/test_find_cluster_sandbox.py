@@ -28,8 +28,8 @@ def _up(name: str, *extra: str) -> Any:
 
 
 def _inventory_clusters() -> list[str]:
+    from infprov.floor import paths
     from infprov.inventory import store
-    from infprov.provision import paths
 
     return store.load(paths.inventory_file()).clusters
 

@@ -178,8 +178,8 @@ def test_perf_analyzer_flags_follow_a_model_without_batching() -> None:
 
 
 def test_a_batch_above_the_served_maximum_is_refused() -> None:
+    from infprov.floor.errors import UsageError
     from infprov.provision import bench
-    from infprov.provision.errors import UsageError
 
     with pytest.raises(UsageError, match="max_batch_size 64"):
         bench.check_batch(bench.ModelConfig.parse(_config(64, [224, 224, 3])), 128, "10.0.0.1")

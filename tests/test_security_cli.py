@@ -13,14 +13,15 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from infprov.floor import paths
+from infprov.floor.errors import InfprovError
 from infprov.inventory import ssh_config, store
 from infprov.inventory.errors import InventoryError
 from infprov.inventory.model import Host
 from infprov.playbooks.engine import parse_extra_vars, parse_playbook
 from infprov.playbooks.errors import PlaybookError
-from infprov.provision import paths, ui
+from infprov.provision import ui
 from infprov.provision.cli import app
-from infprov.provision.errors import InfprovError
 from infprov.provision.server import ssh_argv
 from tests.test_engine_unit import run_local
 

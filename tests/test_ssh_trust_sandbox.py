@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from infprov.floor.errors import InfprovError
 from infprov.provision import cloud
-from infprov.provision.errors import InfprovError
 from infprov.provision.sandbox import core
 
 pytestmark = pytest.mark.sandbox

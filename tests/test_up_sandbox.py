@@ -26,9 +26,9 @@ def _up(*extra: str) -> Any:
 
 
 def _on_host(host: dict[str, Any], command: str) -> str:
+    from infprov.floor import paths
     from infprov.inventory import store
     from infprov.playbooks.connection import SshConnection
-    from infprov.provision import paths
 
     inv = store.load(paths.inventory_file())
     found = inv.find(host["instance_id"])
@@ -111,8 +111,9 @@ def test_server_failure_names_the_host_and_how_to_continue(sandbox_hosts: list[d
     bad = runner.invoke(app, ["up", "--sandbox", "--type", "inf1.6xlarge", "--name", CLUSTER, "--yes",
                               "--skip-server", *REGION])
     assert bad.exit_code == 0, bad.output
+    from infprov.floor import paths
     from infprov.inventory import store
-    from infprov.provision import paths, server
+    from infprov.provision import server
 
     inv = store.load(paths.inventory_file())
     ids = [h.name for h in inv.in_cluster(CLUSTER)]

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
+from infprov.floor.errors import WaitTimeout
+from infprov.floor.wait import wait_until
 from infprov.playbooks.connection import CommandResult
 from infprov.playbooks.modules.base import (
     ModuleArgError,
@@ -35,18 +37,15 @@ def poll(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[bool, float]:
-    """Call probe until it is true or `timeout` passes: (succeeded, seconds waited).
-
-    The engine keeps its own small loop because playbooks may not import provision (provision.wait).
-    """
+    """Call probe until it is true or `timeout` passes: (succeeded, seconds waited). The probe's own
+    errors (a host gone) end the wait at once."""
     start = clock()
-    while True:
-        if probe():
-            return True, clock() - start
-        elapsed = clock() - start
-        if elapsed >= timeout:
-            return False, elapsed
-        sleep(min(interval, max(0.0, timeout - elapsed)))
+    try:
+        wait_until(lambda: probe() or None, what="the probe", timeout=timeout, interval=interval,
+                   clock=clock, sleep=sleep, errors=())
+    except WaitTimeout:
+        return False, clock() - start
+    return True, clock() - start
 
 
 # ---------------------------------------------------------------- wait_for

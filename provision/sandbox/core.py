@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infprov.floor.errors import InfprovError
 from infprov.provision import ui
-from infprov.provision.errors import InfprovError
 from infprov.provision.sandbox import hostinit, images, pbrepo, system
 
 MAX_HOSTS = 8

@@ -14,8 +14,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from infprov.provision.errors import InfprovError
-from infprov.provision.wait import wait_until
+from infprov.floor.errors import InfprovError
+from infprov.floor.wait import wait_until
 
 HOST = "127.0.0.1"
 PID_FILE = "moto.pid"

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from infprov.provision.errors import InfprovError
+from infprov.floor.errors import InfprovError
 from infprov.provision.sandbox import system
 
 SERVER_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3"

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infprov.provision.errors import InfprovError
+from infprov.floor.errors import InfprovError
 
 # playbooks/files/sandbox_model: model.py + config.pbtxt.j2, the CPU stand-in for the Neuron ResNet-50.
 SANDBOX_MODEL_DIR = Path(__file__).resolve().parents[2] / "playbooks" / "files" / "sandbox_model"

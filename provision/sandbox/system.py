@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from infprov.provision.errors import InfprovError, UsageError
+from infprov.floor.errors import InfprovError, UsageError
 
 Progress = Callable[[str], None]
 

@@ -6,7 +6,8 @@ import os
 import stat
 from pathlib import Path
 
-from infprov.provision.errors import InfprovError
+from infprov.floor.errors import InfprovError
+from infprov.floor.files import atomic_write
 
 
 def _refuse(path: Path, what: str, fix: str) -> InfprovError:
@@ -97,11 +98,4 @@ def runs_dir(create: bool = True) -> Path:
 
 def write_private(path: Path, data: bytes | str) -> None:
     """Write a file of mode 0600 atomically (a temporary file beside it, then a rename)."""
-    raw = data.encode() if isinstance(data, str) else data
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(raw)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, data, mode=0o600)

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from infprov.provision.errors import WaitTimeout
+from infprov.floor.errors import WaitTimeout
 
 T = TypeVar("T")
 
@@ -22,11 +22,13 @@ def wait_until(
     last_state: Callable[[], str] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    errors: tuple[type[BaseException], ...] = (Exception,),
 ) -> T:
     """Call probe until it returns something other than None/False, or time runs out.
 
-    probe may raise; the last exception is reported in the timeout message so the user
-    sees why it never became ready, not only that it did not.
+    probe may raise one of `errors` (default: any Exception), which counts as not ready yet; the last
+    one is reported in the timeout message so the user sees why it never became ready, not only that
+    it did not. Other exceptions end the wait at once.
     """
     start = clock()
     last_error: BaseException | None = None
@@ -36,7 +38,7 @@ def wait_until(
             if value is not None and value is not False:
                 return value
             last_error = None
-        except Exception as exc:  # the probe's own failures are part of the wait
+        except errors as exc:  # the probe's own failures are part of the wait
             last_error = exc
         elapsed = clock() - start
         if on_tick is not None:
