@@ -183,6 +183,28 @@ def upsert_hosts(path: Path, cluster: str, hosts: Iterable[Host]) -> Inventory:
     return update(path, change)
 
 
+def set_cluster_hosts(path: Path, cluster: str, hosts: Iterable[Host]) -> Inventory:
+    """Make `cluster` hold exactly these hosts: its other hosts leave, and these leave any other cluster."""
+    incoming = [_in_cluster(h, cluster) for h in hosts]
+    _check_name(cluster, "cluster")
+    for h in incoming:
+        _check_name(h.name, "host")
+    ids = {h.name for h in incoming}
+
+    def change(inv: Inventory) -> Inventory:
+        kept = [h for h in inv.hosts if h.cluster != cluster and h.name not in ids]
+        return Inventory(tuple(kept + incoming), inv.group_vars)
+
+    return update(path, change)
+
+
+def remove_where(path: Path, gone: Callable[[Host], bool]) -> Inventory | None:
+    """Drop the hosts `gone` picks; a missing inventory stays missing (None)."""
+    if not Path(path).exists():
+        return None
+    return update(path, lambda inv: Inventory(tuple(h for h in inv.hosts if not gone(h)), inv.group_vars))
+
+
 def remove_hosts(path: Path, ids: Iterable[str]) -> Inventory:
     """Drop hosts by instance id; ids not present are ignored."""
     gone = set(ids)

@@ -145,9 +145,9 @@ def sandbox_up(
             f"--hosts {hosts} is out of range", f"give a number from 1 to {core.MAX_HOSTS}"
         )
     core.up(hosts)
-    from infprov.provision import cloud
+    from infprov.provision import providers
 
-    cloud.reconcile_sandbox()  # hosts still held by instances the endpoint no longer runs are freed
+    providers.connect(None, sandbox=True).prepare()  # hosts held by instances the endpoint no longer runs are freed
     _render_sandbox(core.status(), json_out)
 
 
@@ -222,9 +222,9 @@ def cloud_up(
     ),
 ) -> None:
     """Find or launch Inf1 instances, provision Triton on each over SSH, and wait until it serves."""
-    from infprov.provision import cloud, server
+    from infprov.provision import cloud, server, specs
 
-    spec = cloud.UpSpec(
+    spec = specs.UpSpec(
         instance_type=instance_type,
         name=name,
         count=count,
@@ -233,7 +233,7 @@ def cloud_up(
         key_name=key_name,
         ssh_cidr=ssh_cidr,
         allow_wide_ssh=allow_wide_ssh,
-        tags=cloud.parse_tags(tag or []),
+        tags=specs.parse_tags(tag or []),
         spot=spot,
         yes=yes,
         sandbox=sandbox,
@@ -444,7 +444,7 @@ def _recorded_target(name: str | None, region: str | None, sandbox: bool, invent
     lives in the sandbox. Flags given always win."""
     from infprov.floor import paths
     from infprov.inventory import store
-    from infprov.provision import cloud
+    from infprov.provision import specs
 
     inv = store.load(paths.inventory_file(inventory))
     clusters = [c for c in inv.clusters if inv.in_cluster(c)]
@@ -453,7 +453,7 @@ def _recorded_target(name: str | None, region: str | None, sandbox: bool, invent
                          "pick one with --name (or --all)")
     chosen = name or (clusters[0] if one_cluster and len(clusters) == 1 else None)
     hosts = inv.in_cluster(chosen) if chosen else list(inv.hosts)
-    if hosts and not sandbox and region is None and all(h.extra.get(cloud.SANDBOX_VAR) for h in hosts):
+    if hosts and not sandbox and region is None and all(h.extra.get(specs.SANDBOX_VAR) for h in hosts):
         sandbox = True
     regions = {h.region for h in hosts if h.region}
     if region is None and not sandbox and len(regions) == 1:

@@ -245,11 +245,11 @@ def run(extra: list[Outcome] | None = None, *, fetch: Fetch = http_fetch, use_ca
 def ami_outcome(region: str | None, sandbox: bool) -> Outcome:
     """The AMI `up` would launch, found and judged as `up` judges it."""
     from infprov.floor.errors import InfprovError
-    from infprov.provision import cloud
+    from infprov.provision import amis, providers
 
     try:
-        prov = cloud.connect(region, sandbox)
-        image = cloud._resolve_image(prov, None)
+        prov = providers.connect(region, sandbox)
+        image = amis.resolve_image(prov, None)
     except InfprovError as exc:
         return Outcome("AMI", False, exc.message, exc.hint or "pin one with --ami")
     return Outcome("AMI", True, f"{image.get('ImageId')} in {prov.region}: {image.get('Name')}")

@@ -19,8 +19,9 @@ import pytest
 from botocore.stub import Stubber
 
 from infprov.floor.errors import InfprovError
-from infprov.provision import catalog, cloud, ec2
+from infprov.provision import amis, catalog, ec2, launch, planning, specs
 from infprov.provision.ec2 import Ec2ApiError, Ec2Provider
+from infprov.provision.providers import AwsProvider
 
 REGION = "us-east-1"
 GROUP = "sg-0123456789abcdef0"
@@ -28,16 +29,16 @@ IMAGE = {"ImageId": "ami-0c1f5e2a9d4b70a11", "RootDeviceName": "/dev/sda1"}
 TARGETS = [("us-east-1a", "subnet-aaaa"), ("us-east-1b", "subnet-bbbb")]
 
 
-def _spec(**kwargs: Any) -> cloud.UpSpec:
-    return cloud.UpSpec(**{"instance_type": "inf1.6xlarge", "name": "bench", "ssh_cidr": "198.51.100.7/32",
+def _spec(**kwargs: Any) -> specs.UpSpec:
+    return specs.UpSpec(**{"instance_type": "inf1.6xlarge", "name": "bench", "ssh_cidr": "198.51.100.7/32",
                            "yes": True, **kwargs})
 
 
-def _launch(prov: Any, spec: cloud.UpSpec | None = None, existing: int = 0,
+def _launch(prov: Any, spec: specs.UpSpec | None = None, existing: int = 0,
             targets: list[tuple[str, str]] | None = None) -> list[str]:
     spec = spec or _spec()
-    return cloud._launch(prov, spec, catalog.get(spec.instance_type), IMAGE, "infprov-us-east-1", GROUP,
-                         targets or TARGETS[:1], existing, cloud.cluster_tags(spec.name))
+    return launch.launch_shortfall(prov, spec, catalog.get(spec.instance_type), IMAGE, "infprov-us-east-1", GROUP,
+                         targets or TARGETS[:1], existing, planning.cluster_tags(spec.name))
 
 
 # ---------------------------------------------------------------- a provider that keeps tokens as EC2 does
@@ -106,7 +107,7 @@ class TokenKeepingEc2:
         self.forgotten |= {i for i, s in self.state.items() if s == "terminated"}
 
     def alive(self) -> list[str]:
-        return sorted(i for i, s in self.state.items() if s not in cloud.ENDED_STATES)
+        return sorted(i for i, s in self.state.items() if s not in launch.ENDED_STATES)
 
     def _describe(self, iid: str) -> dict[str, Any]:
         return {"InstanceId": iid, "State": {"Name": self.state[iid]}, "ClientToken": self.token_of[iid],
@@ -127,7 +128,7 @@ def test_a_spot_interruption_does_not_bring_the_dead_instance_back(infprov_home:
     assert second != first and fake.alive() == [second]
     tokens = [c["ClientToken"] for c in fake.calls]
     assert len(tokens) == 2 and tokens[0] != tokens[1]  # the dead instance was seen first: one call only
-    assert tokens[0] == cloud.client_token(REGION, "bench", GROUP, 1, 0, "us-east-1a")  # attempt 0 as ever
+    assert tokens[0] == planning.client_token(REGION, "bench", GROUP, 1, 0, "us-east-1a")  # attempt 0 as ever
     doc = json.loads(_state_file(infprov_home).read_text())
     assert doc["group_id"] == GROUP and doc["attempts"] == {"1|0|us-east-1a": 1}
     assert stat.S_IMODE(_state_file(infprov_home).stat().st_mode) == 0o600
@@ -144,8 +145,8 @@ def test_an_answer_of_ended_instances_moves_to_a_new_token(infprov_home: Path) -
 
     assert second != first and fake.alive() == [second]
     assert [c["ClientToken"] for c in fake.calls[1:]] == [
-        cloud.client_token(REGION, "bench", GROUP, 1, 0, "us-east-1a"),  # answered with the dead instance
-        cloud.client_token(REGION, "bench", GROUP, 1, 0, "us-east-1a", attempt=1),
+        planning.client_token(REGION, "bench", GROUP, 1, 0, "us-east-1a"),  # answered with the dead instance
+        planning.client_token(REGION, "bench", GROUP, 1, 0, "us-east-1a", attempt=1),
     ]
     (third,) = _launch(fake, existing=0)  # the state remembers: attempt 1 straight away, EC2 repeats its answer
     assert third == second and fake.calls[-1]["ClientToken"] == fake.calls[-2]["ClientToken"]
@@ -194,7 +195,7 @@ def test_capacity_errors_never_spend_a_token(infprov_home: Path) -> None:
     _launch(fake, targets=TARGETS)
     _launch(fake, targets=TARGETS, existing=0)
     zone_a = [c["ClientToken"] for c in fake.calls if c["SubnetId"] == "subnet-aaaa"]
-    assert zone_a[0] == zone_a[1] == cloud.client_token(REGION, "bench", GROUP, 1, 0, "us-east-1a")
+    assert zone_a[0] == zone_a[1] == planning.client_token(REGION, "bench", GROUP, 1, 0, "us-east-1a")
 
 
 def test_a_machine_without_the_state_arrives_at_the_same_token(infprov_home: Path) -> None:
@@ -214,16 +215,16 @@ def test_a_cluster_made_again_starts_its_tokens_over(infprov_home: Path) -> None
     (first,) = _launch(fake)
     fake.terminate(first)
     _launch(fake)
-    tokens = cloud.LaunchTokens(fake, "bench", "sg-0fedcba9876543210", 1, 0)  # type: ignore[arg-type]
-    assert tokens.token("us-east-1a") == cloud.client_token(REGION, "bench", "sg-0fedcba9876543210", 1, 0,
+    tokens = launch.LaunchTokens(fake, "bench", "sg-0fedcba9876543210", 1, 0)  # type: ignore[arg-type]
+    assert tokens.token("us-east-1a") == planning.client_token(REGION, "bench", "sg-0fedcba9876543210", 1, 0,
                                                             "us-east-1a")
 
 
 def test_client_token_attempts_differ_and_attempt_0_is_the_old_token() -> None:
     args = (REGION, "bench", GROUP, 2, 0, "us-east-1a")
-    tokens = {cloud.client_token(*args, attempt=n) for n in range(5)}
+    tokens = {planning.client_token(*args, attempt=n) for n in range(5)}
     assert len(tokens) == 5 and all(len(t) <= 64 and t.isascii() for t in tokens)
-    assert cloud.client_token(*args) == cloud.client_token(*args, attempt=0)
+    assert planning.client_token(*args) == planning.client_token(*args, attempt=0)
 
 
 # ---------------------------------------------------------------- an EC2 stand-in over real HTTP
@@ -325,8 +326,8 @@ def ec2_http(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Ec2Htt
         server.server.server_close()
 
 
-def _http_provider(server: Ec2Http) -> Ec2Provider:
-    return Ec2Provider(REGION, endpoint_url=server.url, access_key="testing", secret_key="testing")
+def _http_provider(server: Ec2Http) -> AwsProvider:
+    return AwsProvider(REGION, endpoint_url=server.url, access_key="testing", secret_key="testing")
 
 
 def test_a_full_zone_is_left_after_one_call(ec2_http: Ec2Http, infprov_home: Path) -> None:
@@ -414,7 +415,7 @@ def _image(ami: str, name: str, description: str, **extra: Any) -> dict[str, Any
 SEARCH = {
     "Owners": ["amazon"],
     "Filters": [
-        {"Name": "name", "Values": list(cloud.DLAMI_NAME_PATTERNS)},
+        {"Name": "name", "Values": list(amis.DLAMI_NAME_PATTERNS)},
         {"Name": "state", "Values": ["available"]},
     ],
     "IncludeDeprecated": True,
@@ -435,7 +436,7 @@ def test_image_search_includes_deprecated_images_and_reads_every_page() -> None:
     stub.add_response("describe_images", {"Images": [NEWER, OLDER], "NextToken": "page-2"}, SEARCH)
     stub.add_response("describe_images", {"Images": [LAST_INF1]}, {**SEARCH, "NextToken": "page-2"})
     with stub:
-        image = cloud._resolve_image(prov, None)
+        image = amis.resolve_image(prov, None)
         stub.assert_no_pending_responses()
     assert image["ImageId"] == LAST_INF1["ImageId"]  # deprecated, on the second page: still the one to use
 
@@ -494,10 +495,10 @@ def test_inf1_verdict_reads_the_sdk_release_never_a_framework_version(
     name: str, description: str, release: tuple[int, ...] | None, verdict: bool | None
 ) -> None:
     image = {"Name": name, "Description": description}
-    assert cloud.neuron_release(image) == release
-    assert cloud.inf1_verdict(image)[0] is verdict
+    assert amis.neuron_release(image) == release
+    assert amis.inf1_verdict(image)[0] is verdict
 
 
 def test_the_verdict_says_which_release_it_read() -> None:
     image = {"Description": "Supported EC2 instances: Inf1, Inf2. PyTorch Neuron 1.13, Neuron SDK 2.19.1"}
-    assert cloud.inf1_verdict(image) == (True, "Neuron release 2.19.1")
+    assert amis.inf1_verdict(image) == (True, "Neuron release 2.19.1")

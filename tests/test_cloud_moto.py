@@ -22,14 +22,15 @@ import yaml
 from typer.testing import CliRunner
 
 from infprov.floor.errors import InfprovError, UsageError, WaitTimeout
-from infprov.provision import cloud
+from infprov.provision import access, cloud, planning, providers, reach, specs
 from infprov.provision.cli import app
-from infprov.provision.ec2 import Ec2Provider, tag_map
+from infprov.provision.ec2 import tag_map
+from infprov.provision.providers import AwsProvider, SandboxProvider
 from infprov.provision.sandbox import ec2endpoint
 
 REGION = "us-east-1"
 CIDR = "198.51.100.7/32"
-FAST = cloud.Timeouts(
+FAST = specs.Timeouts(
     running=5, status_ok=5, ssh_port=5, ssh_login=5, terminated=5, sg_delete=2, lock=20, interval=0.02
 )
 CHOSEN_AMI = "ami-0c1f5e2a9d4b70a11"  # Neuron 2.26.0 multi-framework: the newest that drives Inf1
@@ -55,7 +56,7 @@ def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture()
-def prov(moto_url: str, infprov_home: Path, monkeypatch: pytest.MonkeyPatch) -> Ec2Provider:
+def prov(moto_url: str, infprov_home: Path, monkeypatch: pytest.MonkeyPatch) -> AwsProvider:
     """A fresh moto, a private INFPROV_HOME, and the environment a CLI run would see."""
     req = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")
     with urllib.request.urlopen(req, timeout=10):
@@ -68,34 +69,34 @@ def prov(moto_url: str, infprov_home: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(infprov_home.parent / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(infprov_home.parent / "no-aws-credentials"))
-    return Ec2Provider(REGION, endpoint_url=moto_url, access_key="testing", secret_key="testing")
+    return AwsProvider(REGION, endpoint_url=moto_url, access_key="testing", secret_key="testing")
 
 
 class SshSeen:
     """Stands in for the SSH wait: plain moto has no hosts behind its addresses."""
 
     def __init__(self) -> None:
-        self.hosts: list[cloud.Host] = []
+        self.hosts: list[specs.Host] = []
         self.consoles: list[str] = []
 
-    def __call__(self, hosts: Sequence[cloud.Host], timeouts: cloud.Timeouts,
+    def __call__(self, hosts: Sequence[specs.Host], timeouts: specs.Timeouts,
                  console: Callable[[str], str] | None = None) -> None:
         self.hosts.extend(hosts)
         if console is not None:
             self.consoles.extend(console(h.instance_id) for h in hosts)
 
 
-def _up(prov: Ec2Provider, ssh: cloud.SshWait | None = None, confirm: cloud.Confirm | None = None,
-        **kwargs: Any) -> cloud.UpResult:
-    spec = cloud.UpSpec(**{"instance_type": "inf1.6xlarge", "ssh_cidr": CIDR, "yes": True, **kwargs})
+def _up(prov: AwsProvider, ssh: specs.SshWait | None = None, confirm: specs.Confirm | None = None,
+        **kwargs: Any) -> specs.UpResult:
+    spec = specs.UpSpec(**{"instance_type": "inf1.6xlarge", "ssh_cidr": CIDR, "yes": True, **kwargs})
     return cloud.up(spec, provider=prov, ssh_wait=ssh or SshSeen(), confirm=confirm, timeouts=FAST)
 
 
-def _live(prov: Ec2Provider, cluster: str | None = None) -> list[dict[str, Any]]:
-    return prov.instances({**cloud.cluster_filter(cluster), "instance-state-name": list(cloud.NOT_GONE_STATES)})
+def _live(prov: AwsProvider, cluster: str | None = None) -> list[dict[str, Any]]:
+    return prov.instances({**planning.cluster_filter(cluster), "instance-state-name": list(specs.NOT_GONE_STATES)})
 
 
-def _managed_everything(prov: Ec2Provider) -> list[str]:
+def _managed_everything(prov: AwsProvider) -> list[str]:
     """Every infprov-made resource still there, as 'type id' strings."""
     left = [f"instance {i['InstanceId']}" for i in _live(prov)]
     left += [f"sg {g['GroupId']}" for g in prov.security_groups({"tag:infprov:managed": ["true"]})]
@@ -104,7 +105,7 @@ def _managed_everything(prov: Ec2Provider) -> list[str]:
     return left
 
 
-def _fail(prov: Ec2Provider, operation: str, code: str, when: Callable[[dict[str, Any]], bool] = lambda p: True,
+def _fail(prov: AwsProvider, operation: str, code: str, when: Callable[[dict[str, Any]], bool] = lambda p: True,
           times: int | None = None) -> list[dict[str, Any]]:
     """Make EC2 answer `operation` with error `code`, at the API layer before any HTTP is sent.
 
@@ -133,7 +134,7 @@ def _fail(prov: Ec2Provider, operation: str, code: str, when: Callable[[dict[str
 # ---------------------------------------------------------------- launch and read back
 
 
-def test_up_launches_locked_down_tagged_instances(prov: Ec2Provider, infprov_home: Path,
+def test_up_launches_locked_down_tagged_instances(prov: AwsProvider, infprov_home: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     ssh = SshSeen()
     result = _up(prov, ssh, name="bench", count=2, tags=(("team", "ml"),))
@@ -184,7 +185,7 @@ def test_up_launches_locked_down_tagged_instances(prov: Ec2Provider, infprov_hom
     assert first["ansible_ssh_private_key_file"] == str(key_file)
 
 
-def test_second_up_reuses_and_launches_nothing(prov: Ec2Provider) -> None:
+def test_second_up_reuses_and_launches_nothing(prov: AwsProvider) -> None:
     first = _up(prov, count=2)
     again = _up(prov, count=2)
     assert again.launched == () and sorted(again.reused) == sorted(first.launched)
@@ -192,14 +193,14 @@ def test_second_up_reuses_and_launches_nothing(prov: Ec2Provider) -> None:
     assert len(_live(prov)) == 2
 
 
-def test_count_growth_launches_only_the_shortfall(prov: Ec2Provider) -> None:
+def test_count_growth_launches_only_the_shortfall(prov: AwsProvider) -> None:
     first = _up(prov, count=1)
     grown = _up(prov, count=3)
     assert grown.reused == first.launched and len(grown.launched) == 2
     assert len(_live(prov)) == 3
 
 
-def test_stopped_instances_are_started_not_replaced(prov: Ec2Provider) -> None:
+def test_stopped_instances_are_started_not_replaced(prov: AwsProvider) -> None:
     first = _up(prov, count=2)
     stopped = first.launched[0]
     prov.client.stop_instances(InstanceIds=[stopped])
@@ -208,7 +209,7 @@ def test_stopped_instances_are_started_not_replaced(prov: Ec2Provider) -> None:
     assert {i["State"]["Name"] for i in _live(prov)} == {"running"}
 
 
-def test_more_instances_than_asked_is_refused_as_a_leak(prov: Ec2Provider) -> None:
+def test_more_instances_than_asked_is_refused_as_a_leak(prov: AwsProvider) -> None:
     _up(prov, name="big", count=2)
     with pytest.raises(InfprovError) as err:
         _up(prov, name="big", count=1)
@@ -217,19 +218,19 @@ def test_more_instances_than_asked_is_refused_as_a_leak(prov: Ec2Provider) -> No
     assert len(_live(prov, "big")) == 2
 
 
-def test_another_type_for_the_same_cluster_is_refused(prov: Ec2Provider) -> None:
+def test_another_type_for_the_same_cluster_is_refused(prov: AwsProvider) -> None:
     _up(prov, count=1)
     with pytest.raises(UsageError, match="runs inf1.6xlarge"):
         _up(prov, count=1, instance_type="inf1.xlarge")
 
 
-def test_two_concurrent_ups_make_one_set_of_instances(prov: Ec2Provider, moto_url: str) -> None:
-    results: list[cloud.UpResult] = []
+def test_two_concurrent_ups_make_one_set_of_instances(prov: AwsProvider, moto_url: str) -> None:
+    results: list[specs.UpResult] = []
     errors: list[BaseException] = []
     start = threading.Barrier(2)
 
     def run() -> None:
-        own = Ec2Provider(REGION, endpoint_url=moto_url, access_key="testing", secret_key="testing")
+        own = AwsProvider(REGION, endpoint_url=moto_url, access_key="testing", secret_key="testing")
         start.wait()
         try:
             results.append(_up(own, name="twin", count=2))
@@ -247,8 +248,8 @@ def test_two_concurrent_ups_make_one_set_of_instances(prov: Ec2Provider, moto_ur
     assert len(prov.security_groups({"group-name": ["infprov-twin"]})) == 1
 
 
-def test_failure_after_launch_says_how_to_continue_and_up_continues(prov: Ec2Provider) -> None:
-    def no_ssh(hosts: Sequence[cloud.Host], timeouts: cloud.Timeouts) -> None:
+def test_failure_after_launch_says_how_to_continue_and_up_continues(prov: AwsProvider) -> None:
+    def no_ssh(hosts: Sequence[specs.Host], timeouts: specs.Timeouts) -> None:
         raise WaitTimeout("gave up waiting for an SSH login as ubuntu on 2 host(s) after 5 s", "")
 
     with pytest.raises(InfprovError) as err:
@@ -261,7 +262,7 @@ def test_failure_after_launch_says_how_to_continue_and_up_continues(prov: Ec2Pro
     assert again.launched == () and len(again.reused) == 2
 
 
-def test_ssh_rule_follows_the_operator_and_nothing_else_stays_open(prov: Ec2Provider) -> None:
+def test_ssh_rule_follows_the_operator_and_nothing_else_stays_open(prov: AwsProvider) -> None:
     first = _up(prov, name="moving")
     prov.client.authorize_security_group_ingress(  # someone opens Triton's port by hand
         GroupId=first.security_group,
@@ -273,7 +274,7 @@ def test_ssh_rule_follows_the_operator_and_nothing_else_stays_open(prov: Ec2Prov
     assert rules == [(22, "203.0.113.9/32")]
 
 
-def test_a_no_at_the_prompt_creates_nothing(prov: Ec2Provider) -> None:
+def test_a_no_at_the_prompt_creates_nothing(prov: AwsProvider) -> None:
     asked: list[str] = []
 
     def say_no(question: str) -> bool:
@@ -285,14 +286,14 @@ def test_a_no_at_the_prompt_creates_nothing(prov: Ec2Provider) -> None:
     assert asked and _managed_everything(prov) == []
 
 
-def test_spot_launch_is_marked_spot(prov: Ec2Provider) -> None:
+def test_spot_launch_is_marked_spot(prov: AwsProvider) -> None:
     _up(prov, name="cheap", spot=True)
     (inst,) = _live(prov, "cheap")
     assert inst.get("InstanceLifecycle") == "spot"
     assert cloud.status(provider=prov).clusters[0].instances[0].spot
 
 
-def test_up_after_a_spot_interruption_launches_with_a_new_token(prov: Ec2Provider, infprov_home: Path) -> None:
+def test_up_after_a_spot_interruption_launches_with_a_new_token(prov: AwsProvider, infprov_home: Path) -> None:
     """EC2 keeps a launch token for 24 h after its instances end; the same token would bring the dead
     instance back (moto does not keep tokens: tests/test_cloud_launch.py covers EC2's answer)."""
     calls = _fail(prov, "RunInstances", "never", when=lambda p: False)  # records the calls only
@@ -308,7 +309,7 @@ def test_up_after_a_spot_interruption_launches_with_a_new_token(prov: Ec2Provide
 # ---------------------------------------------------------------- zones and quotas
 
 
-def test_capacity_error_fails_over_to_the_next_zone(prov: Ec2Provider) -> None:
+def test_capacity_error_fails_over_to_the_next_zone(prov: AwsProvider) -> None:
     first_zone = _subnet(prov, "us-east-1a")
     calls = _fail(prov, "RunInstances", "InsufficientInstanceCapacity", when=lambda p: p["SubnetId"] == first_zone)
     result = _up(prov, count=2)
@@ -318,7 +319,7 @@ def test_capacity_error_fails_over_to_the_next_zone(prov: Ec2Provider) -> None:
     assert len(result.launched) == 2
 
 
-def test_unsupported_everywhere_names_the_zones_and_how_to_clean_up(prov: Ec2Provider) -> None:
+def test_unsupported_everywhere_names_the_zones_and_how_to_clean_up(prov: AwsProvider) -> None:
     calls = _fail(prov, "RunInstances", "Unsupported")
     with pytest.raises(InfprovError) as err:
         _up(prov, name="nocap", count=1)
@@ -328,7 +329,7 @@ def test_unsupported_everywhere_names_the_zones_and_how_to_clean_up(prov: Ec2Pro
     assert _live(prov) == []
 
 
-def test_vcpu_quota_names_the_quota_to_raise(prov: Ec2Provider) -> None:
+def test_vcpu_quota_names_the_quota_to_raise(prov: AwsProvider) -> None:
     _fail(prov, "RunInstances", "VcpuLimitExceeded")
     with pytest.raises(InfprovError) as err:
         _up(prov, count=2)
@@ -336,13 +337,13 @@ def test_vcpu_quota_names_the_quota_to_raise(prov: Ec2Provider) -> None:
     assert "Running On-Demand Inf instances" in err.value.hint
 
 
-def _subnet(prov: Ec2Provider, zone: str) -> str:
+def _subnet(prov: AwsProvider, zone: str) -> str:
     vpc = prov.default_vpc()
     assert vpc is not None
     return prov.default_subnets(vpc)[zone]
 
 
-def _zone_of(prov: Ec2Provider, subnet: str) -> str:
+def _zone_of(prov: AwsProvider, subnet: str) -> str:
     vpc = prov.default_vpc()
     assert vpc is not None
     return next(z for z, s in prov.default_subnets(vpc).items() if s == subnet)
@@ -351,19 +352,19 @@ def _zone_of(prov: Ec2Provider, subnet: str) -> str:
 # ---------------------------------------------------------------- AMIs
 
 
-def test_pinned_ami_that_cannot_drive_inf1_is_refused_before_anything_is_made(prov: Ec2Provider) -> None:
+def test_pinned_ami_that_cannot_drive_inf1_is_refused_before_anything_is_made(prov: AwsProvider) -> None:
     with pytest.raises(UsageError, match="cannot drive Inf1"):
         _up(prov, ami=NEW_AMI)
     assert _managed_everything(prov) == []
 
 
-def test_pinned_ami_missing_in_the_region_is_a_usage_error(prov: Ec2Provider) -> None:
+def test_pinned_ami_missing_in_the_region_is_a_usage_error(prov: AwsProvider) -> None:
     with pytest.raises(UsageError, match="not found in us-east-1"):
         _up(prov, ami="ami-0123456789abcdef0")
     assert _managed_everything(prov) == []
 
 
-def test_pinned_plain_image_wins_over_the_choice(prov: Ec2Provider) -> None:
+def test_pinned_plain_image_wins_over_the_choice(prov: AwsProvider) -> None:
     result = _up(prov, ami=UBUNTU_AMI)
     assert result.ami == UBUNTU_AMI
     assert _live(prov)[0]["ImageId"] == UBUNTU_AMI
@@ -372,7 +373,7 @@ def test_pinned_plain_image_wins_over_the_choice(prov: Ec2Provider) -> None:
 # ---------------------------------------------------------------- status
 
 
-def test_status_reports_state_uptime_cost_and_refreshes_the_inventory(prov: Ec2Provider, infprov_home: Path) -> None:
+def test_status_reports_state_uptime_cost_and_refreshes_the_inventory(prov: AwsProvider, infprov_home: Path) -> None:
     result = _up(prov, name="s1", count=2)
     gone = result.launched[1]
     prov.client.terminate_instances(InstanceIds=[gone])  # behind infprov's back
@@ -392,7 +393,7 @@ def test_status_reports_state_uptime_cost_and_refreshes_the_inventory(prov: Ec2P
 # ---------------------------------------------------------------- teardown
 
 
-def test_teardown_leaves_nothing_tagged_and_can_run_again(prov: Ec2Provider, infprov_home: Path) -> None:
+def test_teardown_leaves_nothing_tagged_and_can_run_again(prov: AwsProvider, infprov_home: Path) -> None:
     _up(prov, name="gone", count=2, tags=(("team", "ml"),))
     assert _managed_everything(prov)
     result = cloud.teardown(name="gone", yes=True, provider=prov, timeouts=FAST)
@@ -407,7 +408,7 @@ def test_teardown_leaves_nothing_tagged_and_can_run_again(prov: Ec2Provider, inf
     assert again.ok and again.nothing
 
 
-def test_teardown_keeps_the_region_key_while_another_cluster_uses_it(prov: Ec2Provider) -> None:
+def test_teardown_keeps_the_region_key_while_another_cluster_uses_it(prov: AwsProvider) -> None:
     _up(prov, name="a", count=1)
     _up(prov, name="b", count=1)
     first = cloud.teardown(name="a", yes=True, provider=prov, timeouts=FAST)
@@ -418,7 +419,7 @@ def test_teardown_keeps_the_region_key_while_another_cluster_uses_it(prov: Ec2Pr
     assert _managed_everything(prov) == []
 
 
-def test_teardown_all_removes_every_cluster(prov: Ec2Provider) -> None:
+def test_teardown_all_removes_every_cluster(prov: AwsProvider) -> None:
     _up(prov, name="a", count=1)
     _up(prov, name="b", count=2)
     result = cloud.teardown(all_clusters=True, yes=True, provider=prov, timeouts=FAST)
@@ -426,14 +427,14 @@ def test_teardown_all_removes_every_cluster(prov: Ec2Provider) -> None:
     assert _managed_everything(prov) == []
 
 
-def test_teardown_dry_run_changes_nothing(prov: Ec2Provider) -> None:
+def test_teardown_dry_run_changes_nothing(prov: AwsProvider) -> None:
     up = _up(prov, name="dry", count=1)
     result = cloud.teardown(name="dry", dry_run=True, provider=prov, timeouts=FAST)
     assert result.dry_run and result.instances == up.launched and result.security_groups == (up.security_group,)
     assert len(_live(prov, "dry")) == 1 and prov.key_pair("infprov-us-east-1") is not None
 
 
-def test_teardown_retries_the_group_while_it_is_still_in_use(prov: Ec2Provider) -> None:
+def test_teardown_retries_the_group_while_it_is_still_in_use(prov: AwsProvider) -> None:
     _up(prov, name="dep", count=1)
     calls = _fail(prov, "DeleteSecurityGroup", "DependencyViolation", times=3)
     result = cloud.teardown(name="dep", yes=True, provider=prov, timeouts=FAST)
@@ -441,7 +442,7 @@ def test_teardown_retries_the_group_while_it_is_still_in_use(prov: Ec2Provider) 
     assert _managed_everything(prov) == []
 
 
-def test_teardown_reports_what_it_could_not_delete(prov: Ec2Provider) -> None:
+def test_teardown_reports_what_it_could_not_delete(prov: AwsProvider) -> None:
     up = _up(prov, name="stuck", count=1)
     _fail(prov, "DeleteSecurityGroup", "DependencyViolation")
     result = cloud.teardown(name="stuck", yes=True, provider=prov, timeouts=FAST)
@@ -460,12 +461,12 @@ def _cli(args: list[str]) -> Any:
 @pytest.fixture()
 def no_ssh(monkeypatch: pytest.MonkeyPatch) -> SshSeen:
     seen = SshSeen()
-    monkeypatch.setattr(cloud, "wait_for_ssh", seen)
-    monkeypatch.setattr(cloud, "DEFAULT_TIMEOUTS", FAST)
+    monkeypatch.setattr(reach, "wait_for_ssh", seen)
+    monkeypatch.setattr(specs, "DEFAULT_TIMEOUTS", FAST)
     return seen
 
 
-def test_cli_up_json_status_and_teardown(prov: Ec2Provider, no_ssh: SshSeen) -> None:
+def test_cli_up_json_status_and_teardown(prov: AwsProvider, no_ssh: SshSeen) -> None:
     r = _cli(["up", "--skip-server", "--type", "inf1.xlarge", "--name", "cli", "--count", "2", "--ssh-cidr", CIDR,
               "--tag", "team=ml", "--yes", "--json"])
     assert r.exit_code == 0, r.output
@@ -488,11 +489,11 @@ def test_cli_up_json_status_and_teardown(prov: Ec2Provider, no_ssh: SshSeen) -> 
 
 
 def test_cli_teardown_with_leftovers_exits_1(
-    prov: Ec2Provider, no_ssh: SshSeen, monkeypatch: pytest.MonkeyPatch
+    prov: AwsProvider, no_ssh: SshSeen, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _up(prov, name="left", count=1)
     _fail(prov, "DeleteSecurityGroup", "DependencyViolation")
-    monkeypatch.setattr(cloud, "connect", lambda region, sandbox: prov)
+    monkeypatch.setattr(providers, "connect", lambda region, sandbox: prov)
     r = _cli(["teardown", "--name", "left", "--yes", "--json"])
     assert r.exit_code == 1
     assert json.loads(r.stdout)["leftovers"][0]["resource_type"] == "security-group"
@@ -522,7 +523,7 @@ def test_cli_teardown_with_leftovers_exits_1(
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line_and_makes_nothing(
-    prov: Ec2Provider, no_ssh: SshSeen, args: list[str], fragment: str
+    prov: AwsProvider, no_ssh: SshSeen, args: list[str], fragment: str
 ) -> None:
     r = _cli(args)
     assert r.exit_code == 2, r.output
@@ -534,14 +535,14 @@ def test_cli_bad_input_exits_2_with_one_line_and_makes_nothing(
     assert no_ssh.hosts == []
 
 
-def test_cli_teardown_without_yes_in_a_pipe_refuses_and_keeps_everything(prov: Ec2Provider, no_ssh: SshSeen) -> None:
+def test_cli_teardown_without_yes_in_a_pipe_refuses_and_keeps_everything(prov: AwsProvider, no_ssh: SshSeen) -> None:
     _up(prov, name="keep", count=1)
     r = _cli(["teardown", "--name", "keep"])
     assert r.exit_code == 2 and "pass --yes" in r.stderr
     assert len(_live(prov, "keep")) == 1
 
 
-def test_cli_missing_region_is_a_usage_error(prov: Ec2Provider, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_missing_region_is_a_usage_error(prov: AwsProvider, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_REGION")
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     r = _cli(["status"])
@@ -590,21 +591,21 @@ def _sandbox_host(name: str, address: str, port: int, key_file: str, devices: in
             "neuron_devices": devices}
 
 
-def test_sandbox_not_up_says_how_to_start_it(prov: Ec2Provider, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cloud, "_sandbox", lambda: FakeCore(None, []))
+def test_sandbox_not_up_says_how_to_start_it(prov: AwsProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(providers, "sandbox_core", lambda: FakeCore(None, []))
     r = _cli(["up", "--skip-server", "--type", "inf1.6xlarge", "--sandbox", "--yes"])
     assert r.exit_code == 1
     assert "sandbox is not up" in r.stderr and "infprov sandbox up" in r.stderr
 
 
-def test_sandbox_region_is_fixed(prov: Ec2Provider, monkeypatch: pytest.MonkeyPatch, moto_url: str) -> None:
-    monkeypatch.setattr(cloud, "_sandbox", lambda: FakeCore(moto_url, []))
+def test_sandbox_region_is_fixed(prov: AwsProvider, monkeypatch: pytest.MonkeyPatch, moto_url: str) -> None:
+    monkeypatch.setattr(providers, "sandbox_core", lambda: FakeCore(moto_url, []))
     r = _cli(["status", "--sandbox", "--region", "eu-west-1"])
     assert r.exit_code == 2 and "us-east-1 only" in r.stderr
 
 
 def test_sandbox_maps_instances_to_hosts_and_teardown_releases_them(
-    prov: Ec2Provider, no_ssh: SshSeen, monkeypatch: pytest.MonkeyPatch, moto_url: str, tmp_path: Path
+    prov: AwsProvider, no_ssh: SshSeen, monkeypatch: pytest.MonkeyPatch, moto_url: str, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL")  # --sandbox finds the endpoint through the sandbox itself
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
@@ -612,7 +613,7 @@ def test_sandbox_maps_instances_to_hosts_and_teardown_releases_them(
     key = str(tmp_path / "sandbox_key")
     core = FakeCore(moto_url, [_sandbox_host("h1", "10.237.0.11", 22, key),
                                _sandbox_host("h2", "10.237.0.12", 22, key, devices=1)])
-    monkeypatch.setattr(cloud, "_sandbox", lambda: core)
+    monkeypatch.setattr(providers, "sandbox_core", lambda: core)
     r = _cli(["up", "--skip-server", "--type", "inf1.6xlarge", "--count", "3", "--sandbox", "--yes"])
     assert r.exit_code == 2 and "sandbox up --hosts 3" in r.stderr
 
@@ -630,9 +631,9 @@ def test_sandbox_maps_instances_to_hosts_and_teardown_releases_them(
     r = _cli(["up", "--skip-server", "--type", "inf1.xlarge", "--name", "second", "--sandbox", "--yes"])
     assert r.exit_code == 2 and "0 of 2 are free" in r.stderr, r.output
     made = prov.client.describe_security_groups(
-        Filters=[{"Name": "group-name", "Values": [cloud.security_group_name("second")]}])
+        Filters=[{"Name": "group-name", "Values": [planning.security_group_name("second")]}])
     assert made["SecurityGroups"] == []
-    assert prov.instances({f"tag:{cloud.TAG_CLUSTER}": ["second"]}) == []
+    assert prov.instances({f"tag:{specs.TAG_CLUSTER}": ["second"]}) == []
 
     # a host still held by an instance the endpoint no longer has (a teardown cut short) is freed
     core.assigned["i-00000000gone00000"] = core.hosts[0]
@@ -645,7 +646,7 @@ def test_sandbox_maps_instances_to_hosts_and_teardown_releases_them(
 
 
 def test_sandbox_ssh_wait_is_real_against_a_loopback_sshd(
-    prov: Ec2Provider, monkeypatch: pytest.MonkeyPatch, moto_url: str, infprov_home: Path
+    prov: AwsProvider, monkeypatch: pytest.MonkeyPatch, moto_url: str, infprov_home: Path
 ) -> None:
     from tests import loopback_sshd
 
@@ -658,8 +659,9 @@ def test_sandbox_ssh_wait_is_real_against_a_loopback_sshd(
     (sshd,) = loopback_sshd.start_hosts(workdir, 1)
     try:
         core = FakeCore(moto_url, [_sandbox_host("h1", "127.0.0.1", sshd.port, str(sshd.key_file))])
-        monkeypatch.setattr(cloud, "_sandbox", lambda: core)
-        result = cloud.up(cloud.UpSpec(instance_type="inf1.6xlarge", sandbox=True, yes=True), timeouts=FAST)
+        sandbox = SandboxProvider(REGION, endpoint_url=moto_url, access_key="testing", secret_key="testing", core=core)
+        result = cloud.up(specs.UpSpec(instance_type="inf1.6xlarge", sandbox=True, yes=True), provider=sandbox,
+                          timeouts=FAST)
         (host,) = result.hosts
         assert (host.address, host.port) == ("127.0.0.1", sshd.port)
         pinned = f"[127.0.0.1]:{sshd.port}"
@@ -668,17 +670,17 @@ def test_sandbox_ssh_wait_is_real_against_a_loopback_sshd(
 
         sshd.stop()
         with pytest.raises(WaitTimeout) as err:  # the same wait, with nothing listening
-            cloud.wait_for_ssh(list(result.hosts), FAST)
+            reach.wait_for_ssh(list(result.hosts), FAST)
         assert "SSH port" in err.value.message
 
         sshd.new_host_key()  # the reused host now shows another key: no waiting, a clear refusal
         sshd.start()
         started = time.monotonic()
         with pytest.raises(InfprovError) as err:
-            cloud.wait_for_ssh(list(result.hosts), FAST)
+            reach.wait_for_ssh(list(result.hosts), FAST)
         assert "CHANGED" in err.value.message and time.monotonic() - started < FAST.ssh_login
 
-        done = cloud.teardown(sandbox=True, yes=True, timeouts=FAST)
+        done = cloud.teardown(sandbox=True, yes=True, provider=sandbox, timeouts=FAST)
         assert done.ok and core.released == [host.instance_id]
         assert pinned not in known_hosts.read_text()  # the gone instance's key is forgotten
     finally:
@@ -714,7 +716,7 @@ def test_endpoint_stop_ends_only_its_own_process(tmp_path: Path) -> None:
     assert not os.path.exists(f"/proc/{pid}")  # ended and reaped
 
 
-def test_console_output_is_read_as_text(prov: Ec2Provider) -> None:
+def test_console_output_is_read_as_text(prov: AwsProvider) -> None:
     result = _up(prov, name="console")
     [iid] = result.launched
     text = prov.console_output(iid)
@@ -722,12 +724,12 @@ def test_console_output_is_read_as_text(prov: Ec2Provider) -> None:
     assert prov.console_output("i-0000000000000dead") == ""  # an unknown instance: nothing to check against
 
 
-def test_ctrl_c_while_the_group_is_made_says_how_to_continue(prov: Ec2Provider, monkeypatch: pytest.MonkeyPatch,
+def test_ctrl_c_while_the_group_is_made_says_how_to_continue(prov: AwsProvider, monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     def interrupted(*args: Any, **kwargs: Any) -> str:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cloud, "ensure_security_group", interrupted)
+    monkeypatch.setattr(access, "ensure_security_group", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _up(prov, name="cut")
     err = capsys.readouterr().err

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from infprov.floor.errors import InfprovError, UsageError
-from infprov.provision import cloud
+from infprov.provision import amis, cloud, launch, planning, specs
 from infprov.provision.sandbox import ec2endpoint
 
 
@@ -35,8 +35,8 @@ def _by_name(fragment: str) -> dict[str, Any]:
 
 
 def test_release_is_read_from_the_description() -> None:
-    assert cloud.neuron_release({"Description": "with Neuron SDK 2.26.0. Supported EC2 instances: Inf1"}) == (2, 26, 0)
-    assert cloud.neuron_release({"Name": "Deep Learning AMI Neuron PyTorch 1.13 (Ubuntu 20.04) 20250627"}) is None
+    assert amis.neuron_release({"Description": "with Neuron SDK 2.26.0. Supported EC2 instances: Inf1"}) == (2, 26, 0)
+    assert amis.neuron_release({"Name": "Deep Learning AMI Neuron PyTorch 1.13 (Ubuntu 20.04) 20250627"}) is None
 
 
 @pytest.mark.parametrize(
@@ -52,38 +52,38 @@ def test_release_is_read_from_the_description() -> None:
     ],
 )
 def test_inf1_verdict(image: dict[str, Any], verdict: bool | None) -> None:
-    assert cloud.inf1_verdict(image)[0] is verdict
+    assert amis.inf1_verdict(image)[0] is verdict
 
 
 def test_choose_ami_takes_the_newest_inf1_capable_multi_framework_image() -> None:
-    chosen = cloud.choose_ami(_images())
+    chosen = amis.choose_ami(_images())
     assert chosen["Name"] == "Deep Learning AMI Neuron (Ubuntu 22.04) 20250919"
-    assert cloud.neuron_release(chosen) == (2, 26, 0)
+    assert amis.neuron_release(chosen) == (2, 26, 0)
 
 
 def test_choose_ami_never_picks_a_release_from_2_26_1_on() -> None:
-    newer_only = [i for i in _images() if (cloud.neuron_release(i) or (0,)) >= (2, 26, 1)]
+    newer_only = [i for i in _images() if (amis.neuron_release(i) or (0,)) >= (2, 26, 1)]
     assert newer_only
     with pytest.raises(InfprovError) as err:
-        cloud.choose_ami(newer_only)
+        amis.choose_ami(newer_only)
     assert "--ami" in err.value.hint
 
 
 def test_choose_ami_skips_other_architectures() -> None:
     arm = {**_by_name("SDK 2.26.0"), "Architecture": "arm64", "ImageId": "ami-0000000000000aaaa"}
-    chosen = cloud.choose_ami([arm, _by_name("SDK 2.25.0")])
-    assert cloud.neuron_release(chosen) == (2, 25, 0)
+    chosen = amis.choose_ami([arm, _by_name("SDK 2.25.0")])
+    assert amis.neuron_release(chosen) == (2, 25, 0)
 
 
 def test_pinned_ami_of_a_new_release_is_refused_as_usage() -> None:
     with pytest.raises(UsageError) as err:
-        cloud.check_pinned_ami(_by_name("SDK 2.27.0"), "us-east-1")
+        amis.check_pinned_ami(_by_name("SDK 2.27.0"), "us-east-1")
     assert "cannot drive Inf1" in err.value.message
     assert "2.26.0 or earlier" in err.value.hint
 
 
 def test_pinned_plain_ubuntu_is_accepted_with_a_warning(capsys: pytest.CaptureFixture[str]) -> None:
-    cloud.check_pinned_ami(_by_name("Canonical"), "us-east-1")
+    amis.check_pinned_ami(_by_name("Canonical"), "us-east-1")
     assert "cannot tell whether AMI" in capsys.readouterr().err
 
 
@@ -114,69 +114,69 @@ def test_pinned_plain_ubuntu_is_accepted_with_a_warning(capsys: pytest.CaptureFi
 )
 def test_bad_spec_is_a_usage_error_with_a_hint(kwargs: dict[str, Any], fragment: str) -> None:
     with pytest.raises(UsageError) as err:
-        cloud.UpSpec(**kwargs)
+        specs.UpSpec(**kwargs)
     assert fragment in err.value.message
     assert err.value.hint
 
 
 def test_spec_normalises_cidr_and_type() -> None:
-    spec = cloud.UpSpec(instance_type="INF1.6xlarge", ssh_cidr="203.0.113.7")
+    spec = specs.UpSpec(instance_type="INF1.6xlarge", ssh_cidr="203.0.113.7")
     assert spec.instance_type == "inf1.6xlarge"
     assert spec.ssh_cidr == "203.0.113.7/32"
-    assert cloud.UpSpec(instance_type="inf1.xlarge", ssh_cidr="2001:db8::1").ssh_cidr == "2001:db8::1/128"
-    assert cloud.UpSpec(instance_type="inf1.xlarge", ssh_cidr="10.0.0.0/8").ssh_cidr == "10.0.0.0/8"
-    wide = cloud.UpSpec(instance_type="inf1.xlarge", ssh_cidr="0.0.0.0/1", allow_wide_ssh=True)
+    assert specs.UpSpec(instance_type="inf1.xlarge", ssh_cidr="2001:db8::1").ssh_cidr == "2001:db8::1/128"
+    assert specs.UpSpec(instance_type="inf1.xlarge", ssh_cidr="10.0.0.0/8").ssh_cidr == "10.0.0.0/8"
+    wide = specs.UpSpec(instance_type="inf1.xlarge", ssh_cidr="0.0.0.0/1", allow_wide_ssh=True)
     assert wide.ssh_cidr == "0.0.0.0/1"
 
 
 @pytest.mark.parametrize("raw", ["novalue", "=x", " =x"])
 def test_parse_tags_refuses_malformed(raw: str) -> None:
     with pytest.raises(UsageError, match="KEY=VALUE"):
-        cloud.parse_tags([raw])
+        specs.parse_tags([raw])
 
 
 def test_parse_tags_keeps_order_and_allows_empty_values() -> None:
-    assert cloud.parse_tags(["team=ml", "empty=", "a=b=c"]) == (("team", "ml"), ("empty", ""), ("a", "b=c"))
+    assert specs.parse_tags(["team=ml", "empty=", "a=b=c"]) == (("team", "ml"), ("empty", ""), ("a", "b=c"))
 
 
 # ---------------------------------------------------------------- tags, filters, names
 
 
 def test_cluster_tags_and_user_tags() -> None:
-    tags = cloud.cluster_tags("bench", (("team", "ml"),))
+    tags = planning.cluster_tags("bench", (("team", "ml"),))
     assert tags == {"infprov:cluster": "bench", "infprov:managed": "true", "Name": "infprov-bench", "team": "ml"}
-    assert cloud.cluster_tags(cloud.DEFAULT_CLUSTER)["Name"] == "infprov"
+    assert planning.cluster_tags(specs.DEFAULT_CLUSTER)["Name"] == "infprov"
 
 
 def test_filters_select_one_cluster_or_all_managed() -> None:
-    assert cloud.cluster_filter("bench") == {"tag:infprov:cluster": ["bench"]}
-    assert cloud.cluster_filter(None) == {"tag:infprov:managed": ["true"]}
+    assert planning.cluster_filter("bench") == {"tag:infprov:cluster": ["bench"]}
+    assert planning.cluster_filter(None) == {"tag:infprov:managed": ["true"]}
 
 
 # ---------------------------------------------------------------- cost and token
 
 
 def test_hourly_cost_multiplies_and_knows_when_it_does_not_know() -> None:
-    assert cloud.hourly_cost("inf1.6xlarge", "us-east-1", 3) == pytest.approx(3.54)
-    assert cloud.hourly_cost("inf1.6xlarge", "eu-west-3", 1) is None
+    assert planning.hourly_cost("inf1.6xlarge", "us-east-1", 3) == pytest.approx(3.54)
+    assert planning.hourly_cost("inf1.6xlarge", "eu-west-3", 1) is None
 
 
 def test_cost_so_far() -> None:
     now = datetime(2025, 1, 1, 12, tzinfo=timezone.utc)
-    assert cloud.cost_so_far(now - timedelta(minutes=90), now, 1.18) == pytest.approx(1.77)
-    assert cloud.cost_so_far(None, now, 1.18) is None
-    assert cloud.cost_so_far(now, now, None) is None
+    assert planning.cost_so_far(now - timedelta(minutes=90), now, 1.18) == pytest.approx(1.77)
+    assert planning.cost_so_far(None, now, 1.18) is None
+    assert planning.cost_so_far(now, now, None) is None
 
 
 def test_client_token_is_stable_short_and_changes_with_what_matters() -> None:
     args = ("us-east-1", "bench", "sg-1", 2, 0, "us-east-1a")
-    token = cloud.client_token(*args)
-    assert token == cloud.client_token(*args)
+    token = planning.client_token(*args)
+    assert token == planning.client_token(*args)
     assert len(token) <= 64 and token.isascii()
     for i, other in enumerate(["us-west-2", "other", "sg-2", 3, 1, "us-east-1b"]):
         changed = list(args)
         changed[i] = other
-        assert cloud.client_token(*changed) != token  # type: ignore[arg-type]
+        assert planning.client_token(*changed) != token  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- plan
@@ -187,18 +187,18 @@ def _inst(iid: str, state: str, itype: str = "inf1.6xlarge") -> dict[str, Any]:
 
 
 def test_plan_reuses_starts_and_launches_the_shortfall() -> None:
-    plan = cloud.plan_instances(
+    plan = planning.plan_instances(
         [_inst("i-2", "running"), _inst("i-1", "stopped"), _inst("i-3", "pending"), _inst("i-4", "stopping")],
         "c",
         "inf1.6xlarge",
         6,
     )
-    assert plan == cloud.InstancePlan(reuse=("i-3", "i-2"), start=("i-1",), stopping=("i-4",), launch=2)
+    assert plan == planning.InstancePlan(reuse=("i-3", "i-2"), start=("i-1",), stopping=("i-4",), launch=2)
 
 
 def test_plan_refuses_more_than_asked_as_a_leak() -> None:
     with pytest.raises(InfprovError) as err:
-        cloud.plan_instances([_inst("i-1", "running"), _inst("i-2", "running")], "c", "inf1.6xlarge", 1)
+        planning.plan_instances([_inst("i-1", "running"), _inst("i-2", "running")], "c", "inf1.6xlarge", 1)
     assert "looks like a leak" in err.value.message
     assert "infprov teardown --name c" in err.value.hint
     assert not isinstance(err.value, UsageError)
@@ -206,16 +206,16 @@ def test_plan_refuses_more_than_asked_as_a_leak() -> None:
 
 def test_plan_refuses_a_type_change() -> None:
     with pytest.raises(UsageError, match="runs inf1.xlarge"):
-        cloud.plan_instances([_inst("i-1", "running", "inf1.xlarge")], "c", "inf1.6xlarge", 1)
+        planning.plan_instances([_inst("i-1", "running", "inf1.xlarge")], "c", "inf1.6xlarge", 1)
 
 
 def test_zone_order_prefers_zones_in_use_then_name_order() -> None:
     subnets = {"us-east-1a": "s-a", "us-east-1b": "s-b", "us-east-1c": "s-c", "us-east-1e": "s-e"}
     offered = ["us-east-1c", "us-east-1a", "us-east-1b", "us-east-1f"]
-    assert cloud.order_zones(offered, subnets) == [
+    assert planning.order_zones(offered, subnets) == [
         ("us-east-1a", "s-a"), ("us-east-1b", "s-b"), ("us-east-1c", "s-c")
     ]
-    preferred = cloud.order_zones(offered, subnets, ["us-east-1c"])
+    preferred = planning.order_zones(offered, subnets, ["us-east-1c"])
     assert [z for z, _ in preferred] == ["us-east-1c", "us-east-1a", "us-east-1b"]
 
 
@@ -225,8 +225,8 @@ def test_zone_order_prefers_zones_in_use_then_name_order() -> None:
 def test_launch_params_lock_down_the_instance() -> None:
     image = {"ImageId": "ami-0c1f5e2a9d4b70a11", "RootDeviceName": "/dev/sda1",
              "BlockDeviceMappings": [{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 200}}]}
-    tags = cloud.cluster_tags("c")
-    p = cloud.launch_params(image=image, instance_type="inf1.6xlarge", count=2, key_name="k", group_id="sg-1",
+    tags = planning.cluster_tags("c")
+    p = planning.launch_params(image=image, instance_type="inf1.6xlarge", count=2, key_name="k", group_id="sg-1",
                             subnet_id="subnet-1", token="t", tags=tags, disk_gib=150, spot=True)
     assert p["MetadataOptions"]["HttpTokens"] == "required"
     assert p["InstanceInitiatedShutdownBehavior"] == "terminate"
@@ -235,7 +235,7 @@ def test_launch_params_lock_down_the_instance() -> None:
     assert {s["ResourceType"] for s in p["TagSpecifications"]} == {"instance", "volume"}
     assert p["MinCount"] == p["MaxCount"] == 2
     assert p["InstanceMarketOptions"]["MarketType"] == "spot"
-    assert "InstanceMarketOptions" not in cloud.launch_params(
+    assert "InstanceMarketOptions" not in planning.launch_params(
         image=image, instance_type="inf1.6xlarge", count=1, key_name="k", group_id="sg-1",
         subnet_id="subnet-1", token="t", tags=tags, disk_gib=300, spot=False,
     )
@@ -247,23 +247,23 @@ def test_stray_rules_are_everything_but_ssh_from_the_cidr() -> None:
          "IpRanges": [{"CidrIp": "198.51.100.1/32"}, {"CidrIp": "0.0.0.0/0"}]},
         {"IpProtocol": "tcp", "FromPort": 8000, "ToPort": 8002, "IpRanges": [{"CidrIp": "198.51.100.1/32"}]},
     ]}
-    stray = cloud.stray_permissions(group, "198.51.100.1/32")
+    stray = planning.stray_permissions(group, "198.51.100.1/32")
     found = {(s["FromPort"], s["IpRanges"][0]["CidrIp"]) for s in stray}
     assert found == {(22, "0.0.0.0/0"), (8000, "198.51.100.1/32")}
-    assert cloud.has_permission(group, "198.51.100.1/32")
-    assert not cloud.has_permission(group, "198.51.100.2/32")
-    assert cloud.ssh_permission("2001:db8::1/128")["Ipv6Ranges"][0]["CidrIpv6"] == "2001:db8::1/128"
+    assert planning.has_permission(group, "198.51.100.1/32")
+    assert not planning.has_permission(group, "198.51.100.2/32")
+    assert planning.ssh_permission("2001:db8::1/128")["Ipv6Ranges"][0]["CidrIpv6"] == "2001:db8::1/128"
 
 
 # ---------------------------------------------------------------- confirmation
 
 
 def test_no_terminal_and_no_yes_refuses_instead_of_hanging(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cloud, "_interactive", lambda: False)
+    monkeypatch.setattr(launch, "interactive", lambda: False)
     with pytest.raises(UsageError, match="not interactive") as err:
-        cloud.ask_or_refuse("Launch?", False, None, "launch instances")
+        launch.ask_or_refuse("Launch?", False, None, "launch instances")
     assert err.value.hint == "pass --yes"
-    cloud.ask_or_refuse("Launch?", True, None, "launch instances")  # --yes: no question at all
+    launch.ask_or_refuse("Launch?", True, None, "launch instances")  # --yes: no question at all
 
 
 def test_a_no_answer_changes_nothing() -> None:
@@ -274,15 +274,15 @@ def test_a_no_answer_changes_nothing() -> None:
         return False
 
     with pytest.raises(InfprovError, match="not confirmed"):
-        cloud.ask_or_refuse("Launch?", False, no, "launch instances")
+        launch.ask_or_refuse("Launch?", False, no, "launch instances")
     assert asked == ["Launch?"]
 
 
 def test_continue_hint_repeats_the_options_that_find_the_same_cluster() -> None:
-    spec = cloud.UpSpec(instance_type="inf1.2xlarge", name="eu", count=3, region="eu-west-1")
+    spec = specs.UpSpec(instance_type="inf1.2xlarge", name="eu", count=3, region="eu-west-1")
     hint = cloud.continue_hint(spec)
     assert "`infprov up --type inf1.2xlarge --name eu --count 3 --region eu-west-1` again" in hint
     assert "`infprov teardown --name eu --region eu-west-1` to remove it" in hint
-    sandbox = cloud.continue_hint(cloud.UpSpec(instance_type="inf1.xlarge", name="s", sandbox=True))
+    sandbox = cloud.continue_hint(specs.UpSpec(instance_type="inf1.xlarge", name="s", sandbox=True))
     assert "`infprov up --type inf1.xlarge --name s --sandbox` again" in sandbox
     assert "`infprov teardown --name s --sandbox`" in sandbox

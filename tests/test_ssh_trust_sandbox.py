@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 
 from infprov.floor.errors import InfprovError
-from infprov.provision import cloud
+from infprov.provision import reach, specs
 from infprov.provision.sandbox import core
 
 pytestmark = pytest.mark.sandbox
-FAST = cloud.Timeouts(ssh_port=10, ssh_login=4, interval=0.2)
+FAST = specs.Timeouts(ssh_port=10, ssh_login=4, interval=0.2)
 
 
-def _host(h: dict[str, Any]) -> cloud.Host:
-    return cloud.Host(instance_id=f"i-trust{h['name']}", address=h["address"], user=h["user"],
+def _host(h: dict[str, Any]) -> specs.Host:
+    return specs.Host(instance_id=f"i-trust{h['name']}", address=h["address"], user=h["user"],
                       key_file=h["key_file"], port=h["port"], instance_type="inf1.6xlarge", neuron_devices=4,
                       neuron_cores=16, region="us-east-1", cluster="trust")
 
@@ -49,7 +49,7 @@ def test_console_fingerprint_admits_the_real_host(sandbox_hosts: list[dict[str, 
         seen.append(instance_id)
         return _console(_real_fingerprint(h["name"]))
 
-    cloud.wait_for_ssh([_host(h)], FAST, console=console)
+    reach.wait_for_ssh([_host(h)], FAST, console=console)
     assert seen == [f"i-trust{h['name']}"]
     assert h["address"] in (infprov_home / "known_hosts").read_text()  # pinned after the check
 
@@ -58,7 +58,7 @@ def test_console_fingerprint_refuses_an_impostor(sandbox_hosts: list[dict[str, A
     h = sandbox_hosts[1]
     wrong = "SHA256:" + base64.b64encode(hashlib.sha256(b"someone else").digest()).decode().rstrip("=")
     with pytest.raises(InfprovError, match="not among the 1 fingerprint"):
-        cloud.wait_for_ssh([_host(h)], FAST, console=lambda _id: _console(wrong))
+        reach.wait_for_ssh([_host(h)], FAST, console=lambda _id: _console(wrong))
     known = infprov_home / "known_hosts"
     assert not known.exists() or h["address"] not in known.read_text()
 
@@ -67,7 +67,7 @@ def test_no_fingerprints_on_the_console_means_first_contact_is_pinned_with_a_war
     sandbox_hosts: list[dict[str, Any]], infprov_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     h = sandbox_hosts[2]
-    cloud.wait_for_ssh([_host(h)], FAST, console=lambda _id: "no cloud-init output yet\n")
+    reach.wait_for_ssh([_host(h)], FAST, console=lambda _id: "no cloud-init output yet\n")
     assert h["address"] in (infprov_home / "known_hosts").read_text()
     err = capsys.readouterr().err
     assert "shows no SSH host key fingerprints" in err and "trust on first use" in err
