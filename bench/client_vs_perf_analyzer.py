@@ -38,12 +38,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infprov.client import build
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from infprov.provision.sandbox import localtriton  # noqa: E402
 
-CLIENT = ROOT / "client" / "triton-http-client.py"
+CLIENT = build.write_zipapp(Path(tempfile.mkdtemp(prefix="infprov-client-")))
 MODEL = localtriton.DEFAULT_MODEL
 BATCH = 16
 CONCURRENCY = 2

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infprov.client import build as client_build
 from infprov.client import results as rs
 from infprov.floor import paths
 from infprov.floor.errors import InfprovError, UsageError
@@ -31,7 +32,6 @@ SDK_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3-sdk"
 SERVER_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3"
 PYTHON_BACKEND_REF = "r22.04"
 REMOTE_DIR = "/home/ubuntu/infprov-bench"
-CLIENT = Path(__file__).resolve().parents[1] / "client" / "triton-http-client.py"
 
 Line = Callable[[str, str], None]  # (host, line)
 
@@ -174,7 +174,7 @@ def _one_host(host: Any, bench: BenchPlan, run_dir: Path, rid: str, on_line: Lin
         out.error = exc.line()
         return out
     remote = f"{REMOTE_DIR}/{rid}"
-    client = f"{remote}/triton-http-client.py"
+    client = f"{remote}/{client_build.NAME}"
     conn = SshConnection(host, known_hosts)
     try:
         _check_ready(conn, host, bench.model)
@@ -184,7 +184,7 @@ def _one_host(host: Any, bench: BenchPlan, run_dir: Path, rid: str, on_line: Lin
         made = conn.run(shlex.join(["mkdir", "-p", remote]))
         if made.exit_code != 0:
             raise InfprovError(f"{host.address}: could not make {remote}: {made.tail(3)}")
-        put = conn.run(f"cat > {shlex.quote(client)}", stdin=CLIENT.read_bytes())
+        put = conn.run(f"cat > {shlex.quote(client)}", stdin=client_build.zipapp_bytes())
         if put.exit_code != 0:
             raise InfprovError(f"{host.address}: could not upload the client: {put.tail(3)}")
         price = catalog.hourly_price(host.instance_type, host.region) if host.instance_type else None
@@ -310,7 +310,7 @@ def check_batch(config: ModelConfig, batch: int, where: str) -> None:
 
 
 def _client_command(bench: BenchPlan, point: Point, name: str, remote_json: str,
-                    client: str = f"{REMOTE_DIR}/triton-http-client.py") -> str:
+                    client: str = f"{REMOTE_DIR}/{client_build.NAME}") -> str:
     args = ["python3", client, "--model_name", check_model(bench.model), "--batch_size", str(point.batch_size),
             "--benchmark", "--limit", f"{bench.limit_s:g}", "--num_threads", str(point.threads),
             "--warmup", str(bench.warmup), "--url", "127.0.0.1:8000", "--json", remote_json,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import re
@@ -11,7 +10,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
+import types
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +21,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from infprov.client import results
+from infprov.client import build, results
 from infprov.provision.sandbox import localtriton
 
-CLIENT = Path(__file__).resolve().parents[1] / "client" / "triton-http-client.py"
+# the client as hosts get it: one file built from the tritonbench package
+CLIENT = build.write_zipapp(Path(tempfile.mkdtemp(prefix="infprov-client-")))
 MODEL = localtriton.DEFAULT_MODEL
 BATCH = 16
 
@@ -328,12 +330,13 @@ def test_client_runs_under_other_interpreters(server: localtriton.LocalTriton, t
 
 @pytest.fixture(scope="module")
 def client_module() -> Any:
-    """The client script loaded as a module (it is shipped as a file, so it is not importable by name)."""
-    spec = importlib.util.spec_from_file_location("infprov_triton_http_client", CLIENT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The client's modules as one namespace (as the single file used to be)."""
+    from infprov.client.tritonbench import cli, load, protocol, report, transport
+
+    merged: dict[str, Any] = {}
+    for module in (transport, protocol, load, report, cli):
+        merged.update(vars(module))
+    return types.SimpleNamespace(**merged)
 
 
 def _head_lines(part: memoryview) -> list[str]:
@@ -369,7 +372,7 @@ def test_the_request_is_tritonclient_s(client_module: Any) -> None:
 
 
 def test_the_client_frames_no_protocol_of_its_own() -> None:
-    source = CLIENT.read_text()
+    source = "".join(p.read_text() for p in sorted(build.PACKAGE.glob("*.py")))
     for text in ("binary_data_size", "json.loads", "HTTP/1.1\\r\\n", "/repository/index", "systemsharedmemory/"):
         assert text not in source, f"the client spells {text!r} itself: tritonclient or http.client should"
 

@@ -36,7 +36,7 @@ def test_wheel_holds_only_the_infprov_namespace(wheel: Path) -> None:
     assert not any(name.startswith("infprov/__init__") for name in names)  # a namespace, shared by no one else
     for data in ("infprov/playbooks/server.yml", "infprov/playbooks/files/setup.sh",
                  "infprov/playbooks/files/pins.env", "infprov/playbooks/files/inf1/start.sh",
-                 "infprov/client/triton-http-client.py", "infprov/provision/sandbox/core.py"):
+                 "infprov/client/tritonbench/cli.py", "infprov/client/build.py", "infprov/provision/sandbox/core.py"):
         assert data in names, data
     entry = zipfile.ZipFile(wheel).read("infprov-0.1.0.dist-info/entry_points.txt").decode()
     assert "infprov = infprov.provision.cli:app" in entry

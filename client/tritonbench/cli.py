@@ -1,0 +1,125 @@
+"""The benchmark client's command line: the seed's flags, checked, then the run."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import sys
+import threading
+
+from .load import Interrupted, measure
+from .protocol import Inference, Server, SharedInput, input_spec, make_images
+from .transport import CONTROL_TIMEOUT, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_USAGE, ClientError, split_url
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="triton-http-client.py",
+        description="Benchmark an image classifier on Triton over HTTP (seed-compatible flags and output).",
+    )
+    p.add_argument("-m", "--model_name", required=True, help="model to query")
+    p.add_argument("-b", "--batch_size", type=int, default=1, help="images per request (default 1)")
+    p.add_argument("-k", "--benchmark", action="store_true",
+                   help="run the timed benchmark after the first checked request")
+    p.add_argument("-l", "--limit", type=float, default=60.0, help="benchmark length in seconds (default 60)")
+    p.add_argument("-t", "--num_threads", type=int, default=None,
+                   help="workers, each with one connection and one request in flight (required unless "
+                        "--concurrency is given)")
+    p.add_argument("--concurrency", type=int, default=None,
+                   help="requests in flight, perf_analyzer's word for the same thing as --num_threads")
+    p.add_argument("--url", default="localhost:8000", help="Triton HTTP endpoint host:port (default localhost:8000)")
+    p.add_argument("--input_name", default="input", help="input tensor name (default input)")
+    p.add_argument("--output_name", default="output", help="output tensor name (default output)")
+    p.add_argument("--warmup", type=int, default=1, metavar="N",
+                   help="untimed requests per worker before the clock starts (default 1)")
+    p.add_argument("--json", metavar="PATH", default=None,
+                   help="also write the results as JSON here (written on interruption too, partial: true)")
+    p.add_argument("--neuron_cores", type=int, default=None, metavar="N",
+                   help="NeuronCores the model spans (default: read from a name like rn50-16neuroncores-*)")
+    p.add_argument("--allow_small_batch", action="store_true",
+                   help="allow a batch smaller than the NeuronCore count")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for any one answer (default 60)")
+    p.add_argument("--shared_memory", choices=("none", "system"), default="none",
+                   help="system: pass the images through /dev/shm instead of HTTP (client on the server's "
+                        "host sharing its /dev/shm only; as perf_analyzer's --shared-memory system)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random input images (default 0)")
+    return p
+
+
+def check_args(args: argparse.Namespace) -> int:
+    """Validate the arguments; return the number of workers."""
+    threads = args.num_threads
+    if args.concurrency is not None:
+        if threads is not None and threads != args.concurrency:
+            raise ClientError(f"--num_threads {threads} and --concurrency {args.concurrency} disagree; give one",
+                              EXIT_USAGE)
+        threads = args.concurrency
+    if threads is None:
+        raise ClientError("-t/--num_threads (or --concurrency) is required", EXIT_USAGE)
+    if not 1 <= threads <= 512:
+        raise ClientError(f"--num_threads must be between 1 and 512, got {threads}", EXIT_USAGE)
+    if args.batch_size < 1:
+        raise ClientError(f"--batch_size must be at least 1, got {args.batch_size}", EXIT_USAGE)
+    if not args.limit > 0:
+        raise ClientError(f"--limit must be a positive number of seconds, got {args.limit:g}", EXIT_USAGE)
+    if args.warmup < 0:
+        raise ClientError(f"--warmup must be 0 or more, got {args.warmup}", EXIT_USAGE)
+    if not args.timeout > 0:
+        raise ClientError(f"--timeout must be positive, got {args.timeout:g}", EXIT_USAGE)
+    cores, source = args.neuron_cores, "--neuron_cores"
+    if cores is None:
+        match = re.search(r"(\d+)neuroncores", args.model_name)
+        cores, source = (int(match.group(1)), "the model name") if match else (0, "")
+    if cores < 0:
+        raise ClientError(f"--neuron_cores must be 0 or more, got {cores}", EXIT_USAGE)
+    if cores and args.batch_size < cores and not args.allow_small_batch:
+        raise ClientError(
+            f"batch size {args.batch_size} is smaller than the {cores} NeuronCores (from {source}): the model "
+            f"splits each batch across its cores, so every core needs at least one image; use --batch_size "
+            f"{cores} or more, or --allow_small_batch",
+            EXIT_USAGE,
+        )
+    return int(threads)
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    stop = threading.Event()
+    guard = Interrupted(stop)
+    signal.signal(signal.SIGINT, guard)
+    signal.signal(signal.SIGTERM, guard)
+    print(f"Model name = {args.model_name}, batch size = {args.batch_size}", flush=True)
+    threads = check_args(args)
+    host, port = split_url(args.url)
+    url = f"{host}:{port}"
+    server = Server(host, port, CONTROL_TIMEOUT)
+    try:
+        server.check_ready()
+        meta, config = server.model(args.model_name)
+        datatype, dims, classes = input_spec(meta, config, args)
+    finally:
+        server.close()  # reopened on demand (shared-memory registration)
+    images = make_images(args.batch_size, dims, datatype, args.seed)
+    shared = SharedInput(server, images) if args.shared_memory == "system" else None
+    try:
+        inference = Inference(args.model_name, args.input_name, args.output_name, images, datatype, classes,
+                              host, port, region=shared.name if shared else None)
+        return measure(args, threads, inference, host, port, url, guard)
+    finally:
+        if shared is not None:
+            shared.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except ClientError as exc:
+        sys.stdout.flush()
+        sys.stderr.write(f"ERROR: {exc.message}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("ERROR: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_FAIL
