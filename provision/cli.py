@@ -175,6 +175,7 @@ def _render_sandbox(status: dict[str, Any], json_out: bool) -> None:
     from rich.table import Table
 
     ui.out.print(f"EC2 endpoint: {status['ec2_endpoint'] or '-'}")
+    ui.out.print(f"stand-in download server: {status.get('downloads') or '-'}")
     table = Table("name", "address", "port", "user", "healthy", "no default route")
     for h in status["hosts"]:
         table.add_row(h["name"], h["address"], str(h["port"]), h["user"], "yes" if h.get("healthy") else "NO",
@@ -240,8 +241,8 @@ def cloud_up(
         disk_gib=disk,
         inventory=inventory,
     )
-    if not (sandbox or no_preflight or os.environ.get("INFPROV_NO_PREFLIGHT") == "1"):
-        _preflight_before_up()
+    if not (no_preflight or os.environ.get("INFPROV_NO_PREFLIGHT") == "1"):
+        _preflight_before_up(sandbox)
     result = cloud.up(spec)
     if skip_server:
         _render_up(result, json_out)
@@ -270,11 +271,12 @@ def cloud_up(
         )
 
 
-def _preflight_before_up() -> None:
+def _preflight_before_up(sandbox: bool) -> None:
     from infprov.provision import preflight
 
-    ui.step("preflight: checking that what the instances will fetch still exists")
-    failed = [o for o in preflight.run() if not o.ok]
+    ui.step("preflight: checking that what the instances will fetch still exists"
+            + (" (the sandbox's stand-in download server)" if sandbox else ""))
+    failed = [o for o in preflight.run(standin=_standin_address() if sandbox else None) if not o.ok]
     for outcome in failed:
         ui.err.print(outcome.line(), soft_wrap=True)
     if failed:
@@ -282,10 +284,20 @@ def _preflight_before_up() -> None:
                            "fix them (see the lines above), or pass --no-preflight to launch anyway")
 
 
+def _standin_address() -> str:
+    """Where the sandbox's stand-in download server listens (the sandbox bridge's address)."""
+    from infprov.provision.sandbox import core
+
+    return core.gateway()
+
+
 @app.command("preflight")
 def preflight_cmd(
     region: str | None = typer.Option(None, "--region", help="AWS region for the AMI check."),
-    sandbox: bool = typer.Option(False, "--sandbox", help="Check the AMI on the sandbox's EC2 endpoint."),
+    sandbox: bool = typer.Option(
+        False, "--sandbox",
+        help="Check the sandbox's pins against its stand-in download server, and the AMI on its EC2 endpoint.",
+    ),
     no_ami: bool = typer.Option(False, "--no-ami", help="Skip the AMI check (no AWS credentials needed)."),
     fresh: bool = typer.Option(False, "--fresh", help="Ask again what was checked within the last day."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
@@ -294,7 +306,7 @@ def preflight_cmd(
     from infprov.provision import preflight
 
     extra = [] if no_ami else [preflight.ami_outcome(region, sandbox)]
-    outcomes = preflight.run(extra, use_cache=not fresh)
+    outcomes = preflight.run(extra, use_cache=not fresh, standin=_standin_address() if sandbox else None)
     failed = [o for o in outcomes if not o.ok]
     if json_out:
         ui.emit_json({"ok": not failed, "items": [o.to_dict() for o in outcomes]})

@@ -16,6 +16,9 @@ from typing import Any
 from infprov.floor import paths
 
 PINS = Path(__file__).resolve().parents[1] / "playbooks" / "files" / "pins.env"
+# The sandbox's pins: the same keys, every URL on its stand-in download server (provision/sandbox/downloads.py)
+SANDBOX_PINS = PINS.parent / "sandbox" / "pins.env"
+SANDBOX_FIX = "`infprov sandbox up` lays the stand-in download server's files out again and restarts it"
 CACHE_S = 24 * 3600  # a success is remembered for a day; a failure is asked again every time
 TIMEOUT_S = 15.0
 # Tests (and a sandbox with a stand-in server) send every URL to one local server instead, as
@@ -114,9 +117,35 @@ def _mirrored(url: str) -> str:
     return f"{mirror.rstrip('/')}/{parts.netloc}{parts.path}{query}"
 
 
+def standin_url(url: str, address: str) -> str:
+    """Where the sandbox's stand-in download server at `address` serves a URL: the sandbox's pins name it
+    (`http://infprov-downloads/<host>/<path>`), resolved as the server container resolves it; any other
+    URL (GitHub, NGC: preflight's own) is looked for under its host's folder there."""
+    from infprov.provision.sandbox import downloads
+
+    parts = urllib.parse.urlsplit(url)
+    query = f"?{parts.query}" if parts.query else ""
+    if parts.netloc == downloads.NAME:
+        return f"{downloads.url(address)}{parts.path}{query}"
+    return f"{downloads.url(address)}/{parts.netloc}{parts.path}{query}"
+
+
+def standin_fetch(address: str) -> Fetch:
+    """A fetch that asks the sandbox's stand-in download server instead of the internet."""
+    def fetch(method: str, url: str, headers: Mapping[str, str]) -> tuple[int, Mapping[str, str], bytes]:
+        return _request(method, standin_url(url, address), headers)
+
+    fetch.where = f"standin {address}"  # type: ignore[attr-defined]  # part of the cache key
+    return fetch
+
+
 def http_fetch(method: str, url: str, headers: Mapping[str, str]) -> tuple[int, Mapping[str, str], bytes]:
     """One request; the status, headers and (for GET) up to 4 MiB of body. Redirects are followed."""
-    req = urllib.request.Request(_mirrored(url), method=method, headers=dict(headers))
+    return _request(method, _mirrored(url), headers)
+
+
+def _request(method: str, url: str, headers: Mapping[str, str]) -> tuple[int, Mapping[str, str], bytes]:
+    req = urllib.request.Request(url, method=method, headers=dict(headers))
     try:
         with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:  # noqa: S310 - https URLs from pins.env
             body = resp.read(4 << 20) if method == "GET" else b""
@@ -210,8 +239,10 @@ def _cache_file() -> Path:
     return paths.home() / "preflight-cache.json"
 
 
-def _cache_key(item: Item) -> str:
-    return f"{item.kind} {_mirrored(item.url)} {item.want}"
+def _cache_key(item: Item, fetch: Fetch) -> str:
+    where = getattr(fetch, "where", None)
+    url = f"{where} {item.url}" if where else _mirrored(item.url)
+    return f"{item.kind} {url} {item.want}"
 
 
 def _load_cache() -> dict[str, float]:
@@ -223,17 +254,29 @@ def _load_cache() -> dict[str, float]:
 
 
 def run(extra: list[Outcome] | None = None, *, fetch: Fetch = http_fetch, use_cache: bool = True,
-        now: Callable[[], float] = time.time, pins_path: Path = PINS) -> list[Outcome]:
-    """Check every pinned download (and any outcomes given, e.g. the AMI's); successes are cached a day."""
+        now: Callable[[], float] = time.time, pins_path: Path = PINS, standin: str | None = None) -> list[Outcome]:
+    """Check every pinned download (and any outcomes given, e.g. the AMI's); successes are cached a day.
+
+    With standin (the sandbox's stand-in download server's address), the sandbox's pins are checked
+    against that server, and each failure's fix is the sandbox's.
+    """
+    if standin is not None:
+        fetch, pins_path = standin_fetch(standin), SANDBOX_PINS
     cache = _load_cache() if use_cache else {}
     outcomes: list[Outcome] = list(extra or [])
     fresh: dict[str, float] = {k: t for k, t in cache.items() if now() - t < CACHE_S}
     for item in items(read_pins(pins_path)):
-        key = _cache_key(item)
+        key = _cache_key(item, fetch)
         if key in fresh:
             outcomes.append(Outcome(item.name, True, item.url, cached=True))
             continue
         result = check(item, fetch)
+        if standin is not None:
+            # say where it was really looked for when the pin names the real host (GitHub, NGC)
+            shown = standin_url(item.url, standin)
+            detail = result.detail if item.url.startswith("http://infprov-downloads/") else \
+                f"{result.detail} (stand-in: {shown.split('?')[0]})"
+            result = Outcome(result.name, result.ok, detail, "" if result.ok else SANDBOX_FIX)
         outcomes.append(result)
         if result.ok:
             fresh[key] = now()

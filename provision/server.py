@@ -28,6 +28,8 @@ def sandbox_group_vars() -> dict[str, Any]:
         "infprov_memlock": "-1" if hard == resource.RLIM_INFINITY else str(hard),
         "infprov_ready_timeout": 90,
         "infprov_min_free_gib": 1,
+        # the server container reaches the stand-in download server by this name (the sandbox's pins use it)
+        "infprov_downloads_address": core.gateway(),
     }
 
 

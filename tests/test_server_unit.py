@@ -42,10 +42,13 @@ def _render(text: str, variables: dict[str, Any]) -> str:
     return env.from_string(text).render(**variables)
 
 
-def _vars(instance_type: str, profile: str = "inf1", env_image_built: bool = False) -> dict[str, Any]:
+def _vars(instance_type: str, profile: str = "inf1", env_image_built: bool = False,
+          downloads: str | None = None) -> dict[str, Any]:
     """Play vars resolved the way Ansible resolves them (lazily, by rendering until stable)."""
     chips = catalog.get(instance_type).neuron_devices
     raw: dict[str, Any] = dict(_play()["vars"])
+    if downloads is not None:
+        raw["infprov_downloads_address"] = downloads
     raw.update(profile=profile, neuron_cores=catalog.get(instance_type).neuron_cores,
                neuron_devices_found={"stdout_lines": [f"/dev/neuron{i}" for i in range(chips)]},
                env_image_present={"stdout": "yes" if env_image_built else "no"})
@@ -82,9 +85,26 @@ def test_second_start_uses_the_kept_environment() -> None:
 
 def test_sandbox_profile_runs_the_same_start_script_with_the_neuron_layer_stood_in() -> None:
     inf1 = " ".join(_vars("inf1.6xlarge")["run_args"].split())
-    sandbox = " ".join(_vars("inf1.6xlarge", profile="sandbox")["run_args"].split())
+    sandbox = " ".join(_vars("inf1.6xlarge", profile="sandbox", downloads="10.9.8.1")["run_args"].split())
     assert sandbox.endswith("nvcr.io/nvidia/tritonserver:22.04-py3 bash /home/ubuntu/python_backend/infprov/start.sh")
-    assert sandbox == inf1.replace("-e MAX_BATCH_SIZE=64 ", "-e MAX_BATCH_SIZE=64 -e INFPROV_NEURON_STANDIN=1 ")
+    # only the Neuron layer's switch and the name of the stand-in download server differ
+    assert sandbox == inf1.replace("-e MAX_BATCH_SIZE=64 ", "-e MAX_BATCH_SIZE=64 -e INFPROV_NEURON_STANDIN=1 "
+                                   "--add-host infprov-downloads:10.9.8.1 ")
+
+
+def test_each_profile_gets_its_own_pins() -> None:
+    src = _task("The pinned downloads setup.sh reads")["ansible.builtin.copy"]["src"]
+    assert _render(src, {"profile": "inf1"}) == "files/pins.env"
+    assert _render(src, {"profile": "sandbox"}) == "files/sandbox/pins.env"
+    assert (PLAYBOOKS / "files" / "sandbox" / "pins.env").is_file()
+
+
+def test_the_free_disk_need_fits_the_smallest_volume_up_allows() -> None:
+    from infprov.provision import specs
+
+    need = int(_render(_play()["vars"]["min_free_gib"], {}))
+    assert need == 40  # how it was reached: the comment above min_free_gib in server.yml
+    assert need < specs.MIN_DISK_GIB
 
 
 def test_no_em_dash_or_non_ascii_in_what_runs_on_hosts() -> None:

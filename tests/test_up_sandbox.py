@@ -89,8 +89,9 @@ def test_up_serves_then_changes_nothing_then_teardown(sandbox_hosts: list[dict[s
     assert served["instance_group"][0]["kind"] == "KIND_MODEL"
     params = {k: v["string_value"] for k, v in served["parameters"].items()}
     assert params["NEURON_CORE_START_INDEX"] == "0" and params["NEURON_CORE_END_INDEX"] == "15"
-    # the start script ran: environment recorded, and kept in an image for the next start
-    assert "INFPROV_NEURON_STANDIN_ENV" in _on_host(host, "docker exec infprov-triton cat /opt/infprov/env.sh")
+    # the start script ran setup.sh for real against the stand-in download server: environment built,
+    # recorded, and kept in an image for the next start
+    _check_setup_ran(host)
     assert _on_host(host, "docker image inspect -f '{{.Id}}' infprov/tritonserver-neuron:22.04").startswith("sha256:")
 
     # run again: nothing changes, and it says so
@@ -100,9 +101,73 @@ def test_up_serves_then_changes_nothing_then_teardown(sandbox_hosts: list[dict[s
     again_json = _up()
     assert json.loads(again_json.stdout)["server"]["changed"] == 0
 
+    # a new container (as after a reboot or a removed container) starts from the committed image:
+    # setup.sh does not run again and nothing is downloaded
+    fetched = len(_downloads_from(host["address"]))
+    _on_host(host, "docker rm -f infprov-triton >/dev/null")
+    restarted = _up()
+    assert restarted.exit_code == 0, restarted.output
+    assert _docker_inspect(host)["Config"]["Image"] == "infprov/tritonserver-neuron:22.04"
+    log = _on_host(host, "docker logs infprov-triton 2>&1")
+    assert "start.sh: the environment from the committed image (/opt/infprov/env.sh)" in log
+    assert "setup.sh" not in log and "stand-in Miniconda" not in log, log
+    assert len(_downloads_from(host["address"])) == fetched
+    # the server (PID 1, exec'd by start.sh) runs in the environment setup.sh built
+    served_env = _on_host(host, "docker exec infprov-triton cat /proc/1/environ | tr '\\0' '\\n'")
+    assert "CONDA_PREFIX=/home/ubuntu/miniconda/envs/test_conda_env" in served_env.splitlines()
+
     down = runner.invoke(app, ["teardown", "--sandbox", "--name", CLUSTER, "--yes", "--json", *REGION])
     assert down.exit_code == 0, down.output
     assert json.loads(down.stdout)["leftovers"] == []
+
+
+def _downloads_from(address: str) -> list[str]:
+    """The stand-in download server's request lines from one sandbox host (its containers are NATed to it)."""
+    from infprov.provision.sandbox import core, downloads
+
+    log = (core.private_dir() / "downloads" / downloads.LOG_FILE).read_text(errors="replace")
+    return [line for line in log.splitlines() if line.startswith(address + " ")]
+
+
+def _check_setup_ran(host: dict[str, Any]) -> None:
+    """setup.sh ran in the server container, each of its steps for real, its downloads from the stand-in."""
+    from infprov.provision import preflight
+
+    pins = preflight.read_pins(preflight.SANDBOX_PINS)
+    log = _on_host(host, "docker logs infprov-triton 2>&1")
+    for line in ("stand-in Miniconda installed in /home/ubuntu/miniconda",
+                 "stand-in conda: environment test_conda_env as a venv of Python 3.11",
+                 "infprov stand-in: common r22.04, core r22.04, backend r22.04",  # setup.sh's cmake flags
+                 "Built target triton-python-backend-stub",
+                 "Successfully installed neuron-cc-1.13.5.0 protobuf-3.20.3 tensorflow-neuron-1.15.5.2.5.6.0",
+                 "setup.sh: environment test_conda_env ready"):
+        assert line in log, f"{line!r} not in the container's log:\n{log}"
+    # apt ran against the stand-in repository (the packages are in the image)
+    assert "infprov-downloads/deb.debian.org/debian bookworm" in log and "build-essential is already" in log
+    # cmake<4 from the stand-in PyPI, in the image's Python; the env is a venv with the Neuron stand-ins
+    exec_ = "docker exec infprov-triton"
+    assert _on_host(host, f"{exec_} cmake --version").startswith("cmake version 3.")
+    envs = _on_host(host, f"{exec_} bash -c 'source /opt/infprov/env.sh; echo $CONDA_PREFIX; "
+                          f"pip list --format=freeze 2>/dev/null | grep -i neuron; echo $LD_LIBRARY_PATH'")
+    assert envs.splitlines()[:3] == ["/home/ubuntu/miniconda/envs/test_conda_env", "neuron-cc==1.13.5.0",
+                                     "tensorflow-neuron==1.15.5.2.5.6.0"], envs
+    assert envs.splitlines()[3].startswith("/home/ubuntu/miniconda/envs/test_conda_env/lib:")
+    # the Boost line sed rewrote, the Boost stand-in unpacked by the stub build, the stub copied over
+    pb = "/home/ubuntu/python_backend"
+    cmakelists = _on_host(host, f"cat {pb}/CMakeLists.txt")
+    assert pins["BOOST_URL"] in cmakelists and pins["BOOST_DEAD_URL"] not in cmakelists
+    assert _on_host(host, f"cat {pb}/build/boost/INFPROV-STANDIN.txt").startswith("infprov sandbox stand-in")
+    stub = _on_host(host, f"sha256sum {pb}/build/triton_python_backend_stub").split()[0]
+    assert _on_host(host, f"{exec_} sha256sum /opt/tritonserver/backends/python/triton_python_backend_stub"
+                    ).split()[0] == stub
+    # what it fetched, it fetched from the stand-in download server
+    fetched = " ".join(_downloads_from(host["address"]))
+    for path in ("/repo.anaconda.com/miniconda/Miniconda3-py37_4.10.3-Linux-x86_64.sh",
+                 "/deb.debian.org/debian/dists/bookworm/Release", "/pypi.org/simple/cmake/",
+                 "/pypi.org/packages/cmake-3.", "/pip.repos.neuron.amazonaws.com/tensorflow-neuron/",
+                 "/pip.repos.neuron.amazonaws.com/packages/neuron_cc-1.13.5.0-py3-none-any.whl",
+                 "/archives.boost.io/release/1.76.0/source/boost_1_76_0.tar.gz"):
+        assert f"GET {path}" in fetched, path
 
 
 def test_server_failure_names_the_host_and_how_to_continue(sandbox_hosts: list[dict[str, Any]],
@@ -198,5 +263,34 @@ def test_ctrl_c_during_the_server_step_says_how_to_continue_and_up_continues(
     finally:
         if proc.poll() is None:
             proc.kill()
+        down = runner.invoke(app, ["teardown", "--sandbox", "--name", CLUSTER, "--yes", *REGION])
+        assert down.exit_code == 0, down.output
+
+
+def test_the_play_refuses_a_host_with_less_free_disk_than_it_needs(sandbox_hosts: list[dict[str, Any]],
+                                                                    cluster_home: Path) -> None:
+    """The disk check measures the docker root's free space against min_free_gib: below it the play stops
+    at that check, with the figures and the fix; at or above it the play goes on and serves."""
+    launched = runner.invoke(app, ["up", "--sandbox", "--type", "inf1.xlarge", "--name", CLUSTER, "--yes",
+                                   "--skip-server", *REGION])
+    assert launched.exit_code == 0, launched.output
+    from infprov.floor import paths
+    from infprov.inventory import store
+    from infprov.provision import server
+
+    ids = [h.name for h in store.load(paths.inventory_file()).in_cluster(CLUSTER)]
+    try:
+        host = {"instance_id": ids[0]}
+        free = int(_on_host(host, "df -P -BG /var/lib/docker | awk 'NR==2 {gsub(\"G\",\"\",$4); print $4}'"))
+        short = server.provision(CLUSTER, ids, sandbox=True, extra_vars={"infprov_min_free_gib": free + 20})
+        assert not short.ok
+        [h] = short.hosts
+        assert "Enough free disk for the images" in h.error, h.error
+        assert f"GiB free under /var/lib/docker, {free + 20} GiB needed" in h.error
+        assert "infprov up --disk" in h.error
+        assert _on_host(host, "docker ps -aq") == "", "nothing was started"
+        enough = server.provision(CLUSTER, ids, sandbox=True, extra_vars={"infprov_min_free_gib": max(free - 5, 0)})
+        assert enough.ok, enough.hosts
+    finally:
         down = runner.invoke(app, ["teardown", "--sandbox", "--name", CLUSTER, "--yes", *REGION])
         assert down.exit_code == 0, down.output

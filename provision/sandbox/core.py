@@ -20,7 +20,7 @@ from typing import Any
 
 from infprov.floor.errors import InfprovError
 from infprov.provision import ui
-from infprov.provision.sandbox import hostinit, images, pbrepo, system
+from infprov.provision.sandbox import downloads, hostinit, images, pbrepo, system
 
 MAX_HOSTS = 8
 NEURON_DEVICES = 4  # an inf1.6xlarge: four chips, /dev/neuron0..3
@@ -53,6 +53,11 @@ def private_dir() -> Path:
 def public_dir() -> Path:
     """What every host may read: the python_backend stand-in repository."""
     return base_dir() / "public"
+
+
+def downloads_dir() -> Path:
+    """What the stand-in download server serves (the sandbox's pins name its files)."""
+    return base_dir() / "downloads"
 
 
 def key_file() -> Path:
@@ -186,7 +191,9 @@ def status() -> dict[str, Any]:
     seal["hosts_without_default_route"] = [h["name"] for h in hosts if h["default_route"] is False]
     seal["hosts_with_default_route"] = [h["name"] for h in hosts if h["default_route"]]
     seal["sealed"] = bool(seal["rule"]) and not seal["hosts_with_default_route"]
-    return {"ec2_endpoint": endpoint, "hosts": hosts, "seal": seal}
+    served = (downloads.url(gateway()) if private_dir().exists()
+              and downloads.is_running(private_dir() / "downloads", gateway()) else None)
+    return {"ec2_endpoint": endpoint, "downloads": served, "hosts": hosts, "seal": seal}
 
 
 def up(count: int) -> dict[str, Any]:
@@ -361,7 +368,9 @@ def _up_locked(count: int, state: dict[str, Any]) -> None:
 
     endpoint = ec2endpoint.is_running(private_dir() / "ec2")
     sealed = seal_status()["rule"]
-    if not todo and endpoint and _link_exists(bridge()) and pbrepo.exists(public_dir()) and sealed:
+    serving = (_link_exists(bridge()) and downloads.complete(downloads_dir())
+               and downloads.is_running(private_dir() / "downloads", gateway()))
+    if not todo and endpoint and _link_exists(bridge()) and pbrepo.exists(public_dir()) and sealed and serving:
         ui.ok(f"sandbox is healthy ({len(hosts)} hosts); nothing to change")
         return
     if not sealed and hosts:
@@ -374,9 +383,16 @@ def _up_locked(count: int, state: dict[str, Any]) -> None:
         bundle = images.ensure_built(private_dir() / "images.log", progress=ui.step)
         template = images.ensure_docker_root(bundle, private_dir() / "images.log", progress=ui.step)
     _prerequisites(state)
-    if not pbrepo.exists(public_dir()):
+    fresh_repo = not pbrepo.exists(public_dir())
+    if fresh_repo:
         ui.step("python_backend stand-in repository (branch r22.04)")
         pbrepo.create(public_dir(), USER)
+    if fresh_repo or not downloads.complete(downloads_dir()):
+        ui.step("stand-in download server's files (apt, PyPI, conda, Neuron and Boost stand-ins)")
+        downloads.build(downloads_dir(), pbrepo.repo_path(public_dir()), private_dir() / "images.log")
+    if not downloads.is_running(private_dir() / "downloads", gateway()):
+        served = downloads.start(private_dir() / "downloads", downloads_dir(), gateway())
+        ui.ok(f"stand-in download server at {served} ({downloads.NAME} in the server container)")
     if not endpoint:
         endpoint = ec2endpoint.start(private_dir() / "ec2", ec2_port())
         ui.ok(f"EC2 endpoint at {endpoint}")
@@ -681,6 +697,8 @@ def _down_locked() -> None:
             _remove_host(HostSpec(int(name[1:])), state)
     with contextlib.suppress(Exception):
         ec2endpoint.stop(private_dir() / "ec2")
+    with contextlib.suppress(Exception):
+        downloads.stop(private_dir() / "downloads")
     if _link_exists(bridge()):
         system.run(["ip", "link", "del", bridge()], what="remove the sandbox bridge", check=False)
     _unseal()

@@ -31,8 +31,13 @@ TRITONCLIENT = "tritonclient[http]==2.51.0"
 SDK_WHEELS = ["tritonclient==2.51.0", "geventhttpclient==2.0.2", "gevent", "greenlet", "zope.event",
               "zope.interface", "brotli", "certifi", "six", "python-rapidjson", "urllib3"]
 BASE_PACKAGES = ["python3", "python3-numpy", "libpython3.11", "ca-certificates", "curl", "procps"]
+# What infprov's setup.sh uses in the server container: its `apt-get install` list (rapidjson-dev ...
+# build-essential: already installed here, as the sandbox's stand-in apt repository has no packages to
+# give), pip for its `pip3 install cmake` and venv for the stand-in conda's environments.
+SETUP_PACKAGES = ["wget", "git", "build-essential", "rapidjson-dev", "zlib1g-dev", "libarchive-dev",
+                  "python3-pip", "python3-venv"]
 # Bumped whenever what goes into an image changes, so old caches are not reused.
-RECIPE_VERSION = "5"
+RECIPE_VERSION = "6"
 # Each image's environment, as the NGC images set it.
 IMAGE_PATH = "/opt/tritonserver/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 IMAGE_LD_PATH = "/opt/tritonserver/lib"
@@ -60,7 +65,10 @@ def recipe_key() -> str:
     """A short hash of everything that decides the images' contents."""
     from importlib.metadata import version
 
-    parts = [RECIPE_VERSION, SUITE, ",".join(BASE_PACKAGES), ",".join(SDK_WHEELS), version("nvidia-pytriton")]
+    from infprov.provision.sandbox import downloads
+
+    parts = [RECIPE_VERSION, SUITE, ",".join(BASE_PACKAGES + SETUP_PACKAGES), ",".join(SDK_WHEELS),
+             version("nvidia-pytriton"), downloads.APT_SOURCE, downloads.PIP_CONF]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
@@ -170,10 +178,11 @@ def _base_rootfs(work: Path, log: Path, progress: system.Progress | None) -> Pat
         return cached
     root = work / "base"
     root.mkdir()
-    _note(progress, f"debootstrap {SUITE} (minbase + python3, numpy; about 40 s)")
+    _note(progress, f"debootstrap {SUITE} (minbase + python3, numpy and setup.sh's build tools; about 90 s)")
     with open(log, "ab") as fh:
         proc = subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", SUITE, str(root),
+            ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES + SETUP_PACKAGES)}", SUITE,
+             str(root),
              _debian_mirror()],
             stdout=fh, stderr=subprocess.STDOUT, check=False,
         )
@@ -182,6 +191,10 @@ def _base_rootfs(work: Path, log: Path, progress: system.Progress | None) -> Pat
             f"debootstrap of {SUITE} failed (exit {proc.returncode})",
             f"see {log}; the Debian package mirror must be reachable",
         )
+    # pip installs into the system Python as it does in the NGC image (Ubuntu 20.04, before PEP 668):
+    # setup.sh's `pip3 install --upgrade cmake` runs as it does there.
+    for marker in (root / "usr" / "lib").glob("python3*/EXTERNALLY-MANAGED"):
+        marker.unlink()
     # Keep the image small: apt lists, caches and docs are not needed to run anything.
     for sub in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/locale"):
         target = root / sub
@@ -233,6 +246,17 @@ def _add_server(root: Path) -> None:
     shutil.copy2(stub, backend / "triton_python_backend_stub")
     # libtriton_python.so looks for its libraries four levels up from itself.
     (root / "nvidia_pytriton.libs").symlink_to("opt/tritonserver/lib")
+    # apt and pip fetch from the sandbox's stand-in download server (its name is given to the server
+    # container by `docker run --add-host`), where the NGC image's fetch from Ubuntu's mirror and PyPI.
+    from infprov.provision.sandbox import downloads
+
+    etc = root / "etc"
+    (etc / "apt").mkdir(parents=True)
+    for folder in (etc, etc / "apt"):
+        folder.chmod(0o755)
+    for path, text in ((etc / "apt" / "sources.list", downloads.APT_SOURCE), (etc / "pip.conf", downloads.PIP_CONF)):
+        path.write_text(text)
+        path.chmod(0o644)
 
 
 def _add_sdk(root: Path, log: Path) -> None:

@@ -7,14 +7,16 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from infprov.provision.sandbox import downloads
+
 BRANCH = "r22.04"
 REPO_NAME = "python_backend.git"
 
 _README = """# python_backend (infprov sandbox stand-in)
 
 This repository stands in for Triton's python_backend at branch r22.04 inside the infprov
-sandbox. It carries the paths the provisioning flow touches; the Neuron-specific scripts here
-only check their arguments, because the sandbox has no Inferentia devices or Neuron compiler.
+sandbox. It carries the paths the provisioning flow touches; what cannot run here (the Neuron
+compile and model, the stub's compile) is stood in under infprov-standin/ and in CMakeLists.txt.
 """
 
 _SETUP = """#!/bin/bash
@@ -118,16 +120,56 @@ shutil.copy(os.path.join(HERE, "..", "..", "infprov-standin", "model.py"),
 print("sandbox stand-in: wrote", a.triton_model_dir, "(a CPU model in place of the Neuron one)")
 """
 
-# What start.sh runs in place of the Neuron layer and the downloads (INFPROV_NEURON_STANDIN=1): the
-# environment that setup.sh would build, and the Neuron compile.
-_STANDIN_ENV = """# Sandbox stand-in, sourced by infprov's start.sh in place of setup.sh: setup.sh downloads conda,
-# cmake, Boost and the Neuron packages, none of which the sandbox can reach. The server image's
-# python backend already works, so there is nothing to build; the udev step runs as setup.sh's does.
-if [ -d /mylib/udev/rules.d ]; then
-    cp /mylib/udev/rules.d/* /lib/udev/rules.d/ 2>/dev/null || true
-fi
-export INFPROV_NEURON_STANDIN_ENV=1
-echo "sandbox stand-in: the Neuron environment (setup.sh's downloads) is stood in"
+# Sandbox stand-in for python_backend r22.04's CMakeLists.txt. The same cache variables and the same Boost
+# fetch (ExternalProject_Add boostorg with r22.04's dead URL: setup.sh repoints it before cmake runs; the
+# hash is the stand-in archive's), and a `triton-python-backend-stub` target that depends on it. The stub
+# itself cannot be compiled here against r22.04 (no CUDA, no internet for common/core/backend): the target
+# takes the image's working stub, the one that matches its Triton server.
+_CMAKELISTS = """# infprov sandbox stand-in for python_backend r22.04's CMakeLists.txt (see infprov-standin/README)
+cmake_minimum_required(VERSION 3.17)
+project(tritonpythonbackend LANGUAGES NONE)
+
+option(TRITON_ENABLE_GPU "Enable GPU support in backend" ON)
+set(TRITON_BACKEND_REPO_TAG "main" CACHE STRING "Tag for triton-inference-server/backend repo")
+set(TRITON_COMMON_REPO_TAG "main" CACHE STRING "Tag for triton-inference-server/common repo")
+set(TRITON_CORE_REPO_TAG "main" CACHE STRING "Tag for triton-inference-server/core repo")
+message(STATUS "infprov stand-in: common ${TRITON_COMMON_REPO_TAG}, core ${TRITON_CORE_REPO_TAG}, "
+               "backend ${TRITON_BACKEND_REPO_TAG}")
+
+include(ExternalProject)
+
+#
+# Boost
+#
+ExternalProject_Add(
+  boostorg
+  URL https://boostorg.jfrog.io/artifactory/main/release/1.76.0/source/boost_1_76_0.tar.gz
+  URL_HASH SHA256=@BOOST_SHA256@
+  PREFIX "boost-src"
+  CONFIGURE_COMMAND ${CMAKE_COMMAND} -E copy_directory
+                    <SOURCE_DIR>/boost/ ${CMAKE_BINARY_DIR}/boost
+  INSTALL_COMMAND ""
+  BUILD_COMMAND ""
+)
+
+set(INFPROV_STUB_SOURCE "/opt/tritonserver/backends/python/triton_python_backend_stub"
+    CACHE FILEPATH "the image's working python backend stub")
+add_custom_command(
+  OUTPUT ${CMAKE_BINARY_DIR}/triton_python_backend_stub
+  COMMAND ${CMAKE_COMMAND} -E copy ${INFPROV_STUB_SOURCE} ${CMAKE_BINARY_DIR}/triton_python_backend_stub
+  COMMENT "infprov stand-in: the python backend stub (the image's)"
+)
+add_custom_target(triton-python-backend-stub DEPENDS ${CMAKE_BINARY_DIR}/triton_python_backend_stub)
+add_dependencies(triton-python-backend-stub boostorg)
+"""
+
+_STANDIN_README = """# infprov-standin
+
+What the sandbox replaces in python_backend r22.04, because it cannot run here: the Neuron compile
+(compile.py writes a marker in place of the compiled SavedModel), the model (model.py, a CPU model
+that gen_triton_model.py copies in place of the Neuron one), and the stub's compile (CMakeLists.txt
+takes the image's stub). setup.sh itself, its downloads (from the sandbox's stand-in download
+server) and everything else in the start script run as on Inf1.
 """
 
 _STANDIN_COMPILE = """#!/usr/bin/env python3
@@ -145,7 +187,7 @@ print("sandbox stand-in: compiled nothing into", a.out)
 """
 
 # Bumped when the stand-in's files change, so `sandbox up` rebuilds the repository.
-STANDIN_VERSION = "2"
+STANDIN_VERSION = "3"
 MODEL_SOURCE = Path(__file__).resolve().parents[2] / "playbooks" / "files" / "sandbox_model" / "model.py"
 
 
@@ -183,7 +225,8 @@ def create(public: Path, owner: str) -> None:
             "README.md": _README,
             "inferentia/scripts/setup.sh": _SETUP,
             "inferentia/scripts/gen_triton_model.py": _GEN,
-            "infprov-standin/env.sh": _STANDIN_ENV,
+            "CMakeLists.txt": _CMAKELISTS.replace("@BOOST_SHA256@", downloads.read_pins()["BOOST_SHA256"]),
+            "infprov-standin/README": _STANDIN_README,
             "infprov-standin/compile.py": _STANDIN_COMPILE,
             "infprov-standin/model.py": MODEL_SOURCE.read_text(),
             "infprov-standin/VERSION": STANDIN_VERSION + "\n",
@@ -201,5 +244,7 @@ def create(public: Path, owner: str) -> None:
         subprocess.run(["rm", "-rf", str(repo)], check=True)
         subprocess.run(["git", "clone", "-q", "--bare", str(work), str(repo)], env=env, check=True,
                        capture_output=True)
+        # its refs over git's dumb http, where the stand-in download server serves it to preflight
+        subprocess.run(["git", "--git-dir", str(repo), "update-server-info"], check=True, capture_output=True)
     subprocess.run(["chmod", "-R", "a+rX", str(repo)], check=True)
     subprocess.run(["chown", "-R", f"{owner}:", str(repo)], check=True)

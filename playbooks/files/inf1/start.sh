@@ -8,19 +8,16 @@ model=${MODEL_NAME:?MODEL_NAME is not set}
 cores=${NEURON_CORE_RANGE:?NEURON_CORE_RANGE is not set}
 max_batch=${MAX_BATCH_SIZE:?MAX_BATCH_SIZE is not set}
 state=/opt/infprov
-# The sandbox (INFPROV_NEURON_STANDIN=1) replaces only the Neuron layer and the downloads: setup.sh's
-# environment and the Neuron compile come from its python_backend stand-in; the rest runs as on Inf1.
+# The sandbox (INFPROV_NEURON_STANDIN=1) replaces only the Neuron layer: the compile comes from its
+# python_backend stand-in. setup.sh runs in both profiles; in the sandbox its pins name the stand-in
+# download server. Everything else runs as on Inf1.
 standin=${INFPROV_NEURON_STANDIN:-0}
 
 if [ -f "$state/env.sh" ]; then
     # an image committed after an earlier start already holds the environment
+    echo "start.sh: the environment from the committed image ($state/env.sh)"
     # shellcheck disable=SC1091
     source "$state/env.sh"
-elif [ "$standin" = 1 ]; then
-    # shellcheck disable=SC1091
-    source "$pb/infprov-standin/env.sh"
-    mkdir -p "$state"
-    export -p > "$state/env.sh"
 else
     # shellcheck disable=SC1091
     source "$pb/inferentia/scripts/setup.sh" -t -b "$pb"

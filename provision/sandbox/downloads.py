@@ -1,0 +1,436 @@
+"""The sandbox's stand-in download server: what setup.sh and preflight fetch, served on the sandbox bridge.
+
+On Inf1 the server container fetches from the internet: Ubuntu's apt mirror, PyPI, repo.anaconda.com,
+archives.boost.io, the Neuron pip index (and preflight asks GitHub and NGC). In the sandbox every one
+of those names is a folder of one plain-http server on the bridge's address (port 80), reached from the
+server container as `infprov-downloads` (`docker run --add-host`, sandbox profile only). Nothing leaves
+the sandbox subnet: the bridge's address is in it, so the seal passes the traffic and drops nothing.
+
+What is real and what is a stand-in:
+- pypi.org: the real `cmake<4` and `protobuf<4` wheels (pip-downloaded on this machine once, cached).
+- deb.debian.org: a valid, empty apt repository (the packages setup.sh installs are in the image).
+- repo.anaconda.com: a stand-in Miniconda installer whose conda makes Python venvs (no conda here).
+- pip.repos.neuron.amazonaws.com: stand-in tensorflow-neuron / neuron-cc wheels of the pinned
+  versions that hold no Neuron code (there is no Neuron hardware or compiler here).
+- archives.boost.io: a stand-in archive with the Boost path layout, fetched by the stand-in CMake build.
+- github.com: the python_backend stand-in repository (dumb http), and the refs of the repositories its
+  CMake would fetch; nvcr.io: the image manifests. These two only answer preflight.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from infprov.floor.errors import InfprovError
+from infprov.provision.sandbox.ec2endpoint import _reap, _same_process, _start_ticks
+
+NAME = "infprov-downloads"
+PORT = 80
+BASE = f"http://{NAME}"
+PINS = Path(__file__).resolve().parents[2] / "playbooks" / "files" / "sandbox" / "pins.env"
+PID_FILE = "downloads.pid"
+LOG_FILE = "downloads.log"
+MARKER = "infprov-standin.txt"
+# Bumped when the tree's layout or contents change, so `sandbox up` lays it out again.
+TREE_VERSION = "1"
+
+# The server image's apt source and pip configuration (provision/sandbox/images.py writes them into the
+# image, as the NGC image carries Ubuntu's mirror and PyPI). The stand-in apt repository is unsigned:
+# trusted=yes. pip refuses plain-http indexes unless their host is trusted.
+APT_SOURCE = (f"# infprov sandbox: the stand-in download server\n"
+              f"deb [trusted=yes] {BASE}/deb.debian.org/debian bookworm main\n")
+PIP_CONF = (f"# infprov sandbox: the stand-in download server\n"
+            f"[global]\nindex-url = {BASE}/pypi.org/simple\ntrusted-host = {NAME}\n")
+
+# Stands in for Miniconda3-py37_4.10.3-Linux-x86_64.sh: `bash installer -b -p PREFIX` lays out a conda
+# whose `env list`, `create -y -q -n NAME python=V` and `activate NAME` work on Python venvs of the image's
+# python3 (with its site packages, so numpy is there as in the env setup.sh builds). Like the pinned
+# conda 4.10.3, it knows no `tos` command (setup.sh asks and skips it).
+MINICONDA_INSTALLER = r"""#!/bin/bash
+# infprov sandbox stand-in for the Miniconda installer: no conda and no internet here, so its conda
+# makes Python venvs of the image's python3. Usage as the real one: bash THIS -b -p PREFIX
+set -e
+prefix=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -b) shift ;;
+    -p) prefix=$2; shift 2 ;;
+    *) echo "stand-in Miniconda installer: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[ -n "$prefix" ] || { echo "stand-in Miniconda installer: give -p PREFIX" >&2; exit 2; }
+mkdir -p "$prefix/bin" "$prefix/envs" "$prefix/etc/profile.d"
+cat > "$prefix/etc/profile.d/conda.sh" <<'EOS'
+# infprov sandbox stand-in for conda's shell functions: environments are Python venvs
+_INFPROV_CONDA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+conda() {
+  local root=$_INFPROV_CONDA_ROOT
+  case "$1" in
+    env)
+      [ "$2" = list ] || { echo "stand-in conda: only 'conda env list'" >&2; return 2; }
+      echo "# conda environments:"
+      echo "#"
+      printf '%-24s %s\n' base "$root"
+      local d
+      for d in "$root"/envs/*/; do
+        [ -d "$d" ] && printf '%-24s %s\n' "$(basename "$d")" "${d%/}"
+      done
+      return 0 ;;
+    create)
+      shift
+      local name="" python=""
+      while [ $# -gt 0 ]; do
+        case "$1" in
+          -y|-q|--yes|--quiet) shift ;;
+          -n|--name) name=$2; shift 2 ;;
+          python=*) python=${1#python=}; shift ;;
+          *) echo "stand-in conda: create takes -y -q -n NAME python=VERSION, not $1" >&2; return 2 ;;
+        esac
+      done
+      [ -n "$name" ] || { echo "stand-in conda: create needs -n NAME" >&2; return 2; }
+      echo "stand-in conda: environment $name as a venv of $(python3 -V 2>&1) (python=$python asked)"
+      python3 -m venv --system-site-packages "$root/envs/$name" || return 1
+      echo "$python" > "$root/envs/$name/.infprov-python-asked" ;;
+    activate)
+      [ -f "$root/envs/$2/bin/activate" ] || { echo "stand-in conda: no environment $2" >&2; return 1; }
+      # shellcheck disable=SC1090
+      source "$root/envs/$2/bin/activate" || return 1
+      export CONDA_PREFIX="$root/envs/$2" CONDA_DEFAULT_ENV="$2" ;;
+    *)
+      echo "CommandNotFoundError: No command 'conda $1'." >&2
+      return 1 ;;
+  esac
+}
+EOS
+cat > "$prefix/bin/conda" <<'EOS'
+#!/bin/bash
+# shellcheck disable=SC1091
+source "$(dirname "$0")/../etc/profile.d/conda.sh"
+conda "$@"
+EOS
+chmod +x "$prefix/bin/conda"
+echo "stand-in Miniconda installed in $prefix"
+"""
+
+
+def boost_archive() -> bytes:
+    """The stand-in for boost_1_76_0.tar.gz: its top folder and boost/ layout, a note inside.
+
+    Built byte for byte the same everywhere (fixed tar fields, stored gzip blocks), so its SHA-256
+    can be pinned.
+    """
+    note = b"infprov sandbox stand-in for Boost 1.76.0: the stand-in stub build only fetches and unpacks it.\n"
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in (("boost_1_76_0/", None), ("boost_1_76_0/boost/", None),
+                           ("boost_1_76_0/boost/INFPROV-STANDIN.txt", note)):
+            info = tarfile.TarInfo(name.rstrip("/"))
+            info.mtime = 1618963200
+            info.uname = info.gname = "root"
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), compresslevel=0, mtime=0)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_pins() -> dict[str, str]:
+    from infprov.provision import preflight
+
+    return preflight.read_pins(PINS)
+
+
+# ---------------------------------------------------------------- the tree
+
+
+def wheels_cache(specs: list[str]) -> Path:
+    """The real wheels from PyPI, downloaded once per set of specs into the image cache."""
+    from infprov.provision.sandbox import images
+
+    key = hashlib.sha256("|".join(specs).encode()).hexdigest()[:12]
+    return images.cache_dir() / f"standin-wheels-{key}"
+
+
+def _download_wheels(specs: list[str], log: Path) -> list[Path]:
+    dest = wheels_cache(specs)
+    done = dest / ".complete"
+    if not done.exists():
+        part = dest.with_name(dest.name + ".part")
+        shutil.rmtree(part, ignore_errors=True)
+        part.mkdir(parents=True)
+        with open(log, "ab") as fh:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
+                 "--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
+                 "--platform", "manylinux2014_x86_64", "--dest", str(part), *specs],
+                stdout=fh, stderr=subprocess.STDOUT, check=False,
+            )
+        if proc.returncode != 0:
+            raise InfprovError(f"pip could not download {' '.join(specs)} for the stand-in download server",
+                               f"see {log}; PyPI must be reachable from this machine once")
+        (part / ".complete").touch()
+        shutil.rmtree(dest, ignore_errors=True)
+        part.rename(dest)
+    return sorted(dest.glob("*.whl"))
+
+
+def standin_wheel(project: str, version: str) -> tuple[str, bytes]:
+    """A wheel of that name and version that holds no code but a note: it stands in for a Neuron package."""
+    dist = project.replace("-", "_")
+    info = f"{dist}-{version}.dist-info"
+    module = f"infprov_standin_{dist}"
+    files = {
+        f"{module}.py": (f'"""infprov sandbox stand-in for {project} {version}: no Neuron code here."""\n'
+                         f"STANDIN = {project!r}\n").encode(),
+        f"{info}/METADATA": (f"Metadata-Version: 2.1\nName: {project}\nVersion: {version}\n"
+                             f"Summary: infprov sandbox stand-in for {project} (holds no Neuron code)\n").encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: infprov\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = ""
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record += f"{name},sha256={digest},{len(data)}\n"
+    record += f"{info}/RECORD,,\n"
+    files[f"{info}/RECORD"] = record.encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zi = zipfile.ZipInfo(name, date_time=(2022, 4, 1, 0, 0, 0))
+            zi.external_attr = 0o644 << 16
+            zf.writestr(zi, data)
+    return f"{dist}-{version}-py3-none-any.whl", out.getvalue()
+
+
+def _simple_index(root: Path, index: str, wheels: dict[str, list[tuple[str, bytes]]]) -> None:
+    """A PEP 503 simple index at root/index: one page per project, the files under root/index/../packages."""
+    base = root / index
+    packages = base.parent / "packages" if index.endswith("/simple") else base / "packages"
+    packages.mkdir(parents=True, exist_ok=True)
+    rel = "../../packages" if index.endswith("/simple") else "../packages"
+    projects = []
+    for project, files in sorted(wheels.items()):
+        links = ""
+        for name, data in files:
+            (packages / name).write_bytes(data)
+            links += f'<a href="{rel}/{name}#sha256={sha256(data)}">{name}</a><br>\n'
+        page = base / project
+        page.mkdir(parents=True, exist_ok=True)
+        (page / "index.html").write_text(f"<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n")
+        projects.append(f'<a href="{project}/">{project}</a><br>\n')
+    (base / "index.html").write_text("<!DOCTYPE html>\n<html><body>\n" + "".join(projects) + "</body></html>\n")
+
+
+def _apt_repo(root: Path) -> None:
+    """An apt repository with no packages: `apt-get update` reads its Release and Packages for real."""
+    dist = root / "deb.debian.org" / "debian" / "dists" / "bookworm"
+    pkgs = dist / "main" / "binary-amd64"
+    pkgs.mkdir(parents=True, exist_ok=True)
+    plain = b""
+    packed = gzip.compress(plain, mtime=0)
+    (pkgs / "Packages").write_bytes(plain)
+    (pkgs / "Packages.gz").write_bytes(packed)
+    lines = [f" {sha256(data)} {len(data):>8} main/binary-amd64/{name}"
+             for name, data in (("Packages", plain), ("Packages.gz", packed))]
+    (dist / "Release").write_text(
+        "Origin: infprov\nLabel: infprov sandbox stand-in (no packages: the image has them)\nSuite: bookworm\n"
+        "Codename: bookworm\nDate: Fri, 01 Apr 2022 00:00:00 UTC\nArchitectures: amd64\nComponents: main\n"
+        "SHA256:\n" + "\n".join(lines) + "\n")
+
+
+def _git_refs(root: Path, repo: str, refs: list[str]) -> None:
+    """The refs a repository advertises over dumb http, for preflight (nothing here clones them)."""
+    folder = root / "github.com" / repo / "info"
+    folder.mkdir(parents=True, exist_ok=True)
+    text = "".join(f"{hashlib.sha1(f'{repo} {ref}'.encode()).hexdigest()}\t{ref}\n" for ref in refs)
+    (folder / "refs").write_text(text)
+
+
+def expected_files(pins: dict[str, str]) -> list[str]:
+    """Paths (under the tree) that must be there for the sandbox's pins to resolve."""
+    def path(url: str) -> str:
+        return url.removeprefix(BASE + "/")
+
+    tf = pins["TENSORFLOW_NEURON_SPEC"].partition("==")[0]
+    cc = pins["NEURON_CC_SPEC"].partition("==")[0]
+    neuron = path(pins["NEURON_PIP_INDEX"])
+    return [
+        MARKER,
+        path(pins["MINICONDA_URL"]),
+        path(pins["BOOST_URL"]),
+        "deb.debian.org/debian/dists/bookworm/Release",
+        "pypi.org/simple/cmake/index.html",
+        "pypi.org/simple/protobuf/index.html",
+        f"{neuron}/{tf}/index.html",
+        f"{neuron}/{cc}/index.html",
+        path(pins["PYTHON_BACKEND_REPO"]) + "/info/refs",
+        *(f"github.com/triton-inference-server/{r}/info/refs" for r in ("common", "core", "backend")),
+        path(pins["PYBIND11_REPO"]) + "/info/refs",
+        path(pins["DLPACK_REPO"]) + "/info/refs",
+        *(_manifest_path(pins[k]) for k in ("SERVER_IMAGE", "SDK_IMAGE")),
+    ]
+
+
+def _manifest_path(image: str) -> str:
+    ref, _, tag = image.rpartition(":")
+    registry, _, repo = ref.partition("/")
+    return f"{registry}/v2/{repo}/manifests/{tag}"
+
+
+def complete(root: Path) -> bool:
+    pins = read_pins()
+    try:
+        if (root / MARKER).read_text().splitlines()[0] != f"version {TREE_VERSION}":
+            return False
+    except (OSError, IndexError):
+        return False
+    return all((root / rel).exists() for rel in expected_files(pins))
+
+
+def build(root: Path, python_backend: Path, log: Path) -> None:
+    """Lay out every file the sandbox's pins name, from scratch."""
+    pins = read_pins()
+    installer = MINICONDA_INSTALLER.encode()
+    boost = boost_archive()
+    for key, data in (("MINICONDA_SHA256", installer), ("BOOST_SHA256", boost)):
+        if pins[key] != sha256(data):
+            raise InfprovError(f"{PINS} pins {key}={pins[key]}, but the stand-in's is {sha256(data)}",
+                               "update the sandbox pins to the stand-in's checksum")
+    real = _download_wheels([pins["CMAKE_PIP_SPEC"], pins["PROTOBUF_SPEC"]], log)
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    root.chmod(0o755)
+
+    def put(url: str, data: bytes) -> None:
+        dest = root / url.removeprefix(BASE + "/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+
+    put(pins["MINICONDA_URL"], installer)
+    put(pins["BOOST_URL"], boost)
+    _apt_repo(root)
+    by_project: dict[str, list[tuple[str, bytes]]] = {}
+    for wheel in real:
+        project = wheel.name.split("-")[0].lower().replace("_", "-")
+        by_project.setdefault(project, []).append((wheel.name, wheel.read_bytes()))
+    _simple_index(root, "pypi.org/simple", by_project)
+    neuron: dict[str, list[tuple[str, bytes]]] = {}
+    for key in ("TENSORFLOW_NEURON_SPEC", "NEURON_CC_SPEC"):
+        project, _, version = pins[key].partition("==")
+        neuron[project] = [standin_wheel(project, version)]
+    _simple_index(root, pins["NEURON_PIP_INDEX"].removeprefix(BASE + "/"), neuron)
+    # python_backend: the stand-in repository itself, over git's dumb http (its info/refs)
+    pb = root / pins["PYTHON_BACKEND_REPO"].removeprefix(BASE + "/")
+    pb.parent.mkdir(parents=True, exist_ok=True)
+    pb.symlink_to(python_backend)
+    tag = pins["TRITON_REPO_TAG"]
+    for repo in ("common", "core", "backend"):
+        _git_refs(root, f"triton-inference-server/{repo}", ["refs/heads/main", f"refs/heads/{tag}"])
+    _git_refs(root, "pybind/pybind11", [f"refs/tags/{pins['PYBIND11_TAG']}"])
+    _git_refs(root, "dmlc/dlpack", [f"refs/tags/{pins['DLPACK_TAG']}"])
+    for key in ("SERVER_IMAGE", "SDK_IMAGE"):
+        doc = {"schemaVersion": 2, "infprov": f"sandbox stand-in for {pins[key]}: the image is loaded into every "
+               "host from the image cache"}
+        put(f"{BASE}/{_manifest_path(pins[key])}", json.dumps(doc).encode())
+    (root / MARKER).write_text(f"version {TREE_VERSION}\ninfprov sandbox: stand-in download server\n")
+    subprocess.run(["chmod", "-R", "a+rX", str(root)], check=True)
+
+
+# ---------------------------------------------------------------- the server process
+
+
+def url(address: str) -> str:
+    return f"http://{address}:{PORT}" if PORT != 80 else f"http://{address}"
+
+
+def _answers(address: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url(address)}/{MARKER}", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def _read_pid(state_dir: Path) -> dict[str, int] | None:
+    try:
+        data = json.loads((state_dir / PID_FILE).read_text())
+        return {"pid": int(data["pid"]), "start": int(data["start"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def is_running(state_dir: Path, address: str) -> bool:
+    info = _read_pid(state_dir)
+    return info is not None and _same_process(info) and _answers(address)
+
+
+def start(state_dir: Path, root: Path, address: str) -> str:
+    """Serve root on address:PORT (or find it served already); return the server's URL."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if is_running(state_dir, address):
+        return url(address)
+    stop(state_dir)
+    with socket.socket() as sock:
+        try:
+            sock.bind((address, PORT))
+        except OSError as exc:
+            raise InfprovError(
+                f"cannot serve the stand-in downloads on {address}:{PORT}: {exc}",
+                f"stop what listens on port {PORT} of all addresses, then `infprov sandbox up`",
+            ) from None
+    log = (state_dir / LOG_FILE).open("ab")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "http.server", "--bind", address, "--directory", str(root), str(PORT)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=root,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+        )
+    finally:
+        log.close()
+    (state_dir / PID_FILE).write_text(json.dumps({"pid": proc.pid, "start": _start_ticks(proc.pid)}))
+    deadline = time.monotonic() + 15
+    while not _answers(address):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(state_dir)
+            raise InfprovError(f"the stand-in download server did not start on {address}:{PORT}",
+                               f"see {state_dir / LOG_FILE}")
+        time.sleep(0.1)
+    return url(address)
+
+
+def stop(state_dir: Path) -> None:
+    """End the server this state_dir started (only that PID)."""
+    info = _read_pid(state_dir)
+    if info is not None and _same_process(info):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(info["pid"], signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _same_process(info):
+            _reap(info["pid"])
+            time.sleep(0.05)
+        if _same_process(info):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(info["pid"], signal.SIGKILL)
+        _reap(info["pid"])
+    (state_dir / PID_FILE).unlink(missing_ok=True)
