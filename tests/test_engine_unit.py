@@ -253,7 +253,7 @@ def test_copy_template_file_converge_and_check_mode(tmp_path: Path) -> None:
     - copy: {{content: "hi\\n", dest: "{{{{ out }}}}/d/hi.txt", mode: "0600"}}
     - copy: {{src: app.conf, dest: "{{{{ out }}}}/d/"}}
     - template: {{src: motd.j2, dest: "{{{{ out }}}}/d/motd"}}
-    - file: {{path: "{{{{ out }}}}/d/link", src: "{{{{ out }}}}/d/hi.txt", state: link}}
+    - file: {{path: "{{{{ out }}}}/d/link", src: "{{{{ out }}}}/d/hi.txt", state: link, force: true}}
     - lineinfile: {{path: "{{{{ out }}}}/d/settings.ini", line: "b=2", create: true}}
     - file: {{path: "{{{{ out }}}}/gone", state: absent}}
 """
@@ -380,7 +380,7 @@ def test_shell_creates_removes_and_failure_report(tmp_path: Path) -> None:
     assert first.stats["h1"].ok == 3 and first.stats["h1"].failed == 1
     assert not any(t.task == "debug" for t in first.tasks), "a failed host stops at its failed task"
     second = run_local(tmp_path, book)
-    assert second.tasks[0].status == "ok" and "skipped, since" in second.tasks[0].msg
+    assert second.tasks[0].status == "ok" and "not run command since" in second.tasks[0].msg
     log = Path(str(first.log_path)).read_text()
     assert "exit code: 3" in log and "PLAY RECAP" in log
 
