@@ -464,21 +464,26 @@ def run_task(
     control = kw.get("loop_control") or {}
     loop_var = str(control.get("loop_var", "item"))
     results: list[ModuleResult] = []
+    loop_facts: dict[str, Any] = {}  # set_fact in a loop: each item sees the facts set by the ones before
     for index, item in enumerate(items):
         item_vars: dict[str, Any] = {loop_var: item, "ansible_loop_var": loop_var}
         if control.get("index_var"):
             item_vars[str(control["index_var"])] = index
-        item_layers = [item_vars, *layers] if not layers else [layers[0], item_vars, *layers[1:]]
+        item_layers = [item_vars, *layers] if not layers else [layers[0], item_vars, loop_facts, *layers[1:]]
         item_templar = Templar(_layers(*item_layers))
         try:
             one = _run_single(task, item_templar, item_layers, host_name, conn, check, play, base_dir, sleep)
         except TemplateError as exc:
             one = ModuleResult(failed=True, msg=str(exc))
         one.data[loop_var] = item
+        if one.facts and not one.failed:
+            loop_facts.update(one.facts)
         results.append(one)
         if control.get("pause"):
             sleep(float(control["pause"]))
-    return _finish(task, _merge_items(results), results)
+    merged = _merge_items(results)
+    merged.facts = dict(loop_facts) or None
+    return _finish(task, merged, results)
 
 
 def _merge_items(results: list[ModuleResult]) -> ModuleResult:

@@ -55,6 +55,7 @@ class TaskResult:
     tail: str = ""
     items: int = 0
     hint: str = ""
+    changed: bool = False  # also for a failed task (an ignored failure that changed counts as changed)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -442,6 +443,7 @@ class _Run:
             rc=res.rc,
             tail="" if no_log else res.tail,
             items=outcome.items,
+            changed=res.changed,
         )
         self._record(play_name, task, state, tr, outcome if not no_log else None)
         if res.failed and not outcome.ignored:
@@ -473,7 +475,6 @@ class _Run:
             "ansible_run_tags": sorted(self.only_tags or {"all"}),
             "ansible_skip_tags": sorted(self.skip_tags),
             "ansible_version": dict(ANSIBLE_VERSION),
-            "ansible_managed": "Ansible managed",
             "ansible_facts": {},
         }
         inventory_vars = self._magic_hostvars.get(host.name) or untrusted(host.vars())
@@ -491,9 +492,10 @@ class _Run:
             stats = self.stats[state.host.name]
             if tr.status == "unreachable":
                 stats.unreachable += 1
-            elif tr.status == "failed" and tr.ignored:  # Ansible counts an ignored failure as ok too
+            elif tr.status == "failed" and tr.ignored:  # Ansible counts an ignored failure as ok (and changed) too
                 stats.ignored += 1
                 stats.ok += 1
+                stats.changed += int(tr.changed)
             elif tr.status == "failed":
                 stats.failed += 1
             elif tr.status == "skipped":

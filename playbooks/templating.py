@@ -21,6 +21,7 @@ from typing import Any
 
 import jinja2
 import jinja2.nativetypes
+import jinja2.nodes
 import jinja2.runtime
 import jinja2.sandbox
 import yaml
@@ -448,16 +449,51 @@ def _setup(env: jinja2.Environment) -> jinja2.Environment:
     return env
 
 
+class _Text(str):
+    """Text an expression produced at run time (a variable, a filter's result): never parsed as a literal."""
+
+
+def _mark_text(value: Any) -> Any:
+    return _Text(value) if type(value) is str else value
+
+
+def _native_concat(parts: Any) -> Any:
+    """A lone expression keeps its value's type. Text it produced stays text, as in ansible-core 2.19 (a
+    JSON string from to_nice_json is not turned into a dict); only constants Jinja folded into their repr
+    at compile time are read back as the values they were."""
+    items = list(parts)
+    if len(items) == 1 and isinstance(items[0], str) and type(items[0]) is not str:
+        return str(items[0]) if isinstance(items[0], _Text) else items[0]
+    return jinja2.nativetypes.native_concat(items)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_lone(source: str) -> bool:
+    """One `{{ expression }}` and nothing else, even when the expression holds `}}` (a dict literal)."""
+    if not (source.startswith("{{") and source.endswith("}}")):
+        return False
+    try:
+        body = _TEXT_ENV.parse(source).body
+    except jinja2.TemplateSyntaxError:
+        return False
+    return (
+        len(body) == 1
+        and isinstance(body[0], jinja2.nodes.Output)
+        and len(body[0].nodes) == 1
+        and not isinstance(body[0].nodes[0], jinja2.nodes.TemplateData)
+    )
+
+
 class _NativeSandbox(jinja2.sandbox.SandboxedEnvironment):
     """NativeEnvironment's typed results inside the sandbox (no `__globals__`, no unsafe attributes)."""
 
     code_generator_class = jinja2.nativetypes.NativeCodeGenerator
-    concat = staticmethod(jinja2.nativetypes.native_concat)  # type: ignore[assignment]
+    concat = staticmethod(lambda parts: _native_concat(parts))
 
 
 _Sandbox = jinja2.sandbox.SandboxedEnvironment
 _TEXT_ENV = _setup(_Sandbox(undefined=_Undefined, keep_trailing_newline=True, finalize=_finalize))
-_NATIVE_ENV = _setup(_NativeSandbox(undefined=_Undefined))
+_NATIVE_ENV = _setup(_NativeSandbox(undefined=_Undefined, finalize=_mark_text))
 # The template module renders files as Ansible does: trim_blocks on, the file's last newline kept.
 _FILE_ENV = _setup(_Sandbox(undefined=_Undefined, trim_blocks=True, keep_trailing_newline=True, finalize=_finalize))
 
@@ -548,15 +584,14 @@ class Templar:
         return value
 
     def _string(self, source: str) -> Any:
-        lone = _LONE.match(source)
-        native = lone is not None
+        native = _LONE.match(source) is not None or _is_lone(source)
         try:
             tmpl = _compile(source, native)
             ctx = tmpl.new_context(self.vars, shared=True)  # type: ignore[arg-type]
             parts = tmpl.root_render_func(ctx)
             if not native:
                 return Unsafe("".join(str(p) for p in parts))
-            value = jinja2.nativetypes.native_concat(parts)
+            value = _native_concat(parts)
             if isinstance(value, jinja2.Undefined):
                 value._fail_with_undefined_error()
             return unsafe(value)

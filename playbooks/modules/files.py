@@ -27,6 +27,7 @@ from playbooks.modules.base import (
     stat_script,
     write_script,
 )
+from playbooks.templating import LazyVars, Templar
 
 _ATTRS = {"mode", "owner", "group"}
 
@@ -159,7 +160,9 @@ def template(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     dest = str(required(args, "dest"))
     local = find_local(ctx.base_dir, "templates", str(required(args, "src")))
     try:
-        text = ctx.templar.render_file(local.read_text(encoding="utf-8"), name=str(local))
+        # ansible_managed exists for templates only (as in ansible-core)
+        templar = Templar(LazyVars([{"ansible_managed": "Ansible managed"}, ctx.templar.vars]))
+        text = templar.render_file(local.read_text(encoding="utf-8"), name=str(local))
     except TemplateError as exc:
         return ModuleResult(failed=True, msg=str(exc))
     force = boolean(args.get("force", True), "force")

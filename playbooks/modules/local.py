@@ -15,8 +15,8 @@ def debug(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
         name = str(args["var"])
         try:
             value = ctx.templar.evaluate(name)
-        except TemplateError:
-            value = "VARIABLE IS NOT DEFINED!"
+        except TemplateError as exc:  # shown as ansible-core 2.19 shows it
+            value = f"<< error 1 - {str(exc).split(' (in ', 1)[0]} >>"
         return ModuleResult(msg=json.dumps({name: value}, sort_keys=True, default=str), data={name: value})
     msg = args.get("msg", "Hello world!")
     shown = msg if isinstance(msg, str) else json.dumps(msg, sort_keys=True, default=str)
