@@ -10,12 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
 from infprov.inventory.yamlsrc import YamlSyntaxError, line_of, load_text, plain
+from infprov.playbooks.check import strings, template_problem, tree_problem
 from infprov.playbooks.connection import Connection
 from infprov.playbooks.errors import CommandTimeout, HostUnreachable, PlaybookError, TemplateError
 from infprov.playbooks.modules import MODULES, ModuleArgError, ModuleContext, ModuleResult, ModuleSpec
 from infprov.playbooks.modules.command import split_free_form
-from infprov.playbooks.templating import OMIT, LazyVars, Templar
+from infprov.playbooks.templating import OMIT, LazyVars, Templar, has_template, template_env
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 
@@ -29,10 +32,12 @@ TASK_KEYWORDS = frozenset(
 PLAY_KEYWORDS = frozenset(
     {
         "name", "hosts", "vars", "vars_files", "tasks", "pre_tasks", "post_tasks", "handlers", "become",
-        "become_user", "gather_facts", "environment", "tags",
+        "become_user", "gather_facts", "environment", "tags", "strategy",
     }
 )  # fmt: skip
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CONDITIONALS = ("when", "changed_when", "failed_when", "until")
+SECTIONS = ("pre_tasks", "tasks", "post_tasks")
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class Task:
     keywords: dict[str, Any]
     file: str
     line: int
+    tags: frozenset[str] = frozenset()  # its own and its play's
 
     @property
     def label(self) -> str:
@@ -66,6 +72,8 @@ class Play:
     environment: dict[str, Any] = field(default_factory=dict)
     file: str = ""
     line: int = 0
+    sections: tuple[tuple[Task, ...], ...] = ()  # pre_tasks, tasks, post_tasks: handlers flush after each
+    strategy: str = "linear"
 
 
 @dataclass(frozen=True)
@@ -141,22 +149,50 @@ def _parse_play(node: Mapping[str, Any], path: Path) -> Play:
         raise PlaybookError(f"{where}: {label} has no `hosts`", "add `hosts: all` or a group/host pattern")
     if isinstance(hosts, list):
         hosts = ":".join(str(h) for h in hosts)
-    play_vars = dict(plain(node.get("vars") or {}))
-    if not isinstance(node.get("vars") or {}, dict):
+    if has_template(str(hosts)):
+        raise PlaybookError(
+            f"{path}:{line_of(node, 'hosts')}: {label}: a templated `hosts` is not supported",
+            "name the hosts or groups literally",
+        )
+    gather = node.get("gather_facts", True)
+    if not (gather is False or (isinstance(gather, str) and gather.strip().lower() in ("no", "false"))):
+        raise PlaybookError(
+            f"{path}:{line_of(node, 'gather_facts') if 'gather_facts' in node else line_of(node)}: {label}: "
+            "gathering facts is not supported (`gather_facts` is not false)",
+            "add `gather_facts: false` to the play (infprov's engine gathers no facts)",
+        )
+    strategy = node.get("strategy", "linear")
+    if strategy not in ("linear", "free"):
+        raise PlaybookError(
+            f"{path}:{line_of(node, 'strategy')}: {label}: strategy {strategy!r} is not supported",
+            "use linear (the default) or free",
+        )
+    play_tags = _tags(node, path, label)
+    vars_node = node.get("vars") or {}
+    if not isinstance(vars_node, dict):
         raise PlaybookError(f"{path}:{line_of(node, 'vars')}: {label}: `vars` must be a mapping")
-    for vf in node.get("vars_files") or []:
+    for key, value in vars_node.items():
+        _refuse_templates(value, f"{path}:{line_of(vars_node, key)}: {label}: vars {key!r}")
+    play_vars = dict(plain(vars_node))
+    vfiles = node.get("vars_files") or []
+    for vf in vfiles if isinstance(vfiles, list) else [vfiles]:
+        if has_template(str(vf)):
+            raise PlaybookError(
+                f"{path}:{line_of(node, 'vars_files')}: {label}: a templated vars_files path is not supported"
+            )
         vpath = path.parent / str(vf)
         try:
-            loaded = plain(load_text(vpath.read_text(encoding="utf-8"))) or {}
+            loaded_node = load_text(vpath.read_text(encoding="utf-8")) or {}
         except (OSError, UnicodeDecodeError, YamlSyntaxError) as exc:
             raise PlaybookError(f"{path}:{line_of(node, 'vars_files')}: cannot read vars file {vpath}: {exc}") from exc
-        if not isinstance(loaded, dict):
+        if not isinstance(loaded_node, dict):
             raise PlaybookError(f"{vpath}: a vars file must be a mapping")
-        play_vars.update(loaded)
-    tasks: list[Task] = []
-    for section in ("pre_tasks", "tasks", "post_tasks"):
-        tasks.extend(_parse_tasks(node.get(section), node, section, path))
-    handlers = tuple(_parse_tasks(node.get("handlers"), node, "handlers", path))
+        for key, value in loaded_node.items():
+            _refuse_templates(value, f"{vpath}:{line_of(loaded_node, key)}: vars {key!r}")
+        play_vars.update(plain(loaded_node))
+    sections = tuple(tuple(_parse_tasks(node.get(section), node, section, path, play_tags)) for section in SECTIONS)
+    tasks = [t for section in sections for t in section]
+    handlers = tuple(_parse_tasks(node.get("handlers"), node, "handlers", path, play_tags))
     handler_names = {h.name for h in handlers}
     for task in tasks:
         for wanted in _as_list(task.keywords.get("notify")):
@@ -167,6 +203,9 @@ def _parse_play(node: Mapping[str, Any], path: Path) -> Play:
     env = node.get("environment") or {}
     if not isinstance(env, dict):
         raise PlaybookError(f"{path}:{line_of(node, 'environment')}: {label}: `environment` must be a mapping")
+    for key in ("environment", "become", "become_user", "name"):
+        if key in node:
+            _refuse_templates(node[key], f"{path}:{line_of(node, key)}: {label}: `{key}`")
     return Play(
         name=name,
         hosts=str(hosts),
@@ -178,10 +217,35 @@ def _parse_play(node: Mapping[str, Any], path: Path) -> Play:
         environment=dict(plain(env)),
         file=str(path),
         line=line_of(node),
+        sections=sections,
+        strategy=str(strategy),
     )
 
 
-def _parse_tasks(nodes: Any, play: Mapping[str, Any], section: str, path: Path) -> list[Task]:
+def _tags(node: Mapping[str, Any], path: Path, label: str) -> frozenset[str]:
+    value = node.get("tags")
+    if value is None:
+        return frozenset()
+    items = value if isinstance(value, list) else str(value).split(",")
+    out = set()
+    for item in items:
+        if not isinstance(item, str | int) or has_template(str(item)):
+            raise PlaybookError(f"{path}:{line_of(node, 'tags')}: {label}: tags must be literal names")
+        out.add(str(item).strip())
+    return frozenset(out)
+
+
+def _refuse_templates(value: Any, where: str, *, expression: bool = False) -> None:
+    """One line naming the place and the template feature the engine does not support."""
+    for text in strings(value):
+        problem = template_problem(text, expression=expression)
+        if problem:
+            raise PlaybookError(f"{where}: {problem}", "see README: Playbooks: the supported subset")
+
+
+def _parse_tasks(
+    nodes: Any, play: Mapping[str, Any], section: str, path: Path, play_tags: frozenset[str] = frozenset()
+) -> list[Task]:
     if nodes is None:
         return []
     if not isinstance(nodes, list):
@@ -190,11 +254,11 @@ def _parse_tasks(nodes: Any, play: Mapping[str, Any], section: str, path: Path) 
     for index, node in enumerate(nodes):
         if not isinstance(node, dict):
             raise PlaybookError(f"{path}:{line_of(nodes, index)}: each task must be a mapping")
-        tasks.append(parse_task(node, path))
+        tasks.append(parse_task(node, path, play_tags))
     return tasks
 
 
-def parse_task(node: Mapping[str, Any], path: Path) -> Task:
+def parse_task(node: Mapping[str, Any], path: Path, play_tags: frozenset[str] = frozenset()) -> Task:
     """One task: exactly one module, known keywords, module arguments the module knows."""
     line = line_of(node)
     name = str(node.get("name") or "")
@@ -224,7 +288,46 @@ def parse_task(node: Mapping[str, Any], path: Path) -> Task:
         args = {**_module_args(spec, dict(extra), path, line_of(node, "args"), label), **args}
     keywords = {k: plain(v) for k, v in node.items() if k in TASK_KEYWORDS and k not in ("name", "args")}
     _check_keywords(keywords, path, node, label)
-    return Task(name=name, module=spec.name, args=args, keywords=keywords, file=str(path), line=line)
+    _check_task_templates(node, found[0], spec, path, label)
+    tags = _tags(node, path, label) | play_tags
+    return Task(name=name, module=spec.name, args=args, keywords=keywords, file=str(path), line=line, tags=tags)
+
+
+def _check_task_templates(node: Mapping[str, Any], module_key: str, spec: ModuleSpec, path: Path, label: str) -> None:
+    for key, value in node.items():
+        where = f"{path}:{line_of(node, key)}: {label}: `{key}`"
+        if key in CONDITIONALS:
+            _refuse_templates(value, where, expression=True)
+        elif key in (module_key, "args") and spec.name == "assert" and isinstance(value, dict) and "that" in value:
+            _refuse_templates(value["that"], where, expression=True)
+            _refuse_templates({k: v for k, v in value.items() if k != "that"}, where)
+        elif key in (module_key, "args") and spec.name == "debug" and isinstance(value, dict) and "var" in value:
+            _refuse_templates(value["var"], where, expression=True)
+        else:
+            _refuse_templates(value, where)
+    if spec.name == "template":
+        args = node.get(module_key) if isinstance(node.get(module_key), dict) else node.get("args") or {}
+        src = args.get("src") if isinstance(args, dict) else None
+        if isinstance(src, str) and not has_template(src):
+            _check_template_file(path.parent, src, f"{path}:{line_of(node, module_key)}: {label}")
+
+
+def _check_template_file(base: Path, src: str, where: str) -> None:
+    from infprov.playbooks.modules.files import find_local
+
+    try:
+        local = find_local(base, "templates", src)
+        text = local.read_text(encoding="utf-8")
+    except (ModuleArgError, OSError, UnicodeDecodeError):
+        return  # the task reports a missing or unreadable source when it runs, as Ansible does
+    env = template_env(file=True)
+    try:
+        tree = env.parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        raise PlaybookError(f"{local}:{exc.lineno}: template syntax error: {exc.message} (used at {where})") from None
+    problem = tree_problem(tree, env)
+    if problem:
+        raise PlaybookError(f"{local}: {problem} (used at {where})", "see README: Playbooks: the supported subset")
 
 
 def _module_args(spec: ModuleSpec, value: Any, path: Path, line: int, label: str) -> dict[str, Any]:
@@ -338,7 +441,8 @@ def run_task(
     Raises HostUnreachable when the host cannot be reached; every other problem is a failed outcome.
     """
     kw = task.keywords
-    layers = [*variables[:1], dict(kw.get("vars") or {}), *variables[1:]] if kw.get("vars") else list(variables)
+    # extra vars, then set_fact/registered values, then the task's vars, then play vars... (Ansible's order)
+    layers = [*variables[:2], dict(kw.get("vars") or {}), *variables[2:]] if kw.get("vars") else list(variables)
     templar = Templar(_layers(*layers))
     try:
         loop = kw.get("loop", kw.get("with_items"))
@@ -346,8 +450,11 @@ def run_task(
             result = _run_single(task, templar, layers, host_name, conn, check, play, base_dir, sleep)
             return _finish(task, result, None)
         items = templar.template(loop)
-        if "with_items" in kw and isinstance(items, list):
-            items = [y for x in items for y in (x if isinstance(x, list) else [x])]
+        if "with_items" in kw:
+            if isinstance(items, str):  # with_items: "text" is one item
+                items = [items]
+            if isinstance(items, list):
+                items = [y for x in items for y in (x if isinstance(x, list) else [x])]
         if not isinstance(items, list):
             return _finish(
                 task, ModuleResult(failed=True, msg=f"loop must be a list, got {type(items).__name__}"), None
@@ -357,30 +464,37 @@ def run_task(
     control = kw.get("loop_control") or {}
     loop_var = str(control.get("loop_var", "item"))
     results: list[ModuleResult] = []
+    loop_facts: dict[str, Any] = {}  # set_fact in a loop: each item sees the facts set by the ones before
     for index, item in enumerate(items):
         item_vars: dict[str, Any] = {loop_var: item, "ansible_loop_var": loop_var}
         if control.get("index_var"):
             item_vars[str(control["index_var"])] = index
-        item_layers = [item_vars, *layers] if not layers else [layers[0], item_vars, *layers[1:]]
+        item_layers = [item_vars, *layers] if not layers else [layers[0], item_vars, loop_facts, *layers[1:]]
         item_templar = Templar(_layers(*item_layers))
         try:
             one = _run_single(task, item_templar, item_layers, host_name, conn, check, play, base_dir, sleep)
         except TemplateError as exc:
             one = ModuleResult(failed=True, msg=str(exc))
         one.data[loop_var] = item
+        if one.facts and not one.failed:
+            loop_facts.update(one.facts)
         results.append(one)
         if control.get("pause"):
             sleep(float(control["pause"]))
-    return _finish(task, _merge_items(results), results)
+    merged = _merge_items(results)
+    merged.facts = dict(loop_facts) or None
+    return _finish(task, merged, results)
 
 
 def _merge_items(results: list[ModuleResult]) -> ModuleResult:
+    if not results:  # Ansible: an empty loop is skipped
+        return ModuleResult(skipped=True, msg="No items in the list", data={"skipped_reason": "No items in the list"})
     failed = [r for r in results if r.failed]
     merged = ModuleResult(
         changed=any(r.changed for r in results),
         failed=bool(failed),
-        skipped=bool(results) and all(r.skipped for r in results),
-        msg=failed[0].msg if failed else "All items completed",
+        skipped=all(r.skipped for r in results),
+        msg="One or more items failed" if failed else "All items completed",
     )
     if failed:
         merged.command, merged.rc, merged.tail = failed[0].command, failed[0].rc, failed[0].tail
@@ -402,7 +516,7 @@ def _keyword_truth(templar: Templar, value: Any) -> bool:
         return bool(value)
     if isinstance(value, str) and "{{" not in value and "{%" not in value:
         return _truthy_keyword(value)
-    return templar.truth(value)
+    return _truthy_keyword(templar.template(value))
 
 
 def _truthy_keyword(value: Any) -> bool:
@@ -446,26 +560,35 @@ def _run_single(
         timeout=float(templar.template(kw["timeout"])) if kw.get("timeout") else None,
     )
     until = kw.get("until")
-    retries = int(templar.template(kw.get("retries", 3))) if until is not None else 0
+    # Ansible's count: one run plus `retries` (3 when only `until` is given); `retries` alone retries until
+    # the task does not fail; `attempts` is the run's number, and retries - 1 ... as Ansible reports when all fail
+    total = 1
+    if kw.get("retries") is not None:
+        total += max(0, int(templar.template(kw["retries"])))
+    elif until is not None:
+        total += 3
     delay = float(templar.template(kw.get("delay", 5)))
     register = kw.get("register")
     attempt = 0
     while True:
         attempt += 1
         result = _call(spec, ctx, args)
+        if total > 1:
+            result.data["attempts"] = attempt
         result = _apply_conditions(task, result, templar, layers, register)
-        if until is None or result.skipped:
+        if total <= 1 or result.skipped:
             return result
         check_vars = {register: result.as_var()} if register else {}
         try:
-            done = Templar(_layers(*layers[:1], check_vars, *layers[1:])).truth(until)
+            judge = Templar(_layers(*layers[:1], check_vars, *layers[1:]))
+            done = judge.truth(until) if until is not None else not result.failed
         except TemplateError as exc:
             return ModuleResult(failed=True, msg=f"until: {exc}")
-        result.data["attempts"] = attempt
         if done:
             return result
-        if attempt > retries:
+        if attempt >= total:
             result.failed = True
+            result.data["attempts"] = total - 1
             result.msg = f"still not done after {attempt} attempts: {result.msg}".rstrip(": ")
             return result
         sleep(delay)
@@ -531,8 +654,10 @@ def parse_extra_vars(items: list[str]) -> dict[str, Any]:
             try:
                 text = path.read_text(encoding="utf-8")
             except OSError as exc:
-                raise PlaybookError(f"-e {item}: cannot read {path}: {exc.strerror}",
-                                    "give the path of a YAML or JSON file of variables") from None
+                raise PlaybookError(
+                    f"-e {item}: cannot read {path}: {exc.strerror}",
+                    "give the path of a YAML or JSON file of variables",
+                ) from None
             except UnicodeDecodeError:
                 raise PlaybookError(f"-e {item}: {path} is not UTF-8 text", "give a YAML or JSON file") from None
         if text.startswith("{") or "\n" in text or item.startswith("@"):

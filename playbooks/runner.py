@@ -8,7 +8,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +57,7 @@ class TaskResult:
     tail: str = ""
     items: int = 0
     hint: str = ""
+    changed: bool = False  # also for a failed task (an ignored failure that changed counts as changed)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -132,6 +133,8 @@ def run_playbook(
     connect_timeout: float = 10.0,
     connector: Callable[[Host], Connection] | None = None,
     progress_after: float = 5.0,
+    tags: Sequence[str] = (),
+    skip_tags: Sequence[str] = (),
 ) -> RunResult:
     """Run a playbook (built-in name, path, or parsed) against the inventory's hosts.
 
@@ -139,6 +142,7 @@ def run_playbook(
     known_hosts / runs_dir default to INFPROV_HOME/known_hosts and INFPROV_HOME/runs.
     expected_host_keys: per host name, fingerprints a first-seen host key must match (e.g. from EC2 console output).
     connector: makes a connection for a host (tests inject fakes); default SSH via Fabric with pinned keys.
+    tags / skip_tags: as ansible-playbook's --tags / --skip-tags (comma-separated values are split).
     Raises PlaybookError for a playbook that cannot run; host failures are in the result, never raised.
     """
     start = time.monotonic()
@@ -155,6 +159,8 @@ def run_playbook(
             )
 
     run = _Run(book, inv, allowed, dict(extra_vars or {}), check, forks, on_event, connector, progress_after)
+    run.only_tags = {t.strip() for item in tags for t in str(item).split(",") if t.strip()}
+    run.skip_tags = {t.strip() for item in skip_tags for t in str(item).split(",") if t.strip()}
     try:
         log_dir = runs_dir or paths.runs_dir()
         log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -245,6 +251,11 @@ class _Run:
         self._ticker = threading.Thread(target=self._tick, name="infprov-progress", daemon=True)
         # the inventory is outside data: its values are templates (as in Ansible) but may not call lookups
         self._magic_hostvars = {h.name: untrusted(inv.host_vars(h)) for h in inv.hosts}
+        self._hostvars = _HostVars(self)  # hostvars[other]: its inventory vars, set_fact and registered values
+        self._play_all: list[str] = []
+        self._play_name = ""
+        self.only_tags: set[str] = set()
+        self.skip_tags: set[str] = set()
         self.redact = _Redactor()  # learns each task's secret values (the -e ones included) before it logs
 
     # ------------------------------------------------------------ orchestration
@@ -261,13 +272,91 @@ class _Run:
                     self.registered[h.name] = {}
             live = [h for h in hosts if not self.states[h.name].dead]
             name = play.name or play.hosts
+            self._play_all = [h.name for h in hosts]
+            self._play_name = play.name
             if not live:
                 self._emit(Event("no_hosts", play=name))
                 continue
             self._emit(Event("play", play=name, hosts=tuple(h.name for h in live)))
             workers = max(1, min(self.forks or len(live), len(live)))
+            states = [self.states[h.name] for h in live]
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="infprov-host") as pool:
-                list(pool.map(lambda h, p=play: self._run_play_on(p, self.states[h.name]), live))
+                if play.strategy == "free":
+                    list(pool.map(lambda st, p=play: self._free_play_on(p, st), states))
+                else:
+                    self._linear(play, states, pool)
+            if all(st.dead for st in states):
+                # as ansible-playbook: when every host of a play has failed, the playbook stops here
+                break
+
+    def _selected(self, task: Task) -> bool:
+        """Ansible's tag rules: --tags (default `all`), --skip-tags, and the special `always`/`never`."""
+        tags = set(task.tags)
+        only = self.only_tags or {"all"}
+        run = False
+        if (
+            "always" in tags
+            or "all" in only
+            and "never" not in tags
+            or tags & only
+            or "tagged" in only
+            and tags
+            and "never" not in tags
+            or "untagged" in only
+            and not tags
+        ):
+            run = True
+        if run and self.skip_tags:
+            if "all" in self.skip_tags:
+                if "always" not in tags or "always" in self.skip_tags:
+                    run = False
+            elif (
+                tags & self.skip_tags
+                or "tagged" in self.skip_tags
+                and tags
+                or "untagged" in self.skip_tags
+                and not tags
+            ):
+                run = False
+        return run
+
+    def _linear(self, play: Play, states: list[_HostState], pool: ThreadPoolExecutor) -> None:
+        """Each task on every live host before the next task; handlers flush after each section."""
+        notified: dict[str, list[str]] = {st.host.name: [] for st in states}
+        for section in play.sections or (play.tasks,):
+            for task in section:
+                if not self._selected(task):
+                    continue
+                active = [st for st in states if not st.dead]
+                if not active:
+                    return
+                outcomes = list(pool.map(lambda st, t=task: (st, self._task(play, t, st)), active))
+                for st, outcome in outcomes:
+                    _note(notified[st.host.name], task, outcome, st)
+            for handler in play.handlers:
+                wanted = [st for st in states if not st.dead and handler.name in notified[st.host.name]]
+                if wanted:
+                    list(pool.map(lambda st, t=handler: self._task(play, t, st), wanted))
+            for names in notified.values():
+                names.clear()
+
+    def _free_play_on(self, play: Play, state: _HostState) -> None:
+        """strategy: free: this host goes through the play at its own pace."""
+        notified: list[str] = []
+        for section in play.sections or (play.tasks,):
+            for task in section:
+                if not self._selected(task):
+                    continue
+                outcome = self._task(play, task, state)
+                if outcome is None or state.dead:
+                    return
+                _note(notified, task, outcome, state)
+            for handler in play.handlers:
+                if handler.name in notified:
+                    outcome = self._task(play, handler, state)
+                    if outcome is None or state.dead:
+                        return
+            notified.clear()
 
     def close(self) -> None:
         self._stop.set()
@@ -277,22 +366,6 @@ class _Run:
             if state.conn is not None:
                 with contextlib.suppress(Exception):  # closing must never hide the run's result
                     state.conn.close()
-
-    def _run_play_on(self, play: Play, state: _HostState) -> None:
-        notified: list[str] = []
-        for task in play.tasks:
-            outcome = self._task(play, task, state)
-            if outcome is None or state.dead:
-                return
-            if outcome.result.changed and not outcome.result.failed:
-                for name in _as_list(task.keywords.get("notify")):
-                    if name not in notified:
-                        notified.append(name)
-        for handler in play.handlers:
-            if handler.name in notified:
-                outcome = self._task(play, handler, state)
-                if outcome is None or state.dead:
-                    return
 
     def _task(self, play: Play, task: Task, state: _HostState) -> TaskOutcome | None:
         host = state.host
@@ -367,6 +440,7 @@ class _Run:
             rc=res.rc,
             tail="" if no_log else res.tail,
             items=outcome.items,
+            changed=res.changed,
         )
         self._record(play_name, task, state, tr, outcome if not no_log else None)
         if res.failed and not outcome.ignored:
@@ -380,15 +454,24 @@ class _Run:
 
     def _variables(self, play: Play, state: _HostState) -> list[Mapping[str, Any]]:
         host = state.host
+        play_hosts = [n for n in self._play_all if not self.states[n].dead] if self._play_all else []
         magic = {
             "inventory_hostname": host.name,
             "inventory_hostname_short": host.name.split(".")[0],
             "groups": self.inv.groups(),
             "group_names": [host.cluster],
-            "hostvars": self._magic_hostvars,
+            "hostvars": self._hostvars,
             "playbook_dir": str(self.book.base_dir),
             "ansible_check_mode": self.check,
-            "ansible_play_hosts": list(self.seen_hosts),
+            "ansible_diff_mode": False,
+            "ansible_play_hosts": play_hosts,
+            "ansible_play_batch": play_hosts,
+            "play_hosts": play_hosts,
+            "ansible_play_hosts_all": list(self._play_all),
+            "ansible_play_name": self._play_name,
+            "ansible_run_tags": sorted(self.only_tags or {"all"}),
+            "ansible_skip_tags": sorted(self.skip_tags),
+            "ansible_version": dict(ANSIBLE_VERSION),
             "ansible_facts": {},
         }
         inventory_vars = self._magic_hostvars.get(host.name) or untrusted(host.vars())
@@ -399,14 +482,17 @@ class _Run:
         self, play: str, task: Task, state: _HostState, tr: TaskResult, outcome: TaskOutcome | None = None
     ) -> None:
         r = self.redact
-        tr = dataclasses.replace(tr, task=r(tr.task), msg=r(tr.msg), tail=r(tr.tail),
-                                 command=r(tr.command) if tr.command else tr.command)
+        tr = dataclasses.replace(
+            tr, task=r(tr.task), msg=r(tr.msg), tail=r(tr.tail), command=r(tr.command) if tr.command else tr.command
+        )
         with self._lock:
             stats = self.stats[state.host.name]
             if tr.status == "unreachable":
                 stats.unreachable += 1
-            elif tr.status == "failed" and tr.ignored:
+            elif tr.status == "failed" and tr.ignored:  # Ansible counts an ignored failure as ok (and changed) too
                 stats.ignored += 1
+                stats.ok += 1
+                stats.changed += int(tr.changed)
             elif tr.status == "failed":
                 stats.failed += 1
             elif tr.status == "skipped":
@@ -494,6 +580,47 @@ class _Redactor:
             if value in text:
                 text = text.replace(value, MASK)
         return text
+
+
+# The ansible-core release this engine is compared against (tests/test_ansible_diff.py)
+ANSIBLE_VERSION = {"full": "2.19.14", "major": 2, "minor": 19, "revision": 14, "string": "2.19.14"}
+
+
+class _HostVars(Mapping[str, Any]):
+    """`hostvars`: per host, -e values, its set_fact/registered values and its inventory variables."""
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+
+    def __getitem__(self, name: str) -> Any:
+        run = self._run
+        if name not in run._magic_hostvars:
+            raise KeyError(name)
+        state = run.states.get(name)
+        facts = dict(state.facts) if state is not None else {}
+        inventory_vars = run._magic_hostvars[name]
+        host = next(h for h in run.inv.hosts if h.name == name)
+        magic = {
+            "inventory_hostname": name,
+            "inventory_hostname_short": name.split(".")[0],
+            "group_names": [host.cluster],
+        }
+        return LazyVars([run.extra, facts, inventory_vars, untrusted(magic)])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._run._magic_hostvars)
+
+    def __len__(self) -> int:
+        return len(self._run._magic_hostvars)
+
+
+def _note(notified: list[str], task: Task, outcome: TaskOutcome | None, state: _HostState) -> None:
+    """Remember the handlers a changed task notifies (in the order first notified)."""
+    if outcome is None or state.dead or not outcome.result.changed or outcome.result.failed:
+        return
+    for name in _as_list(task.keywords.get("notify")):
+        if name not in notified:
+            notified.append(name)
 
 
 class _NoConnection:

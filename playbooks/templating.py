@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
+import itertools
 import json
+import math
 import os
+import posixpath
 import re
 import secrets
 import shlex
+import subprocess
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -16,6 +21,8 @@ from typing import Any
 
 import jinja2
 import jinja2.nativetypes
+import jinja2.nodes
+import jinja2.runtime
 import jinja2.sandbox
 import yaml
 
@@ -109,29 +116,189 @@ def _result_failed(r: Any) -> bool:
     return isinstance(r, Mapping) and bool(r.get("failed"))
 
 
+def _flatten(value: Any, levels: int | None = None, skip_nulls: bool = True) -> list[Any]:
+    """Every level (or `levels` of them); None, 'None' and 'null' dropped unless skip_nulls=False (as Ansible)."""
+    out: list[Any] = []
+    for element in value:
+        if skip_nulls and element in (None, "None", "null"):
+            continue
+        if isinstance(element, list | tuple):
+            if levels is None:
+                out.extend(_flatten(element, skip_nulls=skip_nulls))
+            elif levels >= 1:
+                out.extend(_flatten(element, levels=int(levels) - 1, skip_nulls=skip_nulls))
+            else:
+                out.append(element)
+        else:
+            out.append(element)
+    return out
+
+
+def _unique(values: Any) -> list[Any]:
+    out: list[Any] = []
+    for v in values:
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def _yaml(value: Any, indent: int | None = None, default_flow_style: bool | None = None) -> str:
+    """Ansible's to_yaml/to_nice_yaml: non-ASCII kept, keys sorted (yaml.dump's default)."""
+    return str(
+        yaml.safe_dump(_plain_data(value), allow_unicode=True, default_flow_style=default_flow_style, indent=indent)
+    )
+
+
+def _plain_data(value: Any) -> Any:
+    """Unsafe strings as plain str (yaml's safe dumper knows only the builtin types)."""
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {_plain_data(k): _plain_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_data(v) for v in value]
+    return value
+
+
+def _hash(value: Any, kind: str = "sha1") -> str:
+    try:
+        h = hashlib.new(kind)
+    except ValueError as exc:
+        raise TemplateError(f"hash: unknown hash type {kind!r}") from exc
+    h.update(str(value).encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def _split(value: Any, sep: str | None = None, maxsplit: int = -1) -> list[str]:
+    return str(value).split(sep, maxsplit)
+
+
+def _path_join(paths: Any) -> str:
+    if isinstance(paths, str):
+        return paths
+    return posixpath.join(*[str(p) for p in paths])
+
+
+@jinja2.pass_environment
+def _extract(env: jinja2.Environment, item: Any, container: Any, morekeys: Any = None) -> Any:
+    keys = [item] + (morekeys if isinstance(morekeys, list) else ([] if morekeys is None else [morekeys]))
+    value = container
+    for key in keys:
+        value = env.getitem(value, key)
+    return value
+
+
+def _regex_escape(value: Any, re_type: str = "python") -> str:
+    if re_type == "python":
+        return re.escape(str(value))
+    if re_type == "posix_basic":
+        return re.sub(r"([].[^$*\\])", r"\\\1", str(value))
+    raise TemplateError(f"regex_escape: re_type {re_type!r} is not supported")
+
+
+def _version_key(text: str) -> list[Any]:
+    """distutils' LooseVersion order: numbers as numbers, letters as text, dots dropped."""
+    parts = [p for p in re.split(r"(\d+|[a-z]+|\.)", str(text).lower()) if p and p != "."]
+    return [int(p) if p.isdigit() else p for p in parts]
+
+
+_VERSION_OPS = {
+    "==": "eq", "=": "eq", "eq": "eq", "<": "lt", "lt": "lt", "<=": "le", "le": "le",
+    ">": "gt", "gt": "gt", ">=": "ge", "ge": "ge", "!=": "ne", "<>": "ne", "ne": "ne",
+}  # fmt: skip
+
+
+def _version(value: Any, version: Any, operator: str = "eq", strict: Any = None, version_type: Any = None) -> bool:
+    if strict or version_type not in (None, "loose"):
+        raise TemplateError("the version test supports only loose comparison (no strict/version_type)")
+    if not value or not version:
+        raise TemplateError("the version test needs two non-empty versions")
+    op = _VERSION_OPS.get(str(operator))
+    if op is None:
+        raise TemplateError(f"version test: invalid operator {operator!r}")
+    a, b = _version_key(str(value)), _version_key(str(version))
+    try:
+        return {"eq": a == b, "ne": a != b, "lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[op]
+    except TypeError as exc:
+        raise TemplateError(f"version test: cannot compare {value!r} with {version!r}") from exc
+
+
+def _bool_strict(value: Any) -> bool:
+    """Ansible's `bool` filter: yes/on/true/1 and no/off/false/0 (any case); other values compare to 1."""
+    check = str(value).lower() if isinstance(value, str | int) else value
+    if check in ("yes", "on", "true", "1"):
+        return True
+    if check in ("no", "off", "false", "0"):
+        return False
+    return bool(check == 1)
+
+
+def _human_readable(size: Any, isbits: bool = False, unit: str | None = None) -> str:
+    if unit is not None or isbits:
+        raise TemplateError("human_readable: only the default form is supported")
+    num = float(size)
+    for suffix in ("Bytes", "KB", "MB", "GB", "TB", "PB", "EB", "ZB"):
+        limit = 1 << 10
+        if abs(num) < limit or suffix == "ZB":
+            return f"{num:.2f} {suffix}"
+        num /= limit
+    return f"{num:.2f} YB"
+
+
+def _comment(text: Any) -> str:
+    lines = str(text).split("\n")
+    return "#\n" + "\n".join("# " + ln if ln else "#" for ln in lines) + "\n#"
+
+
 FILTERS: dict[str, Any] = {
-    "bool": _bool,
-    "to_json": lambda v, **kw: json.dumps(v, **kw),
-    "to_nice_json": lambda v, indent=4: json.dumps(v, indent=indent, sort_keys=True),
+    "bool": _bool_strict,
+    "to_json": lambda v, **kw: json.dumps(_plain_data(v), **kw),
+    "to_nice_json": lambda v, indent=4, **kw: json.dumps(
+        _plain_data(v), indent=indent, sort_keys=True, separators=(",", ": "), **kw
+    ),
     "from_json": json.loads,
-    "to_yaml": lambda v: yaml.safe_dump(v, default_flow_style=None),
-    "to_nice_yaml": lambda v: yaml.safe_dump(v, default_flow_style=False),
+    "to_yaml": lambda v, **kw: _yaml(v, **kw),
+    "to_nice_yaml": lambda v, indent=4, **kw: _yaml(v, indent=indent, default_flow_style=False),
     "from_yaml": lambda v: plain(load_text(str(v))),  # alias bombs in host output are refused
-    "regex_replace": lambda v, p, r="", ignorecase=False: re.sub(p, r, str(v), flags=re.I if ignorecase else 0),
+    "regex_replace": lambda v, p, r="", ignorecase=False, count=0: re.sub(
+        p, r, str(v), count=count, flags=re.I if ignorecase else 0
+    ),
     "regex_search": _regex_search,
-    "regex_findall": lambda v, p: re.findall(p, str(v)),
-    "basename": lambda v: os.path.basename(str(v)),
-    "dirname": lambda v: os.path.dirname(str(v)),
+    "regex_findall": lambda v, p, ignorecase=False: re.findall(p, str(v), re.I if ignorecase else 0),
+    "regex_escape": _regex_escape,
+    "basename": lambda v: posixpath.basename(str(v)),
+    "dirname": lambda v: posixpath.dirname(str(v)),
+    "splitext": lambda v: list(posixpath.splitext(str(v))),
+    "path_join": _path_join,
     "b64encode": lambda v: base64.b64encode(str(v).encode()).decode(),
     "b64decode": lambda v: base64.b64decode(str(v)).decode(),
     "quote": lambda v: shlex.quote(str(v)),
     "mandatory": _mandatory,
     "ternary": _ternary,
     "combine": _combine,
-    "dict2items": lambda d: [{"key": k, "value": v} for k, v in d.items()],
-    "items2dict": lambda items: {i["key"]: i["value"] for i in items},
-    "flatten": lambda v: [y for x in v for y in (x if isinstance(x, list) else [x])],
-    "type_debug": lambda v: type(v).__name__,
+    "dict2items": lambda d, key_name="key", value_name="value": [{key_name: k, value_name: v} for k, v in d.items()],
+    "items2dict": lambda items, key_name="key", value_name="value": {i[key_name]: i[value_name] for i in items},
+    "flatten": _flatten,
+    "type_debug": lambda v: {"Unsafe": "str"}.get(type(v).__name__, type(v).__name__),
+    "unique": lambda v: _unique(v),
+    "union": lambda a, b: _unique([*a, *b]),
+    "intersect": lambda a, b: _unique([x for x in a if x in b]),
+    "difference": lambda a, b: _unique([x for x in a if x not in b]),
+    "symmetric_difference": lambda a, b: _unique([x for x in [*a, *b] if (x in a) != (x in b)]),
+    "zip": lambda *lists: [list(t) for t in zip(*lists, strict=False)],
+    "zip_longest": lambda *lists, fillvalue=None: [list(t) for t in itertools.zip_longest(*lists, fillvalue=fillvalue)],
+    "product": lambda *lists: [list(t) for t in itertools.product(*lists)],
+    "split": _split,
+    "hash": _hash,
+    "md5": lambda v: _hash(v, "md5"),
+    "sha1": lambda v: _hash(v, "sha1"),
+    "checksum": lambda v: _hash(v, "sha1"),
+    "extract": _extract,
+    "human_readable": _human_readable,
+    "comment": _comment,
+    "log": lambda x, base=math.e: math.log10(x) if base == 10 else math.log(x, base),
+    "pow": lambda x, y: math.pow(x, y),
+    "root": lambda x, base=2: math.sqrt(x) if base == 2 else math.pow(x, 1.0 / float(base)),
 }
 
 TESTS: dict[str, Any] = {
@@ -139,12 +306,38 @@ TESTS: dict[str, Any] = {
     "failure": _result_failed,
     "succeeded": lambda r: not _result_failed(r),
     "success": lambda r: not _result_failed(r),
+    "successful": lambda r: not _result_failed(r),
     "changed": lambda r: isinstance(r, Mapping) and bool(r.get("changed")),
+    "change": lambda r: isinstance(r, Mapping) and bool(r.get("changed")),
     "skipped": lambda r: isinstance(r, Mapping) and bool(r.get("skipped")),
-    "match": lambda v, p: re.match(p, str(v)) is not None,
-    "search": lambda v, p: re.search(p, str(v)) is not None,
-    "regex": lambda v, p: re.search(p, str(v)) is not None,
+    "skip": lambda r: isinstance(r, Mapping) and bool(r.get("skipped")),
+    "match": lambda v, p, ignorecase=False, multiline=False: (
+        re.match(p, str(v), _re_flags(ignorecase, multiline)) is not None
+    ),
+    "search": lambda v, p, ignorecase=False, multiline=False: (
+        re.search(p, str(v), _re_flags(ignorecase, multiline)) is not None
+    ),
+    "regex": lambda v, p, ignorecase=False, multiline=False, match_type="search": (
+        getattr(re, match_type)(p, str(v), _re_flags(ignorecase, multiline)) is not None
+    ),
+    "version": _version,
+    "version_compare": _version,
+    "subset": lambda a, b: set(a) <= set(b),
+    "issubset": lambda a, b: set(a) <= set(b),
+    "superset": lambda a, b: set(a) >= set(b),
+    "issuperset": lambda a, b: set(a) >= set(b),
+    "contains": lambda seq, value: value in seq,
+    "any": any,
+    "all": all,
+    "truthy": lambda v, convert_bool=False: bool(_bool(v) if convert_bool else v),
+    "falsy": lambda v, convert_bool=False: not (_bool(v) if convert_bool else v),
+    "abs": lambda p: posixpath.isabs(str(p)),
+    "is_abs": lambda p: posixpath.isabs(str(p)),
 }
+
+
+def _re_flags(ignorecase: bool, multiline: bool) -> int:
+    return (re.I if ignorecase else 0) | (re.M if multiline else 0)
 
 
 # Lookups read the controller's files and environment (INFPROV_HOME holds private keys), so only
@@ -161,44 +354,148 @@ def untrusted(layer: Mapping[str, Any]) -> Mapping[str, Any]:
     return layer if isinstance(layer, _Untrusted) else _Untrusted(layer)
 
 
-def _lookup(kind: str, *terms: str, default: Any = None) -> Any:
-    """Control-side lookups: `env` and `file` (what a provisioning playbook reads locally)."""
+LOOKUPS = ("env", "file", "pipe", "lines", "items", "list", "dict")
+
+
+@jinja2.pass_context
+def _lookup(context: jinja2.runtime.Context, kind: str, *terms: Any, **options: Any) -> Any:
+    """lookup(): Ansible's result shape (one value, or the values joined by commas when they are text)."""
+    values = _run_lookup(context, kind, terms, options)
+    if options.get("wantlist"):
+        return values
+    if values and all(isinstance(v, str) for v in values):
+        return ",".join(values)
+    return values[0] if len(values) == 1 else values
+
+
+@jinja2.pass_context
+def _query(context: jinja2.runtime.Context, kind: str, *terms: Any, **options: Any) -> list[Any]:
+    """query() / q(): always a list."""
+    return _run_lookup(context, kind, terms, options)
+
+
+def _run_lookup(
+    context: jinja2.runtime.Context, kind: str, terms: tuple[Any, ...], options: dict[str, Any]
+) -> list[Any]:
+    """Control-side lookups (what a provisioning playbook reads locally); never from inventory or -e values."""
     if getattr(_lookups, "denied", 0):
         raise TemplateError(
             f"lookup({kind!r}) is only allowed in the playbook itself, not in inventory or -e values "
             "(it reads the controller's files and environment)"
         )
+    kind = kind.removeprefix("ansible.builtin.")
+    options = {k: v for k, v in options.items() if k != "wantlist"}
+    base = Path(str(context.resolve("playbook_dir") or "."))
     values: list[Any] = []
+    if kind in ("items", "list", "dict"):
+        if options:
+            raise TemplateError(f"lookup({kind!r}) takes no options here: {sorted(options)}")
+        if kind == "items":
+            return [y for x in terms for y in (x if isinstance(x, list) else [x])]
+        if kind == "list":
+            return [y for x in terms for y in (x if isinstance(x, list) else [x])] if len(terms) == 1 else list(terms)
+        return [{"key": k, "value": v} for d in terms for k, v in dict(d).items()]
     for term in terms:
         if kind == "env":
-            values.append(os.environ.get(term, default if default is not None else ""))
+            default = options.get("default", "")
+            values.append(os.environ.get(str(term), default))
         elif kind == "file":
-            values.append(Path(term).expanduser().read_text().rstrip("\n"))
+            path = Path(str(term)).expanduser()
+            found = [path] if path.is_absolute() else [base / "files" / path, base / path]
+            hit = next((c for c in found if c.is_file()), None)
+            if hit is None:
+                raise TemplateError(
+                    f"lookup('file'): could not find {term!r} (looked in the playbook's files/ and its folder)"
+                )
+            text = hit.read_text(encoding="utf-8")
+            values.append(text.rstrip("\n") if options.get("rstrip", True) else text)
+        elif kind in ("pipe", "lines"):
+            proc = subprocess.run(str(term), shell=True, cwd=base, capture_output=True, stdin=subprocess.DEVNULL)  # noqa: S602
+            if proc.returncode != 0:
+                raise TemplateError(f"lookup({kind!r}): {term!r} returned {proc.returncode}")
+            out = proc.stdout.decode("utf-8", "replace")
+            values.extend([out.rstrip()] if kind == "pipe" else out.splitlines())
         else:
-            raise TemplateError(f"lookup plugin {kind!r} is not supported (only 'env' and 'file')")
-    return ",".join(map(str, values)) if len(values) != 1 else values[0]
+            raise TemplateError(f"lookup plugin {kind!r} is not supported (only {', '.join(LOOKUPS)})")
+    return values
+
+
+class _Undefined(jinja2.StrictUndefined):
+    """StrictUndefined whose attributes and items are undefined too, so `x.y | default(z)` works (as Ansible)."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self
+
+    def __getitem__(self, key: Any) -> Any:
+        return self
+
+
+def _finalize(value: Any) -> Any:
+    """None renders as an empty string inside text (as Ansible renders it)."""
+    return "" if value is None else value
 
 
 def _setup(env: jinja2.Environment) -> jinja2.Environment:
     env.filters.update(FILTERS)
     env.tests.update(TESTS)
     env.globals["lookup"] = _lookup
+    env.globals["query"] = _query
+    env.globals["q"] = _query
     env.globals["omit"] = OMIT
     return env
+
+
+class _Text(str):
+    """Text an expression produced at run time (a variable, a filter's result): never parsed as a literal."""
+
+
+def _mark_text(value: Any) -> Any:
+    return _Text(value) if type(value) is str else value
+
+
+def _native_concat(parts: Any) -> Any:
+    """A lone expression keeps its value's type. Text it produced stays text, as in ansible-core 2.19 (a
+    JSON string from to_nice_json is not turned into a dict); only constants Jinja folded into their repr
+    at compile time are read back as the values they were."""
+    items = list(parts)
+    if len(items) == 1 and isinstance(items[0], str) and type(items[0]) is not str:
+        return str(items[0]) if isinstance(items[0], _Text) else items[0]
+    return jinja2.nativetypes.native_concat(items)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_lone(source: str) -> bool:
+    """One `{{ expression }}` and nothing else, even when the expression holds `}}` (a dict literal)."""
+    if not (source.startswith("{{") and source.endswith("}}")):
+        return False
+    try:
+        body = _TEXT_ENV.parse(source).body
+    except jinja2.TemplateSyntaxError:
+        return False
+    return (
+        len(body) == 1
+        and isinstance(body[0], jinja2.nodes.Output)
+        and len(body[0].nodes) == 1
+        and not isinstance(body[0].nodes[0], jinja2.nodes.TemplateData)
+    )
 
 
 class _NativeSandbox(jinja2.sandbox.SandboxedEnvironment):
     """NativeEnvironment's typed results inside the sandbox (no `__globals__`, no unsafe attributes)."""
 
     code_generator_class = jinja2.nativetypes.NativeCodeGenerator
-    concat = staticmethod(jinja2.nativetypes.native_concat)  # type: ignore[assignment]
+    concat = staticmethod(lambda parts: _native_concat(parts))
 
 
 _Sandbox = jinja2.sandbox.SandboxedEnvironment
-_TEXT_ENV = _setup(_Sandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=True))
-_NATIVE_ENV = _setup(_NativeSandbox(undefined=jinja2.StrictUndefined))
+_TEXT_ENV = _setup(_Sandbox(undefined=_Undefined, keep_trailing_newline=True, finalize=_finalize))
+_NATIVE_ENV = _setup(_NativeSandbox(undefined=_Undefined, finalize=_mark_text))
 # The template module renders files as Ansible does: trim_blocks on, the file's last newline kept.
-_FILE_ENV = _setup(_Sandbox(undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True))
+_FILE_ENV = _setup(_Sandbox(undefined=_Undefined, trim_blocks=True, keep_trailing_newline=True, finalize=_finalize))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -287,15 +584,14 @@ class Templar:
         return value
 
     def _string(self, source: str) -> Any:
-        lone = _LONE.match(source)
-        native = lone is not None
+        native = _LONE.match(source) is not None or _is_lone(source)
         try:
             tmpl = _compile(source, native)
             ctx = tmpl.new_context(self.vars, shared=True)  # type: ignore[arg-type]
             parts = tmpl.root_render_func(ctx)
             if not native:
                 return Unsafe("".join(str(p) for p in parts))
-            value = jinja2.nativetypes.native_concat(parts)
+            value = _native_concat(parts)
             if isinstance(value, jinja2.Undefined):
                 value._fail_with_undefined_error()
             return unsafe(value)
@@ -328,19 +624,41 @@ class Templar:
             raise TemplateError(f"{name}: {type(exc).__name__}: {exc}") from None
 
     def evaluate(self, expr: Any) -> Any:
-        """A bare expression as `when`/`until` write it (no braces); braces are tolerated like Ansible."""
+        """A bare expression as `when`/`until` write it (no braces); a whole `{{ }}` that yields text is taken
+        as the expression (ansible-core 2.19's rule for conditionals)."""
         if isinstance(expr, bool | int | float) or expr is None:
             return expr
         if isinstance(expr, Unsafe):  # data (host output, a templating result) is a value, never an expression
-            return _bool(expr)
+            raise TemplateError(
+                f"conditional {str(expr)!r} is data (not written in the playbook); it cannot be evaluated"
+            )
         text = str(expr).strip()
+        if not text:
+            raise TemplateError("Empty conditional expressions are not allowed.")
         if has_template(text):
             value = self.template(text)
-            return value if not isinstance(value, str) else _bool(value)
+            if not isinstance(value, str):
+                return value
+            text = str(value).strip()
         return self._string("{{ " + text + " }}")
 
     def truth(self, expr: Any) -> bool:
+        """A conditional (when, until, changed_when, failed_when, assert): its result must be a boolean, as in
+        ansible-core 2.19; a string, number, list or None is an error rather than a guess."""
+        if isinstance(expr, bool):
+            return expr
+        if not isinstance(expr, str):
+            raise TemplateError(f"Conditional expressions must be strings, not {type(expr).__name__} ({expr!r}).")
         value = self.evaluate(expr)
-        if isinstance(value, str):
-            return _bool(value)
-        return bool(value)
+        if isinstance(value, bool):
+            return value
+        kind = {"Unsafe": "str", "NoneType": "NoneType"}.get(type(value).__name__, type(value).__name__)
+        raise TemplateError(
+            f"Conditional result ({bool(value)}) was derived from value of type {kind!r} ({str(expr)!r}). "
+            "Conditionals must have a boolean result."
+        )
+
+
+def template_env(*, file: bool = False) -> jinja2.Environment:
+    """The environment templates are parsed with (the pre-run check walks their syntax trees)."""
+    return _FILE_ENV if file else _TEXT_ENV

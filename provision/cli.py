@@ -535,6 +535,8 @@ def play(
     inventory: str | None = typer.Option(
         None, "--inventory", help="Inventory file (default: INFPROV_HOME/inventory.yml)."
     ),
+    tags: list[str] = typer.Option([], "--tags", "-t", help="Only tasks with these tags (comma-separated)."),
+    skip_tags: list[str] = typer.Option([], "--skip-tags", help="Leave out tasks with these tags (comma-separated)."),
 ) -> None:
     """Run a playbook over SSH against the inventory's hosts, in parallel, with Ansible's recap."""
     from infprov.floor import paths
@@ -569,7 +571,7 @@ def play(
 
     result = run_playbook(
         book, inv, limit=limit, extra_vars=variables, check=check, forks=forks, on_event=show,
-        known_hosts=paths.known_hosts(), runs_dir=paths.runs_dir(),
+        known_hosts=paths.known_hosts(), runs_dir=paths.runs_dir(), tags=tags, skip_tags=skip_tags,
     )  # fmt: skip
     if json_out:
         ui.emit_json(result.to_dict())

@@ -27,8 +27,8 @@ def home(infprov_home: Path, tmp_path: Path) -> Path:
     infprov_home.mkdir(mode=0o700)
     (infprov_home / "inventory.yml").write_text(INVENTORY)
     (tmp_path / "a-file").write_text("x")
-    (tmp_path / "bad.yml").write_text("- hosts: all\n  tasks:\n    - nosuchmodule: {}\n")
-    (tmp_path / "broken.yml").write_text("- hosts: all\n  tasks: [\n")
+    (tmp_path / "bad.yml").write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - nosuchmodule: {}\n")
+    (tmp_path / "broken.yml").write_text("- hosts: all\n  gather_facts: false\n  tasks: [\n")
     (tmp_path / "bad-inventory.yml").write_text("all:\n  children:\n    x: [1, 2\n")
     (tmp_path / "latin1.yml").write_bytes(b"all:\n  vars: {name: caf\xe9}\n")
     return infprov_home

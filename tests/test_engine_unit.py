@@ -125,43 +125,43 @@ def run_local(
 # ---------------------------------------------------------------- parsing: errors name the file, the task and the word
 def test_unknown_module_is_named_with_file_line_and_task(tmp_path: Path) -> None:
     text = (
-        "- hosts: all\n  tasks:\n    - name: first\n      debug: msg=hi\n"
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: first\n      debug: msg=hi\n"
         "    - name: build it\n      ansible.builtin.shel: make\n"
     )
     with pytest.raises(PlaybookError) as err:
         parse_playbook(text, tmp_path / "site.yml")
     msg = err.value.message
-    assert f"{tmp_path / 'site.yml'}:6" in msg
+    assert f"{tmp_path / 'site.yml'}:7" in msg
     assert "'build it'" in msg and "'ansible.builtin.shel'" in msg
     assert err.value.exit_code == 2
 
 
 def test_unknown_keyword_and_unknown_argument(tmp_path: Path) -> None:
-    with pytest.raises(PlaybookError, match=r"book.yml:4: task 'x': unknown module or keyword 'delegate_to'"):
+    with pytest.raises(PlaybookError, match=r"book.yml:5: task 'x': unknown module or keyword 'delegate_to'"):
         parse_playbook(
-            "- hosts: all\n  tasks:\n    - name: x\n      delegate_to: localhost\n      debug: msg=a\n",
+            "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: x\n      delegate_to: localhost\n      debug: msg=a\n",  # noqa: E501
             tmp_path / "book.yml",
         )
     with pytest.raises(PlaybookError, match=r"module copy has no argument 'dst'"):
-        parse_playbook("- hosts: all\n  tasks:\n    - copy: {content: a, dst: /tmp/x}\n", tmp_path / "b.yml")
+        parse_playbook("- hosts: all\n  gather_facts: false\n  tasks:\n    - copy: {content: a, dst: /tmp/x}\n", tmp_path / "b.yml")  # noqa: E501
     with pytest.raises(PlaybookError, match=r"unknown play keyword 'roles'"):
-        parse_playbook("- hosts: all\n  roles: [x]\n", tmp_path / "b.yml")
+        parse_playbook("- hosts: all\n  gather_facts: false\n  roles: [x]\n", tmp_path / "b.yml")
     with pytest.raises(PlaybookError, match=r"more than one module"):
-        parse_playbook("- hosts: all\n  tasks:\n    - shell: a\n      command: b\n", tmp_path / "b.yml")
+        parse_playbook("- hosts: all\n  gather_facts: false\n  tasks:\n    - shell: a\n      command: b\n", tmp_path / "b.yml")  # noqa: E501
     with pytest.raises(PlaybookError, match=r"notifies 'restart'"):
-        parse_playbook("- hosts: all\n  tasks:\n    - shell: a\n      notify: restart\n", tmp_path / "b.yml")
+        parse_playbook("- hosts: all\n  gather_facts: false\n  tasks:\n    - shell: a\n      notify: restart\n", tmp_path / "b.yml")  # noqa: E501
     with pytest.raises(PlaybookError, match=r"has no `hosts`"):
         parse_playbook("- tasks: []\n", tmp_path / "b.yml")
 
 
 def test_yaml_syntax_error_points_at_the_line(tmp_path: Path) -> None:
-    with pytest.raises(PlaybookError, match=r"b.yml:4: not valid YAML: (did not find )?expected .,. or .\]."):
-        parse_playbook("- hosts: all\n  tasks:\n    - shell: [a\n    - debug: msg=x\n", tmp_path / "b.yml")
+    with pytest.raises(PlaybookError, match=r"b.yml:5: not valid YAML: (did not find )?expected .,. or .\]."):
+        parse_playbook("- hosts: all\n  gather_facts: false\n  tasks:\n    - shell: [a\n    - debug: msg=x\n", tmp_path / "b.yml")  # noqa: E501
 
 
 def test_free_form_and_key_value_arguments(tmp_path: Path) -> None:
     book = parse_playbook(
-        "- hosts: all\n  tasks:\n"
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
         "    - shell: make all creates=/opt/out chdir=/src\n"
         "    - copy: src=a.txt dest=/tmp/a.txt mode=0644\n"
         "    - command: echo hi\n      args: {removes: /tmp/flag}\n"
@@ -246,13 +246,14 @@ def test_copy_template_file_converge_and_check_mode(tmp_path: Path) -> None:
     out = tmp_path / "out"
     book = f"""
 - hosts: all
+  gather_facts: false
   vars: {{out: "{out}", n: 2}}
   tasks:
     - file: {{path: "{{{{ out }}}}/d", state: directory, mode: "0750"}}
     - copy: {{content: "hi\\n", dest: "{{{{ out }}}}/d/hi.txt", mode: "0600"}}
     - copy: {{src: app.conf, dest: "{{{{ out }}}}/d/"}}
     - template: {{src: motd.j2, dest: "{{{{ out }}}}/d/motd"}}
-    - file: {{path: "{{{{ out }}}}/d/link", src: "{{{{ out }}}}/d/hi.txt", state: link}}
+    - file: {{path: "{{{{ out }}}}/d/link", src: "{{{{ out }}}}/d/hi.txt", state: link, force: true}}
     - lineinfile: {{path: "{{{{ out }}}}/d/settings.ini", line: "b=2", create: true}}
     - file: {{path: "{{{{ out }}}}/gone", state: absent}}
 """
@@ -284,6 +285,7 @@ def test_edits_through_a_symlink_keep_the_content_clean(tmp_path: Path) -> None:
     (tmp_path / "link.conf").symlink_to(real)
     book = f"""
 - hosts: all
+  gather_facts: false
   tasks:
     - lineinfile: {{path: "{tmp_path}/link.conf", line: "host=a"}}
     - replace: {{path: "{tmp_path}/link.conf", regexp: "^port=1$", replace: "port=2"}}
@@ -333,7 +335,7 @@ def _keygen(path: Path) -> Path:
 
 def test_copy_in_check_mode_sends_no_write(tmp_path: Path) -> None:
     conn = ScriptedConnection([(0, "A\n")])  # stat: the file is absent
-    book = parse_playbook("- hosts: all\n  tasks:\n    - copy: {content: x, dest: /etc/x.conf}\n", tmp_path / "b.yml")
+    book = parse_playbook("- hosts: all\n  gather_facts: false\n  tasks:\n    - copy: {content: x, dest: /etc/x.conf}\n", tmp_path / "b.yml")  # noqa: E501
     play = book.plays[0]
     outcome = run_task(
         play.tasks[0], host_name="h", variables=[{}], conn=conn, check=True, play=play, base_dir=tmp_path
@@ -345,7 +347,7 @@ def test_copy_in_check_mode_sends_no_write(tmp_path: Path) -> None:
 def test_become_and_environment_wrap_the_command(tmp_path: Path) -> None:
     conn = ScriptedConnection([(0, "0\n")])
     book = parse_playbook(
-        "- hosts: all\n  become: true\n  environment: {A: '1'}\n  tasks:\n"
+        "- hosts: all\n  gather_facts: false\n  become: true\n  environment: {A: '1'}\n  tasks:\n"
         "    - command: id -u\n      become_user: postgres\n",
         tmp_path / "b.yml",
     )
@@ -358,6 +360,7 @@ def test_shell_creates_removes_and_failure_report(tmp_path: Path) -> None:
     marker = tmp_path / "made"
     book = f"""
 - hosts: all
+  gather_facts: false
   tasks:
     - shell: echo made > {marker}
       args: {{creates: "{marker}"}}
@@ -377,7 +380,7 @@ def test_shell_creates_removes_and_failure_report(tmp_path: Path) -> None:
     assert first.stats["h1"].ok == 3 and first.stats["h1"].failed == 1
     assert not any(t.task == "debug" for t in first.tasks), "a failed host stops at its failed task"
     second = run_local(tmp_path, book)
-    assert second.tasks[0].status == "ok" and "skipped, since" in second.tasks[0].msg
+    assert second.tasks[0].status == "ok" and "not run command since" in second.tasks[0].msg
     log = Path(str(first.log_path)).read_text()
     assert "exit code: 3" in log and "PLAY RECAP" in log
 
@@ -386,6 +389,7 @@ def test_when_loop_register_failed_when_ignore_errors(tmp_path: Path) -> None:
     out = tmp_path / "o"
     book = f"""
 - hosts: all
+  gather_facts: false
   vars: {{items_list: [a, b, c]}}
   tasks:
     - file: {{path: "{out}", state: directory}}
@@ -413,6 +417,7 @@ def test_until_retries_with_a_counter(tmp_path: Path) -> None:
     counter = tmp_path / "n"
     book = f"""
 - hosts: all
+  gather_facts: false
   tasks:
     - shell: n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; echo $n
       register: r
@@ -433,7 +438,7 @@ def test_until_retries_with_a_counter(tmp_path: Path) -> None:
 
 
 def test_undefined_variable_fails_the_task_not_the_run(tmp_path: Path) -> None:
-    result = run_local(tmp_path, "- hosts: all\n  tasks:\n    - debug: {msg: '{{ nope }}'}\n", hosts=2)
+    result = run_local(tmp_path, "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: {msg: '{{ nope }}'}\n", hosts=2)  # noqa: E501
     assert [t.status for t in result.tasks] == ["failed", "failed"]
     assert "'nope' is undefined" in result.tasks[0].msg
 
@@ -442,6 +447,7 @@ def test_handlers_run_once_when_notified(tmp_path: Path) -> None:
     out = tmp_path / "h"
     book = f"""
 - hosts: all
+  gather_facts: false
   tasks:
     - copy: {{content: "1", dest: "{out}.conf"}}
       notify: bump
@@ -457,7 +463,7 @@ def test_handlers_run_once_when_notified(tmp_path: Path) -> None:
 
 
 def test_one_unreachable_host_does_not_stop_the_others(tmp_path: Path) -> None:
-    book = f"- hosts: all\n  tasks:\n    - shell: echo {{{{ inventory_hostname }}}} >> {tmp_path}/seen\n"
+    book = f"- hosts: all\n  gather_facts: false\n  tasks:\n    - shell: echo {{{{ inventory_hostname }}}} >> {tmp_path}/seen\n"  # noqa: E501
     result = run_local(tmp_path, book, hosts=3, dead={"h2"}, forks=2)
     assert result.stats["h2"].unreachable == 1
     assert sorted((tmp_path / "seen").read_text().split()) == ["h1", "h3"]
@@ -466,7 +472,7 @@ def test_one_unreachable_host_does_not_stop_the_others(tmp_path: Path) -> None:
 
 def test_progress_events_for_a_long_task(tmp_path: Path) -> None:
     events: list[Event] = []
-    run_local(tmp_path, "- hosts: all\n  tasks:\n    - shell: sleep 1.2\n", events=events, progress_after=0.3)
+    run_local(tmp_path, "- hosts: all\n  gather_facts: false\n  tasks:\n    - shell: sleep 1.2\n", events=events, progress_after=0.3)  # noqa: E501
     kinds = [e.kind for e in events]
     assert kinds[0] == "play" and "task_start" in kinds and "task_running" in kinds and kinds[-1] == "task_end"
 
@@ -474,6 +480,7 @@ def test_progress_events_for_a_long_task(tmp_path: Path) -> None:
 def test_check_mode_skips_commands_without_creates_and_waits(tmp_path: Path) -> None:
     book = f"""
 - hosts: all
+  gather_facts: false
   tasks:
     - shell: touch {tmp_path}/x
     - uri: {{url: "http://127.0.0.1:1/v2/health/ready"}}
@@ -517,7 +524,7 @@ def git_repo(tmp_path: Path) -> Path:
 
 def test_git_clone_converge_and_move(tmp_path: Path, git_repo: Path) -> None:
     dest = tmp_path / "checkout"
-    book = f"- hosts: all\n  tasks:\n    - git: {{repo: '{git_repo}', dest: '{dest}', version: '{{{{ v }}}}'}}\n"
+    book = f"- hosts: all\n  gather_facts: false\n  tasks:\n    - git: {{repo: '{git_repo}', dest: '{dest}', version: '{{{{ v }}}}'}}\n"  # noqa: E501
     first = run_local(tmp_path, book, extra={"v": "r22.04"})
     assert first.ok and first.tasks[0].status == "changed"
     assert (dest / "f").read_text() == "1\n"
@@ -536,6 +543,7 @@ def test_fetch_and_stat(tmp_path: Path) -> None:
     src.write_text("data\n")
     book = f"""
 - hosts: all
+  gather_facts: false
   tasks:
     - fetch: {{src: "{src}", dest: "{tmp_path}/got/"}}
     - fetch: {{src: "{src}", dest: "{tmp_path}/flat.txt", flat: true}}
@@ -580,6 +588,7 @@ def test_uri_get_url_and_wait_for(tmp_path: Path, http_server: str) -> None:
     sha = hashlib.sha256(b"weights").hexdigest()
     book = f"""
 - hosts: all
+  gather_facts: false
   tasks:
     - uri: {{url: "{http_server}/ready.json"}}
       register: r
@@ -594,23 +603,23 @@ def test_uri_get_url_and_wait_for(tmp_path: Path, http_server: str) -> None:
     assert (tmp_path / "model.bin").stat().st_mode & 0o777 == 0o640
     second = run_local(tmp_path, book)
     assert second.stats["h1"].changed == 0
-    bad = run_local(tmp_path, f"- hosts: all\n  tasks:\n    - uri: {{url: '{http_server}/nothing'}}\n")
+    bad = run_local(tmp_path, f"- hosts: all\n  gather_facts: false\n  tasks:\n    - uri: {{url: '{http_server}/nothing'}}\n")  # noqa: E501
     assert "Status code was 404" in bad.failures()[0].msg
-    refused = run_local(tmp_path, "- hosts: all\n  tasks:\n    - uri: {url: 'http://127.0.0.1:1/'}\n")
+    refused = run_local(tmp_path, "- hosts: all\n  gather_facts: false\n  tasks:\n    - uri: {url: 'http://127.0.0.1:1/'}\n")
     assert "Status code was -1" in refused.failures()[0].msg
     slow = run_local(
-        tmp_path, f"- hosts: all\n  tasks:\n    - wait_for: {{path: '{tmp_path}/never', timeout: 1, sleep: 0.2}}\n"
+        tmp_path, f"- hosts: all\n  gather_facts: false\n  tasks:\n    - wait_for: {{path: '{tmp_path}/never', timeout: 1, sleep: 0.2}}\n"  # noqa: E501
     )
     assert "Timeout when waiting for" in slow.failures()[0].msg
 
 
 def test_a_task_needing_no_connection_never_opens_one(tmp_path: Path) -> None:
-    result = run_local(tmp_path, "- hosts: all\n  tasks:\n    - debug: msg=hi\n    - set_fact: {a: 1}\n", dead={"h1"})
+    result = run_local(tmp_path, "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n    - set_fact: {a: 1}\n", dead={"h1"})  # noqa: E501
     assert result.ok and result.registered["h1"]["a"] == 1
 
 
 def test_play_host_patterns(tmp_path: Path) -> None:
-    result = run_local(tmp_path, "- hosts: 'all:!h2'\n  tasks:\n    - debug: msg=hi\n", hosts=3)
+    result = run_local(tmp_path, "- hosts: 'all:!h2'\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n", hosts=3)
     assert sorted(result.stats) == ["h1", "h3"]
     play = Play(name="p", hosts="all", vars={}, tasks=())
     assert play.hosts == "all"
@@ -648,6 +657,7 @@ def test_failed_when_list_is_anded_and_become_takes_boolean_strings(tmp_path: Pa
     """As ansible-core: a failed_when list fails only when every condition holds; become: "yes" is true."""
     book = """
 - hosts: all
+  gather_facts: false
   tasks:
     - shell: echo hello
       register: r
@@ -666,7 +676,7 @@ def test_failed_when_list_is_anded_and_become_takes_boolean_strings(tmp_path: Pa
     assert result.tasks[1].ignored
 
     conn = LocalConnection()
-    task = parse_playbook('- hosts: all\n  tasks:\n    - command: "true"\n      become: "yes"\n',
+    task = parse_playbook('- hosts: all\n  gather_facts: false\n  tasks:\n    - command: "true"\n      become: "yes"\n',
                           tmp_path / "b.yml").plays[0].tasks[0]
     play = Play(name="p", hosts="all", vars={}, tasks=(task,))
     outcome = run_task(task, host_name="h", variables=[{}], conn=conn, check=False, play=play, base_dir=tmp_path)

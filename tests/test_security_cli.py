@@ -192,7 +192,7 @@ def test_alias_bombs_are_refused_at_once(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="aliases"):
         store.parse(_BOMB, bomb_file)
     with pytest.raises(PlaybookError, match="aliases"):
-        parse_playbook("- hosts: all\n  vars:\n" + "".join("    " + line + "\n" for line in _BOMB.splitlines())
+        parse_playbook("- hosts: all\n  gather_facts: false\n  vars:\n" + "".join("    " + line + "\n" for line in _BOMB.splitlines())  # noqa: E501
                        + "  tasks: []\n", bomb_file)
     with pytest.raises(PlaybookError, match="aliases"):
         parse_extra_vars([f"@{bomb_file}"])
@@ -216,6 +216,7 @@ def test_secret_values_are_masked_and_logs_private(tmp_path: Path, umask0: None)
     token = "tok-4f9a8b7c"
     book = """
 - hosts: all
+  gather_facts: false
   tasks:
     - name: "call with {{ api_token }}"
       shell: "echo using {{ api_token }}"

@@ -33,6 +33,7 @@ def test_host_output_derived_by_set_fact_is_never_rendered_again(tmp_path: Path)
     hostile = _hostile_file(tmp_path, payload)
     book = f"""
 - hosts: all
+  gather_facts: false
   tasks:
     - shell: cat {hostile}
       register: r
@@ -67,6 +68,7 @@ def test_host_output_cannot_send_the_controllers_key_back(tmp_path: Path) -> Non
     sent = tmp_path / "sent-back"
     book = f"""
 - hosts: all
+  gather_facts: false
   tasks:
     - shell: cat {hostile}
       register: r
@@ -91,6 +93,7 @@ def test_lookups_only_from_the_playbook_itself(tmp_path: Path) -> None:
     lookup = "{{ lookup('file', '" + str(secret) + "') }}"
     book = f"""
 - hosts: all
+  gather_facts: false
   vars:
     from_play: "{lookup}"
   tasks:
@@ -112,7 +115,7 @@ def test_lookups_only_from_the_playbook_itself(tmp_path: Path) -> None:
 
 
 def test_inventory_values_are_still_templates_without_lookups(tmp_path: Path) -> None:
-    book = "- hosts: all\n  tasks:\n    - debug: {msg: '{{ greeting }}'}\n      register: g\n"
+    book = "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: {msg: '{{ greeting }}'}\n      register: g\n"
     result = _run(tmp_path, book, host_vars={"who": "world", "greeting": "hello {{ who }}"})
     assert result.registered["h1"]["g"]["msg"] == "hello world"
 
@@ -123,7 +126,7 @@ def test_terminal_escapes_in_host_output_never_reach_the_screen(tmp_path: Path) 
 
     events: list[Event] = []
     shell = "printf 'ok\\033[2J\\033]0;owned\\007\\n'; exit 3"
-    book = write_book(tmp_path, f"- hosts: all\n  tasks:\n    - shell: {shell}\n")
+    book = write_book(tmp_path, f"- hosts: all\n  gather_facts: false\n  tasks:\n    - shell: {shell}\n")
     inv = Inventory((Host("h1", "127.0.0.1", cluster="c"),))
     run_playbook(book, inv, connector=lambda h: LocalConnection(h.name), runs_dir=tmp_path / "runs",
                  on_event=events.append)

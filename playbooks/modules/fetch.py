@@ -23,6 +23,8 @@ def local_path(dest: str, src: str, host: str, flat: bool, base_dir: Path) -> Pa
 
 @module("fetch", args={"src", "dest", "flat", "fail_on_missing", "validate_checksum"})
 def fetch(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
+    if ctx.check:  # as Ansible: fetch does not run in check mode
+        return ModuleResult(skipped=True, msg="check mode not (yet) supported for this module")
     src = str(required(args, "src"))
     dest = str(required(args, "dest"))
     flat = boolean(args.get("flat", False), "flat")
@@ -57,5 +59,6 @@ def fetch(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     with os.fdopen(fd, "wb") as fh:
         fh.write(result.stdout)
+    os.chmod(tmp, 0o644)  # as Ansible leaves fetched files (mkstemp made it 0600)
     os.replace(tmp, target)
     return ModuleResult(changed=True, data=info)

@@ -27,6 +27,7 @@ from infprov.playbooks.modules.base import (
     stat_script,
     write_script,
 )
+from infprov.playbooks.templating import LazyVars, Templar
 
 _ATTRS = {"mode", "owner", "group"}
 
@@ -79,7 +80,9 @@ def put_bytes(
     info = {"dest": target, "checksum": hashlib.sha1(data).hexdigest(), "sha256": sha, "size": len(data)}
     if cur.exists and cur.kind == "directory":
         return ModuleResult(failed=True, msg=f"destination {target} is a directory", data=info)
-    if cur.exists and (cur.sha256 == sha or not force):
+    if cur.exists and not force:  # Ansible: force: false leaves an existing file alone, attributes included
+        return ModuleResult(data=info)
+    if cur.exists and cur.sha256 == sha:
         cmds = attr_commands(target, cur, mode, owner, group)
         if not cmds:
             return ModuleResult(data=info)
@@ -157,7 +160,9 @@ def template(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     dest = str(required(args, "dest"))
     local = find_local(ctx.base_dir, "templates", str(required(args, "src")))
     try:
-        text = ctx.templar.render_file(local.read_text(encoding="utf-8"), name=str(local))
+        # ansible_managed exists for templates only (as in ansible-core)
+        templar = Templar(LazyVars([{"ansible_managed": "Ansible managed"}, ctx.templar.vars]))
+        text = templar.render_file(local.read_text(encoding="utf-8"), name=str(local))
     except TemplateError as exc:
         return ModuleResult(failed=True, msg=str(exc))
     force = boolean(args.get("force", True), "force")
@@ -194,9 +199,22 @@ def file(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
         return _act(ctx, [f"rm -rf -- {quote(path)}"], info, f"{path} would be removed")
     if state == "link":
         src = str(required(args, "src"))
+        force = boolean(args.get("force", False), "force")
         if cur.exists and cur.kind == "link" and cur.link_target == src:
             return ModuleResult(data=info)
-        if cur.exists and cur.kind not in ("link",) and not boolean(args.get("force", False), "force"):
+        if not force:  # Ansible: a link to a missing source fails unless force (relative to the link's folder)
+            rel = path if cur.exists and cur.kind == "directory" else (posixpath.dirname(path) or ".")
+            source = src if src.startswith("/") else posixpath.join(rel, src)
+            seen, look = stat_paths(ctx, [source], checksum=False)
+            if seen is None:
+                return ctx.failed(f"cannot look at {source}", look)
+            if not seen[source].exists:
+                return ModuleResult(
+                    failed=True,
+                    msg=f"src file does not exist, use 'force=yes' if you really want to create the link: {source}",
+                    data=info,
+                )
+        if cur.exists and cur.kind not in ("link",) and not force:
             return ModuleResult(failed=True, msg=f"refusing to replace {path} ({cur.kind}) by a link; set force: true")
         return _act(ctx, [f"ln -sfn -- {quote(src)} {quote(path)}"], info, f"link {path} would be made")
     if state == "file":
@@ -217,8 +235,17 @@ def file(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
         return ModuleResult(failed=True, msg=f"{path} exists and is a {cur.kind}, not a directory", data=info)
     cmds = []
     if not cur.exists:
-        cmds.append(f"mkdir -p -- {quote(path)}")
-        cmds += attr_commands(path, FileStat(path, True, "directory", -1, "", "", -2, -2), mode, owner, group)
+        # as Ansible: each folder it creates on the way gets mode/owner/group, not only the last one
+        fresh = FileStat(path, True, "directory", -1, "", "", -2, -2)
+        parts: list[str] = []
+        head = path.rstrip("/") or "/"
+        while head not in ("/", "", "."):
+            parts.insert(0, head)
+            head = posixpath.dirname(head)
+        for part in parts:
+            made = attr_commands(part, fresh, mode, owner, group)
+            extra = "".join(f"; {c}" for c in made)
+            cmds.append(f"if [ ! -e {quote(part)} ]; then mkdir -- {quote(part)}{extra}; fi")
     elif recurse:
         conds = []
         if mode is not None:
@@ -329,7 +356,7 @@ def lineinfile_edit(
     if match_index != -1:
         new_line = match.expand(line) if backrefs and match is not None else line
         new_line += "\n"
-        if lines[match_index] != new_line and lines[match_index].rstrip("\r\n") != new_line.rstrip("\n"):
+        if lines[match_index] != new_line:  # as Ansible: a last line without its newline gets one
             lines[match_index] = new_line
             return "".join(lines), "line replaced"
         return content, ""
@@ -414,10 +441,17 @@ def replace(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     return _save(ctx, path, cur, content, new, args, f"{count} replacements made" if count else "")
 
 
-@module("stat", args={"path", "follow", "get_checksum"}, aliases={"dest": "path", "name": "path"})
+@module(
+    "stat",
+    args={"path", "follow", "get_checksum", "checksum_algorithm"},
+    aliases={"dest": "path", "name": "path", "checksum": "checksum_algorithm", "checksum_algo": "checksum_algorithm"},
+)
 def stat(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     path = str(required(args, "path"))
     checksum = boolean(args.get("get_checksum", True), "get_checksum")
+    algorithm = str(args.get("checksum_algorithm", "sha1"))
+    if algorithm not in ("sha1", "sha224", "sha256", "sha384", "sha512", "md5"):
+        raise ModuleArgError("argument `checksum_algorithm` must be sha1, sha224, sha256, sha384, sha512 or md5")
     follow = boolean(args.get("follow", False), "follow")
     stats, probe = stat_paths(ctx, [path], follow=follow, checksum=checksum)
     if stats is None:
@@ -442,4 +476,10 @@ def stat(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
         info["lnk_target"] = cur.link_target
     if cur.sha256:
         info["checksum"] = cur.sha256
+        if algorithm != "sha256":  # Ansible's default is SHA-1
+            q = quote(path)
+            digest = ctx.sh(f"{algorithm}sum -- {q} | cut -d' ' -f1")
+            if digest.exit_code != 0:
+                return ctx.failed(f"cannot checksum {path}", digest)
+            info["checksum"] = digest.out.strip()
     return ModuleResult(data={"stat": info})

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from infprov.playbooks.errors import TemplateError
 from infprov.playbooks.modules.base import ModuleArgError, ModuleContext, ModuleResult, boolean, module
 
 
@@ -11,9 +13,14 @@ from infprov.playbooks.modules.base import ModuleArgError, ModuleContext, Module
 def debug(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     if "var" in args:
         name = str(args["var"])
-        return ModuleResult(data={name: ctx.templar.evaluate(name)})
+        try:
+            value = ctx.templar.evaluate(name)
+        except TemplateError as exc:  # shown as ansible-core 2.19 shows it
+            value = f"<< error 1 - {str(exc).split(' (in ', 1)[0]} >>"
+        return ModuleResult(msg=json.dumps({name: value}, sort_keys=True, default=str), data={name: value})
     msg = args.get("msg", "Hello world!")
-    return ModuleResult(msg=msg if isinstance(msg, str) else str(msg), data={"msg": msg})
+    shown = msg if isinstance(msg, str) else json.dumps(msg, sort_keys=True, default=str)
+    return ModuleResult(msg=shown, data={"msg": msg})
 
 
 @module("set_fact", args=None, remote=False)

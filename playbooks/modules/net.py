@@ -27,6 +27,7 @@ from infprov.playbooks.modules.base import (
 )
 
 STATUS_MARK = "\n__infprov_http__"
+SAME_MARK = "__infprov_same__"
 
 
 def poll(
@@ -252,6 +253,8 @@ def get_url(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
             f'[ "$({algo}sum "$t" | cut -d" " -f1)" = {quote(want.lower())} ] || '
             f'{{ echo "checksum mismatch for {url}" >&2; exit 1; }}'
         )
+    if cur.exists:  # as Ansible: a forced download that brings the same content changes nothing
+        lines.append(f'if cmp -s "$t" {quote(target)}; then echo {SAME_MARK}; exit 0; fi')
     lines.append(f'chmod {mode:o} "$t"' if mode is not None else 'chmod "$(printf %o $(( 0666 & ~0$(umask) )))" "$t"')
     if owner is not None:
         lines.append(f'chown {quote(str(owner))} "$t"')
@@ -261,4 +264,13 @@ def get_url(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     result = ctx.sh("\n".join(lines))
     if result.exit_code != 0:
         return ctx.failed(f"download of {url} failed", result, f"curl {url}")
+    if SAME_MARK in result.out:
+        cmds = attr_commands(
+            target, cur, mode, None if owner is None else str(owner), None if group is None else str(group)
+        )
+        if not cmds:
+            return ModuleResult(data={"dest": target, "url": url}, msg="OK (content unchanged)")
+        r = ctx.sh("set -e\n" + "\n".join(cmds))
+        if r.exit_code != 0:
+            return ctx.failed(f"cannot set attributes of {target}", r)
     return ModuleResult(changed=True, data={"dest": target, "url": url})
