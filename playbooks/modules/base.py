@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from infprov.playbooks.connection import CommandResult, Connection
+from infprov.playbooks.modules.facts import FileStat
 from infprov.playbooks.templating import Templar, unsafe
 
 quote = shlex.quote
@@ -170,79 +171,7 @@ def parse_mode(value: Any) -> int | None:
         raise ModuleArgError(f"argument `mode` {text!r}: only octal modes like '0644' are supported") from None
 
 
-# ---------------------------------------------------------------- looking at files
-@dataclass(frozen=True)
-class FileStat:
-    path: str
-    exists: bool
-    kind: str = ""  # file, directory, link, other
-    mode: int = 0
-    owner: str = ""
-    group: str = ""
-    uid: int = -1
-    gid: int = -1
-    size: int = 0
-    sha256: str | None = None
-    link_target: str | None = None
-
-
-_STAT_FMT = "E|%F|%a|%U|%G|%u|%g|%s"
-
-
-def stat_script(paths: list[str], *, follow: bool = True, checksum: bool = True) -> str:
-    """Per path: `A` (absent), or `E|type|mode|owner|group|uid|gid|size`, then `sha256  path` for a readable
-    regular file and `L|target` for a link. Few processes per path: the hosts' CPU is the bench's bottleneck."""
-    parts = []
-    for p in paths:
-        q = quote(p)
-        stat = f'stat -L -c "{_STAT_FMT}" -- {q} 2>/dev/null || ' if follow else ""
-        stat += f'stat -c "{_STAT_FMT}" -- {q}'
-        digest = f"[ -f {q} ] && [ -r {q} ] && sha256sum -- {q}; " if checksum else ""
-        parts.append(
-            f"if [ -e {q} ] || [ -L {q} ]; then {stat}; {digest}"
-            f"if [ -L {q} ]; then printf 'L|'; readlink -- {q}; fi; else echo A; fi"
-        )
-    return "\n".join(parts)
-
-
-def parse_stat(paths: list[str], output: str, *, follow: bool = True) -> dict[str, FileStat]:
-    lines = output.splitlines()
-    out: dict[str, FileStat] = {}
-    i = 0
-    for path in paths:
-        if i >= len(lines):
-            raise RuntimeError(f"unexpected stat output for {paths}: {output!r}")
-        line = lines[i]
-        i += 1
-        if line == "A":
-            out[path] = FileStat(path, False)
-            continue
-        if not line.startswith("E|"):
-            raise RuntimeError(f"unexpected stat output for {path}: {line!r}")
-        _, ftype, mode, owner, group, uid, gid, size = line.split("|", 7)
-        sha = link = None
-        if i < len(lines) and len(lines[i]) > 66 and lines[i][64:66] == "  ":
-            sha = lines[i][:64]
-            i += 1
-        if i < len(lines) and lines[i].startswith("L|"):
-            link = lines[i][2:]
-            i += 1
-        kind = {"directory": "directory", "symbolic link": "link"}.get(ftype, "")
-        if not kind:
-            kind = "file" if "regular" in ftype else "other"
-        out[path] = FileStat(path, True, kind, int(mode, 8), owner, group, int(uid), int(gid), int(size), sha, link)
-    return out
-
-
-def stat_paths(
-    ctx: ModuleContext, paths: list[str], *, follow: bool = True, checksum: bool = True
-) -> tuple[dict[str, FileStat] | None, CommandResult]:
-    result = ctx.sh(stat_script(paths, follow=follow, checksum=checksum))
-    if result.exit_code != 0:
-        return None, result
-    return parse_stat(paths, result.out, follow=follow), result
-
-
+# ---------------------------------------------------------------- acting on files
 def attr_commands(path: str, cur: FileStat, mode: int | None, owner: str | None, group: str | None) -> list[str]:
     """chmod/chown still needed to give an existing path the asked-for attributes."""
     q = quote(path)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from infprov.playbooks.modules.base import ModuleContext, ModuleResult, boolean, module, quote, required
+from infprov.playbooks.modules.facts import gather, remote_file
 
 
 def local_path(dest: str, src: str, host: str, flat: bool, base_dir: Path) -> Path:
@@ -30,16 +31,13 @@ def fetch(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     flat = boolean(args.get("flat", False), "flat")
     target = local_path(dest, src, ctx.host_name, flat, ctx.base_dir)
     q = quote(src)
-    probe = ctx.sh(
-        f"if [ -f {q} ]; then sha256sum -- {q} | cut -d' ' -f1; elif [ -e {q} ]; then echo notfile; "
-        "else echo absent; fi"
-    )
-    if probe.exit_code != 0:
+    seen, probe = gather(ctx, remote_file(src))
+    if seen is None:
         return ctx.failed(f"cannot look at {src}", probe)
-    remote = probe.out.strip()
+    remote = seen.sha256 or ""
     info: dict[str, Any] = {"src": src, "dest": str(target)}
-    if remote in ("absent", "notfile"):
-        what = "does not exist" if remote == "absent" else "is not a regular file"
+    if seen.state != "file":
+        what = "does not exist" if seen.state == "absent" else "is not a regular file"
         if boolean(args.get("fail_on_missing", True), "fail_on_missing"):
             return ModuleResult(failed=True, msg=f"the remote file {src} {what}", data=info)
         return ModuleResult(msg=f"the remote file {src} {what}, not transferring", data=info)

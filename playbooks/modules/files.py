@@ -12,7 +12,6 @@ from typing import Any
 
 from infprov.playbooks.errors import TemplateError
 from infprov.playbooks.modules.base import (
-    FileStat,
     ModuleArgError,
     ModuleContext,
     ModuleResult,
@@ -20,13 +19,11 @@ from infprov.playbooks.modules.base import (
     boolean,
     module,
     parse_mode,
-    parse_stat,
     quote,
     required,
-    stat_paths,
-    stat_script,
     write_script,
 )
+from infprov.playbooks.modules.facts import FileStat, file_stats, file_text, gather, tree_differs
 from infprov.playbooks.templating import LazyVars, Templar
 
 _ATTRS = {"mode", "owner", "group"}
@@ -68,7 +65,7 @@ def put_bytes(
     else:
         target = dest
         looks = [dest] + ([posixpath.join(dest, basename)] if basename else [])
-    stats, probe = stat_paths(ctx, looks)
+    stats, probe = gather(ctx, file_stats(looks))
     if stats is None:
         return ctx.failed(f"cannot look at {dest}", probe)
     if not make_parent and stats[dest].exists and stats[dest].kind == "directory":
@@ -109,7 +106,7 @@ def _put_tree(ctx: ModuleContext, local: Path, dest: str, args: dict[str, Any], 
     files = sorted(p for p in local.rglob("*") if p.is_file())
     dirs = sorted({base} | {posixpath.join(base, str(p.parent.relative_to(local))) for p in files})
     dirs = [posixpath.normpath(d) for d in dirs]
-    stats, probe = stat_paths(ctx, dirs, checksum=False)
+    stats, probe = gather(ctx, file_stats(dirs, checksum=False))
     if stats is None:
         return ctx.failed(f"cannot look at {dest}", probe)
     missing = [d for d in dirs if not stats[d].exists]
@@ -185,7 +182,7 @@ def file(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
         raise ModuleArgError(f"argument `state` must be one of {', '.join(_STATES)}, not {state!r}")
     mode, owner, group = _attrs(args)
     recurse = boolean(args.get("recurse", False), "recurse")
-    stats, probe = stat_paths(ctx, [path], follow=state != "link", checksum=False)
+    stats, probe = gather(ctx, file_stats([path], follow=state != "link", checksum=False))
     if stats is None:
         return ctx.failed(f"cannot look at {path}", probe)
     cur = stats[path]
@@ -205,7 +202,7 @@ def file(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
         if not force:  # Ansible: a link to a missing source fails unless force (relative to the link's folder)
             rel = path if cur.exists and cur.kind == "directory" else (posixpath.dirname(path) or ".")
             source = src if src.startswith("/") else posixpath.join(rel, src)
-            seen, look = stat_paths(ctx, [source], checksum=False)
+            seen, look = gather(ctx, file_stats([source], checksum=False))
             if seen is None:
                 return ctx.failed(f"cannot look at {source}", look)
             if not seen[source].exists:
@@ -247,18 +244,11 @@ def file(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
             extra = "".join(f"; {c}" for c in made)
             cmds.append(f"if [ ! -e {quote(part)} ]; then mkdir -- {quote(part)}{extra}; fi")
     elif recurse:
-        conds = []
-        if mode is not None:
-            conds.append(f"! -perm {mode:o}")
-        if owner is not None:
-            conds.append(f"! -user {quote(owner)}")
-        if group is not None:
-            conds.append(f"! -group {quote(group)}")
-        if conds:
-            probe = ctx.sh(f"find {quote(path)} \\( {' -o '.join(conds)} \\) -print -quit")
-            if probe.exit_code != 0:
+        if mode is not None or owner is not None or group is not None:
+            differs, probe = gather(ctx, tree_differs(path, mode, owner, group))
+            if differs is None:
                 return ctx.failed(f"cannot look into {path}", probe)
-            if probe.out.strip():
+            if differs:
                 if mode is not None:
                     cmds.append(f"chmod -R {mode:o} -- {quote(path)}")
                 if owner is not None or group is not None:
@@ -283,20 +273,13 @@ def _act(ctx: ModuleContext, cmds: list[str], info: dict[str, Any], check_msg: s
 # ---------------------------------------------------------------- editing text in place
 def read_text(ctx: ModuleContext, path: str) -> tuple[FileStat | None, str | None, ModuleResult | None]:
     """(stat, content or None if absent, failure) in one round trip."""
-    q = quote(path)
-    mark = b"__infprov_content__\n"
-    result = ctx.sh(
-        stat_script([path], checksum=False) + f"\necho {mark.decode().strip()}\n[ -f {q} ] && cat -- {q}; exit 0"
-    )
-    if result.exit_code != 0 or mark not in result.stdout:
+    seen, result = gather(ctx, file_text(path))
+    if seen is None:
         return None, None, ctx.failed(f"cannot read {path}", result)
-    head, _, rest = result.stdout.partition(mark)
-    cur = parse_stat([path], head.decode("utf-8", "replace"))[path]
-    if not cur.exists:
-        return cur, None, None
-    if cur.kind != "file":
+    cur = seen.stat
+    if cur.exists and cur.kind != "file":
         return cur, None, ModuleResult(failed=True, msg=f"{path} is a {cur.kind}, not a file")
-    return cur, rest.decode("utf-8", "surrogateescape"), None
+    return cur, seen.text, None
 
 
 def _save(
@@ -453,7 +436,7 @@ def stat(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     if algorithm not in ("sha1", "sha224", "sha256", "sha384", "sha512", "md5"):
         raise ModuleArgError("argument `checksum_algorithm` must be sha1, sha224, sha256, sha384, sha512 or md5")
     follow = boolean(args.get("follow", False), "follow")
-    stats, probe = stat_paths(ctx, [path], follow=follow, checksum=checksum)
+    stats, probe = gather(ctx, file_stats([path], follow=follow, checksum=checksum))
     if stats is None:
         return ctx.failed(f"cannot look at {path}", probe)
     cur = stats[path]

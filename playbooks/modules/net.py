@@ -23,8 +23,8 @@ from infprov.playbooks.modules.base import (
     parse_mode,
     quote,
     required,
-    stat_paths,
 )
+from infprov.playbooks.modules.facts import file_stats, gather
 
 STATUS_MARK = "\n__infprov_http__"
 SAME_MARK = "__infprov_same__"
@@ -211,7 +211,7 @@ def get_url(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
         if algo not in ("sha256", "sha1", "md5", "sha512") or not want:
             raise ModuleArgError("argument `checksum` must look like sha256:HEX")
     name = posixpath.basename(urlparse(url).path) or "index.html"
-    stats, probe = stat_paths(ctx, [dest, posixpath.join(dest, name)])
+    stats, probe = gather(ctx, file_stats([dest, posixpath.join(dest, name)]))
     if stats is None:
         return ctx.failed(f"cannot look at {dest}", probe)
     target = posixpath.join(dest, name) if stats[dest].exists and stats[dest].kind == "directory" else dest
