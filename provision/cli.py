@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from infprov.floor.errors import InfprovError, UsageError
-from infprov.provision import __version__, ui
+from infprov.provision import __version__, render, targets, ui
 
 
 class _Group(TyperGroup):
@@ -63,6 +64,10 @@ class _Group(TyperGroup):
         except KeyboardInterrupt:
             ui.err.print(Text("interrupted", style="red"))
             raise typer.Exit(130) from None
+        except BrokenPipeError:  # the reader went away (`infprov ... | head`): nothing left to say
+            with contextlib.suppress(OSError):
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (so the interpreter's final flush is quiet)
+            raise typer.Exit(141) from None
         except Exception as exc:
             if _debug() or hasattr(exc, "show"):  # click's own usage errors render themselves
                 raise
@@ -125,70 +130,9 @@ def main(
         os.environ["INFPROV_DEBUG"] = "1"
 
 
-# ---------------------------------------------------------------- sandbox
-sandbox_app = typer.Typer(
-    help="A local fleet that stands in for AWS and Inf1 hosts (Linux, root).", no_args_is_help=True
-)
+from infprov.provision.sandbox.commands import sandbox_app  # noqa: E402  (after app, which it joins)
+
 app.add_typer(sandbox_app, name="sandbox")
-
-
-@sandbox_app.command("up")
-def sandbox_up(
-    hosts: int = typer.Option(1, "--hosts", help="How many hosts (1 to 8)."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
-) -> None:
-    """Build (or repair) the sandbox: hosts with sshd, dockerd, images; a moto EC2 endpoint."""
-    from infprov.provision.sandbox import core
-
-    if not 1 <= hosts <= core.MAX_HOSTS:
-        raise UsageError(
-            f"--hosts {hosts} is out of range", f"give a number from 1 to {core.MAX_HOSTS}"
-        )
-    core.up(hosts)
-    from infprov.provision import providers
-
-    providers.connect(None, sandbox=True).prepare()  # hosts held by instances the endpoint no longer runs are freed
-    _render_sandbox(core.status(), json_out)
-
-
-@sandbox_app.command("status")
-def sandbox_status(json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
-    """Show the sandbox's hosts and EC2 endpoint."""
-    from infprov.provision.sandbox import core
-
-    _render_sandbox(core.status(), json_out)
-
-
-@sandbox_app.command("down")
-def sandbox_down() -> None:
-    """Remove everything the sandbox made: processes, namespaces, links, mounts, state."""
-    from infprov.provision.sandbox import core
-
-    core.down()
-    ui.ok("sandbox removed")
-
-
-def _render_sandbox(status: dict[str, Any], json_out: bool) -> None:
-    if json_out:
-        ui.emit_json(status)
-        return
-    from rich.table import Table
-
-    ui.out.print(f"EC2 endpoint: {status['ec2_endpoint'] or '-'}")
-    ui.out.print(f"stand-in download server: {status.get('downloads') or '-'}")
-    table = Table("name", "address", "port", "user", "healthy", "no default route")
-    for h in status["hosts"]:
-        table.add_row(h["name"], h["address"], str(h["port"]), h["user"], "yes" if h.get("healthy") else "NO",
-                      "NO" if h.get("default_route") else "yes")
-    ui.out.print(table)
-    if status["hosts"]:
-        ui.out.print(f"login key: {status['hosts'][0]['key_file']}")
-    seal = status.get("seal") or {}
-    if seal.get("rule"):
-        ui.out.print(f"seal: iptables chain {seal['chain']} drops what leaves the subnet "
-                     f"(from FORWARD and INPUT); dropped so far: {seal['dropped_packets']} packet(s)")
-    elif status["hosts"]:
-        ui.out.print(f"seal: MISSING (iptables chain {seal.get('chain')}); `infprov sandbox up` adds it")
 
 
 # ---------------------------------------------------------------- cloud (up / status / teardown)
@@ -245,15 +189,15 @@ def cloud_up(
         _preflight_before_up(sandbox)
     result = cloud.up(spec)
     if skip_server:
-        _render_up(result, json_out)
+        render.render_up(result, json_out)
         return
     try:
         if not json_out:
-            _render_up(result, json_out)
+            render.render_up(result, json_out)
             ui.step(f"provisioning Triton on {len(result.hosts)} host(s) (server playbook)")
         served = server.provision(
             result.cluster, [h.instance_id for h in result.hosts], sandbox=sandbox, inventory=inventory,
-            on_event=None if json_out else _show_event,
+            on_event=None if json_out else render.show_event,
         )
     except KeyboardInterrupt:
         ui.warn(f"the instances are up; Triton may be half set up on them: {cloud.continue_hint(spec)}")
@@ -261,7 +205,7 @@ def cloud_up(
     if json_out:
         ui.emit_json({**result.to_dict(), "server": served.to_dict()})
     else:
-        _render_served(result, served)
+        render.render_served(result, served)
     if not served.ok:
         bad = [h for h in served.hosts if not h.ready]
         raise InfprovError(
@@ -317,60 +261,6 @@ def preflight_cmd(
         raise typer.Exit(1)
 
 
-def _show_event(event: Any) -> None:
-    from infprov.playbooks import report
-
-    line = report.event_line(event)
-    if line:
-        ui.err.print(line, markup=False, highlight=False, soft_wrap=True)
-
-
-def _render_served(result: Any, served: Any) -> None:
-    from rich.table import Table
-
-    table = Table("instance", "endpoint", "model", "ready", "changed", "took")
-    for h in served.hosts:
-        table.add_row(h.instance_id, h.endpoint, h.model, "yes" if h.ready else "NO", str(h.changed),
-                      f"{h.seconds:.1f} s")
-    ui.out.print(table)
-    nothing = not result.launched and not result.started and served.changed == 0
-    if served.ok and nothing:
-        ui.out.print(f"cluster {result.cluster} is already up and serving: nothing changed")
-    if served.ok:
-        from infprov.provision.server import PORT as port
-
-        ui.out.print(f"Triton listens on each host's loopback only; to reach it from here: "
-                     f"infprov tunnel --host {served.hosts[0].instance_id} (then http://127.0.0.1:{port})")
-        flag = " --sandbox" if result.sandbox else ""
-        ui.out.print(f"next: infprov bench --name {result.cluster}")
-        ui.out.print(f"then: infprov teardown --name {result.cluster}{flag}")
-
-
-def _render_up(result: Any, json_out: bool) -> None:
-    if json_out:
-        ui.emit_json(result.to_dict())
-        return
-    from rich.table import Table
-
-    cost = "price unknown" if result.hourly_cost is None else f"${result.hourly_cost:.2f}/h"
-    ui.out.print(
-        f"cluster {result.cluster} in {result.region}: {len(result.hosts)} x {result.instance_type}, {cost}"
-        + (" (sandbox)" if result.sandbox else "")
-    )
-    table = Table("instance", "address", "zone", "user", "neuron devices", "cores", "")
-    for h in result.hosts:
-        how = "reused"
-        if h.instance_id in result.launched:
-            how = "launched"
-        elif h.instance_id in result.started:
-            how = "started"
-        table.add_row(
-            h.instance_id, f"{h.address}:{h.port}", h.availability_zone, h.user,
-            str(h.neuron_devices), str(h.neuron_cores), how,
-        )
-    ui.out.print(table)
-
-
 @app.command("status")
 def cloud_status(
     name: str | None = typer.Option(None, "--name", help="Only this cluster (default: all)."),
@@ -382,7 +272,7 @@ def cloud_status(
     """Show infprov's clusters as EC2 sees them: state, address, uptime, cost so far."""
     from infprov.provision import cloud
 
-    _, region, sandbox = _recorded_target(name, region, sandbox, inventory, one_cluster=False)
+    _, region, sandbox = targets.recorded_target(name, region, sandbox, inventory, one_cluster=False)
     result = cloud.status(name=name, region=region, sandbox=sandbox, inventory=inventory)
     if json_out:
         ui.emit_json(result.to_dict())
@@ -397,7 +287,7 @@ def cloud_status(
         for i in c.instances:
             table.add_row(
                 c.name, i.instance_id, i.state + (" (spot)" if i.spot else ""), i.address or "-", i.instance_type,
-                i.availability_zone, _duration(i.uptime_s), _usd(i.hourly_price), _usd(i.cost_so_far),
+                i.availability_zone, render.duration(i.uptime_s), render.usd(i.hourly_price), render.usd(i.cost_so_far),
             )
     ui.out.print(table)
     total = sum(c.hourly_cost or 0 for c in result.clusters)
@@ -420,7 +310,7 @@ def cloud_teardown(
 
     if name is not None and all_clusters:
         raise UsageError("--name and --all exclude each other", "give one of them")
-    name, region, sandbox = _recorded_target(name, region, sandbox, inventory, one_cluster=not all_clusters)
+    name, region, sandbox = targets.recorded_target(name, region, sandbox, inventory, one_cluster=not all_clusters)
     result = cloud.teardown(
         name=name, all_clusters=all_clusters, region=region, sandbox=sandbox, yes=yes, dry_run=dry_run,
         inventory=inventory,
@@ -447,41 +337,6 @@ def cloud_teardown(
         raise InfprovError(
             f"still left after teardown: {left}", "run `infprov teardown` again; if it stays, delete it by hand"
         )
-
-
-def _recorded_target(name: str | None, region: str | None, sandbox: bool, inventory: str | None,
-                     *, one_cluster: bool) -> tuple[str | None, str | None, bool]:
-    """What the inventory records fills in what the command line leaves out, as the README's three
-    commands promise: the one cluster there (several: ask for --name), its region, and whether it
-    lives in the sandbox. Flags given always win."""
-    from infprov.floor import paths
-    from infprov.inventory import store
-    from infprov.provision import specs
-
-    inv = store.load(paths.inventory_file(inventory))
-    clusters = [c for c in inv.clusters if inv.in_cluster(c)]
-    if name is None and one_cluster and len(clusters) > 1:
-        raise UsageError(f"the inventory holds {len(clusters)} clusters: {', '.join(clusters)}",
-                         "pick one with --name (or --all)")
-    chosen = name or (clusters[0] if one_cluster and len(clusters) == 1 else None)
-    hosts = inv.in_cluster(chosen) if chosen else list(inv.hosts)
-    if hosts and not sandbox and region is None and all(h.extra.get(specs.SANDBOX_VAR) for h in hosts):
-        sandbox = True
-    regions = {h.region for h in hosts if h.region}
-    if region is None and not sandbox and len(regions) == 1:
-        region = regions.pop()
-    return chosen, region, sandbox
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes = int(seconds // 60)
-    return f"{minutes // 60}h{minutes % 60:02d}m"
-
-
-def _usd(value: float | None) -> str:
-    return "-" if value is None else f"${value:,.2f}"
 
 
 # ---------------------------------------------------------------- inventory / play
@@ -593,32 +448,6 @@ def play(
 
 
 # ---------------------------------------------------------------- server (logs / ssh)
-def _select_hosts(name: str | None, host: str | None, inventory: str | None) -> list[Any]:
-    """--host H, or every host of cluster --name N, or every host in the inventory."""
-    from infprov.floor import paths
-    from infprov.inventory import store
-
-    if name and host:
-        raise UsageError("--name and --host cannot be used together", "pick one")
-    inv_path = paths.inventory_file(inventory)
-    inv = store.load(inv_path)
-    if host:
-        found = inv.find(host)
-        if found is None:
-            raise UsageError(f"no host {host!r} in {inv_path}", "see `infprov inventory` (or run `infprov up`)")
-        return [found]
-    hosts = inv.in_cluster(name) if name else list(inv.hosts)
-    if not hosts:
-        where = f"cluster {name!r}" if name else str(inv_path)
-        raise UsageError(f"no hosts in {where}", "run `infprov up` first, or name one with --host")
-    return hosts
-
-
-def _pick_host(name: str | None, host: str | None, inventory: str | None) -> Any:
-    hosts = _select_hosts(name, host, inventory)
-    if len(hosts) > 1:
-        raise UsageError(f"{len(hosts)} hosts match", "name one with --host (see `infprov inventory`)")
-    return hosts[0]
 
 
 @app.command("logs")
@@ -635,7 +464,7 @@ def logs(
     from infprov.floor import paths
     from infprov.provision import server
 
-    target = _pick_host(name, host, inventory)
+    target = targets.pick_host(name, host, inventory)
     argv = [*server.ssh_argv(target, paths.known_hosts()), server.log_command(tail, follow)]
     raise typer.Exit(subprocess.call(argv))
 
@@ -651,10 +480,9 @@ def ssh(
     from infprov.floor import paths
     from infprov.provision import server
 
-    target = _pick_host(name, host, inventory)
+    target = targets.pick_host(name, host, inventory)
     argv = server.ssh_argv(target, paths.known_hosts()) + list(command or [])
     os.execvp(argv[0], argv)
-
 
 
 @app.command("tunnel")
@@ -671,7 +499,7 @@ def tunnel(
 
     if not 1 <= port <= 65535 or not 1 <= (local_port or port) <= 65535:
         raise UsageError("--port and --local-port take 1 to 65535", "e.g. --port 8000")
-    target = _pick_host(name, host, inventory)
+    target = targets.pick_host(name, host, inventory)
     argv = server.tunnel_argv(target, paths.known_hosts(), port, local_port or port)
     ui.step(f"forwarding 127.0.0.1:{local_port or port} to {target.address}'s Triton port {port}; Ctrl-C stops")
     os.execvp(argv[0], argv)
@@ -701,11 +529,11 @@ def bench(
 
     if model is not None:
         bench_mod.check_model(model)
-    targets = _select_hosts(name, host, inventory)
-    types = {h.instance_type for h in targets}
+    chosen = targets.select_hosts(name, host, inventory)
+    types = {h.instance_type for h in chosen}
     if len(types) != 1 or None in types:
         raise UsageError(f"the hosts have different or unknown types ({types})", "bench one cluster at a time")
-    cores = {h.neuron_cores for h in targets}
+    cores = {h.neuron_cores for h in chosen}
     if len(cores) != 1:
         raise UsageError(
             f"the hosts have different NeuronCore counts ({sorted(c or 0 for c in cores)})",
@@ -717,19 +545,19 @@ def bench(
     )
     run_dir = bench_mod.make_run_dir(out, name or host or "all")
     if not json_out:
-        ui.step(f"{len(targets)} host(s), {len(plan.points)} point(s) of {plan.limit_s:g} s with {plan.tool}: "
+        ui.step(f"{len(chosen)} host(s), {len(plan.points)} point(s) of {plan.limit_s:g} s with {plan.tool}: "
                 f"results in {run_dir}")
 
     def show(address: str, line: str) -> None:
         if not json_out:
             ui.err.print(bench_mod.printable(f"{address}: {line}"), markup=False, highlight=False, soft_wrap=True)
 
-    runs = bench_mod.run(targets, plan, run_dir, show, paths.known_hosts())
+    runs = bench_mod.run(chosen, plan, run_dir, show, paths.known_hosts())
     summary = bench_mod.write_fleet(run_dir, runs, plan.is_sweep)
     if json_out:
         ui.emit_json(summary)
     else:
-        _render_run(summary)
+        render.render_run(summary)
     failed = [r for r in runs if r.error]
     if failed:
         others = len(failed) < len(runs)
@@ -740,37 +568,6 @@ def bench(
     if summary["partial"]:
         raise InfprovError("the run was interrupted; what was measured is saved (partial) in "
                            + bench_mod.shown(str(run_dir)))
-
-
-def _render_run(summary: dict[str, Any]) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    from infprov.provision.bench import printable
-
-    # names, paths and errors come from files and hosts: plain Text, never Rich markup
-    title = Text(printable(f"run {summary['run']}" + (" (partial)" if summary.get("partial") else "")))
-    table = Table("host", "batch", "threads", "images/s", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors",
-                  "$/M images", title=title)
-    for h in summary["hosts"]:
-        for p in h["points"]:
-            lat = p.get("latency_ms") or {}
-            cost = p.get("usd_per_million_images")
-            table.add_row(Text(printable(h["host"])), str(p["batch_size"]), str(p["threads"]),
-                          f"{p['images_per_s']:.1f}", f"{p['requests_per_s']:.2f}", _ms(lat.get("p50")),
-                          _ms(lat.get("p90")), _ms(lat.get("p99")), Text(printable(str(p.get("errors", 0)))),
-                          "-" if cost is None else f"{cost:.2f}")
-        if h.get("error"):
-            table.add_row(Text(printable(h["host"])), "-", "-", "-", "-", "-", "-", "-",
-                          Text(printable(h["error"][:40])), "-")
-    ui.out.print(table)
-    if summary.get("fleet_images_per_s") is not None and len(summary["hosts"]) > 1:
-        ui.out.print(f"fleet total: {summary['fleet_images_per_s']:.1f} images/s")
-    ui.out.print(printable(f"saved in {summary['path']}"), markup=False)
-
-
-def _ms(value: Any) -> str:
-    return "-" if value is None else f"{value:.1f}"
 
 
 @app.command("results")
@@ -809,7 +606,7 @@ def results_cmd(
         ui.emit_json(docs if compare else docs[0])
         return
     for doc in docs:
-        _render_run(doc)
+        render.render_run(doc)
 
 
 if __name__ == "__main__":

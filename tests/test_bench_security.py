@@ -197,9 +197,9 @@ def test_check_ready_quotes_the_model(fake_ssh: type[FakeConn], tmp_path: Path) 
 
 def test_cli_bench_with_hostile_out_end_to_end(fake_ssh: type[FakeConn], tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from infprov.provision import cli
+    from infprov.provision import targets
 
-    monkeypatch.setattr(cli, "_select_hosts", lambda *a: [fake_host()])
+    monkeypatch.setattr(targets, "select_hosts", lambda *a: [fake_host()])
     out = tmp_path / HOSTILE_RUN
     res = runner.invoke(app, ["bench", "--limit", "1", "--out", str(out), "--json"])
     assert res.exit_code == 0, res.output
@@ -337,9 +337,9 @@ def test_results_of_an_unreadable_run_is_one_line(runs_home: Path, run: str) -> 
 
 # ---------------------------------------------------------------------------------------------- 4. --out
 def test_out_on_a_file_is_one_line_not_an_internal_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from infprov.provision import cli
+    from infprov.provision import targets
 
-    monkeypatch.setattr(cli, "_select_hosts", lambda *a: [fake_host()])
+    monkeypatch.setattr(targets, "select_hosts", lambda *a: [fake_host()])
     existing = tmp_path / "notes.txt"
     existing.write_text("mine")
     for out in (existing, existing / "sub"):

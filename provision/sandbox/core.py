@@ -488,7 +488,8 @@ def _make_host(spec: HostSpec, docker_root: Path | None) -> dict[str, Any]:
     _network(spec)
     _home(spec)
     pid = _start_init(spec)
-    entry = {"init_pid": pid, "neuron_devices": NEURON_DEVICES, "created": time.time()}
+    entry = {"init_pid": pid, "neuron_devices": NEURON_DEVICES, "created": time.time(),
+             "images": images.recipe_key() if docker_root is not None else None}
     system.run(
         ["nsenter", "-t", str(pid), "-m", "-u", "-n", "-p", "bash", "-es", "--", spec.name, spec.address,
          str(NEURON_DEVICES), spec.hostname, str(hdir), f"{key_file()}.pub", str(private_dir())],
@@ -671,6 +672,10 @@ def _host_problem(spec: HostSpec, entry: dict[str, Any], quick: bool) -> str | N
         return "it has a default route (a sealed host routes only inside the sandbox subnet)"
     if quick:
         return None
+    if entry.get("images") != images.recipe_key():
+        # a host keeps the images it was built with; a newer recipe (what setup.sh needs preinstalled, the
+        # stand-in server's apt and pip settings) means a host with those images, or the server step fails
+        return "its images were built from an older recipe"
     sock = f"unix:///proc/{pid}/root/run/docker.sock"
     proc = _docker(sock, "image", "inspect", "--format", "{{.Id}}", images.SERVER_IMAGE, images.SDK_IMAGE,
                    timeout=20)

@@ -1,0 +1,48 @@
+"""`infprov sandbox up|status|down`: the local fleet that stands in for AWS and Inf1 hosts."""
+
+from __future__ import annotations
+
+import typer
+
+from infprov.floor.errors import UsageError
+from infprov.provision import render, ui
+
+sandbox_app = typer.Typer(
+    help="A local fleet that stands in for AWS and Inf1 hosts (Linux, root).", no_args_is_help=True
+)
+@sandbox_app.command("up")
+def sandbox_up(
+    hosts: int = typer.Option(1, "--hosts", help="How many hosts (1 to 8)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Build (or repair) the sandbox: hosts with sshd, dockerd, images; a moto EC2 endpoint."""
+    from infprov.provision.sandbox import core
+
+    if not 1 <= hosts <= core.MAX_HOSTS:
+        raise UsageError(
+            f"--hosts {hosts} is out of range", f"give a number from 1 to {core.MAX_HOSTS}"
+        )
+    core.up(hosts)
+    from infprov.provision import providers
+
+    providers.connect(None, sandbox=True).prepare()  # hosts held by instances the endpoint no longer runs are freed
+    render.render_sandbox(core.status(), json_out)
+
+
+@sandbox_app.command("status")
+def sandbox_status(json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+    """Show the sandbox's hosts and EC2 endpoint."""
+    from infprov.provision.sandbox import core
+
+    render.render_sandbox(core.status(), json_out)
+
+
+@sandbox_app.command("down")
+def sandbox_down() -> None:
+    """Remove everything the sandbox made: processes, namespaces, links, mounts, state."""
+    from infprov.provision.sandbox import core
+
+    core.down()
+    ui.ok("sandbox removed")
+
+
