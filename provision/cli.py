@@ -227,9 +227,15 @@ def cloud_up(
     no_preflight: bool = typer.Option(
         False, "--no-preflight", help="Launch without first checking that the pinned downloads still exist."
     ),
+    auto_teardown: str | None = typer.Option(
+        None, "--auto-teardown", help="Each instance powers off and terminates itself after this long (4h, 90m); "
+        "run again to move the deadline."
+    ),
 ) -> None:
     """Find or launch Inf1 instances, provision Triton on each over SSH, and wait until it serves."""
-    from provision import cloud, server
+    from provision import autoteardown, cloud, server
+
+    lifetime = autoteardown.parse_duration(auto_teardown) if auto_teardown is not None else None
 
     spec = cloud.UpSpec(
         instance_type=instance_type,
@@ -250,6 +256,8 @@ def cloud_up(
     if not (sandbox or no_preflight or os.environ.get("INFPROV_NO_PREFLIGHT") == "1"):
         _preflight_before_up()
     result = cloud.up(spec)
+    if lifetime is not None:
+        _schedule_teardown(result, lifetime, inventory)
     if skip_server:
         _render_up(result, json_out)
         return
@@ -257,10 +265,11 @@ def cloud_up(
         if not json_out:
             _render_up(result, json_out)
             ui.step(f"provisioning Triton on {len(result.hosts)} host(s) (server playbook)")
-        served = server.provision(
-            result.cluster, [h.instance_id for h in result.hosts], sandbox=sandbox, inventory=inventory,
-            on_event=None if json_out else _show_event,
-        )
+        with cloud.server_lock(result.region, result.cluster):
+            served = server.provision(
+                result.cluster, [h.instance_id for h in result.hosts], sandbox=sandbox, inventory=inventory,
+                on_event=None if json_out else _show_event,
+            )
     except KeyboardInterrupt:
         ui.warn(f"the instances are up; Triton may be half set up on them: {cloud.continue_hint(spec)}")
         raise
@@ -275,6 +284,15 @@ def cloud_up(
             + "; ".join(f"{h.address}: {h.error}" for h in bad),
             f"fix it, then {cloud.continue_hint(spec)} (log: {served.log})",
         )
+
+
+def _schedule_teardown(result: Any, seconds: int, inventory: str | None) -> None:
+    from inventory import store
+    from provision import autoteardown, cloud, paths
+
+    inv = store.load(paths.inventory_file(inventory))
+    hosts = [h for h in (inv.find(x.instance_id) for x in result.hosts) if h is not None]
+    autoteardown.schedule(cloud.connect(None if result.sandbox else result.region, result.sandbox), hosts, seconds)
 
 
 def _preflight_before_up() -> None:
@@ -387,12 +405,20 @@ def cloud_status(
     if not result.clusters:
         ui.out.print(f"no infprov clusters in {result.region}" + (" (sandbox)" if result.sandbox else ""))
         return
-    table = Table("cluster", "instance", "state", "address", "type", "zone", "uptime", "$/h", "cost so far")
+    from datetime import datetime, timezone
+
+    from provision import autoteardown
+
+    now = datetime.now(timezone.utc)
+    table = Table("cluster", "instance", "state", "address", "type", "zone", "uptime", "$/h", "cost so far",
+                  "auto-teardown")
     for c in result.clusters:
         for i in c.instances:
+            deadline = autoteardown.read_deadline({autoteardown.TAG: i.auto_teardown or ""})
             table.add_row(
                 c.name, i.instance_id, i.state + (" (spot)" if i.spot else ""), i.address or "-", i.instance_type,
                 i.availability_zone, _duration(i.uptime_s), _usd(i.hourly_price), _usd(i.cost_so_far),
+                autoteardown.describe(deadline, now),
             )
     ui.out.print(table)
     total = sum(c.hourly_cost or 0 for c in result.clusters)

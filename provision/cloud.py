@@ -162,6 +162,7 @@ class InstanceInfo:
     uptime_s: float | None
     hourly_price: float | None
     cost_so_far: float | None
+    auto_teardown: str | None = None  # the deadline tagged by `up --auto-teardown` (UTC)
 
 
 @dataclass(frozen=True)
@@ -1643,6 +1644,7 @@ def status(
                 uptime_s=round((moment - launched_at).total_seconds()) if launched_at and up_now else None,
                 hourly_price=price,
                 cost_so_far=cost_so_far(launched_at, moment, price) if up_now else 0.0,
+                auto_teardown=tags.get("infprov:auto-teardown"),
             )
         )
     live_ids = [i.instance_id for infos in clusters.values() for i in infos]
@@ -1688,6 +1690,7 @@ def teardown(
         with contextlib.ExitStack() as stack:
             if cluster is not None:
                 stack.enter_context(_lock(f"cluster-{prov.region}-{cluster}", timeouts))
+                stack.enter_context(server_lock(prov.region, cluster, timeouts))
             return _teardown(prov, cluster, scope, sandbox, yes, dry_run, confirm, inventory, timeouts)
     except Ec2ApiError as exc:
         err = _api_error(exc, f"teardown of {scope}")
@@ -1840,6 +1843,13 @@ def sweep(prov: Ec2Provider, cluster: str | None, also_key: str | None = None) -
 
 
 # ---------------------------------------------------------------- local locks
+
+
+def server_lock(region: str, cluster: str, timeouts: Timeouts | None = None) -> contextlib.AbstractContextManager[None]:
+    """Held while `up` provisions the cluster's hosts and while `teardown` removes them: two `up` at once
+    would race to replace one server container, and a teardown in the middle of one would leave the
+    `up` starting a container on a host already handed back (tests/test_faults.py found both)."""
+    return _lock(f"server-{region}-{cluster}", timeouts or DEFAULT_TIMEOUTS)
 
 
 @contextlib.contextmanager
