@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -130,6 +131,11 @@ def main(
 ) -> None:
     if debug:
         os.environ["INFPROV_DEBUG"] = "1"
+    # paramiko logs a dropped connection ("Socket exception: Bad file descriptor (9)") at ERROR; with no
+    # handler Python's last-resort handler printed it under infprov's one error line. --debug shows it.
+    if not _debug():
+        logging.getLogger("paramiko").addHandler(logging.NullHandler())
+        logging.getLogger("paramiko").propagate = False
 
 
 # ---------------------------------------------------------------- sandbox

@@ -171,6 +171,7 @@ def test_a_changed_host_key_is_refused(cluster: dict[str, Any], tmp_path: Path) 
         assert up.returncode == 1 and "Traceback" not in up.stderr, up.stderr
         [error] = [line for line in up.stderr.splitlines() if line.startswith("error:")]
         assert "host key" in error.lower(), error
+        assert up.stderr.rstrip().splitlines()[-1] == error  # nothing after it (paramiko's own log once was)
     finally:
         install(core.HostSpec(int(name[1:])).dir / "ssh_host_ed25519_key")
     assert _cli("ssh", "--name", CLUSTER, "--", "true").returncode == 0  # the real key is admitted again
