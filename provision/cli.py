@@ -111,7 +111,7 @@ app = typer.Typer(
     name="infprov",
     help="From nothing to a benchmarked Triton server on AWS Inferentia (Inf1), and back to nothing.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion SHELL
     pretty_exceptions_enable=False,
 )
 
@@ -136,6 +136,24 @@ def main(
     if not _debug():
         logging.getLogger("paramiko").addHandler(logging.NullHandler())
         logging.getLogger("paramiko").propagate = False
+
+
+@app.command("demo")
+def demo_cmd(
+    hosts: int = typer.Option(2, "--hosts", help="How many sandbox hosts (and instances) to use (1 to 8)."),
+    limit: int = typer.Option(10, "--limit", help="Seconds the benchmark measures on each host."),
+) -> None:
+    """The main job on the local sandbox (Linux, root): sandbox up, up, bench, results, teardown."""
+    from provision import demo
+    from provision.sandbox import core
+
+    if not 1 <= hosts <= core.MAX_HOSTS:
+        raise UsageError(f"--hosts {hosts} is out of range", f"give a number from 1 to {core.MAX_HOSTS}")
+    if not 1 <= limit <= 3600:
+        raise UsageError(f"--limit {limit} is out of range", "give 1 to 3600 seconds")
+    code = demo.main(hosts=hosts, limit=limit)
+    if code:
+        raise typer.Exit(code)
 
 
 # ---------------------------------------------------------------- sandbox
