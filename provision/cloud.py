@@ -1846,9 +1846,9 @@ def sweep(prov: Ec2Provider, cluster: str | None, also_key: str | None = None) -
 
 
 def server_lock(region: str, cluster: str, timeouts: Timeouts | None = None) -> contextlib.AbstractContextManager[None]:
-    """Held while `up` provisions the cluster's hosts and while `teardown` removes them: two `up` at once
-    would race to replace one server container, and a teardown in the middle of one would leave the
-    `up` starting a container on a host already handed back (tests/test_faults.py found both)."""
+    """Held while `up` provisions the cluster's hosts and while `teardown` removes them. Two `up` at once
+    raced to replace one server container (tests/test_faults.py found it: one failed with "No such
+    container"); a teardown in the middle of an `up` is the same race, so teardown waits its turn."""
     return _lock(f"server-{region}-{cluster}", timeouts or DEFAULT_TIMEOUTS)
 
 
