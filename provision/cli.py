@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -108,7 +109,7 @@ app = typer.Typer(
     name="infprov",
     help="From nothing to a benchmarked Triton server on AWS Inferentia (Inf1), and back to nothing.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion SHELL
     pretty_exceptions_enable=False,
 )
 
@@ -128,6 +129,29 @@ def main(
 ) -> None:
     if debug:
         os.environ["INFPROV_DEBUG"] = "1"
+    # paramiko logs a dropped connection ("Socket exception: Bad file descriptor (9)") at ERROR; with no
+    # handler Python's last-resort handler printed it under infprov's one error line. --debug shows it.
+    if not _debug():
+        logging.getLogger("paramiko").addHandler(logging.NullHandler())
+        logging.getLogger("paramiko").propagate = False
+
+
+@app.command("demo")
+def demo_cmd(
+    hosts: int = typer.Option(2, "--hosts", help="How many sandbox hosts (and instances) to use (1 to 8)."),
+    limit: int = typer.Option(10, "--limit", help="Seconds the benchmark measures on each host."),
+) -> None:
+    """The main job on the local sandbox (Linux, root): sandbox up, up, bench, results, teardown."""
+    from infprov.provision import demo
+    from infprov.provision.sandbox import core
+
+    if not 1 <= hosts <= core.MAX_HOSTS:
+        raise UsageError(f"--hosts {hosts} is out of range", f"give a number from 1 to {core.MAX_HOSTS}")
+    if not 1 <= limit <= 3600:
+        raise UsageError(f"--limit {limit} is out of range", "give 1 to 3600 seconds")
+    code = demo.main(hosts=hosts, limit=limit)
+    if code:
+        raise typer.Exit(code)
 
 
 from infprov.provision.sandbox.commands import sandbox_app  # noqa: E402  (after app, which it joins)
@@ -165,9 +189,15 @@ def cloud_up(
     no_preflight: bool = typer.Option(
         False, "--no-preflight", help="Launch without first checking that the pinned downloads still exist."
     ),
+    auto_teardown: str | None = typer.Option(
+        None, "--auto-teardown", help="Each instance powers off and terminates itself after this long (4h, 90m); "
+        "run again to move the deadline."
+    ),
 ) -> None:
     """Find or launch Inf1 instances, provision Triton on each over SSH, and wait until it serves."""
-    from infprov.provision import cloud, server, specs
+    from infprov.provision import autoteardown, cloud, server, specs
+
+    lifetime = autoteardown.parse_duration(auto_teardown) if auto_teardown is not None else None
 
     spec = specs.UpSpec(
         instance_type=instance_type,
@@ -188,6 +218,8 @@ def cloud_up(
     if not (no_preflight or os.environ.get("INFPROV_NO_PREFLIGHT") == "1"):
         _preflight_before_up(sandbox)
     result = cloud.up(spec)
+    if lifetime is not None:
+        _schedule_teardown(result, lifetime, inventory)
     if skip_server:
         render.render_up(result, json_out)
         return
@@ -195,10 +227,11 @@ def cloud_up(
         if not json_out:
             render.render_up(result, json_out)
             ui.step(f"provisioning Triton on {len(result.hosts)} host(s) (server playbook)")
-        served = server.provision(
-            result.cluster, [h.instance_id for h in result.hosts], sandbox=sandbox, inventory=inventory,
-            on_event=None if json_out else render.show_event,
-        )
+        with cloud.server_lock(result.region, result.cluster):
+            served = server.provision(
+                result.cluster, [h.instance_id for h in result.hosts], sandbox=sandbox, inventory=inventory,
+                on_event=None if json_out else render.show_event,
+            )
     except KeyboardInterrupt:
         ui.warn(f"the instances are up; Triton may be half set up on them: {cloud.continue_hint(spec)}")
         raise
@@ -213,6 +246,16 @@ def cloud_up(
             + "; ".join(f"{h.address}: {h.error}" for h in bad),
             f"fix it, then {cloud.continue_hint(spec)} (log: {served.log})",
         )
+
+
+def _schedule_teardown(result: Any, seconds: int, inventory: str | None) -> None:
+    from infprov.floor import paths
+    from infprov.inventory import store
+    from infprov.provision import autoteardown, providers
+
+    inv = store.load(paths.inventory_file(inventory))
+    hosts = [h for h in (inv.find(x.instance_id) for x in result.hosts) if h is not None]
+    autoteardown.schedule(providers.connect(None if result.sandbox else result.region, result.sandbox), hosts, seconds)
 
 
 def _preflight_before_up(sandbox: bool) -> None:
@@ -282,12 +325,20 @@ def cloud_status(
     if not result.clusters:
         ui.out.print(f"no infprov clusters in {result.region}" + (" (sandbox)" if result.sandbox else ""))
         return
-    table = Table("cluster", "instance", "state", "address", "type", "zone", "uptime", "$/h", "cost so far")
+    from datetime import datetime, timezone
+
+    from infprov.provision import autoteardown
+
+    now = datetime.now(timezone.utc)
+    table = Table("cluster", "instance", "state", "address", "type", "zone", "uptime", "$/h", "cost so far",
+                  "auto-teardown")
     for c in result.clusters:
         for i in c.instances:
+            deadline = autoteardown.read_deadline({autoteardown.TAG: i.auto_teardown or ""})
             table.add_row(
                 c.name, i.instance_id, i.state + (" (spot)" if i.spot else ""), i.address or "-", i.instance_type,
                 i.availability_zone, render.duration(i.uptime_s), render.usd(i.hourly_price), render.usd(i.cost_so_far),
+                autoteardown.describe(deadline, now),
             )
     ui.out.print(table)
     total = sum(c.hourly_cost or 0 for c in result.clusters)

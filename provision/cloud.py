@@ -270,6 +270,7 @@ def status(
                 uptime_s=round((moment - launched_at).total_seconds()) if launched_at and up_now else None,
                 hourly_price=price,
                 cost_so_far=cost_so_far(launched_at, moment, price) if up_now else 0.0,
+                auto_teardown=tags.get("infprov:auto-teardown"),
             )
         )
     live_ids = [i.instance_id for infos in clusters.values() for i in infos]
@@ -311,6 +312,7 @@ def teardown(
         with contextlib.ExitStack() as stack:
             if cluster is not None:
                 stack.enter_context(_lock(f"cluster-{prov.region}-{cluster}", timeouts))
+                stack.enter_context(server_lock(prov.region, cluster, timeouts))
             return _teardown(prov, cluster, scope, yes, dry_run, confirm, inventory, timeouts)
     except Ec2ApiError as exc:
         err = api_error(exc, f"teardown of {scope}")
@@ -444,6 +446,13 @@ def sweep(prov: Provider, cluster: str | None, also_key: str | None = None) -> l
         if tag.get("ResourceType") not in checked:
             left.append(Leftover(str(tag.get("ResourceType")), str(tag.get("ResourceId")), "tagged"))
     return left
+
+
+def server_lock(region: str, cluster: str, timeouts: Timeouts | None = None) -> contextlib.AbstractContextManager[None]:
+    """Held while `up` provisions the cluster's hosts and while `teardown` removes them. Two `up` at once
+    raced to replace one server container (tests/test_faults.py found it: one failed with "No such
+    container"); a teardown in the middle of an `up` is the same race, so teardown waits its turn."""
+    return _lock(f"server-{region}-{cluster}", timeouts or specs.DEFAULT_TIMEOUTS)
 
 
 def _lock(name: str, timeouts: Timeouts) -> contextlib.AbstractContextManager[None]:

@@ -367,6 +367,9 @@ class Ec2Provider:
             "describe_volumes", "Volumes", Filters=[{"Name": k, "Values": list(v)} for k, v in filters.items()]
         )
 
+    def create_tags(self, resource_ids: Sequence[str], tags: Mapping[str, str]) -> None:
+        self._call("create_tags", Resources=list(resource_ids), Tags=tag_list(tags))
+
     def delete_volume(self, volume_id: str) -> None:
         self._call("delete_volume", VolumeId=volume_id)
 

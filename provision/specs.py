@@ -171,6 +171,7 @@ class InstanceInfo:
     uptime_s: float | None
     hourly_price: float | None
     cost_so_far: float | None
+    auto_teardown: str | None = None  # the deadline tagged by `up --auto-teardown` (UTC)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,7 +120,67 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _SKIPPED.append(f"{report.nodeid}: {reason}")
 
 
+# ---------------------------------------------------------------- every EC2 call a test made (issue 12)
+# Each Ec2Provider made in this process reports the operations it sends (botocore's before-call
+# event); at the end of the run they must all be in the IAM policy infprov documents
+# (provision/data/iam-policy.json), or the run fails. tests/test_iam_policy.py reads the same set.
+EC2_CALLS: set[str] = set()
+
+
+_IN_INFPROV = threading.local()
+
+
+def _record_ec2_calls() -> None:
+    """botocore's before-call hook on every Ec2Provider's clients notes what goes on the wire, while
+    infprov's own call path (Ec2Provider._invoke) is on the stack: the calls tests make themselves on
+    prov.client to set a scene (stopping an instance, reading an attribute) are not infprov's."""
+    from infprov.provision import ec2
+
+    if getattr(ec2.Ec2Provider.__init__, "_records", False):
+        return
+    init = ec2.Ec2Provider.__init__
+    invoke = ec2.Ec2Provider._invoke
+
+    def recording_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        for client in (self.client, self.launch_client):
+            client.meta.events.register("before-call.ec2", _note_call)
+
+    def marked_invoke(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _IN_INFPROV.depth = getattr(_IN_INFPROV, "depth", 0) + 1
+        try:
+            return invoke(self, *args, **kwargs)
+        finally:
+            _IN_INFPROV.depth -= 1
+
+    recording_init._records = True  # type: ignore[attr-defined]
+    ec2.Ec2Provider.__init__ = recording_init  # type: ignore[method-assign]
+    ec2.Ec2Provider._invoke = marked_invoke  # type: ignore[method-assign]
+
+
+def _note_call(model: Any, **kwargs: Any) -> None:
+    if getattr(_IN_INFPROV, "depth", 0):
+        EC2_CALLS.add(f"ec2:{model.name}")
+
+
+_record_ec2_calls()
+
+
+def _iam_finish(session: pytest.Session) -> None:
+    if not EC2_CALLS:
+        return
+    from infprov.provision import iam
+
+    missing = sorted(EC2_CALLS - iam.actions())
+    if missing:
+        _SEAL_REPORT.append(f"iam: the tests called EC2 actions the IAM policy lacks: {', '.join(missing)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        _SEAL_REPORT.append(f"iam: the {len(EC2_CALLS)} EC2 actions the tests called are all in {iam.POLICY_FILE.name}")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _iam_finish(session)
     if _SKIPPED and os.environ.get("INFPROV_NO_SKIPS") == "1":
         _SEAL_REPORT.append(f"ci: {len(_SKIPPED)} test(s) were skipped, which CI does not accept:")
         _SEAL_REPORT.extend(f"  {line}" for line in _SKIPPED[:20])

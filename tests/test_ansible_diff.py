@@ -782,7 +782,7 @@ def _strip_alias(host: str) -> str:
 
 
 def _run_infprov(book: Path, inv: Path, opts: tuple[str, ...], home: Path, root: str) -> tuple[dict[str, Any], dict[str, Any], str]:
-    proc = subprocess.run([sys.executable, "-c", "from provision.cli import app; app()", "play", str(book),
+    proc = subprocess.run([sys.executable, "-c", "from infprov.provision.cli import app; app()", "play", str(book),
                            "--inventory", str(inv), "--json", *opts],
                           capture_output=True, text=True, env=_env(home), timeout=900)  # fmt: skip
     try:
@@ -953,7 +953,7 @@ def test_refused_before_running(name: str, text: str, fragment: str, fleet: list
     inv = work / f"refuse-{name}.yml"
     c = Case(name, text)
     _inventory(inv, [c], fleet[:1], root)
-    proc = subprocess.run([sys.executable, "-c", "from provision.cli import app; app()", "play", str(book),
+    proc = subprocess.run([sys.executable, "-c", "from infprov.provision.cli import app; app()", "play", str(book),
                            "--inventory", str(inv)], capture_output=True, text=True, env=_env(work / "home"),
                           timeout=120)  # fmt: skip
     assert proc.returncode == 2, proc.stdout + proc.stderr

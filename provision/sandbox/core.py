@@ -245,6 +245,8 @@ def assign_host(instance_id: str, neuron_devices: int | None = None) -> dict[str
                     "run `infprov sandbox up --hosts N` with more hosts, or tear a cluster down",
                 )
             name = free[0]
+            with contextlib.suppress(InfprovError):  # a host built before the stand-in existed gets it now
+                _install_power_standin(HostSpec(int(name[1:])), int(state["hosts"][name]["init_pid"]))
             assignments[instance_id] = name
             if neuron_devices is not None:
                 _set_devices(name, state, neuron_devices)
@@ -284,8 +286,12 @@ def release_host(instance_id: str) -> None:
 
 
 def _wipe_host(spec: HostSpec, entry: dict[str, Any]) -> None:
-    """Remove containers, images other than the two stand-ins, and the login user's files."""
+    """Remove containers, images other than the two stand-ins, the login user's files, and any power-off
+    the instance scheduled (the next instance on this host must not inherit its deadline)."""
     pid = entry.get("init_pid")
+    if pid and Path(f"/proc/{pid}").exists():
+        system.run(["nsenter", "-t", str(pid), "-m", "-p", "--", "sh", "-c", hostinit.POWER_CANCEL],
+                   what=f"cancel {spec.name}'s scheduled power-off", check=False, timeout=20)
     if pid and Path(f"/proc/{pid}/root/run/docker.sock").exists():
         sock = f"unix:///proc/{pid}/root/run/docker.sock"
         ids = _docker(sock, "ps", "-aq", timeout=20).stdout.split()
@@ -394,7 +400,7 @@ def _up_locked(count: int, state: dict[str, Any]) -> None:
         served = downloads.start(private_dir() / "downloads", downloads_dir(), gateway())
         ui.ok(f"stand-in download server at {served} ({downloads.NAME} in the server container)")
     if not endpoint:
-        endpoint = ec2endpoint.start(private_dir() / "ec2", ec2_port())
+        endpoint = ec2endpoint.start(private_dir() / "ec2", ec2_port(), watch_hosts=True)
         ui.ok(f"EC2 endpoint at {endpoint}")
     _write_state(state)
 
@@ -495,8 +501,21 @@ def _make_host(spec: HostSpec, docker_root: Path | None) -> dict[str, Any]:
          str(NEURON_DEVICES), spec.hostname, str(hdir), f"{key_file()}.pub", str(private_dir())],
         input=hostinit.LAYOUT_SCRIPT, what=f"lay out {spec.name}'s file system",
     )
+    _install_power_standin(spec, pid)
+    _start_sshd(spec, pid)
+    _start_dockerd(spec, pid)
+    sock = f"unix:///proc/{pid}/root/run/docker.sock"
+    _wait_docker(spec, sock)
+    _wait_ssh(spec)
+    return entry
+
+
+def _start_sshd(spec: HostSpec, pid: int) -> None:
     _in_host(spec, pid, ["/usr/sbin/sshd", "-E", "/run/sshd.log"])
-    with open(hdir / "dockerd.log", "ab") as log:
+
+
+def _start_dockerd(spec: HostSpec, pid: int) -> None:
+    with open(spec.dir / "dockerd.log", "ab") as log:
         _in_host(
             spec, pid,
             ["setsid", "-f", "dockerd", "--data-root", "/var/lib/docker", "--exec-root", "/var/run/docker",
@@ -507,10 +526,67 @@ def _make_host(spec: HostSpec, docker_root: Path | None) -> dict[str, Any]:
              "--dns", "127.0.0.1", "--max-download-attempts", "1"],
             stdout=log,
         )
-    sock = f"unix:///proc/{pid}/root/run/docker.sock"
-    _wait_docker(spec, sock)
-    _wait_ssh(spec)
-    return entry
+
+
+# ---------------------------------------------------------------- faults (what the fault tests do to a host)
+
+
+def host_processes(name: str, comm: str) -> list[int]:
+    """PIDs of the host's processes named comm (e.g. sshd, dockerd), found through its cgroup."""
+    return [p for p in _cgroup_pids(HostSpec(int(name[1:]))) if _comm(p) == comm]
+
+
+def restart_daemon(name: str, comm: str, stop_signal: int = signal.SIGTERM) -> None:
+    """Stop the host's sshd or dockerd (every process of that name, by PID) and start it again, as a
+    crash and a restart by the host's init would."""
+    if comm not in ("sshd", "dockerd"):
+        raise ValueError(comm)
+    stop_daemon(name, comm, stop_signal)
+    start_daemon(name, comm)
+
+
+def stop_daemon(name: str, comm: str, stop_signal: int = signal.SIGKILL) -> list[int]:
+    pids = host_processes(name, comm)
+    for p in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, stop_signal)
+    for p in pids:
+        _wait_gone(p, 20)
+    return pids
+
+
+def start_daemon(name: str, comm: str) -> None:
+    spec = HostSpec(int(name[1:]))
+    pid = int(_read_state()["hosts"][name]["init_pid"])
+    if comm == "sshd":
+        _start_sshd(spec, pid)
+        _wait_ssh(spec)
+    else:
+        _start_dockerd(spec, pid)
+        _wait_docker(spec, f"unix:///proc/{pid}/root/run/docker.sock")
+
+
+def _install_power_standin(spec: HostSpec, pid: int) -> None:
+    """The host's `shutdown`: schedules a power-off that the EC2 endpoint turns into a termination."""
+    system.run(["nsenter", "-t", str(pid), "-m", "--", "sh", "-ec", hostinit.POWER_INSTALL],
+               input=hostinit.SHUTDOWN_STANDIN, what=f"install {spec.name}'s shutdown stand-in", timeout=20)
+
+
+def powered_off() -> list[str]:
+    """The instances whose sandbox host has powered itself off (its scheduled shutdown came due)."""
+    state = _read_state()
+    found = []
+    for instance_id, name in state.get("assignments", {}).items():
+        pid = state.get("hosts", {}).get(name, {}).get("init_pid")
+        if pid and Path(f"/proc/{pid}/root{hostinit.POWER_STATE}.off").exists():
+            found.append(instance_id)
+    return found
+
+
+def set_link(name: str, up: bool) -> None:
+    """Take the host's link to the sandbox bridge down or bring it back (a network outage)."""
+    spec = HostSpec(int(name[1:]))
+    system.run(["ip", "link", "set", spec.veth, "up" if up else "down"], what=f"set {spec.name}'s link")
 
 
 def _forget_neighbour(spec: HostSpec) -> None:

@@ -106,8 +106,11 @@ def ami_records() -> list[dict[str, object]]:
     return records
 
 
-def start(state_dir: Path, port: int) -> str:
-    """Start moto on 127.0.0.1:port (or find it already running); return its URL."""
+def start(state_dir: Path, port: int, watch_hosts: bool = False) -> str:
+    """Start moto on 127.0.0.1:port (or find it already running); return its URL.
+
+    watch_hosts: the sandbox's own endpoint also plays EC2's part when a host powers itself off
+    (ec2server.watch_power): that host's instance is terminated."""
     state_dir.mkdir(parents=True, exist_ok=True)
     running = is_running(state_dir)
     if running:
@@ -131,7 +134,7 @@ def start(state_dir: Path, port: int) -> str:
     log = (state_dir / LOG_FILE).open("ab")
     try:
         proc = subprocess.Popen(
-            [*_server_command(), "-H", HOST, "-p", str(port)],
+            [*_server_command(), *(["--watch-sandbox-hosts"] if watch_hosts else []), "-H", HOST, "-p", str(port)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -201,10 +204,8 @@ class _Exited(Exception):
 
 
 def _server_command() -> list[str]:
-    beside = Path(sys.executable).parent / "moto_server"
-    if beside.exists():
-        return [str(beside)]
-    return [sys.executable, "-m", "moto.server"]
+    # moto's server with the sandbox's additions (provision/sandbox/ec2server.py)
+    return [sys.executable, "-m", "infprov.provision.sandbox.ec2server"]
 
 
 def _require_free(port: int) -> None:
@@ -222,8 +223,11 @@ def _require_free(port: int) -> None:
 
 
 def _answers(url: str) -> bool:
+    # The dashboard page (10 kB, milliseconds), not /moto-api/data.json: that dumps every resource the
+    # endpoint ever held (3 MB after one fault-test run, half a second idle) and, on a busy machine,
+    # outlasted the timeout, so a running sandbox was reported "not up" (tests/test_faults.py).
     try:
-        with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=2) as resp:
+        with urllib.request.urlopen(f"{url}/moto-api/", timeout=5) as resp:
             return bool(resp.status == 200)
     except OSError:
         return False

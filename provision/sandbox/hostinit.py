@@ -78,3 +78,46 @@ mount -t tmpfs -o mode=755,size=1m infp-mask "$private"
 
 # The host's init: holds the namespaces open and reaps orphans, as PID 1 of the host.
 INIT_LOOP = "touch {ready}; trap 'exit 0' TERM; while :; do sleep 86400 & wait $!; done"
+
+
+# ---------------------------------------------------------------- power: the host's `shutdown`
+# A host has no systemd: its `shutdown` (on a tmpfs over /usr/local/sbin, first in sudo's secure_path,
+# in the host's mount namespace only) schedules a power-off the way systemd's does (`-P +N`, `now`,
+# `-c` to cancel, a new call replacing the last) by leaving POWER_STATE.off when it comes due. The
+# sandbox's EC2 endpoint (ec2server.watch_power) sees that file and terminates the host's instance, as
+# EC2 does for an instance launched with InstanceInitiatedShutdownBehavior=terminate.
+POWER_STATE = "/run/infprov-power"
+
+SHUTDOWN_STANDIN = r"""#!/bin/sh
+# infprov sandbox host: stands in for shutdown(8); see provision/sandbox/hostinit.py
+state=/run/infprov-power
+when=1 cancel=
+for arg in "$@"; do
+  case $arg in
+    -c) cancel=1 ;;
+    -P|-h|-H|--poweroff|--halt|--no-wall) ;;
+    now) when=0 ;;
+    +[0-9]*) when=${arg#+} ;;
+    *) echo "shutdown (infprov sandbox stand-in): unsupported argument: $arg" >&2; exit 1 ;;
+  esac
+done
+case $when in ''|*[!0-9]*) echo "shutdown: bad time: $when" >&2; exit 1 ;; esac
+[ -s $state.pid ] && kill -- "-$(cat $state.pid)" 2>/dev/null
+rm -f $state.pid $state.at
+if [ -n "$cancel" ]; then echo "Shutdown cancelled." >&2; exit 0; fi
+at=$(( $(date +%s) + when * 60 ))
+setsid sh -c "sleep $((when * 60)); touch $state.off" </dev/null >/dev/null 2>&1 &
+echo $! > $state.pid
+echo $at > $state.at
+echo "Shutdown scheduled for $(date -u -d @$at), use 'shutdown -c' to cancel." >&2
+"""
+
+POWER_INSTALL = """mountpoint -q /usr/local/sbin || mount -t tmpfs -o mode=755,size=1m infp-sbin /usr/local/sbin
+cat > /usr/local/sbin/shutdown
+chmod 755 /usr/local/sbin/shutdown
+"""
+
+POWER_CANCEL = """state=/run/infprov-power
+[ -s $state.pid ] && kill -- "-$(cat $state.pid)" 2>/dev/null
+rm -f $state.pid $state.at $state.off
+"""
