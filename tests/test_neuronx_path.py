@@ -183,3 +183,35 @@ def test_start_sh_on_trn1_sets_up_for_trn1_and_refuses_a_bad_target(tmp_path: Pa
     assert calls[0].startswith("setup.sh -trn1 -p")
     with pytest.raises(AssertionError, match="SETUP_TARGET must be"):
         _run_start(tmp_path / "bad", "", cores="0:1", target="-inf3", standin=False)
+
+
+# ---------------------------------------------------------------- bench follows the served model
+
+
+def _config_json(max_batch: int, name: str, dims: list[int], out: str, out_dims: list[int]) -> str:
+    import json
+
+    return json.dumps({"max_batch_size": max_batch,
+                       "input": [{"name": name, "data_type": "TYPE_FP32", "dims": dims}],
+                       "output": [{"name": out, "data_type": "TYPE_FP32", "dims": out_dims}]})
+
+
+def test_bench_reads_names_layout_and_batch_from_the_inf2_config() -> None:
+    from infprov.floor.errors import UsageError
+    from infprov.provision import bench, benchplan
+
+    inf2 = bench.ModelConfig.parse(_config_json(0, "INPUT__0", [8, 3, 224, 224], "OUTPUT__0", [8, 1000]))
+    inf1 = bench.ModelConfig.parse(_config_json(64, "input", [224, 224, 3], "output", [1000]))
+    assert (inf2.layout, inf2.fixed_batch, inf2.batch_for(0), inf2.output_name) == ("NCHW", 8, 8, "OUTPUT__0")
+    assert (inf1.layout, inf1.fixed_batch, inf1.batch_for(16)) == ("NHWC", None, 16)
+    plan = benchplan.plan("inf2.xlarge")  # no flags
+    assert plan.points[0].batch_size == 0 and plan.neuron_cores == 2
+    point = benchplan.Point(inf2.batch_for(plan.points[0].batch_size), 2)
+    bench.check_batch(inf2, point.batch_size, "h")
+    with pytest.raises(UsageError, match="exactly 8 images"):
+        bench.check_batch(inf2, 16, "h")
+    cmd = bench._client_command(plan, point, "n", "/r/p.json", config=inf2, splits_batch=False)
+    assert "--input_name INPUT__0 --output_name OUTPUT__0 --neuron_cores 0" in cmd and "--batch_size 8" in cmd
+    pa = bench._perf_analyzer_command(plan, point, "n", "/r/p.csv", inf2)
+    assert "-b 1" in pa and "--shape INPUT__0:8,3,224,224" in pa
+    assert benchplan.plan("inf1.6xlarge").points[0].batch_size == 16
