@@ -1,4 +1,4 @@
-"""Which AMI a cluster boots: the Neuron DLAMI that still drives Inf1, newest first, or a pinned one checked."""
+"""Which AMI a cluster boots: the newest Neuron DLAMI that drives the instance family, or a pinned one checked."""
 
 from __future__ import annotations
 
@@ -66,6 +66,32 @@ def image_date(image: Mapping[str, Any]) -> str | None:
     return created[:10].replace("-", "") if re.match(r"^\d{4}-\d{2}-\d{2}", created) else None
 
 
+# Inf2 and Trn1 packages are listed from Neuron 2.9.0 on (its release content lists Trn1, Inf2 and Inf1
+# packages; Inf2 became generally available with it). Every later DLAMI release drives both.
+V2_FIRST_RELEASE = (2, 9, 0)
+FAMILIES = ("inf1", "inf2", "trn1")
+
+
+def verdict(image: Mapping[str, Any], family: str = "inf1") -> tuple[bool | None, str]:
+    """Can this image drive the family (inf1, inf2, trn1)? (True/False/None = cannot tell) and why."""
+    if family == "inf1":
+        return inf1_verdict(image)
+    title = family.capitalize()
+    desc = str(image.get("Description") or "")
+    listed = re.search(r"Supported EC2 instances?:\s*([^.]*)", desc, re.IGNORECASE)
+    if listed is not None:
+        if re.search(rf"\b{family}\b", listed.group(1), re.IGNORECASE):
+            return True, f"its description lists {title}"
+        return False, f"its description does not list {title} among the supported instances"
+    release = neuron_release(image)
+    if release is not None:
+        text = ".".join(map(str, release))
+        if release >= V2_FIRST_RELEASE:
+            return True, f"Neuron release {text}"
+        return False, f"Neuron release {text}; {title} needs {'.'.join(map(str, V2_FIRST_RELEASE))} or later"
+    return None, "not a Neuron DLAMI whose release infprov can tell"
+
+
 def inf1_verdict(image: Mapping[str, Any]) -> tuple[bool | None, str]:
     """Can this image drive Inf1? (True/False/None = cannot tell) and why, in a few words."""
     desc = str(image.get("Description") or "")
@@ -99,15 +125,20 @@ def _flavour_rank(name: str) -> int:
     return 2  # a single-framework DLAMI
 
 
-def choose_ami(images: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
-    """The newest Inf1-capable Neuron DLAMI among images (x86_64, Ubuntu 22.04 before 20.04)."""
+def choose_ami(images: Sequence[Mapping[str, Any]], family: str = "inf1") -> Mapping[str, Any]:
+    """The newest Neuron DLAMI that drives the family, among images (x86_64, Ubuntu 22.04 before 20.04)."""
     capable = [
         img
         for img in images
         if img.get("Architecture", "x86_64") == "x86_64"
         and img.get("State", "available") == "available"
-        and inf1_verdict(img)[0] is True
+        and verdict(img, family)[0] is True
     ]
+    if not capable and family != "inf1":
+        raise InfprovError(
+            f"no Neuron DLAMI that supports {family.capitalize()} was found in this region",
+            "pin one with --ami ami-..., e.g. a current 'Deep Learning AMI Neuron (Ubuntu 22.04)' image",
+        )
     if not capable:
         raise InfprovError(
             "no Inf1-capable Neuron DLAMI (release before 2.26.1) was found in this region",
@@ -129,31 +160,40 @@ def choose_ami(images: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     return max(capable, key=rank)
 
 
-def check_pinned_ami(image: Mapping[str, Any], region: str) -> None:
-    """`--ami` wins, but an image known not to drive Inf1 is refused rather than launched."""
+def check_pinned_ami(image: Mapping[str, Any], region: str, family: str = "inf1") -> None:
+    """`--ami` wins, but an image known not to drive the family is refused rather than launched."""
     ami = image.get("ImageId")
     name = image.get("Name") or "?"
     if image.get("State", "available") != "available":
         raise UsageError(f"AMI {ami} ({name}) is {image.get('State')}, not available", "pin an available image")
     if image.get("Architecture", "x86_64") != "x86_64":
         raise UsageError(
-            f"AMI {ami} ({name}) is for {image.get('Architecture')}; Inf1 instances are x86_64",
+            f"AMI {ami} ({name}) is for {image.get('Architecture')}; {family.capitalize()} instances are x86_64",
             "pin an x86_64 image",
         )
-    verdict, why = inf1_verdict(image)
-    if verdict is False:
+    if family != "inf1":
+        ok, why = verdict(image, family)
+        if ok is False:
+            raise UsageError(f"AMI {ami} ({name}) cannot drive {family.capitalize()}: {why}",
+                             "pin a current Neuron DLAMI with --ami, or omit --ami to let infprov choose")
+        if ok is None:
+            ui.warn(f"cannot tell whether AMI {ami} ({name}) in {region} supports {family.capitalize()} ({why}); "
+                    "using it as asked. It needs the Neuron driver (aws-neuronx-dkms) and docker")
+        return
+    inf1_ok, why = inf1_verdict(image)
+    if inf1_ok is False:
         raise UsageError(
             f"AMI {ami} ({name}) cannot drive Inf1: {why}",
             "pin a Neuron DLAMI of release 2.26.0 or earlier with --ami, or omit --ami to let infprov choose",
         )
-    if verdict is None:
+    if inf1_ok is None:
         ui.warn(
             f"cannot tell whether AMI {ami} ({name}) in {region} supports Inf1 ({why}); using it as asked. "
             "It needs the Neuron driver of the aws-neuronx-dkms 2.24 line and docker"
         )
 
 
-def resolve_image(prov: Provider, pinned: str | None) -> Mapping[str, Any]:
+def resolve_image(prov: Provider, pinned: str | None, family: str = "inf1") -> Mapping[str, Any]:
     if pinned:
         found = prov.image(pinned)
         if found is None:
@@ -161,8 +201,8 @@ def resolve_image(prov: Provider, pinned: str | None) -> Mapping[str, Any]:
                 f"AMI {pinned} was not found in {prov.region}",
                 "AMIs are regional: give this region's id of the image, or omit --ami",
             )
-        check_pinned_ami(found, prov.region)
+        check_pinned_ami(found, prov.region, family)
         return found
-    image = choose_ami(prov.find_images(["amazon"], DLAMI_NAME_PATTERNS))
-    ui.step(f"AMI {image['ImageId']}: {image.get('Name')} ({inf1_verdict(image)[1]})")
+    image = choose_ami(prov.find_images(["amazon"], DLAMI_NAME_PATTERNS), family)
+    ui.step(f"AMI {image['ImageId']}: {image.get('Name')} ({verdict(image, family)[1]})")
     return image

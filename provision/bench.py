@@ -31,6 +31,10 @@ from infprov.provision.benchplan import BenchPlan, Point
 SDK_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3-sdk"
 SERVER_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3"
 PYTHON_BACKEND_REF = "r22.04"
+# Inf2/Trn1 (playbooks/files/pins-neuronx.env); the client keeps the 22.04 SDK image: it speaks Triton's
+# HTTP/REST v2 protocol, which the 24.04 server serves unchanged.
+SERVER_IMAGE_V2 = "nvcr.io/nvidia/tritonserver:24.04-py3"
+PYTHON_BACKEND_REF_V2 = "r24.04"
 REMOTE_DIR = "/home/ubuntu/infprov-bench"
 
 Line = Callable[[str, str], None]  # (host, line)
@@ -179,7 +183,9 @@ def _one_host(host: Any, bench: BenchPlan, run_dir: Path, rid: str, on_line: Lin
     try:
         _check_ready(conn, host, bench.model)
         config = _model_config(conn, host, bench.model)
-        for point in bench.points:
+        # the batch, tensor names and layout follow the served model (a batch of 0: the model's own)
+        points = [Point(config.batch_for(p.batch_size), p.threads) for p in bench.points]
+        for point in points:
             check_batch(config, point.batch_size, host.address)
         made = conn.run(shlex.join(["mkdir", "-p", remote]))
         if made.exit_code != 0:
@@ -188,7 +194,8 @@ def _one_host(host: Any, bench: BenchPlan, run_dir: Path, rid: str, on_line: Lin
         if put.exit_code != 0:
             raise InfprovError(f"{host.address}: could not upload the client: {put.tail(3)}")
         price = catalog.hourly_price(host.instance_type, host.region) if host.instance_type else None
-        for i, point in enumerate(bench.points):
+        splits = catalog.get(host.instance_type).splits_batch if host.instance_type in catalog.TYPES else True
+        for i, point in enumerate(points):
             if stop.is_set():  # interrupted before this point began: nothing of it to keep
                 out.partial = True
                 break
@@ -196,7 +203,8 @@ def _one_host(host: Any, bench: BenchPlan, run_dir: Path, rid: str, on_line: Lin
             name = f"infprov-bench-{rid}-{i}"
             remote_json = f"{remote}/point-{i}.json"
             remote_csv = f"{remote}/perf-{i}.csv"
-            cmd = _client_command(bench, point, name, remote_json, client) if bench.tool == "client" else \
+            cmd = _client_command(bench, point, name, remote_json, client, config, splits) \
+                if bench.tool == "client" else \
                 _perf_analyzer_command(bench, point, name, remote_csv, config)
             raw: list[str] = []
 
@@ -221,9 +229,13 @@ def _one_host(host: Any, bench: BenchPlan, run_dir: Path, rid: str, on_line: Lin
                 result = perf_analyzer_results(got.out, "\n".join(raw), bench, point)
 
             manifest = {"host": host.address, "instance_id": host.name, "instance_type": host.instance_type,
-                        "region": host.region, "image": SDK_IMAGE, "server_image": SERVER_IMAGE,
-                        "python_backend_ref": PYTHON_BACKEND_REF, "infprov_version": __version__,
-                        "started_at": started, "tool": bench.tool, "remote_dir": remote}
+                        "region": host.region, "image": SDK_IMAGE,
+                        "server_image": SERVER_IMAGE if splits else SERVER_IMAGE_V2,
+                        "python_backend_ref": PYTHON_BACKEND_REF if splits else PYTHON_BACKEND_REF_V2,
+                        "infprov_version": __version__,
+                        "started_at": started, "tool": bench.tool, "remote_dir": remote,
+                        "input": config.input_name, "output": config.output_name, "layout": config.layout,
+                        "datatype": config.datatype}
             result = rs.with_cost(rs.with_manifest(result, manifest), price)
             out.points.append(result)
             if result.get("partial") or stop.is_set():
@@ -272,13 +284,39 @@ class ModelConfig:
     max_batch_size: int
     input_name: str
     dims: tuple[int, ...]  # without the batch axis when max_batch_size > 0, as Triton writes them
+    output_name: str = "output"
+    datatype: str = "FP32"
 
     @classmethod
     def parse(cls, text: str) -> ModelConfig:
         doc = json.loads(text)
         first = doc["input"][0]
         dims = tuple(int(d) for d in first["dims"])
-        return cls(int(doc.get("max_batch_size") or 0), str(first["name"]), dims)
+        outputs = doc.get("output") or [{}]
+        dtype = str(first.get("data_type", "TYPE_FP32")).removeprefix("TYPE_")
+        return cls(int(doc.get("max_batch_size") or 0), str(first["name"]), dims,
+                   str(outputs[0].get("name", "output")), dtype)
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """The batch a model of fixed shape takes (max_batch_size 0, a leading dimension > 0), else None."""
+        if self.max_batch_size == 0 and len(self.dims) == 4 and self.dims[0] > 0:
+            return self.dims[0]
+        return None
+
+    @property
+    def layout(self) -> str:
+        """NCHW (the traced torch model), NHWC (Inf1's TF model) or '?' from the image dimensions."""
+        image = self.dims[-3:]
+        if len(image) == 3 and image[0] == 3:
+            return "NCHW"
+        if len(image) == 3 and image[-1] == 3:
+            return "NHWC"
+        return "?"
+
+    def batch_for(self, asked: int) -> int:
+        """The batch to send: the model's own when its shape fixes it and none was asked (0)."""
+        return asked or self.fixed_batch or 1
 
     def shape_for(self, batch: int) -> tuple[int, tuple[int, ...]]:
         """perf_analyzer's -b and --shape for `batch` images: a batching model takes -b; one that does
@@ -286,7 +324,7 @@ class ModelConfig:
         if self.max_batch_size > 0:
             return batch, self.dims
         if not self.dims or self.dims[0] != -1:
-            return 1, self.dims
+            return 1, self.dims  # a fixed shape: the images are in it already
         return 1, (batch, *self.dims[1:])
 
 
@@ -301,6 +339,12 @@ def _model_config(conn: Any, host: Any, model: str) -> ModelConfig:
 
 
 def check_batch(config: ModelConfig, batch: int, where: str) -> None:
+    if config.fixed_batch is not None:
+        if batch != config.fixed_batch:
+            raise UsageError(f"{where}: the model takes exactly {config.fixed_batch} images per request "
+                             f"(input dims {list(config.dims)}), not {batch}",
+                             f"give --batch-size {config.fixed_batch}, or leave it out")
+        return
     if config.max_batch_size > 0 and batch > config.max_batch_size:
         raise UsageError(f"{where}: batch size {batch} is above the model's max_batch_size {config.max_batch_size}",
                          f"give --batch-size {config.max_batch_size} or less")
@@ -310,11 +354,16 @@ def check_batch(config: ModelConfig, batch: int, where: str) -> None:
 
 
 def _client_command(bench: BenchPlan, point: Point, name: str, remote_json: str,
-                    client: str = f"{REMOTE_DIR}/{client_build.NAME}") -> str:
+                    client: str = f"{REMOTE_DIR}/{client_build.NAME}", config: ModelConfig | None = None,
+                    splits_batch: bool = True) -> str:
+    """The client's flags; tensor names from the served config, and the NeuronCore check only where the
+    model splits every batch across its cores (Inf1)."""
+    config = config or ModelConfig(64, "input", (224, 224, 3))
     args = ["python3", client, "--model_name", check_model(bench.model), "--batch_size", str(point.batch_size),
             "--benchmark", "--limit", f"{bench.limit_s:g}", "--num_threads", str(point.threads),
             "--warmup", str(bench.warmup), "--url", "127.0.0.1:8000", "--json", remote_json,
-            "--neuron_cores", str(bench.neuron_cores)]
+            "--input_name", config.input_name, "--output_name", config.output_name,
+            "--neuron_cores", str(bench.neuron_cores if splits_batch else 0)]
     if bench.allow_small_batch:
         args.append("--allow_small_batch")
     return _docker(name, args)

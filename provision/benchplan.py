@@ -83,12 +83,16 @@ def plan(
         raise UsageError(f"--warmup {warmup} is negative", "give 0 or more warm-up requests")
     grid = parse_sweep(sweep)
     # 0 is a batch size given (and refused below), not "the default"
-    batches = grid.get("batch") or [cores if batch_size is None else batch_size]
+    # Neuron v2: no default here; the served model's fixed shape gives the batch (0 = the model's own)
+    default = cores if itype.splits_batch else 0
+    batches = grid.get("batch") or [default if batch_size is None else batch_size]
     thread_list = grid.get("threads") or [threads]
     for b in batches:
+        if b == 0 and batch_size is None and not grid.get("batch"):
+            continue
         if not 1 <= b <= MAX_BATCH:
             raise UsageError(f"batch size {b} is out of range", f"give 1 to {MAX_BATCH} (the server's max batch)")
-        if b < cores and not allow_small_batch:
+        if itype.splits_batch and b < cores and not allow_small_batch:
             raise UsageError(
                 f"batch size {b} is smaller than the {cores} NeuronCores of {of_what}: "
                 "the model splits every batch across its cores",

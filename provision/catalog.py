@@ -1,4 +1,4 @@
-"""The Inf1 instance types infprov drives: the one place sizes, Neuron devices and prices live."""
+"""The Neuron instance types infprov drives (Inf1; Inf2 and Trn1): the one place sizes, devices and prices live."""
 
 from __future__ import annotations
 
@@ -9,21 +9,44 @@ from types import MappingProxyType
 from infprov.floor.errors import UsageError
 
 CORES_PER_DEVICE = 4  # each Inferentia chip has four NeuronCore-v1
+# Inferentia2 and Trainium chips carry two NeuronCore-v2 each (AWS Neuron docs, "Inferentia2 architecture"
+# and "Trainium architecture"); one /dev/neuronN per chip, as on Inf1.
+CORES_PER_DEVICE_V2 = 2
+
+# The two Neuron generations: what the server playbook and bench choose from the instance type.
+NEURON_V1 = "neuron-v1"  # Inf1: Inferentia, NeuronCore-v1, neuron-cc / tensorflow-neuron, python_backend r22.04
+NEURON_V2 = "neuron-v2"  # Inf2, Trn1: Inferentia2 / Trainium, NeuronCore-v2, neuronx-cc / torch-neuronx
 
 
 @dataclass(frozen=True)
 class InstanceType:
-    """One Inf1 size. prices: on-demand USD per hour by region, only where known."""
+    """One Neuron instance size. prices: on-demand USD per hour by region, only where known."""
 
     name: str
     vcpus: int
     memory_gib: int
-    neuron_devices: int  # Inferentia chips = /dev/neuron0..N-1
+    neuron_devices: int  # Neuron chips = /dev/neuron0..N-1
     prices: Mapping[str, float] = field(default_factory=dict)
+    generation: str = NEURON_V1
+
+    @property
+    def family(self) -> str:
+        """inf1, inf2 or trn1: the word AMI descriptions list under "Supported EC2 instances"."""
+        return self.name.split(".")[0]
+
+    @property
+    def cores_per_device(self) -> int:
+        return CORES_PER_DEVICE if self.generation == NEURON_V1 else CORES_PER_DEVICE_V2
 
     @property
     def neuron_cores(self) -> int:
-        return self.neuron_devices * CORES_PER_DEVICE
+        return self.neuron_devices * self.cores_per_device
+
+    @property
+    def splits_batch(self) -> bool:
+        """Inf1's generated model splits every batch across its cores (so a batch needs one image per
+        core); the Neuron v2 model gives each core its own model instance and whole requests."""
+        return self.generation == NEURON_V1
 
     def price(self, region: str) -> float | None:
         """On-demand USD per hour in region, or None where the catalog does not know it."""
@@ -36,6 +59,10 @@ def _prices(usd: float) -> Mapping[str, float]:
     return MappingProxyType({"us-east-1": usd, "us-east-2": usd, "us-west-2": usd})
 
 
+def _us_east_1(usd: float) -> Mapping[str, float]:
+    return MappingProxyType({"us-east-1": usd})
+
+
 TYPES: Mapping[str, InstanceType] = MappingProxyType(
     {
         t.name: t
@@ -44,6 +71,17 @@ TYPES: Mapping[str, InstanceType] = MappingProxyType(
             InstanceType("inf1.2xlarge", 8, 16, 1, _prices(0.362)),
             InstanceType("inf1.6xlarge", 24, 48, 4, _prices(1.18)),
             InstanceType("inf1.24xlarge", 96, 192, 16, _prices(4.721)),
+            # Inf2 and Trn1. Chips: AWS's Inf2 and Trn1 product pages (aws.amazon.com/ec2/instance-types/inf2/,
+            # .../trn1/: "Inferentia2 chips" 1/1/6/12, "Trainium chips" 1/16); vCPUs and memory (GiB): the same
+            # pages' tables; on-demand USD per hour in us-east-1: the EC2 On-Demand pricing page (Linux), which the
+            # product pages round to cents (0.76, 1.97, 6.49, 12.98; 1.34, 21.50). Other regions are left unknown
+            # rather than guessed. Not re-checked in this change against the Pricing API (no network here).
+            InstanceType("inf2.xlarge", 4, 16, 1, _us_east_1(0.7582), NEURON_V2),
+            InstanceType("inf2.8xlarge", 32, 128, 1, _us_east_1(1.9679), NEURON_V2),
+            InstanceType("inf2.24xlarge", 96, 384, 6, _us_east_1(6.4906), NEURON_V2),
+            InstanceType("inf2.48xlarge", 192, 768, 12, _us_east_1(12.9813), NEURON_V2),
+            InstanceType("trn1.2xlarge", 8, 32, 1, _us_east_1(1.3438), NEURON_V2),
+            InstanceType("trn1.32xlarge", 128, 512, 16, _us_east_1(21.50), NEURON_V2),
         )
     }
 )
@@ -59,12 +97,12 @@ def get(instance_type: str) -> InstanceType:
     if entry is not None:
         return entry
     valid = ", ".join(TYPES)
-    if instance_type.lower().startswith(("inf2.", "trn1.", "trn1n.", "trn2.")):
-        raise UsageError(
-            f"{instance_type} is not an Inf1 type: infprov runs Triton 22.04 on Inferentia 1 only",
-            f"choose one of {valid}",
-        )
     raise UsageError(f"unknown instance type {instance_type!r}", f"choose one of {valid}")
+
+
+def generation(instance_type: str) -> str:
+    """NEURON_V1 (Inf1) or NEURON_V2 (Inf2, Trn1) for a catalog type."""
+    return get(instance_type).generation
 
 
 def core_range(instance_type: str) -> str:

@@ -122,7 +122,8 @@ def _converge(
     zones = prov.zones_offering(itype.name)
     if not zones:
         raise UsageError(
-            f"{itype.name} is not offered in {region}", "choose a region that offers Inf1, e.g. us-east-1 or us-west-2"
+            f"{itype.name} is not offered in {region}",
+            f"choose a region that offers {itype.family.capitalize()}, e.g. us-east-1 or us-west-2",
         )
     existing = prov.instances({f"tag:{TAG_CLUSTER}": [spec.name], "instance-state-name": list(LIVE_STATES)})
     plan = plan_instances(existing, spec.name, itype.name, spec.count)
@@ -135,7 +136,7 @@ def _converge(
     image: Mapping[str, Any] | None = None
     targets: list[tuple[str, str]] = []
     if plan.launch:
-        image = resolve_image(prov, spec.ami)
+        image = resolve_image(prov, spec.ami, itype.family)
         used = [i["Placement"]["AvailabilityZone"] for i in existing]
         targets = order_zones(zones, prov.default_subnets(vpc_id), used)
         if not targets:

@@ -196,7 +196,7 @@ def hosts_of(
                 port=way.port,
                 instance_type=itype.name,
                 neuron_devices=way.neuron_devices,
-                neuron_cores=way.neuron_devices * catalog.CORES_PER_DEVICE,
+                neuron_cores=way.neuron_devices * itype.cores_per_device,
                 region=region,
                 cluster=cluster,
                 availability_zone=zone,

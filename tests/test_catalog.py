@@ -54,8 +54,35 @@ def test_unknown_type_lists_the_valid_ones() -> None:
         assert name in err.value.hint
 
 
-def test_other_neuron_generations_are_refused_by_name() -> None:
-    with pytest.raises(UsageError) as err:
-        catalog.get("inf2.xlarge")
-    assert "not an Inf1 type" in err.value.message
-    assert "inf1.6xlarge" in err.value.hint
+def test_unknown_neuron_types_are_refused_with_the_list() -> None:
+    for name in ("trn2.48xlarge", "inf2.2xlarge", "trn1n.32xlarge"):
+        with pytest.raises(UsageError) as err:
+            catalog.get(name)
+        assert "unknown instance type" in err.value.message
+        for listed in ("inf1.6xlarge", "inf2.xlarge", "trn1.32xlarge"):
+            assert listed in err.value.hint
+
+
+@pytest.mark.parametrize(
+    ("name", "chips", "cores", "vcpus", "gib", "usd"),
+    [
+        ("inf2.xlarge", 1, 2, 4, 16, 0.7582),
+        ("inf2.8xlarge", 1, 2, 32, 128, 1.9679),
+        ("inf2.24xlarge", 6, 12, 96, 384, 6.4906),
+        ("inf2.48xlarge", 12, 24, 192, 768, 12.9813),
+        ("trn1.2xlarge", 1, 2, 8, 32, 1.3438),
+        ("trn1.32xlarge", 16, 32, 128, 512, 21.50),
+    ],
+)
+def test_neuron_v2_types(name: str, chips: int, cores: int, vcpus: int, gib: int, usd: float) -> None:
+    t = catalog.get(name)
+    assert (t.neuron_devices, t.neuron_cores, t.vcpus, t.memory_gib) == (chips, cores, vcpus, gib)
+    assert t.generation == catalog.NEURON_V2 and not t.splits_batch
+    assert catalog.hourly_price(name, "us-east-1") == usd
+    assert catalog.hourly_price(name, "eu-west-1") is None
+    assert catalog.core_range(name) == f"0:{cores - 1}"
+
+
+def test_inf1_stays_neuron_v1() -> None:
+    t = catalog.get("inf1.6xlarge")
+    assert t.generation == catalog.NEURON_V1 and t.splits_batch and t.neuron_cores == 16 and t.family == "inf1"

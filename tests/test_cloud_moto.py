@@ -504,7 +504,7 @@ def test_cli_teardown_with_leftovers_exits_1(
     ("args", "fragment"),
     [
         (["up", "--type", "inf9.huge"], "unknown instance type"),
-        (["up", "--type", "inf2.xlarge"], "not an Inf1 type"),
+        (["up", "--type", "trn2.48xlarge"], "unknown instance type"),
         (["up", "--type", "inf1.xlarge", "--count", "0"], "--count 0"),
         (["up", "--type", "inf1.xlarge", "--count", "-3"], "--count -3"),
         (["up", "--type", "inf1.xlarge", "--tag", "novalue"], "KEY=VALUE"),

@@ -286,3 +286,17 @@ def test_continue_hint_repeats_the_options_that_find_the_same_cluster() -> None:
     sandbox = cloud.continue_hint(specs.UpSpec(instance_type="inf1.xlarge", name="s", sandbox=True))
     assert "`infprov up --type inf1.xlarge --name s --sandbox` again" in sandbox
     assert "`infprov teardown --name s --sandbox`" in sandbox
+
+
+def test_choose_ami_for_inf2_takes_the_newest_image_that_lists_it() -> None:
+    chosen = amis.choose_ami(_images(), "inf2")
+    assert amis.neuron_release(chosen) == (2, 27, 0)
+    assert chosen["Name"].startswith("Deep Learning AMI Neuron (")
+    assert amis.verdict(_by_name("PyTorch 1.13"), "inf2") == (
+        False, "its description does not list Inf2 among the supported instances")
+
+
+def test_pinned_ami_for_trn1_is_refused_when_it_cannot_drive_it() -> None:
+    with pytest.raises(UsageError, match="cannot drive Trn1"):
+        amis.check_pinned_ami(_by_name("PyTorch 1.13"), "us-east-1", "trn1")
+    amis.check_pinned_ami(_by_name("SDK 2.27.0"), "us-east-1", "trn1")

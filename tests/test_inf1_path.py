@@ -210,7 +210,8 @@ def _start_sh_gen_flags() -> list[str]:
     text = (PLAYBOOKS / "files" / "inf1" / "start.sh").read_text()
     marker = 'gen_triton_model.py"'
     lines = []
-    for line in text[text.index(marker) + len(marker):].splitlines():
+    start = text.index(marker + " --model_type tensorflow")
+    for line in text[start + len(marker):].splitlines():
         lines.append(line.rstrip("\\"))
         if not line.endswith("\\"):
             break
@@ -225,7 +226,7 @@ def test_the_sandbox_generator_writes_what_upstream_writes(tmp_path: Path) -> No
 
     scripts = tmp_path / "inferentia" / "scripts"
     scripts.mkdir(parents=True)
-    (scripts / "gen_triton_model.py").write_text(pbrepo._GEN)
+    (scripts / "gen_triton_model.py").write_text(pbrepo.gen_source(pbrepo.BRANCH))
     (tmp_path / "infprov-standin").mkdir()
     (tmp_path / "infprov-standin" / "model.py").write_text(pbrepo.MODEL_SOURCE.read_text())
     model_dir = tmp_path / "models" / "rn50-16neuroncores-default"

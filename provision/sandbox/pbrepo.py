@@ -89,7 +89,7 @@ def config(a, name, inputs, outputs, start, end):
 
 
 p = argparse.ArgumentParser()
-p.add_argument("--model_type", choices=["pytorch", "tensorflow"], required=True)
+@INF2_FLAG@p.add_argument("--model_type", choices=["pytorch", "tensorflow"], required=True)
 p.add_argument("--model_version", type=int, default=1)
 p.add_argument("--enable_dynamic_batching", action="store_true")
 p.add_argument("--max_batch_size", type=int, default=0)
@@ -172,6 +172,30 @@ takes the image's stub). setup.sh itself, its downloads (from the sandbox's stan
 server) and everything else in the start script run as on Inf1.
 """
 
+# From r23.08 on upstream's generator also takes --inf2 (its config.pbtxt is the same for the same flags:
+# create_modelconfig is unchanged from r22.04 to r26.07 but for formatting; only model.py differs).
+V2_BRANCH = "r24.04"
+
+
+def gen_source(branch: str) -> str:
+    """The stand-in generator of that branch: r22.04's flags, plus --inf2 from r23.08 on."""
+    flag = 'p.add_argument("--inf2", action="store_true")\n' if branch != BRANCH else ""
+    return _GEN.replace("@INF2_FLAG@", flag)
+
+
+_STANDIN_COMPILE_NEURONX = """#!/usr/bin/env python3
+\"\"\"Sandbox stand-in for infprov's compile_rn50_neuronx.py: no neuronx-cc here, so a marker file.\"\"\"
+import argparse
+
+p = argparse.ArgumentParser()
+p.add_argument("--out", required=True)
+p.add_argument("--batch", type=int, required=True)
+a = p.parse_args()
+with open(a.out, "wb") as f:
+    f.write(b"infprov sandbox stand-in: no torch_neuronx-traced graph")
+print("sandbox stand-in: traced nothing into", a.out, "at batch", a.batch)
+"""
+
 _STANDIN_COMPILE = """#!/usr/bin/env python3
 \"\"\"Sandbox stand-in for infprov's compile_rn50.py: no Neuron compiler here, so a marker SavedModel.\"\"\"
 import argparse
@@ -187,7 +211,7 @@ print("sandbox stand-in: compiled nothing into", a.out)
 """
 
 # Bumped when the stand-in's files change, so `sandbox up` rebuilds the repository.
-STANDIN_VERSION = "3"
+STANDIN_VERSION = "4"
 MODEL_SOURCE = Path(__file__).resolve().parents[2] / "playbooks" / "files" / "sandbox_model" / "model.py"
 
 
@@ -224,10 +248,11 @@ def create(public: Path, owner: str) -> None:
         files = {
             "README.md": _README,
             "inferentia/scripts/setup.sh": _SETUP,
-            "inferentia/scripts/gen_triton_model.py": _GEN,
+            "inferentia/scripts/gen_triton_model.py": gen_source(BRANCH),
             "CMakeLists.txt": _CMAKELISTS.replace("@BOOST_SHA256@", downloads.read_pins()["BOOST_SHA256"]),
             "infprov-standin/README": _STANDIN_README,
             "infprov-standin/compile.py": _STANDIN_COMPILE,
+            "infprov-standin/compile_neuronx.py": _STANDIN_COMPILE_NEURONX,
             "infprov-standin/model.py": MODEL_SOURCE.read_text(),
             "infprov-standin/VERSION": STANDIN_VERSION + "\n",
             "models/.gitkeep": "",
@@ -240,6 +265,11 @@ def create(public: Path, owner: str) -> None:
                 path.chmod(0o755)
         for cmd in (["git", "init", "-q", "-b", BRANCH], ["git", "add", "-A"],
                     ["git", "commit", "-q", "-m", "python_backend stand-in at r22.04"]):
+            subprocess.run(cmd, cwd=work, env=env, check=True, capture_output=True)
+        # the Neuron v2 branch: the same tree with the generator that takes --inf2
+        (work / "inferentia/scripts/gen_triton_model.py").write_text(gen_source(V2_BRANCH))
+        for cmd in (["git", "checkout", "-q", "-b", V2_BRANCH], ["git", "add", "-A"],
+                    ["git", "commit", "-q", "-m", f"python_backend stand-in at {V2_BRANCH}"]):
             subprocess.run(cmd, cwd=work, env=env, check=True, capture_output=True)
         subprocess.run(["rm", "-rf", str(repo)], check=True)
         subprocess.run(["git", "clone", "-q", "--bare", str(work), str(repo)], env=env, check=True,

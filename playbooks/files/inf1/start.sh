@@ -1,12 +1,22 @@
 #!/bin/bash
-# The server container's command on Inf1: build (first start) or reuse the Neuron environment,
-# make the model repository if it is missing, then serve. Reads MODEL_NAME, NEURON_CORE_RANGE and
-# MAX_BATCH_SIZE; NEURON_RT_VISIBLE_CORES (set by docker run) confines the Neuron runtime to the range.
+# The server container's command on every Neuron generation: build (first start) or reuse the Neuron
+# environment, make the model repository if it is missing, then serve. Reads MODEL_NAME, NEURON_CORE_RANGE,
+# MAX_BATCH_SIZE and NEURON_GENERATION (neuron-v1: Inf1, TF ResNet-50 split across the cores; neuron-v2:
+# Inf2/Trn1, SETUP_TARGET -inf2 or -trn1, a traced torch ResNet-50 of MAX_BATCH_SIZE images per request,
+# one model instance per core); NEURON_RT_VISIBLE_CORES (set by docker run) confines the runtime to the range.
 set -eo pipefail
 pb=${PYTHON_BACKEND_PATH:-/home/ubuntu/python_backend}
 model=${MODEL_NAME:?MODEL_NAME is not set}
 cores=${NEURON_CORE_RANGE:?NEURON_CORE_RANGE is not set}
 max_batch=${MAX_BATCH_SIZE:?MAX_BATCH_SIZE is not set}
+generation=${NEURON_GENERATION:-neuron-v1}
+case $generation in
+    neuron-v1) ;;
+    neuron-v2)
+        target=${SETUP_TARGET:?SETUP_TARGET is not set}
+        case $target in -inf2|-trn1) ;; *) echo "start.sh: SETUP_TARGET must be -inf2 or -trn1, not $target" >&2; exit 2 ;; esac ;;
+    *) echo "start.sh: NEURON_GENERATION must be neuron-v1 or neuron-v2, not $generation" >&2; exit 2 ;;
+esac
 state=/opt/infprov
 # The sandbox (INFPROV_NEURON_STANDIN=1) replaces only the Neuron layer: the compile comes from its
 # python_backend stand-in. setup.sh runs in both profiles; in the sandbox its pins name the stand-in
@@ -19,10 +29,37 @@ if [ -f "$state/env.sh" ]; then
     # shellcheck disable=SC1091
     source "$state/env.sh"
 else
-    # shellcheck disable=SC1091
-    source "$pb/inferentia/scripts/setup.sh" -t -b "$pb"
+    if [ "$generation" = neuron-v2 ]; then
+        # shellcheck disable=SC1091
+        source "$pb/inferentia/scripts/setup.sh" "$target" -p -b "$pb"
+    else
+        # shellcheck disable=SC1091
+        source "$pb/inferentia/scripts/setup.sh" -t -b "$pb"
+    fi
     mkdir -p "$state"
     export -p > "$state/env.sh"
+fi
+
+if [ "$generation" = neuron-v2 ] && [ ! -f "$pb/models/$model/config.pbtxt" ]; then
+    # gen_triton_model.py --inf2 takes the compiled model's path relative to the model's folder (its
+    # model.py joins it to the model repository path it is given); the traced file lives there.
+    mkdir -p "$pb/models/$model"
+    traced=$pb/models/$model/rn50_neuronx.pt
+    if [ ! -f "$traced" ] && [ "$standin" = 1 ]; then
+        python3 "$pb/infprov-standin/compile_neuronx.py" --out "$traced" --batch "$max_batch"
+    elif [ ! -f "$traced" ]; then
+        python3 "$pb/infprov/compile_rn50_neuronx.py" --out "$traced" --batch "$max_batch"
+    fi
+    first=${cores%%:*}
+    last=${cores##*:}
+    # One model instance per NeuronCore: upstream's --inf2 model.py gives instance i the cores
+    # start+i*n..start+i*n+n-1 (NEURON_RT_VISIBLE_CORES) and sends it whole requests; the traced graph
+    # has a fixed shape, so the input names the batch (max_batch_size 0: Triton checks the whole shape).
+    python3 "$pb/inferentia/scripts/gen_triton_model.py" --inf2 --model_type pytorch \
+        --compiled_model rn50_neuronx.pt \
+        --triton_input "INPUT__0,FP32,${max_batch}x3x224x224" --triton_output "OUTPUT__0,FP32,${max_batch}x1000" \
+        --neuron_core_range "$cores" --triton_model_instance_count $((last - first + 1)) \
+        --triton_model_dir "$pb/models/$model"
 fi
 
 if [ ! -f "$pb/models/$model/config.pbtxt" ]; then

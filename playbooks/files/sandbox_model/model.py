@@ -40,6 +40,10 @@ class TritonPythonModel:
             # the config gen_triton_model.py writes on Inf1 names the range the model spans
             start = int(_param(config, "NEURON_CORE_START_INDEX", "0") or 0)
             self.neuron_cores = int(_param(config, "NEURON_CORE_END_INDEX", "0")) - start + 1
+        # Neuron v2 (upstream's --inf2 model.py) gives each model instance its share of the cores and
+        # whole requests; the batch is then split over the cores of one instance only.
+        instances = int(config.get("instance_group", [{}])[0].get("count", 1) or 1)
+        self.neuron_cores = self.neuron_cores // max(1, instances) if self.neuron_cores else 0
         self.broken_shape = _truthy(_param(config, "BROKEN_SHAPE", "false"))
         self.broken_values = _truthy(_param(config, "BROKEN_VALUES", "false"))
         # A slow model on purpose (tests of client timeouts): every request waits this long first.
@@ -67,8 +71,11 @@ class TritonPythonModel:
 
     def _answer(self, request: Any) -> Any:
         images = pb_utils.get_input_tensor_by_name(request, self.input_name).as_numpy()
-        if images.ndim != 4 or images.shape[1:] != (224, 224, 3):
-            raise pb_utils.TritonModelException(f"input must be [batch,224,224,3], got {list(images.shape)}")
+        if images.ndim == 4 and images.shape[1:] == (3, 224, 224):
+            images = np.transpose(images, (0, 2, 3, 1))  # NCHW, as the traced torch model takes it
+        elif images.ndim != 4 or images.shape[1:] != (224, 224, 3):
+            raise pb_utils.TritonModelException(
+                f"input must be [batch,224,224,3] or [batch,3,224,224], got {list(images.shape)}")
         batch = images.shape[0]
         if self.neuron_cores and batch < self.neuron_cores:
             # As on Inf1, where a batch is split across the NeuronCores.
