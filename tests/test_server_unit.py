@@ -70,7 +70,7 @@ def test_docker_run_per_instance_type(instance_type: str) -> None:
         "--shm-size=1g --ulimit memlock=-1 --ulimit stack=67108864 "
         "-p 127.0.0.1:8000:8000 -p 127.0.0.1:8001:8001 -p 127.0.0.1:8002:8002 "
         f"-e MODEL_NAME=rn50-{cores}neuroncores-default -e NEURON_CORE_RANGE=0:{cores - 1} "
-        f"-e NEURON_RT_VISIBLE_CORES=0-{cores - 1} -e MAX_BATCH_SIZE=64 "
+        f"-e NEURON_RT_VISIBLE_CORES=0-{cores - 1} -e MAX_BATCH_SIZE=64 -e NEURON_GENERATION=neuron-v1 "
         "-e PYTHON_BACKEND_PATH=/home/ubuntu/python_backend "
         "nvcr.io/nvidia/tritonserver:22.04-py3 bash /home/ubuntu/python_backend/infprov/start.sh"
     )
@@ -88,15 +88,19 @@ def test_sandbox_profile_runs_the_same_start_script_with_the_neuron_layer_stood_
     sandbox = " ".join(_vars("inf1.6xlarge", profile="sandbox", downloads="10.9.8.1")["run_args"].split())
     assert sandbox.endswith("nvcr.io/nvidia/tritonserver:22.04-py3 bash /home/ubuntu/python_backend/infprov/start.sh")
     # only the Neuron layer's switch and the name of the stand-in download server differ
-    assert sandbox == inf1.replace("-e MAX_BATCH_SIZE=64 ", "-e MAX_BATCH_SIZE=64 -e INFPROV_NEURON_STANDIN=1 "
-                                   "--add-host infprov-downloads:10.9.8.1 ")
+    assert sandbox == inf1.replace("-e NEURON_GENERATION=neuron-v1 ", "-e NEURON_GENERATION=neuron-v1 "
+                                   "-e INFPROV_NEURON_STANDIN=1 --add-host infprov-downloads:10.9.8.1 ")
 
 
 def test_each_profile_gets_its_own_pins() -> None:
-    src = _task("The pinned downloads setup.sh reads")["ansible.builtin.copy"]["src"]
-    assert _render(src, {"profile": "inf1"}) == "files/pins.env"
-    assert _render(src, {"profile": "sandbox"}) == "files/sandbox/pins.env"
-    assert (PLAYBOOKS / "files" / "sandbox" / "pins.env").is_file()
+    assert _task("The pinned downloads setup.sh reads")["ansible.builtin.copy"]["src"] == "{{ pins_file }}"
+    pins = _play()["vars"]["pins_file"]
+    for profile, generation, expected in (("inf1", "neuron-v1", "files/pins.env"),
+                                          ("sandbox", "neuron-v1", "files/sandbox/pins.env"),
+                                          ("inf2", "neuron-v2", "files/pins-neuronx.env"),
+                                          ("sandbox", "neuron-v2", "files/sandbox/pins-neuronx.env")):
+        assert _render(pins, {"profile": profile, "generation": generation}) == expected
+        assert (PLAYBOOKS / expected).is_file()
 
 
 def test_the_free_disk_need_fits_the_smallest_volume_up_allows() -> None:
