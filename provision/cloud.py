@@ -19,7 +19,7 @@ from infprov.provision.access import (
     managed_key_file,
 )
 from infprov.provision.amis import resolve_image
-from infprov.provision.ec2 import Ec2ApiError, tag_map
+from infprov.provision.ec2 import Ec2ApiError, Instance
 from infprov.provision.launch import ask_or_refuse, confirm_spend, launch_shortfall
 from infprov.provision.planning import (
     cluster_filter,
@@ -137,7 +137,7 @@ def _converge(
     targets: list[tuple[str, str]] = []
     if plan.launch:
         image = resolve_image(prov, spec.ami, itype.family)
-        used = [i["Placement"]["AvailabilityZone"] for i in existing]
+        used = [i.zone for i in existing]
         targets = order_zones(zones, prov.default_subnets(vpc_id), used)
         if not targets:
             raise InfprovError(
@@ -245,14 +245,14 @@ def status(
     except Ec2ApiError as exc:
         raise api_error(exc, "status") from None
     clusters: dict[str, list[InstanceInfo]] = {}
-    running: dict[str, list[Mapping[str, Any]]] = {}
-    for inst in sorted(found, key=lambda i: str(i["InstanceId"])):
-        tags = tag_map(inst)
+    running: dict[str, list[Instance]] = {}
+    for inst in sorted(found, key=lambda i: str(i.id)):
+        tags = inst.tags
         cluster = tags.get(TAG_CLUSTER, "?")
-        state = inst["State"]["Name"]
-        itype = str(inst["InstanceType"])
+        state = inst.state
+        itype = str(inst.instance_type)
         price = catalog.TYPES[itype].price(prov.region) if itype in catalog.TYPES else None
-        launched = inst.get("LaunchTime")
+        launched = inst.launch_time
         launched_at = launched if isinstance(launched, datetime) else None
         up_now = state in ("pending", "running")
         address = prov.shown_address(inst)
@@ -260,13 +260,13 @@ def status(
             running.setdefault(cluster, []).append(inst)
         clusters.setdefault(cluster, []).append(
             InstanceInfo(
-                instance_id=str(inst["InstanceId"]),
+                instance_id=str(inst.id),
                 cluster=cluster,
                 state=state,
                 address=str(address),
                 instance_type=itype,
-                availability_zone=str(inst.get("Placement", {}).get("AvailabilityZone", "")),
-                spot=inst.get("InstanceLifecycle") == "spot",
+                availability_zone=inst.zone,
+                spot=inst.spot,
                 launched_at=launched_at.isoformat() if launched_at else None,
                 uptime_s=round((moment - launched_at).total_seconds()) if launched_at and up_now else None,
                 hourly_price=price,
@@ -333,14 +333,14 @@ def _teardown(
     region = prov.region
     filters = cluster_filter(cluster)
     instances = prov.instances({**filters, "instance-state-name": list(NOT_GONE_STATES)})
-    instance_ids = sorted(str(i["InstanceId"]) for i in instances)
+    instance_ids = sorted(str(i.id) for i in instances)
     groups = prov.security_groups(filters)
     volumes = prov.volumes(filters)
     key_name = managed_key_name(region)
     key_pairs: list[str] = []
     if prov.key_pair(key_name) is not None:
         users = prov.instances({"key-name": [key_name], "instance-state-name": list(NOT_GONE_STATES)})
-        only_ours = all(u["InstanceId"] in instance_ids for u in users)
+        only_ours = all(u.id in instance_ids for u in users)
         if only_ours and (cluster is None or not _other_clusters(prov, cluster)):
             key_pairs.append(key_name)
     plan = TeardownResult(
@@ -366,7 +366,7 @@ def _teardown(
     ask_or_refuse(f"Remove {scope} in {region}?", yes, confirm, "tear down")
 
     addresses = [found for found in map(prov.address, instances) if found is not None]
-    live = [i["InstanceId"] for i in instances if i["State"]["Name"] != "shutting-down"]
+    live = [i.id for i in instances if i.state != "shutting-down"]
     if live:
         ui.step(f"terminating {', '.join(live)}")
         prov.terminate_instances(live)
@@ -396,7 +396,7 @@ def _teardown(
 
 def _other_clusters(prov: Provider, cluster: str) -> bool:
     managed = prov.instances({f"tag:{TAG_MANAGED}": ["true"], "instance-state-name": list(NOT_GONE_STATES)})
-    return any(tag_map(i).get(TAG_CLUSTER) != cluster for i in managed)
+    return any(i.tags.get(TAG_CLUSTER) != cluster for i in managed)
 
 
 def _delete_group(prov: Provider, group_id: str, name: str, timeouts: Timeouts) -> None:
@@ -431,7 +431,7 @@ def sweep(prov: Provider, cluster: str | None, also_key: str | None = None) -> l
     filters = cluster_filter(cluster)
     left: list[Leftover] = []
     for inst in prov.instances({**filters, "instance-state-name": list(NOT_GONE_STATES)}):
-        left.append(Leftover("instance", str(inst["InstanceId"]), inst["State"]["Name"]))
+        left.append(Leftover("instance", str(inst.id), inst.state))
     for group in prov.security_groups(filters):
         left.append(Leftover("security-group", str(group["GroupId"]), str(group.get("GroupName", ""))))
     for volume in prov.volumes(filters):

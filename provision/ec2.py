@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -74,6 +78,83 @@ def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
 
 def tag_map(resource: Mapping[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in resource.get("Tags", []) or []}
+
+
+_INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
+_ZONE = re.compile(r"^[a-z0-9-]{1,40}$")
+INSTANCE_STATES = frozenset({"pending", "running", "shutting-down", "terminated", "stopping", "stopped"})
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One EC2 instance as infprov uses it, read from DescribeInstances or RunInstances and checked on
+    the way in: an answer from the API is data from outside, and these fields reach shells, SSH and the
+    inventory."""
+
+    id: str
+    state: str
+    instance_type: str
+    zone: str = ""
+    public_ip: str | None = None
+    private_ip: str | None = None
+    key_name: str | None = None
+    launch_time: datetime | None = None
+    spot: bool = False
+    state_reason: str = ""
+    client_token: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        """Where it is reached: its public address, else its private one ("" before it has either)."""
+        return self.public_ip or self.private_ip or ""
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> Instance:
+        iid = str(raw.get("InstanceId", ""))
+        if not _INSTANCE_ID.match(iid):
+            raise _odd(f"an instance id {iid[:40]!r}")
+        state = str((raw.get("State") or {}).get("Name", ""))
+        if state not in INSTANCE_STATES:
+            raise _odd(f"instance {iid} in state {state[:40]!r}")
+        itype = str(raw.get("InstanceType", ""))
+        if not _INSTANCE_TYPE.match(itype):
+            raise _odd(f"instance {iid} of type {itype[:40]!r}")
+        zone = str((raw.get("Placement") or {}).get("AvailabilityZone", ""))
+        if zone and not _ZONE.match(zone):
+            raise _odd(f"instance {iid} in zone {zone[:40]!r}")
+        launched = raw.get("LaunchTime")
+        key = raw.get("KeyName")
+        token = raw.get("ClientToken")
+        return cls(
+            id=iid,
+            state=state,
+            instance_type=itype,
+            zone=zone,
+            public_ip=_ip(raw.get("PublicIpAddress"), iid),
+            private_ip=_ip(raw.get("PrivateIpAddress"), iid),
+            key_name=str(key) if key else None,
+            launch_time=launched if isinstance(launched, datetime) else None,
+            spot=raw.get("InstanceLifecycle") == "spot",
+            state_reason=str((raw.get("StateReason") or {}).get("Message", "")),
+            client_token=str(token) if token else None,
+            tags=tag_map(raw),
+        )
+
+
+def _ip(value: Any, iid: str) -> str | None:
+    if not value:
+        return None
+    try:
+        return str(ipaddress.ip_address(str(value)))
+    except ValueError:
+        raise _odd(f"instance {iid} at address {str(value)[:40]!r}") from None
+
+
+def _odd(what: str) -> InfprovError:
+    return InfprovError(f"EC2 answered with {what}, which infprov cannot use",
+                        "check the endpoint infprov talks to (AWS_ENDPOINT_URL, the profile's endpoint)")
 
 
 def default_region() -> str | None:
@@ -224,15 +305,15 @@ class Ec2Provider:
 
     # ------------------------------------------------------------ instances
 
-    def instances(self, filters: Mapping[str, Iterable[str]]) -> list[dict[str, Any]]:
+    def instances(self, filters: Mapping[str, Iterable[str]]) -> list[Instance]:
         reservations = self._pages(
             "describe_instances",
             "Reservations",
             Filters=[{"Name": k, "Values": list(v)} for k, v in filters.items()],
         )
-        return [i for r in reservations for i in r.get("Instances", [])]
+        return [Instance.from_api(i) for r in reservations for i in r.get("Instances", [])]
 
-    def run_instances(self, **params: Any) -> list[dict[str, Any]]:
+    def run_instances(self, **params: Any) -> list[Instance]:
         """RunInstances through the client botocore never retries; throttling and passing server or
         connection trouble are retried here (LAUNCH_RETRY_DELAYS), a full zone is answered at once.
 
@@ -243,7 +324,8 @@ class Ec2Provider:
         delays = list(LAUNCH_RETRY_DELAYS)
         while True:
             try:
-                return list(self._invoke(self.launch_client, "run_instances", params, transient)["Instances"])
+                answer = self._invoke(self.launch_client, "run_instances", params, transient)
+                return [Instance.from_api(i) for i in answer["Instances"]]
             except Ec2ApiError as exc:
                 if not delays or not launch_retryable(exc.code, exc.status):
                     raise

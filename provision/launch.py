@@ -128,8 +128,8 @@ def launch_shortfall(
                     tokens.spent(zone, token)
                     continue
                 raise launch_error(exc, spec, itype, need, prov.region) from None
-            ids = [str(i["InstanceId"]) for i in instances]
-            ended = [str(i["InstanceId"]) for i in instances if i.get("State", {}).get("Name") in ENDED_STATES]
+            ids = [str(i.id) for i in instances]
+            ended = [str(i.id) for i in instances if i.state in ENDED_STATES]
             if ended and len(ended) == len(instances):
                 ui.warn(f"{zone}: EC2 answered with {', '.join(ended)}, launched earlier with this token and "
                         "ended since; launching with a new one")
@@ -252,9 +252,9 @@ class LaunchTokens:
         self.live.clear()
         self.ended.clear()
         for inst in self.prov.instances({f"tag:{TAG_CLUSTER}": [self.cluster]}):
-            token = inst.get("ClientToken")
+            token = inst.client_token
             if token:
-                (self.ended if inst.get("State", {}).get("Name") in ENDED_STATES else self.live).add(str(token))
+                (self.ended if inst.state in ENDED_STATES else self.live).add(str(token))
 
     def _load(self) -> dict[str, int]:
         if not self.path.exists():

@@ -12,6 +12,7 @@ from typing import Any
 
 from infprov.floor.errors import InfprovError, UsageError
 from infprov.provision import catalog
+from infprov.provision.ec2 import Instance
 from infprov.provision.specs import DEFAULT_CLUSTER, SSH_PORT, TAG_CLUSTER, TAG_MANAGED
 
 CAPACITY_CODES = frozenset({"InsufficientInstanceCapacity", "InsufficientCapacity", "Unsupported"})
@@ -84,9 +85,9 @@ class InstancePlan:
     launch: int
 
 
-def plan_instances(existing: Sequence[Mapping[str, Any]], cluster: str, instance_type: str, count: int) -> InstancePlan:
+def plan_instances(existing: Sequence[Instance], cluster: str, instance_type: str, count: int) -> InstancePlan:
     """Reuse what runs, start what is stopped, launch the shortfall; refuse a type change or a leak."""
-    other_types = sorted({i["InstanceType"] for i in existing if i["InstanceType"] != instance_type})
+    other_types = sorted({i.instance_type for i in existing if i.instance_type != instance_type})
     if other_types:
         raise UsageError(
             f"cluster {cluster} runs {', '.join(other_types)}, not {instance_type}",
@@ -100,8 +101,8 @@ def plan_instances(existing: Sequence[Mapping[str, Any]], cluster: str, instance
             "to keep them all)",
         )
     by_state: dict[str, list[str]] = {}
-    for inst in sorted(existing, key=lambda i: str(i["InstanceId"])):
-        by_state.setdefault(inst["State"]["Name"], []).append(inst["InstanceId"])
+    for inst in sorted(existing, key=lambda i: str(i.id)):
+        by_state.setdefault(inst.state, []).append(inst.id)
     return InstancePlan(
         reuse=tuple(by_state.get("pending", []) + by_state.get("running", [])),
         start=tuple(by_state.get("stopped", [])),

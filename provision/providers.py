@@ -18,7 +18,7 @@ from typing import Any
 
 from infprov.floor.errors import InfprovError, UsageError
 from infprov.provision import catalog, ui
-from infprov.provision.ec2 import Ec2Provider, default_region
+from infprov.provision.ec2 import Ec2Provider, Instance, default_region
 from infprov.provision.specs import NOT_GONE_STATES, SANDBOX_REGION, SANDBOX_VAR, SSH_PORT, SSH_USER, validate_region
 
 CHECKIP_URL = "https://checkip.amazonaws.com"
@@ -68,12 +68,12 @@ class Provider(Ec2Provider):
             ) from None
         return f"{addr}/{addr.max_prefixlen}"
 
-    def reach(self, inst: Mapping[str, Any], itype: catalog.InstanceType, key_file: Callable[[str], str],
+    def reach(self, inst: Instance, itype: catalog.InstanceType, key_file: Callable[[str], str],
               user_key: str | None, managed_key: str) -> Reach:
-        address = inst.get("PublicIpAddress") or inst.get("PrivateIpAddress") or ""
+        address = inst.address
         if not address:
-            raise InfprovError(f"{inst['InstanceId']} has no IP address", "check the default subnet's settings")
-        key_name = str(inst.get("KeyName") or user_key or managed_key)
+            raise InfprovError(f"{inst.id} has no IP address", "check the default subnet's settings")
+        key_name = str(inst.key_name or user_key or managed_key)
         return Reach(str(address), SSH_PORT, SSH_USER, key_file(key_name), itype.neuron_devices)
 
     def host_key_source(self) -> Callable[[str], str] | None:
@@ -95,14 +95,14 @@ class Provider(Ec2Provider):
     def cost_note(self) -> str:
         return ""
 
-    def address(self, inst: Mapping[str, Any]) -> tuple[str, int] | None:
+    def address(self, inst: Instance) -> tuple[str, int] | None:
         """Where SSH reaches an instance (None: nowhere yet)."""
-        public = inst.get("PublicIpAddress")
+        public = inst.public_ip
         return (str(public), SSH_PORT) if public else None
 
-    def shown_address(self, inst: Mapping[str, Any]) -> str:
+    def shown_address(self, inst: Instance) -> str:
         """The address `status` shows for an instance."""
-        return str(inst.get("PublicIpAddress") or inst.get("PrivateIpAddress") or "")
+        return str(inst.address)
 
     def release(self, instance_ids: Collection[str]) -> None:
         """After instances terminated: what stood for them is given back (nothing to give back on AWS)."""
@@ -127,7 +127,7 @@ class SandboxProvider(Provider):
         self.core = core if core is not None else sandbox_core()
 
     def prepare(self) -> None:
-        live = {str(i["InstanceId"]) for i in self.instances({"instance-state-name": list(NOT_GONE_STATES)})}
+        live = {str(i.id) for i in self.instances({"instance-state-name": list(NOT_GONE_STATES)})}
         released = self.forget(live)
         if released:
             ui.step(f"sandbox: freed the host(s) of {', '.join(released)} (no such instance is alive any more)")
@@ -154,14 +154,14 @@ class SandboxProvider(Provider):
                 return f"{sock.getsockname()[0]}/32"
         return "127.0.0.1/32"
 
-    def reach(self, inst: Mapping[str, Any], itype: catalog.InstanceType, key_file: Callable[[str], str],
+    def reach(self, inst: Instance, itype: catalog.InstanceType, key_file: Callable[[str], str],
               user_key: str | None, managed_key: str) -> Reach:
         devices = itype.neuron_devices
-        entry = self.core.assign_host(inst["InstanceId"], devices)  # the host shows the type's chips
+        entry = self.core.assign_host(inst.id, devices)  # the host shows the type's chips
         host_devices = int(entry.get("neuron_devices") or devices)
         if host_devices != devices:
             ui.warn(
-                f"{inst['InstanceId']} ({itype.name}, {devices} Neuron devices) stands on sandbox host "
+                f"{inst.id} ({itype.name}, {devices} Neuron devices) stands on sandbox host "
                 f"{entry.get('name')} with {host_devices}; recording the host's"
             )
         return Reach(str(entry["address"]), int(entry["port"]), str(entry["user"]), str(entry["key_file"]),
@@ -182,15 +182,15 @@ class SandboxProvider(Provider):
     def cost_note(self) -> str:
         return " (sandbox: nothing is billed)"
 
-    def address(self, inst: Mapping[str, Any]) -> tuple[str, int] | None:
+    def address(self, inst: Instance) -> tuple[str, int] | None:
         with contextlib.suppress(InfprovError):  # no host for it: nothing was pinned for it either
-            entry = self.core.assign_host(inst["InstanceId"])  # idempotent: the host it already has
+            entry = self.core.assign_host(inst.id)  # idempotent: the host it already has
             return str(entry["address"]), int(entry["port"])
         return None
 
-    def shown_address(self, inst: Mapping[str, Any]) -> str:
-        if inst.get("State", {}).get("Name") == "running":
-            return str(self.core.assign_host(inst["InstanceId"])["address"])
+    def shown_address(self, inst: Instance) -> str:
+        if inst.state == "running":
+            return str(self.core.assign_host(inst.id)["address"])
         return super().shown_address(inst)
 
     def release(self, instance_ids: Collection[str]) -> None:

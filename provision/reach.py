@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from infprov.floor import paths
 from infprov.floor.errors import InfprovError
 from infprov.floor.wait import wait_until
 from infprov.provision import catalog, ui
 from infprov.provision.access import managed_key_file, user_key_file
+from infprov.provision.ec2 import Instance
 from infprov.provision.planning import managed_key_name
 from infprov.provision.providers import Provider
 from infprov.provision.specs import SSH_USER, Host, Timeouts, ticker
@@ -21,7 +21,7 @@ def wait_state(prov: Provider, ids: Sequence[str], target: str, timeout: float, 
 
     def probe() -> bool:
         states.clear()
-        states.update({i["InstanceId"]: i["State"]["Name"] for i in prov.instances({"instance-id": list(ids)})})
+        states.update({i.id: i.state for i in prov.instances({"instance-id": list(ids)})})
         if target == "terminated":  # EC2 forgets terminated instances after a while
             return all(states.get(i, "terminated") == target for i in ids)
         return all(states.get(i) == target for i in ids)
@@ -44,7 +44,7 @@ def wait_running(prov: Provider, ids: Sequence[str], timeouts: Timeouts) -> None
 
     def probe() -> str | None:
         for inst in prov.instances({"instance-id": list(ids)}):
-            states[inst["InstanceId"]] = (inst["State"]["Name"], inst.get("StateReason", {}).get("Message", ""))
+            states[inst.id] = (inst.state, inst.state_reason)
         dead = {k: v for k, v in states.items() if v[0] in ("shutting-down", "terminated")}
         if dead:
             return "; ".join(f"{k}: {s} ({why or 'no reason given'})" for k, (s, why) in sorted(dead.items()))
@@ -171,7 +171,7 @@ def forget_host_keys(hosts: Sequence[tuple[str, int]]) -> None:
 
 
 def hosts_of(
-    instances: Sequence[Mapping[str, Any]], cluster: str, prov: Provider, user_key: str | None
+    instances: Sequence[Instance], cluster: str, prov: Provider, user_key: str | None
 ) -> list[Host]:
     region = prov.region
     managed = managed_key_name(region)
@@ -183,13 +183,13 @@ def hosts_of(
         return str(found) if found else str(paths.keys_dir() / f"{key_name}.pem")
 
     hosts: list[Host] = []
-    for inst in sorted(instances, key=lambda i: str(i["InstanceId"])):
-        itype = catalog.get(inst["InstanceType"])
-        zone = str(inst.get("Placement", {}).get("AvailabilityZone", ""))
+    for inst in sorted(instances, key=lambda i: str(i.id)):
+        itype = catalog.get(inst.instance_type)
+        zone = inst.zone
         way = prov.reach(inst, itype, key_file, user_key, managed)
         hosts.append(
             Host(
-                instance_id=str(inst["InstanceId"]),
+                instance_id=str(inst.id),
                 address=way.address,
                 user=way.user,
                 key_file=way.key_file,

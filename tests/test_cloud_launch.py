@@ -20,7 +20,7 @@ from botocore.stub import Stubber
 
 from infprov.floor.errors import InfprovError
 from infprov.provision import amis, catalog, ec2, launch, planning, specs
-from infprov.provision.ec2 import Ec2ApiError, Ec2Provider
+from infprov.provision.ec2 import Ec2ApiError, Ec2Provider, Instance
 from infprov.provision.providers import AwsProvider
 
 REGION = "us-east-1"
@@ -63,7 +63,7 @@ class TokenKeepingEc2:
         self.calls: list[dict[str, Any]] = []
         self.lose_next_answer = False
 
-    def run_instances(self, **params: Any) -> list[dict[str, Any]]:
+    def run_instances(self, **params: Any) -> list[Instance]:
         self.calls.append(params)
         token = params["ClientToken"]
         rest = json.dumps({k: v for k, v in params.items() if k != "ClientToken"}, sort_keys=True)
@@ -81,9 +81,9 @@ class TokenKeepingEc2:
         if self.lose_next_answer:  # launched, but the answer never arrives
             self.lose_next_answer = False
             raise InfprovError("EC2 run_instances failed: Read timeout on endpoint URL", "")
-        return [self._describe(i) for i in ids]
+        return [Instance.from_api(self._describe(i)) for i in ids]
 
-    def instances(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+    def instances(self, filters: dict[str, list[str]]) -> list[Instance]:
         found = []
         for iid in self.state:
             if iid in self.forgotten:
@@ -95,7 +95,7 @@ class TokenKeepingEc2:
                 for key, values in filters.items()
             )
             if ok:
-                found.append(inst)
+                found.append(Instance.from_api(inst))
         return found
 
     def terminate(self, *ids: str) -> None:
@@ -110,7 +110,8 @@ class TokenKeepingEc2:
         return sorted(i for i, s in self.state.items() if s not in launch.ENDED_STATES)
 
     def _describe(self, iid: str) -> dict[str, Any]:
-        return {"InstanceId": iid, "State": {"Name": self.state[iid]}, "ClientToken": self.token_of[iid],
+        return {"InstanceId": iid, "InstanceType": "inf1.6xlarge", "State": {"Name": self.state[iid]},
+                "ClientToken": self.token_of[iid],
                 "Tags": [{"Key": k, "Value": v} for k, v in self.tags[iid].items()]}
 
 
@@ -293,6 +294,7 @@ class Ec2Http:
         return 200, (
             f'<RunInstancesResponse xmlns="{EC2_NS}"><requestId>r</requestId><reservationId>r-1</reservationId>'
             f"<ownerId>123456789012</ownerId><instancesSet><item><instanceId>{iid}</instanceId>"
+            f"<instanceType>inf1.6xlarge</instanceType>"
             f"<instanceState><code>0</code><name>pending</name></instanceState><clientToken>{token}</clientToken>"
             "</item></instancesSet></RunInstancesResponse>"
         )
@@ -381,7 +383,7 @@ def test_a_lost_answer_is_retried_with_the_same_token_and_launches_once(ec2_http
                                  ClientToken="infprov-t2")
     runs = [f for f in ec2_http.requests if f["Action"] == "RunInstances"]
     assert len(runs) == 2 and runs[0]["ClientToken"] == runs[1]["ClientToken"]
-    assert list(ec2_http.launched.values()) == [inst["InstanceId"]]
+    assert list(ec2_http.launched.values()) == [inst.id]
 
 
 def test_infprov_retries_give_up_and_capacity_is_never_retried(ec2_http: Ec2Http) -> None:

@@ -93,7 +93,10 @@ def _up(prov: AwsProvider, ssh: specs.SshWait | None = None, confirm: specs.Conf
 
 
 def _live(prov: AwsProvider, cluster: str | None = None) -> list[dict[str, Any]]:
-    return prov.instances({**planning.cluster_filter(cluster), "instance-state-name": list(specs.NOT_GONE_STATES)})
+    """The cluster's live instances as EC2 itself describes them (raw, every field)."""
+    filters = {**planning.cluster_filter(cluster), "instance-state-name": list(specs.NOT_GONE_STATES)}
+    answer = prov.client.describe_instances(Filters=[{"Name": k, "Values": list(v)} for k, v in filters.items()])
+    return [i for r in answer["Reservations"] for i in r["Instances"]]
 
 
 def _managed_everything(prov: AwsProvider) -> list[str]:

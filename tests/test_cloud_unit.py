@@ -9,6 +9,7 @@ import pytest
 
 from infprov.floor.errors import InfprovError, UsageError
 from infprov.provision import amis, cloud, launch, planning, specs
+from infprov.provision.ec2 import Instance
 from infprov.provision.sandbox import ec2endpoint
 
 
@@ -182,8 +183,8 @@ def test_client_token_is_stable_short_and_changes_with_what_matters() -> None:
 # ---------------------------------------------------------------- plan
 
 
-def _inst(iid: str, state: str, itype: str = "inf1.6xlarge") -> dict[str, Any]:
-    return {"InstanceId": iid, "InstanceType": itype, "State": {"Name": state}}
+def _inst(iid: str, state: str, itype: str = "inf1.6xlarge") -> Instance:
+    return Instance(iid, state, itype)
 
 
 def test_plan_reuses_starts_and_launches_the_shortfall() -> None:
@@ -300,3 +301,37 @@ def test_pinned_ami_for_trn1_is_refused_when_it_cannot_drive_it() -> None:
     with pytest.raises(UsageError, match="cannot drive Trn1"):
         amis.check_pinned_ami(_by_name("PyTorch 1.13"), "us-east-1", "trn1")
     amis.check_pinned_ami(_by_name("SDK 2.27.0"), "us-east-1", "trn1")
+
+
+# ---------------------------------------------------------------- EC2's answers, checked on the way in
+
+GOOD = {"InstanceId": "i-0123456789abcdef0", "InstanceType": "inf1.xlarge", "State": {"Name": "running"},
+        "Placement": {"AvailabilityZone": "us-east-1a"}, "PublicIpAddress": "203.0.113.7",
+        "PrivateIpAddress": "172.31.0.9", "KeyName": "k", "InstanceLifecycle": "spot", "ClientToken": "t",
+        "Tags": [{"Key": "infprov:cluster", "Value": "c"}]}
+
+
+def test_an_instance_record_from_the_api() -> None:
+    inst = Instance.from_api(GOOD)
+    assert (inst.id, inst.state, inst.instance_type, inst.zone) == ("i-0123456789abcdef0", "running", "inf1.xlarge",
+                                                                    "us-east-1a")
+    assert (inst.address, inst.private_ip, inst.key_name, inst.spot, inst.client_token) == (
+        "203.0.113.7", "172.31.0.9", "k", True, "t")
+    assert inst.tags == {"infprov:cluster": "c"}
+    bare = Instance.from_api({"InstanceId": "i-00000001", "InstanceType": "inf1.xlarge", "State": {"Name": "pending"}})
+    assert bare.address == "" and bare.tags == {} and not bare.spot
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("InstanceId", "i-1; rm -rf ~"),
+    ("InstanceId", "../i-0123456789abcdef0"),
+    ("PublicIpAddress", "203.0.113.7 -oProxyCommand=x"),
+    ("PrivateIpAddress", "$(reboot)"),
+    ("InstanceType", "inf1.xlarge;id"),
+    ("State", {"Name": "exploded"}),
+    ("Placement", {"AvailabilityZone": "us-east-1a\nrm"}),
+])
+def test_an_odd_answer_is_refused_in_one_line(field: str, value: Any) -> None:
+    with pytest.raises(InfprovError) as err:
+        Instance.from_api({**GOOD, field: value})
+    assert "EC2 answered with" in err.value.message and "\n" not in err.value.line()

@@ -242,7 +242,9 @@ def file(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
         for part in parts:
             made = attr_commands(part, fresh, mode, owner, group)
             extra = "".join(f"; {c}" for c in made)
-            cmds.append(f"if [ ! -e {quote(part)} ]; then mkdir -- {quote(part)}{extra}; fi")
+            # another run may make the same folder meanwhile (as Ansible, an existing folder is no error)
+            q = quote(part)
+            cmds.append(f"if [ ! -e {q} ]; then mkdir -- {q} 2>/dev/null || [ -d {q} ] || mkdir -- {q}{extra}; fi")
     elif recurse:
         if mode is not None or owner is not None or group is not None:
             differs, probe = gather(ctx, tree_differs(path, mode, owner, group))
