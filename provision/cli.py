@@ -665,10 +665,14 @@ def results_cmd(
     if compare:
         docs.append(bench_mod.load_run(paths.runs_dir(create=False), compare))
     if json_out:
-        ui.emit_json(docs if compare else docs[0])
+        from infprov.client import results
+
+        ui.emit_json({"runs": docs, "compare": results.compare_rows(docs)} if compare else docs[0])
         return
     for doc in docs:
         render.render_run(doc)
+    if compare:
+        render.render_compare(docs)
 
 
 if __name__ == "__main__":
