@@ -304,6 +304,49 @@ def with_cost(results: Mapping[str, Any], hourly_usd: float | None) -> dict[str,
     return full
 
 
+# What `results --compare` puts side by side, one row per benchmark point of each run.
+COMPARE_FIELDS = ("run", "host", "instance_type", "model", "input", "layout", "batch_size", "threads",
+                  "images_per_s", "p99_ms", "hourly_usd", "usd_per_million_images", "images_per_s_x",
+                  "usd_per_million_images_x")
+
+
+def compare_rows(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The runs' points side by side: images/s, p99 and cost per million images, each also as a multiple of
+    the first run's best point (the one with the most images/s), so an Inf2 run reads against an Inf1 run.
+
+    A point without a price (a region infprov has none for) has no cost and no cost multiple.
+    """
+    rows: list[dict[str, Any]] = []
+    for summary in summaries:
+        for host in summary.get("hosts") or []:
+            for point in host.get("points") or []:
+                manifest = point.get("manifest") or {}
+                rows.append({
+                    "run": summary.get("run"), "host": host.get("host"),
+                    "instance_type": manifest.get("instance_type"), "model": point.get("model"),
+                    "input": manifest.get("input"), "layout": manifest.get("layout"),
+                    "batch_size": point.get("batch_size"), "threads": point.get("threads"),
+                    "images_per_s": point.get("images_per_s"),
+                    "p99_ms": (point.get("latency_ms") or {}).get("p99"),
+                    "hourly_usd": point.get("hourly_usd"),
+                    "usd_per_million_images": point.get("usd_per_million_images"),
+                })
+    first_run = summaries[0].get("run") if summaries else None
+    base = max((r for r in rows if r["run"] == first_run and r["images_per_s"]),
+               key=lambda r: float(r["images_per_s"]), default=None)
+    for row in rows:
+        row["images_per_s_x"] = _ratio(row["images_per_s"], base and base["images_per_s"])
+        row["usd_per_million_images_x"] = _ratio(row["usd_per_million_images"],
+                                                 base and base["usd_per_million_images"])
+    return rows
+
+
+def _ratio(value: Any, base: Any) -> float | None:
+    if value is None or not base:
+        return None
+    return float(value) / float(base)
+
+
 def validate_results(results: Mapping[str, Any], *, require_manifest: bool = False) -> list[str]:
     """Every way the results fail to hold together, as readable problems (empty when they are fine)."""
     problems: list[str] = []

@@ -216,7 +216,7 @@ def cloud_up(
         inventory=inventory,
     )
     if not (no_preflight or os.environ.get("INFPROV_NO_PREFLIGHT") == "1"):
-        _preflight_before_up(sandbox)
+        _preflight_before_up(sandbox, spec.instance_type)
     result = cloud.up(spec)
     if lifetime is not None:
         _schedule_teardown(result, lifetime, inventory)
@@ -258,12 +258,14 @@ def _schedule_teardown(result: Any, seconds: int, inventory: str | None) -> None
     autoteardown.schedule(providers.connect(None if result.sandbox else result.region, result.sandbox), hosts, seconds)
 
 
-def _preflight_before_up(sandbox: bool) -> None:
-    from infprov.provision import preflight
+def _preflight_before_up(sandbox: bool, instance_type: str) -> None:
+    from infprov.provision import catalog, preflight
 
     ui.step("preflight: checking that what the instances will fetch still exists"
             + (" (the sandbox's stand-in download server)" if sandbox else ""))
-    failed = [o for o in preflight.run(standin=_standin_address() if sandbox else None) if not o.ok]
+    generation = catalog.generation(instance_type)
+    failed = [o for o in preflight.run(standin=_standin_address() if sandbox else None, generations=(generation,))
+              if not o.ok]
     for outcome in failed:
         ui.err.print(outcome.line(), soft_wrap=True)
     if failed:
@@ -288,12 +290,21 @@ def preflight_cmd(
     no_ami: bool = typer.Option(False, "--no-ami", help="Skip the AMI check (no AWS credentials needed)."),
     fresh: bool = typer.Option(False, "--fresh", help="Ask again what was checked within the last day."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    instance_type: str | None = typer.Option(
+        None, "--type", help="Only what this instance type's Neuron generation fetches (default: both generations)."
+    ),
 ) -> None:
-    """Check from here that everything an Inf1 instance will fetch still exists (one line per item)."""
-    from infprov.provision import preflight
+    """Check from here that everything an instance will fetch still exists (one line per item)."""
+    from infprov.provision import catalog, preflight
 
-    extra = [] if no_ami else [preflight.ami_outcome(region, sandbox)]
-    outcomes = preflight.run(extra, use_cache=not fresh, standin=_standin_address() if sandbox else None)
+    if instance_type is not None:
+        generations: tuple[str, ...] = (catalog.generation(instance_type),)
+        family = catalog.get(instance_type).name.split(".")[0]
+    else:
+        generations, family = preflight.GENERATIONS, "inf1"
+    extra = [] if no_ami else [preflight.ami_outcome(region, sandbox, family)]
+    outcomes = preflight.run(extra, use_cache=not fresh, standin=_standin_address() if sandbox else None,
+                             generations=generations)
     failed = [o for o in outcomes if not o.ok]
     if json_out:
         ui.emit_json({"ok": not failed, "items": [o.to_dict() for o in outcomes]})
@@ -654,10 +665,14 @@ def results_cmd(
     if compare:
         docs.append(bench_mod.load_run(paths.runs_dir(create=False), compare))
     if json_out:
-        ui.emit_json(docs if compare else docs[0])
+        from infprov.client import results
+
+        ui.emit_json({"runs": docs, "compare": results.compare_rows(docs)} if compare else docs[0])
         return
     for doc in docs:
         render.render_run(doc)
+    if compare:
+        render.render_compare(docs)
 
 
 if __name__ == "__main__":

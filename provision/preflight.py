@@ -1,4 +1,7 @@
-"""`infprov preflight`: before money is spent, check that everything an Inf1 instance will fetch still exists."""
+"""`infprov preflight`: before money is spent, check that everything an instance will fetch still exists.
+
+Two sets of pins, one per Neuron generation: pins.env (Inf1) and pins-neuronx.env (Inf2, Trn1).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,9 @@ from infprov.floor import paths
 PINS = Path(__file__).resolve().parents[1] / "playbooks" / "files" / "pins.env"
 # The sandbox's pins: the same keys, every URL on its stand-in download server (provision/sandbox/downloads.py)
 SANDBOX_PINS = PINS.parent / "sandbox" / "pins.env"
+PINS_V2 = PINS.with_name("pins-neuronx.env")
+SANDBOX_PINS_V2 = SANDBOX_PINS.with_name("pins-neuronx.env")
+GENERATIONS = ("neuron-v1", "neuron-v2")
 SANDBOX_FIX = "`infprov sandbox up` lays the stand-in download server's files out again and restarts it"
 CACHE_S = 24 * 3600  # a success is remembered for a day; a failure is asked again every time
 TIMEOUT_S = 15.0
@@ -45,7 +51,8 @@ class Item:
 
     name: str
     url: str
-    kind: str  # head (the URL answers), git-ref (a branch or tag exists), image (a registry manifest), pip
+    kind: str  # head (the URL answers), git-ref (a branch or tag exists), image (a registry manifest), pip,
+    #            apt (an apt index lists the package at the version, want = "package=version-glob")
     want: str = ""  # the ref, the image tag, or the wheel's file name start
     fix: str = ""
 
@@ -67,7 +74,19 @@ class Outcome:
         return {"name": self.name, "ok": self.ok, "detail": self.detail, "fix": self.fix, "cached": self.cached}
 
 
+def pins_file(generation: str, sandbox: bool) -> Path:
+    """Which pins an instance of that generation reads (the sandbox's: the same keys on its stand-in)."""
+    if generation not in GENERATIONS:
+        raise ValueError(f"unknown Neuron generation {generation!r}")
+    if generation == "neuron-v2":
+        return SANDBOX_PINS_V2 if sandbox else PINS_V2
+    return SANDBOX_PINS if sandbox else PINS
+
+
 def items(pins: Mapping[str, str]) -> list[Item]:
+    """What the pins name, as preflight checks it (pins.env or pins-neuronx.env, told apart by their keys)."""
+    if "NEURONX_CC_SPEC" in pins:
+        return items_v2(pins)
     pb = pins["PYTHON_BACKEND_REPO"].removesuffix(".git")
     tag = pins["TRITON_REPO_TAG"]
     edit = "edit playbooks/files/pins.env"
@@ -94,6 +113,41 @@ def items(pins: Mapping[str, str]) -> list[Item]:
         wheel = project.replace("-", "_") + "-" + version
         out.append(Item(pins[key], pins["NEURON_PIP_INDEX"].rstrip("/") + f"/{project}/", "pip", wheel,
                         f"that version left the Neuron index: {edit} ({key})"))
+    return out
+
+
+def items_v2(pins: Mapping[str, str]) -> list[Item]:
+    """Neuron v2 (Inf2, Trn1): python_backend r24.04, the 24.04 images, the Neuron apt repository with the
+    runtime packages setup-neuronx.sh installs, neuronx-cc and torch-neuronx on the Neuron pip index and
+    torchvision on PyPI (the container's pip resolves it there: the Neuron index is an extra one)."""
+    edit = "edit playbooks/files/pins-neuronx.env"
+    ref = pins["PYTHON_BACKEND_REF"]
+    apt = pins["NEURON_APT_REPO"].rstrip("/")
+    index = f"{apt}/dists/{pins['NEURON_APT_SUITE']}/main/binary-amd64/Packages"
+    out = [
+        Item("python_backend " + ref, pins["PYTHON_BACKEND_REPO"].removesuffix(".git"), "git-ref",
+             "refs/heads/" + ref, f"the branch is gone upstream: pin another python_backend ref ({edit})"),
+        Item("Neuron v2 server image", registry_url(pins["SERVER_IMAGE"]), "image", pins["SERVER_IMAGE"],
+             f"the tag is gone from NGC: pin another Triton release and the python_backend ref to match ({edit})"),
+        Item("Neuron v2 SDK image", registry_url(pins["SDK_IMAGE"]), "image", pins["SDK_IMAGE"],
+             f"the tag is gone from NGC: pin another SDK release ({edit})"),
+        Item("Neuron apt key", pins["NEURON_APT_KEY_URL"], "head", "",
+             f"find where the Neuron repository's key is published now and {edit} (NEURON_APT_KEY_URL)"),
+    ]
+    for package, key in (("aws-neuronx-runtime-lib", "NEURON_RUNTIME_LIB_VERSION"),
+                         ("aws-neuronx-collectives", "NEURON_COLLECTIVES_VERSION")):
+        out.append(Item(f"{package} {pins[key]}", index, "apt", f"{package}={pins[key]}",
+                        f"that version left the Neuron apt repository: {edit} ({key})"))
+    for key in ("NEURONX_CC_SPEC", "TORCH_NEURONX_SPEC"):
+        project, _, version = pins[key].partition("==")
+        wheel = project.replace("-", "_") + "-" + version
+        out.append(Item(pins[key], pins["NEURON_PIP_INDEX"].rstrip("/") + f"/{project}/", "pip", wheel,
+                        f"that version left the Neuron index: {edit} ({key})"))
+    project, _, version = pins["TORCHVISION_SPEC"].partition("==")
+    pypi = "http://infprov-downloads/pypi.org/simple" if pins["NEURON_PIP_INDEX"].startswith(
+        "http://infprov-downloads/") else "https://pypi.org/simple"
+    out.append(Item(pins["TORCHVISION_SPEC"], f"{pypi}/{project}/", "pip", f"{project}-{version}",
+                    f"that version left PyPI: {edit} (TORCHVISION_SPEC)"))
     return out
 
 
@@ -229,8 +283,27 @@ def _pip(item: Item, fetch: Fetch) -> tuple[bool, str]:
     return False, f"no {item.want} on {item.url}"
 
 
+def _apt(item: Item, fetch: Fetch) -> tuple[bool, str]:
+    """Does the apt index (an uncompressed Packages file) list the package at a version the glob matches?"""
+    import fnmatch
+
+    status, _, body = fetch("GET", item.url, {})
+    if status != 200:
+        return False, f"{item.url} answered HTTP {status}"
+    package, _, pattern = item.want.partition("=")
+    versions = []
+    for stanza in body.decode("utf-8", "replace").split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line and not line[0].isspace())
+        if fields.get("Package") == package and "Version" in fields:
+            versions.append(fields["Version"])
+    found = [v for v in versions if fnmatch.fnmatchcase(v, pattern)]
+    if found:
+        return True, f"{package} {found[-1]} is in {item.url.rsplit('/dists/', 1)[0]}"
+    return False, f"no {package} {pattern} in {item.url} ({len(versions)} other version(s))"
+
+
 _CHECKS: dict[str, Callable[[Item, Fetch], tuple[bool, str]]] = {
-    "head": _head, "git-ref": _git_ref, "image": _image, "pip": _pip,
+    "head": _head, "git-ref": _git_ref, "image": _image, "pip": _pip, "apt": _apt,
 }
 
 
@@ -254,18 +327,21 @@ def _load_cache() -> dict[str, float]:
 
 
 def run(extra: list[Outcome] | None = None, *, fetch: Fetch = http_fetch, use_cache: bool = True,
-        now: Callable[[], float] = time.time, pins_path: Path = PINS, standin: str | None = None) -> list[Outcome]:
+        now: Callable[[], float] = time.time, pins_path: Path | None = None, standin: str | None = None,
+        generations: tuple[str, ...] = GENERATIONS) -> list[Outcome]:
     """Check every pinned download (and any outcomes given, e.g. the AMI's); successes are cached a day.
 
-    With standin (the sandbox's stand-in download server's address), the sandbox's pins are checked
-    against that server, and each failure's fix is the sandbox's.
+    The pins of each generation given (both by default; `up` gives its type's), or pins_path alone. With
+    standin (the sandbox's stand-in download server's address), the sandbox's pins are checked against
+    that server, and each failure's fix is the sandbox's.
     """
     if standin is not None:
-        fetch, pins_path = standin_fetch(standin), SANDBOX_PINS
+        fetch = standin_fetch(standin)
+    paths_ = [pins_path] if pins_path is not None else [pins_file(g, standin is not None) for g in generations]
     cache = _load_cache() if use_cache else {}
     outcomes: list[Outcome] = list(extra or [])
     fresh: dict[str, float] = {k: t for k, t in cache.items() if now() - t < CACHE_S}
-    for item in items(read_pins(pins_path)):
+    for item in [i for p in paths_ for i in items(read_pins(p))]:
         key = _cache_key(item, fetch)
         if key in fresh:
             outcomes.append(Outcome(item.name, True, item.url, cached=True))
@@ -285,14 +361,14 @@ def run(extra: list[Outcome] | None = None, *, fetch: Fetch = http_fetch, use_ca
     return outcomes
 
 
-def ami_outcome(region: str | None, sandbox: bool) -> Outcome:
-    """The AMI `up` would launch, found and judged as `up` judges it."""
+def ami_outcome(region: str | None, sandbox: bool, family: str = "inf1") -> Outcome:
+    """The AMI `up` would launch for that family (inf1, inf2, trn1), found and judged as `up` judges it."""
     from infprov.floor.errors import InfprovError
     from infprov.provision import amis, providers
 
     try:
         prov = providers.connect(region, sandbox)
-        image = amis.resolve_image(prov, None)
+        image = amis.resolve_image(prov, None, family)
     except InfprovError as exc:
         return Outcome("AMI", False, exc.message, exc.hint or "pin one with --ami")
     return Outcome("AMI", True, f"{image.get('ImageId')} in {prov.region}: {image.get('Name')}")

@@ -123,5 +123,36 @@ def render_run(summary: dict[str, Any]) -> None:
     ui.out.print(printable(f"saved in {summary['path']}"), markup=False)
 
 
+def render_compare(summaries: list[dict[str, Any]]) -> None:
+    """Two runs' points in one table: images/s, p99 and $ per million images, and each against the first
+    run's best point (e.g. an Inf2 run beside an Inf1 run)."""
+    from rich.table import Table
+
+    from infprov.client import results
+    from infprov.floor.errors import UsageError
+    from infprov.provision import catalog
+    from infprov.provision.bench import printable
+
+    table = Table("run", "type", "generation", "input", "batch", "images/s", "p99 ms", "$/M images",
+                  "images/s x", "$/M x", title=Text(printable(f"compared with {summaries[0]['run']}'s best point")))
+    for row in results.compare_rows(summaries):
+        itype = str(row["instance_type"] or "-")
+        try:
+            generation = "Neuron v2" if catalog.generation(itype) == catalog.NEURON_V2 else "Neuron v1"
+        except UsageError:  # a run from a type this version does not know (a hand-edited or old summary)
+            generation = "-"
+        cost = row["usd_per_million_images"]
+        table.add_row(Text(printable(str(row["run"]))), Text(printable(itype)), generation,
+                      Text(printable(f"{row['input'] or '-'} {row['layout'] or ''}".strip())),
+                      str(row["batch_size"]), f"{row['images_per_s']:.1f}", ms(row["p99_ms"]),
+                      "-" if cost is None else f"{cost:.2f}", times(row["images_per_s_x"]),
+                      times(row["usd_per_million_images_x"]))
+    ui.out.print(table)
+
+
+def times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
 def ms(value: Any) -> str:
     return "-" if value is None else f"{value:.1f}"

@@ -108,6 +108,8 @@ def test_sandbox_v2_pins_differ_only_in_urls_and_trust() -> None:
             assert sandbox[key] == "http://infprov-downloads/" + value.removeprefix("https://"), key
         elif key == "NEURON_APT_TRUST":
             assert (value, sandbox[key]) == ("signed", "trusted")
+        elif key == "NEURON_APT_SUITE":  # the server image's codename: Ubuntu 22.04 (24.04-py3), Debian 12
+            assert (value, sandbox[key]) == ("jammy", "bookworm")
         else:
             assert sandbox[key] == value, key
 

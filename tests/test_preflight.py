@@ -60,7 +60,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if any(path.startswith(g) for g in self.server.gone):
             return self._answer(404)
         if path.endswith("/info/refs?service=git-upload-pack"):
-            refs = ["refs/heads/main", "refs/heads/r22.04", "refs/tags/v2.6", "refs/tags/v2.6^{}", "refs/tags/v0.5"]
+            refs = ["refs/heads/main", "refs/heads/r22.04", "refs/heads/r24.04",
+                    "refs/tags/v2.6", "refs/tags/v2.6^{}", "refs/tags/v0.5"]
             lines = [_pkt("# service=git-upload-pack\n"), "0000",
                      _pkt(f"{'a' * 40} HEAD\x00multi_ack side-band-64k\n")]
             lines += [_pkt(f"{'b' * 40} {r}\n") for r in refs]
@@ -75,8 +76,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._answer(200, json.dumps({"token": "t0k"}).encode())
         if path.startswith("/pip.repos.neuron.amazonaws.com/"):
             wheels = ["tensorflow_neuron-1.15.5.2.5.6.0-cp37-cp37m-linux_x86_64.whl",
-                      "neuron_cc-1.13.5.0-cp37-cp37m-linux_x86_64.whl"]
+                      "neuron_cc-1.13.5.0-cp37-cp37m-linux_x86_64.whl",
+                      "neuronx_cc-2.13.68.0-cp310-cp310-linux_x86_64.whl",
+                      "torch_neuronx-2.1.2.2.1.0-py3-none-any.whl"]
             return self._answer(200, "".join(f'<a href="{w}">{w}</a>\n' for w in wheels).encode())
+        if path.startswith("/pypi.org/simple/torchvision/"):
+            wheel = "torchvision-0.16.2-cp310-cp310-manylinux1_x86_64.whl"
+            return self._answer(200, f'<a href="{wheel}">{wheel}</a>\n'.encode())
+        if path == "/apt.repos.neuron.amazonaws.com/dists/jammy/main/binary-amd64/Packages":
+            # as the Neuron repository lists them: several versions a package, a build hash as revision
+            stanzas = [f"Package: {p}\nVersion: {v}\nArchitecture: amd64\n" for p, v in (
+                ("aws-neuronx-runtime-lib", "2.19.5.0-97e2d271b"), ("aws-neuronx-runtime-lib", "2.20.22.0-1b3ca6425"),
+                ("aws-neuronx-collectives", "2.20.22.0-c101c322e"), ("aws-neuronx-dkms", "2.16.7.0"))]
+            return self._answer(200, "\n".join(stanzas).encode())
+        if path.endswith(".PUB"):
+            return self._answer(200)
         if path.endswith((".tar.gz", ".sh")):
             return self._answer(200)
         return self._answer(404)
@@ -104,6 +118,30 @@ def test_every_pinned_download_is_checked_and_found(mirror: Mirror) -> None:
     assert PINS["TENSORFLOW_NEURON_SPEC"] in names and PINS["NEURON_CC_SPEC"] in names
     assert all(i["ok"] for i in doc["items"]), doc
     assert any(r.startswith("GET /nvcr.io/proxy_auth?") for r in mirror.requests), "the pull token was fetched"
+
+
+def test_the_neuron_v2_pins_are_checked_too(mirror: Mirror) -> None:
+    v2 = preflight.read_pins(preflight.PINS_V2)
+    result = runner.invoke(app, ["preflight", "--no-ami", "--type", "inf2.xlarge", "--json"])
+    assert result.exit_code == 0, result.output
+    items = {i["name"]: i for i in json.loads(result.stdout)["items"]}
+    assert set(items) == {"python_backend r24.04", "Neuron v2 server image", "Neuron v2 SDK image", "Neuron apt key",
+                          "aws-neuronx-runtime-lib 2.20.22.0*", "aws-neuronx-collectives 2.20.22.0*",
+                          v2["NEURONX_CC_SPEC"], v2["TORCH_NEURONX_SPEC"], v2["TORCHVISION_SPEC"]}
+    assert all(i["ok"] for i in items.values()), items
+    detail = items["aws-neuronx-runtime-lib 2.20.22.0*"]["detail"]
+    assert detail.startswith("aws-neuronx-runtime-lib 2.20.22.0-1b3ca6425")
+    assert any(r.endswith("/nvidia/tritonserver/manifests/24.04-py3") for r in mirror.requests)
+    # a version that left the apt repository is named, with the pin to edit
+    runtime = next(i for i in preflight.items_v2(v2) if i.kind == "apt")
+    gone = preflight.check(preflight.Item(runtime.name, runtime.url, "apt", "aws-neuronx-runtime-lib=2.99.*",
+                                          runtime.fix))
+    assert not gone.ok and "no aws-neuronx-runtime-lib 2.99.*" in gone.detail
+    assert "NEURON_RUNTIME_LIB_VERSION" in gone.fix
+    trn = runner.invoke(app, ["preflight", "--no-ami", "--type", "trn1.2xlarge", "--json"])
+    assert {i["name"] for i in json.loads(trn.stdout)["items"]} == set(items)
+    bad = runner.invoke(app, ["preflight", "--no-ami", "--type", "inf9.xlarge"])
+    assert bad.exit_code == 2 and "inf2.xlarge" in bad.stderr
 
 
 def test_a_vanished_download_is_one_line_with_the_fix_and_exit_1(mirror: Mirror) -> None:
@@ -180,10 +218,17 @@ def test_sandbox_preflight_checks_every_pin_on_the_stand_in_server(sandbox_hosts
     result = runner.invoke(app, ["preflight", "--sandbox", "--no-ami", "--fresh", "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert len(doc["items"]) == len(preflight.items(preflight.read_pins(preflight.SANDBOX_PINS)))
+    both = [preflight.read_pins(preflight.pins_file(g, sandbox=True)) for g in preflight.GENERATIONS]
+    assert len(doc["items"]) == sum(len(preflight.items(p)) for p in both)
     assert all(i["ok"] for i in doc["items"]), doc
     by_name = {i["name"]: i["detail"] for i in doc["items"]}
     assert by_name["Miniconda installer"].startswith("http://infprov-downloads/repo.anaconda.com/")
+    # the Neuron v2 pins too: the stand-in apt repository lists the pinned runtime packages
+    assert by_name["aws-neuronx-runtime-lib 2.20.22.0*"].startswith("aws-neuronx-runtime-lib 2.20.22.0-")
+    assert "python_backend r24.04" in by_name and "Neuron v2 server image" in by_name
+    only_v2 = runner.invoke(app, ["preflight", "--sandbox", "--no-ami", "--type", "inf2.xlarge", "--json"])
+    assert only_v2.exit_code == 0, only_v2.output
+    assert len(json.loads(only_v2.stdout)["items"]) == len(preflight.items(both[1]))
 
 
 @pytest.mark.sandbox

@@ -5,6 +5,7 @@ These run without the sandbox; tests/test_up_sandbox.py runs setup.sh against th
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import subprocess
 import tarfile
@@ -100,6 +101,26 @@ def test_preflight_finds_sandbox_urls_on_the_stand_in_server() -> None:
     rels = downloads.expected_files(SANDBOX)
     assert "repo.anaconda.com/miniconda/Miniconda3-py37_4.10.3-Linux-x86_64.sh" in rels
     assert "nvcr.io/v2/nvidia/tritonserver/manifests/22.04-py3" in rels
+
+
+def test_the_neuron_v2_stand_ins_are_laid_out_and_valid(tmp_path: Path) -> None:
+    v2 = downloads.read_pins_v2()
+    rels = downloads.expected_files(SANDBOX)
+    for rel in ("apt.repos.neuron.amazonaws.com/dists/bookworm/Release",
+                "apt.repos.neuron.amazonaws.com/pool/main/aws-neuronx-runtime-lib_2.20.22.0-infprov1_amd64.deb",
+                "pip.repos.neuron.amazonaws.com/torch-neuronx/index.html", "pypi.org/simple/torchvision/index.html",
+                "nvcr.io/v2/nvidia/tritonserver/manifests/24.04-py3"):
+        assert rel in rels, rel
+    # the stand-in package is a Debian package dpkg reads, of the version the pin asks for
+    name, data, _ = downloads.standin_deb("aws-neuronx-collectives", "2.20.22.0-infprov1")
+    deb = tmp_path / name
+    deb.write_bytes(data)
+    fields = subprocess.run(["dpkg-deb", "-f", str(deb), "Package", "Version"], capture_output=True, text=True,
+                            check=True).stdout.splitlines()
+    assert fields == ["Package: aws-neuronx-collectives", "Version: 2.20.22.0-infprov1"]
+    assert fnmatch.fnmatchcase("2.20.22.0-infprov1", v2["NEURON_COLLECTIVES_VERSION"])
+    listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
+    assert "./opt/aws/neuron/infprov-standin-aws-neuronx-collectives.txt" in listing
 
 
 def test_stand_in_installer_is_clean_shell(tmp_path: Path) -> None:

@@ -298,9 +298,11 @@ def _wipe_host(spec: HostSpec, entry: dict[str, Any]) -> None:
         if ids:
             _docker(sock, "rm", "-f", *ids, timeout=60)
         tags = _docker(sock, "images", "--format", "{{.Repository}}:{{.Tag}}", timeout=20).stdout.split()
-        extra = [t for t in tags if t not in (images.SERVER_IMAGE, images.SDK_IMAGE)]
+        keep = (images.SERVER_IMAGE, images.SDK_IMAGE, *images.V2_TAGS.values())
+        extra = [t for t in tags if t not in keep]
         if extra:
             _docker(sock, "rmi", "-f", *extra, timeout=60)
+        _tag_v2(spec, sock)
     home = spec.dir / "home"
     if home.is_dir():
         for child in home.iterdir():
@@ -366,7 +368,8 @@ def _up_locked(count: int, state: dict[str, Any]) -> None:
     for spec in specs:
         entry = hosts.get(spec.name)
         problem = "missing" if entry is None else _host_problem(spec, entry, quick=False)
-        if problem is None:
+        if problem is None and entry is not None:
+            _tag_v2(spec, f"unix:///proc/{entry['init_pid']}/root/run/docker.sock")  # a host made before them
             continue
         if entry is not None:
             ui.step(f"{spec.name}: {problem}; rebuilding it")
@@ -506,8 +509,18 @@ def _make_host(spec: HostSpec, docker_root: Path | None) -> dict[str, Any]:
     _start_dockerd(spec, pid)
     sock = f"unix:///proc/{pid}/root/run/docker.sock"
     _wait_docker(spec, sock)
+    _tag_v2(spec, sock)
     _wait_ssh(spec)
     return entry
+
+
+def _tag_v2(spec: HostSpec, sock: str) -> None:
+    """The stand-in images under the Neuron v2 profile's names as well (images.V2_TAGS); idempotent."""
+    for image, tag in images.V2_TAGS.items():
+        proc = _docker(sock, "tag", image, tag, timeout=30)
+        if proc.returncode != 0:
+            raise InfprovError(f"{spec.name}: cannot tag {image} as {tag}: {proc.stderr.strip()[-200:]}",
+                               "`infprov sandbox up` again repairs the host")
 
 
 def _start_sshd(spec: HostSpec, pid: int) -> None:

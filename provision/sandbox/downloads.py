@@ -15,6 +15,14 @@ What is real and what is a stand-in:
 - archives.boost.io: a stand-in archive with the Boost path layout, fetched by the stand-in CMake build.
 - github.com: the python_backend stand-in repository (dumb http), and the refs of the repositories its
   CMake would fetch; nvcr.io: the image manifests. These two only answer preflight.
+
+For Inf2/Trn1 (Neuron v2, sandbox/pins-neuronx.env) the same server also holds:
+- apt.repos.neuron.amazonaws.com: a valid apt repository (unsigned) whose aws-neuronx-runtime-lib and
+  aws-neuronx-collectives packages of the pinned versions are real .deb files that install only a note
+  (no Neuron runtime here); the key file preflight asks for is a note too (the sandbox pins say trusted).
+- pip.repos.neuron.amazonaws.com: stand-in neuronx-cc and torch-neuronx wheels of the pinned versions;
+  pypi.org: a stand-in torchvision wheel of the pinned version (the real one pulls in a 700 MB torch that
+  the CPU stand-in model does not use). None of them holds code or declares dependencies.
 """
 
 from __future__ import annotations
@@ -44,11 +52,12 @@ NAME = "infprov-downloads"
 PORT = 80
 BASE = f"http://{NAME}"
 PINS = Path(__file__).resolve().parents[2] / "playbooks" / "files" / "sandbox" / "pins.env"
+PINS_V2 = PINS.with_name("pins-neuronx.env")
 PID_FILE = "downloads.pid"
 LOG_FILE = "downloads.log"
 MARKER = "infprov-standin.txt"
 # Bumped when the tree's layout or contents change, so `sandbox up` lays it out again.
-TREE_VERSION = "1"
+TREE_VERSION = "2"
 
 # The server image's apt source and pip configuration (provision/sandbox/images.py writes them into the
 # image, as the NGC image carries Ubuntu's mirror and PyPI). The stand-in apt repository is unsigned:
@@ -162,6 +171,12 @@ def read_pins() -> dict[str, str]:
     return preflight.read_pins(PINS)
 
 
+def read_pins_v2() -> dict[str, str]:
+    from infprov.provision import preflight
+
+    return preflight.read_pins(PINS_V2)
+
+
 # ---------------------------------------------------------------- the tree
 
 
@@ -244,19 +259,81 @@ def _simple_index(root: Path, index: str, wheels: dict[str, list[tuple[str, byte
 
 def _apt_repo(root: Path) -> None:
     """An apt repository with no packages: `apt-get update` reads its Release and Packages for real."""
-    dist = root / "deb.debian.org" / "debian" / "dists" / "bookworm"
+    _apt_dist(root / "deb.debian.org" / "debian", "bookworm", [],
+              "infprov sandbox stand-in (no packages: the image has them)")
+
+
+def _apt_dist(base: Path, suite: str, debs: list[tuple[str, bytes, str]], label: str) -> None:
+    """base/dists/SUITE (main, amd64) listing debs (file name, bytes, control text), the files in base/pool."""
+    dist = base / "dists" / suite
     pkgs = dist / "main" / "binary-amd64"
     pkgs.mkdir(parents=True, exist_ok=True)
-    plain = b""
+    stanzas = []
+    for name, data, control in debs:
+        rel = f"pool/main/{name}"
+        (base / "pool" / "main").mkdir(parents=True, exist_ok=True)
+        (base / rel).write_bytes(data)
+        stanzas.append(control.rstrip("\n") + f"\nFilename: {rel}\nSize: {len(data)}\nSHA256: {sha256(data)}\n")
+    plain = "\n".join(stanzas).encode()
     packed = gzip.compress(plain, mtime=0)
     (pkgs / "Packages").write_bytes(plain)
     (pkgs / "Packages.gz").write_bytes(packed)
     lines = [f" {sha256(data)} {len(data):>8} main/binary-amd64/{name}"
              for name, data in (("Packages", plain), ("Packages.gz", packed))]
     (dist / "Release").write_text(
-        "Origin: infprov\nLabel: infprov sandbox stand-in (no packages: the image has them)\nSuite: bookworm\n"
-        "Codename: bookworm\nDate: Fri, 01 Apr 2022 00:00:00 UTC\nArchitectures: amd64\nComponents: main\n"
+        f"Origin: infprov\nLabel: {label}\nSuite: {suite}\n"
+        f"Codename: {suite}\nDate: Fri, 01 Apr 2022 00:00:00 UTC\nArchitectures: amd64\nComponents: main\n"
         "SHA256:\n" + "\n".join(lines) + "\n")
+
+
+def _tar_gz(entries: list[tuple[str, bytes | None]]) -> bytes:
+    """A gzip'd tar of folders (None) and files, the same bytes on every build."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.mtime = 1712707200
+            info.uname = info.gname = "root"
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def standin_deb(package: str, version: str) -> tuple[str, bytes, str]:
+    """A real Debian package of that name and version that installs only a note (file name, bytes, control).
+
+    The format (deb(5)): an ar archive of debian-binary, control.tar.gz and data.tar.gz, in that order.
+    """
+    control = (f"Package: {package}\nVersion: {version}\nArchitecture: amd64\n"
+               "Maintainer: infprov sandbox <infprov@sandbox>\nInstalled-Size: 1\nSection: misc\n"
+               f"Priority: optional\nDescription: infprov sandbox stand-in for {package}\n"
+               " Holds no Neuron code: there is no Neuron hardware in the sandbox.\n")
+    note = f"infprov sandbox stand-in for {package} {version}: no Neuron code here.\n".encode()
+    members = [
+        ("debian-binary", b"2.0\n"),
+        ("control.tar.gz", _tar_gz([("./", None), ("./control", control.encode())])),
+        ("data.tar.gz", _tar_gz([("./", None), ("./opt/", None), ("./opt/aws/", None), ("./opt/aws/neuron/", None),
+                                 (f"./opt/aws/neuron/infprov-standin-{package}.txt", note)])),
+    ]
+    out = b"!<arch>\n"
+    for name, data in members:
+        out += f"{name:<16}{0:<12}{0:<6}{0:<6}{'100644':<8}{len(data):<10}`\n".encode() + data
+        out += b"\n" if len(data) % 2 else b""
+    return f"{package}_{version}_amd64.deb", out, control
+
+
+# The stand-in packages' Debian version: the pinned upstream version (a glob such as 2.20.22.0*), with a
+# revision of its own (the real ones carry a build hash there).
+def _deb_version(pin: str) -> str:
+    return pin.rstrip("*") + "-infprov1"
+
+
+NEURON_APT_PACKAGES = (("aws-neuronx-runtime-lib", "NEURON_RUNTIME_LIB_VERSION"),
+                       ("aws-neuronx-collectives", "NEURON_COLLECTIVES_VERSION"))
 
 
 def _git_refs(root: Path, repo: str, refs: list[str]) -> None:
@@ -289,6 +366,23 @@ def expected_files(pins: dict[str, str]) -> list[str]:
         path(pins["PYBIND11_REPO"]) + "/info/refs",
         path(pins["DLPACK_REPO"]) + "/info/refs",
         *(_manifest_path(pins[k]) for k in ("SERVER_IMAGE", "SDK_IMAGE")),
+        *expected_files_v2(read_pins_v2()),
+    ]
+
+
+def expected_files_v2(v2: dict[str, str]) -> list[str]:
+    def path(url: str) -> str:
+        return url.removeprefix(BASE + "/")
+
+    apt = path(v2["NEURON_APT_REPO"])
+    return [
+        path(v2["NEURON_APT_KEY_URL"]),
+        f"{apt}/dists/{v2['NEURON_APT_SUITE']}/Release",
+        *(f"{apt}/pool/main/{name}_{_deb_version(v2[key])}_amd64.deb" for name, key in NEURON_APT_PACKAGES),
+        *(f"{path(v2['NEURON_PIP_INDEX'])}/{v2[k].partition('==')[0]}/index.html"
+          for k in ("NEURONX_CC_SPEC", "TORCH_NEURONX_SPEC")),
+        f"pypi.org/simple/{v2['TORCHVISION_SPEC'].partition('==')[0]}/index.html",
+        *(_manifest_path(v2[k]) for k in ("SERVER_IMAGE", "SDK_IMAGE")),
     ]
 
 
@@ -310,7 +404,7 @@ def complete(root: Path) -> bool:
 
 def build(root: Path, python_backend: Path, log: Path) -> None:
     """Lay out every file the sandbox's pins name, from scratch."""
-    pins = read_pins()
+    pins, v2 = read_pins(), read_pins_v2()
     installer = MINICONDA_INSTALLER.encode()
     boost = boost_archive()
     for key, data in (("MINICONDA_SHA256", installer), ("BOOST_SHA256", boost)):
@@ -334,12 +428,24 @@ def build(root: Path, python_backend: Path, log: Path) -> None:
     for wheel in real:
         project = wheel.name.split("-")[0].lower().replace("_", "-")
         by_project.setdefault(project, []).append((wheel.name, wheel.read_bytes()))
+    project, _, version = v2["TORCHVISION_SPEC"].partition("==")
+    by_project[project] = [standin_wheel(project, version)]
     _simple_index(root, "pypi.org/simple", by_project)
+    if pins["NEURON_PIP_INDEX"] != v2["NEURON_PIP_INDEX"]:
+        raise InfprovError(f"{PINS} and {PINS_V2} name two Neuron pip indexes", "give both the same one")
     neuron: dict[str, list[tuple[str, bytes]]] = {}
-    for key in ("TENSORFLOW_NEURON_SPEC", "NEURON_CC_SPEC"):
-        project, _, version = pins[key].partition("==")
+    for spec in (pins["TENSORFLOW_NEURON_SPEC"], pins["NEURON_CC_SPEC"], v2["NEURONX_CC_SPEC"],
+                 v2["TORCH_NEURONX_SPEC"]):
+        project, _, version = spec.partition("==")
         neuron[project] = [standin_wheel(project, version)]
     _simple_index(root, pins["NEURON_PIP_INDEX"].removeprefix(BASE + "/"), neuron)
+    # the Neuron apt repository (Inf2/Trn1): the runtime packages setup-neuronx.sh installs
+    apt = root / v2["NEURON_APT_REPO"].removeprefix(BASE + "/")
+    _apt_dist(apt, v2["NEURON_APT_SUITE"],
+              [standin_deb(name, _deb_version(v2[key])) for name, key in NEURON_APT_PACKAGES],
+              "infprov sandbox stand-in for the Neuron apt repository")
+    put(v2["NEURON_APT_KEY_URL"], b"infprov sandbox stand-in: the stand-in Neuron apt repository is unsigned "
+                                  b"(the sandbox pins say trusted), so this is no key\n")
     # python_backend: the stand-in repository itself, over git's dumb http (its info/refs)
     pb = root / pins["PYTHON_BACKEND_REPO"].removeprefix(BASE + "/")
     pb.parent.mkdir(parents=True, exist_ok=True)
@@ -349,10 +455,10 @@ def build(root: Path, python_backend: Path, log: Path) -> None:
         _git_refs(root, f"triton-inference-server/{repo}", ["refs/heads/main", f"refs/heads/{tag}"])
     _git_refs(root, "pybind/pybind11", [f"refs/tags/{pins['PYBIND11_TAG']}"])
     _git_refs(root, "dmlc/dlpack", [f"refs/tags/{pins['DLPACK_TAG']}"])
-    for key in ("SERVER_IMAGE", "SDK_IMAGE"):
-        doc = {"schemaVersion": 2, "infprov": f"sandbox stand-in for {pins[key]}: the image is loaded into every "
+    for image in (pins["SERVER_IMAGE"], pins["SDK_IMAGE"], v2["SERVER_IMAGE"], v2["SDK_IMAGE"]):
+        doc = {"schemaVersion": 2, "infprov": f"sandbox stand-in for {image}: the image is loaded into every "
                "host from the image cache"}
-        put(f"{BASE}/{_manifest_path(pins[key])}", json.dumps(doc).encode())
+        put(f"{BASE}/{_manifest_path(image)}", json.dumps(doc).encode())
     (root / MARKER).write_text(f"version {TREE_VERSION}\ninfprov sandbox: stand-in download server\n")
     subprocess.run(["chmod", "-R", "a+rX", str(root)], check=True)
 

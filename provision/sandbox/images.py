@@ -22,6 +22,12 @@ from infprov.provision.sandbox import system
 
 SERVER_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3"
 SDK_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3-sdk"
+# The Neuron v2 (Inf2/Trn1) profile's images: on a sandbox host, the same two images under these names
+# too (sandbox/core.py tags them when it makes or checks a host). Tags only, so the bundle and its recipe
+# stay as they are. The real 24.04-py3 is Ubuntu 22.04 with Python 3.10; the stand-in stays Debian 12
+# with Python 3.11 and the Triton server of nvidia-pytriton.
+V2_TAGS = {SERVER_IMAGE: "nvcr.io/nvidia/tritonserver:24.04-py3",
+           SDK_IMAGE: "nvcr.io/nvidia/tritonserver:24.04-py3-sdk"}
 SUITE = "bookworm"
 # Debian's python3 in bookworm is 3.11: the SDK's wheels and the backend stub must match it.
 IMAGE_PYTHON = "3.11"
