@@ -71,11 +71,11 @@ TYPES: Mapping[str, InstanceType] = MappingProxyType(
             InstanceType("inf1.2xlarge", 8, 16, 1, _prices(0.362)),
             InstanceType("inf1.6xlarge", 24, 48, 4, _prices(1.18)),
             InstanceType("inf1.24xlarge", 96, 192, 16, _prices(4.721)),
-            # Inf2 and Trn1. Chips: AWS's Inf2 and Trn1 product pages (aws.amazon.com/ec2/instance-types/inf2/,
-            # .../trn1/: "Inferentia2 chips" 1/1/6/12, "Trainium chips" 1/16); vCPUs and memory (GiB): the same
-            # pages' tables; on-demand USD per hour in us-east-1: the EC2 On-Demand pricing page (Linux), which the
-            # product pages round to cents (0.76, 1.97, 6.49, 12.98; 1.34, 21.50). Other regions are left unknown
-            # rather than guessed. Not re-checked in this change against the Pricing API (no network here).
+            # Inf2 and Trn1. Chips, vCPUs and host memory (GiB): the Neuron documentation's architecture pages
+            # (awsdocs-neuron.readthedocs-hosted.com, general/arch/neuron-hardware/inf2-arch.html: 1/4/16,
+            # 1/32/128, 6/96/384, 12/192/768; trn1-arch.html: 1/8/32, 16/128/512), checked this session.
+            # On-demand USD per hour in us-east-1: the EC2 On-Demand pricing page (Linux), as remembered, NOT
+            # checked this session (no pricing source was reachable); other regions are left unknown.
             InstanceType("inf2.xlarge", 4, 16, 1, _us_east_1(0.7582), NEURON_V2),
             InstanceType("inf2.8xlarge", 32, 128, 1, _us_east_1(1.9679), NEURON_V2),
             InstanceType("inf2.24xlarge", 96, 384, 6, _us_east_1(6.4906), NEURON_V2),
