@@ -739,3 +739,18 @@ def test_ctrl_c_while_the_group_is_made_says_how_to_continue(prov: AwsProvider, 
     assert "interrupted while making the key pair and security group" in err
     assert "infprov up --type inf1.6xlarge --name cut" in err and "infprov teardown --name cut" in err
     assert _live(prov, "cut") == []
+
+
+def test_an_endpoint_of_an_older_kind_is_replaced_not_reused(tmp_path: Path) -> None:
+    state = tmp_path / "ep"
+    url = ec2endpoint.start(state, _free_port())  # no power watch: not what a sandbox needs now
+    first = json.loads((state / ec2endpoint.PID_FILE).read_text())["pid"]
+    try:
+        assert ec2endpoint.current(state, watch_hosts=False) == url
+        assert ec2endpoint.current(state, watch_hosts=True) is None
+        again = ec2endpoint.start(state, _free_port(), watch_hosts=True)
+        second = json.loads((state / ec2endpoint.PID_FILE).read_text())["pid"]
+        assert second != first and not os.path.exists(f"/proc/{first}")  # the old one ended
+        assert ec2endpoint.current(state, watch_hosts=True) == again
+    finally:
+        ec2endpoint.stop(state)

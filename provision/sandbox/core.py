@@ -375,7 +375,7 @@ def _up_locked(count: int, state: dict[str, Any]) -> None:
             ui.step(f"{spec.name}: {problem}; rebuilding it")
         todo.append(spec)
 
-    endpoint = ec2endpoint.is_running(private_dir() / "ec2")
+    endpoint = ec2endpoint.current(private_dir() / "ec2", watch_hosts=True)
     sealed = seal_status()["rule"]
     serving = (_link_exists(bridge()) and downloads.complete(downloads_dir())
                and downloads.is_running(private_dir() / "downloads", gateway()))

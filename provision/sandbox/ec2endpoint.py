@@ -19,6 +19,9 @@ from infprov.floor.wait import wait_until
 
 HOST = "127.0.0.1"
 PID_FILE = "moto.pid"
+# What the running endpoint is: an endpoint started by an older infprov (plain moto, or without the
+# power watch) is replaced by `start`, not reused.
+SERVER_KIND = "ec2server-1"
 LOG_FILE = "moto.log"
 AMIS_FILE = "neuron-amis.json"
 START_TIMEOUT = 30.0
@@ -112,9 +115,12 @@ def start(state_dir: Path, port: int, watch_hosts: bool = False) -> str:
     watch_hosts: the sandbox's own endpoint also plays EC2's part when a host powers itself off
     (ec2server.watch_power): that host's instance is terminated."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    kind = f"{SERVER_KIND}{'+watch' if watch_hosts else ''}"
     running = is_running(state_dir)
-    if running:
+    if running and _read_kind(state_dir) == kind:
         return running
+    if running:  # an older kind of endpoint: its instances go with it, as after any endpoint restart
+        stop(state_dir)
     _clear(state_dir)
     _require_free(port)
     amis = state_dir / AMIS_FILE
@@ -144,7 +150,8 @@ def start(state_dir: Path, port: int, watch_hosts: bool = False) -> str:
         )
     finally:
         log.close()
-    (state_dir / PID_FILE).write_text(json.dumps({"pid": proc.pid, "port": port, "start": _start_ticks(proc.pid)}))
+    (state_dir / PID_FILE).write_text(json.dumps({"pid": proc.pid, "port": port, "start": _start_ticks(proc.pid),
+                                                  "kind": kind}))
     url = f"http://{HOST}:{port}"
 
     def ready() -> bool:
@@ -231,6 +238,20 @@ def _answers(url: str) -> bool:
             return bool(resp.status == 200)
     except OSError:
         return False
+
+
+def _read_kind(state_dir: Path) -> str | None:
+    try:
+        kind = json.loads((state_dir / PID_FILE).read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(kind) if kind else None
+
+
+def current(state_dir: Path, watch_hosts: bool) -> str | None:
+    """The endpoint's URL if it runs and is of the kind `start` would start now."""
+    running = is_running(state_dir)
+    return running if running and _read_kind(state_dir) == f"{SERVER_KIND}{'+watch' if watch_hosts else ''}" else None
 
 
 def _read_pid(state_dir: Path) -> dict[str, int] | None:
