@@ -356,7 +356,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for d in daemons:
             d.stop()
         shutil.rmtree(work, ignore_errors=True)
-    return report(args, cases, serial)
+    doc = report(args, cases, serial)
+    doc["hosts_folders"] = f"/home/ubuntu/infprov-bench-{engines.bench_id}{{,-ansible}} (removed)"
+    return doc
 
 
 def report(args: argparse.Namespace, cases: dict[int, dict[str, Case]], serial: Case | None) -> dict[str, Any]:
