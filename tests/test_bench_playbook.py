@@ -63,7 +63,8 @@ def test_bench_measures_one_and_n_hosts_behind_forwarders_and_stops_everything(
 
 @pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible-core is not installed")
 def test_bench_runs_ansible_playbook_on_the_same_hosts(capsys: pytest.CaptureFixture[str]) -> None:
-    _, doc = _run(capsys, ["--ansible", "--hosts", "1", "--runs", "1", "--ansible-runs", "1", "--budget", "1", "--json"])
+    args = ["--ansible", "--hosts", "1", "--runs", "1", "--ansible-runs", "1", "--budget", "1", "--json"]
+    _, doc = _run(capsys, args)
     (case,) = doc["cases"]
     assert len(case["ansible"]["runs_s"]) == 1 and len(case["infprov_cli"]["runs_s"]) == 1
     assert case["ansible_over_infprov"] > 0
