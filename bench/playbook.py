@@ -315,6 +315,7 @@ def _counts(text: str) -> list[int]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     counts: list[int] = args.hosts
     largest = counts[-1]
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="infprov-bench-"))
     daemons: list[Any] = []
     pids: list[int] = []
@@ -357,6 +358,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             d.stop()
         shutil.rmtree(work, ignore_errors=True)
     doc = report(args, cases, serial)
+    doc["load_average_1m_before"] = round(load_before, 2)
     doc["hosts_folders"] = f"/home/ubuntu/infprov-bench-{engines.bench_id}{{,-ansible}} (removed)"
     return doc
 
@@ -415,7 +417,7 @@ def render(doc: dict[str, Any]) -> str:
     ansible = any("ansible" in r for r in doc["cases"])
     head = f"  {'hosts':>5}  {'infprov':>8}  {'N/1':>5} {'(target)':>8}  {'CPU floor N/1':>13}  {'CPU/run':>7}"
     if ansible:
-        head += f"  {'infprov CLI':>11}  {'Ansible':>8}  {'Ansible/infprov':>15}"
+        head += f"  {'infprov CLI':>11}  {'Ansible':>8}  {'Ansible/CLI':>11}"
     lines.append(head)
     for r in doc["cases"]:
         target = f"<= {r['scaling_target']}"
@@ -423,7 +425,7 @@ def render(doc: dict[str, Any]) -> str:
                 f"  {r['cpu_floor_scaling']:>13.2f}  {r['infprov']['cpu_s']:>6.2f}s")  # fmt: skip
         if "ansible" in r:
             line += (f"  {r['infprov_cli']['median_s']:>10.3f}s  {r['ansible']['median_s']:>7.2f}s"
-                     f"  {r['ansible_over_infprov']:>14.1f}x")  # fmt: skip
+                     f"  {r['ansible_over_infprov']:>10.1f}x")  # fmt: skip
         lines.append(line)
     lines.append(f"  targets: one host <= {TARGET_ONE} s; N/1 as shown"
                  + (f"; Ansible/infprov CLI >= {TARGET_VS_ANSIBLE:g}x" if ansible else ""))  # fmt: skip
@@ -432,7 +434,7 @@ def render(doc: dict[str, Any]) -> str:
     if "largest_one_at_a_time_s" in doc:
         serial = doc["largest_one_at_a_time_s"]
         lines.append(f"  {doc['cases'][-1]['hosts']} hosts one at a time (forks 1): {serial:.3f} s")
-    load = doc["load_average_1m"]
+    load = f"{doc['load_average_1m_before']} before, {doc['load_average_1m']} after"
     lines.append(f"  machine: {doc['cpus']} CPU(s), load average {load} (the hosts here share these CPUs)")
     lines.append("  targets met" if doc["met"] else "  TARGETS MISSED")
     return "\n".join(lines)
