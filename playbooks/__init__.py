@@ -1,4 +1,4 @@
-"""Ansible-syntax playbooks and the small engine that runs them over Fabric."""
+"""Ansible-syntax playbooks and the small engine that runs them over SSH."""
 
 from infprov.playbooks.engine import builtin_playbooks, load_playbook, parse_extra_vars, resolve_playbook
 from infprov.playbooks.errors import PlaybookError

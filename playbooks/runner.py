@@ -141,7 +141,7 @@ def run_playbook(
     limit: a host pattern or a list of host names, narrowing every play's `hosts`.
     known_hosts / runs_dir default to INFPROV_HOME/known_hosts and INFPROV_HOME/runs.
     expected_host_keys: per host name, fingerprints a first-seen host key must match (e.g. from EC2 console output).
-    connector: makes a connection for a host (tests inject fakes); default SSH via Fabric with pinned keys.
+    connector: makes a connection for a host (tests inject fakes); default SSH (paramiko) with pinned keys.
     tags / skip_tags: as ansible-playbook's --tags / --skip-tags (comma-separated values are split).
     Raises PlaybookError for a playbook that cannot run; host failures are in the result, never raised.
     """
