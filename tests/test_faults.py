@@ -253,20 +253,20 @@ def test_triton_container_killed_after_ready_is_noticed_and_restarted(home: Path
 @pytest.fixture()
 def proxied(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[FaultProxy]]:
     """Route this process's sandbox EC2 calls through a FaultProxy (set the rule with proxy.rule)."""
-    from infprov.provision import cloud
-    from infprov.provision.ec2 import Ec2Provider
+    from infprov.provision import providers
     from infprov.provision.sandbox import core
 
     proxy = FaultProxy(core.status()["ec2_endpoint"], lambda form, n: None)
-    real = cloud.connect
+    real = providers.connect
 
-    def through_proxy(region: str | None, sandbox: bool) -> Ec2Provider:
+    def through_proxy(region: str | None, sandbox: bool) -> providers.Provider:
         prov = real(region, sandbox)
-        if not sandbox:
+        if not isinstance(prov, providers.SandboxProvider):
             return prov
-        return Ec2Provider(prov.region, endpoint_url=proxy.url, access_key="testing", secret_key="testing")
+        return providers.SandboxProvider(prov.region, endpoint_url=proxy.url, access_key="testing",
+                                         secret_key="testing", core=prov.core)
 
-    monkeypatch.setattr(cloud, "connect", through_proxy)
+    monkeypatch.setattr(providers, "connect", through_proxy)
     with proxy:
         yield [proxy]
 

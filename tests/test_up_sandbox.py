@@ -172,7 +172,7 @@ def _check_setup_ran(host: dict[str, Any]) -> None:
 
 def test_server_failure_names_the_host_and_how_to_continue(sandbox_hosts: list[dict[str, Any]],
                                                           cluster_home: Path) -> None:
-    # a model config Triton refuses: the server never becomes ready
+    # a server that exits at once (Triton given a model repository that does not exist): never ready
     bad = runner.invoke(app, ["up", "--sandbox", "--type", "inf1.6xlarge", "--name", CLUSTER, "--yes",
                               "--skip-server", *REGION])
     assert bad.exit_code == 0, bad.output
@@ -184,13 +184,14 @@ def test_server_failure_names_the_host_and_how_to_continue(sandbox_hosts: list[d
     ids = [h.name for h in inv.in_cluster(CLUSTER)]
     # the container dies at once: the wait notices within seconds, not after its 300 s
     served = server.provision(CLUSTER, ids, sandbox=True,
-                              extra_vars={"infprov_ready_timeout": 300, "max_batch_size": -5})
+                              extra_vars={"infprov_ready_timeout": 300,
+                                          "run_command": "tritonserver --model-repository /nonexistent"})
     try:
         assert not served.ok
         [h] = served.hosts
         assert h.ready is False and "Triton and the model are ready" in h.error
         assert "stopped (exited, exit code 1)" in h.error, h.error
-        assert "failed to load all models" in h.error, h.error  # the container log tail
+        assert "/nonexistent" in h.error, h.error  # the container log tail: Triton's own complaint
         assert served.elapsed < 120, served.elapsed
     finally:
         down = runner.invoke(app, ["teardown", "--sandbox", "--name", CLUSTER, "--yes", *REGION])
