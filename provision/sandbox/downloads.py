@@ -145,20 +145,9 @@ def boost_archive() -> bytes:
     can be pinned.
     """
     note = b"infprov sandbox stand-in for Boost 1.76.0: the stand-in stub build only fetches and unpacks it.\n"
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for name, data in (("boost_1_76_0/", None), ("boost_1_76_0/boost/", None),
-                           ("boost_1_76_0/boost/INFPROV-STANDIN.txt", note)):
-            info = tarfile.TarInfo(name.rstrip("/"))
-            info.mtime = 1618963200
-            info.uname = info.gname = "root"
-            if data is None:
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(info)
-            else:
-                info.size, info.mode = len(data), 0o644
-                tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(raw.getvalue(), compresslevel=0, mtime=0)
+    return _tar_gz([("boost_1_76_0", None), ("boost_1_76_0/boost", None),
+                    ("boost_1_76_0/boost/INFPROV-STANDIN.txt", note)],
+                   mtime=1618963200, fmt=tarfile.USTAR_FORMAT, compresslevel=0)
 
 
 def sha256(data: bytes) -> str:
@@ -286,13 +275,14 @@ def _apt_dist(base: Path, suite: str, debs: list[tuple[str, bytes, str]], label:
         "SHA256:\n" + "\n".join(lines) + "\n")
 
 
-def _tar_gz(entries: list[tuple[str, bytes | None]]) -> bytes:
+def _tar_gz(entries: list[tuple[str, bytes | None]], *, mtime: int = 1712707200, fmt: int = tarfile.GNU_FORMAT,
+            compresslevel: int = 9) -> bytes:
     """A gzip'd tar of folders (None) and files, the same bytes on every build."""
     raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+    with tarfile.open(fileobj=raw, mode="w", format=fmt) as tar:
         for name, data in entries:
             info = tarfile.TarInfo(name)
-            info.mtime = 1712707200
+            info.mtime = mtime
             info.uname = info.gname = "root"
             if data is None:
                 info.type, info.mode = tarfile.DIRTYPE, 0o755
@@ -300,7 +290,7 @@ def _tar_gz(entries: list[tuple[str, bytes | None]]) -> bytes:
             else:
                 info.size, info.mode = len(data), 0o644
                 tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(raw.getvalue(), mtime=0)
+    return gzip.compress(raw.getvalue(), compresslevel=compresslevel, mtime=0)
 
 
 def standin_deb(package: str, version: str) -> tuple[str, bytes, str]:
