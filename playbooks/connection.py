@@ -1,18 +1,17 @@
-"""SSH to one host (the only module that touches paramiko): commands, and host keys pinned in a file."""
+"""The connector interface (what the engine needs of a host) and its SSH implementation, the only code that
+touches paramiko's sessions. Host keys are pinned by playbooks.hostkeys; playbooks.localconn runs on this
+machine instead."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import os
-import re
 import select
 import shlex
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +19,18 @@ from typing import Protocol
 
 import paramiko
 
-from infprov.floor.files import atomic_write, file_lock
 from infprov.inventory.model import Host
-from infprov.playbooks.errors import CommandTimeout, HostKeyChanged, HostUnreachable
+from infprov.playbooks.errors import CommandTimeout, FileTooLarge, HostKeyChanged, HostUnreachable
+from infprov.playbooks.hostkeys import (  # noqa: F401  (console_fingerprints, fingerprint, ...: their old home)
+    PinningPolicy,
+    changed_error,
+    console_fingerprints,
+    fingerprint,
+    forget_host_key,
+    known_hosts_name,
+    pinned_keys,
+    record_host_key,
+)
 
 
 @dataclass(frozen=True)
@@ -49,158 +57,71 @@ class CommandResult:
         return "\n".join(text.splitlines()[-lines:])
 
 
+@dataclass(frozen=True)
+class StreamResult:
+    """How a streamed command ended: its exit code, and whether the run's stop signal ended it."""
+
+    exit_code: int
+    stopped: bool = False
+    elapsed: float = 0.0
+
+
 class Connection(Protocol):
-    """What modules need from a host: run a shell command line, with optional stdin bytes."""
+    """What the engine needs of a host (pyinfra calls these connectors): run a command, stream one, move files.
+
+    Commands are shell command lines for the host's login shell (callers quote every value); none of
+    these raise for a command's non-zero exit, only for a host that cannot be reached (HostUnreachable).
+    """
 
     name: str
 
     def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
-        """Run `command` through the remote login shell; never raises for a non-zero exit."""
+        """Run `command` and collect its output."""
+        ...
+
+    def stream(
+        self,
+        command: str,
+        on_line: Callable[[str], object],
+        *,
+        stop: threading.Event | None = None,
+        on_stop: str | None = None,
+    ) -> StreamResult:
+        """Run `command`, handing each output line over as it arrives; when `stop` is set, run `on_stop`
+        once (e.g. a kill) and keep reading until the command ends."""
+        ...
+
+    def put_file(self, path: str, data: bytes, *, mode: int = 0o600) -> CommandResult:
+        """Write `data` to the host's `path` (replaced whole, never half-written), with `mode`."""
+        ...
+
+    def get_file(self, path: str, *, limit: int = 256 << 20) -> bytes | None:
+        """The bytes of the host's `path`, or None when it is not a readable file; more than `limit`
+        bytes is refused (a host's file is outside data)."""
         ...
 
     def close(self) -> None: ...
 
 
-# ---------------------------------------------------------------- host key pinning
-def known_hosts_name(address: str, port: int) -> str:
-    """The name known_hosts uses: `addr` on port 22, `[addr]:port` otherwise (OpenSSH and paramiko agree)."""
-    return address if port == 22 else f"[{address}]:{port}"
+def put_file_command(path: str, mode: int) -> str:
+    """The shell line that writes stdin to `path` through a temporary file beside it, renamed into place."""
+    tmp = f"{path}.infprov-tmp"
+    q, qt = shlex.quote(path), shlex.quote(tmp)
+    return f"umask 077 && cat > {qt} && chmod {mode:o} {qt} && mv -f -- {qt} {q}"
 
 
-def fingerprint(key: paramiko.PKey) -> str:
-    """OpenSSH's SHA256 fingerprint, as `ssh-keygen -l` and EC2 console output print it."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+def get_file_command(path: str, limit: int) -> str:
+    """The shell line that prints a regular file, refusing one over `limit` bytes (exit 27)."""
+    q = shlex.quote(path)
+    return f"test -f {q} && test -r {q} || exit 26; [ $(wc -c < {q}) -le {int(limit)} ] || exit 27; cat -- {q}"
 
 
-_FP_LINE = re.compile(r"\b(SHA256:[A-Za-z0-9+/]{43}|(?:[0-9a-f]{2}:){15}[0-9a-f]{2})\b")
-_KEY_LINE = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+)\s+([A-Za-z0-9+/=]+)")
-
-
-def console_fingerprints(console_output: str) -> list[str]:
-    """Host key fingerprints an EC2 instance printed to its console (cloud-init's FINGERPRINTS and KEYS blocks).
-
-    Pass them as `expected_host_keys` so a first contact is checked instead of trusted; [] when none are there.
-    """
-    found: list[str] = []
-    in_fps = in_keys = False
-    for raw in console_output.splitlines():
-        line = raw.split(": ", 1)[-1].strip() if "ec2:" in raw else raw.strip()
-        if "BEGIN SSH HOST KEY FINGERPRINTS" in line:
-            in_fps = True
-        elif "END SSH HOST KEY FINGERPRINTS" in line:
-            in_fps = False
-        elif "BEGIN SSH HOST KEY KEYS" in line:
-            in_keys = True
-        elif "END SSH HOST KEY KEYS" in line:
-            in_keys = False
-        elif in_fps:
-            found.extend(m.group(1) for m in _FP_LINE.finditer(line))
-        elif in_keys and (m := _KEY_LINE.match(line)):
-            try:
-                digest = hashlib.sha256(base64.b64decode(m.group(2))).digest()
-            except ValueError:
-                continue
-            found.append("SHA256:" + base64.b64encode(digest).decode().rstrip("="))
-    return list(dict.fromkeys(found))
-
-
-def _fingerprint_matches(key: paramiko.PKey, expected: Iterable[str]) -> bool:
-    sha = fingerprint(key)
-    md5 = ":".join(f"{b:02x}" for b in key.get_fingerprint())
-    for item in expected:
-        text = item.strip()
-        if text == sha or text.lower() in (md5, "md5:" + md5):
-            return True
-    return False
-
-
-class _PinningPolicy(paramiko.MissingHostKeyPolicy):
-    """First contact: check against expected fingerprints (when given), then record the key."""
-
-    def __init__(self, path: Path, expected: Sequence[str] | None) -> None:
-        self.path = path
-        self.expected = list(expected) if expected else None
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        if self.expected is not None and not _fingerprint_matches(key, self.expected):
-            raise HostKeyChanged(
-                f"{hostname} offered host key {fingerprint(key)}, which is not among the "
-                f"{len(self.expected)} fingerprint(s) the instance reported",
-                "the host may be an impostor: check the instance's console output before trusting it",
-            )
-        record_host_key(self.path, hostname, key)
-
-
-def record_host_key(path: Path, name: str, key: paramiko.PKey) -> None:
-    """Append a key under a lock; if another process pinned a different key meanwhile, refuse."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with _locked(path):
-        keys = paramiko.HostKeys()
-        if path.exists():
-            keys.load(str(path))
-        known = keys.lookup(name)
-        if known is not None and key.get_name() in known:
-            if known[key.get_name()] != key:
-                raise _changed(name, path)
-            return
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "a", encoding="utf-8") as fh:
-            fh.write(f"{name} {key.get_name()} {key.get_base64()}\n")
-        os.chmod(path, 0o600)
-
-
-_PINNED: dict[str, tuple[tuple[int, int, int], paramiko.HostKeys]] = {}
-_PINNED_LOCK = threading.Lock()
-
-
-def pinned_keys(path: Path, name: str) -> dict[str, paramiko.PKey]:
-    """The keys pinned for `name` (key type -> key), or {} when there are none or no file.
-
-    The file is parsed once per version of it, not once per connection: a run on N hosts used to parse
-    all N lines in each of its N connections (at 32 hosts, 1,024 key parses in the first task).
-    """
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return {}
-    version = (st.st_ino, st.st_size, st.st_mtime_ns)
-    with _PINNED_LOCK:
-        cached = _PINNED.get(str(path))
-        if cached is None or cached[0] != version:
-            keys = paramiko.HostKeys()
-            keys.load(str(path))
-            cached = _PINNED[str(path)] = (version, keys)
-        found = cached[1].lookup(name)
-        return dict(found) if found is not None else {}
-
-
-def forget_host_key(path: Path, address: str, port: int = 22) -> bool:
-    """Drop a host's pinned keys (e.g. its instance was terminated); True if any were there."""
-    if not path.exists():
-        return False
-    name = known_hosts_name(address, port)
-    with _locked(path):
-        keys = paramiko.HostKeys()
-        keys.load(str(path))
-        if keys.lookup(name) is None:
-            return False
-        del keys[name]
-        atomic_write(path, "".join(f"{host} {kind} {key.get_base64()}\n"
-                                   for host in keys for kind, key in keys[host].items()))
-        return True
-
-
-def _locked(path: Path) -> contextlib.AbstractContextManager[None]:
-    return file_lock(path.with_name(path.name + ".lock"))
-
-
-def _changed(name: str, path: Path) -> HostKeyChanged:
-    return HostKeyChanged(
-        f"host key for {name} has CHANGED since it was pinned in {path}; refusing to connect "
-        "(someone may be intercepting, or the host was rebuilt)",
-        f"if the host was rebuilt on purpose, clear the old key with: ssh-keygen -R '{name}' -f {path}",
-    )
+def file_from(result: CommandResult, path: str, limit: int) -> bytes | None:
+    """get_file's answer from the command's result."""
+    if result.exit_code == 27:
+        raise FileTooLarge(f"{path} on the host is over {limit} bytes; refusing to read it",
+                           "see what wrote it there: a file of that size is not what infprov asked for")
+    return result.stdout if result.exit_code == 0 else None
 
 
 # ---------------------------------------------------------------- the SSH connection
@@ -292,7 +213,7 @@ class SshConnection:
             except HostKeyChanged:
                 raise
             except paramiko.BadHostKeyException:
-                raise _changed(known_hosts_name(h.address, h.port), self.known_hosts) from None
+                raise changed_error(known_hosts_name(h.address, h.port), self.known_hosts) from None
             except paramiko.AuthenticationException as exc:
                 raise HostUnreachable(
                     f"{where}: authentication failed ({exc})",
@@ -324,7 +245,7 @@ class SshConnection:
             # paramiko's client itself (no ~/.ssh/config, no system known_hosts): trust comes from our pinned
             # file only. (Fabric, used here before, cost ~0.2 s of import in every `infprov` command.)
             client = paramiko.SSHClient()
-            client.set_missing_host_key_policy(_PinningPolicy(self.known_hosts, self.expected))
+            client.set_missing_host_key_policy(PinningPolicy(self.known_hosts, self.expected))
             name = known_hosts_name(h.address, h.port)
             for kind, key in pinned_keys(self.known_hosts, name).items():
                 client.get_host_keys().add(name, kind, key)
@@ -417,15 +338,16 @@ class SshConnection:
         *,
         stop: threading.Event | None = None,
         on_stop: str | None = None,
-    ) -> int:
-        """Run a command and hand each output line (stdout and stderr merged by the command) over as it
-        arrives; when `stop` is set, run `on_stop` (e.g. a kill) once and keep draining until the end."""
+    ) -> StreamResult:
+        """Run a command and hand each output line over as it arrives (the command merges its stderr into
+        stdout if it wants it seen); when `stop` is set, run `on_stop` once and keep draining to the end."""
+        start = time.monotonic()
         chan = self._session()
+        stopped = False
         try:
             chan.exec_command(command)
             chan.shutdown_write()
             buf = b""
-            stopped = False
             while True:
                 if stop is not None and stop.is_set() and not stopped:
                     stopped = True
@@ -442,9 +364,15 @@ class SshConnection:
                 select.select([chan], [], [], 0.05)
             if buf:
                 on_line(buf.decode("utf-8", "replace"))
-            return int(chan.recv_exit_status())
+            return StreamResult(int(chan.recv_exit_status()), stopped, time.monotonic() - start)
         finally:
             chan.close()
+
+    def put_file(self, path: str, data: bytes, *, mode: int = 0o600) -> CommandResult:
+        return self.run(put_file_command(path, mode), stdin=data)
+
+    def get_file(self, path: str, *, limit: int = 256 << 20) -> bytes | None:
+        return file_from(self.run(get_file_command(path, limit)), path, limit)
 
     def _drop(self) -> None:
         with self._lock:

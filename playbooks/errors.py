@@ -21,5 +21,9 @@ class HostKeyChanged(HostUnreachable):
     """The host offered a key other than the pinned one: possibly an impostor, or a rebuilt host."""
 
 
+class FileTooLarge(InfprovError):
+    """A file asked of a host is larger than the caller allows."""
+
+
 class CommandTimeout(Exception):
     """A remote command ran longer than its task's `timeout`."""

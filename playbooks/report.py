@@ -37,6 +37,8 @@ def _event_line(event: Event) -> str | None:
         return f"{event.host}: {event.task} ..."
     if event.kind == "task_running":
         return f"{event.host}: {event.task} still running ({event.elapsed:.0f} s)"
+    if event.kind == "output":
+        return f"{event.host} | {event.line}"
     if event.kind == "task_end" and event.result is not None:
         return task_line(event.result)
     return None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -18,104 +17,20 @@ from infprov.floor import paths
 from infprov.floor.errors import InfprovError
 from infprov.inventory.model import Host, Inventory
 from infprov.playbooks import report
-from infprov.playbooks.connection import Connection, SshConnection
+from infprov.playbooks.connection import CommandResult, Connection, SshConnection, StreamResult
 from infprov.playbooks.engine import Play, Playbook, Task, TaskOutcome, load_playbook, run_task
 from infprov.playbooks.errors import HostUnreachable, PlaybookError
 from infprov.playbooks.modules import MODULES
+from infprov.playbooks.results import (  # noqa: F401  (Event, RunResult, TaskResult: importers' old home)
+    ANSIBLE_VERSION,
+    Event,
+    HostOutcome,
+    HostStats,
+    Redactor,
+    RunResult,
+    TaskResult,
+)
 from infprov.playbooks.templating import LazyVars, Templar, untrusted
-
-
-@dataclass
-class HostStats:
-    """Ansible's recap counters for one host (`ok` counts changed tasks too, as Ansible does)."""
-
-    ok: int = 0
-    changed: int = 0
-    unreachable: int = 0
-    failed: int = 0
-    skipped: int = 0
-    ignored: int = 0
-
-    def to_dict(self) -> dict[str, int]:
-        return dict(vars(self))
-
-
-@dataclass(frozen=True)
-class TaskResult:
-    """One task on one host, as the recap, the log and --json report it."""
-
-    host: str
-    play: str
-    task: str
-    module: str
-    status: str  # ok, changed, failed, skipped, unreachable
-    msg: str = ""
-    elapsed: float = 0.0
-    ignored: bool = False
-    command: str | None = None
-    rc: int | None = None
-    tail: str = ""
-    items: int = 0
-    hint: str = ""
-    changed: bool = False  # also for a failed task (an ignored failure that changed counts as changed)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
-
-
-@dataclass(frozen=True)
-class Event:
-    """Progress for a renderer: play, task_start, task_running (long tasks), task_end, no_hosts."""
-
-    kind: str
-    play: str = ""
-    host: str = ""
-    task: str = ""
-    elapsed: float = 0.0
-    result: TaskResult | None = None
-    hosts: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """The outcome of a run: per-host stats, every task result, registered variables and the log path."""
-
-    playbook: str
-    check: bool
-    hosts: tuple[str, ...]
-    stats: dict[str, HostStats]
-    tasks: tuple[TaskResult, ...]
-    registered: dict[str, dict[str, Any]]
-    log_path: Path | None
-    elapsed: float
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed_hosts
-
-    @property
-    def failed_hosts(self) -> list[str]:
-        return [h for h, s in self.stats.items() if s.failed or s.unreachable]
-
-    @property
-    def changed(self) -> int:
-        return sum(s.changed for s in self.stats.values())
-
-    def failures(self) -> list[TaskResult]:
-        """The task that stopped each failed host (ignored failures are not in here)."""
-        return [t for t in self.tasks if t.status in ("failed", "unreachable") and not t.ignored]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "playbook": self.playbook,
-            "check": self.check,
-            "ok": self.ok,
-            "elapsed_s": round(self.elapsed, 3),
-            "log": str(self.log_path) if self.log_path else None,
-            "stats": {h: s.to_dict() for h, s in self.stats.items()},
-            "failures": [t.to_dict() for t in self.failures()],
-            "tasks": [t.to_dict() for t in self.tasks],
-        }
 
 
 def run_playbook(
@@ -135,6 +50,7 @@ def run_playbook(
     progress_after: float = 5.0,
     tags: Sequence[str] = (),
     skip_tags: Sequence[str] = (),
+    stop: threading.Event | None = None,
 ) -> RunResult:
     """Run a playbook (built-in name, path, or parsed) against the inventory's hosts.
 
@@ -143,6 +59,8 @@ def run_playbook(
     expected_host_keys: per host name, fingerprints a first-seen host key must match (e.g. from EC2 console output).
     connector: makes a connection for a host (tests inject fakes); default SSH (paramiko) with pinned keys.
     tags / skip_tags: as ansible-playbook's --tags / --skip-tags (comma-separated values are split).
+    stop: when set (e.g. on Ctrl-C), a streamed command that runs gets its task's `on_stop` command and no
+    new one starts; other tasks go on (what is left is usually fetching what was made).
     Raises PlaybookError for a playbook that cannot run; host failures are in the result, never raised.
     """
     start = time.monotonic()
@@ -161,6 +79,7 @@ def run_playbook(
     run = _Run(book, inv, allowed, dict(extra_vars or {}), check, forks, on_event, connector, progress_after)
     run.only_tags = {t.strip() for item in tags for t in str(item).split(",") if t.strip()}
     run.skip_tags = {t.strip() for item in skip_tags for t in str(item).split(",") if t.strip()}
+    run.halt = stop or threading.Event()
     try:
         log_dir = runs_dir or paths.runs_dir()
         log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -256,7 +175,8 @@ class _Run:
         self._play_name = ""
         self.only_tags: set[str] = set()
         self.skip_tags: set[str] = set()
-        self.redact = _Redactor()  # learns each task's secret values (the -e ones included) before it logs
+        self.halt = threading.Event()  # the caller's stop signal for streamed commands
+        self.redact = Redactor()  # learns each task's secret values (the -e ones included) before it logs
 
     # ------------------------------------------------------------ orchestration
     def execute(self) -> None:
@@ -377,7 +297,9 @@ class _Run:
         with self._lock:
             self._running[host.name] = (play_name, label, begin, begin + self.progress_after)
         self._emit(Event("task_start", play=play_name, host=host.name, task=label))
-        conn = self._conn(state) if MODULES[task.module].remote else _NoConnection(host.name)
+        conn: Connection = _NoConnection(host.name)
+        if MODULES[task.module].remote:
+            conn = _TaskConnection(self._conn(state), self._output(play_name, host.name, label), self.halt)
         try:
             outcome = run_task(
                 task,
@@ -447,6 +369,12 @@ class _Run:
             state.dead = True
         return outcome
 
+    def _output(self, play: str, host: str, task: str) -> Callable[[str], None]:
+        def emit(line: str) -> None:
+            self._emit(Event("output", play=play, host=host, task=task, line=line))
+
+        return emit
+
     def _conn(self, state: _HostState) -> Connection:
         if state.conn is None:
             state.conn = self.connector(state.host)
@@ -509,8 +437,8 @@ class _Run:
                 self._write(detail)
 
     def _emit(self, event: Event) -> None:
-        if event.task:
-            event = dataclasses.replace(event, task=self.redact(event.task))
+        if event.task or event.line:
+            event = dataclasses.replace(event, task=self.redact(event.task), line=self.redact(event.line))
         line = report.event_line(event)
         with self._lock:
             if line:
@@ -538,52 +466,6 @@ class _Run:
                         due.append(Event("task_running", play=play, host=host, task=task, elapsed=now - began))
             for event in due:
                 self._emit(event)
-
-
-# Variables whose names say they hold a secret; their values are masked in logs and output.
-_SECRET_NAME = re.compile(r"token|passw(or)?d|secret|credential|(^|_)(api_?)?key(_|$)|pass$", re.I)
-_NOT_SECRET = re.compile(r"_(file|path|dir|name|id)$", re.I)
-MASK = "********"
-
-
-def secret_name(name: str) -> bool:
-    return bool(_SECRET_NAME.search(name)) and not _NOT_SECRET.search(name)
-
-
-class _Redactor:
-    """Masks the values of secret-named variables in every line the run logs or reports."""
-
-    def __init__(self) -> None:
-        self._values: tuple[str, ...] = ()  # longest first, so a secret inside another is masked whole
-        self._lock = threading.Lock()
-
-    def learn(self, variables: list[Mapping[str, Any]]) -> None:
-        names = {k for layer in variables for k in layer if isinstance(k, str) and secret_name(k)}
-        if not names:
-            return
-        lazy = LazyVars(list(variables))
-        for name in names:
-            try:
-                value = lazy[name]
-            except Exception:  # an unresolvable secret cannot be printed either
-                continue
-            text = str(value)
-            if isinstance(value, str | int | float) and not isinstance(value, bool) and len(text) >= 4:
-                with self._lock:
-                    if text not in self._values:
-                        self._values = tuple(sorted({*self._values, text}, key=len, reverse=True))
-
-    def __call__(self, text: str) -> str:
-        if not self._values or not text:
-            return text
-        for value in self._values:
-            if value in text:
-                text = text.replace(value, MASK)
-        return text
-
-
-# The ansible-core release this engine is compared against (tests/test_ansible_diff.py)
-ANSIBLE_VERSION = {"full": "2.19.14", "major": 2, "minor": 19, "revision": 14, "string": "2.19.14"}
 
 
 class _HostVars(Mapping[str, Any]):
@@ -623,14 +505,56 @@ def _note(notified: list[str], task: Task, outcome: TaskOutcome | None, state: _
             notified.append(name)
 
 
+class _TaskConnection:
+    """The host's connection as a task sees it: a streamed command's lines also become the run's output
+    events, and the run's stop signal reaches it (once stopped, no new streamed command starts)."""
+
+    def __init__(self, conn: Connection, on_line: Callable[[str], None], halt: threading.Event) -> None:
+        self._conn = conn
+        self._on_line = on_line
+        self._halt = halt
+        self.name = conn.name
+
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+        return self._conn.run(command, stdin=stdin, timeout=timeout)
+
+    def stream(
+        self,
+        command: str,
+        on_line: Callable[[str], object],
+        *,
+        stop: threading.Event | None = None,
+        on_stop: str | None = None,
+    ) -> StreamResult:
+        if self._halt.is_set():
+            return StreamResult(-1, stopped=True)
+
+        def both(line: str) -> None:
+            on_line(line)
+            self._on_line(line)
+
+        return self._conn.stream(command, both, stop=stop or self._halt, on_stop=on_stop)
+
+    def put_file(self, path: str, data: bytes, *, mode: int = 0o600) -> CommandResult:
+        return self._conn.put_file(path, data, mode=mode)
+
+    def get_file(self, path: str, *, limit: int = 256 << 20) -> bytes | None:
+        return self._conn.get_file(path, limit=limit)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 class _NoConnection:
     """Control-side modules get this; touching it is a bug in the module."""
 
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> Any:
-        raise RuntimeError("a control-side module tried to run a remote command")
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a control-side module tried to reach the host")
+
+    stream = put_file = get_file = run
 
     def close(self) -> None:
         pass

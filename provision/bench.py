@@ -11,10 +11,9 @@ import os
 import re
 import secrets
 import shlex
+import tempfile
 import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,9 @@ from infprov.floor import paths
 from infprov.floor.errors import InfprovError, UsageError
 from infprov.floor.files import atomic_write
 from infprov.playbooks import report
+from infprov.playbooks.connection import Connection
+from infprov.playbooks.results import HostOutcome
+from infprov.playbooks.templating import unsafe
 from infprov.provision import __version__, catalog
 from infprov.provision.benchplan import BenchPlan, Point
 
@@ -36,6 +38,7 @@ PYTHON_BACKEND_REF = "r22.04"
 SERVER_IMAGE_V2 = "nvcr.io/nvidia/tritonserver:24.04-py3"
 PYTHON_BACKEND_REF_V2 = "r24.04"
 REMOTE_DIR = "/home/ubuntu/infprov-bench"
+BOOK = "bench"  # playbooks/bench.yml
 
 Line = Callable[[str, str], None]  # (host, line)
 
@@ -138,143 +141,211 @@ def host_dir(run_dir: Path, name: str) -> Path:
 
 @dataclass
 class HostRun:
+    """One host's part in a bench run: its points, and the fleet's shape (ok, error, output tail, time)."""
+
     host: str
     address: str
     points: list[dict[str, Any]]
     partial: bool = False
     error: str = ""
+    tail: str = ""
+    seconds: float = 0.0
+
+    def outcome(self) -> HostOutcome:
+        return HostOutcome(host=self.host, ok=not self.error, changed=len(self.points), error=self.error,
+                           tail=self.tail, seconds=round(self.seconds, 3))
 
 
 def run(hosts: list[Any], bench: BenchPlan, run_dir: Path, on_line: Line, known_hosts: Path,
-        run_id: str | None = None) -> list[HostRun]:
-    """Benchmark every host in parallel; a host that fails is reported and never stops the others.
+        run_id: str | None = None, *, connector: Callable[[Any], Connection] | None = None,
+        remote_root: str | None = None) -> list[HostRun]:
+    """Benchmark every host in parallel through the engine (playbooks/bench.yml); a host that fails is
+    reported and never stops the others. Ctrl-C stops the clients and keeps what was measured.
 
     run_id names the run's folder and containers on the hosts ([a-z0-9-]; default: from run_dir's name).
+    connector: how to reach a host (default SSH with the pinned keys in known_hosts).
+    remote_root: the folder on the hosts that holds each run's folder (default REMOTE_DIR).
     """
     check_model(bench.model)
     rid = run_id or make_run_id(run_dir)
     if not RUN_ID.fullmatch(rid):
         raise UsageError(f"run id {shown(rid, 80)!r} is not [a-z0-9-]", "leave it to infprov")
-    stop = threading.Event()
-    with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
-        futures = [pool.submit(_one_host, h, bench, run_dir, rid, on_line, known_hosts, stop) for h in hosts]
+    runs: list[HostRun] = []
+    ready: list[tuple[Any, HostRun, Path]] = []
+    for h in hosts:
+        out = HostRun(h.name, h.address, [])
+        runs.append(out)
         try:
-            while not all(f.done() for f in futures):
-                time.sleep(0.1)
-        except KeyboardInterrupt:
-            stop.set()
-            on_line("-", "interrupted: stopping the clients and keeping what was measured")
-        return [f.result() for f in futures]
+            ready.append((h, out, host_dir(run_dir, h.name)))
+        except InfprovError as exc:  # nothing of this host is written anywhere
+            out.error = exc.line()
+    if not ready:
+        return runs
+    with tempfile.TemporaryDirectory(prefix="infprov-bench-") as tmp:
+        _run_fleet(ready, bench, rid, on_line, known_hosts, connector, remote_root or REMOTE_DIR, Path(tmp))
+    for _, out, hdir in ready:
+        if out.points:
+            rs.write_results(hdir, out.points if len(out.points) > 1 else out.points[0], check=False)
+    return runs
 
 
-def _one_host(host: Any, bench: BenchPlan, run_dir: Path, rid: str, on_line: Line, known_hosts: Path,
-              stop: threading.Event) -> HostRun:
-    from infprov.playbooks.connection import SshConnection
+def _run_fleet(ready: list[tuple[Any, HostRun, Path]], bench: BenchPlan, rid: str, on_line: Line,
+               known_hosts: Path, connector: Callable[[Any], Connection] | None, remote_root: str,
+               tmp: Path) -> None:
+    from infprov.inventory.model import Host, Inventory
+    from infprov.playbooks.runner import run_playbook
 
-    out = HostRun(host.name, host.address, [])
-    try:
-        hdir = host_dir(run_dir, host.name)
-    except InfprovError as exc:  # nothing of this host is written anywhere
-        out.error = exc.line()
-        return out
-    remote = f"{REMOTE_DIR}/{rid}"
-    client = f"{remote}/{client_build.NAME}"
-    conn = SshConnection(host, known_hosts)
-    try:
-        _check_ready(conn, host, bench.model)
-        config = _model_config(conn, host, bench.model)
-        # the batch, tensor names and layout follow the served model (a batch of 0: the model's own)
-        points = [Point(config.batch_for(p.batch_size), p.threads) for p in bench.points]
-        for point in points:
-            check_batch(config, point.batch_size, host.address)
-        made = conn.run(shlex.join(["mkdir", "-p", remote]))
-        if made.exit_code != 0:
-            raise InfprovError(f"{host.address}: could not make {remote}: {made.tail(3)}")
-        put = conn.run(f"cat > {shlex.quote(client)}", stdin=client_build.zipapp_bytes())
-        if put.exit_code != 0:
-            raise InfprovError(f"{host.address}: could not upload the client: {put.tail(3)}")
-        price = catalog.hourly_price(host.instance_type, host.region) if host.instance_type else None
-        splits = catalog.get(host.instance_type).splits_batch if host.instance_type in catalog.TYPES else True
+    inv = Inventory(hosts=tuple(
+        h if isinstance(h, Host) else
+        Host(name=h.name, address=h.address, user=getattr(h, "user", "ubuntu"), key_file=getattr(h, "key_file", None),
+             port=getattr(h, "port", 22)) for h, _, _ in ready))
+    engine: dict[str, Any] = {"known_hosts": known_hosts, "connector": connector, "runs_dir": paths.runs_dir()}
+    probe = run_playbook(BOOK, inv, extra_vars=unsafe({"bench_model": bench.model}), tags=["probe"], **engine)
+    remote = f"{remote_root}/{rid}"
+    plans: dict[str, dict[str, Any]] = {}
+    todo: list[tuple[Any, HostRun, Path, list[Point], ModelConfig]] = []
+    for h, out, hdir in ready:
+        try:
+            config = _probed_config(probe, h, bench.model)
+            # the batch, tensor names and layout follow the served model (a batch of 0: the model's own)
+            points = [Point(config.batch_for(p.batch_size), p.threads) for p in bench.points]
+            for point in points:
+                check_batch(config, point.batch_size, h.address)
+        except InfprovError as exc:
+            out.error = exc.line()
+            continue
+        splits = catalog.get(h.instance_type).splits_batch if h.instance_type in catalog.TYPES else True
+        incoming = tmp / h.name
+        incoming.mkdir(mode=0o700)
+        client = f"{remote}/{client_build.NAME}"
+        items = []
         for i, point in enumerate(points):
-            if stop.is_set():  # interrupted before this point began: nothing of it to keep
-                out.partial = True
-                break
-            started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
             name = f"infprov-bench-{rid}-{i}"
-            remote_json = f"{remote}/point-{i}.json"
-            remote_csv = f"{remote}/perf-{i}.csv"
-            cmd = _client_command(bench, point, name, remote_json, client, config, splits) \
+            result = f"{remote}/point-{i}.json" if bench.tool == "client" else f"{remote}/perf-{i}.csv"
+            cmd = _client_command(bench, point, name, result, client, config, splits, remote_root) \
                 if bench.tool == "client" else \
-                _perf_analyzer_command(bench, point, name, remote_csv, config)
-            raw: list[str] = []
+                _perf_analyzer_command(bench, point, name, result, config, remote_root)
+            items.append({"index": i, "batch_size": point.batch_size, "threads": point.threads, "command": cmd,
+                          "kill": _kill_command(name), "result": result, "fetch_to": str(incoming / f"point-{i}")})
+        plans[h.name] = {"remote_dir": remote, "client": client, "points": items}
+        todo.append((h, out, hdir, points, config))
+    if not todo:
+        return
+    zipapp = tmp / client_build.NAME
+    atomic_write(zipapp, client_build.zipapp_bytes())
+    address = {h.name: h.address for h, _, _ in ready}
 
-            def keep(line: str, raw: list[str] = raw) -> None:
-                raw.append(line)
-                on_line(host.address, line)
+    def on_event(event: Any) -> None:
+        if event.kind == "output":
+            on_line(address.get(event.host, event.host), event.line)
 
-            code = conn.stream(cmd, keep, stop=stop, on_stop=_kill_command(name))
-            atomic_write(hdir / f"output-{i}.txt", "\n".join(raw) + "\n")
-            if bench.tool == "client":
-                got = conn.run(shlex.join(["cat", remote_json]))
-                if got.exit_code != 0:
-                    raise InfprovError(f"{host.address}: the client wrote no results (exit {code})",
-                                       f"see {hdir / f'output-{i}.txt'}")
-                result = rs.results_from_client_json(got.out)
-            else:
-                got = conn.run(shlex.join(["cat", remote_csv]))
-                if got.exit_code != 0:
-                    raise InfprovError(f"{host.address}: perf_analyzer wrote no CSV (exit {code})",
-                                       f"see {hdir / f'output-{i}.txt'}")
-                atomic_write(hdir / f"perf_analyzer-{i}.csv", got.out)
-                result = perf_analyzer_results(got.out, "\n".join(raw), bench, point)
+    stop = threading.Event()
+    finished = threading.Event()
+    done: dict[str, Any] = {}
 
-            manifest = {"host": host.address, "instance_id": host.name, "instance_type": host.instance_type,
-                        "region": host.region, "image": SDK_IMAGE,
-                        "server_image": SERVER_IMAGE if splits else SERVER_IMAGE_V2,
-                        "python_backend_ref": PYTHON_BACKEND_REF if splits else PYTHON_BACKEND_REF_V2,
-                        "infprov_version": __version__,
-                        "started_at": started, "tool": bench.tool, "remote_dir": remote,
-                        "input": config.input_name, "output": config.output_name, "layout": config.layout,
-                        "datatype": config.datatype}
-            result = rs.with_cost(rs.with_manifest(result, manifest), price)
-            out.points.append(result)
-            if result.get("partial") or stop.is_set():
-                out.partial = True
-                result["partial"] = True
-                break
-            if code != 0 and not result.get("errors"):
-                raise InfprovError(f"{host.address}: the benchmark exited {code}", f"see {hdir}")
-    except InfprovError as exc:
-        out.error = exc.line()
-    except Exception as exc:  # one bad host must not hide the others' results
-        out.error = f"{type(exc).__name__}: {exc}"
-    finally:
-        conn.close()
-    if out.points:
-        rs.write_results(hdir, out.points if len(out.points) > 1 else out.points[0], check=False)
-    return out
-
-
-def _check_ready(conn: Any, host: Any, model: str) -> None:
-    base = "http://127.0.0.1:8000"
-    check_model(model)
-
-    def status(url: str) -> str:
-        return shlex.join(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url])
-
-    probe = conn.run(status(f"{base}/v2/health/ready"), timeout=20)
-    if probe.out.strip() != "200":
-        raise InfprovError(f"{host.address}: the Triton server is not ready (HTTP {probe.out.strip() or 'none'})",
-                           "run `infprov up` to (re)start it, `infprov logs` to see why")
-    model_probe = conn.run(status(f"{base}/v2/models/{model}/ready"), timeout=20)
-    if model_probe.out.strip() != "200":
-        index = conn.run(shlex.join(["curl", "-s", "-X", "POST", f"{base}/v2/repository/index"]), timeout=20)
+    def go() -> None:
         try:
-            names = sorted({str(m["name"]) for m in json.loads(index.out)})
+            done["result"] = run_playbook(
+                BOOK, inv, limit=sorted(plans), tags=["run"], stop=stop, on_event=on_event,
+                extra_vars=unsafe({"bench_hosts": plans, "bench_client": str(zipapp), "bench_tool": bench.tool}),
+                **engine)
+        except BaseException as exc:  # handed to the waiting thread
+            done["error"] = exc
+        finally:
+            finished.set()
+
+    # The run goes on in a worker so that Ctrl-C reaches this thread, which stops the clients and waits for
+    # what they measured. (Not Thread.join: a join that Ctrl-C interrupts can report a live thread as ended.)
+    threading.Thread(target=go, name="infprov-bench", daemon=True).start()
+    while not finished.is_set():
+        try:
+            finished.wait(0.1)
+        except KeyboardInterrupt:
+            if not stop.is_set():
+                stop.set()
+                on_line("-", "interrupted: stopping the clients and keeping what was measured")
+    if "error" in done:
+        raise done["error"]
+    result = done["result"]
+    for h, out, hdir, points, config in todo:
+        _collect(result, h, out, hdir, points, config, plans[h.name], bench, remote, stop.is_set())
+
+
+def _probed_config(probe: Any, host: Any, model: str) -> ModelConfig:
+    """What the probe pass learnt of a host's server, or why it cannot be benchmarked."""
+    seen = probe.outcome(host.name)
+    if not seen.ok:
+        raise InfprovError(f"{host.address}: {seen.error}", "check the host with `infprov status`")
+    reg = probe.registered.get(host.name, {})
+
+    def said(name: str) -> str:
+        return str((reg.get(name) or {}).get("stdout", "")).strip()
+
+    if said("bench_health") != "200":
+        code = shown(said("bench_health"), 40) or "none"
+        raise InfprovError(f"{host.address}: the Triton server is not ready (HTTP {code})",
+                           "run `infprov up` to (re)start it, `infprov logs` to see why")
+    if said("bench_model_ready") != "200":
+        try:
+            names = sorted({str(m["name"]) for m in json.loads(said("bench_index"))})
         except (ValueError, KeyError, TypeError):
             names = []
         raise InfprovError(f"{host.address}: model {model!r} is not loaded on the server",
-                           f"the server has: {', '.join(names) or 'no models'}; pass --model")
+                           f"the server has: {shown(', '.join(names)) or 'no models'}; pass --model")
+    text = said("bench_config")
+    try:
+        return ModelConfig.parse(text)
+    except (ValueError, KeyError, TypeError, IndexError):
+        raise InfprovError(f"{host.address}: the server's config of model {model!r} cannot be read "
+                           f"({shown(text, 120)})", "check the server with `infprov logs`") from None
+
+
+def _collect(result: Any, host: Any, out: HostRun, hdir: Path, points: list[Point], config: ModelConfig,
+             plan: dict[str, Any], bench: BenchPlan, remote: str, stopped: bool) -> None:
+    """Turn what the run pass did on one host into its results: each point's output, numbers and manifest."""
+    seen = result.outcome(host.name)
+    out.seconds, out.tail = seen.seconds, seen.tail
+    price = catalog.hourly_price(host.instance_type, host.region) if host.instance_type else None
+    splits = catalog.get(host.instance_type).splits_batch if host.instance_type in catalog.TYPES else True
+    ran = (result.registered.get(host.name, {}).get("bench_points") or {}).get("results") or []
+    for i, point in enumerate(points):
+        got = ran[i] if i < len(ran) else None
+        if got is None or got.get("skipped"):
+            out.partial = out.partial or stopped
+            break
+        raw = [str(line) for line in got.get("stdout_lines") or []]
+        code = got.get("rc")
+        atomic_write(hdir / f"output-{i}.txt", "\n".join(raw) + "\n")
+        fetched = Path(plan["points"][i]["fetch_to"])
+        text = fetched.read_text(encoding="utf-8", errors="replace") if fetched.is_file() else None
+        if text is None:
+            what = "the client wrote no results" if bench.tool == "client" else "perf_analyzer wrote no CSV"
+            out.error = InfprovError(f"{host.address}: {what} (exit {code})", f"see {hdir / f'output-{i}.txt'}").line()
+            break
+        if bench.tool == "client":
+            data = rs.results_from_client_json(text)
+        else:
+            atomic_write(hdir / f"perf_analyzer-{i}.csv", text)
+            data = perf_analyzer_results(text, "\n".join(raw), bench, point)
+        manifest = {"host": host.address, "instance_id": host.name, "instance_type": host.instance_type,
+                    "region": host.region, "image": SDK_IMAGE,
+                    "server_image": SERVER_IMAGE if splits else SERVER_IMAGE_V2,
+                    "python_backend_ref": PYTHON_BACKEND_REF if splits else PYTHON_BACKEND_REF_V2,
+                    "infprov_version": __version__,
+                    "started_at": got.get("start", ""), "tool": bench.tool, "remote_dir": remote,
+                    "input": config.input_name, "output": config.output_name, "layout": config.layout,
+                    "datatype": config.datatype}
+        data = rs.with_cost(rs.with_manifest(data, manifest), price)
+        out.points.append(data)
+        if data.get("partial") or got.get("stopped"):
+            out.partial = True
+            data["partial"] = True
+            break
+        if code != 0 and not data.get("errors"):
+            out.error = InfprovError(f"{host.address}: the benchmark exited {code}", f"see {hdir}").line()
+            break
+    if not out.error and not seen.ok:
+        out.error = f"{host.address}: {seen.error}"
 
 
 @dataclass(frozen=True)
@@ -328,16 +399,6 @@ class ModelConfig:
         return 1, (batch, *self.dims[1:])
 
 
-def _model_config(conn: Any, host: Any, model: str) -> ModelConfig:
-    url = f"http://127.0.0.1:8000/v2/models/{check_model(model)}/config"
-    got = conn.run(shlex.join(["curl", "-sf", url]), timeout=20)
-    try:
-        return ModelConfig.parse(got.out)
-    except (ValueError, KeyError, TypeError, IndexError):
-        raise InfprovError(f"{host.address}: the server's config of model {model!r} cannot be read "
-                           f"({shown(got.out or got.err, 120)})", "check the server with `infprov logs`") from None
-
-
 def check_batch(config: ModelConfig, batch: int, where: str) -> None:
     if config.fixed_batch is not None:
         if batch != config.fixed_batch:
@@ -355,7 +416,7 @@ def check_batch(config: ModelConfig, batch: int, where: str) -> None:
 
 def _client_command(bench: BenchPlan, point: Point, name: str, remote_json: str,
                     client: str = f"{REMOTE_DIR}/{client_build.NAME}", config: ModelConfig | None = None,
-                    splits_batch: bool = True) -> str:
+                    splits_batch: bool = True, remote_root: str = REMOTE_DIR) -> str:
     """The client's flags; tensor names from the served config, and the NeuronCore check only where the
     model splits every batch across its cores (Inf1)."""
     config = config or ModelConfig(64, "input", (224, 224, 3))
@@ -366,11 +427,11 @@ def _client_command(bench: BenchPlan, point: Point, name: str, remote_json: str,
             "--neuron_cores", str(bench.neuron_cores if splits_batch else 0)]
     if bench.allow_small_batch:
         args.append("--allow_small_batch")
-    return _docker(name, args)
+    return _docker(name, args, remote_root)
 
 
 def _perf_analyzer_command(bench: BenchPlan, point: Point, name: str, remote_csv: str,
-                           config: ModelConfig | None = None) -> str:
+                           config: ModelConfig | None = None, remote_root: str = REMOTE_DIR) -> str:
     """perf_analyzer's flags follow the served config. Checked against perf_analyzer at r22.04
     (triton-inference-server/client, src/c++/perf_analyzer): perf_analyzer.cc refuses -b > 1 for a model
     with max_batch_size 0; model_parser.cc drops the batch dimension from the metadata's shape only when
@@ -383,13 +444,13 @@ def _perf_analyzer_command(bench: BenchPlan, point: Point, name: str, remote_csv
             # this machine class is noisy: 3 windows within 20 % of each other, looked for over up to 30 windows
             "--stability-percentage", "20", "--max-trials", "30",
             "--shape", f"{config.input_name}:{','.join(str(d) for d in shape)}", "-f", remote_csv]
-    return _docker(name, args)
+    return _docker(name, args, remote_root)
 
 
-def _docker(name: str, args: list[str]) -> str:
+def _docker(name: str, args: list[str], remote_root: str = REMOTE_DIR) -> str:
     """`docker run` of the SDK image, every word quoted; stderr joins stdout so one stream carries both."""
     return shlex.join(["docker", "run", "--rm", "--name", name, "--net", "host",
-                       "-v", f"{REMOTE_DIR}:{REMOTE_DIR}", SDK_IMAGE, *args]) + " 2>&1"
+                       "-v", f"{remote_root}:{remote_root}", SDK_IMAGE, *args]) + " 2>&1"
 
 
 def _kill_command(name: str) -> str:

@@ -98,20 +98,15 @@ def provision(
         known_hosts=paths.known_hosts(), runs_dir=paths.runs_dir(),
     )
     hosts = []
-    for iid in instance_ids:
+    for iid, seen in zip(instance_ids, result.outcomes(instance_ids), strict=True):
         host = inv.find(iid)
         assert host is not None
-        stats = result.stats.get(iid)
-        tasks = [t for t in result.tasks if t.host == iid]
-        failed = [t for t in tasks if t.status in ("failed", "unreachable") and not t.ignored]
         model = str(result.registered.get(iid, {}).get("model_name", "")) or _model_of(host)
-        error = ""
-        if failed:
-            tail = " | ".join(line for line in failed[-1].tail.splitlines()[-4:] if line.strip())
-            error = f"{failed[-1].task}: {failed[-1].msg}" + (f": {tail}" if tail else "")
+        tail = " | ".join(line for line in seen.tail.splitlines()[-4:] if line.strip())
+        error = seen.error + (f": {tail}" if tail and seen.error else "")
         hosts.append(HostReady(
-            instance_id=iid, address=host.address, model=model, ready=not failed and stats is not None,
-            changed=stats.changed if stats else 0, seconds=sum(t.elapsed for t in tasks), error=error,
+            instance_id=iid, address=host.address, model=model, ready=seen.ok, changed=seen.changed,
+            seconds=seen.seconds, error=error,
         ))
     return ServerResult(tuple(hosts), str(result.log_path) if result.log_path else None, result.elapsed)
 

@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,7 +20,8 @@ from typer.testing import CliRunner
 from infprov.client import results as rs
 from infprov.floor.errors import InfprovError, UsageError
 from infprov.floor.files import atomic_write
-from infprov.playbooks.connection import CommandResult
+from infprov.playbooks.connection import StreamResult
+from infprov.playbooks.localconn import LocalConnection
 from infprov.provision import bench, benchplan
 from infprov.provision.cli import app
 
@@ -30,43 +32,48 @@ MODEL = "rn50-16neuroncores-default"
 
 
 # ---------------------------------------------------------------------------------------------- a fake host
-class FakeConn:
-    """Stands in for SshConnection: records every command line and answers as a ready host would."""
+class LocalHost(LocalConnection):
+    """Stands in for SSH: the engine's command lines run in a real local shell, where `curl` and `docker` are
+    fakes (FAKE_BIN) that answer as a ready host would and record their argv."""
 
-    made: list[FakeConn] = []
+    made: list[LocalHost] = []
 
-    def __init__(self, host: Any, known_hosts: Path) -> None:
+    def __init__(self, host: Any, known_hosts: Path | None = None, **kw: Any) -> None:
+        super().__init__(host.name)
         self.host = host
-        self.commands: list[str] = []
         self.on_stop: list[str] = []
-        FakeConn.made.append(self)
+        LocalHost.made.append(self)
 
-    def _result(self, command: str, out: str = "", code: int = 0) -> CommandResult:
-        return CommandResult(command, code, out.encode(), b"")
-
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
-        self.commands.append(command)
-        argv = shlex.split(command)
-        if argv[0] == "curl" and argv[-1].endswith("/config"):
-            return self._result(command, json.dumps(SERVED_CONFIG))
-        if argv[0] == "curl":
-            return self._result(command, "200")
-        if argv[0] == "cat" and len(argv) == 2 and argv[1].endswith(".json"):
-            return self._result(command, json.dumps(client_json()))
-        if argv[0] == "cat" and len(argv) == 2 and argv[1].endswith(".csv"):
-            return self._result(command, PERF_CSV)
-        return self._result(command)
-
-    def stream(self, command: str, on_line: Any, *, stop: Any = None, on_stop: str | None = None) -> int:
-        self.commands.append(command)
+    def stream(self, command: str, on_line: Any, *, stop: Any = None, on_stop: str | None = None) -> StreamResult:
         if on_stop:
             self.on_stop.append(on_stop)
-        for line in ("Request count: 40", "Avg latency: 5000 usec", "done"):
-            on_line(line)
-        return 0
+        return super().stream(command, on_line, stop=stop, on_stop=on_stop)
 
-    def close(self) -> None:
-        pass
+
+FAKE_BIN = {
+    "curl": """
+import json, os, sys
+url = sys.argv[-1]
+if url.endswith("/config"):
+    print(os.environ["FAKE_CONFIG"])
+elif url.endswith("/repository/index"):
+    print("[]")
+else:
+    sys.stdout.write("200")
+""",
+    "docker": """
+import json, os, sys
+args = sys.argv[1:]
+if args[0] == "run":
+    for flag, kind in (("--json", "json"), ("-f", "csv")):
+        if flag in args:
+            out = args[args.index(flag) + 1]
+            with open(out, "w") as fh:
+                fh.write(os.environ["FAKE_JSON"] if kind == "json" else os.environ["FAKE_CSV"])
+    print("Request count: 40")
+    print("Avg latency: 5000 usec")
+""",
+}
 
 
 SERVED_CONFIG = {"name": "m", "max_batch_size": 64,
@@ -92,12 +99,37 @@ def fake_host(name: str = "i-0123456789abcdef0", address: str = "10.0.0.5") -> A
 
 
 @pytest.fixture()
-def fake_ssh(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeConn]]:
-    from infprov.playbooks import connection
+def fake_ssh(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[type[LocalHost]]:
+    from infprov.playbooks import runner as engine
 
-    FakeConn.made = []
-    monkeypatch.setattr(connection, "SshConnection", FakeConn)
-    yield FakeConn
+    root = tmp_path_factory.mktemp("fakehost")
+    (root / "bin").mkdir()
+    (root / "cwd").mkdir()
+    for name, body in FAKE_BIN.items():
+        path = root / "bin" / name
+        record = (f"with open({str(root / 'calls.jsonl')!r}, 'a') as log:\n"
+                  f"    log.write(json.dumps([{name!r}, *sys.argv[1:]]) + chr(10))\n")
+        path.write_text(f"#!{sys.executable}\n" + body.replace("args = sys.argv[1:]\n", "args = sys.argv[1:]\n", 1)
+                        .replace("import json, os, sys\n", "import json, os, sys\n" + record, 1))
+        path.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{root / 'bin'}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_CONFIG", json.dumps(SERVED_CONFIG))
+    monkeypatch.setenv("FAKE_JSON", json.dumps(client_json()))
+    monkeypatch.setenv("FAKE_CSV", PERF_CSV)
+    monkeypatch.setattr(bench, "REMOTE_DIR", str(root / "remote"))
+    monkeypatch.chdir(root / "cwd")  # where an injected `touch PWNED` would land
+    LocalHost.made = []
+    LocalHost.root = root  # type: ignore[attr-defined]
+    monkeypatch.setattr(engine, "SshConnection", LocalHost)
+    yield LocalHost
+    assert not list(root.rglob("PWNED")), "a value ran as a shell command"
+
+
+def calls(fake: type[LocalHost], tool: str | None = None) -> list[list[str]]:
+    """The argv of every fake curl/docker the hosts ran, in order."""
+    log = fake.root / "calls.jsonl"  # type: ignore[attr-defined]
+    found = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return [argv for argv in found if tool is None or argv[0] == tool]
 
 
 
@@ -118,9 +150,6 @@ def plan(tool: str = "client", **kw: Any) -> benchplan.BenchPlan:
     return benchplan.plan("inf1.6xlarge", limit_s=1, tool=tool, **kw)
 
 
-def every_command(conns: list[FakeConn]) -> list[str]:
-    return [c for conn in conns for c in (*conn.commands, *conn.on_stop)]
-
 
 def tree_modes(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): stat.S_IMODE(p.lstat().st_mode) for p in [root, *root.rglob("*")]}
@@ -128,28 +157,25 @@ def tree_modes(root: Path) -> dict[str, int]:
 
 # ---------------------------------------------------------------------------------------------- 1. the shell
 @pytest.mark.parametrize("tool", ["client", "perf_analyzer"])
-def test_hostile_out_reaches_no_remote_shell(fake_ssh: type[FakeConn], tmp_path: Path, tool: str) -> None:
+def test_hostile_out_reaches_no_remote_shell(fake_ssh: type[LocalHost], tmp_path: Path, tool: str) -> None:
     run_dir = bench.make_run_dir(str(tmp_path / HOSTILE_RUN), "all")
     [done] = bench.run([fake_host()], plan(tool), run_dir, lambda h, line: None, tmp_path / "known_hosts")
     assert done.error == "" and done.points, done.error
-    [conn] = fake_ssh.made
-    commands = every_command([conn])
-    for command in commands:
-        assert "PWNED" not in command and ";" not in command and " y" not in command, command
-        assert set(shell_operators(command)) <= {">", ">&"}, command
-    [docker] = [c for c in conn.commands if c.startswith("docker run")]
-    argv = docker_argv(docker)
+    assert {c.host.address for c in fake_ssh.made} == {"10.0.0.5"}
+    [docker] = calls(fake_ssh, "docker")
     # the image comes right after the fixed options: no word of the run's name slipped in before it
-    assert argv[:9] == ["docker", "run", "--rm", "--name", argv[4], "--net", "host",
-                        "-v", f"{bench.REMOTE_DIR}:{bench.REMOTE_DIR}"] and argv[9] == bench.SDK_IMAGE
-    name = argv[4]
+    remote_root = bench.REMOTE_DIR
+    assert docker[:9] == ["docker", "run", "--rm", "--name", docker[4], "--net", "host",
+                          "-v", f"{remote_root}:{remote_root}"] and docker[9] == bench.SDK_IMAGE
+    name = docker[4]
     assert re.fullmatch(r"infprov-bench-x-y-touch-pwned-[0-9a-f]{6}-0", name), name
-    [kill] = conn.on_stop
-    assert shlex.split(kill.replace(" >/dev/null 2>&1", "")) == ["docker", "kill", "--signal", "INT", name]
-    [mkdir] = [c for c in conn.commands if c.startswith("mkdir")]
-    remote = shlex.split(mkdir)[-1]
-    assert re.fullmatch(re.escape(bench.REMOTE_DIR) + r"/x-y-touch-pwned-[0-9a-f]{6}", remote)
-    assert all(remote in c for c in commands if c.startswith(("cat", "docker run")))
+    assert not any("PWNED" in word or word == "y" for word in docker), docker
+    [kill] = [k for c in fake_ssh.made for k in c.on_stop]
+    assert "docker kill --signal INT " + name in kill and "PWNED" not in kill
+    [remote] = [p for p in Path(remote_root).iterdir()]
+    assert re.fullmatch(r"x-y-touch-pwned-[0-9a-f]{6}", remote.name), remote
+    result = docker[docker.index("--json" if tool == "client" else "-f") + 1]
+    assert Path(result).parent == remote
     assert (run_dir / "i-0123456789abcdef0" / "results.json").exists()
 
 
@@ -162,7 +188,7 @@ def test_two_runs_of_one_folder_name_get_different_remote_names() -> None:
 
 @pytest.mark.parametrize("model", ["m;touch PWNED", "m y", "$(id)", "a`b`", "..", "-x", "m/../n", "m\nx", "",
                                    "m'q"])
-def test_hostile_model_is_a_usage_error(model: str, fake_ssh: type[FakeConn], tmp_path: Path) -> None:
+def test_hostile_model_is_a_usage_error(model: str, fake_ssh: type[LocalHost], tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--model"):
         bench.check_model(model)
     hostile = benchplan.BenchPlan(model=model, points=(benchplan.Point(16, 1),), limit_s=1.0, warmup=0,
@@ -186,16 +212,16 @@ def test_good_model_names_pass_and_are_quoted_in_every_command(model: str) -> No
         assert model in argv and set(shell_operators(cmd)) <= {">&"}
 
 
-def test_check_ready_quotes_the_model(fake_ssh: type[FakeConn], tmp_path: Path) -> None:
-    conn = FakeConn(fake_host(), tmp_path)
-    bench._check_ready(conn, fake_host(), "my_model.v2")
-    assert [shlex.split(c)[-1] for c in conn.commands] == [
-        "http://127.0.0.1:8000/v2/health/ready", "http://127.0.0.1:8000/v2/models/my_model.v2/ready"]
-    with pytest.raises(UsageError):
-        bench._check_ready(conn, fake_host(), "x;id")
+def test_the_probe_asks_for_the_model_by_its_name(fake_ssh: type[LocalHost], tmp_path: Path) -> None:
+    run_dir = bench.make_run_dir(str(tmp_path / "r"), "all")
+    [done] = bench.run([fake_host()], plan(model="my_model.v2"), run_dir, lambda h, line: None, tmp_path / "kh")
+    assert done.error == "", done.error
+    assert [argv[-1] for argv in calls(fake_ssh, "curl")] == [
+        "http://127.0.0.1:8000/v2/health/ready", "http://127.0.0.1:8000/v2/models/my_model.v2/ready",
+        "http://127.0.0.1:8000/v2/models/my_model.v2/config"]
 
 
-def test_cli_bench_with_hostile_out_end_to_end(fake_ssh: type[FakeConn], tmp_path: Path,
+def test_cli_bench_with_hostile_out_end_to_end(fake_ssh: type[LocalHost], tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from infprov.provision import targets
 
@@ -205,21 +231,21 @@ def test_cli_bench_with_hostile_out_end_to_end(fake_ssh: type[FakeConn], tmp_pat
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     assert summary["path"] == str(out) and summary["hosts"][0]["error"] == ""
-    for command in every_command(fake_ssh.made):
-        assert "PWNED" not in command and set(shell_operators(command)) <= {">", ">&"}, command
+    for argv in calls(fake_ssh):
+        assert not any("PWNED" in word for word in argv), argv
     assert json.loads((out / "summary.json").read_text())["run"] == HOSTILE_RUN
 
 
 # ---------------------------------------------------------------------------------------------- 2. host names
 @pytest.mark.parametrize("name", ["../../../../tmp/x", "..", ".", "a/b", "/etc", "x\ny", "", "a b", "~root",
                                   "i-1;id", "x" * 200])
-def test_hostile_host_name_writes_nothing_outside_the_run(name: str, fake_ssh: type[FakeConn], tmp_path: Path) -> None:
+def test_hostile_host_name_writes_nothing_outside_the_run(name: str, fake_ssh: type[LocalHost], tmp_path: Path) -> None:
     run_dir = bench.make_run_dir(str(tmp_path / "runs" / "r1"), "all")
     good, bad = fake_host("i-0aaa", "10.0.0.5"), fake_host(name, "10.0.0.6")
     done = bench.run([good, bad], plan(), run_dir, lambda h, line: None, tmp_path / "kh")
     assert done[0].error == "" and done[0].points
     assert "cannot name a results folder" in done[1].error and not done[1].points
-    assert [c.host.address for c in fake_ssh.made] == ["10.0.0.5"]  # the bad one is never even contacted
+    assert {c.host.address for c in fake_ssh.made} == {"10.0.0.5"}  # the bad one is never even contacted
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
     assert sorted(p.name for p in run_dir.iterdir()) == ["i-0aaa"]
     assert "\n" not in done[1].error
@@ -261,21 +287,24 @@ def test_write_atomic_replaces_whole_or_not_at_all(tmp_path: Path, monkeypatch: 
     assert link_target.read_text() == "keep" and not (tmp_path / "results.csv").is_symlink()
 
 
-def test_summary_and_results_are_written_atomically(fake_ssh: type[FakeConn], tmp_path: Path,
+def test_summary_and_results_are_written_atomically(fake_ssh: type[LocalHost], tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     replaced: list[str] = []
     real = os.replace
 
     def spy(src: Any, dst: Any) -> None:
         assert Path(src).parent == Path(dst).parent and Path(src).name.startswith(".")
-        replaced.append(Path(dst).name)
+        replaced.append(str(dst))
         real(src, dst)
 
     monkeypatch.setattr(os, "replace", spy)
     run_dir = bench.make_run_dir(str(tmp_path / "r"), "all")
     runs = bench.run([fake_host()], plan(), run_dir, lambda h, line: None, tmp_path / "kh")
     bench.write_fleet(run_dir, runs, False)
-    assert sorted(replaced) == ["output-0.txt", "results.csv", "results.json", "summary.json"]
+    written = sorted(str(Path(p).relative_to(run_dir)) for p in replaced if Path(p).is_relative_to(run_dir))
+    host = "i-0123456789abcdef0"
+    assert written == [f"{host}/output-0.txt", f"{host}/results.csv", f"{host}/results.json", "summary.json"]
+    assert sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()) == written
 
 
 # ---------------------------------------------------------------------------------------------- corrupt runs
@@ -350,7 +379,7 @@ def test_out_on_a_file_is_one_line_not_an_internal_error(tmp_path: Path, monkeyp
     assert existing.read_text() == "mine"
 
 
-def test_out_into_a_folder_with_files_is_refused_and_nothing_is_overwritten(fake_ssh: type[FakeConn],
+def test_out_into_a_folder_with_files_is_refused_and_nothing_is_overwritten(fake_ssh: type[LocalHost],
                                                                            tmp_path: Path) -> None:
     old = tmp_path / "run"
     (old / "i-0123456789abcdef0").mkdir(parents=True)
@@ -371,7 +400,7 @@ def test_default_run_folders_never_collide(infprov_home: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- 5. modes
-def test_everything_bench_makes_is_private_under_umask_0(umask0: None, fake_ssh: type[FakeConn],
+def test_everything_bench_makes_is_private_under_umask_0(umask0: None, fake_ssh: type[LocalHost],
                                                          infprov_home: Path, tmp_path: Path) -> None:
     default = bench.make_run_dir(None, "all")
     nested = bench.make_run_dir(str(tmp_path / "a" / "b" / "c"), "all")

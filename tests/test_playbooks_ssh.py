@@ -448,3 +448,32 @@ def test_next_commands_channel_is_opened_while_one_runs(fleet: list[Host], infpr
     finally:
         conn.close()
     assert last_chan.closed
+
+
+def test_the_connector_interface_over_ssh(fleet: list[Host], infprov_home: Path, tmp_path: Path) -> None:
+    """put_file, get_file and stream (with its stop signal) on a real sshd, as on the local connector."""
+    import threading
+
+    conn = SshConnection(fleet[0], infprov_home / "known_hosts")
+    where = f"/tmp/infprov-conn-{uuid.uuid4().hex[:8]}"
+    try:
+        assert conn.run(f"mkdir -m 700 {where}").exit_code == 0
+        data = bytes(range(256)) * 1024
+        assert conn.put_file(f"{where}/a b", data, mode=0o640).exit_code == 0
+        assert conn.run(f"stat -c %a '{where}/a b'").out.strip() == "640"
+        assert conn.get_file(f"{where}/a b") == data
+        assert conn.get_file(f"{where}/missing") is None
+        lines: list[str] = []
+        stop = threading.Event()
+
+        def on_line(line: str) -> None:
+            lines.append(line)
+            if line == "waiting":
+                stop.set()
+
+        res = conn.stream(f"echo waiting; while [ ! -e {where}/stop ]; do sleep 0.05; done; echo done",
+                          on_line, stop=stop, on_stop=f"touch {where}/stop")
+        assert res.stopped and res.exit_code == 0 and lines == ["waiting", "done"]
+    finally:
+        conn.run(f"rm -rf {where}")
+        conn.close()

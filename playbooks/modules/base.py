@@ -118,8 +118,10 @@ def module(
     free_form: str | None = None,
     aliases: dict[str, str] | None = None,
     remote: bool = True,
+    builtin: bool = True,
 ) -> Callable[[Callable[[ModuleContext, dict[str, Any]], ModuleResult]], Callable[..., ModuleResult]]:
-    """Register a module under its short name and Ansible's `ansible.builtin.`/`ansible.legacy.` names."""
+    """Register a module under its short name and, for Ansible's own (builtin), its `ansible.builtin.`
+    and `ansible.legacy.` names."""
 
     def deco(fn: Callable[[ModuleContext, dict[str, Any]], ModuleResult]) -> Callable[..., ModuleResult]:
         spec = ModuleSpec(
@@ -130,7 +132,7 @@ def module(
             aliases=aliases or {},
             remote=remote,
         )
-        for full in (name, f"ansible.builtin.{name}", f"ansible.legacy.{name}"):
+        for full in (name, f"ansible.builtin.{name}", f"ansible.legacy.{name}") if builtin else (name,):
             MODULES[full] = spec
         return fn
 
