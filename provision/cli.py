@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import typer
-from rich.text import Text
 from typer.core import TyperGroup
 
 from infprov.floor.errors import InfprovError, UsageError
-from infprov.provision import __version__, lifecycle, render, targets, ui
+from infprov.provision import __version__, lifecycle, quickparse, render, targets, ui
 
 
 class _Group(TyperGroup):
@@ -30,6 +28,7 @@ class _Group(TyperGroup):
         **extra: Any,
     ) -> Any:
         """The CLI framework's own usage errors (unknown option or command, a bad value) as one line too."""
+        quickparse.install(self)
         try:
             rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except Exception as exc:
@@ -39,7 +38,7 @@ class _Group(TyperGroup):
             if kind == "help":  # `infprov` alone: the help, as before
                 exc.show()  # type: ignore[attr-defined]
             elif kind == "abort":
-                ui.err.print(Text("interrupted", style="red"))
+                ui.err.print(_red("interrupted"))
             else:
                 message = exc.format_message()  # type: ignore[attr-defined]
                 ctx = getattr(exc, "ctx", None)
@@ -63,7 +62,7 @@ class _Group(TyperGroup):
             ui.err.print(ui.styled("error:", "red", _one_line(exc.line())), soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            ui.err.print(Text("interrupted", style="red"))
+            ui.err.print(_red("interrupted"))
             raise typer.Exit(130) from None
         except BrokenPipeError:  # the reader went away (`infprov ... | head`): nothing left to say
             with contextlib.suppress(OSError):
@@ -93,6 +92,12 @@ def _click_kind(exc: BaseException) -> str | None:
     if "Abort" in names:
         return "abort"
     return None
+
+
+def _red(text: str) -> Any:
+    from rich.text import Text
+
+    return Text(text, style="red")
 
 
 def _one_line(text: str) -> str:
@@ -132,6 +137,8 @@ def main(
     # paramiko logs a dropped connection ("Socket exception: Bad file descriptor (9)") at ERROR; with no
     # handler Python's last-resort handler printed it under infprov's one error line. --debug shows it.
     if not _debug():
+        import logging
+
         logging.getLogger("paramiko").addHandler(logging.NullHandler())
         logging.getLogger("paramiko").propagate = False
 
