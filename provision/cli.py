@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import typer
-from rich.text import Text
 from typer.core import TyperGroup
 
 from infprov.floor.errors import InfprovError, UsageError
-from infprov.provision import __version__, render, targets, ui
+from infprov.provision import __version__, lifecycle, quickparse, render, targets, ui
 
 
 class _Group(TyperGroup):
@@ -30,6 +28,7 @@ class _Group(TyperGroup):
         **extra: Any,
     ) -> Any:
         """The CLI framework's own usage errors (unknown option or command, a bad value) as one line too."""
+        quickparse.install(self)
         try:
             rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except Exception as exc:
@@ -39,7 +38,7 @@ class _Group(TyperGroup):
             if kind == "help":  # `infprov` alone: the help, as before
                 exc.show()  # type: ignore[attr-defined]
             elif kind == "abort":
-                ui.err.print(Text("interrupted", style="red"))
+                ui.err.print(_red("interrupted"))
             else:
                 message = exc.format_message()  # type: ignore[attr-defined]
                 ctx = getattr(exc, "ctx", None)
@@ -63,7 +62,7 @@ class _Group(TyperGroup):
             ui.err.print(ui.styled("error:", "red", _one_line(exc.line())), soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            ui.err.print(Text("interrupted", style="red"))
+            ui.err.print(_red("interrupted"))
             raise typer.Exit(130) from None
         except BrokenPipeError:  # the reader went away (`infprov ... | head`): nothing left to say
             with contextlib.suppress(OSError):
@@ -93,6 +92,12 @@ def _click_kind(exc: BaseException) -> str | None:
     if "Abort" in names:
         return "abort"
     return None
+
+
+def _red(text: str) -> Any:
+    from rich.text import Text
+
+    return Text(text, style="red")
 
 
 def _one_line(text: str) -> str:
@@ -132,6 +137,8 @@ def main(
     # paramiko logs a dropped connection ("Socket exception: Bad file descriptor (9)") at ERROR; with no
     # handler Python's last-resort handler printed it under infprov's one error line. --debug shows it.
     if not _debug():
+        import logging
+
         logging.getLogger("paramiko").addHandler(logging.NullHandler())
         logging.getLogger("paramiko").propagate = False
 
@@ -195,89 +202,26 @@ def cloud_up(
     ),
 ) -> None:
     """Find or launch Inf1 instances, provision Triton on each over SSH, and wait until it serves."""
-    from infprov.provision import autoteardown, cloud, server, specs
+    from infprov.provision import autoteardown, specs
 
     lifetime = autoteardown.parse_duration(auto_teardown) if auto_teardown is not None else None
-
     spec = specs.UpSpec(
-        instance_type=instance_type,
-        name=name,
-        count=count,
-        region=region,
-        ami=ami,
-        key_name=key_name,
-        ssh_cidr=ssh_cidr,
-        allow_wide_ssh=allow_wide_ssh,
-        tags=specs.parse_tags(tag or []),
-        spot=spot,
-        yes=yes,
-        sandbox=sandbox,
-        disk_gib=disk,
-        inventory=inventory,
-    )
-    if not (no_preflight or os.environ.get("INFPROV_NO_PREFLIGHT") == "1"):
-        _preflight_before_up(sandbox, spec.instance_type)
-    result = cloud.up(spec)
-    if lifetime is not None:
-        _schedule_teardown(result, lifetime, inventory)
-    if skip_server:
-        render.render_up(result, json_out)
-        return
-    try:
-        if not json_out:
-            render.render_up(result, json_out)
-            ui.step(f"provisioning Triton on {len(result.hosts)} host(s) (server playbook)")
-        with cloud.server_lock(result.region, result.cluster):
-            served = server.provision(
-                result.cluster, [h.instance_id for h in result.hosts], sandbox=sandbox, inventory=inventory,
-                on_event=None if json_out else render.show_event,
-            )
-    except KeyboardInterrupt:
-        ui.warn(f"the instances are up; Triton may be half set up on them: {cloud.continue_hint(spec)}")
-        raise
-    if json_out:
-        ui.emit_json({**result.to_dict(), "server": served.to_dict()})
-    else:
-        render.render_served(result, served)
-    if not served.ok:
-        bad = [h for h in served.hosts if not h.ready]
-        raise InfprovError(
-            f"Triton is not serving on {len(bad)} of {len(served.hosts)} host(s): "
-            + "; ".join(f"{h.address}: {h.error}" for h in bad),
-            f"fix it, then {cloud.continue_hint(spec)} (log: {served.log})",
-        )
+        instance_type=instance_type, name=name, count=count, region=region, ami=ami, key_name=key_name,
+        ssh_cidr=ssh_cidr, allow_wide_ssh=allow_wide_ssh, tags=specs.parse_tags(tag or []), spot=spot, yes=yes,
+        sandbox=sandbox, disk_gib=disk, inventory=inventory,
+    )  # fmt: skip
+    outcome = lifecycle.up(
+        spec, preflight=not no_preflight, lifetime=lifetime, skip_server=skip_server,
+        before_server=None if json_out else render.before_server, on_event=None if json_out else render.show_event,
+    )  # fmt: skip
+    render.render_up_outcome(outcome, json_out)
+    _fail_on(outcome.error())
 
 
-def _schedule_teardown(result: Any, seconds: int, inventory: str | None) -> None:
-    from infprov.floor import paths
-    from infprov.inventory import store
-    from infprov.provision import autoteardown, providers
-
-    inv = store.load(paths.inventory_file(inventory))
-    hosts = [h for h in (inv.find(x.instance_id) for x in result.hosts) if h is not None]
-    autoteardown.schedule(providers.connect(None if result.sandbox else result.region, result.sandbox), hosts, seconds)
-
-
-def _preflight_before_up(sandbox: bool, instance_type: str) -> None:
-    from infprov.provision import catalog, preflight
-
-    ui.step("preflight: checking that what the instances will fetch still exists"
-            + (" (the sandbox's stand-in download server)" if sandbox else ""))
-    generation = catalog.generation(instance_type)
-    failed = [o for o in preflight.run(standin=_standin_address() if sandbox else None, generations=(generation,))
-              if not o.ok]
-    for outcome in failed:
-        ui.err.print(outcome.line(), soft_wrap=True)
-    if failed:
-        raise InfprovError(f"preflight: {len(failed)} pinned download(s) are gone or unreachable; nothing was launched",
-                           "fix them (see the lines above), or pass --no-preflight to launch anyway")
-
-
-def _standin_address() -> str:
-    """Where the sandbox's stand-in download server listens (the sandbox bridge's address)."""
-    from infprov.provision.sandbox import core
-
-    return core.gateway()
+def _fail_on(error: InfprovError | None) -> None:
+    """A lifecycle's result rendered, its failure (if any) becomes the one error line and the exit code."""
+    if error is not None:
+        raise error
 
 
 @app.command("preflight")
@@ -295,23 +239,9 @@ def preflight_cmd(
     ),
 ) -> None:
     """Check from here that everything an instance will fetch still exists (one line per item)."""
-    from infprov.provision import catalog, preflight
-
-    if instance_type is not None:
-        generations: tuple[str, ...] = (catalog.generation(instance_type),)
-        family = catalog.get(instance_type).name.split(".")[0]
-    else:
-        generations, family = preflight.GENERATIONS, "inf1"
-    extra = [] if no_ami else [preflight.ami_outcome(region, sandbox, family)]
-    outcomes = preflight.run(extra, use_cache=not fresh, standin=_standin_address() if sandbox else None,
-                             generations=generations)
-    failed = [o for o in outcomes if not o.ok]
-    if json_out:
-        ui.emit_json({"ok": not failed, "items": [o.to_dict() for o in outcomes]})
-    else:
-        for outcome in outcomes:
-            (ui.err if not outcome.ok else ui.out).print(outcome.line(), soft_wrap=True)
-    if failed:
+    outcomes = lifecycle.preflight(region, sandbox, no_ami, fresh, instance_type)
+    render.render_preflight(outcomes, json_out)
+    if not all(o.ok for o in outcomes):
         raise typer.Exit(1)
 
 
@@ -324,36 +254,7 @@ def cloud_status(
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
 ) -> None:
     """Show infprov's clusters as EC2 sees them: state, address, uptime, cost so far."""
-    from infprov.provision import cloud
-
-    _, region, sandbox = targets.recorded_target(name, region, sandbox, inventory, one_cluster=False)
-    result = cloud.status(name=name, region=region, sandbox=sandbox, inventory=inventory)
-    if json_out:
-        ui.emit_json(result.to_dict())
-        return
-    from rich.table import Table
-
-    if not result.clusters:
-        ui.out.print(f"no infprov clusters in {result.region}" + (" (sandbox)" if result.sandbox else ""))
-        return
-    from datetime import datetime, timezone
-
-    from infprov.provision import autoteardown
-
-    now = datetime.now(timezone.utc)
-    table = Table("cluster", "instance", "state", "address", "type", "zone", "uptime", "$/h", "cost so far",
-                  "auto-teardown")
-    for c in result.clusters:
-        for i in c.instances:
-            deadline = autoteardown.read_deadline({autoteardown.TAG: i.auto_teardown or ""})
-            table.add_row(
-                c.name, i.instance_id, i.state + (" (spot)" if i.spot else ""), i.address or "-", i.instance_type,
-                i.availability_zone, render.duration(i.uptime_s), render.usd(i.hourly_price), render.usd(i.cost_so_far),
-                autoteardown.describe(deadline, now),
-            )
-    ui.out.print(table)
-    total = sum(c.hourly_cost or 0 for c in result.clusters)
-    ui.out.print(f"{result.region}: running now ${total:.2f}/h" + (" (sandbox: not billed)" if result.sandbox else ""))
+    render.render_status(lifecycle.status(name, region, sandbox, inventory), json_out)
 
 
 @app.command("teardown")
@@ -368,37 +269,9 @@ def cloud_teardown(
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
 ) -> None:
     """Terminate and delete everything infprov made for the cluster, then prove nothing tagged is left."""
-    from infprov.provision import cloud
-
-    if name is not None and all_clusters:
-        raise UsageError("--name and --all exclude each other", "give one of them")
-    name, region, sandbox = targets.recorded_target(name, region, sandbox, inventory, one_cluster=not all_clusters)
-    result = cloud.teardown(
-        name=name, all_clusters=all_clusters, region=region, sandbox=sandbox, yes=yes, dry_run=dry_run,
-        inventory=inventory,
-    )
-    if json_out:
-        ui.emit_json(result.to_dict())
-    else:
-        verb = "would remove" if result.dry_run else "removed"
-        ui.out.print(
-            f"{result.scope} in {result.region}: {verb} {len(result.instances)} instance(s), "
-            f"{len(result.security_groups)} security group(s), {len(result.volumes)} volume(s), "
-            f"{len(result.key_pairs)} key pair(s)"
-        )
-        for kind, ids in (
-            ("instance", result.instances), ("security group", result.security_groups),
-            ("volume", result.volumes), ("key pair", result.key_pairs),
-        ):
-            for resource_id in ids:
-                ui.out.print(f"  {kind} {resource_id}")
-        if not result.dry_run and result.ok:
-            ui.ok("nothing tagged for it is left")
-    if result.leftovers:
-        left = ", ".join(f"{x.resource_type} {x.resource_id}" for x in result.leftovers)
-        raise InfprovError(
-            f"still left after teardown: {left}", "run `infprov teardown` again; if it stays, delete it by hand"
-        )
+    result = lifecycle.teardown(name, all_clusters, region, sandbox, yes, dry_run, inventory)
+    render.render_teardown(result, json_out)
+    _fail_on(lifecycle.teardown_error(result))
 
 
 # ---------------------------------------------------------------- inventory / play
@@ -413,29 +286,10 @@ def inventory_show(
     ),
 ) -> None:
     """Show the hosts infprov knows (an Ansible YAML inventory: `ansible -i` reads the same file)."""
-    from infprov.floor import paths
-    from infprov.inventory import ssh_config as make_ssh_config
-    from infprov.inventory import store
-
-    inv = store.load(paths.inventory_file(inventory))
     if ssh_config:
-        typer.echo(make_ssh_config(inv.hosts, paths.known_hosts()), nl=False)
-        return
-    if json_out:
-        ui.emit_json(inv.to_dict())
-        return
-    from rich.table import Table
-
-    ui.out.print(f"inventory: {inv.path}")
-    table = Table("cluster", "instance", "address", "user", "port", "type", "neuron devices/cores", "region")
-    for h in inv.hosts:
-        table.add_row(
-            h.cluster, h.name, h.address, h.user, str(h.port), h.instance_type or "-",
-            f"{h.neuron_devices if h.neuron_devices is not None else '-'}/"
-            f"{h.neuron_cores if h.neuron_cores is not None else '-'}",
-            h.region or "-",
-        )  # fmt: skip
-    ui.out.print(table)
+        typer.echo(lifecycle.ssh_config(inventory), nl=False)
+    else:
+        render.render_inventory(lifecycle.inventory(inventory), json_out)
 
 
 @app.command("play")
@@ -456,57 +310,12 @@ def play(
     skip_tags: list[str] = typer.Option([], "--skip-tags", help="Leave out tasks with these tags (comma-separated)."),
 ) -> None:
     """Run a playbook over SSH against the inventory's hosts, in parallel, with Ansible's recap."""
-    from infprov.floor import paths
-    from infprov.inventory import store
-    from infprov.playbooks import report
-    from infprov.playbooks.engine import load_playbook, parse_extra_vars
-    from infprov.playbooks.runner import Event, run_playbook
-
-    if name and host:
-        raise UsageError("--name and --host cannot be used together", "pick one")
-    book = load_playbook(playbook)  # the whole playbook is checked before anything is made or run
-    inv_path = paths.inventory_file(inventory)
-    inv = store.load(inv_path)
-    variables = parse_extra_vars(extra_vars)
-    if not inv.hosts:
-        raise InfprovError(f"inventory {inv_path} has no hosts", "run `infprov up` first, or pass --inventory")
-    limit: list[str] | None = None
-    if name:
-        limit = [h.name for h in inv.in_cluster(name)]
-        if not limit:
-            raise UsageError(f"no hosts in cluster {name!r}", f"clusters: {', '.join(inv.clusters)}")
-    elif host:
-        found = inv.find(host)
-        if found is None:
-            raise UsageError(f"no host {host!r} in {inv_path}", "see `infprov inventory`")
-        limit = [found.name]
-
-    def show(event: Event) -> None:
-        line = report.event_line(event)
-        if line and not json_out:
-            ui.err.print(line, markup=False, highlight=False, soft_wrap=True)
-
-    result = run_playbook(
-        book, inv, limit=limit, extra_vars=variables, check=check, forks=forks, on_event=show,
-        known_hosts=paths.known_hosts(), runs_dir=paths.runs_dir(), tags=tags, skip_tags=skip_tags,
+    result = lifecycle.play(
+        playbook, name=name, host=host, check=check, extra_vars=extra_vars, forks=forks, inventory=inventory,
+        tags=tags, skip_tags=skip_tags, on_event=None if json_out else render.show_event,
     )  # fmt: skip
-    if json_out:
-        ui.emit_json(result.to_dict())
-    else:
-        ui.out.print(report.recap(result), markup=False, highlight=False)
-        if result.log_path:
-            ui.err.print(f"log: {result.log_path}", markup=False, highlight=False)
-    if not result.stats:
-        raise InfprovError(
-            "no host matched the playbook's `hosts` patterns", "see `infprov inventory` for the cluster names"
-        )
-    if not result.ok:
-        first = result.failures()[0] if result.failures() else None
-        where = f": {first.host}: {first.task}: {first.msg}" if first else ""
-        raise InfprovError(
-            f"{len(result.failed_hosts)} of {len(result.stats)} host(s) failed{where}",
-            f"see the log {result.log_path}" if result.log_path else "rerun to see the failing task",
-        )
+    render.render_recap(result, json_out)
+    _fail_on(lifecycle.play_error(result))
 
 
 # ---------------------------------------------------------------- server (logs / ssh)
@@ -523,12 +332,7 @@ def logs(
     """Print the Triton server container's log from a host."""
     import subprocess
 
-    from infprov.floor import paths
-    from infprov.provision import server
-
-    target = targets.pick_host(name, host, inventory)
-    argv = [*server.ssh_argv(target, paths.known_hosts()), server.log_command(tail, follow)]
-    raise typer.Exit(subprocess.call(argv))
+    raise typer.Exit(subprocess.call(lifecycle.logs_argv(name, host, inventory, tail, follow)))
 
 
 @app.command("ssh")
@@ -539,11 +343,7 @@ def ssh(
     command: list[str] | None = typer.Argument(None, help="A command to run instead of a shell (after --)."),
 ) -> None:
     """Open an SSH session on a host (or run a command there), with infprov's key and pinned host keys."""
-    from infprov.floor import paths
-    from infprov.provision import server
-
-    target = targets.pick_host(name, host, inventory)
-    argv = server.ssh_argv(target, paths.known_hosts()) + list(command or [])
+    argv = lifecycle.ssh_argv(name, host, inventory, command or [])
     os.execvp(argv[0], argv)
 
 
@@ -556,13 +356,7 @@ def tunnel(
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
 ) -> None:
     """Forward a host's Triton port to this machine over SSH (Triton listens on the host's loopback only)."""
-    from infprov.floor import paths
-    from infprov.provision import server
-
-    if not 1 <= port <= 65535 or not 1 <= (local_port or port) <= 65535:
-        raise UsageError("--port and --local-port take 1 to 65535", "e.g. --port 8000")
-    target = targets.pick_host(name, host, inventory)
-    argv = server.tunnel_argv(target, paths.known_hosts(), port, local_port or port)
+    target, argv = lifecycle.tunnel_argv(name, host, inventory, port, local_port)
     ui.step(f"forwarding 127.0.0.1:{local_port or port} to {target.address}'s Triton port {port}; Ctrl-C stops")
     os.execvp(argv[0], argv)
 
@@ -639,31 +433,10 @@ def results_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """List past benchmark runs, show one, or compare two."""
-    from infprov.floor import paths
-    from infprov.provision import bench as bench_mod
-
     if run is None:
-        runs = bench_mod.list_runs(paths.runs_dir(create=False))
-        if json_out:
-            ui.emit_json(runs)
-            return
-        from rich.table import Table
-        from rich.text import Text
-
-        table = Table("run", "hosts", "fleet images/s", "partial")
-        for r in runs:
-            fleet = r["fleet_images_per_s"]
-            if r.get("unreadable"):  # one corrupt run is marked, and hides none of the others
-                table.add_row(Text(bench_mod.printable(r["run"])), "-", "-",
-                              Text(bench_mod.printable(f"unreadable: {r['error']}")))
-                continue
-            table.add_row(Text(bench_mod.printable(r["run"])), str(r["hosts"]),
-                          "-" if fleet is None else f"{fleet:.1f}", "yes" if r["partial"] else "")
-        ui.out.print(table if runs else "no benchmark runs yet: `infprov bench`")
+        render.render_runs(lifecycle.runs(), json_out)
         return
-    docs = [bench_mod.load_run(paths.runs_dir(create=False), run)]
-    if compare:
-        docs.append(bench_mod.load_run(paths.runs_dir(create=False), compare))
+    docs = lifecycle.load_runs([run, compare] if compare else [run])
     if json_out:
         from infprov.client import results
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from rich.text import Text
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
 
 from infprov.provision import ui
+
+# Rich is imported inside the functions that draw (a `--json` run never loads it).
+if TYPE_CHECKING:
+    from infprov.inventory.model import Inventory
+    from infprov.playbooks.runner import RunResult
+    from infprov.provision.lifecycle import UpOutcome
+    from infprov.provision.preflight import Outcome
+    from infprov.provision.specs import StatusResult, TeardownResult, UpResult
 
 
 def render_sandbox(status: dict[str, Any], json_out: bool) -> None:
@@ -33,11 +40,38 @@ def render_sandbox(status: dict[str, Any], json_out: bool) -> None:
 
 
 def show_event(event: Any) -> None:
+    """The runner's progress events (`infprov play`, `up`'s server step) as Ansible-like lines on stderr."""
     from infprov.playbooks import report
 
     line = report.event_line(event)
     if line:
         ui.err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def render_recap(result: RunResult, json_out: bool) -> None:
+    if json_out:
+        ui.emit_json(result.to_dict())
+        return
+    from infprov.playbooks import report
+
+    ui.out.print(report.recap(result), markup=False, highlight=False)
+    if result.log_path:
+        ui.err.print(f"log: {result.log_path}", markup=False, highlight=False)
+
+
+def before_server(result: UpResult) -> None:
+    """`up`'s cloud part done: its table, then the server step begins."""
+    render_up(result, False)
+    ui.step(f"provisioning Triton on {len(result.hosts)} host(s) (server playbook)")
+
+
+def render_up_outcome(outcome: UpOutcome, json_out: bool) -> None:
+    if outcome.served is None:
+        render_up(outcome.cloud, json_out)
+    elif json_out:
+        ui.emit_json(outcome.to_dict())
+    else:
+        render_served(outcome.cloud, outcome.served)
 
 
 def render_served(result: Any, served: Any) -> None:
@@ -86,6 +120,100 @@ def render_up(result: Any, json_out: bool) -> None:
     ui.out.print(table)
 
 
+def render_preflight(outcomes: list[Outcome], json_out: bool) -> None:
+    if json_out:
+        ui.emit_json({"ok": all(o.ok for o in outcomes), "items": [o.to_dict() for o in outcomes]})
+        return
+    for outcome in outcomes:
+        (ui.err if not outcome.ok else ui.out).print(outcome.line(), soft_wrap=True)
+
+
+def render_status(result: StatusResult, json_out: bool) -> None:
+    if json_out:
+        ui.emit_json(result.to_dict())
+        return
+    from rich.table import Table
+
+    if not result.clusters:
+        ui.out.print(f"no infprov clusters in {result.region}" + (" (sandbox)" if result.sandbox else ""))
+        return
+    from infprov.provision import autoteardown
+
+    now = datetime.now(timezone.utc)
+    table = Table("cluster", "instance", "state", "address", "type", "zone", "uptime", "$/h", "cost so far",
+                  "auto-teardown")
+    for c in result.clusters:
+        for i in c.instances:
+            deadline = autoteardown.read_deadline({autoteardown.TAG: i.auto_teardown or ""})
+            table.add_row(
+                c.name, i.instance_id, i.state + (" (spot)" if i.spot else ""), i.address or "-", i.instance_type,
+                i.availability_zone, duration(i.uptime_s), usd(i.hourly_price), usd(i.cost_so_far),
+                autoteardown.describe(deadline, now),
+            )
+    ui.out.print(table)
+    total = sum(c.hourly_cost or 0 for c in result.clusters)
+    ui.out.print(f"{result.region}: running now ${total:.2f}/h" + (" (sandbox: not billed)" if result.sandbox else ""))
+
+
+def render_teardown(result: TeardownResult, json_out: bool) -> None:
+    if json_out:
+        ui.emit_json(result.to_dict())
+        return
+    verb = "would remove" if result.dry_run else "removed"
+    ui.out.print(
+        f"{result.scope} in {result.region}: {verb} {len(result.instances)} instance(s), "
+        f"{len(result.security_groups)} security group(s), {len(result.volumes)} volume(s), "
+        f"{len(result.key_pairs)} key pair(s)"
+    )
+    for kind, ids in (
+        ("instance", result.instances), ("security group", result.security_groups),
+        ("volume", result.volumes), ("key pair", result.key_pairs),
+    ):
+        for resource_id in ids:
+            ui.out.print(f"  {kind} {resource_id}")
+    if not result.dry_run and result.ok:
+        ui.ok("nothing tagged for it is left")
+
+
+def render_inventory(inv: Inventory, json_out: bool) -> None:
+    if json_out:
+        ui.emit_json(inv.to_dict())
+        return
+    from rich.table import Table
+
+    ui.out.print(f"inventory: {inv.path}")
+    table = Table("cluster", "instance", "address", "user", "port", "type", "neuron devices/cores", "region")
+    for h in inv.hosts:
+        table.add_row(
+            h.cluster, h.name, h.address, h.user, str(h.port), h.instance_type or "-",
+            f"{h.neuron_devices if h.neuron_devices is not None else '-'}/"
+            f"{h.neuron_cores if h.neuron_cores is not None else '-'}",
+            h.region or "-",
+        )  # fmt: skip
+    ui.out.print(table)
+
+
+def render_runs(runs: list[dict[str, Any]], json_out: bool) -> None:
+    """`infprov results`: the past runs, one line each; a corrupt one is marked and hides none of the others."""
+    if json_out:
+        ui.emit_json(runs)
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    from infprov.provision.bench import printable
+
+    table = Table("run", "hosts", "fleet images/s", "partial")
+    for r in runs:
+        fleet = r["fleet_images_per_s"]
+        if r.get("unreadable"):
+            table.add_row(Text(printable(r["run"])), "-", "-", Text(printable(f"unreadable: {r['error']}")))
+            continue
+        table.add_row(Text(printable(r["run"])), str(r["hosts"]),
+                      "-" if fleet is None else f"{fleet:.1f}", "yes" if r["partial"] else "")
+    ui.out.print(table if runs else "no benchmark runs yet: `infprov bench`")
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -99,6 +227,7 @@ def usd(value: float | None) -> str:
 
 def render_run(summary: dict[str, Any]) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     from infprov.provision.bench import printable
 
@@ -127,6 +256,7 @@ def render_compare(summaries: list[dict[str, Any]]) -> None:
     """Two runs' points in one table: images/s, p99 and $ per million images, and each against the first
     run's best point (e.g. an Inf2 run beside an Inf1 run)."""
     from rich.table import Table
+    from rich.text import Text
 
     from infprov.client import results
     from infprov.floor.errors import UsageError

@@ -4,22 +4,43 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+    err: Console
+    out: Console
 
 # Progress and messages go to stderr so stdout holds only the result (and only JSON with --json).
 # Piped output (CI logs, files) gets a wide fixed width rather than rich's 80 columns, so tables keep
 # their columns whole.
 # Markup and emoji codes are off: everything printed holds user or host data (names, tags, log lines),
 # and `[/x]` or `:x:` in it must show as written, never be parsed. Styling is done with Text spans.
-err = Console(stderr=True, highlight=False, markup=False, emoji=False, width=None if sys.stderr.isatty() else 160)
-out = Console(highlight=False, markup=False, emoji=False, width=None if sys.stdout.isatty() else 160)
+# The two consoles are made on first use (`ui.err`, `ui.out`): a command that prints only JSON, such as
+# `infprov play --json`, never imports Rich, which is a good part of a command's start-up time.
+
+
+def _console(stderr: bool) -> Console:
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, highlight=False, markup=False, emoji=False, width=None if stream.isatty() else 160)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("err", "out"):
+        console = _console(stderr=name == "err")
+        globals()[name] = console
+        return console
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def styled(label: str, style: str, message: str) -> Text:
     """`label message` with only the label styled; the message is shown literally."""
+    from rich.text import Text
+
     return Text.assemble((label, style), " ", message)
 
 
@@ -29,13 +50,19 @@ def emit_json(doc: Any) -> None:
     sys.stdout.flush()
 
 
+def _stderr() -> Console:
+    """The stderr console, made now if nothing has printed yet (module __getattr__ serves only other modules)."""
+    console: Console = globals().get("err") or __getattr__("err")
+    return console
+
+
 def step(message: str) -> None:
-    err.print(styled(">", "bold cyan", message), soft_wrap=True)
+    _stderr().print(styled(">", "bold cyan", message), soft_wrap=True)
 
 
 def ok(message: str) -> None:
-    err.print(styled("ok", "green", message), soft_wrap=True)
+    _stderr().print(styled("ok", "green", message), soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    err.print(styled("warning:", "yellow", message), soft_wrap=True)
+    _stderr().print(styled("warning:", "yellow", message), soft_wrap=True)

@@ -1,0 +1,292 @@
+"""One function per command: each does the work and returns a result the CLI renders (bench aside)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from infprov.floor.errors import InfprovError, UsageError
+from infprov.provision import targets, ui
+
+# The heavy modules (boto3 behind the cloud code, paramiko and jinja2 behind the playbook engine) are
+# imported inside the lifecycle that needs them: `infprov play` never loads boto3, `--version` neither.
+if TYPE_CHECKING:
+    from infprov.inventory.model import Host, Inventory
+    from infprov.playbooks.runner import Event, RunResult
+    from infprov.provision.preflight import Outcome
+    from infprov.provision.server import ServerResult
+    from infprov.provision.specs import StatusResult, TeardownResult, UpResult, UpSpec
+
+
+# ---------------------------------------------------------------- up = cloud -> inventory -> server playbook
+@dataclass(frozen=True)
+class UpOutcome:
+    """The cloud part's result, and the server playbook's (None with --skip-server)."""
+
+    cloud: UpResult
+    served: ServerResult | None
+    continue_hint: str
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = self.cloud.to_dict()
+        return doc if self.served is None else {**doc, "server": self.served.to_dict()}
+
+    def error(self) -> InfprovError | None:
+        """Triton not serving on some host: one error naming each, and how to continue."""
+        if self.served is None or self.served.ok:
+            return None
+        bad = [h for h in self.served.hosts if not h.ready]
+        return InfprovError(
+            f"Triton is not serving on {len(bad)} of {len(self.served.hosts)} host(s): "
+            + "; ".join(f"{h.address}: {h.error}" for h in bad),
+            f"fix it, then {self.continue_hint} (log: {self.served.log})",
+        )
+
+
+def up(
+    spec: UpSpec,
+    *,
+    preflight: bool = True,
+    lifetime: int | None = None,
+    skip_server: bool = False,
+    before_server: Callable[[UpResult], None] | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> UpOutcome:
+    """Preflight, the cloud part (find or launch, wait for SSH, record the hosts in the inventory), the
+    auto-teardown deadline, then the server playbook on every host. before_server sees the cloud part's
+    result before the playbook starts; on_event gets the runner's progress events."""
+    from infprov.provision import cloud, server
+
+    if preflight and os.environ.get("INFPROV_NO_PREFLIGHT") != "1":
+        check_before_up(spec.sandbox, spec.instance_type)
+    result = cloud.up(spec)
+    if lifetime is not None:
+        _schedule_teardown(result, lifetime, spec.inventory)
+    hint = cloud.continue_hint(spec)
+    if skip_server:
+        return UpOutcome(result, None, hint)
+    try:
+        if before_server is not None:
+            before_server(result)
+        with cloud.server_lock(result.region, result.cluster):
+            served = server.provision(
+                result.cluster, [h.instance_id for h in result.hosts], sandbox=spec.sandbox,
+                inventory=spec.inventory, on_event=on_event,
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        ui.warn(f"the instances are up; Triton may be half set up on them: {hint}")
+        raise
+    return UpOutcome(result, served, hint)
+
+
+def _schedule_teardown(result: UpResult, seconds: int, inventory: str | None) -> None:
+    from infprov.floor import paths
+    from infprov.inventory import store
+    from infprov.provision import autoteardown, providers
+
+    inv = store.load(paths.inventory_file(inventory))
+    hosts = [h for h in (inv.find(x.instance_id) for x in result.hosts) if h is not None]
+    autoteardown.schedule(providers.connect(None if result.sandbox else result.region, result.sandbox), hosts, seconds)
+
+
+def check_before_up(sandbox: bool, instance_type: str) -> None:
+    """`up`'s preflight: the failed items on stderr, then one error; nothing is launched."""
+    from infprov.provision import catalog
+    from infprov.provision import preflight as pf
+
+    ui.step("preflight: checking that what the instances will fetch still exists"
+            + (" (the sandbox's stand-in download server)" if sandbox else ""))
+    generation = catalog.generation(instance_type)
+    failed = [o for o in pf.run(standin=_standin_address() if sandbox else None, generations=(generation,))
+              if not o.ok]
+    for outcome in failed:
+        ui.err.print(outcome.line(), soft_wrap=True)
+    if failed:
+        raise InfprovError(f"preflight: {len(failed)} pinned download(s) are gone or unreachable; nothing was launched",
+                           "fix them (see the lines above), or pass --no-preflight to launch anyway")
+
+
+def _standin_address() -> str:
+    """Where the sandbox's stand-in download server listens (the sandbox bridge's address)."""
+    from infprov.provision.sandbox import core
+
+    return core.gateway()
+
+
+def preflight(
+    region: str | None, sandbox: bool, no_ami: bool, fresh: bool, instance_type: str | None
+) -> list[Outcome]:
+    """Every pinned download (and, unless no_ami, the AMI `up` would pick), checked from here."""
+    from infprov.provision import catalog
+    from infprov.provision import preflight as pf
+
+    if instance_type is not None:
+        generations: tuple[str, ...] = (catalog.generation(instance_type),)
+        family = catalog.get(instance_type).name.split(".")[0]
+    else:
+        generations, family = pf.GENERATIONS, "inf1"
+    extra = [] if no_ami else [pf.ami_outcome(region, sandbox, family)]
+    return pf.run(extra, use_cache=not fresh, standin=_standin_address() if sandbox else None,
+                  generations=generations)
+
+
+# ---------------------------------------------------------------- status / teardown
+def status(name: str | None, region: str | None, sandbox: bool, inventory: str | None) -> StatusResult:
+    """The clusters as EC2 sees them; what the command line leaves out comes from the inventory."""
+    from infprov.provision import cloud
+
+    _, region, sandbox = targets.recorded_target(name, region, sandbox, inventory, one_cluster=False)
+    return cloud.status(name=name, region=region, sandbox=sandbox, inventory=inventory)
+
+
+def teardown(
+    name: str | None, all_clusters: bool, region: str | None, sandbox: bool, yes: bool, dry_run: bool,
+    inventory: str | None,
+) -> TeardownResult:
+    """Terminate and delete what infprov made for the cluster (or all), then sweep by tag."""
+    from infprov.provision import cloud
+
+    if name is not None and all_clusters:
+        raise UsageError("--name and --all exclude each other", "give one of them")
+    name, region, sandbox = targets.recorded_target(name, region, sandbox, inventory, one_cluster=not all_clusters)
+    return cloud.teardown(
+        name=name, all_clusters=all_clusters, region=region, sandbox=sandbox, yes=yes, dry_run=dry_run,
+        inventory=inventory,
+    )
+
+
+def teardown_error(result: TeardownResult) -> InfprovError | None:
+    if not result.leftovers:
+        return None
+    left = ", ".join(f"{x.resource_type} {x.resource_id}" for x in result.leftovers)
+    return InfprovError(
+        f"still left after teardown: {left}", "run `infprov teardown` again; if it stays, delete it by hand"
+    )
+
+
+# ---------------------------------------------------------------- inventory / play
+def inventory(path: str | None) -> Inventory:
+    from infprov.floor import paths
+    from infprov.inventory import store
+
+    return store.load(paths.inventory_file(path))
+
+
+def ssh_config(path: str | None) -> str:
+    """An OpenSSH config block per host, with infprov's key and pinned host keys."""
+    from infprov.floor import paths
+    from infprov.inventory import ssh_config as make_ssh_config
+
+    return make_ssh_config(inventory(path).hosts, paths.known_hosts())
+
+
+def play(
+    playbook: str,
+    *,
+    name: str | None = None,
+    host: str | None = None,
+    check: bool = False,
+    extra_vars: Sequence[str] = (),
+    forks: int | None = None,
+    inventory: str | None = None,
+    tags: Sequence[str] = (),
+    skip_tags: Sequence[str] = (),
+    on_event: Callable[[Event], None] | None = None,
+) -> RunResult:
+    """Run a playbook against the inventory's hosts (all, one cluster, or one host)."""
+    from infprov.floor import paths
+    from infprov.inventory import store
+    from infprov.playbooks.engine import load_playbook, parse_extra_vars
+    from infprov.playbooks.runner import run_playbook
+
+    if name and host:
+        raise UsageError("--name and --host cannot be used together", "pick one")
+    book = load_playbook(playbook)  # the whole playbook is checked before anything is made or run
+    inv_path = paths.inventory_file(inventory)
+    inv = store.load(inv_path)
+    variables = parse_extra_vars(list(extra_vars))
+    if not inv.hosts:
+        raise InfprovError(f"inventory {inv_path} has no hosts", "run `infprov up` first, or pass --inventory")
+    limit: list[str] | None = None
+    if name:
+        limit = [h.name for h in inv.in_cluster(name)]
+        if not limit:
+            raise UsageError(f"no hosts in cluster {name!r}", f"clusters: {', '.join(inv.clusters)}")
+    elif host:
+        found = inv.find(host)
+        if found is None:
+            raise UsageError(f"no host {host!r} in {inv_path}", "see `infprov inventory`")
+        limit = [found.name]
+    return run_playbook(
+        book, inv, limit=limit, extra_vars=variables, check=check, forks=forks, on_event=on_event,
+        known_hosts=paths.known_hosts(), runs_dir=paths.runs_dir(), tags=list(tags), skip_tags=list(skip_tags),
+    )  # fmt: skip
+
+
+def play_error(result: RunResult) -> InfprovError | None:
+    """No host matched, or some failed: one error with the first failure and where the log is."""
+    if not result.stats:
+        return InfprovError(
+            "no host matched the playbook's `hosts` patterns", "see `infprov inventory` for the cluster names"
+        )
+    if result.ok:
+        return None
+    first = result.failures()[0] if result.failures() else None
+    where = f": {first.host}: {first.task}: {first.msg}" if first else ""
+    return InfprovError(
+        f"{len(result.failed_hosts)} of {len(result.stats)} host(s) failed{where}",
+        f"see the log {result.log_path}" if result.log_path else "rerun to see the failing task",
+    )
+
+
+# ---------------------------------------------------------------- a host's shell: logs / ssh / tunnel
+def _target(name: str | None, host: str | None, inventory: str | None) -> Host:
+    return targets.pick_host(name, host, inventory)
+
+
+def logs_argv(name: str | None, host: str | None, inventory: str | None, tail: int | None, follow: bool) -> list[str]:
+    """ssh to the host, running `docker logs` on the server container."""
+    from infprov.floor import paths
+    from infprov.provision import server
+
+    target = _target(name, host, inventory)
+    return [*server.ssh_argv(target, paths.known_hosts()), server.log_command(tail, follow)]
+
+
+def ssh_argv(name: str | None, host: str | None, inventory: str | None, command: Sequence[str]) -> list[str]:
+    from infprov.floor import paths
+    from infprov.provision import server
+
+    target = _target(name, host, inventory)
+    return server.ssh_argv(target, paths.known_hosts()) + list(command)
+
+
+def tunnel_argv(
+    name: str | None, host: str | None, inventory: str | None, port: int, local_port: int | None
+) -> tuple[Host, list[str]]:
+    """The host, and the ssh command line that forwards its Triton port to 127.0.0.1 here."""
+    from infprov.floor import paths
+    from infprov.provision import server
+
+    if not 1 <= port <= 65535 or not 1 <= (local_port or port) <= 65535:
+        raise UsageError("--port and --local-port take 1 to 65535", "e.g. --port 8000")
+    target = _target(name, host, inventory)
+    return target, server.tunnel_argv(target, paths.known_hosts(), port, local_port or port)
+
+
+# ---------------------------------------------------------------- results
+def runs() -> list[dict[str, Any]]:
+    """The past benchmark runs, newest first as the bench module lists them."""
+    from infprov.floor import paths
+    from infprov.provision import bench as bench_mod
+
+    return bench_mod.list_runs(paths.runs_dir(create=False))
+
+
+def load_runs(names: Sequence[str]) -> list[dict[str, Any]]:
+    from infprov.floor import paths
+    from infprov.provision import bench as bench_mod
+
+    return [bench_mod.load_run(paths.runs_dir(create=False), n) for n in names]
