@@ -26,7 +26,9 @@ def sandbox_group_vars() -> dict[str, Any]:
         "infprov_python_backend_repo": pbrepo.url(core.public_dir()),
         # This machine's root cannot raise memlock (no CAP_SYS_RESOURCE): keep the hard limit.
         "infprov_memlock": "-1" if hard == resource.RLIM_INFINITY else str(hard),
-        "infprov_ready_timeout": 90,
+        # The CPU stand-in model loads in ~10 s on an idle 2-core machine; at a load average of 15-30 it has
+        # taken over 90 s, so the sandbox waits up to 240 s (a dead container is noticed at once anyway).
+        "infprov_ready_timeout": 240,
         "infprov_min_free_gib": 1,
         # the server container reaches the stand-in download server by this name (the sandbox's pins use it)
         "infprov_downloads_address": core.gateway(),
