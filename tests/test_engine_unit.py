@@ -22,17 +22,17 @@ from infprov.playbooks.connection import (
     forget_host_key,
     record_host_key,
 )
-from infprov.playbooks.engine import (
+from infprov.playbooks.engine import run_task
+from infprov.playbooks.errors import HostKeyChanged, HostUnreachable, PlaybookError, TemplateError
+from infprov.playbooks.modules.files import lineinfile_edit, replace_edit
+from infprov.playbooks.parsing import (
     BUILTIN_DIR,
     Play,
     builtin_playbooks,
     parse_extra_vars,
     parse_playbook,
     resolve_playbook,
-    run_task,
 )
-from infprov.playbooks.errors import HostKeyChanged, HostUnreachable, PlaybookError, TemplateError
-from infprov.playbooks.modules.files import lineinfile_edit, replace_edit
 from infprov.playbooks.runner import Event, run_playbook
 from infprov.playbooks.templating import Templar
 
