@@ -23,7 +23,7 @@ from infprov.playbooks.parsing import parse_extra_vars, parse_playbook
 from infprov.provision import ui
 from infprov.provision.cli import app
 from infprov.provision.server import ssh_argv
-from tests.test_engine_unit import run_local
+from tests.local_engine import run_local
 
 runner = CliRunner()
 
