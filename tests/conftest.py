@@ -6,6 +6,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,6 +61,25 @@ def sandbox_hosts() -> Iterator[list[dict[str, Any]]]:
     yield status["hosts"][:SANDBOX_HOSTS]
     if os.environ.get("INFPROV_TEST_SANDBOX_DOWN") == "1":
         core.down()
+
+
+# The differential suite's (tests/test_ansible_diff.py, tests/test_ansible_refusals.py): its hosts, and a
+# work folder per test module with the playbooks' files and templates.
+@pytest.fixture(scope="module")
+def fleet(sandbox_hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sandbox_hosts
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    from tests.ansible_diff_run import _book_dir
+
+    root = tmp_path_factory.mktemp("ansible-diff")
+    _book_dir(root / "book")
+    (root / "home").mkdir()
+    (root / "home" / "ansible-tmp").mkdir()
+    (root / "home" / "cp").mkdir()
+    yield root
 
 
 @pytest.fixture(scope="session")
