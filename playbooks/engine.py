@@ -11,7 +11,7 @@ from typing import Any
 from infprov.playbooks.connection import Connection
 from infprov.playbooks.errors import CommandTimeout, HostUnreachable, TemplateError
 from infprov.playbooks.modules import MODULES, ModuleArgError, ModuleContext, ModuleResult, ModuleSpec
-from infprov.playbooks.parsing import Play, Playbook, Task, as_list, load_playbook, parse_extra_vars
+from infprov.playbooks.parsing import Play, Playbook, Task, _as_list, load_playbook, parse_extra_vars
 from infprov.playbooks.templating import OMIT, LazyVars, Templar
 
 # the reading side, for the modules that import it from here (runner, the CLI)
@@ -146,7 +146,7 @@ def _run_single(
     sleep: Callable[[float], None],
 ) -> ModuleResult:
     kw = task.keywords
-    for cond in as_list(kw.get("when")):
+    for cond in _as_list(kw.get("when")):
         if not templar.truth(cond):
             return ModuleResult(skipped=True, msg="Conditional result was False", data={"false_condition": cond})
     spec = MODULES[task.module]
@@ -228,13 +228,13 @@ def _apply_conditions(
     judge = Templar(_layers(*layers[:1], scope, *layers[1:])) if scope else templar
     try:
         if "changed_when" in kw and not result.skipped:
-            result.changed = all(judge.truth(c) for c in as_list(kw["changed_when"]))
+            result.changed = all(judge.truth(c) for c in _as_list(kw["changed_when"]))
             scope_update = result.as_var()
             if register:
                 scope[register] = scope_update
         if "failed_when" in kw and not result.skipped:
             # a list of conditions is ANDed, as Ansible does for failed_when (and changed_when, when)
-            should_fail = all(judge.truth(c) for c in as_list(kw["failed_when"]))
+            should_fail = all(judge.truth(c) for c in _as_list(kw["failed_when"]))
             if should_fail and not result.failed:
                 result.failed = True
                 result.msg = result.msg or "failed_when condition was true"

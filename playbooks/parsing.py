@@ -196,7 +196,7 @@ def _parse_play(node: Mapping[str, Any], path: Path) -> Play:
     handlers = tuple(_parse_tasks(node.get("handlers"), node, "handlers", path, play_tags))
     handler_names = {h.name for h in handlers}
     for task in tasks:
-        for wanted in as_list(task.keywords.get("notify")):
+        for wanted in _as_list(task.keywords.get("notify")):
             if wanted not in handler_names:
                 raise PlaybookError(
                     f"{task.where()}: task {task.label!r} notifies {wanted!r}, which is not a handler of this play"
@@ -404,7 +404,7 @@ def _check_keywords(kw: dict[str, Any], path: Path, node: Mapping[str, Any], lab
             raise bad(key, "must be a number")
 
 
-def as_list(value: Any) -> list[Any]:
+def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
