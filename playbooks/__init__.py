@@ -1,7 +1,7 @@
 """Ansible-syntax playbooks and the small engine that runs them over SSH."""
 
-from infprov.playbooks.engine import builtin_playbooks, load_playbook, parse_extra_vars, resolve_playbook
 from infprov.playbooks.errors import PlaybookError
+from infprov.playbooks.parsing import builtin_playbooks, load_playbook, parse_extra_vars, resolve_playbook
 from infprov.playbooks.runner import Event, HostStats, RunResult, TaskResult, run_playbook
 
 __all__ = [

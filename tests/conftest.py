@@ -1,4 +1,5 @@
-"""Shared fixtures: the sandbox fleet that stands in for Inf1 hosts (real sshd, dockerd, Triton)."""
+"""Shared fixtures: the sandbox fleet that stands in for Inf1 hosts (real sshd, dockerd, Triton), a moto EC2
+server, and the differential suite's work folder."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from infprov.provision.providers import AwsProvider
+    from tests.moto_cloud import SshSeen
 
 # `infprov up` checks the pinned downloads on the internet first; no test may reach past this machine,
 # so the tests (and every infprov they start) skip it unless a test points it at a local mirror.
@@ -62,11 +68,79 @@ def sandbox_hosts() -> Iterator[list[dict[str, Any]]]:
         core.down()
 
 
+# The differential suite's (tests/test_ansible_diff.py, tests/test_ansible_refusals.py): its hosts, and a
+# work folder per test module with the playbooks' files and templates.
+@pytest.fixture(scope="module")
+def fleet(sandbox_hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sandbox_hosts
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    from tests.ansible_diff_run import _book_dir
+
+    root = tmp_path_factory.mktemp("ansible-diff")
+    _book_dir(root / "book")
+    (root / "home").mkdir()
+    (root / "home" / "ansible-tmp").mkdir()
+    (root / "home" / "cp").mkdir()
+    yield root
+
+
 @pytest.fixture(scope="session")
 def sandbox_status(sandbox_hosts: list[dict[str, Any]]) -> dict[str, Any]:
     from infprov.provision.sandbox import core
 
     return core.status()
+
+
+# The moto suite's (tests/test_cloud_moto*.py): a real moto EC2 server per test module, emptied for each
+# test, and the SSH wait stood in for (plain moto has no hosts behind its addresses).
+@pytest.fixture(scope="module")
+def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from infprov.provision.sandbox import ec2endpoint
+    from tests.moto_cloud import _free_port
+
+    state = tmp_path_factory.mktemp("moto")
+    url = ec2endpoint.start(state, _free_port())
+    try:
+        yield url
+    finally:
+        ec2endpoint.stop(state)
+        assert ec2endpoint.is_running(state) is None
+
+
+@pytest.fixture()
+def prov(moto_url: str, infprov_home: Path, monkeypatch: pytest.MonkeyPatch) -> AwsProvider:
+    """A fresh moto, a private INFPROV_HOME, and the environment a CLI run would see."""
+    import urllib.request
+
+    from infprov.provision.providers import AwsProvider
+    from tests.moto_cloud import REGION
+
+    req = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(req, timeout=10):
+        pass
+    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_EC2"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)  # boto3 honours it natively
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(infprov_home.parent / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(infprov_home.parent / "no-aws-credentials"))
+    return AwsProvider(REGION, endpoint_url=moto_url, access_key="testing", secret_key="testing")
+
+
+@pytest.fixture()
+def no_ssh(monkeypatch: pytest.MonkeyPatch) -> SshSeen:
+    from infprov.provision import reach, specs
+    from tests.moto_cloud import FAST, SshSeen
+
+    seen = SshSeen()
+    monkeypatch.setattr(reach, "wait_for_ssh", seen)
+    monkeypatch.setattr(specs, "DEFAULT_TIMEOUTS", FAST)
+    return seen
 
 
 @pytest.fixture()

@@ -18,12 +18,12 @@ from infprov.floor.errors import InfprovError
 from infprov.inventory import ssh_config, store
 from infprov.inventory.errors import InventoryError
 from infprov.inventory.model import Host
-from infprov.playbooks.engine import parse_extra_vars, parse_playbook
 from infprov.playbooks.errors import PlaybookError
+from infprov.playbooks.parsing import parse_extra_vars, parse_playbook
 from infprov.provision import ui
 from infprov.provision.cli import app
 from infprov.provision.server import ssh_argv
-from tests.test_engine_unit import run_local
+from tests.local_engine import run_local
 
 runner = CliRunner()
 

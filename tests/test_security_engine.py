@@ -10,7 +10,7 @@ import pytest
 from infprov.inventory.model import Host, Inventory
 from infprov.playbooks.runner import run_playbook
 from infprov.playbooks.templating import Templar, TemplateError, Unsafe
-from tests.test_engine_unit import LocalConnection, write_book
+from tests.local_engine import LocalConnection, write_book
 
 
 def _run(tmp_path: Path, text: str, *, host_vars: dict[str, Any] | None = None,
