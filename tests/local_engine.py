@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 from infprov.inventory.model import Host, Inventory
 from infprov.playbooks.connection import CommandResult
 from infprov.playbooks.errors import HostUnreachable
+from infprov.playbooks.localconn import LocalConnection  # noqa: F401  (the tests' name for it)
 from infprov.playbooks.runner import Event, run_playbook
 
 
 # ---------------------------------------------------------------- connections that need no SSH
-class LocalConnection:
-    """Runs the engine's command lines in a local shell: real look/decide/act without a network."""
-
-    def __init__(self, name: str = "local") -> None:
-        self.name = name
-        self.commands: list[str] = []
-
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
-        self.commands.append(command)
-        start = time.monotonic()
-        proc = subprocess.run(["/bin/sh", "-c", command], input=stdin or b"", capture_output=True, timeout=timeout)
-        return CommandResult(command, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
-
-    def close(self) -> None:
-        pass
-
-
 class ScriptedConnection:
     """Answers each command from a list of canned results, and records what was asked."""
 
