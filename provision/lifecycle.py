@@ -280,13 +280,13 @@ def tunnel_argv(
 def runs() -> list[dict[str, Any]]:
     """The past benchmark runs, newest first as the bench module lists them."""
     from infprov.floor import paths
-    from infprov.provision import bench as bench_mod
+    from infprov.provision import benchruns
 
-    return bench_mod.list_runs(paths.runs_dir(create=False))
+    return benchruns.list_runs(paths.runs_dir(create=False))
 
 
 def load_runs(names: Sequence[str]) -> list[dict[str, Any]]:
     from infprov.floor import paths
-    from infprov.provision import bench as bench_mod
+    from infprov.provision import benchruns
 
-    return [bench_mod.load_run(paths.runs_dir(create=False), n) for n in names]
+    return [benchruns.load_run(paths.runs_dir(create=False), n) for n in names]
