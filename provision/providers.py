@@ -25,8 +25,8 @@ CHECKIP_URL = "https://checkip.amazonaws.com"
 
 
 def sandbox_core() -> Any:
-    """The sandbox's host bookkeeping (provision.sandbox.core), imported only when a sandbox is used."""
-    from infprov.provision.sandbox import core
+    """The sandbox's host bookkeeping (infprov.sandbox.core), imported only when a sandbox is used."""
+    from infprov.sandbox import core
 
     return core
 

@@ -49,7 +49,7 @@ def sandbox_hosts() -> Iterator[list[dict[str, Any]]]:
         os.environ.setdefault(key, value)
     import urllib.request
 
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     status = core.up(SANDBOX_HOSTS)
     _SEAL_AT_START.update(status["seal"])
@@ -64,7 +64,7 @@ def sandbox_hosts() -> Iterator[list[dict[str, Any]]]:
 
 @pytest.fixture(scope="session")
 def sandbox_status(sandbox_hosts: list[dict[str, Any]]) -> dict[str, Any]:
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     return core.status()
 
@@ -191,7 +191,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def _seal_finish(session: pytest.Session) -> None:
     if "chain" not in _SEAL_AT_START:
         return
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     now = core.seal_status()
     start = _SEAL_AT_START.get("dropped_packets") or 0

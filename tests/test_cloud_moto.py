@@ -26,7 +26,7 @@ from infprov.provision import access, cloud, planning, providers, reach, specs
 from infprov.provision.cli import app
 from infprov.provision.ec2 import tag_map
 from infprov.provision.providers import AwsProvider, SandboxProvider
-from infprov.provision.sandbox import ec2endpoint
+from infprov.sandbox import ec2endpoint
 
 REGION = "us-east-1"
 CIDR = "198.51.100.7/32"

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from infprov.provision.cli import app
-from infprov.provision.sandbox import core, images
+from infprov.sandbox import core, images
 
 pytestmark = pytest.mark.sandbox
 runner = CliRunner()
@@ -119,7 +119,7 @@ def test_sdk_image_has_client_and_perf_analyzer(sandbox_hosts: list[dict[str, An
 
 
 def test_python_backend_repo_is_clonable_from_a_host(sandbox_hosts: list[dict[str, Any]]) -> None:
-    from infprov.provision.sandbox import pbrepo
+    from infprov.sandbox import pbrepo
 
     url = pbrepo.url(core.public_dir())
     with _connect(sandbox_hosts[2]) as conn:
@@ -176,7 +176,7 @@ def test_not_root_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_missing_system_package_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    from infprov.provision.sandbox import system
+    from infprov.sandbox import system
 
     real = system.which
     monkeypatch.setattr(system, "which", lambda cmd: None if cmd in ("sshd", "debootstrap") else real(cmd))

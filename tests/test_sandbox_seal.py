@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from infprov.provision.cli import app
-from infprov.provision.sandbox import core, images
+from infprov.sandbox import core, images
 
 pytestmark = pytest.mark.sandbox
 runner = CliRunner()

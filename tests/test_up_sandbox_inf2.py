@@ -154,7 +154,7 @@ def test_inf2_up_bench_compare_with_inf1_teardown(sandbox_hosts: list[dict[str, 
     # teardown: nothing of either cluster is left
     from infprov.floor import paths
     from infprov.inventory import store
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     for name in (V2, V1):
         down = runner.invoke(app, ["teardown", "--sandbox", "--name", name, "--yes", "--json"])

@@ -7,6 +7,7 @@ import fcntl
 import ipaddress
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -20,7 +21,8 @@ from typing import Any
 
 from infprov.floor.errors import InfprovError
 from infprov.provision import ui
-from infprov.provision.sandbox import downloads, hostinit, images, pbrepo, system
+from infprov.sandbox import downloads, hostinit, images, pbrepo, system
+from infprov.sandbox.downloads import standin_url as standin_url  # the runtime's preflight asks the sandbox
 
 MAX_HOSTS = 8
 NEURON_DEVICES = 4  # an inf1.6xlarge: four chips, /dev/neuron0..3
@@ -127,6 +129,21 @@ def cgroup_root() -> Path:
     return Path("/sys/fs/cgroup")
 
 
+def server_group_vars() -> dict[str, Any]:
+    """What the sandbox's hosts need instead of the Inf1 defaults of server.yml."""
+    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+    return {
+        "infprov_profile": "sandbox",
+        "infprov_python_backend_repo": pbrepo.url(public_dir()),
+        # This machine's root cannot raise memlock (no CAP_SYS_RESOURCE): keep the hard limit.
+        "infprov_memlock": "-1" if hard == resource.RLIM_INFINITY else str(hard),
+        "infprov_ready_timeout": 90,
+        "infprov_min_free_gib": 1,
+        # the server container reaches the stand-in download server by this name (the sandbox's pins use it)
+        "infprov_downloads_address": gateway(),
+    }
+
+
 # ---------------------------------------------------------------- state
 
 
@@ -167,7 +184,7 @@ def _locked() -> Iterator[None]:
 
 def status() -> dict[str, Any]:
     """The hosts and the EC2 endpoint, as `infprov sandbox status --json` prints them."""
-    from infprov.provision.sandbox import ec2endpoint
+    from infprov.sandbox import ec2endpoint
 
     system.require_linux_root()  # its state and login key are root's
     state = _read_state()
@@ -360,7 +377,7 @@ def _host_entry(name: str, state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _up_locked(count: int, state: dict[str, Any]) -> None:
-    from infprov.provision.sandbox import ec2endpoint
+    from infprov.sandbox import ec2endpoint
 
     specs = [HostSpec(i) for i in range(1, count + 1)]
     hosts: dict[str, Any] = state.setdefault("hosts", {})
@@ -777,7 +794,7 @@ def _host_problem(spec: HostSpec, entry: dict[str, Any], quick: bool) -> str | N
 
 
 def _down_locked() -> None:
-    from infprov.provision.sandbox import ec2endpoint
+    from infprov.sandbox import ec2endpoint
 
     state = _read_state()
     names = set(state.get("hosts", {}))
