@@ -23,7 +23,7 @@ from infprov.sandbox import system
 SERVER_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3"
 SDK_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3-sdk"
 # The Neuron v2 (Inf2/Trn1) profile's images: on a sandbox host, the same two images under these names
-# too (sandbox/core.py tags them when it makes or checks a host). Tags only, so the bundle and its recipe
+# too (sandbox/nshost.py tags them when it makes or checks a host). Tags only, so the bundle and its recipe
 # stay as they are. The real 24.04-py3 is Ubuntu 22.04 with Python 3.10; the stand-in stays Debian 12
 # with Python 3.11 and the Triton server of nvidia-pytriton.
 V2_TAGS = {SERVER_IMAGE: "nvcr.io/nvidia/tritonserver:24.04-py3",

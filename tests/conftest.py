@@ -49,13 +49,13 @@ def sandbox_hosts() -> Iterator[list[dict[str, Any]]]:
         os.environ.setdefault(key, value)
     import urllib.request
 
-    from infprov.sandbox import core
+    from infprov.sandbox import core, records
 
     status = core.up(SANDBOX_HOSTS)
     _SEAL_AT_START.update(status["seal"])
     urllib.request.urlopen(urllib.request.Request(f"{status['ec2_endpoint']}/moto-api/reset", method="POST"),
                            timeout=10).close()
-    for instance_id in list(core._read_state().get("assignments", {})):
+    for instance_id in list(records.read_state().get("assignments", {})):
         core.release_host(instance_id)
     yield status["hosts"][:SANDBOX_HOSTS]
     if os.environ.get("INFPROV_TEST_SANDBOX_DOWN") == "1":

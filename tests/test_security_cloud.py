@@ -148,10 +148,10 @@ def _written(home: Path) -> dict[str, str]:
 
 
 def test_a_changed_host_key_is_refused(cluster: dict[str, Any], tmp_path: Path) -> None:
-    from infprov.sandbox import core
+    from infprov.sandbox import core, records
 
     name = core.host_for_instance(cluster["host"].name)["name"]  # type: ignore[index]
-    pid = core._read_state()["hosts"][name]["init_pid"]
+    pid = records.read_state()["hosts"][name]["init_pid"]
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "impostor")], check=True)
 
     def install(key: Path) -> None:
