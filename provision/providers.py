@@ -25,7 +25,8 @@ CHECKIP_URL = "https://checkip.amazonaws.com"
 
 
 def sandbox_core() -> Any:
-    """The sandbox's host bookkeeping (infprov.sandbox.core), imported only when a sandbox is used."""
+    """The sandbox's face (infprov.sandbox.core: its hosts for the provider, the server's group vars,
+    preflight's stand-in URLs), imported only when a sandbox is used: the runtime's one door to it."""
     from infprov.sandbox import core
 
     return core
