@@ -500,6 +500,9 @@ def start(state_dir: Path, root: Path, address: str) -> str:
         return url(address)
     stop(state_dir)
     with socket.socket() as sock:
+        # as http.server binds (allow_reuse_address): the last server's connections in TIME-WAIT (a `down`
+        # just before) do not count, a socket that listens there does
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((address, PORT))
         except OSError as exc:
