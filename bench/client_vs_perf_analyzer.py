@@ -43,7 +43,7 @@ from infprov.client import build
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from infprov.provision.sandbox import localtriton  # noqa: E402
+from infprov.sandbox import localtriton  # noqa: E402
 
 CLIENT = build.write_zipapp(Path(tempfile.mkdtemp(prefix="infprov-client-")))
 MODEL = localtriton.DEFAULT_MODEL

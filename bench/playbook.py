@@ -117,7 +117,7 @@ def _book(folder: Path) -> Path:
 
 
 def _sandbox_hosts(count: int) -> list[Host]:
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     hosts = [h for h in core.status()["hosts"] if h.get("healthy", True)]
     if len(hosts) < count:

@@ -150,7 +150,7 @@ def demo_cmd(
 ) -> None:
     """The main job on the local sandbox (Linux, root): sandbox up, up, bench, results, teardown."""
     from infprov.provision import demo
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     if not 1 <= hosts <= core.MAX_HOSTS:
         raise UsageError(f"--hosts {hosts} is out of range", f"give a number from 1 to {core.MAX_HOSTS}")
@@ -161,9 +161,15 @@ def demo_cmd(
         raise typer.Exit(code)
 
 
-from infprov.provision.sandbox.commands import sandbox_app  # noqa: E402  (after app, which it joins)
+def _add_sandbox_commands() -> None:
+    """`infprov sandbox up|status|down`: the sandbox's own commands (tooling on top of the runtime, which
+    reaches the sandbox only from inside functions; tests/test_layout.py checks it)."""
+    from infprov.sandbox.commands import sandbox_app
 
-app.add_typer(sandbox_app, name="sandbox")
+    app.add_typer(sandbox_app, name="sandbox")
+
+
+_add_sandbox_commands()
 
 
 # ---------------------------------------------------------------- cloud (up / status / teardown)

@@ -110,9 +110,9 @@ def check_before_up(sandbox: bool, instance_type: str) -> None:
 
 def _standin_address() -> str:
     """Where the sandbox's stand-in download server listens (the sandbox bridge's address)."""
-    from infprov.provision.sandbox import core
+    from infprov.provision.providers import sandbox_core
 
-    return core.gateway()
+    return str(sandbox_core().gateway())
 
 
 def preflight(

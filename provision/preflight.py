@@ -19,7 +19,7 @@ from typing import Any
 from infprov.floor import paths
 
 PINS = Path(__file__).resolve().parents[1] / "playbooks" / "files" / "pins.env"
-# The sandbox's pins: the same keys, every URL on its stand-in download server (provision/sandbox/downloads.py)
+# The sandbox's pins: the same keys, every URL on its stand-in download server (sandbox/downloads.py)
 SANDBOX_PINS = PINS.parent / "sandbox" / "pins.env"
 PINS_V2 = PINS.with_name("pins-neuronx.env")
 SANDBOX_PINS_V2 = SANDBOX_PINS.with_name("pins-neuronx.env")
@@ -172,16 +172,11 @@ def _mirrored(url: str) -> str:
 
 
 def standin_url(url: str, address: str) -> str:
-    """Where the sandbox's stand-in download server at `address` serves a URL: the sandbox's pins name it
-    (`http://infprov-downloads/<host>/<path>`), resolved as the server container resolves it; any other
-    URL (GitHub, NGC: preflight's own) is looked for under its host's folder there."""
-    from infprov.provision.sandbox import downloads
+    """Where the sandbox's stand-in download server at `address` serves a URL (the sandbox knows)."""
+    from infprov.provision.providers import sandbox_core
 
-    parts = urllib.parse.urlsplit(url)
-    query = f"?{parts.query}" if parts.query else ""
-    if parts.netloc == downloads.NAME:
-        return f"{downloads.url(address)}{parts.path}{query}"
-    return f"{downloads.url(address)}/{parts.netloc}{parts.path}{query}"
+    mapped: str = sandbox_core().standin_url(url, address)
+    return mapped
 
 
 def standin_fetch(address: str) -> Fetch:

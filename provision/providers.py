@@ -25,8 +25,9 @@ CHECKIP_URL = "https://checkip.amazonaws.com"
 
 
 def sandbox_core() -> Any:
-    """The sandbox's host bookkeeping (provision.sandbox.core), imported only when a sandbox is used."""
-    from infprov.provision.sandbox import core
+    """The sandbox's face (infprov.sandbox.core: its hosts for the provider, the server's group vars,
+    preflight's stand-in URLs), imported only when a sandbox is used: the runtime's one door to it."""
+    from infprov.sandbox import core
 
     return core
 

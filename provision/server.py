@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import resource
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,22 +16,10 @@ PORT = 8000
 
 
 def sandbox_group_vars() -> dict[str, Any]:
-    """What the sandbox's hosts need instead of the Inf1 defaults of server.yml."""
-    from infprov.provision.sandbox import core, pbrepo
+    """What the sandbox's hosts need instead of the Inf1 defaults of server.yml (the sandbox says)."""
+    from infprov.provision.providers import sandbox_core
 
-    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
-    return {
-        "infprov_profile": "sandbox",
-        "infprov_python_backend_repo": pbrepo.url(core.public_dir()),
-        # This machine's root cannot raise memlock (no CAP_SYS_RESOURCE): keep the hard limit.
-        "infprov_memlock": "-1" if hard == resource.RLIM_INFINITY else str(hard),
-        # The CPU stand-in model loads in ~10 s on an idle 2-core machine; at a load average of 15-30 it has
-        # taken over 90 s, so the sandbox waits up to 240 s (a dead container is noticed at once anyway).
-        "infprov_ready_timeout": 240,
-        "infprov_min_free_gib": 1,
-        # the server container reaches the stand-in download server by this name (the sandbox's pins use it)
-        "infprov_downloads_address": core.gateway(),
-    }
+    return dict(sandbox_core().server_group_vars())
 
 
 @dataclass(frozen=True)

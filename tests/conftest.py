@@ -55,13 +55,13 @@ def sandbox_hosts() -> Iterator[list[dict[str, Any]]]:
         os.environ.setdefault(key, value)
     import urllib.request
 
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core, records
 
     status = core.up(SANDBOX_HOSTS)
     _SEAL_AT_START.update(status["seal"])
     urllib.request.urlopen(urllib.request.Request(f"{status['ec2_endpoint']}/moto-api/reset", method="POST"),
                            timeout=10).close()
-    for instance_id in list(core._read_state().get("assignments", {})):
+    for instance_id in list(records.read_state().get("assignments", {})):
         core.release_host(instance_id)
     yield status["hosts"][:SANDBOX_HOSTS]
     if os.environ.get("INFPROV_TEST_SANDBOX_DOWN") == "1":
@@ -89,7 +89,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def sandbox_status(sandbox_hosts: list[dict[str, Any]]) -> dict[str, Any]:
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     return core.status()
 
@@ -98,7 +98,7 @@ def sandbox_status(sandbox_hosts: list[dict[str, Any]]) -> dict[str, Any]:
 # test, and the SSH wait stood in for (plain moto has no hosts behind its addresses).
 @pytest.fixture(scope="module")
 def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from infprov.provision.sandbox import ec2endpoint
+    from infprov.sandbox import ec2endpoint
     from tests.moto_cloud import _free_port
 
     state = tmp_path_factory.mktemp("moto")
@@ -265,7 +265,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def _seal_finish(session: pytest.Session) -> None:
     if "chain" not in _SEAL_AT_START:
         return
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     now = core.seal_status()
     start = _SEAL_AT_START.get("dropped_packets") or 0

@@ -56,7 +56,7 @@ def test_deadline_tag_round_trip_and_description() -> None:
 def _ec2_instance(instance_id: str) -> dict[str, Any]:
     import boto3
 
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=core.status()["ec2_endpoint"],
                        aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -66,11 +66,11 @@ def _ec2_instance(instance_id: str) -> dict[str, Any]:
 
 def _scheduled_at(instance_id: str) -> int | None:
     """When the instance's sandbox host will power off (its shutdown's own record), or None."""
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core, records
 
     entry = core.host_for_instance(instance_id)
     assert entry is not None
-    pid = core._read_state()["hosts"][entry["name"]]["init_pid"]
+    pid = records.read_state()["hosts"][entry["name"]]["init_pid"]
     path = Path(f"/proc/{pid}/root/run/infprov-power.at")
     return int(path.read_text()) if path.exists() else None
 
@@ -85,7 +85,7 @@ def _status() -> dict[str, Any]:
 @pytest.mark.sandbox
 def test_the_deadline_is_shown_moved_and_really_ends_the_instance(sandbox_hosts: list[dict[str, Any]],
                                                                   cluster_home: Path) -> None:
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     argv = ["up", "--sandbox", "--type", "inf1.xlarge", "--name", CLUSTER, "--yes", "--skip-server", "--json"]
     first = runner.invoke(app, [*argv, "--auto-teardown", "3h"])
@@ -131,14 +131,14 @@ def test_the_deadline_is_shown_moved_and_really_ends_the_instance(sandbox_hosts:
 @pytest.mark.sandbox
 def test_teardown_cancels_the_hosts_power_off_for_the_next_instance(sandbox_hosts: list[dict[str, Any]],
                                                                    cluster_home: Path) -> None:
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core, records
 
     up = runner.invoke(app, ["up", "--sandbox", "--type", "inf1.xlarge", "--name", CLUSTER, "--yes", "--skip-server",
                              "--json", "--auto-teardown", "2h"])
     assert up.exit_code == 0, up.output
     [iid] = json.loads(up.stdout)["launched"]
     name = core.host_for_instance(iid)["name"]  # type: ignore[index]
-    pid = core._read_state()["hosts"][name]["init_pid"]
+    pid = records.read_state()["hosts"][name]["init_pid"]
     assert Path(f"/proc/{pid}/root/run/infprov-power.at").exists()
     down = runner.invoke(app, ["teardown", "--sandbox", "--name", CLUSTER, "--yes"])
     assert down.exit_code == 0, down.output

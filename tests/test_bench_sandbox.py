@@ -163,7 +163,7 @@ def test_an_inf1_xlarge_shows_one_device_and_bench_follows_it(sandbox_hosts: lis
     finally:
         down = runner.invoke(app, ["teardown", "--sandbox", "--name", "benchxl", "--yes"])
         assert down.exit_code == 0, down.output
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     # a freed host is back to the devices it was built with, as a fresh instance would find it
     assert {h["neuron_devices"] for h in core.status()["hosts"]} == {core.NEURON_DEVICES}

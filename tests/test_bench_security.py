@@ -437,7 +437,7 @@ def test_results_reads_without_making_a_runs_folder_and_the_home_is_private_unde
 @pytest.mark.sandbox
 def test_hostile_out_never_reaches_the_hosts_shell(sandbox_hosts: list[dict[str, Any]], cluster_home: Path,
                                                    tmp_path: Path) -> None:
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     up = runner.invoke(app, ["up", "--sandbox", "--type", "inf1.6xlarge", "--name", "benchsec", "--yes", "--json"])
     try:

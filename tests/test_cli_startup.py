@@ -70,7 +70,7 @@ def test_values_the_quick_path_declines_get_typers_own_error(argv: list[str], me
 
 
 HEAVY = ("pydantic", "boto3", "botocore", "rich", "matplotlib", "numpy", "tritonclient", "paramiko", "jinja2",
-         "yaml", "infprov.provision.sandbox.core", "infprov.client.build", "infprov.provision.cloud")
+         "yaml", "infprov.sandbox.core", "infprov.client.build", "infprov.provision.cloud")
 
 
 def _loaded_after(code: str, tmp_path: Path) -> set[str]:
@@ -95,5 +95,5 @@ def test_play_loads_the_engine_but_not_pydantic_boto3_or_the_sandbox(tmp_path: P
             f"try:\n    app({argv!r})\nexcept SystemExit as exc:\n    assert exc.code == 1, exc.code")  # fmt: skip
     loaded = _loaded_after(code, tmp_path)
     assert {"paramiko", "jinja2", "yaml"} <= loaded  # the engine itself, as it should
-    assert not loaded & {"pydantic", "boto3", "botocore", "infprov.provision.sandbox.core", "infprov.provision.cloud",
+    assert not loaded & {"pydantic", "boto3", "botocore", "infprov.sandbox.core", "infprov.provision.cloud",
                          "infprov.client.build", "matplotlib", "numpy", "tritonclient"}

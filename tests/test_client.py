@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from infprov.client import build, results
-from infprov.provision.sandbox import localtriton
+from infprov.sandbox import localtriton
 
 # the client as hosts get it: one file built from the tritonbench package
 CLIENT = build.write_zipapp(Path(tempfile.mkdtemp(prefix="infprov-client-")))

@@ -15,7 +15,7 @@ import pytest
 from infprov.floor.errors import InfprovError, WaitTimeout
 from infprov.provision import access, cloud, planning, providers, reach, specs
 from infprov.provision.providers import AwsProvider, SandboxProvider
-from infprov.provision.sandbox import ec2endpoint
+from infprov.sandbox import ec2endpoint
 from tests.moto_cloud import FAST, REGION, SshSeen, _cli, _free_port, _live, _managed_everything, _up
 
 # ---------------------------------------------------------------- --sandbox: the endpoint and host mapping

@@ -10,7 +10,7 @@ import pytest
 from infprov.floor.errors import InfprovError, UsageError
 from infprov.provision import amis, cloud, launch, planning, specs
 from infprov.provision.ec2 import Instance
-from infprov.provision.sandbox import ec2endpoint
+from infprov.sandbox import ec2endpoint
 
 
 def _images() -> list[dict[str, Any]]:

@@ -96,7 +96,7 @@ def _one_clean_error(run: Run, code: int) -> None:
 def _ec2() -> Any:
     import boto3
 
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     return boto3.client("ec2", region_name="us-east-1", endpoint_url=core.status()["ec2_endpoint"],
                         aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -115,7 +115,7 @@ def _tagged(cluster: str) -> dict[str, list[str]]:
 
 
 def _host_of(instance_id: str) -> str:
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     entry = core.host_for_instance(instance_id)
     assert entry is not None, f"no sandbox host holds {instance_id}"
@@ -123,7 +123,7 @@ def _host_of(instance_id: str) -> str:
 
 
 def _containers(host: str) -> list[tuple[str, str]]:
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     proc = subprocess.run(["docker", "-H", core.docker_socket(host), "ps", "-a", "--format", "{{.Names}} {{.State}}"],
                           capture_output=True, text=True, timeout=30, check=True)
@@ -171,7 +171,7 @@ def home(sandbox_hosts: list[dict[str, Any]], cluster_home: Path) -> Iterator[Pa
 
 
 def test_sshd_killed_during_the_server_playbook(home: Path) -> None:
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     run = Run("up", "--sandbox", "--type", TYPE, "--name", "f-sshd", "--yes")
     try:
@@ -187,7 +187,7 @@ def test_sshd_killed_during_the_server_playbook(home: Path) -> None:
 
 
 def test_link_down_for_5_s_mid_run_is_ridden_out(home: Path) -> None:
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     run = Run("up", "--sandbox", "--type", TYPE, "--name", "f-link", "--yes")
     host = ""
@@ -208,7 +208,7 @@ def test_link_down_for_5_s_mid_run_is_ridden_out(home: Path) -> None:
 
 
 def test_dockerd_restarted_while_the_server_starts(home: Path) -> None:
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     run = Run("up", "--sandbox", "--type", TYPE, "--name", "f-dockerd", "--yes")
     try:
@@ -225,7 +225,7 @@ def test_dockerd_restarted_while_the_server_starts(home: Path) -> None:
 
 
 def test_dockerd_restarted_after_ready_then_up_restarts_the_server(home: Path) -> None:
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     doc = _up("f-dockerd2")
     host = _host_of(doc["server"]["hosts"][0]["instance_id"])
@@ -236,7 +236,7 @@ def test_dockerd_restarted_after_ready_then_up_restarts_the_server(home: Path) -
 
 
 def test_triton_container_killed_after_ready_is_noticed_and_restarted(home: Path) -> None:
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     doc = _up("f-triton")
     host = _host_of(doc["server"]["hosts"][0]["instance_id"])
@@ -254,7 +254,7 @@ def test_triton_container_killed_after_ready_is_noticed_and_restarted(home: Path
 def proxied(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[FaultProxy]]:
     """Route this process's sandbox EC2 calls through a FaultProxy (set the rule with proxy.rule)."""
     from infprov.provision import providers
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     proxy = FaultProxy(core.status()["ec2_endpoint"], lambda form, n: None)
     real = providers.connect

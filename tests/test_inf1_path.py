@@ -222,7 +222,7 @@ def _start_sh_gen_flags() -> list[str]:
 
 
 def test_the_sandbox_generator_writes_what_upstream_writes(tmp_path: Path) -> None:
-    from infprov.provision.sandbox import pbrepo
+    from infprov.sandbox import pbrepo
 
     scripts = tmp_path / "inferentia" / "scripts"
     scripts.mkdir(parents=True)

@@ -168,7 +168,7 @@ def test_start_sh_on_inf2_runs_upstreams_generator_with_torch_tensor_names(tmp_p
 
 
 def test_the_sandbox_generator_writes_upstreams_v2_config(tmp_path: Path) -> None:
-    from infprov.provision.sandbox import pbrepo
+    from infprov.sandbox import pbrepo
 
     _, upstream_dir = _run_start(tmp_path / "up", _upstream("inferentia/scripts/gen_triton_model.py"),
                                  cores="0:23", target="-inf2", standin=False)

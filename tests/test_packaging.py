@@ -34,9 +34,11 @@ def test_wheel_holds_only_the_infprov_namespace(wheel: Path) -> None:
     tops = {name.split("/")[0] for name in names}
     assert tops == {"infprov", "infprov-0.1.0.dist-info"}, tops
     assert not any(name.startswith("infprov/__init__") for name in names)  # a namespace, shared by no one else
+    assert not any(name.startswith("infprov/provision/sandbox/") for name in names)  # the sandbox is its own room
     for data in ("infprov/playbooks/server.yml", "infprov/playbooks/files/setup.sh",
                  "infprov/playbooks/files/pins.env", "infprov/playbooks/files/inf1/start.sh",
-                 "infprov/client/tritonbench/cli.py", "infprov/client/build.py", "infprov/provision/sandbox/core.py"):
+                 "infprov/client/tritonbench/cli.py", "infprov/client/build.py", "infprov/sandbox/core.py",
+                 "infprov/sandbox/commands.py", "infprov/sandbox/localtriton.py"):
         assert data in names, data
     entry = zipfile.ZipFile(wheel).read("infprov-0.1.0.dist-info/entry_points.txt").decode()
     assert "infprov = infprov.provision.cli:app" in entry
@@ -75,6 +77,20 @@ def test_wheel_imports_and_runs_in_a_clean_venv(wheel: Path, tmp_path: Path) -> 
                             cwd=tmp_path, timeout=120)
     assert helped.returncode == 0, helped.stderr
     assert "Usage: infprov play" in helped.stdout
+    # the sandbox's commands, from their own room (test and sandbox tooling beside the runtime)
+    helped = subprocess.run([str(env_dir / "bin" / "infprov"), "sandbox", "--help"], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120)
+    assert helped.returncode == 0, helped.stderr
+    assert "Usage: infprov sandbox" in helped.stdout and "status" in helped.stdout
+    # and the sandbox finds the playbooks' data files it serves inside the installed package too
+    sandbox = subprocess.run([str(py), "-c", "import infprov.sandbox.core as c; from infprov.sandbox import downloads,"
+                              " localtriton; print(c.__file__, downloads.PINS.is_file(), downloads.PINS,"
+                              " localtriton.SANDBOX_MODEL_DIR.is_dir())"],
+                             capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert sandbox.returncode == 0, sandbox.stderr
+    where, pins_ok, pins, model_ok = sandbox.stdout.split()
+    assert where.startswith(str(env_dir)) and pins_ok == "True" and model_ok == "True", sandbox.stdout + sandbox.stderr
+    assert pins.startswith(str(env_dir)), pins
     data = subprocess.run([str(py), "-c", "from infprov.provision import preflight; print(preflight.PINS.is_file(),"
                            " preflight.PINS)"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert data.stdout.startswith("True " + str(env_dir)), data.stdout + data.stderr

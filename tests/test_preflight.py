@@ -200,7 +200,7 @@ def test_up_runs_preflight_first_and_launches_nothing_when_it_fails(mirror: Mirr
 @pytest.fixture()
 def standin_gone(sandbox_hosts: list[dict[str, Any]], infprov_home: Path) -> Iterator[Path]:
     """The stand-in download server's Miniconda installer, moved away for the test and put back after."""
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     pins = preflight.read_pins(preflight.SANDBOX_PINS)
     path = core.downloads_dir() / pins["MINICONDA_URL"].removeprefix("http://infprov-downloads/")

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from infprov.provision.cli import app
-from infprov.provision.sandbox import core, images
+from infprov.sandbox import core, images, network, nshost, records
 
 pytestmark = pytest.mark.sandbox
 runner = CliRunner()
@@ -119,7 +119,7 @@ def test_sdk_image_has_client_and_perf_analyzer(sandbox_hosts: list[dict[str, An
 
 
 def test_python_backend_repo_is_clonable_from_a_host(sandbox_hosts: list[dict[str, Any]]) -> None:
-    from infprov.provision.sandbox import pbrepo
+    from infprov.sandbox import pbrepo
 
     url = pbrepo.url(core.public_dir())
     with _connect(sandbox_hosts[2]) as conn:
@@ -132,10 +132,10 @@ def test_python_backend_repo_is_clonable_from_a_host(sandbox_hosts: list[dict[st
 
 
 def test_up_again_changes_nothing(sandbox_hosts: list[dict[str, Any]]) -> None:
-    before = core._read_state()["hosts"]
+    before = records.read_state()["hosts"]
     result = runner.invoke(app, ["sandbox", "up", "--hosts", str(len(sandbox_hosts)), "--json"])
     assert result.exit_code == 0, result.output
-    assert core._read_state()["hosts"] == before
+    assert records.read_state()["hosts"] == before
     assert "nothing to change" in result.stderr
 
 
@@ -143,8 +143,8 @@ def test_up_repairs_a_broken_host(sandbox_hosts: list[dict[str, Any]]) -> None:
     host = sandbox_hosts[-1]
     spec = core.HostSpec(int(host["name"][1:]))
     # break it: kill the host's sshd by PID (found in the host's own cgroup)
-    for pid in core._cgroup_pids(spec):
-        if core._comm(pid) == "sshd":
+    for pid in nshost.cgroup_pids(spec):
+        if nshost.comm(pid) == "sshd":
             os.kill(pid, 9)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -176,7 +176,7 @@ def test_not_root_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_missing_system_package_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    from infprov.provision.sandbox import system
+    from infprov.sandbox import system
 
     real = system.which
     monkeypatch.setattr(system, "which", lambda cmd: None if cmd in ("sshd", "debootstrap") else real(cmd))
@@ -189,7 +189,7 @@ def test_missing_system_package_named(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_taken_subnet_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INFPROV_SANDBOX_SUBNET", "127.0.0.0/24")
     with pytest.raises(core.InfprovError, match="subnet 127.0.0.0/24 is taken: lo"):
-        core._check_subnet_free()
+        network.check_subnet_free()
 
 
 def test_full_disk_builds_nothing(sandbox_hosts: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -202,7 +202,7 @@ def test_full_disk_builds_nothing(sandbox_hosts: list[dict[str, Any]], monkeypat
     result = runner.invoke(app, ["sandbox", "up", "--hosts", str(wanted)])
     assert result.exit_code == 1
     assert "not enough free disk" in result.stderr
-    assert f"h{wanted}" not in core._read_state()["hosts"]
+    assert f"h{wanted}" not in records.read_state()["hosts"]
     assert not Path(f"/run/netns/{core.prefix()}-h{wanted}").exists()
 
 

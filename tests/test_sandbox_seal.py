@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from infprov.provision.cli import app
-from infprov.provision.sandbox import core, images
+from infprov.sandbox import core, images, network
 
 pytestmark = pytest.mark.sandbox
 runner = CliRunner()
@@ -87,7 +87,7 @@ def _assert_sealed(host_names: list[str] | None = None) -> dict[str, Any]:
     assert seal["hosts_with_default_route"] == [], seal
     for name in host_names or []:
         spec = core.HostSpec(int(name[1:]))
-        assert core._has_default_route(spec) is False
+        assert network.has_default_route(spec) is False
         routes = subprocess.run(["ip", "-n", spec.netns, "-4", "route", "show"], capture_output=True,
                                 text=True, check=True).stdout
         assert "default" not in routes and "via" not in routes, routes
@@ -201,7 +201,7 @@ def test_docker_pull_fails_at_once(sandbox_hosts: list[dict[str, Any]], ssh: fab
 
 def test_up_repairs_the_seal(sandbox_hosts: list[dict[str, Any]]) -> None:
     chain = core.seal_chain()
-    jump = ["INPUT", "-i", core.bridge(), *core._seal_comment(), "-j", chain]
+    jump = ["INPUT", "-i", core.bridge(), *network.seal_comment(), "-j", chain]
     subprocess.run(["iptables", "-w", "10", "-D", *jump], check=True)
     try:
         assert core.status()["seal"]["rule"] is False

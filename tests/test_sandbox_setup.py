@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 from infprov.provision import preflight
-from infprov.provision.sandbox import downloads, pbrepo
+from infprov.sandbox import downloads, pbrepo
 
 REAL = preflight.read_pins(preflight.PINS)
 SANDBOX = preflight.read_pins(preflight.SANDBOX_PINS)

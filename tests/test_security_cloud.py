@@ -46,7 +46,7 @@ _SEEN: list[str] = []  # every output of every command this module ran
 def _ec2() -> Any:
     import boto3
 
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     return boto3.client("ec2", region_name="us-east-1", endpoint_url=core.status()["ec2_endpoint"],
                         aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -148,10 +148,10 @@ def _written(home: Path) -> dict[str, str]:
 
 
 def test_a_changed_host_key_is_refused(cluster: dict[str, Any], tmp_path: Path) -> None:
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core, records
 
     name = core.host_for_instance(cluster["host"].name)["name"]  # type: ignore[index]
-    pid = core._read_state()["hosts"][name]["init_pid"]
+    pid = records.read_state()["hosts"][name]["init_pid"]
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "impostor")], check=True)
 
     def install(key: Path) -> None:

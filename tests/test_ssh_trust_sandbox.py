@@ -11,7 +11,7 @@ import pytest
 
 from infprov.floor.errors import InfprovError
 from infprov.provision import reach, specs
-from infprov.provision.sandbox import core
+from infprov.sandbox import core
 
 pytestmark = pytest.mark.sandbox
 FAST = specs.Timeouts(ssh_port=10, ssh_login=4, interval=0.2)

@@ -123,7 +123,7 @@ def test_up_serves_then_changes_nothing_then_teardown(sandbox_hosts: list[dict[s
 
 def _downloads_from(address: str) -> list[str]:
     """The stand-in download server's request lines from one sandbox host (its containers are NATed to it)."""
-    from infprov.provision.sandbox import core, downloads
+    from infprov.sandbox import core, downloads
 
     log = (core.private_dir() / "downloads" / downloads.LOG_FILE).read_text(errors="replace")
     return [line for line in log.splitlines() if line.startswith(address + " ")]

@@ -154,14 +154,14 @@ def test_inf2_up_bench_compare_with_inf1_teardown(sandbox_hosts: list[dict[str, 
     # teardown: nothing of either cluster is left
     from infprov.floor import paths
     from infprov.inventory import store
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import records
 
     for name in (V2, V1):
         down = runner.invoke(app, ["teardown", "--sandbox", "--name", name, "--yes", "--json"])
         assert down.exit_code == 0, down.output
         assert json.loads(down.stdout)["leftovers"] == []
         assert not store.load(paths.inventory_file()).in_cluster(name)
-    assert core._read_state().get("assignments", {}) == {}
+    assert records.read_state().get("assignments", {}) == {}
     status = runner.invoke(app, ["status", "--sandbox", "--json"])
     assert status.exit_code == 0, status.output
     assert V2 not in status.stdout and V1 not in status.stdout

@@ -211,8 +211,8 @@ class _Exited(Exception):
 
 
 def _server_command() -> list[str]:
-    # moto's server with the sandbox's additions (provision/sandbox/ec2server.py)
-    return [sys.executable, "-m", "infprov.provision.sandbox.ec2server"]
+    # moto's server with the sandbox's additions (sandbox/ec2server.py)
+    return [sys.executable, "-m", "infprov.sandbox.ec2server"]
 
 
 def _require_free(port: int) -> None:

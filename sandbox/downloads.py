@@ -41,17 +41,18 @@ import subprocess
 import sys
 import tarfile
 import time
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
 
 from infprov.floor.errors import InfprovError
-from infprov.provision.sandbox.ec2endpoint import _reap, _same_process, _start_ticks
+from infprov.sandbox.ec2endpoint import _reap, _same_process, _start_ticks
 
 NAME = "infprov-downloads"
 PORT = 80
 BASE = f"http://{NAME}"
-PINS = Path(__file__).resolve().parents[2] / "playbooks" / "files" / "sandbox" / "pins.env"
+PINS = Path(__file__).resolve().parents[1] / "playbooks" / "files" / "sandbox" / "pins.env"
 PINS_V2 = PINS.with_name("pins-neuronx.env")
 PID_FILE = "downloads.pid"
 LOG_FILE = "downloads.log"
@@ -59,7 +60,7 @@ MARKER = "infprov-standin.txt"
 # Bumped when the tree's layout or contents change, so `sandbox up` lays it out again.
 TREE_VERSION = "2"
 
-# The server image's apt source and pip configuration (provision/sandbox/images.py writes them into the
+# The server image's apt source and pip configuration (sandbox/images.py writes them into the
 # image, as the NGC image carries Ubuntu's mirror and PyPI). The stand-in apt repository is unsigned:
 # trusted=yes. pip refuses plain-http indexes unless their host is trusted.
 APT_SOURCE = (f"# infprov sandbox: the stand-in download server\n"
@@ -171,7 +172,7 @@ def read_pins_v2() -> dict[str, str]:
 
 def wheels_cache(specs: list[str]) -> Path:
     """The real wheels from PyPI, downloaded once per set of specs into the image cache."""
-    from infprov.provision.sandbox import images
+    from infprov.sandbox import images
 
     key = hashlib.sha256("|".join(specs).encode()).hexdigest()[:12]
     return images.cache_dir() / f"standin-wheels-{key}"
@@ -460,6 +461,17 @@ def url(address: str) -> str:
     return f"http://{address}:{PORT}" if PORT != 80 else f"http://{address}"
 
 
+def standin_url(url_: str, address: str) -> str:
+    """Where the stand-in download server at `address` serves a URL: the sandbox's pins name it
+    (`http://infprov-downloads/<host>/<path>`), resolved as the server container resolves it; any other
+    URL (GitHub, NGC: preflight's own) is looked for under its host's folder there."""
+    parts = urllib.parse.urlsplit(url_)
+    query = f"?{parts.query}" if parts.query else ""
+    if parts.netloc == NAME:
+        return f"{url(address)}{parts.path}{query}"
+    return f"{url(address)}/{parts.netloc}{parts.path}{query}"
+
+
 def _answers(address: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url(address)}/{MARKER}", timeout=2) as resp:
@@ -488,6 +500,9 @@ def start(state_dir: Path, root: Path, address: str) -> str:
         return url(address)
     stop(state_dir)
     with socket.socket() as sock:
+        # as http.server binds (allow_reuse_address): the last server's connections in TIME-WAIT (a `down`
+        # just before) do not count, a socket that listens there does
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((address, PORT))
         except OSError as exc:

@@ -20,7 +20,7 @@ from pathlib import Path
 from infprov.floor.errors import InfprovError
 
 # playbooks/files/sandbox_model: model.py + config.pbtxt.j2, the CPU stand-in for the Neuron ResNet-50.
-SANDBOX_MODEL_DIR = Path(__file__).resolve().parents[2] / "playbooks" / "files" / "sandbox_model"
+SANDBOX_MODEL_DIR = Path(__file__).resolve().parents[1] / "playbooks" / "files" / "sandbox_model"
 DEFAULT_MODEL = "rn50-16neuroncores-default"
 LOCALHOST = "127.0.0.1"
 

@@ -89,7 +89,7 @@ INIT_LOOP = "touch {ready}; trap 'exit 0' TERM; while :; do sleep 86400 & wait $
 POWER_STATE = "/run/infprov-power"
 
 SHUTDOWN_STANDIN = r"""#!/bin/sh
-# infprov sandbox host: stands in for shutdown(8); see provision/sandbox/hostinit.py
+# infprov sandbox host: stands in for shutdown(8); see sandbox/hostinit.py
 state=/run/infprov-power
 when=1 cancel=
 for arg in "$@"; do

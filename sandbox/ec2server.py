@@ -48,7 +48,7 @@ def watch_power(port: int, every: float = 2.0) -> None:
     """Forever: an instance whose sandbox host powered itself off is terminated and its host freed."""
     import boto3
 
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{port}",
                        aws_access_key_id="testing", aws_secret_access_key="testing")

@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from infprov.provision.sandbox import downloads
+from infprov.sandbox import downloads
 
 BRANCH = "r22.04"
 REPO_NAME = "python_backend.git"
@@ -212,7 +212,7 @@ print("sandbox stand-in: compiled nothing into", a.out)
 
 # Bumped when the stand-in's files change, so `sandbox up` rebuilds the repository.
 STANDIN_VERSION = "4"
-MODEL_SOURCE = Path(__file__).resolve().parents[2] / "playbooks" / "files" / "sandbox_model" / "model.py"
+MODEL_SOURCE = Path(__file__).resolve().parents[1] / "playbooks" / "files" / "sandbox_model" / "model.py"
 
 
 def repo_path(public: Path) -> Path:

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from infprov.floor.errors import InfprovError
-from infprov.provision.sandbox import system
+from infprov.sandbox import system
 
 SERVER_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3"
 SDK_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3-sdk"
 # The Neuron v2 (Inf2/Trn1) profile's images: on a sandbox host, the same two images under these names
-# too (sandbox/core.py tags them when it makes or checks a host). Tags only, so the bundle and its recipe
+# too (sandbox/nshost.py tags them when it makes or checks a host). Tags only, so the bundle and its recipe
 # stay as they are. The real 24.04-py3 is Ubuntu 22.04 with Python 3.10; the stand-in stays Debian 12
 # with Python 3.11 and the Triton server of nvidia-pytriton.
 V2_TAGS = {SERVER_IMAGE: "nvcr.io/nvidia/tritonserver:24.04-py3",
@@ -71,7 +71,7 @@ def recipe_key() -> str:
     """A short hash of everything that decides the images' contents."""
     from importlib.metadata import version
 
-    from infprov.provision.sandbox import downloads
+    from infprov.sandbox import downloads
 
     parts = [RECIPE_VERSION, SUITE, ",".join(BASE_PACKAGES + SETUP_PACKAGES), ",".join(SDK_WHEELS),
              version("nvidia-pytriton"), downloads.APT_SOURCE, downloads.PIP_CONF]
@@ -254,7 +254,7 @@ def _add_server(root: Path) -> None:
     (root / "nvidia_pytriton.libs").symlink_to("opt/tritonserver/lib")
     # apt and pip fetch from the sandbox's stand-in download server (its name is given to the server
     # container by `docker run --add-host`), where the NGC image's fetch from Ubuntu's mirror and PyPI.
-    from infprov.provision.sandbox import downloads
+    from infprov.sandbox import downloads
 
     etc = root / "etc"
     (etc / "apt").mkdir(parents=True)

@@ -16,7 +16,7 @@ def sandbox_up(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Build (or repair) the sandbox: hosts with sshd, dockerd, images; a moto EC2 endpoint."""
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     if not 1 <= hosts <= core.MAX_HOSTS:
         raise UsageError(
@@ -32,7 +32,7 @@ def sandbox_up(
 @sandbox_app.command("status")
 def sandbox_status(json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
     """Show the sandbox's hosts and EC2 endpoint."""
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     render.render_sandbox(core.status(), json_out)
 
@@ -40,7 +40,7 @@ def sandbox_status(json_out: bool = typer.Option(False, "--json", help="Print on
 @sandbox_app.command("down")
 def sandbox_down() -> None:
     """Remove everything the sandbox made: processes, namespaces, links, mounts, state."""
-    from infprov.provision.sandbox import core
+    from infprov.sandbox import core
 
     core.down()
     ui.ok("sandbox removed")

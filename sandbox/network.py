@@ -1,0 +1,153 @@
+"""The sandbox's network: the bridge, each host's namespace link, and the seal (no default route in
+a host; the machine's iptables chain that drops whatever a host sends beyond the sandbox subnet)."""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from infprov.floor.errors import InfprovError
+from infprov.sandbox import system
+from infprov.sandbox.places import HostSpec, bridge, prefix, seal_chain, subnet
+
+
+def check_subnet_free() -> None:
+    """Refuse a subnet that another interface already uses: routes would clash."""
+    net = subnet()
+    out = system.run(["ip", "-o", "-4", "addr", "show"], what="list addresses").stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if "inet" not in parts:
+            continue
+        iface = parts[1]
+        addr = ipaddress.IPv4Interface(parts[parts.index("inet") + 1])
+        if iface != bridge() and addr.network.overlaps(net):
+            raise InfprovError(
+                f"the sandbox subnet {net} is taken: {iface} has {addr}",
+                "choose another with INFPROV_SANDBOX_SUBNET=10.x.y.0/24",
+            )
+
+
+def link_exists(name: str) -> bool:
+    return Path(f"/sys/class/net/{name}").exists()
+
+
+def set_link(name: str, up: bool) -> None:
+    """Take the host's link to the sandbox bridge down or bring it back (a network outage)."""
+    spec = HostSpec(int(name[1:]))
+    system.run(["ip", "link", "set", spec.veth, "up" if up else "down"], what=f"set {spec.name}'s link")
+
+
+def forget_neighbour(spec: HostSpec) -> None:
+    """Drop the bridge's ARP entry for a host's address: a rebuilt host has a new MAC address,
+    and a stale entry would black-hole its traffic for half a minute."""
+    if link_exists(bridge()):
+        system.run(["ip", "neigh", "flush", "to", spec.address, "dev", bridge()], what="flush ARP", check=False)
+
+
+def make_network(spec: HostSpec) -> None:
+    net = subnet()
+    ns = spec.netns
+    forget_neighbour(spec)
+    system.run(["ip", "netns", "add", ns], what=f"create netns {ns}")
+    system.run(["ip", "link", "add", spec.veth, "type", "veth", "peer", "name", "eth0", "netns", ns],
+               what=f"create veth {spec.veth}")
+    system.run(["ip", "link", "set", spec.veth, "master", bridge(), "up"], what=f"attach {spec.veth}")
+    system.run(["ip", "-n", ns, "addr", "add", f"{spec.address}/{net.prefixlen}", "dev", "eth0"],
+               what=f"address {spec.name}")
+    system.run(["ip", "-n", ns, "link", "set", "lo", "up"], what=f"{spec.name} lo up")
+    system.run(["ip", "-n", ns, "link", "set", "eth0", "up"], what=f"{spec.name} eth0 up")
+    # No default route: the host reaches its subnet (the other hosts, the gateway address) on-link and
+    # nothing else; anything else fails at once with "network is unreachable". (The machine's side of the
+    # seal, `seal`, drops whatever a host sends beyond the subnet should it add a route of its own.)
+
+
+def has_default_route(spec: HostSpec) -> bool | None:
+    """Whether the host's network namespace has a default route (IPv4 or IPv6); None if it is gone."""
+    if not Path(f"/run/netns/{spec.netns}").exists():
+        return None
+    out = ""
+    for family in ("-4", "-6"):
+        proc = system.run(["ip", "-n", spec.netns, family, "route", "show", "default"],
+                          what=f"read {spec.name}'s routes", check=False, timeout=10)
+        out += proc.stdout.strip()
+    return bool(out)
+
+
+def seal_comment() -> list[str]:
+    return ["-m", "comment", "--comment", f"infprov sandbox {prefix()}: nothing leaves {subnet()}"]
+
+
+def _seal_rules() -> list[tuple[str, list[str]]]:
+    """(chain, rule) pairs: whatever comes in on the sandbox bridge, forwarded or addressed to the machine,
+    is dropped unless it is addressed to the sandbox subnet itself (the hosts and the gateway address)."""
+    chain = seal_chain()
+    return [
+        (chain, ["!", "-d", str(subnet()), *seal_comment(), "-j", "DROP"]),
+        ("FORWARD", ["-i", bridge(), *seal_comment(), "-j", chain]),
+        ("INPUT", ["-i", bridge(), *seal_comment(), "-j", chain]),
+    ]
+
+
+def _iptables(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    return system.run(["iptables", "-w", "10", *args], what="change the machine's iptables rules",
+                      check=check, timeout=30)
+
+
+def seal_chain_exists() -> bool:
+    if system.which("iptables") is None:
+        return False
+    return _iptables("-S", seal_chain()).returncode == 0
+
+
+def seal() -> None:
+    """Add the machine's drop rule for this sandbox; adds only what is missing (up twice adds nothing)."""
+    if not seal_chain_exists():
+        _iptables("-N", seal_chain(), check=True)
+    for chain, rule in _seal_rules():
+        if _iptables("-C", chain, *rule).returncode != 0:
+            # first in FORWARD and INPUT, ahead of any ACCEPT another tool (docker) puts there
+            op = ["-A", chain] if chain == seal_chain() else ["-I", chain, "1"]
+            _iptables(*op, *rule, check=True)
+    # IPv6 is off on the bridge: the machine neither answers nor routes anything the hosts send over it
+    sysctl = Path(f"/proc/sys/net/ipv6/conf/{bridge()}/disable_ipv6")
+    if sysctl.exists() and sysctl.read_text().strip() != "1":
+        sysctl.write_text("1")
+
+
+def unseal() -> None:
+    """Remove this sandbox's jumps and chain (another sandbox's, under another prefix, stay)."""
+    if system.which("iptables") is None:
+        return
+    for chain, rule in _seal_rules()[1:]:
+        for _ in range(20):  # also duplicates, should any have been added by hand
+            if _iptables("-D", chain, *rule).returncode != 0:
+                break
+    if seal_chain_exists():
+        _iptables("-F", seal_chain())
+        _iptables("-X", seal_chain())
+
+
+def seal_status() -> dict[str, Any]:
+    """The machine's side of the seal: is the drop rule in place (chain, rule, both jumps) and how many
+    packets has it dropped since the chain was made (should stay 0: nothing tries to leave)."""
+    result: dict[str, Any] = {"chain": seal_chain(), "rule": False, "jumps": [], "dropped_packets": None,
+                              "dropped_bytes": None}
+    if system.which("iptables") is None or not seal_chain_exists():
+        return result
+    drop, *jumps = _seal_rules()
+    result["jumps"] = [chain for chain, rule in jumps if _iptables("-C", chain, *rule).returncode == 0]
+    has_drop = _iptables("-C", drop[0], *drop[1]).returncode == 0
+    result["rule"] = has_drop and len(result["jumps"]) == len(jumps)
+    listing = _iptables("-L", seal_chain(), "-n", "-v", "-x").stdout
+    packets = octets = 0
+    for line in listing.splitlines()[2:]:
+        fields = line.split()
+        if len(fields) > 2 and fields[2] == "DROP":
+            packets += int(fields[0])
+            octets += int(fields[1])
+    if has_drop:
+        result["dropped_packets"], result["dropped_bytes"] = packets, octets
+    return result

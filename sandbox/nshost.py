@@ -1,0 +1,275 @@
+"""One sandbox host: make it (network, init, mounts, sshd, dockerd, images), check it, remove it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from infprov.floor.errors import InfprovError
+from infprov.sandbox import hostinit, images, network, system
+from infprov.sandbox.places import NEURON_DEVICES, USER, HostSpec, key_file, prefix, private_dir
+
+
+def make_host(spec: HostSpec, docker_root: Path | None) -> dict[str, Any]:
+    """Create one host: network, init process, private mounts, sshd, dockerd, images."""
+    hdir = spec.dir
+    for sub in ("home", "etc-upper", "etc-work", "docker", "dev"):
+        (hdir / sub).mkdir(parents=True, exist_ok=True)
+    os.chmod(hdir / "docker", 0o710)
+    if docker_root is not None:
+        images.clone_docker_root(docker_root, hdir / "docker")
+    network.make_network(spec)
+    lay_out_home(spec)
+    pid = _start_init(spec)
+    entry = {"init_pid": pid, "neuron_devices": NEURON_DEVICES, "created": time.time(),
+             "images": images.recipe_key() if docker_root is not None else None}
+    system.run(
+        ["nsenter", "-t", str(pid), "-m", "-u", "-n", "-p", "bash", "-es", "--", spec.name, spec.address,
+         str(NEURON_DEVICES), spec.hostname, str(hdir), f"{key_file()}.pub", str(private_dir())],
+        input=hostinit.LAYOUT_SCRIPT, what=f"lay out {spec.name}'s file system",
+    )
+    install_power_standin(spec, pid)
+    start_sshd(spec, pid)
+    start_dockerd(spec, pid)
+    sock = f"unix:///proc/{pid}/root/run/docker.sock"
+    wait_docker(spec, sock)
+    tag_v2(spec, sock)
+    wait_ssh(spec)
+    return entry
+
+
+def tag_v2(spec: HostSpec, sock: str) -> None:
+    """The stand-in images under the Neuron v2 profile's names as well (images.V2_TAGS); idempotent."""
+    for image, tag in images.V2_TAGS.items():
+        proc = docker(sock, "tag", image, tag, timeout=30)
+        if proc.returncode != 0:
+            raise InfprovError(f"{spec.name}: cannot tag {image} as {tag}: {proc.stderr.strip()[-200:]}",
+                               "`infprov sandbox up` again repairs the host")
+
+
+def start_sshd(spec: HostSpec, pid: int) -> None:
+    _in_host(spec, pid, ["/usr/sbin/sshd", "-E", "/run/sshd.log"])
+
+
+def start_dockerd(spec: HostSpec, pid: int) -> None:
+    with open(spec.dir / "dockerd.log", "ab") as log:
+        _in_host(
+            spec, pid,
+            ["setsid", "-f", "dockerd", "--data-root", "/var/lib/docker", "--exec-root", "/var/run/docker",
+             "--pidfile", "/var/run/docker.pid", "-H", "unix:///var/run/docker.sock",
+             "--cgroup-parent", f"/infprov-{prefix()}/{spec.name}/docker",
+             # containers get no nameserver that answers either (left alone, dockerd hands a bridged
+             # container 8.8.8.8 when the host's only nameserver is a loopback address)
+             "--dns", "127.0.0.1", "--max-download-attempts", "1"],
+            stdout=log,
+        )
+
+
+def install_power_standin(spec: HostSpec, pid: int) -> None:
+    """The host's `shutdown`: schedules a power-off that the EC2 endpoint turns into a termination."""
+    system.run(["nsenter", "-t", str(pid), "-m", "--", "sh", "-ec", hostinit.POWER_INSTALL],
+               input=hostinit.SHUTDOWN_STANDIN, what=f"install {spec.name}'s shutdown stand-in", timeout=20)
+
+
+def lay_out_home(spec: HostSpec) -> None:
+    home = spec.dir / "home"
+    with contextlib.suppress(FileNotFoundError):
+        for item in Path("/etc/skel").iterdir():
+            dest = home / item.name
+            if not dest.exists() and item.is_file():
+                shutil.copy2(item, dest)
+    ssh = home / ".ssh"
+    ssh.mkdir(mode=0o700, exist_ok=True)
+    shutil.copy2(f"{key_file()}.pub", ssh / "authorized_keys")
+    (ssh / "authorized_keys").chmod(0o600)
+    shutil.chown(home, USER, USER)
+    for p in home.rglob("*"):
+        shutil.chown(p, USER, USER)
+    home.chmod(0o750)
+    hostkey = spec.dir / "ssh_host_ed25519_key"
+    if not hostkey.exists():
+        system.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", spec.hostname, "-f", str(hostkey)],
+                   what=f"make {spec.name}'s host key")
+
+
+def _join_cgroup(cg: Path) -> None:
+    cg.mkdir(parents=True, exist_ok=True)
+    (cg / "cgroup.procs").write_text(str(os.getpid()))
+
+
+def _start_init(spec: HostSpec) -> int:
+    ready = spec.dir / "init.ready"
+    ready.unlink(missing_ok=True)
+    cg = spec.cgroup
+    proc = subprocess.Popen(
+        ["setsid", "nsenter", f"--net=/run/netns/{spec.netns}", "unshare", "--mount", "--uts",
+         "--propagation", "private", "--pid", "--fork", "--mount-proc", "--kill-child",
+         "/bin/bash", "-c", hostinit.INIT_LOOP.format(ready=ready)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: _join_cgroup(cg),
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if ready.exists():
+            children = _children(proc.pid)
+            if children:
+                pid = children[0]
+                (spec.dir / "init.pid").write_text(str(pid))
+                return pid
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    raise InfprovError(f"{spec.name}: the host's init process did not start")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _in_host(spec: HostSpec, pid: int, argv: list[str], stdout: Any = None) -> None:
+    cg = spec.cgroup
+    subprocess.run(
+        ["nsenter", "-t", str(pid), "-m", "-u", "-n", "-p", *argv],
+        stdin=subprocess.DEVNULL, stdout=stdout or subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        preexec_fn=lambda: _join_cgroup(cg), check=True, timeout=30,
+    )
+
+
+def docker(
+    sock: str, *args: str, timeout: float = 120, input_file: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    stdin = open(input_file, "rb") if input_file else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        proc = subprocess.run(["docker", "-H", sock, *args], stdin=stdin, capture_output=True, timeout=timeout)
+    finally:
+        if input_file:
+            stdin.close()  # type: ignore[union-attr]
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(errors="replace"),
+                                       proc.stderr.decode(errors="replace"))
+
+
+def wait_docker(spec: HostSpec, sock: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if docker(sock, "version", "--format", "{{.Server.Version}}", timeout=10).returncode == 0:
+            return
+        time.sleep(0.2)
+    tail = (spec.dir / "dockerd.log").read_text(errors="replace").strip().splitlines()[-3:]
+    raise InfprovError(f"{spec.name}: dockerd did not start in 60 s: {' | '.join(tail)}",
+                       f"see {spec.dir / 'dockerd.log'}")
+
+
+def wait_ssh(spec: HostSpec) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((spec.address, 22), timeout=1) as s:
+            if s.recv(4).startswith(b"SSH"):
+                return
+        time.sleep(0.1)
+    raise InfprovError(f"{spec.name}: sshd is not answering on {spec.address}:22",
+                       f"see /proc/<init>/root/run/sshd.log of {spec.name}")
+
+
+def host_problem(spec: HostSpec, entry: dict[str, Any], quick: bool) -> str | None:
+    """None when the host is whole; otherwise what is wrong with it."""
+    pid = entry.get("init_pid")
+    if not pid or not Path(f"/proc/{pid}").exists():
+        return "its init process is gone"
+    if not Path(f"/run/netns/{spec.netns}").exists():
+        return "its network namespace is gone"
+    try:
+        with socket.create_connection((spec.address, 22), timeout=1) as s:
+            if not s.recv(4).startswith(b"SSH"):
+                return "sshd does not answer"
+    except OSError:
+        return "sshd does not answer"
+    if network.has_default_route(spec):
+        return "it has a default route (a sealed host routes only inside the sandbox subnet)"
+    if quick:
+        return None
+    if entry.get("images") != images.recipe_key():
+        # a host keeps the images it was built with; a newer recipe (what setup.sh needs preinstalled, the
+        # stand-in server's apt and pip settings) means a host with those images, or the server step fails
+        return "its images were built from an older recipe"
+    sock = f"unix:///proc/{pid}/root/run/docker.sock"
+    proc = docker(sock, "image", "inspect", "--format", "{{.Id}}", images.SERVER_IMAGE, images.SDK_IMAGE,
+                   timeout=20)
+    if proc.returncode != 0:
+        return "dockerd or its images are missing"
+    return None
+
+
+def cgroup_pids(spec: HostSpec) -> list[int]:
+    pids: list[int] = []
+    if not spec.cgroup.exists():
+        return pids
+    for procs in spec.cgroup.rglob("cgroup.procs"):
+        with contextlib.suppress(OSError):
+            pids += [int(p) for p in procs.read_text().split()]
+    return pids
+
+
+def remove_host(spec: HostSpec, state: dict[str, Any]) -> None:
+    """Stop a host's containers and daemons, kill what is left by PID, drop its links and files."""
+    pid = state.get("hosts", {}).get(spec.name, {}).get("init_pid")
+    if pid is None and (spec.dir / "init.pid").exists():
+        pid = int((spec.dir / "init.pid").read_text())
+    if pid and Path(f"/proc/{pid}/root/run/docker.sock").exists():
+        sock = f"unix:///proc/{pid}/root/run/docker.sock"
+        ids = docker(sock, "ps", "-aq", timeout=20).stdout.split()
+        if ids:
+            docker(sock, "rm", "-f", *ids, timeout=60)
+    for p in cgroup_pids(spec):
+        if comm(p) == "dockerd":
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGTERM)
+            wait_gone(p, 15)
+    for _ in range(50):
+        pids = cgroup_pids(spec)
+        if not pids:
+            break
+        for p in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+        time.sleep(0.1)
+    for root in Path("/sys/fs/cgroup").iterdir():
+        cg = root / f"infprov-{prefix()}" / spec.name
+        if cg.is_dir():
+            for d in sorted((p for p in cg.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            with contextlib.suppress(OSError):
+                cg.rmdir()
+    if Path(f"/run/netns/{spec.netns}").exists():
+        system.run(["ip", "netns", "del", spec.netns], what=f"remove netns {spec.netns}", check=False)
+    if network.link_exists(spec.veth):
+        system.run(["ip", "link", "del", spec.veth], what=f"remove veth {spec.veth}", check=False)
+    network.forget_neighbour(spec)
+    for instance, name in list(state.get("assignments", {}).items()):
+        if name == spec.name:
+            del state["assignments"][instance]
+    shutil.rmtree(spec.dir, ignore_errors=True)
+
+
+def comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def wait_gone(pid: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.1)

@@ -1,0 +1,115 @@
+"""Where one sandbox lives: its names (the prefix that sets it apart from any other sandbox on this
+machine), its subnet and addresses, its folders, and each host's names."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from infprov.floor.errors import InfprovError
+
+MAX_HOSTS = 8
+NEURON_DEVICES = 4  # an inf1.6xlarge: four chips, /dev/neuron0..3
+USER = "ubuntu"
+DEFAULT_SUBNET = "10.237.0.0/24"
+DEFAULT_EC2_PORT = 5055
+
+
+def prefix() -> str:
+    """Names this sandbox's links, namespaces and cgroups; another prefix is another sandbox."""
+    value = os.environ.get("INFPROV_SANDBOX_ID", "infp")
+    if not (value.isalnum() and value.islower() and 1 <= len(value) <= 6):
+        raise InfprovError(f"INFPROV_SANDBOX_ID={value!r} is not usable", "use 1 to 6 lowercase letters or digits")
+    return value
+
+
+def bridge() -> str:
+    return f"{prefix()}br0"
+
+
+def base_dir() -> Path:
+    return Path(os.environ.get("INFPROV_SANDBOX_DIR", "/var/lib/infprov-sandbox"))
+
+
+def private_dir() -> Path:
+    """Hosts' backing folders, the login key and state: hidden from inside every host."""
+    return base_dir() / "private"
+
+
+def public_dir() -> Path:
+    """What every host may read: the python_backend stand-in repository."""
+    return base_dir() / "public"
+
+
+def downloads_dir() -> Path:
+    """What the stand-in download server serves (the sandbox's pins name its files)."""
+    return base_dir() / "downloads"
+
+
+def key_file() -> Path:
+    return private_dir() / "keys" / "id_ed25519"
+
+
+def subnet() -> ipaddress.IPv4Network:
+    return ipaddress.IPv4Network(os.environ.get("INFPROV_SANDBOX_SUBNET", DEFAULT_SUBNET))
+
+
+def gateway() -> str:
+    return str(subnet().network_address + 1)
+
+
+def ec2_port() -> int:
+    return int(os.environ.get("INFPROV_SANDBOX_EC2_PORT", DEFAULT_EC2_PORT))
+
+
+def seal_chain() -> str:
+    """The machine's iptables chain that drops what this sandbox's hosts send beyond its subnet.
+
+    At most 14 characters (the prefix has 1 to 6): iptables allows 28.
+    """
+    return f"INFPROV-{prefix()}"
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """Names and address of sandbox host number `index` (1-based)."""
+
+    index: int
+
+    @property
+    def name(self) -> str:
+        return f"h{self.index}"
+
+    @property
+    def address(self) -> str:
+        return str(subnet().network_address + 10 + self.index)
+
+    @property
+    def netns(self) -> str:
+        return f"{prefix()}-{self.name}"
+
+    @property
+    def veth(self) -> str:
+        return f"{prefix()}-{self.name}"
+
+    @property
+    def hostname(self) -> str:
+        return "ip-" + self.address.replace(".", "-")
+
+    @property
+    def dir(self) -> Path:
+        return private_dir() / "hosts" / self.name
+
+    @property
+    def cgroup(self) -> Path:
+        return cgroup_root() / f"infprov-{prefix()}" / self.name
+
+
+def cgroup_root() -> Path:
+    """The cgroup v2 tree: a hybrid machine mounts it at /sys/fs/cgroup/unified."""
+    unified = Path("/sys/fs/cgroup/unified")
+    if (unified / "cgroup.procs").exists():
+        return unified
+    return Path("/sys/fs/cgroup")
