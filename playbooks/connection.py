@@ -124,6 +124,19 @@ def file_from(result: CommandResult, path: str, limit: int) -> bytes | None:
     return result.stdout if result.exit_code == 0 else None
 
 
+class ShellFiles:
+    """put_file and get_file for a connector whose `run` reaches a POSIX shell (SSH, and this machine)."""
+
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+        raise NotImplementedError
+
+    def put_file(self, path: str, data: bytes, *, mode: int = 0o600) -> CommandResult:
+        return self.run(put_file_command(path, mode), stdin=data)
+
+    def get_file(self, path: str, *, limit: int = 256 << 20) -> bytes | None:
+        return file_from(self.run(get_file_command(path, limit)), path, limit)
+
+
 # ---------------------------------------------------------------- the SSH connection
 class _QuickAckSocket(socket.socket):
     """A TCP socket that acknowledges what it reads at once instead of holding the ACK back.
@@ -182,7 +195,7 @@ class _Link:
         self.client.close()
 
 
-class SshConnection:
+class SshConnection(ShellFiles):
     """One SSH connection per host, opened on first use and reused by every task."""
 
     def __init__(
@@ -367,12 +380,6 @@ class SshConnection:
             return StreamResult(int(chan.recv_exit_status()), stopped, time.monotonic() - start)
         finally:
             chan.close()
-
-    def put_file(self, path: str, data: bytes, *, mode: int = 0o600) -> CommandResult:
-        return self.run(put_file_command(path, mode), stdin=data)
-
-    def get_file(self, path: str, *, limit: int = 256 << 20) -> bytes | None:
-        return file_from(self.run(get_file_command(path, limit)), path, limit)
 
     def _drop(self) -> None:
         with self._lock:

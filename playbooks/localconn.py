@@ -14,17 +14,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from infprov.playbooks.connection import (
-    CommandResult,
-    StreamResult,
-    file_from,
-    get_file_command,
-    put_file_command,
-)
+from infprov.playbooks.connection import CommandResult, ShellFiles, StreamResult
 from infprov.playbooks.errors import CommandTimeout
 
 
-class LocalConnection:
+class LocalConnection(ShellFiles):
     """Runs command lines in a local shell, one process each."""
 
     def __init__(self, name: str = "local") -> None:
@@ -57,11 +51,11 @@ class LocalConnection:
             ["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, start_new_session=True
         )
         assert proc.stdout is not None
-        os.set_blocking(proc.stdout.fileno(), False)
+        out = proc.stdout.fileno()
         stopped = False
         buf = b""
         with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
+            sel.register(out, selectors.EVENT_READ)
             while True:
                 if stop is not None and stop.is_set() and not stopped:
                     stopped = True
@@ -70,32 +64,22 @@ class LocalConnection:
                     else:
                         os.killpg(proc.pid, signal.SIGINT)
                 if not sel.select(0.05):
-                    if proc.poll() is not None and not _readable(proc):
+                    # ended, and nothing written before the end is left to read (a child may hold the pipe)
+                    if proc.poll() is not None and not sel.select(0):
                         break
                     continue
-                chunk = proc.stdout.read(65536) or b""
+                chunk = os.read(out, 65536)
                 if not chunk:
                     break
                 buf += chunk
                 *lines, buf = buf.split(b"\n")
                 for line in lines:
                     on_line(line.decode("utf-8", "replace"))
+        proc.stdout.close()
         if buf:
             on_line(buf.decode("utf-8", "replace"))
         return StreamResult(proc.wait(), stopped, time.monotonic() - start)
 
-    def put_file(self, path: str, data: bytes, *, mode: int = 0o600) -> CommandResult:
-        return self.run(put_file_command(path, mode), stdin=data)
-
-    def get_file(self, path: str, *, limit: int = 256 << 20) -> bytes | None:
-        return file_from(self.run(get_file_command(path, limit)), path, limit)
-
     def close(self) -> None:
         pass
 
-
-def _readable(proc: subprocess.Popen[bytes]) -> bool:
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        return bool(sel.select(0))

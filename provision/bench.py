@@ -214,7 +214,7 @@ def _run_fleet(ready: list[tuple[Any, HostRun, Path]], bench: BenchPlan, rid: st
         except InfprovError as exc:
             out.error = exc.line()
             continue
-        splits = catalog.get(h.instance_type).splits_batch if h.instance_type in catalog.TYPES else True
+        splits = _splits_batch(h)
         incoming = tmp / h.name
         incoming.mkdir(mode=0o700)
         client = f"{remote}/{client_build.NAME}"
@@ -271,6 +271,11 @@ def _run_fleet(ready: list[tuple[Any, HostRun, Path]], bench: BenchPlan, rid: st
         _collect(result, h, out, hdir, points, config, plans[h.name], bench, remote, stop.is_set())
 
 
+def _splits_batch(host: Any) -> bool:
+    """Whether the host's model splits every batch across its NeuronCores (Inf1; an unknown type: as Inf1)."""
+    return catalog.get(host.instance_type).splits_batch if host.instance_type in catalog.TYPES else True
+
+
 def _probed_config(probe: Any, host: Any, model: str) -> ModelConfig:
     """What the probe pass learnt of a host's server, or why it cannot be benchmarked."""
     seen = probe.outcome(host.name)
@@ -306,7 +311,7 @@ def _collect(result: Any, host: Any, out: HostRun, hdir: Path, points: list[Poin
     seen = result.outcome(host.name)
     out.seconds, out.tail = seen.seconds, seen.tail
     price = catalog.hourly_price(host.instance_type, host.region) if host.instance_type else None
-    splits = catalog.get(host.instance_type).splits_batch if host.instance_type in catalog.TYPES else True
+    splits = _splits_batch(host)
     ran = (result.registered.get(host.name, {}).get("bench_points") or {}).get("results") or []
     for i, point in enumerate(points):
         got = ran[i] if i < len(ran) else None

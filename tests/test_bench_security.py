@@ -109,8 +109,8 @@ def fake_ssh(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathF
         path = root / "bin" / name
         record = (f"with open({str(root / 'calls.jsonl')!r}, 'a') as log:\n"
                   f"    log.write(json.dumps([{name!r}, *sys.argv[1:]]) + chr(10))\n")
-        path.write_text(f"#!{sys.executable}\n" + body.replace("args = sys.argv[1:]\n", "args = sys.argv[1:]\n", 1)
-                        .replace("import json, os, sys\n", "import json, os, sys\n" + record, 1))
+        head = "import json, os, sys\n"
+        path.write_text(f"#!{sys.executable}\n" + body.replace(head, head + record, 1))
         path.chmod(0o755)
     monkeypatch.setenv("PATH", f"{root / 'bin'}:{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_CONFIG", json.dumps(SERVED_CONFIG))
