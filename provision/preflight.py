@@ -51,7 +51,7 @@ class Item:
 
     name: str
     url: str
-    kind: str  # head (the URL answers), git-ref (a branch or tag exists), image (a registry manifest), pip,
+    kind: str  # head (the URL answers), git-ref (a branch or a tag of that name), image (a registry manifest), pip,
     #            apt (an apt index lists the package at the version, want = "package=version-glob")
     want: str = ""  # the ref, the image tag, or the wheel's file name start
     fix: str = ""
@@ -90,16 +90,18 @@ def items(pins: Mapping[str, str]) -> list[Item]:
     pb = pins["PYTHON_BACKEND_REPO"].removesuffix(".git")
     tag = pins["TRITON_REPO_TAG"]
     edit = "edit playbooks/files/pins.env"
+    cmake_fix = ("r22.04's CMakeLists.txt fetches this ref (GIT_TAG: a branch or a tag) and the stub cannot be "
+                 "built without it: pin a python_backend release whose CMake fetches refs that exist")
+    # git resolves a FetchContent GIT_TAG, and the playbook's `git: version`, to a branch or a tag of that
+    # name: pybind11's "v2.6" is a branch upstream (its tags are v2.6.0..v2.6.2), so either counts.
     out = [
-        Item("python_backend " + pins["PYTHON_BACKEND_REF"], pb, "git-ref", "refs/heads/" + pins["PYTHON_BACKEND_REF"],
+        Item("python_backend " + pins["PYTHON_BACKEND_REF"], pb, "git-ref", pins["PYTHON_BACKEND_REF"],
              "the branch is gone upstream: pin another python_backend ref"),
         *(Item(f"triton {repo} {tag}", f"https://github.com/triton-inference-server/{repo}", "git-ref",
-               f"refs/heads/{tag}", f"the stub's CMake fetches it: {edit} (TRITON_REPO_TAG)")
+               tag, f"the stub's CMake fetches it: {edit} (TRITON_REPO_TAG)")
           for repo in TRITON_REPOS),
-        Item("pybind11 " + pins["PYBIND11_TAG"], pins["PYBIND11_REPO"], "git-ref", "refs/tags/" + pins["PYBIND11_TAG"],
-             "r22.04's CMakeLists.txt fetches this tag"),
-        Item("dlpack " + pins["DLPACK_TAG"], pins["DLPACK_REPO"], "git-ref", "refs/tags/" + pins["DLPACK_TAG"],
-             "r22.04's CMakeLists.txt fetches this tag"),
+        Item("pybind11 " + pins["PYBIND11_TAG"], pins["PYBIND11_REPO"], "git-ref", pins["PYBIND11_TAG"], cmake_fix),
+        Item("dlpack " + pins["DLPACK_TAG"], pins["DLPACK_REPO"], "git-ref", pins["DLPACK_TAG"], cmake_fix),
         Item("Boost archive", pins["BOOST_URL"], "head", "", f"find where Boost 1.76.0 is served now and {edit}"),
         Item("Miniconda installer", pins["MINICONDA_URL"], "head", "",
              f"pin another dated installer that can create a Python 3.7 env, with its SHA-256: {edit}"),
@@ -126,7 +128,7 @@ def items_v2(pins: Mapping[str, str]) -> list[Item]:
     index = f"{apt}/dists/{pins['NEURON_APT_SUITE']}/main/binary-amd64/Packages"
     out = [
         Item("python_backend " + ref, pins["PYTHON_BACKEND_REPO"].removesuffix(".git"), "git-ref",
-             "refs/heads/" + ref, f"the branch is gone upstream: pin another python_backend ref ({edit})"),
+             ref, f"the branch is gone upstream: pin another python_backend ref ({edit})"),
         Item("Neuron v2 server image", registry_url(pins["SERVER_IMAGE"]), "image", pins["SERVER_IMAGE"],
              f"the tag is gone from NGC: pin another Triton release and the python_backend ref to match ({edit})"),
         Item("Neuron v2 SDK image", registry_url(pins["SDK_IMAGE"]), "image", pins["SDK_IMAGE"],
@@ -228,9 +230,10 @@ def _git_ref(item: Item, fetch: Fetch) -> tuple[bool, str]:
     # pkt-lines: "<len><sha> <ref>" (the first one with "\0capabilities" after the ref)
     refs = {line.split()[1].split("\x00")[0] for line in body.decode("utf-8", "replace").splitlines()
             if len(line.split()) >= 2}
-    found = item.want in refs
-    short = item.want.split("/", 2)[-1]
-    return (True, f"{item.url} has {short}") if found else (False, f"{item.url} has no {short}")
+    for prefix, what in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
+        if prefix + item.want in refs:
+            return True, f"{item.url} has {item.want} (a {what})"
+    return False, f"{item.url} has no branch or tag {item.want}"
 
 
 _MANIFEST_TYPES = ", ".join([

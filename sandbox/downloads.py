@@ -9,12 +9,16 @@ the sandbox subnet: the bridge's address is in it, so the seal passes the traffi
 What is real and what is a stand-in:
 - pypi.org: the real `cmake<4` and `protobuf<4` wheels (pip-downloaded on this machine once, cached).
 - deb.debian.org: a valid, empty apt repository (the packages setup.sh installs are in the image).
+- developer.download.nvidia.com: NVIDIA's CUDA repositories for Ubuntu 20.04 and 22.04 as the server
+  images name them (flat, empty, signed with the current key: sandbox/cudaapt.py), so the 22.04 image's
+  `apt-get update` fails as the real one's does.
 - repo.anaconda.com: a stand-in Miniconda installer whose conda makes Python venvs (no conda here).
 - pip.repos.neuron.amazonaws.com: stand-in tensorflow-neuron / neuron-cc wheels of the pinned
   versions that hold no Neuron code (there is no Neuron hardware or compiler here).
 - archives.boost.io: a stand-in archive with the Boost path layout, fetched by the stand-in CMake build.
 - github.com: the python_backend stand-in repository (dumb http), and the refs of the repositories its
-  CMake would fetch; nvcr.io: the image manifests. These two only answer preflight.
+  CMake would fetch, exactly as their upstream records list them (sandbox/upstream/git-refs-*.json);
+  nvcr.io: the image manifests. These two only answer preflight.
 
 For Inf2/Trn1 (Neuron v2, sandbox/pins-neuronx.env) the same server also holds:
 - apt.repos.neuron.amazonaws.com: a valid apt repository (unsigned) whose aws-neuronx-runtime-lib and
@@ -58,7 +62,7 @@ PID_FILE = "downloads.pid"
 LOG_FILE = "downloads.log"
 MARKER = "infprov-standin.txt"
 # Bumped when the tree's layout or contents change, so `sandbox up` lays it out again.
-TREE_VERSION = "2"
+TREE_VERSION = "3"
 
 # The server image's apt source and pip configuration (sandbox/images.py writes them into the
 # image, as the NGC image carries Ubuntu's mirror and PyPI). The stand-in apt repository is unsigned:
@@ -327,12 +331,24 @@ NEURON_APT_PACKAGES = (("aws-neuronx-runtime-lib", "NEURON_RUNTIME_LIB_VERSION")
                        ("aws-neuronx-collectives", "NEURON_COLLECTIVES_VERSION"))
 
 
-def _git_refs(root: Path, repo: str, refs: list[str]) -> None:
-    """The refs a repository advertises over dumb http, for preflight (nothing here clones them)."""
-    folder = root / "github.com" / repo / "info"
-    folder.mkdir(parents=True, exist_ok=True)
-    text = "".join(f"{hashlib.sha1(f'{repo} {ref}'.encode()).hexdigest()}\t{ref}\n" for ref in refs)
-    (folder / "refs").write_text(text)
+def recorded_repos(pins: dict[str, str]) -> list[str]:
+    """The repositories (owner/name) whose refs the stand-in advertises for preflight, besides python_backend
+    (the stand-in repository itself): the three Triton ones and the two the stub's CMake fetches."""
+    def repo(url: str) -> str:
+        return url.removeprefix(BASE + "/").removeprefix("github.com/")
+
+    return [*(f"triton-inference-server/{r}" for r in ("common", "core", "backend")),
+            repo(pins["PYBIND11_REPO"]), repo(pins["DLPACK_REPO"])]
+
+
+def git_ref_files(pins: dict[str, str], records: Path | None = None) -> dict[str, str]:
+    """info/refs (dumb http) of each recorded repository: exactly the branches and tags its upstream record
+    lists, with their recorded commits (nothing here clones them; preflight only asks what exists)."""
+    from infprov.sandbox import provenance
+
+    return {f"github.com/{repo}/info/refs": "".join(f"{sha}\t{ref}\n"
+                                                     for ref, sha in provenance.git_refs(repo, records).items())
+            for repo in recorded_repos(pins)}
 
 
 def expected_files(pins: dict[str, str]) -> list[str]:
@@ -357,8 +373,15 @@ def expected_files(pins: dict[str, str]) -> list[str]:
         path(pins["PYBIND11_REPO"]) + "/info/refs",
         path(pins["DLPACK_REPO"]) + "/info/refs",
         *(_manifest_path(pins[k]) for k in ("SERVER_IMAGE", "SDK_IMAGE")),
+        *(uri.split("://", 1)[1] + "InRelease" for uri in _cuda_uris()),
         *expected_files_v2(read_pins_v2()),
     ]
+
+
+def _cuda_uris() -> list[str]:
+    from infprov.sandbox import cudaapt
+
+    return list(cudaapt.repository_uris().values())
 
 
 def expected_files_v2(v2: dict[str, str]) -> list[str]:
@@ -441,11 +464,13 @@ def build(root: Path, python_backend: Path, log: Path) -> None:
     pb = root / pins["PYTHON_BACKEND_REPO"].removeprefix(BASE + "/")
     pb.parent.mkdir(parents=True, exist_ok=True)
     pb.symlink_to(python_backend)
-    tag = pins["TRITON_REPO_TAG"]
-    for repo in ("common", "core", "backend"):
-        _git_refs(root, f"triton-inference-server/{repo}", ["refs/heads/main", f"refs/heads/{tag}"])
-    _git_refs(root, "pybind/pybind11", [f"refs/tags/{pins['PYBIND11_TAG']}"])
-    _git_refs(root, "dmlc/dlpack", [f"refs/tags/{pins['DLPACK_TAG']}"])
+    for rel, text in git_ref_files(pins).items():
+        put(f"{BASE}/{rel}", text.encode())
+    # NVIDIA's CUDA apt repositories, which the server images carry (sandbox/cudaapt.py, from the records)
+    from infprov.sandbox import cudaapt
+
+    for rel, data in cudaapt.tree_files().items():
+        put(f"{BASE}/{rel}", data)
     for image in (pins["SERVER_IMAGE"], pins["SDK_IMAGE"], v2["SERVER_IMAGE"], v2["SDK_IMAGE"]):
         doc = {"schemaVersion": 2, "infprov": f"sandbox stand-in for {image}: the image is loaded into every "
                "host from the image cache"}

@@ -22,12 +22,15 @@ from infprov.sandbox import system
 
 SERVER_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3"
 SDK_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3-sdk"
-# The Neuron v2 (Inf2/Trn1) profile's images: on a sandbox host, the same two images under these names
-# too (sandbox/nshost.py tags them when it makes or checks a host). Tags only, so the bundle and its recipe
-# stay as they are. The real 24.04-py3 is Ubuntu 22.04 with Python 3.10; the stand-in stays Debian 12
-# with Python 3.11 and the Triton server of nvidia-pytriton.
-V2_TAGS = {SERVER_IMAGE: "nvcr.io/nvidia/tritonserver:24.04-py3",
-           SDK_IMAGE: "nvcr.io/nvidia/tritonserver:24.04-py3-sdk"}
+# The Neuron v2 (Inf2/Trn1) profile's server image: the 22.04 one's layers but for its apt sources, which
+# follow server r24.04's record (the CUDA repository trusted with the current key; sandbox/cudaapt.py).
+# The real 24.04-py3 is Ubuntu 22.04 with Python 3.10; the stand-in stays Debian 12 with Python 3.11 and
+# the Triton server of nvidia-pytriton.
+V2_SERVER_IMAGE = "nvcr.io/nvidia/tritonserver:24.04-py3"
+# ... and its SDK image: the 22.04 one under the 24.04 name too (sandbox/nshost.py tags it when it makes or
+# checks a host).
+V2_TAGS = {SDK_IMAGE: "nvcr.io/nvidia/tritonserver:24.04-py3-sdk"}
+STANDIN_IMAGES = (SERVER_IMAGE, SDK_IMAGE, V2_SERVER_IMAGE, *V2_TAGS.values())
 SUITE = "bookworm"
 # Debian's python3 in bookworm is 3.11: the SDK's wheels and the backend stub must match it.
 IMAGE_PYTHON = "3.11"
@@ -43,7 +46,10 @@ BASE_PACKAGES = ["python3", "python3-numpy", "libpython3.11", "ca-certificates",
 SETUP_PACKAGES = ["wget", "git", "build-essential", "rapidjson-dev", "zlib1g-dev", "libarchive-dev",
                   "python3-pip", "python3-venv"]
 # Bumped whenever what goes into an image changes, so old caches are not reused.
-RECIPE_VERSION = "6"
+RECIPE_VERSION = "7"
+# Bumped whenever what goes into the Debian base layer changes (it is cached on its own: debootstrap is
+# the slow part of a build).
+BASE_VERSION = "1"
 # Each image's environment, as the NGC images set it.
 IMAGE_PATH = "/opt/tritonserver/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 IMAGE_LD_PATH = "/opt/tritonserver/lib"
@@ -71,10 +77,17 @@ def recipe_key() -> str:
     """A short hash of everything that decides the images' contents."""
     from importlib.metadata import version
 
-    from infprov.sandbox import downloads
+    from infprov.sandbox import cudaapt, downloads
 
-    parts = [RECIPE_VERSION, SUITE, ",".join(BASE_PACKAGES + SETUP_PACKAGES), ",".join(SDK_WHEELS),
-             version("nvidia-pytriton"), downloads.APT_SOURCE, downloads.PIP_CONF]
+    parts = [RECIPE_VERSION, base_key(), ",".join(SDK_WHEELS), version("nvidia-pytriton"), downloads.APT_SOURCE,
+             downloads.PIP_CONF, cudaapt.VERSION, cudaapt.fingerprint("old"), cudaapt.fingerprint("current"),
+             *cudaapt.repository_uris().values()]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+
+def base_key() -> str:
+    """A short hash of what decides the Debian base layer alone."""
+    parts = [BASE_VERSION, SUITE, ",".join(BASE_PACKAGES + SETUP_PACKAGES)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
@@ -106,12 +119,21 @@ def ensure_built(log: Path, progress: system.Progress | None = None) -> Path:
         _add_sdk(sdk, log)
         sdk_tar = work / "sdk.tar"
         _tar(sdk, sdk_tar)
+        _note(progress, "apt layers: the CUDA repository as the 22.04 and 24.04 images trust it")
+        apt_tars = {}
+        for release in ("22.04", "24.04"):
+            apt_tars[release] = work / f"apt-{release}.tar"
+            _apt_layer(work / f"apt-{release}", release)
+            _tar(work / f"apt-{release}", apt_tars[release])
+        server_config = {"Env": [f"PATH={IMAGE_PATH}", f"LD_LIBRARY_PATH={IMAGE_LD_PATH}"],
+                         "WorkingDir": "/opt/tritonserver"}
         _write_bundle(
             bundle,
-            {"base": base_tar, "server": server_tar, "sdk": sdk_tar},
+            {"base": base_tar, "server": server_tar, "sdk": sdk_tar, "apt-22.04": apt_tars["22.04"],
+             "apt-24.04": apt_tars["24.04"]},
             [
-                (SERVER_IMAGE, ["base", "server"], {"Env": [f"PATH={IMAGE_PATH}", f"LD_LIBRARY_PATH={IMAGE_LD_PATH}"],
-                                                   "WorkingDir": "/opt/tritonserver"}),
+                (SERVER_IMAGE, ["base", "server", "apt-22.04"], server_config),
+                (V2_SERVER_IMAGE, ["base", "server", "apt-24.04"], server_config),
                 (SDK_IMAGE, ["base", "sdk"], {"Env": [f"PATH={IMAGE_PATH}", "LD_LIBRARY_PATH=/usr/local/lib",
                                                       "LANG=C.UTF-8"], "WorkingDir": "/workspace"}),
             ],
@@ -123,7 +145,7 @@ def _forget_old_builds() -> None:
     """Drop cached builds of other recipes, so the cache does not grow with every change."""
     key = recipe_key()
     for old in cache_dir().glob("*.tar"):
-        if key not in old.name:
+        if key not in old.name and base_key() not in old.name:
             old.unlink(missing_ok=True)
     for old in cache_dir().glob("docker-root-*"):
         if key not in old.name:
@@ -179,7 +201,7 @@ def _note(progress: system.Progress | None, text: str) -> None:
 
 def _base_rootfs(work: Path, log: Path, progress: system.Progress | None) -> Path:
     """A minimal Debian root file system with python3 and numpy, cached as a tarball (the base layer)."""
-    cached = cache_dir() / f"rootfs-{SUITE}-{recipe_key()}.tar"
+    cached = cache_dir() / f"rootfs-{SUITE}-base-{base_key()}.tar"
     if cached.exists():
         return cached
     root = work / "base"
@@ -252,16 +274,27 @@ def _add_server(root: Path) -> None:
     shutil.copy2(stub, backend / "triton_python_backend_stub")
     # libtriton_python.so looks for its libraries four levels up from itself.
     (root / "nvidia_pytriton.libs").symlink_to("opt/tritonserver/lib")
-    # apt and pip fetch from the sandbox's stand-in download server (its name is given to the server
-    # container by `docker run --add-host`), where the NGC image's fetch from Ubuntu's mirror and PyPI.
+    # pip fetches from the sandbox's stand-in download server (its name is given to the server container by
+    # `docker run --add-host`), where the NGC image's fetches from PyPI; apt too (_apt_layer).
     from infprov.sandbox import downloads
 
     etc = root / "etc"
-    (etc / "apt").mkdir(parents=True)
-    for folder in (etc, etc / "apt"):
-        folder.chmod(0o755)
-    for path, text in ((etc / "apt" / "sources.list", downloads.APT_SOURCE), (etc / "pip.conf", downloads.PIP_CONF)):
-        path.write_text(text)
+    etc.mkdir(mode=0o755)
+    (etc / "pip.conf").write_text(downloads.PIP_CONF)
+    (etc / "pip.conf").chmod(0o644)
+
+
+def _apt_layer(root: Path, release: str) -> None:
+    """The 22.04 or 24.04 server image's apt sources and keys: the stand-in Debian repository where the NGC
+    image has Ubuntu's, and the CUDA repository trusted as that release's record says (sandbox/cudaapt.py)."""
+    from infprov.sandbox import cudaapt, downloads
+
+    root.mkdir(mode=0o755)
+    for rel, data in cudaapt.image_files(release, downloads.APT_SOURCE).items():
+        path = root / rel
+        for parent in reversed(path.relative_to(root).parents[:-1]):
+            (root / parent).mkdir(mode=0o755, exist_ok=True)
+        path.write_bytes(data)
         path.chmod(0o644)
 
 

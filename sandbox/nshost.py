@@ -46,7 +46,7 @@ def make_host(spec: HostSpec, docker_root: Path | None) -> dict[str, Any]:
 
 
 def tag_v2(spec: HostSpec, sock: str) -> None:
-    """The stand-in images under the Neuron v2 profile's names as well (images.V2_TAGS); idempotent."""
+    """The stand-in SDK image under the Neuron v2 profile's name as well (images.V2_TAGS); idempotent."""
     for image, tag in images.V2_TAGS.items():
         proc = docker(sock, "tag", image, tag, timeout=30)
         if proc.returncode != 0:
@@ -203,8 +203,7 @@ def host_problem(spec: HostSpec, entry: dict[str, Any], quick: bool) -> str | No
         # stand-in server's apt and pip settings) means a host with those images, or the server step fails
         return "its images were built from an older recipe"
     sock = f"unix:///proc/{pid}/root/run/docker.sock"
-    proc = docker(sock, "image", "inspect", "--format", "{{.Id}}", images.SERVER_IMAGE, images.SDK_IMAGE,
-                   timeout=20)
+    proc = docker(sock, "image", "inspect", "--format", "{{.Id}}", *images.STANDIN_IMAGES, timeout=20)
     if proc.returncode != 0:
         return "dockerd or its images are missing"
     return None

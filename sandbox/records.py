@@ -124,7 +124,7 @@ def _wipe_host(spec: HostSpec, entry: dict[str, Any]) -> None:
         if ids:
             nshost.docker(sock, "rm", "-f", *ids, timeout=60)
         tags = nshost.docker(sock, "images", "--format", "{{.Repository}}:{{.Tag}}", timeout=20).stdout.split()
-        keep = (images.SERVER_IMAGE, images.SDK_IMAGE, *images.V2_TAGS.values())
+        keep = images.STANDIN_IMAGES
         extra = [t for t in tags if t not in keep]
         if extra:
             nshost.docker(sock, "rmi", "-f", *extra, timeout=60)

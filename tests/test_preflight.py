@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from infprov.provision import preflight
 from infprov.provision.cli import app
+from infprov.sandbox import provenance
 
 runner = CliRunner()
 PINS = preflight.read_pins()
@@ -30,6 +31,7 @@ class Mirror(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.gone: set[str] = set()  # paths that answer 404, as a vanished upstream would
         self.requests: list[str] = []
+        self.records: Path | None = None  # another set of upstream records (None: sandbox/upstream)
 
     @property
     def url(self) -> str:
@@ -59,12 +61,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.server.requests.append(f"{self.command} {path}")
         if any(path.startswith(g) for g in self.server.gone):
             return self._answer(404)
-        if path.endswith("/info/refs?service=git-upload-pack"):
-            refs = ["refs/heads/main", "refs/heads/r22.04", "refs/heads/r24.04",
-                    "refs/tags/v2.6", "refs/tags/v2.6^{}", "refs/tags/v0.5"]
+        if path.startswith("/github.com/") and path.endswith("/info/refs?service=git-upload-pack"):
+            # what the repository advertises is its record's ref list (sandbox/upstream), nothing else
+            repo = "/".join(path.split("/")[2:4])
+            try:
+                refs = provenance.git_refs(repo, self.server.records)
+            except provenance.RecordError:
+                return self._answer(404)
             lines = [_pkt("# service=git-upload-pack\n"), "0000",
                      _pkt(f"{'a' * 40} HEAD\x00multi_ack side-band-64k\n")]
-            lines += [_pkt(f"{'b' * 40} {r}\n") for r in refs]
+            lines += [_pkt(f"{sha} {ref}\n") for ref, sha in refs.items()]
             return self._answer(200, ("\n".join(lines) + "\n0000").encode())
         if "/v2/nvidia/tritonserver/manifests/" in path:
             if self.headers.get("Authorization") != "Bearer t0k":
@@ -156,10 +162,46 @@ def test_a_vanished_download_is_one_line_with_the_fix_and_exit_1(mirror: Mirror)
 
 def test_a_missing_branch_or_neuron_version_is_named(mirror: Mirror) -> None:
     item = next(i for i in preflight.items(PINS) if i.name == "python_backend r22.04")
-    gone = preflight.Item(item.name, item.url, item.kind, "refs/heads/r99.99", item.fix)
-    assert preflight.check(gone).detail.endswith("has no r99.99")
+    gone = preflight.Item(item.name, item.url, item.kind, "r99.99", item.fix)
+    assert preflight.check(gone).detail.endswith("has no branch or tag r99.99")
     pip = next(i for i in preflight.items(PINS) if i.kind == "pip")
     assert not preflight.check(preflight.Item(pip.name, pip.url, "pip", "tensorflow_neuron-9.9.9")).ok
+
+
+def test_the_recorded_refs_pass_and_pybind11_v2_6_is_a_branch(mirror: Mirror) -> None:
+    """Upstream, pybind11's v2.6 is a branch (its tags are v2.6.0..v2.6.2); r22.04's CMake asks for "v2.6"."""
+    refs = provenance.git_refs("pybind/pybind11")
+    assert "refs/heads/v2.6" in refs and "refs/tags/v2.6" not in refs
+    assert {"refs/tags/v2.6.0", "refs/tags/v2.6.2"} <= set(refs)
+    outcomes = {o.name: o for o in preflight.run(use_cache=False, generations=("neuron-v1",))}
+    assert outcomes[f"pybind11 {PINS['PYBIND11_TAG']}"].ok
+    assert outcomes[f"pybind11 {PINS['PYBIND11_TAG']}"].detail.endswith("has v2.6 (a branch)")
+    assert outcomes[f"dlpack {PINS['DLPACK_TAG']}"].detail.endswith("has v0.5 (a tag)")
+    assert all(o.ok for o in outcomes.values()), outcomes
+
+
+@pytest.mark.parametrize(("repo", "ref", "item"), [
+    ("pybind/pybind11", "refs/heads/v2.6", "pybind11 v2.6"),
+    ("dmlc/dlpack", "refs/tags/v0.5", "dlpack v0.5"),
+    ("triton-inference-server/core", "refs/heads/r22.04", "triton core r22.04"),
+    ("triton-inference-server/python_backend", "refs/heads/r22.04", "python_backend r22.04"),
+])
+def test_a_pinned_ref_removed_from_its_record_fails_in_one_line(mirror: Mirror, tmp_path: Path,
+                                                                repo: str, ref: str, item: str) -> None:
+    import shutil
+
+    shutil.copytree(provenance.FOLDER, tmp_path / "records")
+    path = tmp_path / "records" / f"git-refs-{repo.replace('/', '-')}.json"
+    doc = json.loads(path.read_text())
+    del doc["facts"]["refs"][ref]
+    path.write_text(json.dumps(doc))
+    mirror.records = tmp_path / "records"
+    result = runner.invoke(app, ["preflight", "--no-ami", "--type", "inf1.xlarge", "--fresh"])
+    assert result.exit_code == 1, result.output
+    failed = [line for line in result.stderr.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1, result.stderr
+    short = ref.split("/", 2)[2]
+    assert failed[0].startswith(f"FAIL  {item}: https://github.com/{repo} has no branch or tag {short}. fix: ")
 
 
 def test_successes_are_cached_for_a_day_failures_are_not(mirror: Mirror) -> None:

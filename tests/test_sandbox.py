@@ -65,9 +65,7 @@ def test_login_as_ubuntu_with_sudo_and_docker(sandbox_hosts: list[dict[str, Any]
             devices = conn.run("ls /dev/neuron*", hide=True).stdout.split()
             assert devices == [f"/dev/neuron{i}" for i in range(4)]
             tags = conn.run("docker images --format '{{.Repository}}:{{.Tag}}'", hide=True).stdout.split()
-            assert images.SERVER_IMAGE in tags and images.SDK_IMAGE in tags
-            # the same images under the Neuron v2 profile's names (tags only, one image each)
-            assert set(images.V2_TAGS.values()) <= set(tags), tags
+            assert set(images.STANDIN_IMAGES) <= set(tags), tags
 
 
 def test_hosts_do_not_see_each_other(sandbox_hosts: list[dict[str, Any]]) -> None:

@@ -75,6 +75,9 @@ def test_up_serves_then_changes_nothing_then_teardown(sandbox_hosts: list[dict[s
     assert sorted(hc["PortBindings"]) == ["8000/tcp", "8001/tcp", "8002/tcp"]
     assert {b["HostIp"] for binds in hc["PortBindings"].values() for b in binds} == {"127.0.0.1"}
     assert inspect["Config"]["Image"] == "nvcr.io/nvidia/tritonserver:22.04-py3"
+    # the 22.04 image's CUDA apt source fails `apt-get update` (tests/test_upstream_records.py shows it);
+    # setup.sh's apt calls ran without it
+    assert "apt leaves out NVIDIA's CUDA repository" in _on_host(host, "docker logs infprov-triton 2>&1")
     env = dict(e.split("=", 1) for e in inspect["Config"]["Env"])
     assert env["NEURON_RT_VISIBLE_CORES"] == "0-15" and env["NEURON_CORE_RANGE"] == "0:15"
     assert env["MAX_BATCH_SIZE"] == "64"

@@ -6,7 +6,8 @@
 # Source it (`source setup.sh -t`): it activates the env and extends LD_LIBRARY_PATH in the caller.
 #
 # Changes against the upstream r22.04 script:
-#   - build dependencies installed first, without prompts (apt-get -y, DEBIAN_FRONTEND), cmake upgraded
+#   - build dependencies installed first, without prompts (apt-get -y, DEBIAN_FRONTEND), cmake upgraded;
+#     apt leaves out the image's CUDA repository, whose signing key in the 22.04 image is stale
 #   - the stub's cmake call pins TRITON_BACKEND/COMMON/CORE_REPO_TAG to r22.04 (their default, main,
 #     no longer builds against r22.04)
 #   - options are parsed from getopt's normalised output, so combined flags such as -tp are read
@@ -19,7 +20,7 @@
 #     cmake<4 (CMake 4 stops on pybind11 v2.6 and dlpack v0.5), Boost 1.76 from archives.boost.io
 #     (CMakeLists.txt's boostorg.jfrog.io no longer serves it; same archive, same SHA-256), and exact
 #     tensorflow-neuron / neuron-cc versions
-# INFPROV_SETUP_VERSION: 2
+# INFPROV_SETUP_VERSION: 3
 
 _infprov_setup() {
     local usage="usage: source setup.sh (-t | -p) [-b PYTHON_BACKEND_PATH] [-v PYTHON_VERSION] [-i INFERENTIA_PATH] [--tensorflow-version 1|2]"
@@ -82,11 +83,27 @@ _infprov_setup() {
         if [ -z "${!value}" ]; then echo "setup.sh: $pins has no $key" >&2; return 1; fi
     done
 
-    # (1) build dependencies, non-interactive
+    # (1) build dependencies, non-interactive.
+    # The 22.04 image carries NVIDIA's CUDA apt repository (server r22.04's build.py adds it for DCGM) trusted
+    # with the key NVIDIA rotated out on 2022-04-27, so `apt-get update` fails on it (NO_PUBKEY
+    # A4B469963BF863CC). Nothing here comes from it: apt runs on the image's other sources only (the image's
+    # own files stay as they are).
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q || return 1
-    apt-get install -y -q --no-install-recommends \
+    local apt_opts=() apt_dir="" cuda=developer.download.nvidia.com/compute/cuda/repos/ src
+    if grep -qs "$cuda" /etc/apt/sources.list /etc/apt/sources.list.d/*; then
+        apt_dir=$(mktemp -d) || return 1
+        mkdir "$apt_dir/parts" || return 1
+        grep -v "$cuda" /etc/apt/sources.list > "$apt_dir/sources.list" 2>/dev/null || true
+        for src in /etc/apt/sources.list.d/*; do
+            if [ -f "$src" ] && ! grep -qs "$cuda" "$src"; then cp "$src" "$apt_dir/parts/" || return 1; fi
+        done
+        apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=$apt_dir/parts")
+        echo "setup.sh: apt leaves out NVIDIA's CUDA repository (its key in this image was rotated out on 2022-04-27; nothing here installs from it)"
+    fi
+    apt-get "${apt_opts[@]}" update -q || return 1
+    apt-get "${apt_opts[@]}" install -y -q --no-install-recommends \
         rapidjson-dev zlib1g-dev libarchive-dev wget ca-certificates git build-essential || return 1
+    if [ -n "$apt_dir" ]; then rm -rf "$apt_dir"; fi
     pip3 install --upgrade "$pin_CMAKE_PIP_SPEC" || return 1
 
     # conda, with a python of the requested version, from the pinned installer
