@@ -130,7 +130,8 @@ def test_the_running_download_server_serves_the_recorded_refs(sandbox_status: di
         assert served == provenance.git_refs(repo), repo
 
 
-def _docker_on(host: dict[str, Any], status: dict[str, Any], image: str, command: str) -> subprocess.CompletedProcess[str]:
+def _docker_on(host: dict[str, Any], status: dict[str, Any], image: str,
+               command: str) -> subprocess.CompletedProcess[str]:
     address = status["downloads"].removeprefix("http://")
     ssh = ["ssh", "-i", host["key_file"], "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-p", str(host["port"]),
