@@ -78,6 +78,10 @@ def test_up_serves_then_changes_nothing_then_teardown(sandbox_hosts: list[dict[s
     # the 22.04 image's CUDA apt source fails `apt-get update` (tests/test_upstream_records.py shows it);
     # setup.sh's apt calls ran without it
     assert "apt leaves out NVIDIA's CUDA repository" in _on_host(host, "docker logs infprov-triton 2>&1")
+    # env.sh keeps what setup.sh set (the conda env), none of this start's own settings
+    env_sh = _on_host(host, "docker exec infprov-triton cat /opt/infprov/env.sh")
+    assert "CONDA_DEFAULT_ENV=test_conda_env" in env_sh and "export PATH=" in env_sh, env_sh
+    assert "MAX_BATCH_SIZE" not in env_sh and "MODEL_NAME" not in env_sh and "INFPROV_" not in env_sh, env_sh
     env = dict(e.split("=", 1) for e in inspect["Config"]["Env"])
     assert env["NEURON_RT_VISIBLE_CORES"] == "0-15" and env["NEURON_CORE_RANGE"] == "0:15"
     assert env["MAX_BATCH_SIZE"] == "64"

@@ -29,6 +29,10 @@ if [ -f "$state/env.sh" ]; then
     # shellcheck disable=SC1091
     source "$state/env.sh"
 else
+    # env.sh keeps what setup.sh set or changed, and nothing of this start's own settings (docker run -e):
+    # a later start from the committed image takes those from its own docker run.
+    declare -A before=()
+    while IFS= read -r name; do before[$name]=${!name}; done < <(compgen -e)
     if [ "$generation" = neuron-v2 ]; then
         # shellcheck disable=SC1091
         source "$pb/inferentia/scripts/setup.sh" "$target" -p -b "$pb"
@@ -37,7 +41,26 @@ else
         source "$pb/inferentia/scripts/setup.sh" -t -b "$pb"
     fi
     mkdir -p "$state"
-    export -p > "$state/env.sh"
+    : > "$state/env.sh.part"
+    while IFS= read -r name; do
+        case $name in
+            MODEL_NAME|NEURON_CORE_RANGE|NEURON_RT_VISIBLE_CORES|MAX_BATCH_SIZE|NEURON_GENERATION|SETUP_TARGET) continue ;;
+            PYTHON_BACKEND_PATH|INFPROV_*|HOSTNAME|PWD|OLDPWD|SHLVL|_) continue ;;
+        esac
+        if [ -z "${before[$name]+set}" ] || [ "${before[$name]}" != "${!name}" ]; then
+            printf 'export %s=%q\n' "$name" "${!name}" >> "$state/env.sh.part"
+        fi
+    done < <(compgen -e)
+    mv "$state/env.sh.part" "$state/env.sh"
+fi
+
+# The model is made again when what it is made from changed (INFPROV_MODEL_KEY: the start and compile
+# scripts, the model's name, batch and cores; server.yml computes it): a new batch needs a new trace.
+model_key=${INFPROV_MODEL_KEY:-}
+if [ -n "$model_key" ] && [ -f "$pb/models/$model/config.pbtxt" ] &&
+   [ "$(cat "$pb/infprov/model-key" 2>/dev/null)" != "$model_key" ]; then
+    echo "start.sh: the model's settings or scripts changed since it was made: making it again"
+    rm -rf "${pb:?}/models/$model" "$pb/infprov/rn50_neuron"
 fi
 
 if [ "$generation" = neuron-v2 ] && [ ! -f "$pb/models/$model/config.pbtxt" ]; then
@@ -80,4 +103,5 @@ if [ ! -f "$pb/models/$model/config.pbtxt" ]; then
         --neuron_core_range "$cores" --triton_model_dir "$pb/models/$model"
 fi
 
+if [ -n "$model_key" ]; then echo "$model_key" > "$pb/infprov/model-key"; fi
 exec tritonserver --model-repository "$pb/models"
