@@ -24,6 +24,10 @@ EXPECTED = {
 }
 
 
+# what "The keys of the environment and of the model" registers on a host (two sha256 sums)
+SETUP_KEY, MODEL_KEY = "5e" * 32, "3d" * 32
+
+
 def _play() -> dict[str, Any]:
     plays = yaml.safe_load(SERVER.read_text())
     assert isinstance(plays, list) and len(plays) == 1
@@ -51,7 +55,8 @@ def _vars(instance_type: str, profile: str = "inf1", env_image_built: bool = Fal
         raw["infprov_downloads_address"] = downloads
     raw.update(profile=profile, neuron_cores=catalog.get(instance_type).neuron_cores,
                neuron_devices_found={"stdout_lines": [f"/dev/neuron{i}" for i in range(chips)]},
-               env_image_present={"stdout": "yes" if env_image_built else "no"})
+               env_image_present={"stdout": "yes" if env_image_built else "no"},
+               infprov_keys={"stdout_lines": [SETUP_KEY, MODEL_KEY]})
     raw.update(_task("Triton server container")["vars"])
     resolved = dict(raw)
     for _ in range(5):
@@ -71,6 +76,7 @@ def test_docker_run_per_instance_type(instance_type: str) -> None:
         "-p 127.0.0.1:8000:8000 -p 127.0.0.1:8001:8001 -p 127.0.0.1:8002:8002 "
         f"-e MODEL_NAME=rn50-{cores}neuroncores-default -e NEURON_CORE_RANGE=0:{cores - 1} "
         f"-e NEURON_RT_VISIBLE_CORES=0-{cores - 1} -e MAX_BATCH_SIZE=64 -e NEURON_GENERATION=neuron-v1 "
+        f"-e INFPROV_SETUP_KEY={SETUP_KEY} -e INFPROV_MODEL_KEY={MODEL_KEY} "
         "-e PYTHON_BACKEND_PATH=/home/ubuntu/python_backend "
         "nvcr.io/nvidia/tritonserver:22.04-py3 bash /home/ubuntu/python_backend/infprov/start.sh"
     )
@@ -88,8 +94,8 @@ def test_sandbox_profile_runs_the_same_start_script_with_the_neuron_layer_stood_
     sandbox = " ".join(_vars("inf1.6xlarge", profile="sandbox", downloads="10.9.8.1")["run_args"].split())
     assert sandbox.endswith("nvcr.io/nvidia/tritonserver:22.04-py3 bash /home/ubuntu/python_backend/infprov/start.sh")
     # only the Neuron layer's switch and the name of the stand-in download server differ
-    assert sandbox == inf1.replace("-e NEURON_GENERATION=neuron-v1 ", "-e NEURON_GENERATION=neuron-v1 "
-                                   "-e INFPROV_NEURON_STANDIN=1 --add-host infprov-downloads:10.9.8.1 ")
+    keys = f"-e INFPROV_MODEL_KEY={MODEL_KEY} "
+    assert sandbox == inf1.replace(keys, keys + "-e INFPROV_NEURON_STANDIN=1 --add-host infprov-downloads:10.9.8.1 ")
 
 
 def test_each_profile_gets_its_own_pins() -> None:
@@ -136,12 +142,27 @@ def test_patched_setup_carries_the_seed_changes() -> None:
     text = SETUP.read_text()
     for tag in ("TRITON_BACKEND_REPO_TAG", "TRITON_COMMON_REPO_TAG", "TRITON_CORE_REPO_TAG"):
         assert f'-D {tag}="$pin_TRITON_REPO_TAG"' in text  # r22.04, from pins.env (tests/test_inf1_path.py)
-    assert "apt-get install -y" in text and "DEBIAN_FRONTEND=noninteractive" in text
+    assert 'apt-get "${apt_opts[@]}" install -y' in text and "DEBIAN_FRONTEND=noninteractive" in text
     assert "rapidjson-dev zlib1g-dev libarchive-dev" in text
     assert 'pip3 install --upgrade "$pin_CMAKE_PIP_SPEC"' in text
     assert '"$pin_PROTOBUF_SPEC"' in text  # protobuf<4, from pins.env
     assert "--tensorflow-version) tf_version=$2" in text
     assert 'eval set -- "$opts"' in text  # getopt's output is what gets parsed
+
+
+def test_setup_leaves_out_the_cuda_repository_the_22_04_image_carries() -> None:
+    """server r22.04's build.py adds NVIDIA's CUDA repository with the key rotated out on 2022-04-27, so
+    `apt-get update` fails there (tests/test_upstream_records.py shows it on the sandbox's stand-in): setup.sh
+    runs apt without every source naming that repository, its apt calls alike."""
+    from infprov.sandbox import provenance
+
+    text = SETUP.read_text()
+    pattern = next(line.split("cuda=", 1)[1].split()[0] for line in text.splitlines() if " cuda=" in line)
+    uri = provenance.load("server-r22.04-apt-sources").fact("cuda_source", "uri")
+    assert pattern in uri and pattern.startswith("developer.download.nvidia.com/")
+    calls = [line.strip() for line in text.splitlines() if line.strip().startswith("apt-get ")]
+    assert len(calls) == 2 and all(c.startswith('apt-get "${apt_opts[@]}" ') for c in calls), calls
+    assert '-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=$apt_dir/parts"' in text
 
 
 def test_patched_setup_is_clean_shell() -> None:
