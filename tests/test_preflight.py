@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import http.server
 import json
+import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -310,6 +313,85 @@ def test_apt_works_with_a_fetch_that_only_returns_bytes() -> None:
         return (200, {}, files[url]) if url in files else (404, {}, b"")
 
     assert preflight.check(_runtime_item(), fetch).ok
+
+
+def test_the_neuron_apt_stand_in_is_laid_out_as_its_record_says(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox's stand-in Neuron apt repository presents what the record of the real one establishes (and
+    nothing it does not), and preflight finds the sandbox's pinned packages in it."""
+    from infprov.sandbox import downloads, provenance
+
+    record = provenance.load("neuron-apt-repository")
+    v2 = downloads.read_pins_v2()
+    root = tmp_path / "www" / downloads.NAME
+    downloads._neuron_apt_repo(root, v2)
+    repo = root / "apt.repos.neuron.amazonaws.com"
+    dist = repo / "dists" / v2["NEURON_APT_SUITE"]
+    assert sorted(p.name for p in dist.iterdir() if p.is_file()) == sorted(record.fact("release_files"))
+    index_dir = record.fact("component") + "/binary-amd64"
+    assert sorted(p.name for p in (dist / index_dir).iterdir()) == sorted(record.fact("index_files", index_dir))
+    debs = sorted(str(p.relative_to(repo)) for p in repo.rglob("*.deb"))
+    assert debs == sorted(record.fact("pool_path").format(initial=name[0], package=name,
+                                                          version=downloads._deb_version(v2[key]))
+                          for name, key in downloads.NEURON_APT_PACKAGES)
+    assert all(rel in {str(p.relative_to(root)) for p in root.rglob("*")}
+               for rel in downloads._neuron_apt_files(v2))
+    # preflight, with the sandbox's pins, finds the pinned versions in it (served here as the mirror)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+        _Quiet, directory=str(tmp_path / "www")))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv(preflight.MIRROR_ENV, f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        for item in (i for i in preflight.items_v2(v2) if i.kind == "apt"):
+            outcome = preflight.check(item)
+            assert outcome.ok, outcome.line()
+            assert outcome.detail.endswith("(main/binary-amd64/Packages)")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs apt-get")
+def test_apt_get_installs_from_the_neuron_apt_stand_in(tmp_path: Path) -> None:
+    """The stand-in, laid out as the record says (an InRelease apt cannot verify, an uncompressed index), still
+    serves setup-neuronx.sh's `apt-get update` and install with its trusted=yes source: apt passes over the
+    unsigned InRelease and finds the index itself. Run with apt's own folders under tmp_path."""
+    from infprov.sandbox import downloads
+
+    v2 = downloads.read_pins_v2()
+    www = tmp_path / "www"
+    downloads._neuron_apt_repo(www, {**v2, "NEURON_APT_REPO": f"{downloads.BASE}/neuron"})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(www)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state = tmp_path / "apt"
+    for sub in ("lists/partial", "cache/archives/partial", "parts", "dl"):
+        (state / sub).mkdir(parents=True)
+    sources = state / "sources.list"
+    sources.write_text(f"deb [trusted=yes] http://127.0.0.1:{server.server_address[1]}/neuron "
+                       f"{v2['NEURON_APT_SUITE']} main\n")
+    opts = [f"-oDir::Etc::sourcelist={sources}", "-oDir::Etc::sourceparts=/nonexistent",
+            f"-oDir::State::Lists={state}/lists", f"-oDir::Cache={state}/cache", f"-oDir::Etc::Parts={state}/parts",
+            "-oDebug::NoLocking=1", "-oAPT::Sandbox::User=root", "-oAcquire::Retries=0"]
+    wanted = [f"{name}={downloads._deb_version(v2[key])}" for name, key in downloads.NEURON_APT_PACKAGES]
+    try:
+        update = subprocess.run(["apt-get", "update", *opts], capture_output=True, text=True, timeout=120)
+        assert update.returncode == 0 and "W:" not in update.stdout + update.stderr, update.stdout + update.stderr
+        install = subprocess.run(["apt-get", "install", "-s", *opts, *wanted], capture_output=True, text=True,
+                                 timeout=120)
+        assert install.returncode == 0, install.stdout + install.stderr
+        assert "cannot be authenticated" not in install.stdout + install.stderr
+        got = subprocess.run(["apt-get", "download", *opts, wanted[0]], capture_output=True, text=True,
+                             timeout=120, cwd=state / "dl")
+        assert got.returncode == 0, got.stdout + got.stderr
+        assert [p.name for p in (state / "dl").iterdir()] == [f"{wanted[0].replace('=', '_')}_amd64.deb"]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # ---------------------------------------------------------------- the sandbox's pins, on its stand-in server
