@@ -34,6 +34,12 @@ class InstanceType:
         """inf1, inf2 or trn1: the word AMI descriptions list under "Supported EC2 instances"."""
         return self.name.split(".")[0]
 
+    def vcpu_quota(self, spot: bool = False) -> str:
+        """The EC2 vCPU quota (Service Quotas) a launch of this type counts against: Inf1 and Inf2 share the
+        Inf quotas, Trn1 has its own (EC2 User Guide, "On-Demand Instance quotas" and "Spot Instance quotas")."""
+        letters = {"inf": "Inf", "trn": "Trn"}[self.family.rstrip("0123456789")]
+        return f"All {letters} Spot Instance Requests" if spot else f"Running On-Demand {letters} instances"
+
     @property
     def cores_per_device(self) -> int:
         return CORES_PER_DEVICE if self.generation == NEURON_V1 else CORES_PER_DEVICE_V2

@@ -279,7 +279,7 @@ class LaunchTokens:
 
 def launch_error(exc: Ec2ApiError, spec: UpSpec, itype: catalog.InstanceType, need: int, region: str) -> InfprovError:
     if exc.code == "VcpuLimitExceeded":
-        quota = "All Inf Spot Instance Requests" if spec.spot else "Running On-Demand Inf instances"
+        quota = itype.vcpu_quota(spec.spot)
         return InfprovError(
             f"launching {need} x {itype.name} ({need * itype.vcpus} vCPUs) exceeds this account's "
             f"vCPU quota in {region}",
@@ -288,7 +288,7 @@ def launch_error(exc: Ec2ApiError, spec: UpSpec, itype: catalog.InstanceType, ne
     if exc.code == "MaxSpotInstanceCountExceeded":
         return InfprovError(
             f"spot request refused in {region}: {exc.message}",
-            "raise the EC2 quota 'All Inf Spot Instance Requests' in Service Quotas, or drop --spot",
+            f"raise the EC2 quota '{itype.vcpu_quota(spot=True)}' in Service Quotas, or drop --spot",
         )
     if exc.code == "IdempotentParameterMismatch":  # reached only while a live instance holds the token
         return InfprovError(

@@ -5,16 +5,24 @@ Two sets of pins, one per Neuron generation: pins.env (Inf1) and pins-neuronx.en
 
 from __future__ import annotations
 
+import bz2
+import codecs
+import contextlib
+import gzip
+import http.client
+import io
 import json
+import lzma
 import os
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
 
 from infprov.floor import paths
 
@@ -30,6 +38,11 @@ TIMEOUT_S = 15.0
 # Tests (and a sandbox with a stand-in server) send every URL to one local server instead, as
 # http://MIRROR/<host>/<path>; nothing then leaves the machine.
 MIRROR_ENV = "INFPROV_PREFLIGHT_MIRROR"
+# An apt index (Packages) is read as a stream up to this many bytes, decompressed: the Neuron repository's
+# indexes list every build of every package, far more than one answer of http_fetch holds.
+INDEX_LIMIT = 256 << 20
+# The apt component and architecture whose index the pinned packages are looked up in.
+APT_INDEX_DIR = "main/binary-amd64"
 # The three Triton repositories the stub's CMake fetches (python_backend r22.04 CMakeLists.txt).
 TRITON_REPOS = ("common", "core", "backend")
 
@@ -52,7 +65,8 @@ class Item:
     name: str
     url: str
     kind: str  # head (the URL answers), git-ref (a branch or a tag of that name), image (a registry manifest), pip,
-    #            apt (an apt index lists the package at the version, want = "package=version-glob")
+    #            apt (url is an apt suite's dists/SUITE folder; its main/binary-amd64 index lists the package at
+    #            the version, want = "package=version-glob")
     want: str = ""  # the ref, the image tag, or the wheel's file name start
     fix: str = ""
 
@@ -125,7 +139,7 @@ def items_v2(pins: Mapping[str, str]) -> list[Item]:
     edit = "edit playbooks/files/pins-neuronx.env"
     ref = pins["PYTHON_BACKEND_REF"]
     apt = pins["NEURON_APT_REPO"].rstrip("/")
-    index = f"{apt}/dists/{pins['NEURON_APT_SUITE']}/main/binary-amd64/Packages"
+    dist = f"{apt}/dists/{pins['NEURON_APT_SUITE']}"
     out = [
         Item("python_backend " + ref, pins["PYTHON_BACKEND_REPO"].removesuffix(".git"), "git-ref",
              ref, f"the branch is gone upstream: pin another python_backend ref ({edit})"),
@@ -138,7 +152,7 @@ def items_v2(pins: Mapping[str, str]) -> list[Item]:
     ]
     for package, key in (("aws-neuronx-runtime-lib", "NEURON_RUNTIME_LIB_VERSION"),
                          ("aws-neuronx-collectives", "NEURON_COLLECTIVES_VERSION")):
-        out.append(Item(f"{package} {pins[key]}", index, "apt", f"{package}={pins[key]}",
+        out.append(Item(f"{package} {pins[key]}", dist, "apt", f"{package}={pins[key]}",
                         f"that version left the Neuron apt repository: {edit} ({key})"))
     for key in ("NEURONX_CC_SPEC", "TORCH_NEURONX_SPEC"):
         project, _, version = pins[key].partition("==")
@@ -187,6 +201,7 @@ def standin_fetch(address: str) -> Fetch:
         return _request(method, standin_url(url, address), headers)
 
     fetch.where = f"standin {address}"  # type: ignore[attr-defined]  # part of the cache key
+    fetch.open = lambda url: _open_url(standin_url(url, address))  # type: ignore[attr-defined]
     return fetch
 
 
@@ -205,10 +220,39 @@ def _request(method: str, url: str, headers: Mapping[str, str]) -> tuple[int, Ma
         return exc.code, dict(exc.headers or {}), b""
 
 
+Opened = tuple[int, IO[bytes]]  # the status and the body, to read as a stream
+
+
+@contextlib.contextmanager
+def _open_url(url: str) -> Iterator[Opened]:
+    """GET url and hand over its body unread (for answers larger than one http_fetch holds)."""
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:  # noqa: S310 - URLs from the pins
+            yield resp.status, resp
+    except urllib.error.HTTPError as exc:
+        yield exc.code, io.BytesIO(b"")
+
+
+http_fetch.open = lambda url: _open_url(_mirrored(url))  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def _open(fetch: Fetch, url: str) -> Iterator[Opened]:
+    """The body of a GET as a stream: through fetch.open where the fetch has one (http_fetch and the stand-in's
+    do), else the bytes a plain fetch returns."""
+    opener = getattr(fetch, "open", None)
+    if opener is None:
+        status, _, body = fetch("GET", url, {})
+        yield status, io.BytesIO(body)
+        return
+    with opener(url) as opened:
+        yield opened
+
+
 def check(item: Item, fetch: Fetch = http_fetch) -> Outcome:
     try:
         ok, detail = _CHECKS[item.kind](item, fetch)
-    except (OSError, ValueError) as exc:  # no network, DNS, TLS, a timeout, a garbled answer
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # no network, DNS, TLS, timeout, cut/bad answer
         reason = getattr(exc, "reason", None) or exc
         return Outcome(item.name, False, f"{item.url} could not be reached ({reason})",
                        "check the network from this machine, then run preflight again")
@@ -282,22 +326,155 @@ def _pip(item: Item, fetch: Fetch) -> tuple[bool, str]:
 
 
 def _apt(item: Item, fetch: Fetch) -> tuple[bool, str]:
-    """Does the apt index (an uncompressed Packages file) list the package at a version the glob matches?"""
+    """Does the suite's main/binary-amd64 index list the package at a version the glob matches?
+
+    As apt does: the suite's InRelease (its signed text read as it is: preflight only asks what exists) or
+    Release names the index files; the best one preflight can decompress (xz, gz, bz2, plain) is read as a
+    stream, up to INDEX_LIMIT bytes decompressed.
+    """
     import fnmatch
 
-    status, _, body = fetch("GET", item.url, {})
-    if status != 200:
-        return False, f"{item.url} answered HTTP {status}"
+    release, where = _release(item.url, fetch)
+    if release is None:
+        return False, where
+    files, by_hash = _release_files(release)
+    listed = {name: files[name] for name in files if name.startswith(f"{APT_INDEX_DIR}/Packages")}
+    usable = [name for name in (f"{APT_INDEX_DIR}/Packages{ext}" for ext in _INDEX_EXTS) if name in listed]
+    if not usable:
+        if listed:
+            return False, f"{where} lists {APT_INDEX_DIR} Packages only as {', '.join(sorted(listed))}, which " \
+                          "preflight cannot decompress"
+        return False, f"{where} lists no Packages for {APT_INDEX_DIR}"
     package, _, pattern = item.want.partition("=")
-    versions = []
-    for stanza in body.decode("utf-8", "replace").split("\n\n"):
+    failures = []
+    for name in usable:
+        urls = [f"{item.url}/{name}"]
+        sha256 = listed[name]
+        if by_hash and sha256:  # where the Release says so, the by-hash copy is the one apt reads
+            urls.insert(0, f"{item.url}/{APT_INDEX_DIR}/by-hash/SHA256/{sha256}")
+        for url in urls:
+            try:
+                versions = _index_versions(url, name, package, fetch)
+            except _IndexTooLarge:
+                return False, f"{item.url}/{name}: the index is larger than {INDEX_LIMIT >> 20} MiB"
+            except _IndexUnreadable as exc:
+                failures.append(str(exc))
+                continue
+            found = [v for v in versions if fnmatch.fnmatchcase(v, pattern)]
+            if found:
+                return True, f"{package} {found[-1]} is in {item.url.rsplit('/dists/', 1)[0]} ({name})"
+            return False, f"no {package} {pattern} in {item.url}/{name} ({len(versions)} other version(s))"
+    return False, f"no index {where} lists could be read: {'; '.join(failures)}"
+
+
+class _IndexTooLarge(Exception):
+    pass
+
+
+class _IndexUnreadable(Exception):
+    pass
+
+
+# The index files preflight reads (Packages plus one of these), in the order it prefers them: smallest first.
+_INDEX_EXTS = (".xz", ".gz", ".bz2", ".lzma", "")
+
+
+class _Reader(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+def _decompressing(ext: str, raw: IO[bytes]) -> contextlib.AbstractContextManager[_Reader]:
+    """raw (a stream) decompressed as an index file of that extension is; the stream itself stays open."""
+    if ext in (".xz", ".lzma"):
+        return lzma.LZMAFile(raw)
+    if ext == ".gz":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if ext == ".bz2":
+        return bz2.BZ2File(raw)
+    return contextlib.nullcontext(raw)
+
+
+_CHUNK = 1 << 16
+
+
+def _release(dist: str, fetch: Fetch) -> tuple[str | None, str]:
+    """The text of dist's InRelease (without its signature) or else its Release, and the URL read; or None
+    and the failure."""
+    statuses = []
+    for name in ("InRelease", "Release"):
+        status, _, body = fetch("GET", f"{dist}/{name}", {})
+        if status == 200:
+            return _unsigned(body.decode("utf-8", "replace")), f"{dist}/{name}"
+        statuses.append(f"{name} HTTP {status}")
+    return None, f"{dist} has no Release file ({', '.join(statuses)})"
+
+
+def _unsigned(text: str) -> str:
+    """The signed text of a clearsigned InRelease (OpenPGP cleartext framework), as is; other text unchanged."""
+    if not text.startswith("-----BEGIN PGP SIGNED MESSAGE-----"):
+        return text
+    _, _, rest = text.partition("\n\n")  # the armor headers end at the first empty line
+    body = rest.split("\n-----BEGIN PGP SIGNATURE-----", 1)[0]
+    return "\n".join(line[2:] if line.startswith("- ") else line for line in body.splitlines())
+
+
+def _release_files(text: str) -> tuple[dict[str, str], bool]:
+    """The files a Release lists (path -> SHA256, "" where it gives none), and whether it says Acquire-By-Hash."""
+    files: dict[str, str] = {}
+    by_hash = False
+    section = ""
+    for line in text.splitlines():
+        if not line.startswith((" ", "\t")):
+            key, _, value = line.partition(":")
+            section = key.strip()
+            if section == "Acquire-By-Hash":
+                by_hash = value.strip().lower() == "yes"
+            continue
+        words = line.split()
+        if section in ("MD5Sum", "SHA1", "SHA256", "SHA512") and len(words) == 3:
+            digest, _, path = words
+            if section == "SHA256":
+                files[path] = digest
+            else:
+                files.setdefault(path, "")
+    return files, by_hash
+
+
+def _index_versions(url: str, name: str, package: str, fetch: Fetch) -> list[str]:
+    """The versions of package an index lists, read as a stream and decompressed by its name's extension."""
+    ext = "" if name.endswith("/Packages") else "." + name.rsplit(".", 1)[1]
+    versions: list[str] = []
+    needle = f"Package: {package}\n"
+
+    def take(stanza: str) -> None:
+        if needle not in stanza + "\n":
+            return
         fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line and not line[0].isspace())
         if fields.get("Package") == package and "Version" in fields:
             versions.append(fields["Version"])
-    found = [v for v in versions if fnmatch.fnmatchcase(v, pattern)]
-    if found:
-        return True, f"{package} {found[-1]} is in {item.url.rsplit('/dists/', 1)[0]}"
-    return False, f"no {package} {pattern} in {item.url} ({len(versions)} other version(s))"
+
+    with _open(fetch, url) as (status, raw):
+        if status != 200:
+            raise _IndexUnreadable(f"{url} answered HTTP {status}")
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        size, rest = 0, ""
+        try:
+            with _decompressing(ext, raw) as reader:
+                while chunk := reader.read(_CHUNK):
+                    size += len(chunk)
+                    if size > INDEX_LIMIT:
+                        raise _IndexTooLarge
+                    *stanzas, rest = (rest + decoder.decode(chunk)).split("\n\n")
+                    for stanza in stanzas:
+                        take(stanza)
+        except (lzma.LZMAError, zlib.error, gzip.BadGzipFile, EOFError) as exc:
+            raise _IndexUnreadable(f"{url} cannot be decompressed ({exc or type(exc).__name__})") from None
+        except OSError as exc:
+            if ext == ".bz2" and "Invalid data stream" in str(exc):  # what BZ2File raises on bad data
+                raise _IndexUnreadable(f"{url} cannot be decompressed ({exc})") from None
+            raise
+        take(rest + decoder.decode(b"", final=True))
+    return versions
 
 
 _CHECKS: dict[str, Callable[[Item, Fetch], tuple[bool, str]]] = {

@@ -37,6 +37,7 @@ import gzip
 import hashlib
 import io
 import json
+import lzma
 import os
 import shutil
 import signal
@@ -257,27 +258,51 @@ def _apt_repo(root: Path) -> None:
               "infprov sandbox stand-in (no packages: the image has them)")
 
 
-def _apt_dist(base: Path, suite: str, debs: list[tuple[str, bytes, str]], label: str) -> None:
-    """base/dists/SUITE (main, amd64) listing debs (file name, bytes, control text), the files in base/pool."""
+def _apt_dist(base: Path, suite: str, debs: list[tuple[str, bytes, str]], label: str, *,
+              release_files: tuple[str, ...] = ("Release",), index_files: tuple[str, ...] = ("Packages", "Packages.gz"),
+              pool_path: str = "pool/main/{file}") -> None:
+    """base/dists/SUITE (main, amd64) listing debs (file name, bytes, control text), the files in base/pool.
+
+    release_files: which of Release and InRelease are written (an InRelease here is the Release text unsigned,
+    which apt with trusted=yes passes over to read the index itself); index_files: the index files written and
+    listed (Packages, Packages.gz, Packages.xz); pool_path: where a package goes ({file}, {package}, {version},
+    {initial}: the package's first letter).
+    """
     dist = base / "dists" / suite
     pkgs = dist / "main" / "binary-amd64"
     pkgs.mkdir(parents=True, exist_ok=True)
     stanzas = []
     for name, data, control in debs:
-        rel = f"pool/main/{name}"
-        (base / "pool" / "main").mkdir(parents=True, exist_ok=True)
+        package, version = name.split("_")[:2]
+        rel = pool_path.format(file=name, package=package, version=version, initial=package[0])
+        (base / rel).parent.mkdir(parents=True, exist_ok=True)
         (base / rel).write_bytes(data)
         stanzas.append(control.rstrip("\n") + f"\nFilename: {rel}\nSize: {len(data)}\nSHA256: {sha256(data)}\n")
     plain = "\n".join(stanzas).encode()
-    packed = gzip.compress(plain, mtime=0)
-    (pkgs / "Packages").write_bytes(plain)
-    (pkgs / "Packages.gz").write_bytes(packed)
-    lines = [f" {sha256(data)} {len(data):>8} main/binary-amd64/{name}"
-             for name, data in (("Packages", plain), ("Packages.gz", packed))]
-    (dist / "Release").write_text(
-        f"Origin: infprov\nLabel: {label}\nSuite: {suite}\n"
-        f"Codename: {suite}\nDate: Fri, 01 Apr 2022 00:00:00 UTC\nArchitectures: amd64\nComponents: main\n"
-        "SHA256:\n" + "\n".join(lines) + "\n")
+    packed = {"Packages": plain, "Packages.gz": gzip.compress(plain, mtime=0), "Packages.xz": lzma.compress(plain)}
+    lines = []
+    for name in index_files:
+        (pkgs / name).write_bytes(packed[name])
+        lines.append(f" {sha256(packed[name])} {len(packed[name]):>8} main/binary-amd64/{name}")
+    release = (f"Origin: infprov\nLabel: {label}\nSuite: {suite}\n"
+               f"Codename: {suite}\nDate: Fri, 01 Apr 2022 00:00:00 UTC\nArchitectures: amd64\nComponents: main\n"
+               "SHA256:\n" + "\n".join(lines) + "\n")
+    for name in release_files:
+        (dist / name).write_text(release)
+
+
+def _neuron_apt_repo(root: Path, v2: dict[str, str]) -> None:
+    """The stand-in Neuron apt repository (Inf2/Trn1): the runtime packages setup-neuronx.sh installs, laid out
+    as the record of the real repository says (sandbox/upstream/neuron-apt-repository.json)."""
+    from infprov.sandbox import provenance
+
+    record = provenance.load("neuron-apt-repository")
+    _apt_dist(root / v2["NEURON_APT_REPO"].removeprefix(BASE + "/"), v2["NEURON_APT_SUITE"],
+              [standin_deb(name, _deb_version(v2[key])) for name, key in NEURON_APT_PACKAGES],
+              "infprov sandbox stand-in for the Neuron apt repository",
+              release_files=tuple(record.fact("release_files")),
+              index_files=tuple(record.fact("index_files", "main/binary-amd64")),
+              pool_path=record.fact("pool_path"))
 
 
 def _tar_gz(entries: list[tuple[str, bytes | None]], *, mtime: int = 1712707200, fmt: int = tarfile.GNU_FORMAT,
@@ -388,16 +413,26 @@ def expected_files_v2(v2: dict[str, str]) -> list[str]:
     def path(url: str) -> str:
         return url.removeprefix(BASE + "/")
 
-    apt = path(v2["NEURON_APT_REPO"])
     return [
         path(v2["NEURON_APT_KEY_URL"]),
-        f"{apt}/dists/{v2['NEURON_APT_SUITE']}/Release",
-        *(f"{apt}/pool/main/{name}_{_deb_version(v2[key])}_amd64.deb" for name, key in NEURON_APT_PACKAGES),
+        *_neuron_apt_files(v2),
         *(f"{path(v2['NEURON_PIP_INDEX'])}/{v2[k].partition('==')[0]}/index.html"
           for k in ("NEURONX_CC_SPEC", "TORCH_NEURONX_SPEC")),
         f"pypi.org/simple/{v2['TORCHVISION_SPEC'].partition('==')[0]}/index.html",
         *(_manifest_path(v2[k]) for k in ("SERVER_IMAGE", "SDK_IMAGE")),
     ]
+
+
+def _neuron_apt_files(v2: dict[str, str]) -> list[str]:
+    """The stand-in Neuron apt repository's release files and packages, where _neuron_apt_repo lays them out."""
+    from infprov.sandbox import provenance
+
+    record = provenance.load("neuron-apt-repository")
+    apt = v2["NEURON_APT_REPO"].removeprefix(BASE + "/")
+    return [*(f"{apt}/dists/{v2['NEURON_APT_SUITE']}/{name}" for name in record.fact("release_files")),
+            *(f"{apt}/" + record.fact("pool_path").format(package=name, version=_deb_version(v2[key]),
+                                                          initial=name[0])
+              for name, key in NEURON_APT_PACKAGES)]
 
 
 def _manifest_path(image: str) -> str:
@@ -454,10 +489,7 @@ def build(root: Path, python_backend: Path, log: Path) -> None:
         neuron[project] = [standin_wheel(project, version)]
     _simple_index(root, pins["NEURON_PIP_INDEX"].removeprefix(BASE + "/"), neuron)
     # the Neuron apt repository (Inf2/Trn1): the runtime packages setup-neuronx.sh installs
-    apt = root / v2["NEURON_APT_REPO"].removeprefix(BASE + "/")
-    _apt_dist(apt, v2["NEURON_APT_SUITE"],
-              [standin_deb(name, _deb_version(v2[key])) for name, key in NEURON_APT_PACKAGES],
-              "infprov sandbox stand-in for the Neuron apt repository")
+    _neuron_apt_repo(root, v2)
     put(v2["NEURON_APT_KEY_URL"], b"infprov sandbox stand-in: the stand-in Neuron apt repository is unsigned "
                                   b"(the sandbox pins say trusted), so this is no key\n")
     # python_backend: the stand-in repository itself, over git's dumb http (its info/refs)

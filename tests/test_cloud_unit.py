@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from infprov.floor.errors import InfprovError, UsageError
-from infprov.provision import amis, cloud, launch, planning, specs
-from infprov.provision.ec2 import Instance
+from infprov.provision import amis, catalog, cloud, launch, planning, specs
+from infprov.provision.ec2 import Ec2ApiError, Instance
 from infprov.sandbox import ec2endpoint
 
 
@@ -335,3 +335,26 @@ def test_an_odd_answer_is_refused_in_one_line(field: str, value: Any) -> None:
     with pytest.raises(InfprovError) as err:
         Instance.from_api({**GOOD, field: value})
     assert "EC2 answered with" in err.value.message and "\n" not in err.value.line()
+
+
+# ---------------------------------------------------------------- the quota a refused launch names
+@pytest.mark.parametrize(("itype", "on_demand", "spot"), [
+    ("inf1.6xlarge", "Running On-Demand Inf instances", "All Inf Spot Instance Requests"),
+    ("inf2.xlarge", "Running On-Demand Inf instances", "All Inf Spot Instance Requests"),
+    ("trn1.2xlarge", "Running On-Demand Trn instances", "All Trn Spot Instance Requests"),
+])
+def test_a_vcpu_quota_refusal_names_the_family_s_quota(itype: str, on_demand: str, spot: str) -> None:
+    """Inf1 and Inf2 count against the Inf vCPU quotas, Trn1 against the Trn ones (EC2 User Guide, On-Demand
+    and Spot Instance quotas)."""
+    t = catalog.TYPES[itype]
+    for use_spot, quota in ((False, on_demand), (True, spot)):
+        spec = specs.UpSpec(instance_type=itype, spot=use_spot)
+        err = launch.launch_error(Ec2ApiError("RunInstances", "VcpuLimitExceeded", "over"), spec, t, 2, "us-east-1")
+        assert f"({2 * t.vcpus} vCPUs)" in err.message
+        assert f"'{quota}'" in err.hint, err.hint
+        other = "Trn" if "Inf" in quota else "Inf"
+        assert f" {other} " not in err.hint
+    spot_spec = specs.UpSpec(instance_type=itype, spot=True)
+    refused = launch.launch_error(Ec2ApiError("RunInstances", "MaxSpotInstanceCountExceeded", "max"), spot_spec, t, 1,
+                                  "us-east-1")
+    assert f"'{spot}'" in refused.hint

@@ -8,6 +8,7 @@ CMakeLists.txt) and the pins.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import shutil
 import subprocess
@@ -145,6 +146,30 @@ def test_pins_are_read_as_data_never_run(tmp_path: Path, line: str) -> None:
     pins.write_text(pins.read_text() + line + "\n")
     _source(pb, installer, log, "-t", "-b", str(pb), "-i", str(tmp_path))
     assert not Path("/tmp/infprov-pwned").exists() and not Path("/tmp/x").exists()
+
+
+# ---------------------------------------------------------------- the Inf1 compile script (tensorflow-neuron: not here)
+def _compile_calls(path: Path) -> list[ast.Call]:
+    """Every call of tfn.saved_model.compile (or tensorflow.neuron.saved_model.compile) in a script."""
+    calls = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "compile":
+            owner = ast.unparse(node.func.value)
+            if owner in ("tfn.saved_model", "tensorflow.neuron.saved_model", "tf.neuron.saved_model"):
+                calls.append(node)
+    return calls
+
+
+def test_the_inf1_compile_asks_for_dynamic_batch_size() -> None:
+    """compile_rn50.py compiles at batch 1 and model.py hands each NeuronCore a slice of the request, so the
+    compiled model must take any batch: tensorflow-neuron's dynamic_batch_size=True (Neuron Batching page)."""
+    calls = _compile_calls(PLAYBOOKS / "files" / "inf1" / "compile_rn50.py")
+    assert len(calls) == 1, "one compile call"
+    keywords = {k.arg: k.value for k in calls[0].keywords}
+    assert "dynamic_batch_size" in keywords, ast.unparse(calls[0])
+    value = keywords["dynamic_batch_size"]
+    assert isinstance(value, ast.Constant) and value.value is True, ast.unparse(calls[0])
+    assert "batch_size" not in keywords, "batch 1 (the default): dynamic batching splits larger requests"
 
 
 # ---------------------------------------------------------------- bench follows the served config

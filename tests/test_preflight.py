@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import http.server
 import json
+import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +27,42 @@ def _pkt(line: str) -> str:
     return f"{len(line) + 4:04x}{line}"
 
 
+# as the Neuron repository lists them: several versions a package, a build hash as revision
+NEURON_STANZAS = [f"Package: {p}\nVersion: {v}\nArchitecture: amd64\n" for p, v in (
+    ("aws-neuronx-runtime-lib", "2.19.5.0-97e2d271b"), ("aws-neuronx-runtime-lib", "2.20.22.0-1b3ca6425"),
+    ("aws-neuronx-collectives", "2.20.22.0-c101c322e"), ("aws-neuronx-dkms", "2.16.7.0"))]
+NEURON_DIST = "/apt.repos.neuron.amazonaws.com/dists/jammy"
+
+
+def apt_layout(stanzas: list[str], indexes: tuple[str, ...] = ("Packages",), *, release: str = "InRelease",
+               by_hash: bool = False) -> dict[str, bytes]:
+    """A suite's files (paths under dists/SUITE -> bytes): the index in the forms named, listed in a Release
+    (an InRelease is clearsigned-shaped, with a dash-escaped line, as the real one is signed)."""
+    import bz2
+    import gzip
+    import hashlib
+    import lzma
+
+    plain = "\n".join(stanzas).encode()
+    forms = {"Packages": plain, "Packages.gz": gzip.compress(plain), "Packages.xz": lzma.compress(plain),
+             "Packages.bz2": bz2.compress(plain)}
+    files: dict[str, bytes] = {}
+    lines = []
+    for name in indexes:
+        data = forms[name]
+        digest = hashlib.sha256(data).hexdigest()
+        lines.append(f" {digest} {len(data)} main/binary-amd64/{name}")
+        files[f"main/binary-amd64/by-hash/SHA256/{digest}" if by_hash else f"main/binary-amd64/{name}"] = data
+    text = ("Origin: test\nSuite: jammy\nCodename: jammy\nArchitectures: amd64\nComponents: main\n"
+            + ("Acquire-By-Hash: yes\n" if by_hash else "") + "SHA256:\n" + "\n".join(lines) + "\n")
+    if release == "InRelease":
+        text = ("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n" + text
+                + "- -- a dash-escaped line\n-----BEGIN PGP SIGNATURE-----\n\nnot a real signature\n"
+                "-----END PGP SIGNATURE-----\n")
+    files[release] = text.encode()
+    return files
+
+
 class Mirror(http.server.ThreadingHTTPServer):
     """Answers as GitHub, NGC, the Boost and conda download hosts and the Neuron pip index would."""
 
@@ -32,6 +71,8 @@ class Mirror(http.server.ThreadingHTTPServer):
         self.gone: set[str] = set()  # paths that answer 404, as a vanished upstream would
         self.requests: list[str] = []
         self.records: Path | None = None  # another set of upstream records (None: sandbox/upstream)
+        # the Neuron apt suite's files, as the record of the real repository says it publishes them
+        self.apt: dict[str, bytes] = apt_layout(NEURON_STANZAS)
 
     @property
     def url(self) -> str:
@@ -89,12 +130,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if path.startswith("/pypi.org/simple/torchvision/"):
             wheel = "torchvision-0.16.2-cp310-cp310-manylinux1_x86_64.whl"
             return self._answer(200, f'<a href="{wheel}">{wheel}</a>\n'.encode())
-        if path == "/apt.repos.neuron.amazonaws.com/dists/jammy/main/binary-amd64/Packages":
-            # as the Neuron repository lists them: several versions a package, a build hash as revision
-            stanzas = [f"Package: {p}\nVersion: {v}\nArchitecture: amd64\n" for p, v in (
-                ("aws-neuronx-runtime-lib", "2.19.5.0-97e2d271b"), ("aws-neuronx-runtime-lib", "2.20.22.0-1b3ca6425"),
-                ("aws-neuronx-collectives", "2.20.22.0-c101c322e"), ("aws-neuronx-dkms", "2.16.7.0"))]
-            return self._answer(200, "\n".join(stanzas).encode())
+        if path.startswith(NEURON_DIST + "/"):
+            data = self.server.apt.get(path.removeprefix(NEURON_DIST + "/"))
+            return self._answer(404) if data is None else self._answer(200, data)
         if path.endswith(".PUB"):
             return self._answer(200)
         if path.endswith((".tar.gz", ".sh")):
@@ -236,6 +274,166 @@ def test_up_runs_preflight_first_and_launches_nothing_when_it_fails(mirror: Mirr
     assert result.exit_code == 1
     assert "preflight: 1 pinned download(s)" in result.stderr and "--no-preflight" in result.stderr
     assert "FAIL  python_backend r22.04" in result.stderr
+
+
+# ---------------------------------------------------------------- apt indexes as real repositories publish them
+def _runtime_item() -> preflight.Item:
+    return next(i for i in preflight.items_v2(preflight.read_pins(preflight.PINS_V2)) if i.kind == "apt")
+
+
+@pytest.mark.parametrize("index", ["Packages.gz", "Packages.xz", "Packages.bz2"])
+def test_apt_finds_the_package_in_a_compressed_only_index(mirror: Mirror, index: str) -> None:
+    mirror.apt = apt_layout(NEURON_STANZAS, (index,))
+    outcome = preflight.check(_runtime_item())
+    assert outcome.ok, outcome.line()
+    assert outcome.detail == ("aws-neuronx-runtime-lib 2.20.22.0-1b3ca6425 is in https://apt.repos.neuron.amazonaws.com"
+                              f" (main/binary-amd64/{index})")
+    assert not any(r.endswith("/binary-amd64/Packages") for r in mirror.requests), "only the listed index is asked for"
+
+
+def test_apt_prefers_the_smallest_index_the_release_lists(mirror: Mirror) -> None:
+    mirror.apt = apt_layout(NEURON_STANZAS, ("Packages", "Packages.gz", "Packages.xz"))
+    assert preflight.check(_runtime_item()).detail.endswith("(main/binary-amd64/Packages.xz)")
+    # a listed file that is not there (a mirror mid-update): the next one is read
+    del mirror.apt["main/binary-amd64/Packages.xz"]
+    assert preflight.check(_runtime_item()).detail.endswith("(main/binary-amd64/Packages.gz)")
+    # a corrupt one too
+    mirror.apt["main/binary-amd64/Packages.gz"] = b"\x1f\x8b\x08\x00garbage"
+    assert preflight.check(_runtime_item()).detail.endswith("(main/binary-amd64/Packages)")
+
+
+def test_apt_reads_by_hash_files_and_a_plain_release(mirror: Mirror) -> None:
+    mirror.apt = apt_layout(NEURON_STANZAS, ("Packages.gz",), release="Release", by_hash=True)
+    outcome = preflight.check(_runtime_item())
+    assert outcome.ok, outcome.line()
+    assert any("/main/binary-amd64/by-hash/SHA256/" in r for r in mirror.requests)
+    assert any(r.endswith("/dists/jammy/InRelease") for r in mirror.requests), "InRelease is asked for first"
+
+
+def test_apt_reads_an_index_larger_than_one_answer(mirror: Mirror) -> None:
+    """The real index lists every build of every package: more than the 4 MiB one fetch answer holds."""
+    filler = [f"Package: aws-neuronx-filler-{i}\nVersion: 1.0.{i}\nArchitecture: amd64\nDescription: {'x' * 200}\n"
+              for i in range(24000)]
+    wanted = "Package: aws-neuronx-runtime-lib\nVersion: 2.20.22.0-1b3ca6425\nArchitecture: amd64\n"
+    for index in ("Packages", "Packages.gz"):
+        mirror.apt = apt_layout([*filler, wanted], (index,))
+        assert len("\n".join([*filler, wanted])) > 5 << 20
+        outcome = preflight.check(_runtime_item())
+        assert outcome.ok, outcome.line()
+
+
+def test_apt_stops_at_the_index_limit_in_one_line(mirror: Mirror, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(preflight, "INDEX_LIMIT", 1 << 20)
+    filler = [f"Package: p{i}\nVersion: {i}\nDescription: {'y' * 500}\n" for i in range(4000)]
+    mirror.apt = apt_layout(filler, ("Packages.xz",))  # small on the wire, 2 MiB decompressed
+    outcome = preflight.check(_runtime_item())
+    assert not outcome.ok
+    assert outcome.detail == ("https://apt.repos.neuron.amazonaws.com/dists/jammy/main/binary-amd64/Packages.xz: "
+                              "the index is larger than 1 MiB")
+    assert "\n" not in outcome.line() and "NEURON_RUNTIME_LIB_VERSION" in outcome.fix
+
+
+def test_apt_names_a_release_without_the_index_or_no_release(mirror: Mirror) -> None:
+    mirror.apt = apt_layout(NEURON_STANZAS, ())
+    outcome = preflight.check(_runtime_item())
+    assert not outcome.ok and outcome.detail == (
+        "https://apt.repos.neuron.amazonaws.com/dists/jammy/InRelease lists no Packages for main/binary-amd64")
+    mirror.apt = {"Release": b"SHA256:\n 00 12 main/binary-amd64/Packages.zst\n"}
+    assert preflight.check(_runtime_item()).detail.endswith(
+        "lists main/binary-amd64 Packages only as main/binary-amd64/Packages.zst, which preflight cannot decompress")
+    mirror.apt = {}
+    assert preflight.check(_runtime_item()).detail == (
+        "https://apt.repos.neuron.amazonaws.com/dists/jammy has no Release file (InRelease HTTP 404, Release HTTP 404)")
+
+
+def test_apt_works_with_a_fetch_that_only_returns_bytes() -> None:
+    """A fetch without .open (as a caller may pass) still reads the index, from the bytes it returns."""
+    files = {f"https://apt.repos.neuron.amazonaws.com/dists/jammy/{k}": v
+             for k, v in apt_layout(NEURON_STANZAS, ("Packages.gz",)).items()}
+
+    def fetch(method: str, url: str, headers: Any) -> tuple[int, dict[str, str], bytes]:
+        return (200, {}, files[url]) if url in files else (404, {}, b"")
+
+    assert preflight.check(_runtime_item(), fetch).ok
+
+
+def test_the_neuron_apt_stand_in_is_laid_out_as_its_record_says(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox's stand-in Neuron apt repository presents what the record of the real one establishes (and
+    nothing it does not), and preflight finds the sandbox's pinned packages in it."""
+    from infprov.sandbox import downloads, provenance
+
+    record = provenance.load("neuron-apt-repository")
+    v2 = downloads.read_pins_v2()
+    root = tmp_path / "www" / downloads.NAME
+    downloads._neuron_apt_repo(root, v2)
+    repo = root / "apt.repos.neuron.amazonaws.com"
+    dist = repo / "dists" / v2["NEURON_APT_SUITE"]
+    assert sorted(p.name for p in dist.iterdir() if p.is_file()) == sorted(record.fact("release_files"))
+    index_dir = record.fact("component") + "/binary-amd64"
+    assert sorted(p.name for p in (dist / index_dir).iterdir()) == sorted(record.fact("index_files", index_dir))
+    debs = sorted(str(p.relative_to(repo)) for p in repo.rglob("*.deb"))
+    assert debs == sorted(record.fact("pool_path").format(initial=name[0], package=name,
+                                                          version=downloads._deb_version(v2[key]))
+                          for name, key in downloads.NEURON_APT_PACKAGES)
+    assert all(rel in {str(p.relative_to(root)) for p in root.rglob("*")}
+               for rel in downloads._neuron_apt_files(v2))
+    # preflight, with the sandbox's pins, finds the pinned versions in it (served here as the mirror)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+        _Quiet, directory=str(tmp_path / "www")))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv(preflight.MIRROR_ENV, f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        for item in (i for i in preflight.items_v2(v2) if i.kind == "apt"):
+            outcome = preflight.check(item)
+            assert outcome.ok, outcome.line()
+            assert outcome.detail.endswith("(main/binary-amd64/Packages)")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs apt-get")
+def test_apt_get_installs_from_the_neuron_apt_stand_in(tmp_path: Path) -> None:
+    """The stand-in, laid out as the record says (an InRelease apt cannot verify, an uncompressed index), still
+    serves setup-neuronx.sh's `apt-get update` and install with its trusted=yes source: apt passes over the
+    unsigned InRelease and finds the index itself. Run with apt's own folders under tmp_path."""
+    from infprov.sandbox import downloads
+
+    v2 = downloads.read_pins_v2()
+    www = tmp_path / "www"
+    downloads._neuron_apt_repo(www, {**v2, "NEURON_APT_REPO": f"{downloads.BASE}/neuron"})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(www)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state = tmp_path / "apt"
+    for sub in ("lists/partial", "cache/archives/partial", "parts", "dl"):
+        (state / sub).mkdir(parents=True)
+    sources = state / "sources.list"
+    sources.write_text(f"deb [trusted=yes] http://127.0.0.1:{server.server_address[1]}/neuron "
+                       f"{v2['NEURON_APT_SUITE']} main\n")
+    opts = [f"-oDir::Etc::sourcelist={sources}", "-oDir::Etc::sourceparts=/nonexistent",
+            f"-oDir::State::Lists={state}/lists", f"-oDir::Cache={state}/cache", f"-oDir::Etc::Parts={state}/parts",
+            "-oDebug::NoLocking=1", "-oAPT::Sandbox::User=root", "-oAcquire::Retries=0"]
+    wanted = [f"{name}={downloads._deb_version(v2[key])}" for name, key in downloads.NEURON_APT_PACKAGES]
+    try:
+        update = subprocess.run(["apt-get", "update", *opts], capture_output=True, text=True, timeout=120)
+        assert update.returncode == 0 and "W:" not in update.stdout + update.stderr, update.stdout + update.stderr
+        install = subprocess.run(["apt-get", "install", "-s", *opts, *wanted], capture_output=True, text=True,
+                                 timeout=120)
+        assert install.returncode == 0, install.stdout + install.stderr
+        assert "cannot be authenticated" not in install.stdout + install.stderr
+        got = subprocess.run(["apt-get", "download", *opts, wanted[0]], capture_output=True, text=True,
+                             timeout=120, cwd=state / "dl")
+        assert got.returncode == 0, got.stdout + got.stderr
+        assert [p.name for p in (state / "dl").iterdir()] == [f"{wanted[0].replace('=', '_')}_amd64.deb"]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # ---------------------------------------------------------------- the sandbox's pins, on its stand-in server

@@ -106,8 +106,9 @@ def test_preflight_finds_sandbox_urls_on_the_stand_in_server() -> None:
 def test_the_neuron_v2_stand_ins_are_laid_out_and_valid(tmp_path: Path) -> None:
     v2 = downloads.read_pins_v2()
     rels = downloads.expected_files(SANDBOX)
-    for rel in ("apt.repos.neuron.amazonaws.com/dists/bookworm/Release",
-                "apt.repos.neuron.amazonaws.com/pool/main/aws-neuronx-runtime-lib_2.20.22.0-infprov1_amd64.deb",
+    for rel in ("apt.repos.neuron.amazonaws.com/dists/bookworm/InRelease",
+                "apt.repos.neuron.amazonaws.com/pool/main/a/aws-neuronx-runtime-lib/"
+                "aws-neuronx-runtime-lib_2.20.22.0-infprov1_amd64.deb",
                 "pip.repos.neuron.amazonaws.com/torch-neuronx/index.html", "pypi.org/simple/torchvision/index.html",
                 "nvcr.io/v2/nvidia/tritonserver/manifests/24.04-py3"):
         assert rel in rels, rel

@@ -27,7 +27,14 @@ def main() -> None:
         outputs={"output": model.outputs[0]},
     )
     shutil.rmtree(args.out, ignore_errors=True)
-    tfn.saved_model.compile(plain, args.out)
+    # Compiled for batch 1; dynamic_batch_size=True lets the compiled model take any batch and run it as
+    # batch-1 pieces (model.py hands each NeuronCore its slice of a request: 4 images of 64 on 16 cores).
+    # tensorflow-neuron turns this on by itself only for a few models, so it is asked for here, as the Neuron
+    # docs' "Neuron Batching" page says (general/arch/neuron-features/neuroncore-batching.rst in
+    # https://github.com/aws-neuron/aws-neuron-sdk, commit 7a4eff86); the compilation API page,
+    # https://awsdocs-neuron.readthedocs-hosted.com/en/latest/frameworks/tensorflow/tensorflow-neuron/api-compilation-python-api.html,
+    # does not list the argument.
+    tfn.saved_model.compile(plain, args.out, dynamic_batch_size=True)
     shutil.rmtree(plain, ignore_errors=True)
     print(f"compiled ResNet-50 for Neuron into {args.out}")
 
