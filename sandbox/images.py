@@ -383,6 +383,12 @@ def ensure_docker_root(bundle: Path, log: Path, progress: system.Progress | None
     return dest
 
 
+def cached_docker_root() -> Path | None:
+    """The docker root ensure_docker_root made for the current recipe, if it is there (nothing is built)."""
+    dest = cache_dir() / f"docker-root-{recipe_key()}-{_dockerd_version()}"
+    return dest if (dest / ".infprov-complete").exists() else None
+
+
 def clone_docker_root(template: Path, dest: Path) -> None:
     """Give a host its own docker root: image layer files hard-linked, everything else copied.
 

@@ -7,7 +7,6 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,46 +96,33 @@ def _set_devices(name: str, state: dict[str, Any], count: int) -> None:
 
 
 def release_host(instance_id: str) -> None:
-    """The instance is gone: wipe what it left on its host, as termination would, and free the host."""
+    """The instance is gone: its host is made anew, as the next instance would get a new machine on EC2."""
     with locked():
         state = read_state()
         name = state.get("assignments", {}).pop(instance_id, None)
         if name is None:
             return
-        entry = state.get("hosts", {}).get(name)
-        if entry is not None:
-            _wipe_host(HostSpec(int(name[1:])), entry)
-            with contextlib.suppress(InfprovError):  # a host whose init is gone is rebuilt by `sandbox up`
-                _set_devices(name, state, NEURON_DEVICES)  # back to the devices it was built with
+        if name in state.get("hosts", {}):
+            renew_host(HostSpec(int(name[1:])), state)
         write_state(state)
 
 
-def _wipe_host(spec: HostSpec, entry: dict[str, Any]) -> None:
-    """Remove containers, images other than the two stand-ins, the login user's files, and any power-off
-    the instance scheduled (the next instance on this host must not inherit its deadline)."""
-    pid = entry.get("init_pid")
-    if pid and Path(f"/proc/{pid}").exists():
-        system.run(["nsenter", "-t", str(pid), "-m", "-p", "--", "sh", "-c", hostinit.POWER_CANCEL],
-                   what=f"cancel {spec.name}'s scheduled power-off", check=False, timeout=20)
-    if pid and Path(f"/proc/{pid}/root/run/docker.sock").exists():
-        sock = f"unix:///proc/{pid}/root/run/docker.sock"
-        ids = nshost.docker(sock, "ps", "-aq", timeout=20).stdout.split()
-        if ids:
-            nshost.docker(sock, "rm", "-f", *ids, timeout=60)
-        tags = nshost.docker(sock, "images", "--format", "{{.Repository}}:{{.Tag}}", timeout=20).stdout.split()
-        keep = images.STANDIN_IMAGES
-        extra = [t for t in tags if t not in keep]
-        if extra:
-            nshost.docker(sock, "rmi", "-f", *extra, timeout=60)
-        nshost.tag_v2(spec, sock)
-    home = spec.dir / "home"
-    if home.is_dir():
-        for child in home.iterdir():
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child, ignore_errors=True)
-            else:
-                child.unlink(missing_ok=True)
-        nshost.lay_out_home(spec)
+def renew_host(spec: HostSpec, state: dict[str, Any]) -> None:
+    """Remove the host wholly (every process of its cgroup, root ones too, and its /etc overlay, /run,
+    /dev/shm, docker state and home with it) and make it again from the cached images: nothing a tenant
+    did or left running, a scheduled power-off included, reaches the next one. Without the image cache
+    (deleted by hand) the host stays removed and `infprov sandbox up` makes it again."""
+    hosts = state.setdefault("hosts", {})
+    nshost.remove_host(spec, state)
+    hosts.pop(spec.name, None)
+    template = images.cached_docker_root()
+    if template is None:
+        return
+    try:
+        hosts[spec.name] = nshost.make_host(spec, template)
+    except InfprovError:
+        nshost.remove_host(spec, state)  # half made: `sandbox up` makes it again
+        raise
 
 
 def free_hosts() -> int:
