@@ -67,7 +67,8 @@ def test_a_released_host_keeps_nothing_of_its_tenant(tenants: list[str]) -> None
             break
     assert again, "the released host was not given out again"
     after = _ssh(again, "ls /etc/infprov-tenant-mark /dev/shm/infprov-tenant-mark /run/infprov-power.at 2>&1; "
-                        "pgrep -x tenantproc || echo no-tenant-process; docker volume ls -q; docker network ls --format '{{.Name}}'")
+                        "pgrep -x tenantproc || echo no-tenant-process; docker volume ls -q; "
+                        "docker network ls --format '{{.Name}}'")
     assert "No such file" in after.stdout and after.stdout.count("No such file") == 3, after.stdout
     assert "no-tenant-process" in after.stdout, after.stdout
     assert "infprov-tenant-vol" not in after.stdout and "infprov-tenant-net" not in after.stdout, after.stdout
