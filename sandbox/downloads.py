@@ -52,10 +52,11 @@ import zipfile
 from pathlib import Path
 
 from infprov.floor.errors import InfprovError
+from infprov.sandbox import network
 from infprov.sandbox.ec2endpoint import _reap, _same_process, _start_ticks
 
 NAME = "infprov-downloads"
-PORT = 80
+PORT = network.DOWNLOADS_PORT  # the one port of the machine the seal lets a host open
 BASE = f"http://{NAME}"
 PINS = Path(__file__).resolve().parents[1] / "playbooks" / "files" / "sandbox" / "pins.env"
 PINS_V2 = PINS.with_name("pins-neuronx.env")

@@ -10,7 +10,7 @@ from typing import Any
 
 from infprov.floor.errors import InfprovError
 from infprov.sandbox import system
-from infprov.sandbox.places import HostSpec, bridge, prefix, seal_chain, subnet
+from infprov.sandbox.places import HostSpec, bridge, gateway, prefix, seal_chain, subnet
 
 
 def check_subnet_free() -> None:
@@ -80,12 +80,27 @@ def seal_comment() -> list[str]:
     return ["-m", "comment", "--comment", f"infprov sandbox {prefix()}: nothing leaves {subnet()}"]
 
 
+def gateway_comment() -> list[str]:
+    return ["-m", "comment", "--comment",
+            f"infprov sandbox {prefix()}: at {gateway()} only the download server, port {DOWNLOADS_PORT}"]
+
+
+# The stand-in download server's port on the gateway address (sandbox/downloads.py serves it there): the one
+# thing a host may open a connection to on the machine.
+DOWNLOADS_PORT = 80
+
+
 def _seal_rules() -> list[tuple[str, list[str]]]:
     """(chain, rule) pairs: whatever comes in on the sandbox bridge, forwarded or addressed to the machine,
-    is dropped unless it is addressed to the sandbox subnet itself (the hosts and the gateway address)."""
-    chain = seal_chain()
+    is dropped unless it is addressed to the sandbox subnet itself (the hosts and the gateway address); at the
+    gateway address (the machine itself) a host may only answer the machine's own connections (SSH from
+    infprov) and open one to the stand-in download server: every other port of the machine is dropped."""
+    chain, gw = seal_chain(), gateway()
     return [
         (chain, ["!", "-d", str(subnet()), *seal_comment(), "-j", "DROP"]),
+        (chain, ["-d", gw, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", *gateway_comment(), "-j", "RETURN"]),
+        (chain, ["-d", gw, "-p", "tcp", "--dport", str(DOWNLOADS_PORT), *gateway_comment(), "-j", "RETURN"]),
+        (chain, ["-d", gw, *gateway_comment(), "-j", "DROP"]),
         ("FORWARD", ["-i", bridge(), *seal_comment(), "-j", chain]),
         ("INPUT", ["-i", bridge(), *seal_comment(), "-j", chain]),
     ]
@@ -121,7 +136,7 @@ def unseal() -> None:
     """Remove this sandbox's jumps and chain (another sandbox's, under another prefix, stay)."""
     if system.which("iptables") is None:
         return
-    for chain, rule in _seal_rules()[1:]:
+    for chain, rule in [r for r in _seal_rules() if r[0] != seal_chain()]:
         for _ in range(20):  # also duplicates, should any have been added by hand
             if _iptables("-D", chain, *rule).returncode != 0:
                 break
@@ -131,23 +146,31 @@ def unseal() -> None:
 
 
 def seal_status() -> dict[str, Any]:
-    """The machine's side of the seal: is the drop rule in place (chain, rule, both jumps) and how many
-    packets has it dropped since the chain was made (should stay 0: nothing tries to leave)."""
+    """The machine's side of the seal: are its rules in place (the chain's rules, both jumps), how many
+    packets the rule that drops what leaves the subnet has dropped since the chain was made (should stay 0:
+    nothing tries to leave), and how many the gateway rule dropped (a host reaching for the machine's ports)."""
     result: dict[str, Any] = {"chain": seal_chain(), "rule": False, "jumps": [], "dropped_packets": None,
-                              "dropped_bytes": None}
+                              "dropped_bytes": None, "gateway_dropped_packets": None}
     if system.which("iptables") is None or not seal_chain_exists():
         return result
-    drop, *jumps = _seal_rules()
+    rules = _seal_rules()
+    own = [r for r in rules if r[0] == seal_chain()]
+    jumps = [r for r in rules if r[0] != seal_chain()]
     result["jumps"] = [chain for chain, rule in jumps if _iptables("-C", chain, *rule).returncode == 0]
-    has_drop = _iptables("-C", drop[0], *drop[1]).returncode == 0
-    result["rule"] = has_drop and len(result["jumps"]) == len(jumps)
+    has_rules = all(_iptables("-C", chain, *rule).returncode == 0 for chain, rule in own)
+    result["rule"] = has_rules and len(result["jumps"]) == len(jumps)
     listing = _iptables("-L", seal_chain(), "-n", "-v", "-x").stdout
-    packets = octets = 0
+    packets = octets = gw_packets = 0
+    leave, at_gateway = seal_comment()[-1], gateway_comment()[-1]
     for line in listing.splitlines()[2:]:
         fields = line.split()
         if len(fields) > 2 and fields[2] == "DROP":
-            packets += int(fields[0])
-            octets += int(fields[1])
-    if has_drop:
+            if at_gateway in line:
+                gw_packets += int(fields[0])
+            elif leave in line:
+                packets += int(fields[0])
+                octets += int(fields[1])
+    if has_rules:
         result["dropped_packets"], result["dropped_bytes"] = packets, octets
+        result["gateway_dropped_packets"] = gw_packets
     return result

@@ -114,11 +114,16 @@ def test_drop_rule_on_the_machine(sandbox_hosts: list[dict[str, Any]]) -> None:
     chain, net, br = core.seal_chain(), str(core.subnet()), core.bridge()
     mine = [line for line in _iptables_s() if chain in line]
     comment = f'--comment "infprov sandbox {core.prefix()}: nothing leaves {net}"'
+    gw = core.gateway()
+    at_gw = f'--comment "infprov sandbox {core.prefix()}: at {gw} only the download server, port 80"'
     assert mine == [
         f"-N {chain}",
         f"-A INPUT -i {br} -m comment {comment} -j {chain}",
         f"-A FORWARD -i {br} -m comment {comment} -j {chain}",
         f"-A {chain} ! -d {net} -m comment {comment} -j DROP",
+        f"-A {chain} -d {gw}/32 -m conntrack --ctstate RELATED,ESTABLISHED -m comment {at_gw} -j RETURN",
+        f"-A {chain} -d {gw}/32 -p tcp -m tcp --dport 80 -m comment {at_gw} -j RETURN",
+        f"-A {chain} -d {gw}/32 -m comment {at_gw} -j DROP",
     ]
     assert Path(f"/proc/sys/net/ipv6/conf/{br}/disable_ipv6").read_text().strip() == "1"
 
@@ -126,10 +131,12 @@ def test_drop_rule_on_the_machine(sandbox_hosts: list[dict[str, Any]]) -> None:
 def test_drop_counter_is_read(sandbox_hosts: list[dict[str, Any]]) -> None:
     listing = subprocess.run(["iptables", "-w", "10", "-L", core.seal_chain(), "-n", "-v", "-x"],
                              capture_output=True, text=True, check=True).stdout
-    drop = [line.split() for line in listing.splitlines() if " DROP " in line]
+    drop = [line.split() for line in listing.splitlines() if " DROP " in line and "nothing leaves" in line]
     assert len(drop) == 1
     seal = core.seal_status()
     assert seal["dropped_packets"] == int(drop[0][0]) and seal["dropped_bytes"] == int(drop[0][1])
+    [at_gw] = [line.split() for line in listing.splitlines() if " DROP " in line and "only the download" in line]
+    assert seal["gateway_dropped_packets"] == int(at_gw[0])
     print(f"{core.seal_chain()}: {seal['dropped_packets']} packet(s) dropped since the sandbox was sealed")
 
 
@@ -147,6 +154,45 @@ def test_outside_address_is_unreachable_at_once(sandbox_hosts: list[dict[str, An
     assert [r[1] for r in inside] == ["connected", "ECONNREFUSED"]
     # blocked by "no route" on the host, before the machine's rule: nothing was dropped there
     assert core.seal_status()["dropped_packets"] == before
+
+
+@pytest.fixture()
+def machine_listener() -> Iterator[int]:
+    """A TCP port listening on every address of the machine (as a user's service on 0.0.0.0 would)."""
+    with socket.socket() as srv:
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("0.0.0.0", 0))
+        srv.listen(8)
+        yield srv.getsockname()[1]
+
+
+# Run on a host: connect to ADDRESS:PORT (give up after TIMEOUT s): `python3 -c CONNECT_PORT TIMEOUT ADDRESS PORT`.
+CONNECT_PORT = """
+import errno, socket, sys
+try:
+    socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=float(sys.argv[1])).close()
+    print("connected")
+except OSError as exc:
+    print(errno.errorcode.get(exc.errno or 0, type(exc).__name__))
+"""
+
+
+def test_a_host_reaches_only_the_download_server_on_the_machine(sandbox_hosts: list[dict[str, Any]],
+                                                                ssh: fabric.Connection, machine_listener: int) -> None:
+    """Issue 23, item 12: the gateway address is the machine itself; a host (root there) must not reach the
+    machine's other services. The machine still reaches the host (SSH: its answers come back)."""
+    seal = _assert_sealed([sandbox_hosts[0]["name"]])
+    gw = core.gateway()
+    # from this machine the port answers (the listener is real) ...
+    socket.create_connection((gw, machine_listener), timeout=5).close()
+    # ... from a host it does not: dropped at the machine's INPUT, counted apart from what leaves the subnet
+    out = ssh.run(f"python3 -c {shlex.quote(CONNECT_PORT)} 2 {gw} {machine_listener}", hide=True).stdout.strip()
+    assert out in ("ETIMEDOUT", "TimeoutError", "timeout"), out
+    after = core.seal_status()
+    assert after["gateway_dropped_packets"] > seal["gateway_dropped_packets"]
+    assert after["dropped_packets"] == seal["dropped_packets"]
+    # the download server's port stays open to hosts
+    assert ssh.run(f"python3 -c {shlex.quote(CONNECT_PORT)} 5 {gw} 80", hide=True).stdout.strip() == "connected"
 
 
 @pytest.mark.parametrize("net", ["host", "bridge"])
@@ -211,7 +257,7 @@ def test_up_repairs_the_seal(sandbox_hosts: list[dict[str, Any]]) -> None:
         core.up(len(sandbox_hosts))
     _assert_sealed()
     core.up(len(sandbox_hosts))  # twice: no duplicates
-    assert sum(chain in line for line in _iptables_s()) == 4
+    assert sum(chain in line for line in _iptables_s()) == 7
 
 
 def test_up_rebuilds_a_host_with_a_default_route(sandbox_hosts: list[dict[str, Any]]) -> None:
