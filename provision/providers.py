@@ -208,8 +208,9 @@ def connect(region: str | None, sandbox: bool) -> Provider:
         endpoint = core.status().get("ec2_endpoint")
         if not endpoint:
             raise InfprovError("the sandbox is not up", "run `infprov sandbox up`")
-        # moto takes any credentials; fixed dummy ones keep real ones out of the sandbox.
-        return SandboxProvider(SANDBOX_REGION, endpoint_url=endpoint, access_key="testing", secret_key="testing",
+        # the sandbox's own credentials (its endpoint takes no others), never the user's real ones
+        access_key, secret_key = core.ec2_credentials()
+        return SandboxProvider(SANDBOX_REGION, endpoint_url=endpoint, access_key=access_key, secret_key=secret_key,
                                core=core)
     region = region or default_region()
     if not region:

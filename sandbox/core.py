@@ -54,7 +54,8 @@ from infprov.sandbox.records import (
 
 __all__ = [
     "DEFAULT_EC2_PORT", "DEFAULT_SUBNET", "MAX_HOSTS", "NEURON_DEVICES", "USER", "HostSpec",
-    "assign_host", "base_dir", "bridge", "cgroup_root", "docker_socket", "down", "downloads_dir", "ec2_port",
+    "assign_host", "base_dir", "bridge", "cgroup_root", "docker_socket", "down", "downloads_dir", "ec2_credentials",
+    "ec2_port",
     "free_hosts", "gateway", "host_for_instance", "host_processes", "key_file", "powered_off", "prefix",
     "private_dir", "public_dir", "reconcile", "release_host", "restart_daemon", "seal_chain", "seal_status",
     "server_group_vars", "set_link", "standin_url", "start_daemon", "status", "stop_daemon", "subnet", "up",
@@ -107,6 +108,16 @@ def status() -> dict[str, Any]:
     served = (downloads.url(gateway()) if private_dir().exists()
               and downloads.is_running(private_dir() / "downloads", gateway()) else None)
     return {"ec2_endpoint": endpoint, "downloads": served, "hosts": hosts, "seal": seal}
+
+
+def ec2_credentials() -> tuple[str, str]:
+    """The credentials the sandbox's EC2 endpoint takes (made at its start; root only)."""
+    from infprov.sandbox import ec2endpoint
+
+    found = ec2endpoint.credentials(private_dir() / "ec2") if private_dir().exists() else None
+    if found is None:
+        raise InfprovError("the sandbox is not up (its EC2 endpoint has no credentials)", "run `infprov sandbox up`")
+    return found
 
 
 def up(count: int) -> dict[str, Any]:

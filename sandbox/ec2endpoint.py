@@ -21,7 +21,11 @@ HOST = "127.0.0.1"
 PID_FILE = "moto.pid"
 # What the running endpoint is: an endpoint started by an older infprov (plain moto, or without the
 # power watch) is replaced by `start`, not reused.
-SERVER_KIND = "ec2server-1"
+SERVER_KIND = "ec2server-2"
+# The sandbox's own endpoint (the one with the power watch) answers only requests signed with its own
+# credentials (made at start, in its private state folder, 0600): no other local user can call it.
+CREDENTIALS_FILE = "credentials.json"
+KEY_HEADER = "X-Infprov-Sandbox-Key"  # moto's own /moto-api/ pages: the secret key, as a header
 LOG_FILE = "moto.log"
 AMIS_FILE = "neuron-amis.json"
 START_TIMEOUT = 30.0
@@ -123,6 +127,10 @@ def start(state_dir: Path, port: int, watch_hosts: bool = False) -> str:
         stop(state_dir)
     _clear(state_dir)
     _require_free(port)
+    secured = []
+    if watch_hosts:
+        _make_credentials(state_dir)
+        secured = ["--require-credentials", str(state_dir / CREDENTIALS_FILE)]
     amis = state_dir / AMIS_FILE
     amis.write_text(json.dumps(ami_records(), indent=1))
     env = dict(os.environ)
@@ -140,7 +148,8 @@ def start(state_dir: Path, port: int, watch_hosts: bool = False) -> str:
     log = (state_dir / LOG_FILE).open("ab")
     try:
         proc = subprocess.Popen(
-            [*_server_command(), *(["--watch-sandbox-hosts"] if watch_hosts else []), "-H", HOST, "-p", str(port)],
+            [*_server_command(), *(["--watch-sandbox-hosts"] if watch_hosts else []), *secured, "-H", HOST,
+             "-p", str(port)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -157,7 +166,7 @@ def start(state_dir: Path, port: int, watch_hosts: bool = False) -> str:
     def ready() -> bool:
         if proc.poll() is not None:
             raise _Exited(proc.returncode)
-        return _answers(url)
+        return _answers(url, _key(state_dir))
 
     try:
         wait_until(ready, what=f"the EC2 endpoint on {HOST}:{port}", timeout=START_TIMEOUT, interval=0.1)
@@ -179,7 +188,7 @@ def is_running(state_dir: Path) -> str | None:
     if info is None or not _same_process(info):
         return None
     url = f"http://{HOST}:{info['port']}"
-    return url if _answers(url) else None
+    return url if _answers(url, _key(state_dir)) else None
 
 
 def stop(state_dir: Path) -> None:
@@ -217,6 +226,9 @@ def _server_command() -> list[str]:
 
 def _require_free(port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as moto's server binds (SO_REUSEADDR): the last endpoint's connections in TIME-WAIT (a restart just
+        # before) do not count, a socket that listens there does
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError as exc:
@@ -229,12 +241,59 @@ def _require_free(port: int) -> None:
             raise InfprovError(f"cannot use port {port} on {HOST}: {exc}", "set INFPROV_SANDBOX_EC2_PORT") from None
 
 
-def _answers(url: str) -> bool:
+def credentials(state_dir: Path) -> tuple[str, str] | None:
+    """The access key id and secret key the endpoint started in state_dir takes (None: it takes any)."""
+    try:
+        doc = json.loads((state_dir / CREDENTIALS_FILE).read_text())
+        return str(doc["access_key"]), str(doc["secret_key"])
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        raise InfprovError("the sandbox's EC2 credentials are readable by root only",
+                           "run infprov as root to use the sandbox") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _key(state_dir: Path) -> str | None:
+    found = credentials(state_dir)
+    return found[1] if found else None
+
+
+def _make_credentials(state_dir: Path) -> None:
+    """New credentials for this start of the endpoint, private to root (0600 in a 0700 folder)."""
+    import secrets
+    import string
+
+    alphabet = string.ascii_uppercase + string.digits
+    doc = {"access_key": "AKIA" + "".join(secrets.choice(alphabet) for _ in range(16)),
+           "secret_key": secrets.token_urlsafe(30)}
+    state_dir.chmod(0o700)
+    path = state_dir / CREDENTIALS_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(doc, fh)
+    os.replace(tmp, path)
+
+
+def moto_api(url: str, state_dir: Path | None, path: str, method: str = "GET") -> urllib.request.Request:
+    """A request to moto's own pages (/moto-api/...), with the endpoint's key where it wants one."""
+    req = urllib.request.Request(f"{url}{path}", method=method)
+    key = _key(state_dir) if state_dir is not None else None
+    if key:
+        req.add_header(KEY_HEADER, key)
+    return req
+
+
+def _answers(url: str, key: str | None = None) -> bool:
     # The dashboard page (10 kB, milliseconds), not /moto-api/data.json: that dumps every resource the
     # endpoint ever held (3 MB after one fault-test run, half a second idle) and, on a busy machine,
     # outlasted the timeout, so a running sandbox was reported "not up" (tests/test_faults.py).
+    req = urllib.request.Request(f"{url}/moto-api/", headers={KEY_HEADER: key} if key else {})
     try:
-        with urllib.request.urlopen(f"{url}/moto-api/", timeout=5) as resp:
+        with urllib.request.urlopen(req, timeout=5) as resp:
             return bool(resp.status == 200)
     except OSError:
         return False

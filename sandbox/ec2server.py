@@ -44,14 +44,76 @@ def honour_client_tokens() -> None:
     InstanceBackend.run_instances = run_instances  # type: ignore[method-assign]
 
 
-def watch_power(port: int, every: float = 2.0) -> None:
+def require_credentials(app: Any, access_key: str, secret_key: str) -> Any:
+    """moto's WSGI app behind a check: an EC2 call must carry a SigV4 signature made with these credentials,
+    and moto's own pages (/moto-api/) the secret key in a header. Anything else is refused (403, AuthFailure),
+    so that only who can read the credentials (root: they live in the sandbox's private folder) can use it."""
+    import hmac
+    import io
+
+    def refuse(start_response: Any, why: str) -> list[bytes]:
+        body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>AuthFailure</Code>"
+                f"<Message>infprov sandbox: {why}</Message></Error></Errors><RequestID>infprov</RequestID>"
+                "</Response>").encode()
+        start_response("403 Forbidden", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO", "").startswith("/moto-api"):
+            given = environ.get("HTTP_X_INFPROV_SANDBOX_KEY", "")
+            if not hmac.compare_digest(given.encode(), secret_key.encode()):
+                return refuse(start_response, "moto's pages need the sandbox's key")
+            return app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        why = sigv4_problem(environ, body, access_key, secret_key)
+        if why:
+            return refuse(start_response, why)
+        return app(environ, start_response)
+
+    return wrapped
+
+
+def sigv4_problem(environ: dict[str, Any], body: bytes, access_key: str, secret_key: str) -> str | None:
+    """Why a request's SigV4 signature is not one made with these credentials (None: it is)."""
+    import hmac
+    import re
+    import urllib.parse
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    found = re.fullmatch(r"AWS4-HMAC-SHA256 Credential=([^/,]+)/(\d{8})/([^/,]+)/([^/,]+)/aws4_request,\s*"
+                         r"SignedHeaders=([a-z0-9;._-]+),\s*Signature=([0-9a-f]{64})",
+                         environ.get("HTTP_AUTHORIZATION", ""))
+    if not found:
+        return "the request carries no SigV4 signature"
+    key_id, _, region, service, signed, signature = found.groups()
+    if not hmac.compare_digest(key_id.encode(), access_key.encode()):
+        return "the access key is not the sandbox's"
+    special = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
+    headers = {name: environ.get(special.get(name, "HTTP_" + name.upper().replace("-", "_")), "")
+               for name in signed.split(";")}
+    query = environ.get("QUERY_STRING", "")
+    url = f"http://{environ.get('HTTP_HOST', '')}{urllib.parse.quote(environ.get('PATH_INFO', '/'))}"
+    request = AWSRequest(method=environ.get("REQUEST_METHOD", "GET"), url=url + (f"?{query}" if query else ""),
+                         data=body, headers=headers)
+    request.context["timestamp"] = headers.get("x-amz-date", "")
+    signer = SigV4Auth(Credentials(access_key, secret_key), service, region)
+    expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+    return None if hmac.compare_digest(expected.encode(), signature.encode()) else "the signature does not match"
+
+
+def watch_power(port: int, every: float = 2.0, creds: tuple[str, str] = ("testing", "testing")) -> None:
     """Forever: an instance whose sandbox host powered itself off is terminated and its host freed."""
     import boto3
 
     from infprov.sandbox import core
 
     ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{port}",
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
+                       aws_access_key_id=creds[0], aws_secret_access_key=creds[1])
     while True:
         time.sleep(every)
         try:
@@ -64,13 +126,28 @@ def watch_power(port: int, every: float = 2.0) -> None:
 
 
 def main(argv: list[str]) -> None:
+    import json
+
     from moto import server
 
     honour_client_tokens()
+    creds = ("testing", "testing")
+    if "--require-credentials" in argv:
+        at = argv.index("--require-credentials")
+        with open(argv[at + 1]) as fh:
+            doc = json.load(fh)
+        creds = (str(doc["access_key"]), str(doc["secret_key"]))
+        argv = argv[:at] + argv[at + 2:]
+        run = server.run_simple
+
+        def run_simple(host: str, port: int, app: Any, **kwargs: Any) -> None:
+            run(host, port, require_credentials(app, *creds), **kwargs)
+
+        server.run_simple = run_simple  # type: ignore[assignment]
     if "--watch-sandbox-hosts" in argv:
         argv = [a for a in argv if a != "--watch-sandbox-hosts"]
         port = int(argv[argv.index("-p") + 1])
-        threading.Thread(target=watch_power, args=(port,), daemon=True, name="power-watch").start()
+        threading.Thread(target=watch_power, args=(port, 2.0, creds), daemon=True, name="power-watch").start()
     server.main(argv)
 
 

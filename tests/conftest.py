@@ -59,8 +59,10 @@ def sandbox_hosts() -> Iterator[list[dict[str, Any]]]:
 
     status = core.up(SANDBOX_HOSTS)
     _SEAL_AT_START.update(status["seal"])
-    urllib.request.urlopen(urllib.request.Request(f"{status['ec2_endpoint']}/moto-api/reset", method="POST"),
-                           timeout=10).close()
+    from infprov.sandbox import ec2endpoint
+
+    reset = ec2endpoint.moto_api(status["ec2_endpoint"], core.private_dir() / "ec2", "/moto-api/reset", "POST")
+    urllib.request.urlopen(reset, timeout=10).close()
     for instance_id in list(records.read_state().get("assignments", {})):
         core.release_host(instance_id)
     yield status["hosts"][:SANDBOX_HOSTS]

@@ -56,7 +56,8 @@ class FaultProxy:
                     return
                 conn = http.client.HTTPConnection(*owner.upstream, timeout=60)
                 try:
-                    headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                    # Host as the client sent it: the request's SigV4 signature covers it
+                    headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
                     conn.request("POST", self.path, body=body, headers=headers)
                     resp = conn.getresponse()
                     data = resp.read()

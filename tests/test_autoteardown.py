@@ -59,7 +59,8 @@ def _ec2_instance(instance_id: str) -> dict[str, Any]:
     from infprov.sandbox import core
 
     ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=core.status()["ec2_endpoint"],
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
+                       aws_access_key_id=core.ec2_credentials()[0],
+                       aws_secret_access_key=core.ec2_credentials()[1])
     inst: dict[str, Any] = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
     return inst
 

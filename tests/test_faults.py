@@ -99,7 +99,8 @@ def _ec2() -> Any:
     from infprov.sandbox import core
 
     return boto3.client("ec2", region_name="us-east-1", endpoint_url=core.status()["ec2_endpoint"],
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+                        aws_access_key_id=core.ec2_credentials()[0],
+                        aws_secret_access_key=core.ec2_credentials()[1])
 
 
 def _tagged(cluster: str) -> dict[str, list[str]]:
@@ -263,8 +264,9 @@ def proxied(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[FaultP
         prov = real(region, sandbox)
         if not isinstance(prov, providers.SandboxProvider):
             return prov
-        return providers.SandboxProvider(prov.region, endpoint_url=proxy.url, access_key="testing",
-                                         secret_key="testing", core=prov.core)
+        access_key, secret_key = prov.core.ec2_credentials()
+        return providers.SandboxProvider(prov.region, endpoint_url=proxy.url, access_key=access_key,
+                                         secret_key=secret_key, core=prov.core)
 
     monkeypatch.setattr(providers, "connect", through_proxy)
     with proxy:

@@ -49,7 +49,8 @@ def _ec2() -> Any:
     from infprov.sandbox import core
 
     return boto3.client("ec2", region_name="us-east-1", endpoint_url=core.status()["ec2_endpoint"],
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+                        aws_access_key_id=core.ec2_credentials()[0],
+                        aws_secret_access_key=core.ec2_credentials()[1])
 
 
 @pytest.fixture(scope="module")
