@@ -234,6 +234,19 @@ def test_vcpu_quota_names_the_quota_to_raise(prov: AwsProvider) -> None:
     assert "Running On-Demand Inf instances" in err.value.hint
 
 
+def test_a_launch_the_iam_policy_refuses_says_what_the_policy_allows(prov: AwsProvider) -> None:
+    """EC2 refuses a RunInstances that a condition of the policy does not allow (type, IMDSv2, untagged
+    group or key pair) with UnauthorizedOperation: that is no credentials problem, and the hint says so."""
+    _fail(prov, "RunInstances", "UnauthorizedOperation")
+    with pytest.raises(InfprovError) as err:
+        _up(prov, name="denied", count=1)
+    assert "refused the launch of 1 x inf1.6xlarge" in err.value.message
+    assert "injected UnauthorizedOperation" in err.value.message  # EC2's (encoded) message is kept
+    assert "iam-policy.json" in err.value.hint and "infprov:managed=true" in err.value.hint
+    assert "decode-authorization-message" in err.value.hint and "credentials" not in err.value.hint
+    assert _live(prov) == []
+
+
 def _subnet(prov: AwsProvider, zone: str) -> str:
     vpc = prov.default_vpc()
     assert vpc is not None
