@@ -49,7 +49,8 @@ def test_up_launches_locked_down_tagged_instances(prov: AwsProvider, infprov_hom
     for inst in instances:
         assert inst["State"]["Name"] == "running"
         assert inst["ImageId"] == CHOSEN_AMI
-        assert inst["MetadataOptions"]["HttpTokens"] == "required"
+        assert inst["MetadataOptions"]["HttpTokens"] == "required"  # moto takes RunInstances' MetadataOptions
+        assert inst["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
         assert tag_map(inst) == {"infprov:cluster": "bench", "infprov:managed": "true", "Name": "infprov-bench",
                                  "team": "ml"}
         attr = prov.client.describe_instance_attribute(InstanceId=inst["InstanceId"],
