@@ -299,4 +299,15 @@ def launch_error(exc: Ec2ApiError, spec: UpSpec, itype: catalog.InstanceType, ne
         )
     if exc.code.startswith("InvalidAMIID"):
         return InfprovError(f"the AMI cannot be launched in {region}: {exc.message}", "pin another with --ami")
+    if exc.code == "UnauthorizedOperation":
+        # The credentials did work up to here (the lookups before the launch): what is refused is this
+        # launch, most likely by a condition of the IAM policy on one of its resources.
+        key = f"your key pair {spec.key_name} needs a grant of its own; " if spec.key_name else ""
+        return InfprovError(
+            f"EC2 refused the launch of {need} x {itype.name} in {region} (UnauthorizedOperation: {exc.message})",
+            "infprov's IAM policy (provision/data/iam-policy.json) launches only inf1/inf2/trn1 types, with "
+            f"IMDSv2 required, into a security group and with a key pair tagged infprov:managed=true; {key}"
+            "see README, The IAM policy. `aws sts decode-authorization-message --encoded-message ...` names "
+            "the refused resource",
+        )
     return api_error(exc, f"launch of {need} x {itype.name}")

@@ -49,7 +49,8 @@ def test_up_launches_locked_down_tagged_instances(prov: AwsProvider, infprov_hom
     for inst in instances:
         assert inst["State"]["Name"] == "running"
         assert inst["ImageId"] == CHOSEN_AMI
-        assert inst["MetadataOptions"]["HttpTokens"] == "required"
+        assert inst["MetadataOptions"]["HttpTokens"] == "required"  # moto takes RunInstances' MetadataOptions
+        assert inst["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
         assert tag_map(inst) == {"infprov:cluster": "bench", "infprov:managed": "true", "Name": "infprov-bench",
                                  "team": "ml"}
         attr = prov.client.describe_instance_attribute(InstanceId=inst["InstanceId"],
@@ -232,6 +233,19 @@ def test_vcpu_quota_names_the_quota_to_raise(prov: AwsProvider) -> None:
         _up(prov, count=2)
     assert "48 vCPUs" in err.value.message
     assert "Running On-Demand Inf instances" in err.value.hint
+
+
+def test_a_launch_the_iam_policy_refuses_says_what_the_policy_allows(prov: AwsProvider) -> None:
+    """EC2 refuses a RunInstances that a condition of the policy does not allow (type, IMDSv2, untagged
+    group or key pair) with UnauthorizedOperation: that is no credentials problem, and the hint says so."""
+    _fail(prov, "RunInstances", "UnauthorizedOperation")
+    with pytest.raises(InfprovError) as err:
+        _up(prov, name="denied", count=1)
+    assert "refused the launch of 1 x inf1.6xlarge" in err.value.message
+    assert "injected UnauthorizedOperation" in err.value.message  # EC2's (encoded) message is kept
+    assert "iam-policy.json" in err.value.hint and "infprov:managed=true" in err.value.hint
+    assert "decode-authorization-message" in err.value.hint and "credentials" not in err.value.hint
+    assert _live(prov) == []
 
 
 def _subnet(prov: AwsProvider, zone: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -229,7 +230,8 @@ def test_launch_params_lock_down_the_instance() -> None:
     tags = planning.cluster_tags("c")
     p = planning.launch_params(image=image, instance_type="inf1.6xlarge", count=2, key_name="k", group_id="sg-1",
                             subnet_id="subnet-1", token="t", tags=tags, disk_gib=150, spot=True)
-    assert p["MetadataOptions"]["HttpTokens"] == "required"
+    assert p["MetadataOptions"] == {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1}
+    assert "IamInstanceProfile" not in p  # no role: the instance metadata holds no credentials at all
     assert p["InstanceInitiatedShutdownBehavior"] == "terminate"
     ebs = p["BlockDeviceMappings"][0]["Ebs"]
     assert ebs == {"VolumeSize": 200, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}
@@ -240,6 +242,27 @@ def test_launch_params_lock_down_the_instance() -> None:
         image=image, instance_type="inf1.6xlarge", count=1, key_name="k", group_id="sg-1",
         subnet_id="subnet-1", token="t", tags=tags, disk_gib=300, spot=False,
     )
+
+
+def test_nothing_infprov_runs_on_a_host_uses_the_instance_metadata() -> None:
+    """Why HttpPutResponseHopLimit 1 is enough: nothing infprov puts on a host asks the instance metadata
+    service (IMDS) for anything, and Triton's container, on docker's bridge network, is one hop further
+    away than the host, so an IMDSv2 token's PUT answer (IP TTL 1) never reaches it, and IMDSv1 is off
+    (HttpTokens required). perf_analyzer's short-lived container runs with --net host, so it could ask as
+    the host can; it does not, and the instance has no role whose credentials it could read."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    shipped = [p for p in sorted((root / "playbooks").rglob("*")) if p.is_file() and p.suffix != ".pyc"]
+    shipped += [root / "provision" / "bench.py", root / "provision" / "server.py"]
+    assert any(p.name == "start.sh" for p in shipped) and any(p.name == "setup.sh" for p in shipped)
+    imds = re.compile(r"169\.254\.169\.254|fd00:ec2::254|latest/(?:meta-data|api/token|dynamic|user-data)|"
+                      r"ec2-metadata|instance[-_ ]?metadata|\bimds\b", re.IGNORECASE)
+    assert [str(p.relative_to(root)) for p in shipped if imds.search(p.read_text(errors="replace"))] == []
+    server = (root / "playbooks" / "server.yml").read_text()
+    run_args = server[server.index("run_args: >-"):server.index("register: server_container")]
+    assert "--device" in run_args and not re.search(r"--net(?:work)?[ =]host", run_args)  # bridge network
+    assert "--net\", \"host" in (root / "provision" / "bench.py").read_text()  # perf_analyzer: the host's network
 
 
 def test_stray_rules_are_everything_but_ssh_from_the_cidr() -> None:
