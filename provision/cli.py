@@ -329,7 +329,9 @@ def play(
 
 @app.command("logs")
 def logs(
-    name: str | None = typer.Option(None, "--name", help="The cluster (when it has one host)."),
+    name: str | None = typer.Option(
+        None, "--name", help="The cluster (when it has one host); with --bundle, only this cluster (default: each)."
+    ),
     host: str | None = typer.Option(None, "--host", help="Instance id or address."),
     follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new lines."),
     tail: int | None = typer.Option(200, "--tail", help="How many lines from the end (default 200)."),

@@ -199,7 +199,7 @@ class FakeHost(ShellFiles):
 
 class DeadHost(FakeHost):
     def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
-        raise HostUnreachable("10.0.0.2:22: connection refused", "is the instance running?")
+        raise HostUnreachable(f"10.0.0.2:22: connection refused {HOSTILE}", "is the instance running?")
 
 
 def _hosts() -> list[Host]:
@@ -286,6 +286,8 @@ def test_cli_json_and_line(cli_home: Path, tmp_path: Path) -> None:
     assert doc["ok"] is False and made["cluster"] == "c" and Path(made["path"]).parent == out
     assert [(h["host"], h["ok"]) for h in made["hosts"]] == [("i-0aaa", True), ("i-0bbb", False)]
     assert "i-0bbb: could not be read" in res.stderr and "1 of 2 host(s) could not be read" in res.stderr
+    # what the host said is shown as written (no markup, no template), its control characters made harmless
+    assert "[bold red]markup[/] {{ lookup('pipe', 'id') }} :smile:" in res.stderr and "\x1b" not in res.stderr
     plain = runner.invoke(app, ["logs", "--bundle", str(out), "--name", "c"])
     lines = [line for line in plain.stdout.splitlines() if line]
     assert len(lines) == 1 and lines[0].startswith(f"bundle: {out}/infprov-bundle-c-") and "1 of 2 host(s)" in lines[0]
