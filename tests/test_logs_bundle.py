@@ -10,6 +10,8 @@ import os
 import re
 import stat
 import tarfile
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -256,6 +258,26 @@ def test_one_host_failing_keeps_the_other_and_no_secret_leaves(tmp_path: Path, u
     assert manifest["hosts"][1] == {"host": "i-0bbb", "address": "10.0.0.2", "ok": False,
                                     "error": made.hosts[1].error}
     assert sorted(os.listdir(tmp_path)) == sorted(["runs", made.path.name])
+
+
+def test_ctrl_c_while_hosts_answer_leaves_nothing(tmp_path: Path) -> None:
+    import _thread
+
+    pressed = threading.Event()
+
+    class Slow(FakeHost):
+        def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+            if not pressed.is_set():
+                pressed.set()
+                _thread.interrupt_main()  # Ctrl-C, while the hosts are being read
+                time.sleep(0.5)
+            return super().run(command, stdin=stdin, timeout=timeout)
+
+    hosts = _hosts()[:1]
+    with pytest.raises(KeyboardInterrupt):
+        bundle.make("c", hosts, Inventory(hosts=tuple(hosts)), tmp_path, connector=lambda h: Slow(h.name),
+                    known_hosts=tmp_path / "kh", runs_dir=tmp_path / "runs")
+    assert [p.name for p in tmp_path.iterdir()] == ["runs"]
 
 
 # ---------------------------------------------------------------- the command line

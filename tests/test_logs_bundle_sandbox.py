@@ -247,6 +247,12 @@ def test_bundle_of_a_served_cluster_holds_the_real_parts_and_no_secret(
     key_lines = tuple(line for line in Path(found.key_file).read_text().splitlines()
                       if line and "-----" not in line)
     _no_secret_anywhere(path, members, key_lines)
+    # nor in the run logs this machine keeps (bundle.yml's output stays out of them: no_log)
+    logs = sorted((home / "runs").glob("*-play-bundle-*.log"))
+    assert logs
+    for run_log in (home / "runs").glob("*.log"):
+        said = run_log.read_text(errors="replace")
+        assert not [s for s in PLANTED if s in said], run_log
 
 
 def test_a_host_that_cannot_be_reached_keeps_the_others(cluster: dict[str, Any], home: Path, tmp_path: Path) -> None:
