@@ -3,7 +3,8 @@ inventory entry, a run log. The run's Redactor (results.py) masks the values of 
 masks what text itself shows to be secret, with the same names rule (results.secret_name) and mark:
 
 - AWS access key ids (AKIA..., ASIA...) and AWS session tokens (their fixed prefixes);
-- private keys (`-----BEGIN ... PRIVATE KEY-----` to its END line), header included;
+- private keys (`-----BEGIN ... PRIVATE KEY-----`, and PGP's `... PRIVATE KEY BLOCK-----`, to its END line),
+  header included;
 - the value of any `NAME=value` or `name: value` whose name looks secret (*token*, *password*, *secret*,
   *_key but not *_key_file ...), as in `docker inspect`'s Env, an env file, YAML or JSON;
 - the password part of a URL (`scheme://user:password@host`) and an `Authorization:` header's credentials;
@@ -25,11 +26,18 @@ PRIVATE_KEY_MASK = "[private key masked by infprov]"
 _ACCESS_KEY = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")
 # STS session tokens start with the base64 of their fixed header ("\x17\n\x06..aws" and "IQoJb3JpZ2lu...")
 _SESSION_TOKEN = re.compile(r"(?:FwoGZXIvYXdz|IQoJb3JpZ2lu)[A-Za-z0-9/+=]{16,}")
-# to its END line, or (cut short) to the end of the string it sits in, a blank line, or the end of the text
-_PRIVATE_KEY = re.compile(
-    r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END[A-Z0-9 ]*PRIVATE KEY-----|(?=[\"'])|(?=\n[ \t]*\n)|\Z)",
-    re.S,
-)
+# A private key: BEGIN to END, across lines (docker's timestamps between them too); one cut short (a log's
+# last bytes) loses its header or its END: then the header and the key-like lines after it, or the key-like
+# lines before the END, are masked (a line: base64, an armor header such as `Version: x`, or empty; with
+# docker's timestamp in front, or joined by a JSON string's \n).
+_KEY_KIND = r"[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
+_KEY_LINE = r"(?:\d{4}-\d\d-\d\dT[\d:.]+Z )?[ \t]*(?:[A-Za-z0-9+/=]+|[A-Za-z-]+: [^\n\"'\\]*)?"
+_EOL = r"(?:\r?\n|\\n)"
+_PRIVATE_KEY = re.compile(rf"-----BEGIN{_KEY_KIND}.*?-----END{_KEY_KIND}", re.S)
+_KEY_LINES = 400  # the most lines a cut key is followed back or forth (a 4096-bit RSA key has about 50)
+_PRIVATE_KEY_HEAD = re.compile(rf"-----BEGIN{_KEY_KIND}(?:{_EOL}{_KEY_LINE}){{0,{_KEY_LINES}}}")
+_KEY_END = re.compile(rf"-----END{_KEY_KIND}")
+_KEY_LINE_ONLY = re.compile(_KEY_LINE)
 # NAME=value, NAME: value, "name": "value", 'name': 'value' (the value up to its closing quote, or a word)
 _ASSIGN = re.compile(
     r"""(?<![A-Za-z0-9_])(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<close>["']?)
@@ -105,7 +113,10 @@ class Masker:
     def mask(self, text: str) -> str:
         if not text:
             return text
-        text = _PRIVATE_KEY.sub(PRIVATE_KEY_MASK, text)
+        if "PRIVATE KEY" in text:
+            text = _PRIVATE_KEY.sub(PRIVATE_KEY_MASK, text)
+            text = _PRIVATE_KEY_HEAD.sub(PRIVATE_KEY_MASK, text)
+            text = _mask_key_tails(text)
         for value in self.values:
             if value in text:
                 text = text.replace(value, MASK)
@@ -114,6 +125,37 @@ class Masker:
         text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
         text = _AUTHORIZATION.sub(lambda m: m.group("head") + MASK, text)
         return _ASSIGN.sub(_mask_assignment, text)
+
+
+def _line_start(text: str, end: int) -> int:
+    """Where the line that ends at `end` begins: after the newline (or a JSON string's \\n) before it."""
+    floor = max(0, end - 8192)  # (no key line is longer: a search never walks the whole text back)
+    escaped = text.rfind("\\n", floor, end)
+    return max(text.rfind("\n", floor, end) + 1, escaped + 2 if escaped >= 0 else 0, floor)
+
+
+def _mask_key_tails(text: str) -> str:
+    """An END line left after the whole keys were masked: the key-like lines before it, and it, masked (a key
+    whose beginning a log cut off). Walked back line by line (a regex that looks back is quadratic)."""
+    spans = []
+    for match in _KEY_END.finditer(text):
+        first = _line_start(text, match.start())
+        if _KEY_LINE_ONLY.fullmatch(text, first, match.start()):
+            for _ in range(_KEY_LINES):
+                if first == 0:
+                    break
+                sep = 2 if text[first - 2:first] == "\\n" else 1
+                end = first - sep - (1 if sep == 1 and text[first - 2:first - 1] == "\r" else 0)
+                start = _line_start(text, end)
+                if not _KEY_LINE_ONLY.fullmatch(text, start, end):
+                    break
+                first = start
+        else:
+            first = match.start()
+        spans.append((first, match.end()))
+    for start, end in reversed(spans):
+        text = text[:start] + PRIVATE_KEY_MASK + text[end:]
+    return text
 
 
 def _mask_assignment(match: re.Match[str]) -> str:

@@ -42,8 +42,10 @@ OPENSSH = ("-----BEGIN OPENSSH PRIVATE KEY-----\n"
            "QyNTUxOQAAACBzZWNyZXQta2V5LWJvZHktZm9yLXRlc3RzLW9ubHkAAAAA\n-----END OPENSSH PRIVATE KEY-----\n")
 KEY_BODY = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw"
 TOKEN = "hf_plantedTokenValue0123456789"
+TS = "2026-12-07T02:44:59.249720636Z"
 PASSWORD = "correct-horse-battery-staple"
-ALL_SECRETS = (AKIA, ASIA, SECRET_KEY, SESSION, KEY_BODY, TOKEN, PASSWORD, "PRIVATE KEY-----", "b3BlbnNzaC1rZXkt")
+ALL_SECRETS = (AKIA, ASIA, SECRET_KEY, SESSION, KEY_BODY, TOKEN, PASSWORD, "PRIVATE KEY-----", "b3BlbnNzaC1rZXkt",
+               "PRIVATE KEY BLOCK-----", "lQOYBGPlantedPgpBody0001")
 
 
 def _clean(text: str) -> None:
@@ -67,6 +69,15 @@ def _clean(text: str) -> None:
     (f"before\n{PEM}\nafter", f"before\n{PRIVATE_KEY_MASK}\nafter"),
     (OPENSSH, PRIVATE_KEY_MASK),
     (f"cut short: {PEM[:120]}", f"cut short: {PRIVATE_KEY_MASK}"),
+    # a log's last bytes cut a key: its header gone, or its END (docker's timestamps on every line)
+    (f"{TS} {KEY_BODY}\n{TS} b3BlbnNzaC1rZXktdjEAAAA=\n{TS} -----END RSA PRIVATE KEY-----\n{TS} next line\n",
+     f"{PRIVATE_KEY_MASK}\n{TS} next line\n"),
+    (f"{TS} start\n{TS} -----BEGIN OPENSSH PRIVATE KEY-----\n{TS} b3BlbnNzaC1rZXktdjEAAAA=\n{TS} {KEY_BODY[:30]}",
+     f"{TS} start\n{TS} {PRIVATE_KEY_MASK}"),
+    ("-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBGPlantedPgpBody0001\n-----END PGP PRIVATE KEY BLOCK-----\n",
+     PRIVATE_KEY_MASK),
+    (f'{{"key": "-----BEGIN PRIVATE KEY-----\\n{KEY_BODY}\\n-----END PRIVATE KEY-----\\n"}}',
+     f'"key": "{MASK}"'),
 ])
 def test_secrets_in_text_are_masked(text: str, keeps: str) -> None:
     masked = mask_text(text)
