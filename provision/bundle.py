@@ -92,6 +92,8 @@ def check_folder(path: str) -> Path:
     """--bundle PATH: an existing folder this user may write into (nothing is made here)."""
     folder = Path(path)
     where = shown(path, 120)
+    if not path.strip():
+        raise UsageError("--bundle needs a folder", "e.g. --bundle . for this one")
     try:
         if not folder.exists():
             raise UsageError(f"--bundle {where}: no such folder", "give an existing folder (mkdir -p it first)")

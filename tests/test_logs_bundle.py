@@ -175,6 +175,8 @@ def test_folder_checks(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     with pytest.raises(UsageError, match="is not a folder"):
         bundle.check_folder(str(tmp_path / "f"))
+    with pytest.raises(UsageError, match="needs a folder"):
+        bundle.check_folder("")
     assert bundle.check_folder(str(tmp_path)) == tmp_path
 
 
