@@ -329,15 +329,31 @@ def play(
 
 @app.command("logs")
 def logs(
-    name: str | None = typer.Option(None, "--name", help="The cluster (when it has one host)."),
+    name: str | None = typer.Option(
+        None, "--name", help="The cluster (when it has one host); with --bundle, only this cluster (default: each)."
+    ),
     host: str | None = typer.Option(None, "--host", help="Instance id or address."),
     follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new lines."),
     tail: int | None = typer.Option(200, "--tail", help="How many lines from the end (default 200)."),
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
+    bundle: str | None = typer.Option(
+        None, "--bundle", help="Write a support archive (tar.gz, secrets masked) per cluster into this folder."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="With --bundle: print one JSON document."),
 ) -> None:
-    """Print the Triton server container's log from a host."""
+    """Print the Triton server container's log from a host, or (--bundle) collect a support archive."""
     import subprocess
 
+    if bundle is not None:
+        if follow or host:
+            raise UsageError("--bundle collects whole clusters: it takes --name, not --host or --follow",
+                             "e.g. infprov logs --bundle . --name N")
+        made = lifecycle.logs_bundle(bundle, name, inventory)
+        render.render_bundles(made, json_out)
+        _fail_on(lifecycle.bundle_error(made))
+        return
+    if json_out:
+        raise UsageError("--json goes with --bundle", "logs prints the container's log as it is")
     raise typer.Exit(subprocess.call(lifecycle.logs_argv(name, host, inventory, tail, follow)))
 
 

@@ -15,6 +15,7 @@ from infprov.provision import targets, ui
 if TYPE_CHECKING:
     from infprov.inventory.model import Host, Inventory
     from infprov.playbooks.runner import Event, RunResult
+    from infprov.provision.bundle import Bundle
     from infprov.provision.preflight import Outcome
     from infprov.provision.server import ServerResult
     from infprov.provision.specs import StatusResult, TeardownResult, UpResult, UpSpec
@@ -253,6 +254,41 @@ def logs_argv(name: str | None, host: str | None, inventory: str | None, tail: i
 
     target = _target(name, host, inventory)
     return [*server.ssh_argv(target, paths.known_hosts()), server.log_command(tail, follow)]
+
+
+def logs_bundle(path: str, name: str | None, inventory: str | None) -> list[Bundle]:
+    """`logs --bundle`: one support archive per cluster (or only --name's) in the folder `path`."""
+    from infprov.floor import paths
+    from infprov.inventory import store
+    from infprov.provision import bundle
+
+    inv_path = paths.inventory_file(inventory)
+    inv = store.load(inv_path)
+    if not inv.hosts:
+        raise InfprovError(f"inventory {inv_path} has no hosts", "run `infprov up` first, or pass --inventory")
+    if name is not None and not inv.in_cluster(name):
+        raise UsageError(f"no cluster {bundle.shown(name, 80)!r} in {inv_path}",
+                         f"clusters: {', '.join(inv.clusters)}")
+    folder = bundle.check_folder(path)
+    argv = ["infprov", "logs", "--bundle", path, *(["--name", name] if name is not None else [])]
+    made = []
+    for cluster in [name] if name is not None else inv.clusters:
+        hosts = inv.in_cluster(cluster)
+        ui.step(f"collecting a support bundle from {len(hosts)} host(s) of cluster {cluster}")
+        made.append(bundle.make(cluster, hosts, inv, folder, known_hosts=paths.known_hosts(),
+                                runs_dir=paths.runs_dir(), argv=argv))
+    return made
+
+
+def bundle_error(made: Sequence[Bundle]) -> InfprovError | None:
+    """Hosts that could not be read: one error (their lines are on stderr already, and in the bundles)."""
+    failed = [h for b in made for h in b.hosts if not h.ok]
+    if not failed:
+        return None
+    total = sum(len(b.hosts) for b in made)
+    where = ", ".join(str(b.path) for b in made)
+    return InfprovError(f"{len(failed)} of {total} host(s) could not be read; their errors and what the others "
+                        f"gave are in {where}", "see `infprov status`, and `infprov ssh --host H` for a host")
 
 
 def ssh_argv(name: str | None, host: str | None, inventory: str | None, command: Sequence[str]) -> list[str]:

@@ -11,6 +11,7 @@ from infprov.provision import ui
 if TYPE_CHECKING:
     from infprov.inventory.model import Inventory
     from infprov.playbooks.runner import RunResult
+    from infprov.provision.bundle import Bundle
     from infprov.provision.lifecycle import UpOutcome
     from infprov.provision.preflight import Outcome
     from infprov.provision.specs import StatusResult, TeardownResult, UpResult
@@ -37,6 +38,24 @@ def render_sandbox(status: dict[str, Any], json_out: bool) -> None:
                      f"(from FORWARD and INPUT); dropped so far: {seal['dropped_packets']} packet(s)")
     elif status["hosts"]:
         ui.out.print(f"seal: MISSING (iptables chain {seal.get('chain')}); `infprov sandbox up` adds it")
+
+
+def render_bundles(made: list[Bundle], json_out: bool) -> None:
+    """`logs --bundle`: a line on stderr per host that could not be read, then where each archive is (one
+    line each), or one JSON document."""
+    from infprov.provision.bundle import shown
+
+    for b in made:
+        for h in b.hosts:
+            if not h.ok:
+                ui.warn(f"{b.cluster}: {h.host}: could not be read: {shown(h.error)} (its error is in the bundle)")
+    if json_out:
+        ui.emit_json({"ok": all(b.ok for b in made), "bundles": [b.to_dict() for b in made]})
+        return
+    for b in made:
+        good = sum(h.ok for h in b.hosts)
+        ui.out.print(f"bundle: {b.path} ({good} of {len(b.hosts)} host(s), {b.bytes} bytes)",
+                     markup=False, highlight=False, soft_wrap=True)
 
 
 def show_event(event: Any) -> None:
