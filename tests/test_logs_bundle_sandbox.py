@@ -11,7 +11,6 @@ import shlex
 import stat
 import tarfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,24 +41,9 @@ PLANTED = (AWS_KEY_ID, AWS_SECRET, AWS_SESSION, HF_TOKEN, INDEX_PASSWORD, URL_PA
 
 
 @pytest.fixture(scope="module")
-def one_host() -> Iterator[dict[str, Any]]:
-    """A sandbox of one host (as conftest's sandbox_hosts, which makes three): its EC2 endpoint emptied and
-    its host wiped first; left up for the next run."""
-    if os.geteuid() != 0:
-        pytest.skip("the sandbox needs root")
-    from tests import conftest
-
-    for key, value in conftest.TEST_SANDBOX.items():
-        os.environ.setdefault(key, value)
-    from infprov.sandbox import core, records
-
-    status = core.up(1)
-    conftest._SEAL_AT_START.update(status["seal"])  # the run fails if anything left the sandbox
-    urllib.request.urlopen(urllib.request.Request(f"{status['ec2_endpoint']}/moto-api/reset", method="POST"),
-                           timeout=10).close()
-    for instance_id in list(records.read_state().get("assignments", {})):
-        core.release_host(instance_id)
-    yield status["hosts"][0]
+def one_host(sandbox_hosts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The test sandbox (conftest's: its EC2 endpoint emptied and its hosts wiped once per session)."""
+    return sandbox_hosts[0]
 
 
 @pytest.fixture(scope="module")
@@ -226,6 +210,8 @@ def test_bundle_of_a_served_cluster_holds_the_real_parts_and_no_secret(
     assert "INDEX_PASSWORD=********" in text[f"{h}/pins.env"] and "https://pip:********@index.example" in \
         text[f"{h}/pins.env"]
     assert text[f"{h}/setup-version.txt"].startswith("setup.sh infprov-")
+    assert re.search(r"infprov/tritonserver-neuron:22.04 made from setup sha256 [0-9a-f]{64}\n", text[f"{h}/setup-version.txt"])
+    assert re.search(r"served model made from sha256 [0-9a-f]{64}\n", text[f"{h}/setup-version.txt"])
     assert "/dev/neuron0" in text[f"{h}/neuron-driver.txt"]
     # no Neuron tools in the sandbox: said so, not an error
     assert "neuron-ls: not present on this host" in text[f"{h}/neuron-ls.txt"]

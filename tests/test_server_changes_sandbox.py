@@ -74,7 +74,7 @@ def test_changes_are_applied_and_no_change_restarts_nothing(inf2_host: dict[str,
     iid = inf2_host["instance_id"]
     first = _state(iid)
     assert first["shape"] == [8, 3, 224, 224]
-    assert first["label"] == first["env"]["INFPROV_SETUP_KEY"], "the environment image carries its setup's key"
+    assert first["label"] == first["env"]["INFPROV_SETUP_HASH"], "the environment image carries its setup's key"
 
     # nothing changed: nothing restarts
     _play(PLAYBOOKS / "server.yml")
@@ -91,7 +91,7 @@ def test_changes_are_applied_and_no_change_restarts_nothing(inf2_host: dict[str,
     # env.sh holds what setup.sh set, never a start's own docker run values
     env_sh = _on_host(iid, "docker exec infprov-triton cat /opt/infprov/env.sh")
     assert "export DEBIAN_FRONTEND=noninteractive" in env_sh, env_sh
-    for own in ("MAX_BATCH_SIZE", "MODEL_NAME", "NEURON_CORE_RANGE", "INFPROV_MODEL_KEY", "INFPROV_SETUP_KEY"):
+    for own in ("MAX_BATCH_SIZE", "MODEL_NAME", "NEURON_CORE_RANGE", "INFPROV_MODEL_HASH", "INFPROV_SETUP_HASH"):
         assert own not in env_sh, env_sh
 
     # a changed pin: the environment image is made again from the new setup
@@ -103,7 +103,7 @@ def test_changes_are_applied_and_no_change_restarts_nothing(inf2_host: dict[str,
     _play(copy / "server.yml", "-e", "infprov_v2_batch=4")
     rebuilt = _state(iid)
     assert rebuilt["image"] != first["image"] and rebuilt["label"] != first["label"]
-    assert rebuilt["label"] == rebuilt["env"]["INFPROV_SETUP_KEY"]
+    assert rebuilt["label"] == rebuilt["env"]["INFPROV_SETUP_HASH"]
     assert rebuilt["shape"] == [4, 3, 224, 224]
     log = _on_host(iid, "docker logs infprov-triton 2>&1")
     assert "setup.sh: Neuron v2 environment ready" in log and "environment from the committed image" not in log

@@ -76,7 +76,7 @@ def test_docker_run_per_instance_type(instance_type: str) -> None:
         "-p 127.0.0.1:8000:8000 -p 127.0.0.1:8001:8001 -p 127.0.0.1:8002:8002 "
         f"-e MODEL_NAME=rn50-{cores}neuroncores-default -e NEURON_CORE_RANGE=0:{cores - 1} "
         f"-e NEURON_RT_VISIBLE_CORES=0-{cores - 1} -e MAX_BATCH_SIZE=64 -e NEURON_GENERATION=neuron-v1 "
-        f"-e INFPROV_SETUP_KEY={SETUP_KEY} -e INFPROV_MODEL_KEY={MODEL_KEY} "
+        f"-e INFPROV_SETUP_HASH={SETUP_KEY} -e INFPROV_MODEL_HASH={MODEL_KEY} "
         "-e PYTHON_BACKEND_PATH=/home/ubuntu/python_backend "
         "nvcr.io/nvidia/tritonserver:22.04-py3 bash /home/ubuntu/python_backend/infprov/start.sh"
     )
@@ -94,7 +94,7 @@ def test_sandbox_profile_runs_the_same_start_script_with_the_neuron_layer_stood_
     sandbox = " ".join(_vars("inf1.6xlarge", profile="sandbox", downloads="10.9.8.1")["run_args"].split())
     assert sandbox.endswith("nvcr.io/nvidia/tritonserver:22.04-py3 bash /home/ubuntu/python_backend/infprov/start.sh")
     # only the Neuron layer's switch and the name of the stand-in download server differ
-    keys = f"-e INFPROV_MODEL_KEY={MODEL_KEY} "
+    keys = f"-e INFPROV_MODEL_HASH={MODEL_KEY} "
     assert sandbox == inf1.replace(keys, keys + "-e INFPROV_NEURON_STANDIN=1 --add-host infprov-downloads:10.9.8.1 ")
 
 

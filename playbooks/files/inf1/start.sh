@@ -54,9 +54,9 @@ else
     mv "$state/env.sh.part" "$state/env.sh"
 fi
 
-# The model is made again when what it is made from changed (INFPROV_MODEL_KEY: the start and compile
+# The model is made again when what it is made from changed (INFPROV_MODEL_HASH: the start and compile
 # scripts, the model's name, batch and cores; server.yml computes it): a new batch needs a new trace.
-model_key=${INFPROV_MODEL_KEY:-}
+model_key=${INFPROV_MODEL_HASH:-}
 if [ -n "$model_key" ] && [ -f "$pb/models/$model/config.pbtxt" ] &&
    [ "$(cat "$pb/infprov/model-key" 2>/dev/null)" != "$model_key" ]; then
     echo "start.sh: the model's settings or scripts changed since it was made: making it again"
