@@ -120,9 +120,11 @@ def preflight(
     region: str | None, sandbox: bool, no_ami: bool, fresh: bool, instance_type: str | None
 ) -> list[Outcome]:
     """Every pinned download (and, unless no_ami, the AMI `up` would pick), checked from here."""
-    from infprov.provision import catalog
+    from infprov.provision import catalog, specs
     from infprov.provision import preflight as pf
 
+    if region is not None:  # checked here, before anything is asked of the network
+        specs.validate_region(region)
     if instance_type is not None:
         generations: tuple[str, ...] = (catalog.generation(instance_type),)
         family = catalog.get(instance_type).name.split(".")[0]
@@ -309,7 +311,23 @@ def tunnel_argv(
     if not 1 <= port <= 65535 or not 1 <= (local_port or port) <= 65535:
         raise UsageError("--port and --local-port take 1 to 65535", "e.g. --port 8000")
     target = _target(name, host, inventory)
+    _require_free_local_port(local_port or port, "--local-port" if local_port else "--port")
     return target, server.tunnel_argv(target, paths.known_hosts(), port, local_port or port)
+
+
+def _require_free_local_port(port: int, option: str) -> None:
+    """ssh -L would only print its own bind errors and go on without the forward: say it in one line first."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as ssh binds: TIME-WAIT does not count
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise InfprovError(f"port {port} on 127.0.0.1 is taken here ({exc.strerror}), so the tunnel cannot "
+                               "listen there",
+                               f"choose a free one with --local-port (e.g. {port + 10000 if port < 55535 else 18000}), "
+                               f"or stop what listens on {port}") from None
 
 
 # ---------------------------------------------------------------- results

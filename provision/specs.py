@@ -258,7 +258,7 @@ def validate_name(name: str) -> str:
 
 
 def validate_region(region: str) -> str:
-    if not REGION_RE.match(region):
+    if not REGION_RE.fullmatch(region):
         raise UsageError(f"--region {region!r} is not an AWS region name", "give one like us-east-1")
     return region
 

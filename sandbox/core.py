@@ -18,7 +18,7 @@ from typing import Any
 
 from infprov.floor.errors import InfprovError
 from infprov.provision import ui
-from infprov.sandbox import downloads, images, network, nshost, pbrepo, records, system
+from infprov.sandbox import downloads, images, network, nshost, pbrepo, places, records, system
 from infprov.sandbox.downloads import standin_url
 from infprov.sandbox.faults import host_processes, restart_daemon, start_daemon, stop_daemon
 from infprov.sandbox.network import seal_status, set_link
@@ -123,8 +123,9 @@ def ec2_credentials() -> tuple[str, str]:
 def up(count: int) -> dict[str, Any]:
     """Make sure hosts h1..hN exist and are healthy; build what is missing, repair what is broken."""
     system.require_linux_root()
+    places.check_settings()
     system.require_tools()
-    with records.locked():
+    with system.sane_umask(), records.locked():
         state = records.read_state()
         fresh = not state.get("hosts")
         try:

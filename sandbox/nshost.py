@@ -139,11 +139,25 @@ def _children(pid: int) -> list[int]:
 
 def _in_host(spec: HostSpec, pid: int, argv: list[str], stdout: Any = None) -> None:
     cg = spec.cgroup
-    subprocess.run(
-        ["nsenter", "-t", str(pid), "-m", "-u", "-n", "-p", *argv],
-        stdin=subprocess.DEVNULL, stdout=stdout or subprocess.DEVNULL, stderr=subprocess.STDOUT,
-        preexec_fn=lambda: _join_cgroup(cg), check=True, timeout=30,
-    )
+    try:
+        subprocess.run(
+            ["nsenter", "-t", str(pid), "-m", "-u", "-n", "-p", *argv],
+            stdin=subprocess.DEVNULL, stdout=stdout or subprocess.PIPE, stderr=subprocess.STDOUT,
+            preexec_fn=lambda: _join_cgroup(cg), check=True, timeout=30,
+        )
+    except subprocess.CalledProcessError as exc:
+        said = " | ".join((exc.stdout or b"").decode(errors="replace").strip().splitlines()[-3:])
+        if argv[0].endswith("sshd"):  # sshd writes why to its log (-E), not to the terminal
+            with contextlib.suppress(OSError):
+                log = Path(f"/proc/{pid}/root/run/sshd.log").read_text(errors="replace").strip().splitlines()
+                said = " | ".join(log[-3:]) or said
+        raise InfprovError(f"{spec.name}: {Path(argv[0]).name} did not start (exit {exc.returncode})"
+                           + (f": {said}" if said else ""),
+                           "see the logs under the sandbox's private hosts folder; `infprov sandbox up` again "
+                           "repairs") from None
+    except subprocess.TimeoutExpired:
+        raise InfprovError(f"{spec.name}: {Path(argv[0]).name} did not start within 30 s",
+                           "`infprov sandbox up` again repairs") from None
 
 
 def docker(

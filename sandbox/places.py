@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from infprov.floor.errors import InfprovError
+from infprov.floor.errors import UsageError
 
 MAX_HOSTS = 8
 NEURON_DEVICES = 4  # an inf1.6xlarge: four chips, /dev/neuron0..3
@@ -20,9 +20,17 @@ DEFAULT_EC2_PORT = 5055
 def prefix() -> str:
     """Names this sandbox's links, namespaces and cgroups; another prefix is another sandbox."""
     value = os.environ.get("INFPROV_SANDBOX_ID", "infp")
-    if not (value.isalnum() and value.islower() and 1 <= len(value) <= 6):
-        raise InfprovError(f"INFPROV_SANDBOX_ID={value!r} is not usable", "use 1 to 6 lowercase letters or digits")
+    if not (value.isascii() and value.isalnum() and value.islower() and 1 <= len(value) <= 6):
+        raise UsageError(f"INFPROV_SANDBOX_ID={value!r} is not usable", "use 1 to 6 lowercase letters or digits")
     return value
+
+
+def check_settings() -> None:
+    """The sandbox's settings from the environment (id, subnet, EC2 port), each refused in one line (exit 2)
+    before anything is made."""
+    prefix()
+    subnet()
+    ec2_port()
 
 
 def bridge() -> str:
@@ -53,7 +61,17 @@ def key_file() -> Path:
 
 
 def subnet() -> ipaddress.IPv4Network:
-    return ipaddress.IPv4Network(os.environ.get("INFPROV_SANDBOX_SUBNET", DEFAULT_SUBNET))
+    raw = os.environ.get("INFPROV_SANDBOX_SUBNET", DEFAULT_SUBNET)
+    try:
+        net = ipaddress.IPv4Network(raw)
+    except ValueError:
+        raise UsageError(f"INFPROV_SANDBOX_SUBNET={raw!r} is not an IPv4 network",
+                         f"give one like {DEFAULT_SUBNET}, or unset it") from None
+    # the gateway is .1 and the hosts .11 on: a private network of /16 to /26
+    if not net.is_private or not 16 <= net.prefixlen <= 26:
+        raise UsageError(f"INFPROV_SANDBOX_SUBNET={raw} must be a private network of /16 to /26",
+                         f"give one like {DEFAULT_SUBNET}, or unset it")
+    return net
 
 
 def gateway() -> str:
@@ -61,7 +79,11 @@ def gateway() -> str:
 
 
 def ec2_port() -> int:
-    return int(os.environ.get("INFPROV_SANDBOX_EC2_PORT", DEFAULT_EC2_PORT))
+    raw = os.environ.get("INFPROV_SANDBOX_EC2_PORT", str(DEFAULT_EC2_PORT))
+    if not raw.isascii() or not raw.isdigit() or not 1024 <= int(raw) <= 65535:
+        raise UsageError(f"INFPROV_SANDBOX_EC2_PORT={raw!r} is not a port from 1024 to 65535",
+                         f"give one like {DEFAULT_EC2_PORT}, or unset it")
+    return int(raw)
 
 
 def seal_chain() -> str:

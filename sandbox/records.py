@@ -97,7 +97,7 @@ def _set_devices(name: str, state: dict[str, Any], count: int) -> None:
 
 def release_host(instance_id: str) -> None:
     """The instance is gone: its host is made anew, as the next instance would get a new machine on EC2."""
-    with locked():
+    with system.sane_umask(), locked():
         state = read_state()
         name = state.get("assignments", {}).pop(instance_id, None)
         if name is None:

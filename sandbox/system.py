@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from infprov.floor.errors import InfprovError, UsageError
@@ -72,6 +73,17 @@ def check_free_space(path: Path, need: int, purpose: str) -> None:
             f"{need / 2**30:.1f} GiB needed",
             "free some space (or point INFPROV_CACHE / INFPROV_SANDBOX_DIR elsewhere)",
         )
+
+
+@contextlib.contextmanager
+def sane_umask() -> Iterator[None]:
+    """0o022 while the sandbox lays files out (sshd refuses group- or world-writable files and folders, so a
+    caller's umask 000 would break every host); the caller's umask again afterwards."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 def run(

@@ -92,8 +92,30 @@ CASES: list[tuple[list[str], int, str]] = [
     (["tunnel", "--port", "0"], 2, "--port"),
     (["sandbox", "up", "--hosts", "0"], 2, "--hosts 0"),
     (["sandbox", "up", "--hosts", "9"], 2, "--hosts 9"),
+    (["preflight", "--region", "x;y"], 2, "--region 'x;y'"),  # before anything is asked of the network
+    (["preflight", "--region", "us-east-1\n", "--no-ami"], 2, "--region"),
     (["nosuchcommand"], 2, "nosuchcommand"),
 ]
+
+
+@pytest.mark.parametrize(("env", "said"), [
+    ({"INFPROV_SANDBOX_SUBNET": "10.0.0.0/33"}, "INFPROV_SANDBOX_SUBNET='10.0.0.0/33' is not an IPv4 network"),
+    ({"INFPROV_SANDBOX_SUBNET": "8.8.8.0/24"}, "must be a private network of /16 to /26"),
+    ({"INFPROV_SANDBOX_SUBNET": "10.0.0.0/8"}, "must be a private network of /16 to /26"),
+    ({"INFPROV_SANDBOX_EC2_PORT": "99x"}, "INFPROV_SANDBOX_EC2_PORT='99x' is not a port"),
+    ({"INFPROV_SANDBOX_ID": "Bad-Id"}, "INFPROV_SANDBOX_ID='Bad-Id' is not usable"),
+])
+def test_bad_sandbox_settings_are_usage_errors_that_make_nothing(env: dict[str, str], said: str,
+                                                                  tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("sandbox up needs root before it reads its settings")
+    folder = tmp_path / "sbx"
+    result = runner.invoke(app, ["sandbox", "up", "--hosts", "1"],
+                           env={"INFPROV_SANDBOX_ID": "infpbd", "INFPROV_SANDBOX_DIR": str(folder), **env})
+    assert result.exit_code == 2, result.output
+    [line] = [line for line in result.stderr.splitlines() if line.strip()]
+    assert line.startswith("error: ") and said in line and "hint:" in line, line
+    assert not folder.exists() and "Traceback" not in result.output
 
 
 @pytest.mark.parametrize(("argv", "code", "said"), CASES, ids=[" ".join(c[0])[:60] for c in CASES])

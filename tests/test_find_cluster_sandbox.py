@@ -86,6 +86,11 @@ def test_tunnel_forwards_tritons_port_to_this_machine(sandbox_hosts: list[dict[s
                 assert proc.poll() is None, proc.communicate()[1]
                 time.sleep(0.3)
         assert status == 200
+        # a second tunnel on the port the first one holds: one line, nothing of ssh's
+        taken = runner.invoke(app, ["tunnel", "--name", "tunnel", "--local-port", str(port)])
+        assert taken.exit_code == 1, taken.output
+        assert taken.stderr.startswith(f"error: port {port} on 127.0.0.1 is taken here")
+        assert len(taken.stderr.strip().splitlines()) == 1 and "--local-port" in taken.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)

@@ -224,7 +224,8 @@ def _leftovers(prefix: str, base: Path) -> list[str]:
 
 
 def test_down_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A second, separate sandbox (own names, subnet, port, folder): up 2 hosts, then down twice."""
+    """A second, separate sandbox (own names, subnet, port, folder): up 2 hosts under umask 000 (sshd refuses
+    world-writable files: the sandbox lays its own out 022), then down twice."""
     if os.geteuid() != 0:
         pytest.skip("needs root")
     base = tmp_path / "sbx"
@@ -235,8 +236,12 @@ def test_down_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("INFPROV_SANDBOX_EC2_PORT", str(port))
+    umask = os.umask(0)
     try:
-        status = core.up(2)
+        try:
+            status = core.up(2)
+        finally:
+            assert os.umask(umask) == 0, "the caller's umask is given back"
         assert [h["address"] for h in status["hosts"]] == ["10.238.0.11", "10.238.0.12"]
         assert status["ec2_endpoint"] == f"http://127.0.0.1:{port}"
         with _connect(status["hosts"][1]) as conn:
