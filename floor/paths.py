@@ -14,6 +14,22 @@ def _refuse(path: Path, what: str, fix: str) -> InfprovError:
     return InfprovError(f"{path} {what}", fix)
 
 
+def make_private_parents(path: Path) -> None:
+    """Make the missing folders of path (path included) one by one, each 0700 whatever the umask (mkdir's
+    parents=True makes the intermediate ones with the umask's mode: 0777 under umask 000)."""
+    missing = []
+    for folder in [path, *path.parents]:
+        if os.path.lexists(folder):
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(folder, 0o700)
+
+
 def private_dir(path: Path, *, role: str) -> Path:
     """Make path a folder of mode 0700 if it is missing; refuse one another user could have planted into.
 
@@ -23,7 +39,7 @@ def private_dir(path: Path, *, role: str) -> Path:
     try:
         made = False
         if not os.path.lexists(path):
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_parents(path.parent)
             try:
                 path.mkdir(mode=0o700)
                 made = True

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from infprov.floor import paths
 from infprov.floor.errors import WaitTimeout
 from infprov.floor.files import atomic_write, file_lock
 from infprov.inventory.errors import InventoryError
@@ -142,7 +143,7 @@ def dump(inv: Inventory) -> str:
 def locked(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """Hold the inventory's lock file (beside it) so read-modify-write never loses another's change."""
     path = Path(path)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    paths.make_private_parents(path.parent)
     lock_path = path.with_name(path.name + ".lock")
     try:
         with file_lock(lock_path, timeout=timeout, what=f"the lock on inventory {path}",

@@ -85,6 +85,21 @@ def test_home_and_runs_are_private_whatever_the_umask(tmp_path: Path, monkeypatc
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
 
 
+def test_an_inventory_in_new_folders_makes_them_private_whatever_the_umask(tmp_path: Path, umask0: None) -> None:
+    """Issue 23, item 9: --inventory a/b/c/inventory.yml made a/ and b/ 0777 under umask 000."""
+    from infprov.inventory import store
+
+    path = tmp_path / "a" / "b" / "c" / "inventory.yml"
+    with store.locked(path):
+        pass
+    for folder in (tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a" / "b" / "c"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    deep = tmp_path / "x" / "y" / "home"
+    paths.private_dir(deep, role="test")
+    for folder in (tmp_path / "x", tmp_path / "x" / "y", deep):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+
+
 def test_home_that_is_a_file_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "file"
     home.write_text("")
