@@ -152,7 +152,8 @@ class RunResult:
 
 
 # Variables whose names say they hold a secret; their values are masked in logs and output.
-_SECRET_NAME = re.compile(r"token|passw(or)?d|secret|credential|(^|_)(api_?)?key(_|$)|pass$", re.I)
+_SECRET_NAME = re.compile(r"token|passw(or)?d|passphrase|secret|credential|key$|(^|_)(api_?)?key(_|$)|pass$|pwd",
+                          re.I)
 _NOT_SECRET = re.compile(r"_(file|path|dir|name|id)$", re.I)
 MASK = "********"
 
@@ -169,20 +170,28 @@ class Redactor:
         self._lock = threading.Lock()
 
     def learn(self, variables: list[Mapping[str, Any]]) -> None:
+        """The secret values of these variables: of every secret-named one (resolved), and inside mappings and
+        lists, of every secret-named key at any depth and everything under one (`registry.password`,
+        `tokens[0]`); a walk of at most LEARN_NODES nodes a call."""
         names = {k for layer in variables for k in layer if isinstance(k, str) and secret_name(k)}
-        if not names:
-            return
-        lazy = LazyVars(list(variables))
-        for name in names:
-            try:
-                value = lazy[name]
-            except Exception:  # an unresolvable secret cannot be printed either
-                continue
-            text = str(value)
-            if isinstance(value, str | int | float) and not isinstance(value, bool) and len(text) >= 4:
-                with self._lock:
-                    if text not in self._values:
-                        self._values = tuple(sorted({*self._values, text}, key=len, reverse=True))
+        found: list[str] = []
+        budget = [LEARN_NODES]
+        if names:
+            lazy = LazyVars(list(variables))
+            for name in names:
+                try:
+                    value = lazy[name]
+                except Exception:  # an unresolvable secret cannot be printed either
+                    continue
+                _secret_leaves(value, True, found, budget)
+        for layer in variables:
+            for key, value in layer.items():
+                if isinstance(value, Mapping | list | tuple) and not (isinstance(key, str) and secret_name(key)):
+                    _secret_leaves(value, False, found, budget)
+        fresh = {text for text in found if len(text) >= 4} - set(self._values)
+        if fresh:
+            with self._lock:
+                self._values = tuple(sorted({*self._values, *fresh}, key=len, reverse=True))
 
     def __call__(self, text: str) -> str:
         if not self._values or not text:
@@ -191,6 +200,25 @@ class Redactor:
             if value in text:
                 text = text.replace(value, MASK)
         return text
+
+
+LEARN_NODES = 20_000  # how many values one learn() walks at most (a registered output can be large)
+
+
+def _secret_leaves(value: Any, secret: bool, found: list[str], budget: list[int], depth: int = 0) -> None:
+    """Collect the scalar values that are secret: under a secret-named key (or a secret variable) at any
+    depth. Mappings and lists deeper than 32 or past the budget are not walked."""
+    if budget[0] <= 0 or depth > 32:
+        return
+    budget[0] -= 1
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _secret_leaves(item, secret or (isinstance(key, str) and secret_name(key)), found, budget, depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _secret_leaves(item, secret, found, budget, depth + 1)
+    elif secret and isinstance(value, str | int | float) and not isinstance(value, bool):
+        found.append(str(value))
 
 
 # The ansible-core release this engine is compared against (tests/test_ansible_diff.py)

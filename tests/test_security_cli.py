@@ -253,3 +253,25 @@ def test_secret_values_are_masked_and_logs_private(tmp_path: Path, umask0: None)
     assert "********" in text
     assert "hidden-word" not in everything, "no_log hides a task's output"
     assert result.registered["h1"]["used"]["stdout"] == f"using {token}", "masking is for display only"
+
+
+def test_the_names_the_readme_promises_and_nested_secrets_are_masked(tmp_path: Path) -> None:
+    """Issue 23, item 6: `ngcapikey`, `db_passphrase`, `registry.password` and `tokens[0]` were shown."""
+    book = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - debug: {msg: "ngc {{ ngcapikey }} db {{ db_passphrase }}"}
+    - debug: {msg: "registry {{ registry.password }} at {{ registry.url }}"}
+    - debug: {msg: "first {{ tokens[0] }} of {{ tokens | length }}"}
+    - shell: "echo {{ registry.password }} >&2; exit 3"
+"""
+    secrets = {"ngcapikey": "nvapi-planted-0001", "db_passphrase": "planted-phrase-0002",
+               "registry": {"url": "https://registry.example", "password": "planted-registry-0003"},
+               "tokens": ["planted-token-0004", "planted-token-0005"]}
+    result = run_local(tmp_path, book, extra=secrets)
+    everything = Path(str(result.log_path)).read_text() + repr(result.to_dict())
+    for value in ("nvapi-planted-0001", "planted-phrase-0002", "planted-registry-0003", "planted-token-0004"):
+        assert value not in everything, value
+    assert "https://registry.example" in everything, "only the secrets are masked"
+    assert not result.ok and "********" in everything
