@@ -198,6 +198,27 @@ def _is_lone(source: str) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _lone_name(source: str) -> str | None:
+    """The variable of a template that is exactly `{{ name }}`, else None."""
+    if not (source.startswith("{{") and source.endswith("}}")):
+        return None
+    try:
+        body = _TEXT_ENV.parse(source).body
+    except jinja2.TemplateSyntaxError:
+        return None
+    if len(body) != 1 or not isinstance(body[0], jinja2.nodes.Output) or len(body[0].nodes) != 1:
+        return None
+    node = body[0].nodes[0]
+    return node.name if isinstance(node, jinja2.nodes.Name) else None
+
+
+def _brief(value: Any, width: int = 80) -> str:
+    """A value for a one-line message: its repr, cut in the middle when long."""
+    text = repr(str(value))
+    return text if len(text) <= width else text[: width // 2 - 2] + " ... " + text[-(width // 2 - 3):]
+
+
 class _NativeSandbox(jinja2.sandbox.SandboxedEnvironment):
     """NativeEnvironment's typed results inside the sandbox (no `__globals__`, no unsafe attributes)."""
 
@@ -338,23 +359,61 @@ class Templar:
             raise TemplateError(f"{name}: {type(exc).__name__}: {exc}") from None
 
     def evaluate(self, expr: Any) -> Any:
-        """A bare expression as `when`/`until` write it (no braces); a whole `{{ }}` that yields text is taken
-        as the expression (ansible-core 2.19's rule for conditionals)."""
+        """A bare expression as `when`/`until` write it (no braces).
+
+        A conditional wholly in `{{ }}` is ansible-core 2.19's indirection: `{{ flag }}` gives flag's value
+        (a boolean stays one), and `{{ cond }}` where cond is an expression written as text in the playbook,
+        its vars, the inventory or -e is that expression. Text a template produced (host output, `~`, a
+        filter) is never compiled as an expression: it is data, and 2.19 refuses it as untrusted.
+        """
         if isinstance(expr, bool | int | float) or expr is None:
             return expr
         if isinstance(expr, Unsafe):  # data (host output, a templating result) is a value, never an expression
             raise TemplateError(
-                f"conditional {str(expr)!r} is data (not written in the playbook); it cannot be evaluated"
+                f"conditional {_brief(expr)} is data (not written in the playbook); it cannot be evaluated"
             )
         text = str(expr).strip()
         if not text:
             raise TemplateError("Empty conditional expressions are not allowed.")
-        if has_template(text):
-            value = self.template(text)
-            if not isinstance(value, str):
-                return value
-            text = str(value).strip()
-        return self._string("{{ " + text + " }}")
+        if not has_template(text):
+            return self._string("{{ " + text + " }}")
+        written = self._written_expression(text)
+        if written is not None:
+            expression, trusted = written
+            denied = getattr(_lookups, "denied", 0)
+            _lookups.denied = denied if trusted else denied + 1  # an inventory or -e expression: no lookups
+            try:
+                return self._string("{{ " + expression + " }}")
+            finally:
+                _lookups.denied = denied
+        value = self.template(text)
+        if isinstance(value, str):
+            raise TemplateError(
+                f"conditional {_brief(text)} gave the text {_brief(value)}, which is data, not an expression "
+                "(ansible-core 2.19: untrusted); write the test itself, e.g. `r.stdout == 'yes'`"
+            )
+        return value
+
+    def _written_expression(self, text: str) -> tuple[str, bool] | None:
+        """For `{{ name }}` (through `a: "{{ b }}"` chains): the expression text a variable holds as written,
+        and whether its layer may call lookups; None when the value is not such text."""
+        trusted = True
+        seen: set[str] = set()
+        while True:
+            name = _lone_name(text)
+            if name is None or name in seen:
+                return None
+            seen.add(name)
+            try:
+                raw, layer_trusted = self.vars._raw(name)
+            except KeyError:
+                return None
+            trusted = trusted and layer_trusted
+            if not isinstance(raw, str) or isinstance(raw, Unsafe) or not raw.strip():
+                return None
+            if not has_template(raw):
+                return raw.strip(), trusted
+            text = raw.strip()
 
     def truth(self, expr: Any) -> bool:
         """A conditional (when, until, changed_when, failed_when, assert): its result must be a boolean, as in

@@ -106,6 +106,7 @@ class ModuleSpec:
     aliases: dict[str, str] = field(default_factory=dict)
     remote: bool = True  # False: runs on the control side only, needs no connection
     check_mode: bool = True  # False: skipped in check mode (it cannot tell what it would do)
+    conditions: frozenset[str] = frozenset()  # arguments that are conditionals: evaluated, never templated first
 
 
 MODULES: dict[str, ModuleSpec] = {}
@@ -119,6 +120,7 @@ def module(
     aliases: dict[str, str] | None = None,
     remote: bool = True,
     builtin: bool = True,
+    conditions: set[str] | None = None,
 ) -> Callable[[Callable[[ModuleContext, dict[str, Any]], ModuleResult]], Callable[..., ModuleResult]]:
     """Register a module under its short name and, for Ansible's own (builtin), its `ansible.builtin.`
     and `ansible.legacy.` names."""
@@ -131,6 +133,7 @@ def module(
             free_form=free_form,
             aliases=aliases or {},
             remote=remote,
+            conditions=frozenset(conditions or ()),
         )
         for full in (name, f"ansible.builtin.{name}", f"ansible.legacy.{name}") if builtin else (name,):
             MODULES[full] = spec

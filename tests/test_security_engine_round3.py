@@ -1,0 +1,188 @@
+"""Security round 3 (issue 23): a hostile host, inventory or -e value against infprov's engine.
+
+Each test reproduces an attack that once worked and now must not (the section titles name them). The tests
+that cross a wire run on the sandbox (conftest's `sandbox_hosts`); the rest run on the local connector.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infprov.inventory import store
+from infprov.inventory.model import Host, Inventory
+from infprov.playbooks.localconn import LocalConnection
+from infprov.playbooks.runner import RunResult, run_playbook
+from tests.local_engine import write_book
+
+ANSIBLE_ARGS = "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no"
+
+
+def _run(tmp_path: Path, text: str, *, host_vars: dict[str, Any] | None = None,
+         extra: dict[str, Any] | None = None) -> RunResult:
+    book = write_book(tmp_path, text)
+    inv = Inventory((Host("h1", "127.0.0.1", cluster="c", extra=host_vars or {}),))
+    return run_playbook(book, inv, extra_vars=extra or {}, connector=lambda h: LocalConnection(h.name),
+                        runs_dir=tmp_path / "runs")
+
+
+def _msgs(result: RunResult) -> dict[str, str]:
+    return {t.task: t.msg for t in result.tasks}
+
+
+# ---------------------------------------------------------------- 1. host output is never an expression
+def test_host_output_is_never_compiled_as_a_conditional(tmp_path: Path) -> None:
+    marker = tmp_path / "M"
+    hostile = tmp_path / "on-the-host.txt"
+    hostile.write_text(f"lookup('pipe','id > {marker}') is string\n")
+    book = f"""
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: read
+      command: cat {hostile}
+      register: svc
+      changed_when: false
+    - name: by when
+      debug: {{msg: ran}}
+      when: "{{{{ svc.stdout }}}}"
+      ignore_errors: true
+    - name: by when, derived
+      debug: {{msg: ran}}
+      when: "{{{{ svc.stdout | trim }}}}"
+      ignore_errors: true
+    - name: by failed_when
+      command: cat {hostile}
+      register: again
+      failed_when: "{{{{ again.stdout }}}}"
+      ignore_errors: true
+    - name: by changed_when
+      command: cat {hostile}
+      register: third
+      changed_when: "{{{{ third.stdout }}}}"
+      ignore_errors: true
+    - name: by until
+      command: cat {hostile}
+      register: fourth
+      until: "{{{{ fourth.stdout }}}}"
+      retries: 1
+      delay: 0
+      ignore_errors: true
+    - name: by assert
+      assert: {{that: "{{{{ svc.stdout }}}}"}}
+      ignore_errors: true
+    - name: by set_fact
+      set_fact: {{cond: "{{{{ svc.stdout }}}}"}}
+    - name: by a fact
+      debug: {{msg: ran}}
+      when: "{{{{ cond }}}}"
+      ignore_errors: true
+"""
+    result = _run(tmp_path, book)
+    assert not marker.exists(), "a host's output ran a command on the controller"
+    msgs = _msgs(result)
+    for task in ("by when", "by when, derived", "by failed_when", "by changed_when", "by until", "by assert",
+                 "by a fact"):
+        assert "which is data, not an expression" in msgs[task], (task, msgs[task])
+        assert "\n" not in msgs[task]
+    assert msgs["by when"].startswith("when: conditional '{{ svc.stdout }}' gave the text")
+    assert msgs["by until"].startswith("until: ")
+
+
+def test_inventory_and_extra_expressions_may_not_call_lookups(tmp_path: Path) -> None:
+    marker = tmp_path / "M"
+    payload = f"lookup('pipe','id > {marker}') is string"
+    book = """
+- hosts: all
+  gather_facts: false
+  vars:
+    chained: "{{ from_inventory }}"
+  tasks:
+    - {name: extra, debug: {msg: ran}, when: "{{ from_extra }}", ignore_errors: true}
+    - {name: inventory, debug: {msg: ran}, when: "{{ from_inventory }}", ignore_errors: true}
+    - {name: chained, debug: {msg: ran}, when: "{{ chained }}", ignore_errors: true}
+    - {name: plain, debug: {msg: ran}, when: "{{ fine }}"}
+"""
+    result = _run(tmp_path, book, host_vars={"from_inventory": payload, "fine": "2 > 1"},
+                  extra={"from_extra": payload})
+    assert not marker.exists()
+    msgs = _msgs(result)
+    for task in ("extra", "inventory", "chained"):
+        assert "only allowed in the playbook itself" in msgs[task], msgs[task]
+    assert [t.status for t in result.tasks][-1] == "ok", "an inventory expression without lookups still works"
+
+
+def test_conditionals_written_in_the_playbook_keep_working(tmp_path: Path) -> None:
+    """ansible-core 2.19's indirection: `{{ flag }}` (a boolean) and `{{ expr }}` (an expression written as
+    text in the playbook, a fact set from a literal, a loop item) are evaluated; see the ansible_diff case
+    when_indirect_template."""
+    book = """
+- hosts: all
+  gather_facts: false
+  vars: {x: 1, flag: true, expr: "x == 1", expr2: "{{ expr }}", word: "true"}
+  tasks:
+    - set_fact: {literal: "x > 0"}
+    - {name: a, debug: {msg: ran}, when: x == 1}
+    - {name: b, debug: {msg: ran}, when: "{{ flag }}"}
+    - {name: c, debug: {msg: ran}, when: "{{ expr }}"}
+    - {name: d, debug: {msg: ran}, when: "{{ expr2 }}"}
+    - {name: e, debug: {msg: ran}, when: "{{ literal }}"}
+    - {name: f, debug: {msg: ran}, when: "{{ word }}"}
+    - {name: g, debug: {msg: ran}, when: "{{ item }}", loop: ["x == 1"]}
+    - {name: h, debug: {msg: ran}, when: "{{ x == 1 }}"}
+    - {name: i, assert: {that: ["{{ expr }}", "x == 1"]}}
+    - {name: j, debug: {msg: skipped}, when: "{{ not flag }}"}
+"""
+    result = _run(tmp_path, book)
+    assert result.ok, [(t.task, t.msg) for t in result.tasks if t.status == "failed"]
+    statuses = {t.task: t.status for t in result.tasks}
+    assert [statuses[k] for k in "abcdefghi"] == ["ok"] * 9 and statuses["j"] == "skipped", statuses
+
+
+def _inventory(path: Path, h: dict[str, Any], name: str = "i-hostile") -> Host:
+    host = Host(name=name, address=h["address"], port=int(h["port"]), user=h["user"], key_file=h["key_file"],
+                cluster="hostile", extra={"ansible_ssh_common_args": ANSIBLE_ARGS})
+    store.write(path, Inventory((host,)))
+    return host
+
+
+@pytest.mark.sandbox
+def test_infprov_play_never_runs_a_hosts_text_as_a_conditional(
+    sandbox_hosts: list[dict[str, Any]], tmp_path: Path, infprov_home: Path
+) -> None:
+    """The attack as it was found: a file on the host, `command: cat`, `when: "{{ svc.stdout }}"`."""
+    marker = tmp_path / "M"
+    payload = f"lookup('pipe','id > {marker}') is string"
+    inv = tmp_path / "inventory.yml"
+    _inventory(inv, sandbox_hosts[0])
+    book = tmp_path / "hostile.yml"
+    book.write_text(f"""
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: the host holds a file someone else wrote
+      ansible.builtin.shell: echo {base64.b64encode(payload.encode()).decode()} | base64 -d > /home/ubuntu/svc.txt
+    - name: read it
+      ansible.builtin.command: cat /home/ubuntu/svc.txt
+      register: svc
+    - name: only when the service says so
+      ansible.builtin.debug: {{msg: "service is up"}}
+      when: "{{{{ svc.stdout }}}}"
+""")
+    infprov_home.mkdir(mode=0o700, exist_ok=True)
+    env = {**os.environ, "INFPROV_HOME": str(infprov_home)}
+    run = subprocess.run([sys.executable, "-m", "infprov.provision.cli", "play", str(book), "--inventory", str(inv)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert not marker.exists(), "the host's text ran `id` on the controller"
+    assert run.returncode == 1, run.stdout + run.stderr
+    shown = run.stdout + run.stderr
+    assert "only when the service says so: failed" in shown
+    assert "when: conditional '{{ svc.stdout }}' gave the text" in shown and "(ansible-core 2.19: untrusted)" in shown
+
+
