@@ -10,6 +10,8 @@ import base64
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 
 from infprov.inventory import store
 from infprov.inventory.model import Host, Inventory
+from infprov.playbooks.connection import SshConnection
 from infprov.playbooks.localconn import LocalConnection
 from infprov.playbooks.runner import RunResult, run_playbook
 from tests.local_engine import write_book
@@ -184,5 +187,77 @@ def test_infprov_play_never_runs_a_hosts_text_as_a_conditional(
     shown = run.stdout + run.stderr
     assert "only when the service says so: failed" in shown
     assert "when: conditional '{{ svc.stdout }}' gave the text" in shown and "(ansible-core 2.19: untrusted)" in shown
+
+
+# ---------------------------------------------------------------- sandbox helpers (what crosses a wire)
+@pytest.fixture()
+def host(sandbox_hosts: list[dict[str, Any]], tmp_path: Path, infprov_home: Path) -> Iterator[Host]:
+    """The first sandbox host, with a folder of its own for the test (removed afterwards)."""
+    h = sandbox_hosts[0]
+    one = Host(name="i-r3", address=h["address"], port=int(h["port"]), user=h["user"], key_file=h["key_file"],
+               cluster="r3", extra={"ansible_ssh_common_args": ANSIBLE_ARGS,
+                                    "work": f"/home/ubuntu/r3-{uuid.uuid4().hex[:8]}"})
+    infprov_home.mkdir(mode=0o700, exist_ok=True)
+    yield one
+    _remote(one, infprov_home, f"rm -rf {one.extra['work']}")
+
+
+def _remote(h: Host, home: Path, command: str, **kw: Any) -> Any:
+    conn = SshConnection(h, home / "test_known_hosts")
+    try:
+        return conn.run(command, **kw)
+    finally:
+        conn.close()
+
+
+def _play(h: Host, home: Path, tmp_path: Path, text: str) -> RunResult:
+    book = write_book(tmp_path, text)
+    return run_playbook(book, Inventory((h,)), runs_dir=home / "runs", known_hosts=home / "known_hosts")
+
+
+# ---------------------------------------------------------------- 2. wait_for's host
+@pytest.mark.sandbox
+def test_wait_for_host_never_reaches_a_shell(host: Host, infprov_home: Path, tmp_path: Path) -> None:
+    work = host.extra["work"]
+    result = _play(host, infprov_home, tmp_path, f"""
+- hosts: all
+  gather_facts: false
+  tasks:
+    - file: {{path: "{work}", state: directory}}
+    - name: injected
+      wait_for: {{host: "127.0.0.1/9; touch {work}/M; : ", port: 22, timeout: 3}}
+      ignore_errors: true
+    - name: sshd is up
+      wait_for: {{host: "{{{{ ansible_host }}}}", port: 22, timeout: 10}}
+    - name: a name, nothing listening
+      wait_for: {{host: localhost, port: 9, state: stopped, timeout: 10}}
+""")
+    msgs = _msgs(result)
+    assert "argument `host` '127.0.0.1/9; touch" in msgs["injected"] and "not a DNS name or IP address" in \
+        msgs["injected"], msgs["injected"]
+    assert [t.status for t in result.tasks][-2:] == ["ok", "ok"], msgs
+    assert _remote(host, infprov_home, f"test -e {work}/M").exit_code == 1, "the host ran the injected command"
+
+
+# ---------------------------------------------------------------- 3. get_url's URL on a checksum mismatch
+@pytest.mark.sandbox
+def test_get_url_checksum_mismatch_never_runs_the_url(host: Host, infprov_home: Path, tmp_path: Path) -> None:
+    work = host.extra["work"]
+    url = f"file://{work}/src.txt?a=$(touch${{IFS}}{work}/M)"
+    result = _play(host, infprov_home, tmp_path, f"""
+- hosts: all
+  gather_facts: false
+  tasks:
+    - file: {{path: "{work}", state: directory}}
+    - copy: {{content: "data\\n", dest: "{work}/src.txt"}}
+    - name: download
+      get_url: {{url: "{url}", dest: "{work}/out.txt", checksum: "sha256:{'0' * 64}"}}
+      ignore_errors: true
+""")
+    task = result.tasks[-1]
+    assert task.status == "failed"
+    assert f"checksum mismatch for {url}" in task.tail, task.tail
+    assert _remote(host, infprov_home, f"test -e {work}/M").exit_code == 1, "the host ran the URL's $(...)"
+    assert _remote(host, infprov_home, f"test -e {work}/out.txt").exit_code == 1
 
 
