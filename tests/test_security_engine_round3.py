@@ -21,6 +21,8 @@ from infprov.inventory import store
 from infprov.inventory.model import Host, Inventory
 from infprov.playbooks.connection import SshConnection
 from infprov.playbooks.localconn import LocalConnection
+from infprov.playbooks.modules import fetch as fetch_module
+from infprov.playbooks.modules.base import ModuleArgError
 from infprov.playbooks.runner import RunResult, run_playbook
 from tests.local_engine import write_book
 
@@ -259,5 +261,51 @@ def test_get_url_checksum_mismatch_never_runs_the_url(host: Host, infprov_home: 
     assert f"checksum mismatch for {url}" in task.tail, task.tail
     assert _remote(host, infprov_home, f"test -e {work}/M").exit_code == 1, "the host ran the URL's $(...)"
     assert _remote(host, infprov_home, f"test -e {work}/out.txt").exit_code == 1
+
+
+# ---------------------------------------------------------------- 4. fetch stays under its dest
+def test_fetch_places_stay_under_dest(tmp_path: Path) -> None:
+    dest = tmp_path / "fetched"
+    (dest / "h2").mkdir(parents=True)
+    os.symlink(tmp_path / "elsewhere", dest / "h1")  # a link already in dest's path
+    place = fetch_module.local_path
+    assert place(str(dest), "/var/log/x.log", "h3", False, tmp_path) == dest / "h3" / "var/log/x.log"
+    assert place(str(dest) + "/", "/a/b.txt", "h3", True, tmp_path) == dest / "b.txt"
+    for src, name, flat in [("/../../../../etc/cron.d/x", "h3", False), ("../h2/x", "h3", False),
+                            ("/x", "h1", False), ("/a/..", "h3", True), ("/", "h3", False)]:
+        with pytest.raises(ModuleArgError, match="would be written outside"):
+            place(str(dest) + ("/" if flat else ""), src, name, flat, tmp_path)
+
+
+@pytest.mark.sandbox
+def test_fetch_of_a_host_listed_path_never_writes_outside_dest(host: Host, infprov_home: Path,
+                                                               tmp_path: Path) -> None:
+    """The host names a path (`find`'s output, say) whose `..` climb out of dest on the controller, while on
+    the host they climb a symlink to a file of its choosing (Ansible's CVE-2019-3828)."""
+    work = host.extra["work"]
+    dest = tmp_path / "fetched"
+    target = tmp_path / "outside" / "planted"  # where the host wants the controller to write
+    climb = len((dest / host.name / work.lstrip("/") / "L").parts) - 1
+    deep = f"{work}/deep/" + "/".join(f"d{i}" for i in range(climb))
+    src = f"{work}/L/" + "../" * climb + str(target).lstrip("/")
+    result = _play(host, infprov_home, tmp_path, f"""
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: the host prepares the path
+      shell: |
+        mkdir -p {deep} {work}/deep/{target.parent.relative_to("/")}
+        ln -sfn {deep} {work}/L
+        echo planted-by-the-host > {work}/deep/{target.relative_to("/")}
+        echo {src}
+      register: listed
+    - name: fetch what the host listed
+      fetch: {{src: "{{{{ listed.stdout }}}}", dest: "{dest}"}}
+      ignore_errors: true
+""")
+    assert _remote(host, infprov_home, f"cat {src}").out == "planted-by-the-host\n", "the host's side of the path"
+    assert not target.exists(), "fetch wrote outside its dest"
+    msg = result.tasks[-1].msg
+    assert result.tasks[-1].status == "failed" and "would be written outside" in msg, msg
 
 

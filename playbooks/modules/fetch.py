@@ -4,22 +4,46 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from infprov.playbooks.modules.base import ModuleContext, ModuleResult, boolean, module, quote, required
+from infprov.playbooks.modules.base import (
+    ModuleArgError,
+    ModuleContext,
+    ModuleResult,
+    boolean,
+    module,
+    quote,
+    required,
+)
 from infprov.playbooks.modules.facts import gather, remote_file
 
 
 def local_path(dest: str, src: str, host: str, flat: bool, base_dir: Path) -> Path:
-    """Where Ansible puts it: dest/<host>/<src path>, or dest itself (dest/<name> for a folder) with flat."""
+    """Where Ansible puts it: dest/<host>/<src path>, or dest itself (dest/<name> for a folder) with flat.
+
+    `src` may come from the host (a file it listed), so the place is normalised and must stay inside
+    dest/<host> (dest with flat), symlinks already in that path included; otherwise the task fails
+    (Ansible's CVE-2019-3828: a `..` in src made fetch write anywhere the user can)."""
     root = Path(os.path.expanduser(dest))
     if not root.is_absolute():
         root = base_dir / root
-    if flat:
-        return root / Path(src).name if dest.endswith("/") else root
-    return root / host / src.lstrip("/")
+    if flat and not dest.endswith("/"):
+        return Path(os.path.normpath(root))  # the playbook names the file itself
+    base = root if flat else root / host
+    target = Path(os.path.normpath(base / posixpath.basename(src) if flat else base / src.lstrip("/")))
+    real_root, real_base, real_target = (os.path.realpath(p) for p in (root, base, target))
+    if not (_below(target, Path(os.path.normpath(base))) and _below(Path(real_target), Path(real_base))
+            and (real_base == real_root or _below(Path(real_base), Path(real_root)))):
+        raise ModuleArgError(f"src {src!r} would be written outside {base} (at {real_target}); refused")
+    return target
+
+
+def _below(path: Path, folder: Path) -> bool:
+    """path is inside folder (not folder itself)."""
+    return folder in path.parents
 
 
 @module("fetch", args={"src", "dest", "flat", "fail_on_missing", "validate_checksum"})
