@@ -19,7 +19,8 @@ import pytest
 
 from infprov.inventory import store
 from infprov.inventory.model import Host, Inventory
-from infprov.playbooks.connection import SshConnection
+from infprov.playbooks.connection import LINE_MAX, OUTPUT_KEEP, LineSplitter, OutputTail, SshConnection, file_from
+from infprov.playbooks.errors import FileTooLarge
 from infprov.playbooks.localconn import LocalConnection
 from infprov.playbooks.modules import fetch as fetch_module
 from infprov.playbooks.modules.base import ModuleArgError
@@ -307,5 +308,62 @@ def test_fetch_of_a_host_listed_path_never_writes_outside_dest(host: Host, infpr
     assert not target.exists(), "fetch wrote outside its dest"
     msg = result.tasks[-1].msg
     assert result.tasks[-1].status == "failed" and "would be written outside" in msg, msg
+
+
+# ---------------------------------------------------------------- 8. what a host sends is capped
+def test_a_long_line_is_cut_and_split_once() -> None:
+    lines: list[str] = []
+    split = LineSplitter(lines.append, limit=10)
+    for chunk in (b"ab", b"c\nd", b"0123456789ABCDEF", b"GH\nlast"):
+        split.feed(chunk)
+    split.close()
+    assert lines == ["abc", "d012345678 [infprov: line cut at 10 bytes, 9 more dropped]", "last"]
+    tail = OutputTail(5)
+    for chunk in (b"12", b"3456", b"789"):
+        tail.add(chunk)
+    assert tail.dropped == 4 and tail.value().endswith(b"\n56789")
+    assert tail.value().startswith(b"[infprov: output cut: the first 4 bytes were dropped, the last 5 are kept]")
+
+
+def test_local_run_keeps_the_last_part_and_get_file_refuses_more_than_it_said(tmp_path: Path) -> None:
+    conn = LocalConnection()
+    got = conn.run(f"head -c {OUTPUT_KEEP + 5000} /dev/zero | tr '\\0' x; echo; echo end")
+    assert got.dropped > 0 and len(got.stdout) < OUTPUT_KEEP + 200
+    assert got.stdout.startswith(b"[infprov: output cut") and got.stdout.endswith(b"x\nend\n")
+    with pytest.raises(FileTooLarge, match="over 1000 bytes"):  # a host whose `wc` said less than it sent
+        file_from(conn.run("head -c 2000 /dev/zero", keep=1000), "/x", 1000)
+
+
+@pytest.mark.sandbox
+def test_a_host_that_sends_without_end_is_capped(host: Host, infprov_home: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    work = host.extra["work"]
+    monkeypatch.setattr(fetch_module, "FETCH_LIMIT", 1 << 20)
+    result = _play(host, infprov_home, tmp_path, f"""
+- hosts: all
+  gather_facts: false
+  tasks:
+    - file: {{path: "{work}", state: directory}}
+    - name: a line without end
+      infprov_stream: head -c {3 * LINE_MAX} /dev/zero | tr '\\0' y; echo; echo after
+      register: streamed
+    - name: a flood
+      shell: head -c {OUTPUT_KEEP + (1 << 20)} /dev/zero | tr '\\0' z; echo; echo after
+      register: flood
+    - name: a big file
+      shell: head -c {(1 << 20) + 1} /dev/zero > {work}/big
+    - name: fetch it
+      fetch: {{src: "{work}/big", dest: "{tmp_path}/fetched"}}
+      ignore_errors: true
+""")
+    reg = result.registered[host.name]
+    first, after = reg["streamed"]["stdout_lines"]
+    assert len(first) < LINE_MAX + 100 and first.endswith(f"[infprov: line cut at {LINE_MAX} bytes, "
+                                                          f"{2 * LINE_MAX} more dropped]")
+    assert after == "after"
+    assert reg["flood"]["stdout"].startswith("[infprov: output cut: the first ")
+    assert reg["flood"]["stdout"].endswith("z\nafter") and len(reg["flood"]["stdout"]) < OUTPUT_KEEP + 200
+    assert "over 1048576 bytes; not fetched" in _msgs(result)["fetch it"]
+    assert not list((tmp_path / "fetched").rglob("big"))
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infprov.playbooks.connection import CommandResult, Connection
+from infprov.playbooks.connection import OUTPUT_KEEP, CommandResult, Connection
 from infprov.playbooks.modules.facts import FileStat
 from infprov.playbooks.templating import Templar, unsafe
 
@@ -79,8 +79,9 @@ class ModuleContext:
             line = f"sudo -n -H -u {quote(self.become_user)} -- {line}"
         return line
 
-    def sh(self, script: str, *, stdin: bytes | None = None, become: bool | None = None) -> CommandResult:
-        return self.conn.run(self.wrap(script, become=become), stdin=stdin, timeout=self.timeout)
+    def sh(self, script: str, *, stdin: bytes | None = None, become: bool | None = None,
+           keep: int = OUTPUT_KEEP) -> CommandResult:
+        return self.conn.run(self.wrap(script, become=become), stdin=stdin, timeout=self.timeout, keep=keep)
 
     def failed(self, msg: str, result: CommandResult | None = None, command: str | None = None) -> ModuleResult:
         """A failed result carrying the command, exit code and output tail when a command is to blame."""

@@ -9,16 +9,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from infprov.playbooks.modules.base import (
-    ModuleArgError,
-    ModuleContext,
-    ModuleResult,
-    boolean,
-    module,
-    quote,
-    required,
-)
+from infprov.playbooks.connection import get_file_command
+from infprov.playbooks.modules.base import ModuleArgError, ModuleContext, ModuleResult, boolean, module, required
 from infprov.playbooks.modules.facts import gather, remote_file
+
+FETCH_LIMIT = 256 << 20  # as get_file: a host's file larger than this is refused, never read
 
 
 def local_path(dest: str, src: str, host: str, flat: bool, base_dir: Path) -> Path:
@@ -54,7 +49,6 @@ def fetch(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     dest = str(required(args, "dest"))
     flat = boolean(args.get("flat", False), "flat")
     target = local_path(dest, src, ctx.host_name, flat, ctx.base_dir)
-    q = quote(src)
     seen, probe = gather(ctx, remote_file(src))
     if seen is None:
         return ctx.failed(f"cannot look at {src}", probe)
@@ -70,7 +64,9 @@ def fetch(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
         return ModuleResult(data=info)
     if ctx.check:
         return ModuleResult(changed=True, msg=f"{src} would be fetched to {target}", data=info)
-    result = ctx.sh(f"cat -- {q}")
+    result = ctx.sh(get_file_command(src, FETCH_LIMIT), keep=FETCH_LIMIT)
+    if result.exit_code == 27 or (result.exit_code == 0 and result.dropped):
+        return ModuleResult(failed=True, msg=f"{src} on the host is over {FETCH_LIMIT} bytes; not fetched", data=info)
     if result.exit_code != 0:
         return ctx.failed(f"cannot read {src}", result, f"cat {src}")
     if boolean(args.get("validate_checksum", True), "validate_checksum"):
