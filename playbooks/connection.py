@@ -37,6 +37,7 @@ from infprov.playbooks.hostkeys import (  # noqa: F401  (console_fingerprints, f
 # end, or a line without a newline, must not take the controller's memory (or, split again and again, its CPU).
 LINE_MAX = 1 << 20  # a streamed line longer than this is cut, with a note of what was dropped
 OUTPUT_KEEP = 8 << 20  # of a command's stdout (and of its stderr) run() keeps the last this many bytes
+STREAM_GRACE = 2.0  # seconds a stream reads on after its command exited, when the output has not ended
 
 
 @dataclass(frozen=True)
@@ -459,6 +460,7 @@ class SshConnection(ShellFiles):
             chan.exec_command(command)
             chan.shutdown_write()
             lines = LineSplitter(on_line)
+            exited: float | None = None
             while True:
                 if stop is not None and stop.is_set() and not stopped:
                     stopped = True
@@ -467,8 +469,14 @@ class SshConnection(ShellFiles):
                 if chan.recv_ready():
                     lines.feed(chan.recv(65536))
                     continue
-                if chan.exit_status_ready() and not chan.recv_ready():
+                # sshd may report the exit before it has sent the last output: read on to the end of the
+                # output (EOF), or for STREAM_GRACE after the exit when a child the command left holds it open
+                if chan.eof_received or chan.closed:
                     break
+                if chan.exit_status_ready():
+                    exited = exited or time.monotonic()
+                    if time.monotonic() - exited > STREAM_GRACE:
+                        break
                 select.select([chan], [], [], 0.05)
             lines.close()
             return StreamResult(int(chan.recv_exit_status()), stopped, time.monotonic() - start)
