@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.compiler
 import jinja2.nativetypes
 import jinja2.nodes
 import jinja2.runtime
 import jinja2.sandbox
+import jinja2.utils
 
+from infprov.playbooks import sizecap
 from infprov.playbooks.errors import TemplateError
 from infprov.playbooks.filters import FILTERS, TESTS
 
@@ -148,14 +151,26 @@ class _Undefined(jinja2.StrictUndefined):
         return self
 
 
+def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002 - Jinja's names
+    """Jinja's lipsum(), its size measured first (the pre-run check refuses it in a playbook; an inventory or
+    -e value could still call it)."""
+    sizecap._need(int(n) * int(max) * 12, "lipsum()")
+    return str(jinja2.utils.generate_lorem_ipsum(n=n, html=html, min=min, max=max))
+
+
 def _finalize(value: Any) -> Any:
-    """None renders as an empty string inside text (as Ansible renders it)."""
-    return "" if value is None else value
+    """None renders as an empty string inside text (as Ansible renders it); a value over the size cap is
+    refused before it is made text."""
+    return "" if value is None else sizecap.output(value)
 
 
 def _setup(env: jinja2.Environment) -> jinja2.Environment:
     env.filters.update(FILTERS)
     env.tests.update(TESTS)
+    env.filters.update({name: sizecap.guarded(name, fn) for name, fn in list(env.filters.items())})
+    tests: dict[str, Any] = dict(env.tests)
+    env.tests.update({name: sizecap.guarded(name, fn, test=True) for name, fn in tests.items()})
+    env.globals["lipsum"] = _lipsum
     env.globals["lookup"] = _lookup
     env.globals["query"] = _query
     env.globals["q"] = _query
@@ -168,6 +183,7 @@ class _Text(str):
 
 
 def _mark_text(value: Any) -> Any:
+    sizecap.output(value)
     return _Text(value) if type(value) is str else value
 
 
@@ -219,14 +235,62 @@ def _brief(value: Any, width: int = 80) -> str:
     return text if len(text) <= width else text[: width // 2 - 2] + " ... " + text[-(width // 2 - 3):]
 
 
-class _NativeSandbox(jinja2.sandbox.SandboxedEnvironment):
-    """NativeEnvironment's typed results inside the sandbox (no `__globals__`, no unsafe attributes)."""
+class _CappedCode(jinja2.compiler.CodeGenerator):
+    """Template code whose `~` and literal output go through the size caps (`sizecap`)."""
 
-    code_generator_class = jinja2.nativetypes.NativeCodeGenerator
+    @jinja2.compiler.optimizeconst
+    def visit_Concat(self, node: jinja2.nodes.Concat, frame: jinja2.compiler.Frame) -> None:  # noqa: N802
+        self.write("environment.capped_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+    def _output_const_repr(self, group: Any) -> str:
+        return f"environment.metered_const({super()._output_const_repr(group)})"
+
+
+class _CappedNativeCode(_CappedCode, jinja2.nativetypes.NativeCodeGenerator):
+    """The native code generator with the same caps."""
+
+
+class _Sandbox(jinja2.sandbox.SandboxedEnvironment):
+    """Jinja's sandbox (no `__globals__`, no unsafe attributes), and a cap on what a template may build: `*`,
+    `**`, `%`, `+`, `~`, method calls and filters are measured before they run (`sizecap`)."""
+
+    code_generator_class = _CappedCode
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    capped_concat = staticmethod(sizecap.concat)
+    metered_const = staticmethod(sizecap.metered_const)
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
+        return sizecap.binop(operator, left, right, self.binop_table[operator])
+
+    def call(self, context: jinja2.runtime.Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        args, kwargs = sizecap.before_call(obj, args, kwargs)
+        return sizecap.built(super().call(context, obj, *args, **kwargs), "a call")
+
+    def wrap_str_format(self, value: Any) -> Any:
+        formatter = super().wrap_str_format(value)
+        if formatter is None:
+            return None
+        text, is_map = value.__self__, value.__name__ == "format_map"
+
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            values = (dict(args[0]) if args and isinstance(args[0], dict) else {"": None}) if is_map else kwargs
+            sizecap._need(sizecap.format_size(text, () if is_map else args, values), "str.format")
+            return sizecap.built(formatter(*args, **kwargs), "str.format")
+
+        return checked
+
+
+class _NativeSandbox(_Sandbox):
+    """NativeEnvironment's typed results inside the capped sandbox."""
+
+    code_generator_class = _CappedNativeCode
     concat = staticmethod(lambda parts: _native_concat(parts))
 
 
-_Sandbox = jinja2.sandbox.SandboxedEnvironment
 _TEXT_ENV = _setup(_Sandbox(undefined=_Undefined, keep_trailing_newline=True, finalize=_finalize))
 _NATIVE_ENV = _setup(_NativeSandbox(undefined=_Undefined, finalize=_mark_text))
 # The template module renders files as Ansible does: trim_blocks on, the file's last newline kept.
@@ -321,6 +385,13 @@ class Templar:
     def _string(self, source: str) -> Any:
         native = _LONE.match(source) is not None or _is_lone(source)
         try:
+            with sizecap.metered():
+                return self._render(source, native)
+        except sizecap.SizeCapError as exc:  # the innermost template names itself; outer ones pass it on
+            raise TemplateError(f"{exc} (in {_brief(source)})") from None
+
+    def _render(self, source: str, native: bool) -> Any:
+        try:
             tmpl = _compile(source, native)
             ctx = tmpl.new_context(self.vars, shared=True)  # type: ignore[arg-type]
             parts = tmpl.root_render_func(ctx)
@@ -346,7 +417,10 @@ class Templar:
         try:
             tmpl = _FILE_ENV.from_string(source)
             ctx = tmpl.new_context(self.vars, shared=True)  # type: ignore[arg-type]
-            return "".join(str(p) for p in tmpl.root_render_func(ctx))
+            with sizecap.metered():
+                return "".join(str(p) for p in tmpl.root_render_func(ctx))
+        except sizecap.SizeCapError as exc:
+            raise TemplateError(f"{name}: {exc}") from None
         except TemplateError:
             raise
         except jinja2.TemplateSyntaxError as exc:

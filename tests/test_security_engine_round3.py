@@ -10,6 +10,7 @@ import base64
 import os
 import subprocess
 import sys
+import tracemalloc
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,8 @@ from infprov.playbooks.localconn import LocalConnection
 from infprov.playbooks.modules import fetch as fetch_module
 from infprov.playbooks.modules.base import ModuleArgError
 from infprov.playbooks.runner import RunResult, run_playbook
+from infprov.playbooks.sizecap import BUDGET, MAX_SIZE
+from infprov.playbooks.templating import Templar, TemplateError
 from tests.local_engine import write_book
 
 ANSIBLE_ARGS = "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no"
@@ -365,5 +368,61 @@ def test_a_host_that_sends_without_end_is_capped(host: Host, infprov_home: Path,
     assert reg["flood"]["stdout"].endswith("z\nafter") and len(reg["flood"]["stdout"]) < OUTPUT_KEEP + 200
     assert "over 1048576 bytes; not fetched" in _msgs(result)["fetch it"]
     assert not list((tmp_path / "fetched").rglob("big"))
+
+
+# ---------------------------------------------------------------- 7. what a template may build
+@pytest.mark.parametrize("template", [
+    "{{ 'A' * 300000000 }}",
+    "{{ [0] * 100000000 }}",
+    "{{ 7 ** 1000000 }}",
+    "{{ 'a' | center(1000000000) }}",
+    "{{ 'a\nb' | indent(1000000000) }}",
+    "{{ range(100000) | join('x' * 10000) }}",
+    "{{ range(1000) | product(range(1000), range(1000)) | list }}",
+    "{{ [1] | zip_longest(range(100000), range(100000), range(100000), fillvalue='x' * 1000) | list }}",
+    "{{ ('A' * 1000000) | replace('A', 'B' * 1000) }}",
+    "{{ '%0999999999d' % 1 }}",
+    "{{ '{:>999999999}'.format(1) }}",
+    "{{ 'a'.ljust(1000000000) }}",
+    "{{ ('x' * 30000000) ~ ('y' * 30000000) }}",
+    "{{ [1, 2] | batch(1000000000, 0) | list }}",
+    "{{ {'a': 1} | to_nice_json(indent=1000000000) }}",
+    "{{ lipsum(n=1000000) }}",
+    "{% for i in range(100000) %}{% for j in range(100) %}" + "A" * 64 + "{% endfor %}{% endfor %}",
+    "{% set x = [] %}{% for i in range(100000) %}{{ x.append('A' * 10000) }}{% endfor %}",
+])
+def test_templates_are_refused_before_they_build_gigabytes(template: str) -> None:
+    tracemalloc.start()
+    try:
+        with pytest.raises(TemplateError, match="a template may build"):
+            Templar({}).template(template)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < BUDGET + MAX_SIZE, f"{template[:40]!r} took {peak >> 20} MiB"
+
+
+def test_range_is_capped_and_ordinary_templates_are_not(tmp_path: Path) -> None:
+    with pytest.raises(TemplateError, match="Range too big"):
+        Templar({}).template("{{ range(10**9) | list }}")
+    t = Templar({"s": "x" * 100, "n": [1, 2, 3]})
+    assert t.template("{{ 'AB' * 3 }} {{ (s ~ s) | length }} {{ n | product(n) | list | length }}") == "ABABAB 200 9"
+    assert t.template("{{ '%s-%05d' % ('a', 3) }} {{ '{}:{:>4}'.format('b', 7) }} {{ 2 ** 64 }}") == \
+        "a-00003 b:   7 18446744073709551616"
+    assert t.template("{{ 1024 | human_readable }} {{ 'a b c' | split | join(',') }}") == "1.00 KB a,b,c"
+
+
+def test_an_inventory_value_that_builds_gigabytes_fails_its_task(tmp_path: Path) -> None:
+    tracemalloc.start()
+    try:
+        result = _run(tmp_path, "- hosts: all\n  gather_facts: false\n  tasks:\n"
+                                "    - {name: show, debug: {msg: '{{ big }}'}}\n",
+                      host_vars={"big": "{{ 'A' * 300000000 }}"})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    msg = _msgs(result)["show"]
+    assert "`text * 300000000` would build about 286 MiB, over the 32 MiB a template may build" in msg
+    assert peak < 64 << 20, f"{peak >> 20} MiB"
 
 
