@@ -21,10 +21,11 @@ import pytest
 from infprov.inventory import store
 from infprov.inventory.model import Host, Inventory
 from infprov.playbooks.connection import LINE_MAX, OUTPUT_KEEP, LineSplitter, OutputTail, SshConnection, file_from
-from infprov.playbooks.errors import FileTooLarge
+from infprov.playbooks.errors import FileTooLarge, PlaybookError
 from infprov.playbooks.localconn import LocalConnection
 from infprov.playbooks.modules import fetch as fetch_module
 from infprov.playbooks.modules.base import ModuleArgError
+from infprov.playbooks.parsing import parse_playbook
 from infprov.playbooks.runner import RunResult, run_playbook
 from infprov.playbooks.sizecap import BUDGET, MAX_SIZE
 from infprov.playbooks.templating import Templar, TemplateError
@@ -426,3 +427,31 @@ def test_an_inventory_value_that_builds_gigabytes_fails_its_task(tmp_path: Path)
     assert peak < 64 << 20, f"{peak >> 20} MiB"
 
 
+# ---------------------------------------------------------------- 9. unused globals, trailing newlines
+@pytest.mark.parametrize("expr", ["lipsum.__doc__", "range.__name__", "cycler", "namespace.__name__"])
+def test_jinja_globals_used_without_a_call_are_refused_before_running(tmp_path: Path, expr: str) -> None:
+    for text in (f"    - debug: {{msg: '{{{{ {expr} }}}}'}}\n",
+                 f"    - debug: {{msg: x}}\n      when: {expr} is defined\n"):
+        with pytest.raises(PlaybookError, match=r"function \w+\(\) is (not supported|supported only as a call)"):
+            parse_playbook("- hosts: all\n  gather_facts: false\n  tasks:\n" + text, tmp_path / "b.yml")
+
+
+def test_validators_refuse_a_trailing_newline(tmp_path: Path) -> None:
+    from infprov.inventory.model import check_address, check_name
+    from infprov.playbooks.modules.facts import SHA_RE
+    from infprov.provision import ec2, specs
+
+    for check, value in [(check_name, "h1\n"), (check_address, "example.com\n"), (check_address, "10.0.0.1\n"),
+                         (specs.validate_name, "demo\n"), (specs.validate_region, "us-east-1\n")]:
+        with pytest.raises(Exception, match="not|invalid|must"):
+            check(value)
+        check(value.rstrip("\n"))  # the same value without it is fine
+    with pytest.raises(ValueError, match="ansible_user"):
+        Host.from_vars("h1", "c", {"ansible_host": "10.0.0.1", "ansible_user": "ubuntu\n"})
+    for pattern, value in [(specs.AMI_RE, "ami-0123456789abcdef0\n"), (specs.KEY_NAME_RE, "key\n"),
+                           (ec2._INSTANCE_ID, "i-0123456789abcdef0\n"), (ec2._ZONE, "us-east-1a\n"),
+                           (ec2._INSTANCE_TYPE, "inf1.xlarge\n"), (SHA_RE, "abcdef0\n")]:
+        assert not pattern.fullmatch(value) and pattern.fullmatch(value.rstrip("\n")), pattern.pattern
+    with pytest.raises(PlaybookError, match="register"):
+        parse_playbook('- hosts: all\n  gather_facts: false\n  tasks:\n    - {debug: {msg: x}, register: "r\\n"}\n',
+                       tmp_path / "b.yml")
