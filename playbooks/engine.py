@@ -247,7 +247,9 @@ def _apply_conditions(
             elif not should_fail and result.failed:
                 result.failed = False
     except TemplateError as exc:
-        return ModuleResult(failed=True, msg=f"changed_when/failed_when: {exc}", data=result.data)
+        # as ansible-core: the task fails, and keeps what the module said of `changed`
+        return ModuleResult(changed=result.changed, failed=True, msg=f"changed_when/failed_when: {exc}",
+                            data=result.data)
     return result
 
 
