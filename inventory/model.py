@@ -32,16 +32,16 @@ _FIELD_VARS = {
 # What an inventory may hold in the fields that reach ssh's command line, ssh_config and local paths.
 # The inventory is outside data (a user may be handed one): a value that could be read as an ssh
 # option, a second config line or a path out of the state folder is refused when the file is read.
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
-_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
-_WORD = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(\.{_LABEL})*")
+_USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+_WORD = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}")
 
 
 def check_name(value: str, what: str = "host name") -> str:
     """An inventory host or group name: letters, digits, '.', '_', '-'; never a path or an option."""
-    if not _NAME.match(value) or ".." in value:
+    if not _NAME.fullmatch(value) or ".." in value:
         raise ValueError(f"{what} {value!r} is not allowed: use letters, digits, '.', '_' and '-', "
                          "starting with a letter or digit")
     return value
@@ -53,14 +53,14 @@ def check_address(value: str) -> str:
         return value
     except ValueError:
         pass
-    if not _HOSTNAME.match(value):
+    if not _HOSTNAME.fullmatch(value):
         raise ValueError(f"ansible_host {value!r} is not an IP address or DNS name")
     return value
 
 
 def _check_fields(fields: dict[str, Any]) -> None:
     user = fields.get("user")
-    if user is not None and not _USER.match(user):
+    if user is not None and not _USER.fullmatch(user):
         raise ValueError(f"ansible_user {user!r} is not a valid user name (lowercase letters, digits, '_', '.', '-')")
     port = fields.get("port")
     if port is not None and not 1 <= port <= 65535:
@@ -70,7 +70,7 @@ def _check_fields(fields: dict[str, Any]) -> None:
         raise ValueError(f"ansible_ssh_private_key_file {key!r} is not a usable path")
     for name, var in (("instance_type", "instance_type"), ("region", "region")):
         value = fields.get(name)
-        if value is not None and not _WORD.match(value):
+        if value is not None and not _WORD.fullmatch(value):
             raise ValueError(f"{var} {value!r} is not valid (lowercase letters, digits, '.', '-')")
     for name in ("neuron_devices", "neuron_cores"):
         value = fields.get(name)

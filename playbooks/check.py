@@ -49,6 +49,7 @@ def template_problem(source: str, *, expression: bool = False) -> str | None:
 
 
 def tree_problem(tree: nodes.Node, env: jinja2.Environment) -> str | None:
+    called = {id(n.node) for n in _walk(tree) if isinstance(n, nodes.Call)}
     for node in _walk(tree):
         if isinstance(node, nodes.Include | nodes.Import | nodes.FromImport | nodes.Extends):
             word = type(node).__name__.lower().replace("fromimport", "from ... import")
@@ -77,6 +78,12 @@ def tree_problem(tree: nodes.Node, env: jinja2.Environment) -> str | None:
                 return f"function {name}() is not supported"
         if isinstance(node, nodes.Name) and node.ctx == "load" and node.name in MISSING_MAGIC:
             return f"variable {node.name!r} is not provided by infprov's engine (no facts, roles or inventory files)"
+        if (isinstance(node, nodes.Name) and node.ctx == "load" and id(node) not in called
+                and callable(env.globals.get(node.name))):
+            # a function not called (`lipsum.__doc__`, `range.__name__`): refused as a call to it would be
+            if node.name in _GLOBALS:
+                return f"function {node.name}() is supported only as a call, not as a value"
+            return f"function {node.name}() is not supported"
     return None
 
 

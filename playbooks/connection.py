@@ -4,6 +4,7 @@ machine instead."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import select
@@ -32,6 +33,12 @@ from infprov.playbooks.hostkeys import (  # noqa: F401  (console_fingerprints, f
     record_host_key,
 )
 
+# What a host may make the controller hold. A host's output is outside data: a command that prints without
+# end, or a line without a newline, must not take the controller's memory (or, split again and again, its CPU).
+LINE_MAX = 1 << 20  # a streamed line longer than this is cut, with a note of what was dropped
+OUTPUT_KEEP = 8 << 20  # of a command's stdout (and of its stderr) run() keeps the last this many bytes
+STREAM_GRACE = 2.0  # seconds a stream reads on after its command exited, when the output has not ended
+
 
 @dataclass(frozen=True)
 class CommandResult:
@@ -42,6 +49,7 @@ class CommandResult:
     stdout: bytes
     stderr: bytes
     elapsed: float = 0.0
+    dropped: int = 0  # bytes of output over run()'s `keep` that were not kept (stdout and stderr)
 
     @property
     def out(self) -> str:
@@ -66,6 +74,90 @@ class StreamResult:
     elapsed: float = 0.0
 
 
+class OutputTail:
+    """The last `keep` bytes of a stream, however much arrives; the rest is counted, not kept."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = max(0, keep)
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._size = 0
+        self.dropped = 0
+
+    def add(self, data: bytes) -> None:
+        if not data:
+            return
+        self._chunks.append(data)
+        self._size += len(data)
+        while self._size > self.keep:
+            over = self._size - self.keep
+            first = self._chunks[0]
+            if len(first) <= over:
+                self._chunks.popleft()
+                cut = len(first)
+            else:
+                self._chunks[0] = first[over:]
+                cut = over
+            self._size -= cut
+            self.dropped += cut
+
+    def value(self) -> bytes:
+        """What was kept, after a one-line note when something was dropped."""
+        data = b"".join(self._chunks)
+        if not self.dropped:
+            return data
+        note = (f"[infprov: output cut: the first {self.dropped} bytes were dropped, the last {self._size} "
+                "are kept]\n")
+        return note.encode() + data
+
+
+class LineSplitter:
+    """Bytes in, lines out (to `on_line`), each new byte looked at once; a line over `limit` bytes is cut there,
+    its rest dropped up to the next newline and told in a note at its end."""
+
+    def __init__(self, on_line: Callable[[str], object], limit: int = LINE_MAX) -> None:
+        self.on_line = on_line
+        self.limit = limit
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._dropped = 0
+
+    def feed(self, data: bytes) -> None:
+        start = 0
+        while True:
+            end = data.find(b"\n", start)
+            if end < 0:
+                self._take(data[start:] if start else data)
+                return
+            self._take(data[start:end])
+            self._emit()
+            start = end + 1
+
+    def close(self) -> None:
+        """The last line, when the stream ended without a newline."""
+        if self._parts or self._dropped:
+            self._emit()
+
+    def _take(self, piece: bytes) -> None:
+        if not piece:
+            return
+        room = self.limit - self._size
+        if len(piece) > room:
+            if room > 0:
+                self._parts.append(piece[:room])
+                self._size += room
+            self._dropped += len(piece) - max(room, 0)
+            return
+        self._parts.append(piece)
+        self._size += len(piece)
+
+    def _emit(self) -> None:
+        line = b"".join(self._parts).decode("utf-8", "replace")
+        if self._dropped:
+            line += f" [infprov: line cut at {self.limit} bytes, {self._dropped} more dropped]"
+        self._parts, self._size, self._dropped = [], 0, 0
+        self.on_line(line)
+
+
 class Connection(Protocol):
     """What the engine needs of a host (pyinfra calls these connectors): run a command, stream one, move files.
 
@@ -75,8 +167,10 @@ class Connection(Protocol):
 
     name: str
 
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
-        """Run `command` and collect its output."""
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None,
+            keep: int = OUTPUT_KEEP) -> CommandResult:
+        """Run `command` and collect its output: of stdout and of stderr the last `keep` bytes, after a note
+        of what was dropped (the result's `dropped` counts it)."""
         ...
 
     def stream(
@@ -87,8 +181,8 @@ class Connection(Protocol):
         stop: threading.Event | None = None,
         on_stop: str | None = None,
     ) -> StreamResult:
-        """Run `command`, handing each output line over as it arrives; when `stop` is set, run `on_stop`
-        once (e.g. a kill) and keep reading until the command ends."""
+        """Run `command`, handing each output line over as it arrives (cut at LINE_MAX bytes); when `stop` is
+        set, run `on_stop` once (e.g. a kill) and keep reading until the command ends."""
         ...
 
     def put_file(self, path: str, data: bytes, *, mode: int = 0o600) -> CommandResult:
@@ -117,8 +211,9 @@ def get_file_command(path: str, limit: int) -> str:
 
 
 def file_from(result: CommandResult, path: str, limit: int) -> bytes | None:
-    """get_file's answer from the command's result."""
-    if result.exit_code == 27:
+    """get_file's answer from the command's result (run with keep=limit). A host that sends more than the
+    size it gave (its `wc` is the host's word) is refused the same way."""
+    if result.exit_code == 27 or (result.exit_code == 0 and result.dropped):
         raise FileTooLarge(f"{path} on the host is over {limit} bytes; refusing to read it",
                            "see what wrote it there: a file of that size is not what infprov asked for")
     return result.stdout if result.exit_code == 0 else None
@@ -127,14 +222,15 @@ def file_from(result: CommandResult, path: str, limit: int) -> bytes | None:
 class ShellFiles:
     """put_file and get_file for a connector whose `run` reaches a POSIX shell (SSH, and this machine)."""
 
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None,
+            keep: int = OUTPUT_KEEP) -> CommandResult:
         raise NotImplementedError
 
     def put_file(self, path: str, data: bytes, *, mode: int = 0o600) -> CommandResult:
         return self.run(put_file_command(path, mode), stdin=data)
 
     def get_file(self, path: str, *, limit: int = 256 << 20) -> bytes | None:
-        return file_from(self.run(get_file_command(path, limit)), path, limit)
+        return file_from(self.run(get_file_command(path, limit), keep=limit), path, limit)
 
 
 # ---------------------------------------------------------------- the SSH connection
@@ -325,7 +421,8 @@ class SshConnection(ShellFiles):
             self._spare = future
         threading.Thread(target=open_one, name=f"infprov-spare-{self.name}", daemon=True).start()
 
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None,
+            keep: int = OUTPUT_KEEP) -> CommandResult:
         start = time.monotonic()
         chan = self._session()
         try:
@@ -336,13 +433,15 @@ class SshConnection(ShellFiles):
                 feeder.start()
             else:
                 chan.shutdown_write()
-            out, err = _drain(chan, None if timeout is None else start + timeout, command, timeout)
+            out, err = OutputTail(keep), OutputTail(keep)
+            _drain(chan, None if timeout is None else start + timeout, command, timeout, out, err)
             code = chan.recv_exit_status()
             if feeder is not None:
                 feeder.join(5)
         finally:
             chan.close()
-        return CommandResult(command, code, out, err, time.monotonic() - start)
+        return CommandResult(command, code, out.value(), err.value(), time.monotonic() - start,
+                             out.dropped + err.dropped)
 
     def stream(
         self,
@@ -360,23 +459,26 @@ class SshConnection(ShellFiles):
         try:
             chan.exec_command(command)
             chan.shutdown_write()
-            buf = b""
+            lines = LineSplitter(on_line)
+            exited: float | None = None
             while True:
                 if stop is not None and stop.is_set() and not stopped:
                     stopped = True
                     if on_stop:
                         self.run(on_stop, timeout=30)
                 if chan.recv_ready():
-                    buf += chan.recv(65536)
-                    *lines, buf = buf.split(b"\n")
-                    for line in lines:
-                        on_line(line.decode("utf-8", "replace"))
+                    lines.feed(chan.recv(65536))
                     continue
-                if chan.exit_status_ready() and not chan.recv_ready():
+                # sshd may report the exit before it has sent the last output: read on to the end of the
+                # output (EOF), or for STREAM_GRACE after the exit when a child the command left holds it open
+                if chan.eof_received or chan.closed:
                     break
+                if chan.exit_status_ready():
+                    exited = exited or time.monotonic()
+                    if time.monotonic() - exited > STREAM_GRACE:
+                        break
                 select.select([chan], [], [], 0.05)
-            if buf:
-                on_line(buf.decode("utf-8", "replace"))
+            lines.close()
             return StreamResult(int(chan.recv_exit_status()), stopped, time.monotonic() - start)
         finally:
             chan.close()
@@ -407,17 +509,16 @@ def _feed(chan: paramiko.Channel, data: bytes) -> None:
         chan.shutdown_write()
 
 
-def _drain(chan: paramiko.Channel, deadline: float | None, command: str, timeout: float | None) -> tuple[bytes, bytes]:
+def _drain(chan: paramiko.Channel, deadline: float | None, command: str, timeout: float | None,
+           out: OutputTail, err: OutputTail) -> None:
     """Read stdout and stderr together until the command ends (a full buffer on one never blocks the other)."""
-    out: list[bytes] = []
-    err: list[bytes] = []
     while True:
         got = False
         while chan.recv_ready():
-            out.append(chan.recv(65536))
+            out.add(chan.recv(65536))
             got = True
         while chan.recv_stderr_ready():
-            err.append(chan.recv_stderr(65536))
+            err.add(chan.recv_stderr(65536))
             got = True
         if (chan.eof_received or chan.closed) and not chan.recv_ready() and not chan.recv_stderr_ready():
             break
@@ -425,7 +526,6 @@ def _drain(chan: paramiko.Channel, deadline: float | None, command: str, timeout
             raise CommandTimeout(f"`{_short(command)}` still running after {timeout:.0f} s")
         if not got:
             select.select([chan], [], [], 0.1)
-    return b"".join(out), b"".join(err)
 
 
 def _short(command: str) -> str:

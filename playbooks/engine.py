@@ -147,10 +147,16 @@ def _run_single(
 ) -> ModuleResult:
     kw = task.keywords
     for cond in _as_list(kw.get("when")):
-        if not templar.truth(cond):
+        try:
+            holds = templar.truth(cond)
+        except TemplateError as exc:
+            raise TemplateError(f"when: {exc}") from None
+        if not holds:
             return ModuleResult(skipped=True, msg="Conditional result was False", data={"false_condition": cond})
     spec = MODULES[task.module]
-    args = _drop_omit(templar.template(task.args))
+    # a conditional argument (assert's `that`) is evaluated as `when` is, so its `{{ }}` is not filled in first
+    args = _drop_omit(templar.template({k: v for k, v in task.args.items() if k not in spec.conditions}))
+    args.update({k: v for k, v in task.args.items() if k in spec.conditions})
     become = kw.get("become", play.become)
     become_user = kw.get("become_user", play.become_user) or "root"
     env = {**play.environment, **(kw.get("environment") or {})}
@@ -241,7 +247,9 @@ def _apply_conditions(
             elif not should_fail and result.failed:
                 result.failed = False
     except TemplateError as exc:
-        return ModuleResult(failed=True, msg=f"changed_when/failed_when: {exc}", data=result.data)
+        # as ansible-core: the task fails, and keeps what the module said of `changed`
+        return ModuleResult(changed=result.changed, failed=True, msg=f"changed_when/failed_when: {exc}",
+                            data=result.data)
     return result
 
 

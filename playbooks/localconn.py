@@ -6,6 +6,7 @@ playbook may target the controller with it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import signal
@@ -13,8 +14,9 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from typing import IO
 
-from infprov.playbooks.connection import CommandResult, ShellFiles, StreamResult
+from infprov.playbooks.connection import OUTPUT_KEEP, CommandResult, LineSplitter, OutputTail, ShellFiles, StreamResult
 from infprov.playbooks.errors import CommandTimeout
 
 
@@ -25,17 +27,42 @@ class LocalConnection(ShellFiles):
         self.name = name
         self.commands: list[str] = []  # every command line run, in order (what a test may check)
 
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None,
+            keep: int = OUTPUT_KEEP) -> CommandResult:
         self.commands.append(command)
         start = time.monotonic()
+        deadline = None if timeout is None else start + timeout
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        feeder = threading.Thread(target=_feed, args=(proc.stdin, stdin or b""), daemon=True)
+        feeder.start()
+        tails = {proc.stdout.fileno(): OutputTail(keep), proc.stderr.fileno(): OutputTail(keep)}
+        out, err = tails.values()
         try:
-            proc = subprocess.run(
-                ["/bin/sh", "-c", command], input=stdin or b"", capture_output=True, timeout=timeout,
-                start_new_session=True,
-            )
-        except subprocess.TimeoutExpired:
-            raise CommandTimeout(f"`{command[:97]}` still running after {timeout:.0f} s") from None
-        return CommandResult(command, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
+            with selectors.DefaultSelector() as sel:
+                for fd in tails:
+                    sel.register(fd, selectors.EVENT_READ)
+                while sel.get_map():
+                    wait = None if deadline is None else deadline - time.monotonic()
+                    if wait is not None and wait <= 0:
+                        _kill(proc)
+                        raise CommandTimeout(f"`{command[:97]}` still running after {timeout:.0f} s")
+                    for key, _ in sel.select(wait):
+                        chunk = os.read(key.fd, 65536)
+                        if chunk:
+                            tails[key.fd].add(chunk)
+                        else:
+                            sel.unregister(key.fd)
+            code = proc.wait()
+        finally:
+            proc.stdout.close()
+            proc.stderr.close()
+            feeder.join(5)
+        return CommandResult(command, code, out.value(), err.value(), time.monotonic() - start,
+                             out.dropped + err.dropped)
 
     def stream(
         self,
@@ -53,7 +80,7 @@ class LocalConnection(ShellFiles):
         assert proc.stdout is not None
         out = proc.stdout.fileno()
         stopped = False
-        buf = b""
+        lines = LineSplitter(on_line)
         with selectors.DefaultSelector() as sel:
             sel.register(out, selectors.EVENT_READ)
             while True:
@@ -71,15 +98,30 @@ class LocalConnection(ShellFiles):
                 chunk = os.read(out, 65536)
                 if not chunk:
                     break
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
-                    on_line(line.decode("utf-8", "replace"))
+                lines.feed(chunk)
         proc.stdout.close()
-        if buf:
-            on_line(buf.decode("utf-8", "replace"))
+        lines.close()
         return StreamResult(proc.wait(), stopped, time.monotonic() - start)
 
     def close(self) -> None:
         pass
 
+
+
+def _feed(pipe: IO[bytes], data: bytes) -> None:
+    """Write a command's stdin (in a thread of its own, so a full output pipe never blocks it) and close it."""
+    try:
+        if data:
+            pipe.write(data)
+    except (BrokenPipeError, OSError):
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            pipe.close()
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """End a command that ran out of time, with whatever it started (it leads a session of its own)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

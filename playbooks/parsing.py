@@ -36,7 +36,7 @@ PLAY_KEYWORDS = frozenset(
         "become_user", "gather_facts", "environment", "tags", "strategy",
     }
 )  # fmt: skip
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CONDITIONALS = ("when", "changed_when", "failed_when", "until")
 SECTIONS = ("pre_tasks", "tasks", "post_tasks")
 
@@ -378,7 +378,7 @@ def _parse_kv(text: str, path: Path, line: int, label: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for word in words:
         key, eq, value = word.partition("=")
-        if not eq or not _IDENT.match(key):
+        if not eq or not _IDENT.fullmatch(key):
             raise PlaybookError(f"{path}:{line}: {label}: expected key=value arguments, got {word!r}")
         out[key] = value
     return out
@@ -389,7 +389,7 @@ def _check_keywords(kw: dict[str, Any], path: Path, node: Mapping[str, Any], lab
         return PlaybookError(f"{path}:{line_of(node, key)}: {label}: `{key}` {what}")
 
     reg = kw.get("register")
-    if reg is not None and not (isinstance(reg, str) and _IDENT.match(reg)):
+    if reg is not None and not (isinstance(reg, str) and _IDENT.fullmatch(reg)):
         raise bad("register", "must be a variable name")
     for key in ("vars", "environment"):
         if key in kw and not isinstance(kw[key], dict):
@@ -441,7 +441,7 @@ def parse_extra_vars(items: list[str]) -> dict[str, Any]:
             raise PlaybookError(f"-e {item!r}: {exc}", "quote values as a shell would, e.g. -e \"msg='a b'\"") from None
         for word in words:
             key, eq, value = word.partition("=")
-            if not eq or not _IDENT.match(key):
+            if not eq or not _IDENT.fullmatch(key):
                 raise PlaybookError(f"-e {item!r}: expected k=v", "e.g. -e model_name=resnet50 -e port=8000")
             out[key] = value
     return out

@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.compiler
 import jinja2.nativetypes
 import jinja2.nodes
 import jinja2.runtime
 import jinja2.sandbox
+import jinja2.utils
 
+from infprov.playbooks import sizecap
 from infprov.playbooks.errors import TemplateError
 from infprov.playbooks.filters import FILTERS, TESTS
 
@@ -148,14 +151,26 @@ class _Undefined(jinja2.StrictUndefined):
         return self
 
 
+def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002 - Jinja's names
+    """Jinja's lipsum(), its size measured first (the pre-run check refuses it in a playbook; an inventory or
+    -e value could still call it)."""
+    sizecap._need(int(n) * int(max) * 12, "lipsum()")
+    return str(jinja2.utils.generate_lorem_ipsum(n=n, html=html, min=min, max=max))
+
+
 def _finalize(value: Any) -> Any:
-    """None renders as an empty string inside text (as Ansible renders it)."""
-    return "" if value is None else value
+    """None renders as an empty string inside text (as Ansible renders it); a value over the size cap is
+    refused before it is made text."""
+    return "" if value is None else sizecap.output(value)
 
 
 def _setup(env: jinja2.Environment) -> jinja2.Environment:
     env.filters.update(FILTERS)
     env.tests.update(TESTS)
+    env.filters.update({name: sizecap.guarded(name, fn) for name, fn in list(env.filters.items())})
+    tests: dict[str, Any] = dict(env.tests)
+    env.tests.update({name: sizecap.guarded(name, fn, test=True) for name, fn in tests.items()})
+    env.globals["lipsum"] = _lipsum
     env.globals["lookup"] = _lookup
     env.globals["query"] = _query
     env.globals["q"] = _query
@@ -168,6 +183,7 @@ class _Text(str):
 
 
 def _mark_text(value: Any) -> Any:
+    sizecap.output(value)
     return _Text(value) if type(value) is str else value
 
 
@@ -198,14 +214,83 @@ def _is_lone(source: str) -> bool:
     )
 
 
-class _NativeSandbox(jinja2.sandbox.SandboxedEnvironment):
-    """NativeEnvironment's typed results inside the sandbox (no `__globals__`, no unsafe attributes)."""
+@functools.lru_cache(maxsize=1024)
+def _lone_name(source: str) -> str | None:
+    """The variable of a template that is exactly `{{ name }}`, else None."""
+    if not (source.startswith("{{") and source.endswith("}}")):
+        return None
+    try:
+        body = _TEXT_ENV.parse(source).body
+    except jinja2.TemplateSyntaxError:
+        return None
+    if len(body) != 1 or not isinstance(body[0], jinja2.nodes.Output) or len(body[0].nodes) != 1:
+        return None
+    node = body[0].nodes[0]
+    return node.name if isinstance(node, jinja2.nodes.Name) else None
 
-    code_generator_class = jinja2.nativetypes.NativeCodeGenerator
+
+def _brief(value: Any, width: int = 80) -> str:
+    """A value for a one-line message: its repr, cut in the middle when long."""
+    text = repr(str(value))
+    return text if len(text) <= width else text[: width // 2 - 2] + " ... " + text[-(width // 2 - 3):]
+
+
+class _CappedCode(jinja2.compiler.CodeGenerator):
+    """Template code whose `~` and literal output go through the size caps (`sizecap`)."""
+
+    @jinja2.compiler.optimizeconst
+    def visit_Concat(self, node: jinja2.nodes.Concat, frame: jinja2.compiler.Frame) -> None:  # noqa: N802
+        self.write("environment.capped_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+    def _output_const_repr(self, group: Any) -> str:
+        return f"environment.metered_const({super()._output_const_repr(group)})"
+
+
+class _CappedNativeCode(_CappedCode, jinja2.nativetypes.NativeCodeGenerator):
+    """The native code generator with the same caps."""
+
+
+class _Sandbox(jinja2.sandbox.SandboxedEnvironment):
+    """Jinja's sandbox (no `__globals__`, no unsafe attributes), and a cap on what a template may build: `*`,
+    `**`, `%`, `+`, `~`, method calls and filters are measured before they run (`sizecap`)."""
+
+    code_generator_class = _CappedCode
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    capped_concat = staticmethod(sizecap.concat)
+    metered_const = staticmethod(sizecap.metered_const)
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
+        return sizecap.binop(operator, left, right, self.binop_table[operator])
+
+    def call(self, context: jinja2.runtime.Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        args, kwargs = sizecap.before_call(obj, args, kwargs)
+        return sizecap.built(super().call(context, obj, *args, **kwargs), "a call")
+
+    def wrap_str_format(self, value: Any) -> Any:
+        formatter = super().wrap_str_format(value)
+        if formatter is None:
+            return None
+        text, is_map = value.__self__, value.__name__ == "format_map"
+
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            values = (dict(args[0]) if args and isinstance(args[0], dict) else {"": None}) if is_map else kwargs
+            sizecap._need(sizecap.format_size(text, () if is_map else args, values), "str.format")
+            return sizecap.built(formatter(*args, **kwargs), "str.format")
+
+        return checked
+
+
+class _NativeSandbox(_Sandbox):
+    """NativeEnvironment's typed results inside the capped sandbox."""
+
+    code_generator_class = _CappedNativeCode
     concat = staticmethod(lambda parts: _native_concat(parts))
 
 
-_Sandbox = jinja2.sandbox.SandboxedEnvironment
 _TEXT_ENV = _setup(_Sandbox(undefined=_Undefined, keep_trailing_newline=True, finalize=_finalize))
 _NATIVE_ENV = _setup(_NativeSandbox(undefined=_Undefined, finalize=_mark_text))
 # The template module renders files as Ansible does: trim_blocks on, the file's last newline kept.
@@ -300,6 +385,13 @@ class Templar:
     def _string(self, source: str) -> Any:
         native = _LONE.match(source) is not None or _is_lone(source)
         try:
+            with sizecap.metered():
+                return self._render(source, native)
+        except sizecap.SizeCapError as exc:  # the innermost template names itself; outer ones pass it on
+            raise TemplateError(f"{exc} (in {_brief(source)})") from None
+
+    def _render(self, source: str, native: bool) -> Any:
+        try:
             tmpl = _compile(source, native)
             ctx = tmpl.new_context(self.vars, shared=True)  # type: ignore[arg-type]
             parts = tmpl.root_render_func(ctx)
@@ -325,7 +417,10 @@ class Templar:
         try:
             tmpl = _FILE_ENV.from_string(source)
             ctx = tmpl.new_context(self.vars, shared=True)  # type: ignore[arg-type]
-            return "".join(str(p) for p in tmpl.root_render_func(ctx))
+            with sizecap.metered():
+                return "".join(str(p) for p in tmpl.root_render_func(ctx))
+        except sizecap.SizeCapError as exc:
+            raise TemplateError(f"{name}: {exc}") from None
         except TemplateError:
             raise
         except jinja2.TemplateSyntaxError as exc:
@@ -338,23 +433,61 @@ class Templar:
             raise TemplateError(f"{name}: {type(exc).__name__}: {exc}") from None
 
     def evaluate(self, expr: Any) -> Any:
-        """A bare expression as `when`/`until` write it (no braces); a whole `{{ }}` that yields text is taken
-        as the expression (ansible-core 2.19's rule for conditionals)."""
+        """A bare expression as `when`/`until` write it (no braces).
+
+        A conditional wholly in `{{ }}` is ansible-core 2.19's indirection: `{{ flag }}` gives flag's value
+        (a boolean stays one), and `{{ cond }}` where cond is an expression written as text in the playbook,
+        its vars, the inventory or -e is that expression. Text a template produced (host output, `~`, a
+        filter) is never compiled as an expression: it is data, and 2.19 refuses it as untrusted.
+        """
         if isinstance(expr, bool | int | float) or expr is None:
             return expr
         if isinstance(expr, Unsafe):  # data (host output, a templating result) is a value, never an expression
             raise TemplateError(
-                f"conditional {str(expr)!r} is data (not written in the playbook); it cannot be evaluated"
+                f"conditional {_brief(expr)} is data (not written in the playbook); it cannot be evaluated"
             )
         text = str(expr).strip()
         if not text:
             raise TemplateError("Empty conditional expressions are not allowed.")
-        if has_template(text):
-            value = self.template(text)
-            if not isinstance(value, str):
-                return value
-            text = str(value).strip()
-        return self._string("{{ " + text + " }}")
+        if not has_template(text):
+            return self._string("{{ " + text + " }}")
+        written = self._written_expression(text)
+        if written is not None:
+            expression, trusted = written
+            denied = getattr(_lookups, "denied", 0)
+            _lookups.denied = denied if trusted else denied + 1  # an inventory or -e expression: no lookups
+            try:
+                return self._string("{{ " + expression + " }}")
+            finally:
+                _lookups.denied = denied
+        value = self.template(text)
+        if isinstance(value, str):
+            raise TemplateError(
+                f"conditional {_brief(text)} gave the text {_brief(value)}, which is data, not an expression "
+                "(ansible-core 2.19: untrusted); write the test itself, e.g. `r.stdout == 'yes'`"
+            )
+        return value
+
+    def _written_expression(self, text: str) -> tuple[str, bool] | None:
+        """For `{{ name }}` (through `a: "{{ b }}"` chains): the expression text a variable holds as written,
+        and whether its layer may call lookups; None when the value is not such text."""
+        trusted = True
+        seen: set[str] = set()
+        while True:
+            name = _lone_name(text)
+            if name is None or name in seen:
+                return None
+            seen.add(name)
+            try:
+                raw, layer_trusted = self.vars._raw(name)
+            except KeyError:
+                return None
+            trusted = trusted and layer_trusted
+            if not isinstance(raw, str) or isinstance(raw, Unsafe) or not raw.strip():
+                return None
+            if not has_template(raw):
+                return raw.strip(), trusted
+            text = raw.strip()
 
     def truth(self, expr: Any) -> bool:
         """A conditional (when, until, changed_when, failed_when, assert): its result must be a boolean, as in

@@ -80,9 +80,9 @@ def tag_map(resource: Mapping[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in resource.get("Tags", []) or []}
 
 
-_INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
-_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
-_ZONE = re.compile(r"^[a-z0-9-]{1,40}$")
+_INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
+_INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9-]+")
+_ZONE = re.compile(r"[a-z0-9-]{1,40}")
 INSTANCE_STATES = frozenset({"pending", "running", "shutting-down", "terminated", "stopping", "stopped"})
 
 
@@ -113,16 +113,16 @@ class Instance:
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> Instance:
         iid = str(raw.get("InstanceId", ""))
-        if not _INSTANCE_ID.match(iid):
+        if not _INSTANCE_ID.fullmatch(iid):
             raise _odd(f"an instance id {iid[:40]!r}")
         state = str((raw.get("State") or {}).get("Name", ""))
         if state not in INSTANCE_STATES:
             raise _odd(f"instance {iid} in state {state[:40]!r}")
         itype = str(raw.get("InstanceType", ""))
-        if not _INSTANCE_TYPE.match(itype):
+        if not _INSTANCE_TYPE.fullmatch(itype):
             raise _odd(f"instance {iid} of type {itype[:40]!r}")
         zone = str((raw.get("Placement") or {}).get("AvailabilityZone", ""))
-        if zone and not _ZONE.match(zone):
+        if zone and not _ZONE.fullmatch(zone):
             raise _odd(f"instance {iid} in zone {zone[:40]!r}")
         launched = raw.get("LaunchTime")
         key = raw.get("KeyName")

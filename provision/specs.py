@@ -49,16 +49,16 @@ LIVE_STATES = ("pending", "running", "stopping", "stopped")
 NOT_GONE_STATES = (*LIVE_STATES, "shutting-down")
 
 
-NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+NAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 
 
-AMI_RE = re.compile(r"^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+AMI_RE = re.compile(r"ami-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 
 
-REGION_RE = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$")
+REGION_RE = re.compile(r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d")
 
 
-KEY_NAME_RE = re.compile(r"^[\x20-\x7e]{1,255}$")
+KEY_NAME_RE = re.compile(r"[\x20-\x7e]{1,255}")
 
 
 @dataclass(frozen=True)
@@ -107,9 +107,9 @@ class UpSpec:
             )
         if self.region is not None:
             validate_region(self.region)
-        if self.ami is not None and not AMI_RE.match(self.ami):
+        if self.ami is not None and not AMI_RE.fullmatch(self.ami):
             raise UsageError(f"--ami {self.ami!r} is not an AMI id", "give one like ami-0123456789abcdef0")
-        if self.key_name is not None and not KEY_NAME_RE.match(self.key_name):
+        if self.key_name is not None and not KEY_NAME_RE.fullmatch(self.key_name):
             raise UsageError(f"--key-name {self.key_name!r} is not a valid key pair name", "use 1-255 ASCII characters")
         if self.ssh_cidr is not None:
             object.__setattr__(self, "ssh_cidr", parse_cidr(self.ssh_cidr, self.allow_wide_ssh))
@@ -249,7 +249,7 @@ SshWait = Callable[[Sequence[Host], Timeouts], None]
 
 
 def validate_name(name: str) -> str:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise UsageError(
             f"cluster name {name!r} is not valid",
             "use 1-32 lowercase letters, digits and dashes, starting and ending with a letter or digit",

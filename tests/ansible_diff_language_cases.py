@@ -70,6 +70,33 @@ LANGUAGE_CASES: list[Case] = [
         - debug: {msg: ran}
           when: "{{ expr }}"
     """, head="vars: {expr: '1 == 1'}\n"),
+    case("when_indirect_boolean", """
+        - debug: {msg: ran}
+          when: "{{ flag }}"
+        - debug: {msg: not-run}
+          when: "{{ not flag }}"
+    """, head="vars: {flag: true}\n"),
+    case("assert_indirect_template", """
+        - assert: {that: ["{{ expr }}", "x == 1"]}
+    """, head="vars: {x: 1, expr: 'x == 1'}\n"),
+    case("conditional_from_host_output_refused", """
+        - command: echo 1 == 1
+          register: r
+          changed_when: false
+        - debug: {msg: ran}
+          when: "{{ r.stdout }}"
+          ignore_errors: true
+        - command: echo 1 == 1
+          register: r2
+          failed_when: "{{ r2.stdout }}"
+          ignore_errors: true
+        - assert: {that: "{{ r.stdout }}"}
+          ignore_errors: true
+        - set_fact: {derived: "{{ r.stdout }}"}
+        - debug: {msg: ran}
+          when: "{{ derived }}"
+          ignore_errors: true
+    """),
     # ---- loops
     case("loop_items", """
         - file: {path: "{{ d }}", state: directory}

@@ -21,7 +21,8 @@ class ScriptedConnection:
         self.answers = list(answers)
         self.commands: list[str] = []
 
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None,
+            keep: int = 0) -> CommandResult:
         self.commands.append(command)
         code, out = self.answers.pop(0) if self.answers else (0, "")
         return CommandResult(command, code, out.encode(), b"")
@@ -33,7 +34,8 @@ class ScriptedConnection:
 class DeadConnection:
     name = "dead"
 
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None,
+            keep: int = 0) -> CommandResult:
         raise HostUnreachable("127.0.0.1:1: cannot connect: refused", "is sshd running?")
 
     def close(self) -> None:

@@ -139,7 +139,7 @@ def test_infprov_stream_is_not_one_of_ansibles_names(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- the fleet's one shape
 class _Gone(LocalConnection):
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> Any:
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None, keep: int = 0) -> Any:
         raise HostUnreachable("127.0.0.1:22: cannot connect: refused", "is sshd running?")
 
 

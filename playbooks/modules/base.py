@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infprov.playbooks.connection import CommandResult, Connection
+from infprov.playbooks.connection import OUTPUT_KEEP, CommandResult, Connection
 from infprov.playbooks.modules.facts import FileStat
 from infprov.playbooks.templating import Templar, unsafe
 
@@ -79,8 +79,9 @@ class ModuleContext:
             line = f"sudo -n -H -u {quote(self.become_user)} -- {line}"
         return line
 
-    def sh(self, script: str, *, stdin: bytes | None = None, become: bool | None = None) -> CommandResult:
-        return self.conn.run(self.wrap(script, become=become), stdin=stdin, timeout=self.timeout)
+    def sh(self, script: str, *, stdin: bytes | None = None, become: bool | None = None,
+           keep: int = OUTPUT_KEEP) -> CommandResult:
+        return self.conn.run(self.wrap(script, become=become), stdin=stdin, timeout=self.timeout, keep=keep)
 
     def failed(self, msg: str, result: CommandResult | None = None, command: str | None = None) -> ModuleResult:
         """A failed result carrying the command, exit code and output tail when a command is to blame."""
@@ -106,6 +107,7 @@ class ModuleSpec:
     aliases: dict[str, str] = field(default_factory=dict)
     remote: bool = True  # False: runs on the control side only, needs no connection
     check_mode: bool = True  # False: skipped in check mode (it cannot tell what it would do)
+    conditions: frozenset[str] = frozenset()  # arguments that are conditionals: evaluated, never templated first
 
 
 MODULES: dict[str, ModuleSpec] = {}
@@ -119,6 +121,7 @@ def module(
     aliases: dict[str, str] | None = None,
     remote: bool = True,
     builtin: bool = True,
+    conditions: set[str] | None = None,
 ) -> Callable[[Callable[[ModuleContext, dict[str, Any]], ModuleResult]], Callable[..., ModuleResult]]:
     """Register a module under its short name and, for Ansible's own (builtin), its `ansible.builtin.`
     and `ansible.legacy.` names."""
@@ -131,6 +134,7 @@ def module(
             free_form=free_form,
             aliases=aliases or {},
             remote=remote,
+            conditions=frozenset(conditions or ()),
         )
         for full in (name, f"ansible.builtin.{name}", f"ansible.legacy.{name}") if builtin else (name,):
             MODULES[full] = spec

@@ -153,7 +153,7 @@ class RemoteFile:
     sha256: str | None = None
 
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def remote_file(path: str) -> Fact[RemoteFile]:
@@ -164,7 +164,7 @@ def remote_file(path: str) -> Fact[RemoteFile]:
         word = out.decode("utf-8", "replace").strip()
         if word in ("absent", "notfile"):
             return RemoteFile(word)
-        if _SHA256.match(word):
+        if _SHA256.fullmatch(word):
             return RemoteFile("file", word)
         raise FactError(f"unexpected answer about {path}: {word!r}")
 
@@ -189,7 +189,7 @@ def tree_differs(path: str, mode: int | None, owner: str | None, group: str | No
 
 
 # ---------------------------------------------------------------- git
-SHA_RE = re.compile(r"^[0-9a-f]{7,40}$")
+SHA_RE = re.compile(r"[0-9a-f]{7,40}")
 GIT = "git -c safe.directory='*'"
 
 
@@ -211,7 +211,7 @@ def git_look_script(repo: str, dest: str, version: str) -> str:
         f"  {GIT} -C {d} status --porcelain --untracked-files=no 2>/dev/null | head -1 | sed 's/^/dirty /'",
         f'elif [ -e {d} ] && [ -n "$(ls -A {d} 2>/dev/null)" ]; then echo notempty; fi',
     ]
-    if not SHA_RE.match(version) or version == "HEAD":
+    if not SHA_RE.fullmatch(version) or version == "HEAD":
         refs = "HEAD" if version == "HEAD" else f"{quote(version)} {quote(version + '^{}')}"
         lines.append(f"{GIT} ls-remote {quote(repo)} {refs} | sed 's/^/remote /'")
     return "\n".join(lines)

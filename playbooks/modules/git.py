@@ -20,7 +20,7 @@ def target_sha(version: str, remote: dict[str, str]) -> tuple[str | None, str]:
     ):
         if ref in remote:
             return remote[ref], kind
-    if SHA_RE.match(version):
+    if SHA_RE.fullmatch(version):
         return version, "sha"
     return None, ""
 

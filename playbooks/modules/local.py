@@ -31,7 +31,7 @@ def set_fact(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     return ModuleResult(facts=facts, data={"ansible_facts": facts})
 
 
-@module("assert", args={"that", "fail_msg", "msg", "success_msg", "quiet"}, remote=False)
+@module("assert", args={"that", "fail_msg", "msg", "success_msg", "quiet"}, remote=False, conditions={"that"})
 def assert_(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     that = args.get("that")
     if that is None:

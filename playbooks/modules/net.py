@@ -12,6 +12,7 @@ from urllib.parse import urlencode, urlparse
 
 from infprov.floor.errors import WaitTimeout
 from infprov.floor.wait import wait_until
+from infprov.inventory.model import check_address
 from infprov.playbooks.connection import CommandResult
 from infprov.playbooks.modules.base import (
     ModuleArgError,
@@ -59,9 +60,12 @@ def wait_for_probe(args: dict[str, Any]) -> tuple[str, bool]:
     if port is not None and path is not None:
         raise ModuleArgError("give `port` or `path`, not both")
     if port is not None:
-        host = str(args.get("host") or "127.0.0.1")
+        host = wait_for_host(args.get("host"))
+        number = _port(port)
         ct = int(args.get("connect_timeout", 5))
-        script = f"timeout {ct} bash -c {quote(f'exec 3<>/dev/tcp/{host}/{int(port)}')} 2>/dev/null"
+        # host and port reach the inner shell as its arguments $1 and $2, never as part of its script
+        script = (f"timeout {ct} bash -c 'exec 3<>\"/dev/tcp/$1/$2\"' infprov-wait-for {quote(host)} {number}"
+                  " 2>/dev/null")
         return script, state in ("stopped", "absent")
     if path is not None:
         script = f"[ -e {quote(str(path))} ]"
@@ -69,6 +73,25 @@ def wait_for_probe(args: dict[str, Any]) -> tuple[str, bool]:
             script += f" && grep -Eq {quote(str(args['search_regex']))} {quote(str(path))}"
         return script, state in ("stopped", "absent")
     return "", False
+
+
+def wait_for_host(value: Any) -> str:
+    """wait_for's `host`: a DNS name or an IP address (it names a place to connect to, nothing else)."""
+    host = "127.0.0.1" if value is None or value == "" else str(value)
+    try:
+        return check_address(host)
+    except ValueError:
+        raise ModuleArgError(f"argument `host` {host!r} is not a DNS name or IP address") from None
+
+
+def _port(value: Any) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 65535:
+        raise ModuleArgError(f"argument `port` must be a port number (1 to 65535), not {value!r}")
+    return number
 
 
 @module(
@@ -251,7 +274,7 @@ def get_url(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     if want:
         lines.append(
             f'[ "$({algo}sum "$t" | cut -d" " -f1)" = {quote(want.lower())} ] || '
-            f'{{ echo "checksum mismatch for {url}" >&2; exit 1; }}'
+            f"{{ printf 'checksum mismatch for %s\\n' {quote(url)} >&2; exit 1; }}"
         )
     if cur.exists:  # as Ansible: a forced download that brings the same content changes nothing
         lines.append(f'if cmp -s "$t" {quote(target)}; then echo {SAME_MARK}; exit 0; fi')

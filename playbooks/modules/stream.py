@@ -15,7 +15,28 @@ from typing import Any
 
 from infprov.playbooks.modules.base import ModuleContext, ModuleResult, module, required
 
-KEEP_LINES = 20_000  # what `register` keeps of a long output: the last lines
+KEEP_LINES = 20_000  # what `register` keeps of a long output: the last lines,
+KEEP_BYTES = 8 << 20  # and of those no more than this many bytes (each line is cut at LINE_MAX already)
+
+
+class _Kept:
+    """The last lines of a streamed command (KEEP_LINES, KEEP_BYTES), and how many earlier ones were dropped."""
+
+    def __init__(self) -> None:
+        self.lines: collections.deque[str] = collections.deque()
+        self.size = 0
+        self.dropped = 0
+
+    def append(self, line: str) -> None:
+        self.lines.append(line)
+        self.size += len(line) + 1
+        while len(self.lines) > KEEP_LINES or (self.size > KEEP_BYTES and len(self.lines) > 1):
+            self.size -= len(self.lines.popleft()) + 1
+            self.dropped += 1
+
+    def kept(self) -> list[str]:
+        note = [f"[infprov: output cut: the first {self.dropped} lines were dropped]"] if self.dropped else []
+        return note + list(self.lines)
 
 
 @module("infprov_stream", args={"cmd", "on_stop"}, free_form="cmd", builtin=False)
@@ -24,20 +45,21 @@ def stream(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     if ctx.check:
         return ModuleResult(skipped=True, msg="a streamed command does not run in check mode", data={"cmd": cmd})
     on_stop = args.get("on_stop")
-    lines: collections.deque[str] = collections.deque(maxlen=KEEP_LINES)
+    kept = _Kept()
     began = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     start = time.monotonic()
     got = ctx.conn.stream(
-        ctx.wrap("exec 2>&1\n" + cmd), lines.append, on_stop=ctx.wrap(str(on_stop)) if on_stop else None
+        ctx.wrap("exec 2>&1\n" + cmd), kept.append, on_stop=ctx.wrap(str(on_stop)) if on_stop else None
     )
+    lines = kept.kept()
     if got.stopped and got.exit_code == -1 and not lines:
         return ModuleResult(skipped=True, msg="the run was stopped before this command began",
                             data={"cmd": cmd, "stopped": True})
     out = "\n".join(lines)
-    data = {"cmd": cmd, "rc": got.exit_code, "stdout": out, "stdout_lines": list(lines), "stopped": got.stopped,
+    data = {"cmd": cmd, "rc": got.exit_code, "stdout": out, "stdout_lines": lines, "stopped": got.stopped,
             "start": began, "delta": f"{time.monotonic() - start:.3f}"}
     if got.exit_code != 0 and not got.stopped:
-        tail = "\n".join(list(lines)[-20:])
+        tail = "\n".join(lines[-20:])
         return ModuleResult(changed=True, failed=True, msg="non-zero return code", data=data, command=cmd,
                             rc=got.exit_code, tail=tail)
     return ModuleResult(changed=True, data=data, rc=got.exit_code)
