@@ -185,8 +185,10 @@ class Redactor:
                     continue
                 _secret_leaves(value, True, found, budget)
         for layer in variables:
+            if not isinstance(layer, dict):  # a lazy mapping (hostvars) would render what it is walked for
+                continue
             for key, value in layer.items():
-                if isinstance(value, Mapping | list | tuple) and not (isinstance(key, str) and secret_name(key)):
+                if isinstance(value, dict | list | tuple) and not (isinstance(key, str) and secret_name(key)):
                     _secret_leaves(value, False, found, budget)
         fresh = {text for text in found if len(text) >= 4} - set(self._values)
         if fresh:
@@ -211,7 +213,7 @@ def _secret_leaves(value: Any, secret: bool, found: list[str], budget: list[int]
     if budget[0] <= 0 or depth > 32:
         return
     budget[0] -= 1
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):  # plain data only: a lazy mapping would render what it is walked for
         for key, item in value.items():
             _secret_leaves(item, secret or (isinstance(key, str) and secret_name(key)), found, budget, depth + 1)
     elif isinstance(value, list | tuple):

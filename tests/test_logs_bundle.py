@@ -192,7 +192,8 @@ class FakeHost(ShellFiles):
         self.name = name
         self.commands: list[str] = []
 
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None,
+            keep: int = 8 << 20) -> CommandResult:
         self.commands.append(command)
         out = ""
         if "docker logs" in command:
@@ -213,7 +214,8 @@ class FakeHost(ShellFiles):
 
 
 class DeadHost(FakeHost):
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None,
+            keep: int = 8 << 20) -> CommandResult:
         raise HostUnreachable(f"10.0.0.2:22: connection refused {HOSTILE}", "is the instance running?")
 
 
@@ -279,7 +281,8 @@ def test_ctrl_c_while_hosts_answer_leaves_nothing(tmp_path: Path) -> None:
     pressed = threading.Event()
 
     class Slow(FakeHost):
-        def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+        def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None,
+            keep: int = 8 << 20) -> CommandResult:
             if not pressed.is_set():
                 pressed.set()
                 _thread.interrupt_main()  # Ctrl-C, while the hosts are being read
