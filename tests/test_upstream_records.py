@@ -151,3 +151,25 @@ def test_apt_get_update_fails_in_the_22_04_stand_in_as_in_the_real_image(sandbox
     current = _docker_on(host, sandbox_status, "nvcr.io/nvidia/tritonserver:24.04-py3", "apt-get update -q")
     assert current.returncode == 0, current.stdout
     assert "ubuntu2204/x86_64" in current.stdout and "NO_PUBKEY" not in current.stdout
+
+
+# ---------------------------------------------------------------- what r22.04's CMake fetches: pins and stand-in
+def test_the_pins_and_the_python_backend_stand_in_follow_the_cmake_record() -> None:
+    cmake = provenance.load("python_backend-r22.04-cmake")
+    assert PINS["PYBIND11_REPO"] == cmake.fact("pybind11", "repository")
+    assert PINS["PYBIND11_TAG"] == cmake.fact("pybind11", "git_tag")
+    assert PINS["DLPACK_REPO"] == cmake.fact("dlpack", "repository")
+    assert PINS["DLPACK_TAG"] == cmake.fact("dlpack", "git_tag")
+    assert PINS["BOOST_DEAD_URL"] == cmake.fact("boost", "url")
+    assert PINS["BOOST_SHA256"] == cmake.fact("boost", "sha256"), "archives.boost.io's copy is checked by this hash"
+    # setup.sh overrides the three Triton tags, whose default (main) no longer builds with r22.04
+    assert cmake.fact("triton_repo_tag_default") == "main" and PINS["TRITON_REPO_TAG"] == "r22.04"
+    setup = (Path(preflight.PINS).parent / "setup.sh").read_text()
+    for variable in cmake.fact("triton_repo_tag_variables"):
+        assert f'-D {variable}="$pin_TRITON_REPO_TAG"' in setup
+    # the stand-in's CMakeLists fetches Boost from the recorded (dead) URL, so setup.sh's repointing runs for real
+    standin = pbrepo._CMAKELISTS
+    assert f"URL {cmake.fact('boost', 'url')}" in standin
+    assert f"ExternalProject_Add(\n  {cmake.fact('boost', 'external_project')}" in standin
+    for variable in cmake.fact("triton_repo_tag_variables"):
+        assert variable in standin
