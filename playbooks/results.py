@@ -154,7 +154,7 @@ class RunResult:
 # Variables whose names say they hold a secret; their values are masked in logs and output.
 _SECRET_NAME = re.compile(r"token|passw(or)?d|passphrase|secret|credential|key$|(^|_)(api_?)?key(_|$)|pass$|pwd",
                           re.I)
-_NOT_SECRET = re.compile(r"_(file|path|dir|name|id)$", re.I)
+_NOT_SECRET = re.compile(r"_(file|path|dir|name|id)$|^(old)?pwd$", re.I)  # PWD: the working directory
 MASK = "********"
 
 

@@ -33,6 +33,9 @@ class FakeCore:
     def status(self) -> dict[str, Any]:
         return {"ec2_endpoint": self.endpoint, "hosts": self.hosts}
 
+    def ec2_credentials(self) -> tuple[str, str]:  # a plain moto takes any
+        return "testing", "testing"
+
     def assign_host(self, instance_id: str, neuron_devices: int | None = None) -> dict[str, Any]:
         if instance_id not in self.assigned:
             free = [h for h in self.hosts if h not in self.assigned.values()]

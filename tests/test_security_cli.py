@@ -275,3 +275,6 @@ def test_the_names_the_readme_promises_and_nested_secrets_are_masked(tmp_path: P
         assert value not in everything, value
     assert "https://registry.example" in everything, "only the secrets are masked"
     assert not result.ok and "********" in everything
+    from infprov.playbooks.results import secret_name
+
+    assert [n for n in ("PWD", "OLDPWD", "db_pwd", "ssh_key_file", "registry_id") if secret_name(n)] == ["db_pwd"]
