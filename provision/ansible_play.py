@@ -116,7 +116,7 @@ class Options:
 
 @dataclass(frozen=True)
 class Places:
-    """Where ansible-playbook keeps its state for one run: all under INFPROV_HOME/ansible (0700)."""
+    """Where ansible-playbook keeps its state for one run: INFPROV_HOME/ansible/<run> (0700), removed after it."""
 
     root: Path
     config: Path
@@ -127,13 +127,21 @@ class Places:
 
     @classmethod
     def under(cls, home: Path, known_hosts: Path, run_id: str) -> Places:
-        root = home / "ansible"
-        control = root / "cp" / run_id
-        # a control socket is <dir>/<40 hex> and ssh adds 17 characters while making it: 108 bytes at most
+        root = home / "ansible" / run_id
+        control = root / "cp"
+        # a control socket is <dir>/<40 hex> and ssh adds 17 characters while making it: 108 bytes at most;
+        # under a longer home, a folder of the system's temporary one (prepare makes it 0700 and refuses one
+        # that is already there and not ours; run ids carry a random part)
         if len(os.fsencode(control)) + 60 > 104:
             control = Path(tempfile.gettempdir()) / f"infprov-cp-{run_id}"
         return cls(root=root, config=root / "ansible.cfg", bin=root / "bin", local_temp=root / "tmp",
                    control=control, known_hosts=known_hosts)
+
+
+def new_run_id() -> str:
+    import secrets
+
+    return f"{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def limit_pattern(limit: str | None, within: str | None) -> str:
@@ -240,24 +248,41 @@ def check_paths(places: Places) -> None:
                                "set INFPROV_HOME to a plainer path")
 
 
-def prepare(places: Places) -> None:
-    """The run's private folders (0700), its config and the ssh wrappers (0700)."""
+def prepare(places: Places) -> bool:
+    """The run's private folders (0700), its config and the ssh wrappers (0700). True if INFPROV_HOME/ansible
+    was made now (cleanup removes it again when nothing else is in it)."""
     from infprov.floor import paths
 
     check_paths(places)
-    for folder in (places.root, places.bin, places.local_temp, places.root / "cp"):
+    made = not os.path.lexists(places.root.parent)
+    for folder in (places.root.parent, places.root, places.bin, places.local_temp):
         paths.private_dir(folder, role="ansible state folder")
-    if places.control.parent == places.root / "cp":
-        paths.private_dir(places.control, role="ansible control sockets")
-    else:
-        places.control.mkdir(mode=0o700)
-        os.chmod(places.control, 0o700)
+    paths.private_dir(places.control, role="ansible control sockets")
     paths.write_private(places.config, config_text(places))
     for name in ("ssh", "sftp", "scp"):
         real = shutil.which(name) or f"/usr/bin/{name}"
         target = places.bin / name
         paths.write_private(target, wrapper_text(real, places.known_hosts))
         os.chmod(target, 0o700)
+    return made
+
+
+def cleanup(places: Places, made_parent: bool) -> None:
+    """The ssh connections ansible-playbook left open for reuse (ControlPersist) are closed, and the run's
+    folders removed: nothing of the run stays behind it."""
+    try:
+        sockets = [p for p in places.control.iterdir() if p.is_socket()]
+    except OSError:
+        sockets = []
+    for sock in sockets:
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run([str(places.bin / "ssh"), "-o", f"ControlPath={sock}", "-O", "exit", "infprov-control"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=5)
+    shutil.rmtree(places.control, ignore_errors=True)
+    shutil.rmtree(places.root, ignore_errors=True)
+    if made_parent:
+        with contextlib.suppress(OSError):
+            places.root.parent.rmdir()  # only if empty: another run may be using it
 
 
 def check_inventory(inv: Any, names: Iterable[str]) -> None:
@@ -714,12 +739,12 @@ def run(
         redactor.learn([variables])
         masker.learn_vars(variables)
 
-    run_id = f"{os.getpid()}-{int(time.time() * 1000) % 100000}"
+    run_id = new_run_id()
     places = Places.under(home, known_hosts, run_id)
-    prepare(places)
+    made_state = prepare(places)
     facts = HostKeyFacts(known_hosts, {h.name: (h.address, h.port) for h in inv.hosts})
     collector = Collector(mask=mask, learn=learn, verbosity=options.verbosity, diff=options.diff, facts=facts)
-    log, log_path = _open_log(runs_dir, playbook)
+    log, log_path, made_runs = _open_log(runs_dir, playbook)
     cmd = argv(playbook, inventory_path, limit, options, forks)
 
     def write(text: str) -> None:
@@ -790,10 +815,7 @@ def run(
             os.close(read_fd)
         if proc is not None and proc.poll() is None:
             _stop(proc)
-        _close_masters(places)
-        with contextlib.suppress(OSError):
-            if places.control.parent != places.root / "cp":
-                shutil.rmtree(places.control, ignore_errors=True)
+        cleanup(places, made_state)
     returncode = proc.returncode if proc is not None else -1
     stats, rescued = collector.host_stats()
     result = RunResult(
@@ -811,6 +833,12 @@ def run(
             log.write(line + "\n")
         log.write("\n" + recap(outcome) + "\n")
         log.close()
+    if usage and log_path is not None:  # refused before anything ran: no trace but the error line
+        with contextlib.suppress(OSError):
+            log_path.unlink()
+            if made_runs:
+                log_path.parent.rmdir()
+        outcome = dataclasses.replace(outcome, result=dataclasses.replace(result, log_path=None))
     return outcome
 
 
@@ -876,40 +904,27 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     _signal_group(proc, signal.SIGKILL)  # its workers, should any outlive it
 
 
-def _close_masters(places: Places) -> None:
-    """The ssh connections ansible-playbook left open for reuse (ControlPersist) are closed: nothing of the run
-    stays behind it."""
-    try:
-        sockets = [p for p in places.control.iterdir() if p.is_socket()]
-    except OSError:
-        return
-    for sock in sockets:
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            subprocess.run([str(places.bin / "ssh"), "-o", f"ControlPath={sock}", "-O", "exit", "infprov-control"],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=5)
-    with contextlib.suppress(OSError):
-        if places.control.parent == places.root / "cp":
-            shutil.rmtree(places.control, ignore_errors=True)
-
-
-def _open_log(runs_dir: Path | None, playbook: Path) -> tuple[IO[str] | None, Path | None]:
-    """INFPROV_HOME/runs/<time>-play-<name>-<pid>.log, 0600 whatever the umask (no log rather than no run)."""
+def _open_log(runs_dir: Path | None, playbook: Path) -> tuple[IO[str] | None, Path | None, bool]:
+    """INFPROV_HOME/runs/<time>-play-<name>-<pid>.log, 0600 whatever the umask (no log rather than no run); and
+    whether the runs folder was made now."""
     from infprov.floor import paths
 
     try:
-        folder = runs_dir or paths.runs_dir()
+        folder = runs_dir or paths.runs_dir(create=False)
+        made = not os.path.lexists(folder)
+        paths.private_dir(folder, role="runs folder")
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = folder / f"{stamp}-play-{playbook.stem}-{os.getpid()}.log"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        return os.fdopen(fd, "w", encoding="utf-8"), path
+        return os.fdopen(fd, "w", encoding="utf-8"), path, made
     except (OSError, InfprovError):
-        return None, None
+        return None, None, False
 
 
 def syntax_check(playbook: Path, inventory_path: Path, home: Path, known_hosts: Path) -> str | None:
     """ansible-playbook --syntax-check (for an inventory without hosts: the playbook's own errors first)."""
-    places = Places.under(home, known_hosts, f"{os.getpid()}-syntax")
-    prepare(places)
+    places = Places.under(home, known_hosts, new_run_id())
+    made_state = prepare(places)
     read_fd, write_fd = os.pipe()
     try:
         proc = subprocess.run([sys.executable, "-m", "ansible.cli.playbook", "--syntax-check", "-i",
@@ -919,7 +934,7 @@ def syntax_check(playbook: Path, inventory_path: Path, home: Path, known_hosts: 
     finally:
         os.close(write_fd)
         os.close(read_fd)
-        shutil.rmtree(places.control, ignore_errors=True)
+        cleanup(places, made_state)
     if proc.returncode == 0:
         return None
     from infprov.playbooks.masking import mask_text

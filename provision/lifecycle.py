@@ -315,7 +315,7 @@ def _play_on_ansible(
     return ansible_play.run(
         book, inv_path, inv, limit=ansible_play.limit_pattern(limit, within),
         forks=forks or max(1, min(count, ansible_play.DEFAULT_FORKS_MAX)), options=options, home=home,
-        known_hosts=known, runs_dir=paths.runs_dir(), secrets=secrets, on_line=on_line, on_output=on_output,
+        known_hosts=known, runs_dir=None, secrets=secrets, on_line=on_line, on_output=on_output,
         version=version,
     )  # fmt: skip
 

@@ -26,7 +26,7 @@ HAVE_ANSIBLE = shutil.which("ansible-playbook") is not None
 
 
 def _places(tmp_path: Path) -> ap.Places:
-    return ap.Places.under(tmp_path / "home", tmp_path / "home" / "known_hosts", "123")
+    return ap.Places.under(tmp_path / "home", tmp_path / "home" / "known_hosts", ap.new_run_id())
 
 
 # ---------------------------------------------------------------- the command line
@@ -82,8 +82,8 @@ def test_environment_drops_the_callers_ansible_settings(tmp_path: Path) -> None:
 
 def test_config_and_wrappers_are_private_and_pin_host_keys(tmp_path: Path, umask0: None) -> None:
     places = _places(tmp_path)
-    ap.prepare(places)
-    for folder in (places.root, places.bin, places.local_temp, places.control):
+    assert ap.prepare(places) is True  # it made INFPROV_HOME/ansible
+    for folder in (places.root.parent, places.root, places.bin, places.local_temp, places.control):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
     assert stat.S_IMODE(places.config.stat().st_mode) == 0o600
     text = places.config.read_text()
@@ -98,6 +98,12 @@ def test_config_and_wrappers_are_private_and_pin_host_keys(tmp_path: Path, umask
         wrapper = places.bin / name
         assert stat.S_IMODE(wrapper.stat().st_mode) == 0o700
         assert wrapper.read_text().startswith("#!/bin/sh\n")
+    other = ap.Places.under(tmp_path / "home", places.known_hosts, "456")
+    assert ap.prepare(other) is False
+    ap.cleanup(places, True)
+    assert not places.root.exists() and other.root.exists(), "another run's folder stays"
+    ap.cleanup(other, False)
+    assert (tmp_path / "home" / "ansible").is_dir() and not other.root.exists()
 
 
 def test_the_wrappers_pinning_comes_before_anything_ansible_passes(tmp_path: Path) -> None:
@@ -131,7 +137,11 @@ def test_long_homes_keep_control_sockets_short(tmp_path: Path) -> None:
     deep = tmp_path / ("x" * 80)
     places = ap.Places.under(deep, deep / "known_hosts", "77")
     assert len(str(places.control)) + 60 <= 104 and places.control.name == "infprov-cp-77"
-    assert ap.Places.under(Path("/root/.infprov"), Path("/k"), "77").control == Path("/root/.infprov/ansible/cp/77")
+    ap.prepare(places)
+    assert stat.S_IMODE(places.control.stat().st_mode) == 0o700
+    ap.cleanup(places, True)
+    assert not places.control.exists() and not (deep / "ansible").exists()
+    assert ap.Places.under(Path("/root/.infprov"), Path("/k"), "77").control == Path("/root/.infprov/ansible/77/cp")
 
 
 def test_inventory_that_names_another_connection_is_refused() -> None:
@@ -365,8 +375,7 @@ def test_a_play_that_matches_no_host_runs_nothing(tmp_path: Path, infprov_home: 
     log = Path(doc["log"])
     assert stat.S_IMODE(log.stat().st_mode) == 0o600 and stat.S_IMODE(log.parent.stat().st_mode) == 0o700
     assert "--limit all" in log.read_text()
-    assert not list((infprov_home / "ansible" / "cp").iterdir()), "the run's control folder is removed"
-    assert stat.S_IMODE((infprov_home / "ansible").stat().st_mode) == 0o700
+    assert not (infprov_home / "ansible").exists(), "the run's config, wrappers and folders are removed after it"
 
 
 @pytest.mark.skipif(not HAVE_ANSIBLE, reason="ansible-core is not installed")
