@@ -408,7 +408,7 @@ def task_result(doc: Mapping[str, Any], play: str, facts: HostKeyFacts | None = 
 
 def detail(data: Mapping[str, Any], limit: int = 4000) -> str:
     """A task's result for -v and the run log: its output fields, trimmed."""
-    keys = ("cmd", "rc", "stdout", "stderr", "msg", "status", "dest", "path", "state", "diff", "changed")
+    keys = ("cmd", "rc", "stdout", "stderr", "msg", "status", "dest", "path", "state", "changed")
     picked = {k: data[k] for k in keys if data.get(k) not in (None, "", [])}
     if isinstance(data.get("results"), list):
         picked["items"] = len(data["results"])
@@ -544,13 +544,15 @@ class Collector:
         stats: dict[str, HostStats] = {}
         rescued: dict[str, int] = {}
         if self.stats is not None:
-            for host in [*[h for h in self.hosts if h in self.stats], *[h for h in self.stats if h not in self.hosts]]:
-                counts = self.stats[host]
+            for host in [*self.hosts, *[h for h in self.stats if h not in self.hosts]]:
+                counts = self.stats.get(host, {})  # (a host of a play none of whose tasks ran: all 0)
                 stats[host] = HostStats(ok=counts.get("ok", 0), changed=counts.get("changed", 0),
                                         unreachable=counts.get("unreachable", 0), failed=counts.get("failed", 0),
                                         skipped=counts.get("skipped", 0), ignored=counts.get("ignored", 0))
                 rescued[host] = counts.get("rescued", 0)
             return stats, rescued
+        for host in self.hosts:
+            stats[host], rescued[host] = HostStats(), 0
         for tr in self.tasks:
             s = stats.setdefault(tr.host, HostStats())
             rescued.setdefault(tr.host, 0)

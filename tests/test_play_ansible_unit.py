@@ -389,3 +389,16 @@ def test_an_empty_inventory_still_reports_the_playbooks_own_errors_first(tmp_pat
     result = runner.invoke(app, ["play", str(good)])
     assert result.exit_code == 1 and "has no hosts" in result.stderr, result.output
     assert os.path.isdir(infprov_home)
+
+
+def test_a_play_whose_tasks_all_were_left_out_by_tags_is_no_failure() -> None:
+    c = _collector()
+    _feed(c, [{"event": "start"}, {"event": "play", "name": "p", "hosts": ["i-1", "i-2"]},
+              {"event": "stats", "hosts": {}}])
+    run = _run(c)
+    assert run.result.stats == {"i-1": HostStats(), "i-2": HostStats()} and ap.run_error(run) is None
+    stopped = _collector()  # interrupted before ansible's recap: counted from what ran
+    _feed(stopped, [{"event": "start"}, {"event": "play", "name": "p", "hosts": ["i-1", "i-2"]},
+                    _result("i-1", "t", "changed", changed=True)])
+    stats, _ = stopped.host_stats()
+    assert stats == {"i-1": HostStats(ok=1, changed=1), "i-2": HostStats()}
