@@ -15,10 +15,11 @@ What ansible-playbook is given:
   only the yaml inventory plugin (an executable inventory file is never run), ansible's local temp folder
   and ssh control sockets under INFPROV_HOME/ansible (0700), and ssh, sftp and scp through small wrappers
   infprov writes there. Each wrapper puts `-o StrictHostKeyChecking=yes -o UserKnownHostsFile=<infprov's
-  known_hosts> -o GlobalKnownHostsFile=/dev/null -o UpdateHostKeys=no` before anything ansible passes; ssh
-  takes the first value it is given for an option, so no later `-o StrictHostKeyChecking=no` (an inventory's
-  ansible_ssh_common_args, ansible_host_key_checking: false) can turn the pinning off: an unknown host is not
-  trusted on first use and a changed key is refused. An inventory that names another connection or ssh
+  known_hosts> -o GlobalKnownHostsFile=/dev/null -o KnownHostsCommand=none -o VerifyHostKeyDNS=no
+  -o UpdateHostKeys=no` before anything ansible passes (or ~/.ssh/config says); ssh takes the first value it
+  is given for an option, so no later `-o StrictHostKeyChecking=no` (an inventory's ansible_ssh_common_args,
+  ansible_host_key_checking: false) can turn the pinning off: an unknown host is not trusted on first use
+  and a changed key is refused. An inventory that names another connection or ssh
   program (REFUSED_HOST_VARS) is refused before anything runs.
 """
 
@@ -202,7 +203,8 @@ def environment(base: Mapping[str, str], places: Places, events_fd: int) -> dict
 def ssh_options(known_hosts: Path) -> list[str]:
     """What every ssh, sftp and scp of the run is given first (ssh keeps the first value of an option)."""
     return ["-o", "StrictHostKeyChecking=yes", "-o", f'UserKnownHostsFile="{known_hosts}"',
-            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "UpdateHostKeys=no", "-o", "CheckHostIP=no"]
+            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "KnownHostsCommand=none", "-o", "VerifyHostKeyDNS=no",
+            "-o", "UpdateHostKeys=no", "-o", "CheckHostIP=no"]
 
 
 def wrapper_text(program: str, known_hosts: Path) -> str:

@@ -118,13 +118,16 @@ def test_the_wrappers_pinning_comes_before_anything_ansible_passes(tmp_path: Pat
         return
     # what ssh itself makes of it (-G prints the settings in force, connecting to nothing)
     script.write_text(ap.wrapper_text(shutil.which("ssh") or "ssh", known))
-    resolved = subprocess.run([str(script), "-G", "-o", "StrictHostKeyChecking=no", "-o",
+    config = tmp_path / "ssh_config"  # as a user's ~/.ssh/config could say
+    config.write_text("Host *\n  StrictHostKeyChecking no\n  KnownHostsCommand /bin/echo\n  VerifyHostKeyDNS yes\n")
+    resolved = subprocess.run([str(script), "-G", "-F", str(config), "-o", "StrictHostKeyChecking=no", "-o",
                                "UserKnownHostsFile=/dev/null", "-o", "UpdateHostKeys=yes", "somehost"],
                               capture_output=True, text=True, timeout=30)
     settings = dict(line.split(" ", 1) for line in resolved.stdout.splitlines() if " " in line)
     assert settings["stricthostkeychecking"] == "true"
     assert settings["userknownhostsfile"] == str(known)
     assert settings["globalknownhostsfile"] == "/dev/null" and settings["updatehostkeys"] == "false"
+    assert settings["verifyhostkeydns"] == "false" and "knownhostscommand" not in settings
 
 
 def test_a_home_path_that_cannot_be_one_value_is_refused(tmp_path: Path) -> None:
