@@ -300,25 +300,34 @@ def inventory_show(
 
 @app.command("play")
 def play(
-    playbook: str = typer.Argument(..., help="A built-in playbook's name (e.g. server) or a playbook file."),
+    playbook: str = typer.Argument(..., help="A playbook file (run by ansible-core), or a built-in playbook's name "
+                                   "(server, bench: run by infprov's engine)."),
     name: str | None = typer.Option(None, "--name", help="Only the hosts of this cluster."),
     host: str | None = typer.Option(None, "--host", help="Only this host (instance id or address)."),
-    check: bool = typer.Option(False, "--check", help="Report what would change; change nothing."),
+    limit: str | None = typer.Option(None, "--limit", "-l", help="Only the hosts matching this Ansible pattern."),
+    check: bool = typer.Option(False, "--check", "-C", help="Report what would change; change nothing."),
+    diff: bool = typer.Option(False, "--diff", "-D", help="Show what changed in files and templates (ansible-core)."),
     extra_vars: list[str] = typer.Option(
         [], "-e", "--extra-vars", help="k=v (repeatable), a JSON/YAML mapping, or @file: variables for the run."
     ),
-    forks: int | None = typer.Option(None, "--forks", min=1, help="Hosts worked on at a time (default: all)."),
+    forks: int | None = typer.Option(None, "--forks", "-f", min=1, help="Hosts worked on at a time (default: all)."),
+    verbose: int = typer.Option(0, "-v", "--verbose", count=True,
+                                help="More detail: each task's output; -vvv and on ansible-core's own."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
     inventory: str | None = typer.Option(
         None, "--inventory", help="Inventory file (default: INFPROV_HOME/inventory.yml)."
     ),
     tags: list[str] = typer.Option([], "--tags", "-t", help="Only tasks with these tags (comma-separated)."),
     skip_tags: list[str] = typer.Option([], "--skip-tags", help="Leave out tasks with these tags (comma-separated)."),
+    engine: str = typer.Option("auto", "--engine", help="ansible (ansible-core: the default for a playbook file) "
+                               "or infprov (its own engine: the default for the built-in names)."),
 ) -> None:
     """Run a playbook over SSH against the inventory's hosts, in parallel, with Ansible's recap."""
     result = lifecycle.play(
         playbook, name=name, host=host, check=check, extra_vars=extra_vars, forks=forks, inventory=inventory,
-        tags=tags, skip_tags=skip_tags, on_event=None if json_out else render.show_event,
+        tags=tags, skip_tags=skip_tags, limit=limit, diff=diff, verbosity=verbose, engine=engine,
+        on_event=None if json_out else render.show_event, on_line=None if json_out else render.show_line,
+        on_output=None if json_out else render.show_line,
     )  # fmt: skip
     render.render_recap(result, json_out)
     _fail_on(lifecycle.play_error(result))

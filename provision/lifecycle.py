@@ -15,6 +15,7 @@ from infprov.provision import targets, ui
 if TYPE_CHECKING:
     from infprov.inventory.model import Host, Inventory
     from infprov.playbooks.runner import Event, RunResult
+    from infprov.provision.ansible_play import AnsibleRun
     from infprov.provision.bundle import Bundle
     from infprov.provision.preflight import Outcome
     from infprov.provision.server import ServerResult
@@ -185,6 +186,9 @@ def ssh_config(path: str | None) -> str:
     return make_ssh_config(inventory(path).hosts, paths.known_hosts())
 
 
+ENGINES = ("auto", "ansible", "infprov")
+
+
 def play(
     playbook: str,
     *,
@@ -196,40 +200,134 @@ def play(
     inventory: str | None = None,
     tags: Sequence[str] = (),
     skip_tags: Sequence[str] = (),
+    limit: str | None = None,
+    diff: bool = False,
+    verbosity: int = 0,
+    engine: str = "auto",
     on_event: Callable[[Event], None] | None = None,
+    on_line: Callable[[str], None] | None = None,
+    on_output: Callable[[str], None] | None = None,
+) -> RunResult | AnsibleRun:
+    """Run a playbook against the inventory's hosts (all, one cluster, one host, or --limit's).
+
+    A user's playbook file runs on ansible-core (provision/ansible_play.py: on_line gets infprov's lines,
+    on_output ansible-playbook's own); the built-in ones (`server`, `bench`, or the shipped files' paths) on
+    infprov's engine (on_event gets its events). engine `ansible` or `infprov` chooses instead."""
+    from infprov.provision import ansible_play
+
+    if name and host:
+        raise UsageError("--name and --host cannot be used together", "pick one")
+    if engine not in ENGINES:
+        raise UsageError(f"--engine {engine!r} is not one of {', '.join(ENGINES)}", "e.g. --engine ansible")
+    if engine == "auto":
+        engine = "infprov" if ansible_play.builtin_playbook(playbook) else "ansible"
+    if engine == "infprov":
+        if diff or verbosity:
+            raise UsageError("--diff and -v are ansible-core's: infprov's engine runs this playbook",
+                             "leave them out, or pass --engine ansible")
+        return _play_on_engine(playbook, name=name, host=host, check=check, extra_vars=extra_vars, forks=forks,
+                               inventory=inventory, tags=tags, skip_tags=skip_tags, limit=limit, on_event=on_event)
+    return _play_on_ansible(playbook, name=name, host=host, check=check, extra_vars=extra_vars, forks=forks,
+                            inventory=inventory, tags=tags, skip_tags=skip_tags, limit=limit, diff=diff,
+                            verbosity=verbosity, on_line=on_line, on_output=on_output)
+
+
+def _selected(inv: Inventory, inv_path: Any, name: str | None, host: str | None) -> list[str] | None:
+    """--name's or --host's host names (None: neither was given)."""
+    if name:
+        chosen = [h.name for h in inv.in_cluster(name)]
+        if not chosen:
+            raise UsageError(f"no hosts in cluster {name!r}", f"clusters: {', '.join(inv.clusters)}")
+        return chosen
+    if host:
+        found = inv.find(host)
+        if found is None:
+            raise UsageError(f"no host {host!r} in {inv_path}", "see `infprov inventory`")
+        return [found.name]
+    return None
+
+
+def _play_on_engine(
+    playbook: str, *, name: str | None, host: str | None, check: bool, extra_vars: Sequence[str],
+    forks: int | None, inventory: str | None, tags: Sequence[str], skip_tags: Sequence[str], limit: str | None,
+    on_event: Callable[[Event], None] | None,
 ) -> RunResult:
-    """Run a playbook against the inventory's hosts (all, one cluster, or one host)."""
     from infprov.floor import paths
     from infprov.inventory import store
     from infprov.playbooks.engine import load_playbook, parse_extra_vars
     from infprov.playbooks.runner import run_playbook
 
-    if name and host:
-        raise UsageError("--name and --host cannot be used together", "pick one")
     book = load_playbook(playbook)  # the whole playbook is checked before anything is made or run
     inv_path = paths.inventory_file(inventory)
     inv = store.load(inv_path)
     variables = parse_extra_vars(list(extra_vars))
     if not inv.hosts:
         raise InfprovError(f"inventory {inv_path} has no hosts", "run `infprov up` first, or pass --inventory")
-    limit: list[str] | None = None
-    if name:
-        limit = [h.name for h in inv.in_cluster(name)]
-        if not limit:
-            raise UsageError(f"no hosts in cluster {name!r}", f"clusters: {', '.join(inv.clusters)}")
-    elif host:
-        found = inv.find(host)
-        if found is None:
-            raise UsageError(f"no host {host!r} in {inv_path}", "see `infprov inventory`")
-        limit = [found.name]
+    chosen = _selected(inv, inv_path, name, host)
+    if limit:
+        from infprov.inventory.errors import InventoryError
+
+        try:
+            narrowed = {h.name for h in inv.select(limit)}
+        except InventoryError as exc:
+            raise UsageError(f"--limit {limit!r}: {exc.message}", "give a group, a host or a pattern") from None
+        chosen = [n for n in (chosen if chosen is not None else [h.name for h in inv.hosts]) if n in narrowed]
+        if not chosen:
+            raise UsageError(f"--limit {limit!r} matches no selected host", "see `infprov inventory`")
     return run_playbook(
-        book, inv, limit=limit, extra_vars=variables, check=check, forks=forks, on_event=on_event,
+        book, inv, limit=chosen, extra_vars=variables, check=check, forks=forks, on_event=on_event,
         known_hosts=paths.known_hosts(), runs_dir=paths.runs_dir(), tags=list(tags), skip_tags=list(skip_tags),
     )  # fmt: skip
 
 
-def play_error(result: RunResult) -> InfprovError | None:
+def _play_on_ansible(
+    playbook: str, *, name: str | None, host: str | None, check: bool, extra_vars: Sequence[str],
+    forks: int | None, inventory: str | None, tags: Sequence[str], skip_tags: Sequence[str], limit: str | None,
+    diff: bool, verbosity: int, on_line: Callable[[str], None] | None, on_output: Callable[[str], None] | None,
+) -> AnsibleRun:
+    from infprov.floor import paths
+    from infprov.inventory import store
+    from infprov.playbooks.parsing import parse_extra_vars, resolve_playbook
+    from infprov.provision import ansible_play
+
+    book = resolve_playbook(playbook)
+    inv_path = paths.inventory_file(inventory)
+    inv = store.load(inv_path)
+    secrets = parse_extra_vars(list(extra_vars))  # infprov's own checks of -e, and what it must mask
+    version = ansible_play.ansible_version()
+    warning = ansible_play.version_warning(version)
+    if warning:
+        ui.warn(warning)
+    home, known = paths.home(), paths.known_hosts()
+    if not inv.hosts:
+        problem = ansible_play.syntax_check(book, inv_path, home, known)
+        if problem:
+            raise UsageError(problem, "fix the playbook")
+        raise InfprovError(f"inventory {inv_path} has no hosts", "run `infprov up` first, or pass --inventory")
+    chosen = _selected(inv, inv_path, name, host)
+    within = name if name else chosen[0] if chosen else None
+    ansible_play.check_inventory(inv, chosen if chosen is not None else [h.name for h in inv.hosts])
+    count = len(chosen) if chosen is not None else len(inv.hosts)
+    options = ansible_play.Options(
+        check=check, diff=diff, tags=tuple(tags), skip_tags=tuple(skip_tags), verbosity=verbosity, forks=forks,
+        extra_vars=tuple(extra_vars),
+    )  # fmt: skip
+    return ansible_play.run(
+        book, inv_path, inv, limit=ansible_play.limit_pattern(limit, within),
+        forks=forks or max(1, min(count, ansible_play.DEFAULT_FORKS_MAX)), options=options, home=home,
+        known_hosts=known, runs_dir=None, secrets=secrets, on_line=on_line, on_output=on_output,
+        version=version,
+    )  # fmt: skip
+
+
+def play_error(result: RunResult | AnsibleRun) -> InfprovError | None:
     """No host matched, or some failed: one error with the first failure and where the log is."""
+    from infprov.playbooks.results import RunResult as EngineResult
+
+    if not isinstance(result, EngineResult):
+        from infprov.provision import ansible_play
+
+        return ansible_play.run_error(result)
     if not result.stats:
         return InfprovError(
             "no host matched the playbook's `hosts` patterns", "see `infprov inventory` for the cluster names"

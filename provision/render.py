@@ -11,6 +11,7 @@ from infprov.provision import ui
 if TYPE_CHECKING:
     from infprov.inventory.model import Inventory
     from infprov.playbooks.runner import RunResult
+    from infprov.provision.ansible_play import AnsibleRun
     from infprov.provision.bundle import Bundle
     from infprov.provision.lifecycle import UpOutcome
     from infprov.provision.preflight import Outcome
@@ -67,15 +68,29 @@ def show_event(event: Any) -> None:
         ui.err.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def render_recap(result: RunResult, json_out: bool) -> None:
+def show_line(line: str) -> None:
+    """A line of `infprov play` on ansible-core (already masked and made printable) on stderr."""
+    ui.err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def render_recap(result: RunResult | AnsibleRun, json_out: bool) -> None:
     if json_out:
         ui.emit_json(result.to_dict())
         return
     from infprov.playbooks import report
+    from infprov.playbooks.results import RunResult as EngineResult
 
-    ui.out.print(report.recap(result), markup=False, highlight=False)
-    if result.log_path:
-        ui.err.print(f"log: {result.log_path}", markup=False, highlight=False)
+    if isinstance(result, EngineResult):
+        ui.out.print(report.recap(result), markup=False, highlight=False)
+        log = result.log_path
+    else:
+        from infprov.provision import ansible_play
+
+        if result.started:  # (else ansible-playbook refused the playbook: the error line says why)
+            ui.out.print(ansible_play.recap(result), markup=False, highlight=False)
+        log = result.result.log_path
+    if log:
+        ui.err.print(f"log: {log}", markup=False, highlight=False)
 
 
 def before_server(result: UpResult) -> None:

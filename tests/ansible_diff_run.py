@@ -131,7 +131,7 @@ def _strip_alias(host: str) -> str:
 
 def _run_infprov(book: Path, inv: Path, opts: tuple[str, ...], home: Path, root: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     proc = subprocess.run([sys.executable, "-c", "from infprov.provision.cli import app; app()", "play", str(book),
-                           "--inventory", str(inv), "--json", *opts],
+                           "--engine", "infprov", "--inventory", str(inv), "--json", *opts],
                           capture_output=True, text=True, env=_env(home), timeout=900)  # fmt: skip
     try:
         doc = json.loads(proc.stdout)

@@ -1,4 +1,6 @@
-"""Differential suite: small playbooks run under `infprov play` and `ansible-playbook` against sandbox hosts.
+"""Differential suite: small playbooks run under infprov's own engine (`infprov play --engine infprov`: what runs
+the built-in playbooks; a user's playbook file runs on ansible-core itself) and `ansible-playbook` against
+sandbox hosts.
 
 Each case is one small play (or a few) run twice by each engine; compared: every task's status per host on
 both runs, the recap, the hosts' files (type, content, mode, owner, group, link target) and what `debug`

@@ -1,5 +1,5 @@
-"""Differential suite, the refusals: playbooks infprov must refuse before anything runs (exit 2, one line
-naming file:line, nothing changed on the hosts). Select with `-m ansible_diff`."""
+"""Differential suite, the refusals: playbooks infprov's own engine (`--engine infprov`) must refuse before anything
+runs (exit 2, one line naming file:line, nothing changed on the hosts). Select with `-m ansible_diff`."""
 
 # ruff: noqa: E501  (the cases are one-line Jinja expressions, clearer unwrapped)
 from __future__ import annotations
@@ -77,7 +77,7 @@ def test_refused_before_running(name: str, text: str, fragment: str, fleet: list
     c = Case(name, text)
     _inventory(inv, [c], fleet[:1], root)
     proc = subprocess.run([sys.executable, "-c", "from infprov.provision.cli import app; app()", "play", str(book),
-                           "--inventory", str(inv)], capture_output=True, text=True, env=_env(work / "home"),
+                           "--engine", "infprov", "--inventory", str(inv)], capture_output=True, text=True, env=_env(work / "home"),
                           timeout=120)  # fmt: skip
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]

@@ -81,7 +81,9 @@ CASES: list[tuple[list[str], int, str]] = [
     (["results", "nosuch-run"], 2, "nosuch-run"),
     (["play", "nosuch"], 2, "no playbook"),
     (["play", "{tmp}/bad.yml"], 2, "nosuchmodule"),
-    (["play", "{tmp}/broken.yml"], 2, "not valid YAML"),
+    (["play", "{tmp}/bad.yml", "--engine", "infprov"], 2, "nosuchmodule"),
+    (["play", "{tmp}/broken.yml"], 2, "YAML parsing failed"),  # a playbook file: ansible-core's words
+    (["play", "{tmp}/broken.yml", "--engine", "infprov"], 2, "not valid YAML"),
     (["play", "server", "-e", "a='b"], 2, "-e"),
     (["play", "server", "-e", "@{tmp}/missing.yml"], 2, "cannot read"),
     (["play", "server", "-e", "1bad=x"], 2, "-e"),

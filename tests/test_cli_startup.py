@@ -70,7 +70,7 @@ def test_values_the_quick_path_declines_get_typers_own_error(argv: list[str], me
 
 
 HEAVY = ("pydantic", "boto3", "botocore", "rich", "matplotlib", "numpy", "tritonclient", "paramiko", "jinja2",
-         "yaml", "infprov.sandbox.core", "infprov.client.build", "infprov.provision.cloud")
+         "yaml", "ansible", "infprov.sandbox.core", "infprov.client.build", "infprov.provision.cloud")
 
 
 def _loaded_after(code: str, tmp_path: Path) -> set[str]:
@@ -85,7 +85,8 @@ def test_importing_the_cli_loads_none_of_the_heavy_parts(tmp_path: Path) -> None
     assert _loaded_after("import infprov.provision.cli", tmp_path) == set()
 
 
-def test_play_loads_the_engine_but_not_pydantic_boto3_or_the_sandbox(tmp_path: Path) -> None:
+def test_play_loads_neither_pydantic_boto3_nor_the_sandbox(tmp_path: Path) -> None:
+    """A playbook file (run by ansible-core, in its own process) and a built-in one (infprov's engine, here)."""
     book = tmp_path / "book.yml"
     book.write_text("- hosts: nowhere\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug: {msg: hi}\n")
     inventory = tmp_path / "inventory.yml"
@@ -93,6 +94,13 @@ def test_play_loads_the_engine_but_not_pydantic_boto3_or_the_sandbox(tmp_path: P
     argv = ["play", str(book), "--inventory", str(inventory), "--json", "-e", "a=1", "--forks", "2", "-t", "x"]
     code = ("from infprov.provision.cli import app\n"
             f"try:\n    app({argv!r})\nexcept SystemExit as exc:\n    assert exc.code == 1, exc.code")  # fmt: skip
+    loaded = _loaded_after(code, tmp_path)
+    assert "yaml" in loaded and "ansible" not in loaded  # ansible-core stays in ansible-playbook's process
+    assert not loaded & {"pydantic", "boto3", "botocore", "infprov.sandbox.core", "infprov.provision.cloud",
+                         "infprov.client.build", "matplotlib", "numpy", "tritonclient"}
+    builtin = ["play", "server", "--inventory", str(tmp_path / "none.yml"), "--json", "-e", "a=1"]
+    code = ("from infprov.provision.cli import app\n"
+            f"try:\n    app({builtin!r})\nexcept SystemExit as exc:\n    assert exc.code == 1, exc.code")  # fmt: skip
     loaded = _loaded_after(code, tmp_path)
     assert {"paramiko", "jinja2", "yaml"} <= loaded  # the engine itself, as it should
     assert not loaded & {"pydantic", "boto3", "botocore", "infprov.sandbox.core", "infprov.provision.cloud",

@@ -38,6 +38,7 @@ def test_wheel_holds_only_the_infprov_namespace(wheel: Path) -> None:
     for data in ("infprov/playbooks/server.yml", "infprov/playbooks/files/setup.sh",
                  "infprov/playbooks/files/pins.env", "infprov/playbooks/files/inf1/start.sh",
                  "infprov/client/tritonbench/cli.py", "infprov/client/build.py", "infprov/sandbox/core.py",
+                 "infprov/provision/ansible_callback/infprov_events.py",
                  "infprov/sandbox/commands.py", "infprov/sandbox/localtriton.py"):
         assert data in names, data
     entry = zipfile.ZipFile(wheel).read("infprov-0.1.0.dist-info/entry_points.txt").decode()

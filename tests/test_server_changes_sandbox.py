@@ -64,7 +64,8 @@ def _state(iid: str) -> dict[str, Any]:
 
 
 def _play(book: Path, *extra: str) -> dict[str, Any]:
-    res = runner.invoke(app, ["play", str(book), "--name", NAME, "--json", *extra])
+    # infprov's engine, as `up` runs server.yml (a copy of it elsewhere would otherwise go to ansible-core)
+    res = runner.invoke(app, ["play", str(book), "--engine", "infprov", "--name", NAME, "--json", *extra])
     assert res.exit_code == 0, res.output
     doc: dict[str, Any] = json.loads(res.stdout)
     return doc
