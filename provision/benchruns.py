@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +18,29 @@ class SummaryUnreadable(ValueError):
 def read_summary(path: Path) -> dict[str, Any]:
     """A run's summary.json, checked to have what `infprov results` shows; SummaryUnreadable if not."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:  # ValueError: bad JSON, bad UTF-8
+        if path.stat().st_size > SUMMARY_MAX:
+            raise SummaryUnreadable(f"larger than {SUMMARY_MAX >> 20} MiB")
+        doc = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON, bad UTF-8, NaN or Infinity
         raise SummaryUnreadable(shown(f"{type(exc).__name__}: {exc}", 160)) from None
+    except RecursionError:  # nested deeper than the parser goes
+        raise SummaryUnreadable("nested too deeply to be a summary") from None
     problem = _summary_problem(doc)
     if problem:
         raise SummaryUnreadable(problem)
     return doc
 
 
+SUMMARY_MAX = 64 << 20  # bench writes kilobytes; a summary this large was not written by it
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a summary holds")
+
+
 def _summary_problem(doc: Any) -> str:
     def number(v: Any) -> bool:
-        return isinstance(v, (int, float))
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
     if not isinstance(doc, dict):
         return "not a JSON object"
@@ -52,6 +64,13 @@ def _summary_problem(doc: Any) -> str:
                 return "a point's latencies are not numbers"
             if not (p.get("usd_per_million_images") is None or number(p["usd_per_million_images"])):
                 return "a point's cost is not a number"
+            if not (p.get("hourly_usd") is None or number(p["hourly_usd"])):
+                return "a point's price is not a number"
+            manifest = p.get("manifest")
+            if not (manifest is None or (isinstance(manifest, dict)
+                                         and all(v is None or isinstance(v, str | int | float | bool)
+                                                 for v in manifest.values()))):
+                return "a point's manifest is not a mapping of plain values"
     return ""
 
 

@@ -325,11 +325,21 @@ def runs_home(infprov_home: Path) -> Path:
         ("bench-20260103T000000Z-shape", json.dumps({"run": "x", "path": "y", "hosts": [{"host": 1}]})),
         ("bench-20260104T000000Z-binary", "\udcff"),
         ("bench-20260105T000000Z-[bold]x", None),  # Rich markup in a folder name (and a run) shows as written
+        # issue 23, item 9: these broke `infprov results` for every run (or --compare with an internal error)
+        ("bench-20260106T000000Z-deep", "[" * 200_000 + "]" * 200_000),
+        ("bench-20260107T000000Z-nan", "NaN"),
+        ("bench-20260108T000000Z-manifest", "manifest"),
     ]:
         d = runs / name
         d.mkdir()
         if body is None:
             (d / "summary.json").write_text(json.dumps(_summary(name + "[/x]", d)))
+        elif body == "NaN":
+            (d / "summary.json").write_text(json.dumps(_summary(name, d, images=float("nan"))))
+        elif body == "manifest":
+            doc = _summary(name, d)
+            doc["hosts"][0]["points"][0]["manifest"] = ["not", "a", "mapping"]
+            (d / "summary.json").write_text(json.dumps(doc))
         elif body == "\udcff":
             (d / "summary.json").write_bytes(b"\xff\xfe{")
         else:
@@ -343,17 +353,19 @@ def test_results_lists_every_run_and_marks_the_unreadable(runs_home: Path) -> No
     out = res.stdout
     assert "bench-20260101T000000Z-good" in out and "100.0" in out
     assert "bench-20260105T000000Z-[bold]x" in out
-    for bad in ("broken", "shape", "binary"):
+    for bad in ("broken", "shape", "binary", "deep", "nan", "manifest"):
         [line] = [line for line in out.splitlines() if bad in line]
         assert "unreadable" in line, out
     listed = json.loads(runner.invoke(app, ["results", "--json"]).stdout)
     assert {r["run"].rsplit("-", 1)[-1]: r["unreadable"] for r in listed} == {
-        "good": False, "broken": True, "shape": True, "binary": True, "[bold]x": False}
+        "good": False, "broken": True, "shape": True, "binary": True, "[bold]x": False, "deep": True, "nan": True,
+        "manifest": True}
     assert all(r["error"] for r in listed if r["unreadable"])
 
 
 @pytest.mark.parametrize("run", ["bench-20260102T000000Z-broken", "bench-20260103T000000Z-shape",
-                                 "bench-20260104T000000Z-binary"])
+                                 "bench-20260104T000000Z-binary", "bench-20260106T000000Z-deep",
+                                 "bench-20260107T000000Z-nan", "bench-20260108T000000Z-manifest"])
 def test_results_of_an_unreadable_run_is_one_line(runs_home: Path, run: str) -> None:
     res = runner.invoke(app, ["results", run])
     assert res.exit_code == 1, res.output
