@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import itertools
 import json
+import math
 import os
 import re
 import secrets
@@ -327,11 +328,19 @@ def _collect(result: Any, host: Any, out: HostRun, hdir: Path, points: list[Poin
             what = "the client wrote no results" if bench.tool == "client" else "perf_analyzer wrote no CSV"
             out.error = InfprovError(f"{host.address}: {what} (exit {code})", f"see {hdir / f'output-{i}.txt'}").line()
             break
-        if bench.tool == "client":
-            data = rs.results_from_client_json(text)
-        else:
+        if bench.tool != "client":
             atomic_write(hdir / f"perf_analyzer-{i}.csv", text)
-            data = perf_analyzer_results(text, "\n".join(raw), bench, point)
+        try:  # what a host sent: a malformed result is that host's error, never the fleet's
+            if bench.tool == "client":
+                data = rs.results_from_client_json(text)
+            else:
+                data = perf_analyzer_results(text, "\n".join(raw), bench, point)
+            _check_numbers(data)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, InfprovError) as exc:
+            why = exc.message if isinstance(exc, InfprovError) else f"{type(exc).__name__}: {exc}"
+            out.error = InfprovError(f"{host.address}: point {i + 1}'s results cannot be read ({shown(why, 160)})",
+                                     f"see {hdir / f'output-{i}.txt'}").line()
+            break
         manifest = {"host": host.address, "instance_id": host.name, "instance_type": host.instance_type,
                     "region": host.region, "image": SDK_IMAGE,
                     "server_image": SERVER_IMAGE if splits else SERVER_IMAGE_V2,
@@ -351,6 +360,26 @@ def _collect(result: Any, host: Any, out: HostRun, hdir: Path, points: list[Poin
             break
     if not out.error and not seen.ok:
         out.error = f"{host.address}: {seen.error}"
+
+
+def _check_numbers(data: Any) -> None:
+    """The numbers a summary carries are finite numbers (a host's NaN or text would make the run unreadable)."""
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+
+    def finite(value: Any, what: str, optional: bool = False) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+            raise ValueError(f"{what} is {shown(repr(value), 40)}, not a finite number")
+
+    for key in ("images_per_s", "requests_per_s", "batch_size", "threads"):
+        finite(data.get(key), key)
+    latency = data.get("latency_ms")
+    if not isinstance(latency, dict):
+        raise ValueError("latency_ms is not a mapping")
+    for key, value in latency.items():
+        finite(value, f"latency {key}", optional=True)
 
 
 @dataclass(frozen=True)

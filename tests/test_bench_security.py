@@ -253,6 +253,42 @@ def test_hostile_host_name_writes_nothing_outside_the_run(name: str, fake_ssh: t
     assert sorted(p.name for p in run_dir.iterdir()) == ["i-0aaa", "summary.json"]
 
 
+@pytest.mark.parametrize("sent", [
+    json.dumps({**client_json(), "images_per_s": float("nan")}),  # json.dumps writes NaN
+    "this is not JSON",
+    json.dumps({**client_json(), "images_per_s": "fast"}),
+    json.dumps({**client_json(), "latency_ms": {"p99": "Infinity"}}),
+    json.dumps([1, 2, 3]),
+])
+def test_one_hosts_malformed_result_is_that_hosts_error_and_the_run_is_kept(
+        sent: str, fake_ssh: type[LocalHost], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 23, item 5: one host's NaN, non-JSON or text-for-a-number ended bench for the whole fleet with
+    "internal error" and no summary.json, so the run vanished from `infprov results`."""
+    from infprov.provision import benchruns
+
+    real = bench._collect
+
+    def collect(result: Any, host: Any, out: Any, hdir: Path, points: Any, config: Any, plan: dict[str, Any],
+                *rest: Any) -> None:
+        # what the second host sent, as it lands here (the fake hosts share one file system, so their remote
+        # files cannot differ)
+        if host.address == "10.0.0.6":
+            for point in plan["points"]:
+                Path(point["fetch_to"]).write_text(sent)
+        real(result, host, out, hdir, points, config, plan, *rest)
+
+    monkeypatch.setattr(bench, "_collect", collect)
+    run_dir = bench.make_run_dir(str(tmp_path / "runs" / "r1"), "all")
+    done = bench.run([fake_host("i-0aaa", "10.0.0.5"), fake_host("i-0bbb", "10.0.0.6")], plan(), run_dir,
+                     lambda h, line: None, tmp_path / "kh")
+    assert done[0].error == "" and done[0].points
+    assert done[1].error.startswith("10.0.0.6: point 1's results cannot be read (") and not done[1].points
+    assert "\n" not in done[1].error
+    bench.write_fleet(run_dir, done, False)
+    summary = benchruns.read_summary(run_dir / "summary.json")  # readable: listed by `infprov results`
+    assert [h["error"] == "" for h in summary["hosts"]] == [True, False]
+
+
 def test_host_dir_refuses_a_planted_link_and_a_second_host_of_one_name(tmp_path: Path) -> None:
     run_dir = bench.make_run_dir(str(tmp_path / "r"), "all")
     outside = tmp_path / "outside"
