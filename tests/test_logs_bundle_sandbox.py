@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from infprov.provision.cli import app
+from tests.hostshell import on_host
 
 pytestmark = pytest.mark.sandbox
 runner = CliRunner()
@@ -78,19 +79,7 @@ def cluster(one_host: dict[str, Any], home: Path) -> Iterator[dict[str, Any]]:
 
 
 def _on_host(instance_id: str, command: str, timeout: float = 120) -> str:
-    from infprov.floor import paths
-    from infprov.inventory import store
-    from infprov.playbooks.connection import SshConnection
-
-    found = store.load(paths.inventory_file()).find(instance_id)
-    assert found is not None
-    conn = SshConnection(found, paths.known_hosts())
-    try:
-        res = conn.run(command, timeout=timeout)
-    finally:
-        conn.close()
-    assert res.exit_code == 0, res.out + res.err
-    return res.out
+    return on_host(instance_id, command, timeout=timeout)
 
 
 def _plant(host: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from infprov.provision.cli import app
+from tests.hostshell import on_host
 
 pytestmark = pytest.mark.sandbox
 runner = CliRunner()
@@ -27,19 +28,7 @@ PLAYBOOKS = Path(__file__).resolve().parents[1] / "playbooks"
 
 
 def _on_host(instance_id: str, command: str) -> str:
-    from infprov.floor import paths
-    from infprov.inventory import store
-    from infprov.playbooks.connection import SshConnection
-
-    found = store.load(paths.inventory_file()).find(instance_id)
-    assert found is not None
-    conn = SshConnection(found, paths.known_hosts())
-    try:
-        res = conn.run(command)
-    finally:
-        conn.close()
-    assert res.exit_code == 0, res.err
-    return str(res.out).strip()
+    return on_host(instance_id, command).strip()
 
 
 @pytest.fixture()

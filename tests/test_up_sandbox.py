@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from infprov.provision.cli import app
+from tests.hostshell import on_host
 
 pytestmark = pytest.mark.sandbox
 runner = CliRunner()
@@ -26,20 +27,7 @@ def _up(*extra: str) -> Any:
 
 
 def _on_host(host: dict[str, Any], command: str) -> str:
-    from infprov.floor import paths
-    from infprov.inventory import store
-    from infprov.playbooks.connection import SshConnection
-
-    inv = store.load(paths.inventory_file())
-    found = inv.find(host["instance_id"])
-    assert found is not None
-    conn = SshConnection(found, paths.known_hosts())
-    try:
-        res = conn.run(command)
-    finally:
-        conn.close()
-    assert res.exit_code == 0, res.err
-    return res.out
+    return on_host(host["instance_id"], command)
 
 
 def _docker_inspect(host: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from infprov.provision.cli import app
+from tests.hostshell import on_host
 
 pytestmark = pytest.mark.sandbox
 runner = CliRunner()
@@ -28,19 +29,8 @@ PB = "/home/ubuntu/python_backend"
 
 
 def _on_host(instance_id: str, command: str, raw: bool = False) -> str:
-    from infprov.floor import paths
-    from infprov.inventory import store
-    from infprov.playbooks.connection import SshConnection
-
-    found = store.load(paths.inventory_file()).find(instance_id)
-    assert found is not None
-    conn = SshConnection(found, paths.known_hosts())
-    try:
-        res = conn.run(command)
-    finally:
-        conn.close()
-    assert res.exit_code == 0, res.err
-    return str(res.out) if raw else str(res.out).strip()
+    out = on_host(instance_id, command)
+    return out if raw else out.strip()
 
 
 def _up(itype: str, name: str) -> dict[str, Any]:
