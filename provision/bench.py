@@ -334,7 +334,7 @@ def _collect(result: Any, host: Any, out: HostRun, hdir: Path, points: list[Poin
             if bench.tool == "client":
                 data = rs.results_from_client_json(text)
             else:
-                data = perf_analyzer_results(text, "\n".join(raw), bench, point)
+                data = perf_analyzer_results(text, "\n".join(raw), bench, point, config)
             _check_numbers(data)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError, InfprovError) as exc:
             why = exc.message if isinstance(exc, InfprovError) else f"{type(exc).__name__}: {exc}"
@@ -491,24 +491,44 @@ def _kill_command(name: str) -> str:
     return shlex.join(["docker", "kill", "--signal", "INT", name]) + " >/dev/null 2>&1"
 
 
-def perf_analyzer_results(text: str, output: str, bench: BenchPlan, point: Point) -> dict[str, Any]:
+# What infprov reads of perf_analyzer's CSV (-f) and how it turns its count into images: perf_analyzer r22.04
+# as recorded in sandbox/upstream/perf-analyzer-r22.04.json (tests/test_perf_analyzer_counting.py ties these to it).
+PA_THROUGHPUT = "Inferences/Second"  # valid requests x max(-b, 1) / the window's length
+PA_LATENCY = {"p50": "p50 latency", "p90": "p90 latency", "p95": "p95 latency", "p99": "p99 latency"}  # in us
+
+
+def perf_analyzer_rates(inferences_per_s: float, batch_flag: int, images_per_request: int) -> tuple[float, float]:
+    """(images/s, requests/s) from perf_analyzer's inferences/s. perf_analyzer counts each request as -b
+    inferences (at least 1), whatever the request's tensor holds; a request carries images_per_request images
+    (-b of them for a batching model, its leading dimension for one with max_batch_size 0, e.g. Inf2's 8)."""
+    requests_per_s = inferences_per_s / max(batch_flag, 1)
+    return requests_per_s * images_per_request, requests_per_s
+
+
+def perf_analyzer_results(text: str, output: str, bench: BenchPlan, point: Point,
+                          config: ModelConfig) -> dict[str, Any]:
     """DESIGN.md's results fields from perf_analyzer's CSV (one concurrency row) and its printed summary.
 
-    The CSV has no mean latency and no request count; both come from the printed summary.
+    The CSV has no mean latency and no request count; both come from the printed summary. images/s and
+    requests/s count as the client does: point.batch_size images per request, in -b or in the shape.
     """
     rows = list(csv.DictReader(io.StringIO(text)))
     if not rows:
         raise InfprovError("perf_analyzer's CSV has no rows")
     row = rows[-1]
-    infer_s = float(row["Inferences/Second"])
-    lat = {k: float(row[f"{k} latency"]) / 1000.0 for k in ("p50", "p90", "p95", "p99")}
+    missing = [c for c in (PA_THROUGHPUT, *PA_LATENCY.values()) if c not in row]
+    if missing:
+        raise InfprovError(f"perf_analyzer's CSV has no column {shown(', '.join(missing), 120)}",
+                           "is the SDK image's perf_analyzer the 22.04 one? see the CSV kept beside the results")
+    batch_flag, _ = config.shape_for(point.batch_size)
+    images_s, requests_s = perf_analyzer_rates(float(row[PA_THROUGHPUT]), batch_flag, point.batch_size)
+    lat = {k: float(row[col]) / 1000.0 for k, col in PA_LATENCY.items()}
     avg = re.findall(r"Avg latency: (\d+) usec", output)
     count = re.findall(r"Request count: (\d+)", output)
     mean = float(avg[-1]) / 1000.0 if avg else None
     return {
         "model": bench.model, "batch_size": point.batch_size, "threads": point.threads, "limit_s": bench.limit_s,
-        "requests": int(count[-1]) if count else None, "images_per_s": infer_s,
-        "requests_per_s": infer_s / point.batch_size,
+        "requests": int(count[-1]) if count else None, "images_per_s": images_s, "requests_per_s": requests_s,
         "latency_ms": {"p50": lat["p50"], "p75": None, "p90": lat["p90"], "p95": lat["p95"], "p99": lat["p99"],
                        "mean": mean},
         "per_thread": [], "errors": 0, "partial": False,
