@@ -187,7 +187,9 @@ def test_infprov_play_never_runs_a_hosts_text_as_a_conditional(
 """)
     infprov_home.mkdir(mode=0o700, exist_ok=True)
     env = {**os.environ, "INFPROV_HOME": str(infprov_home)}
-    run = subprocess.run([sys.executable, "-m", "infprov.provision.cli", "play", str(book), "--inventory", str(inv)],
+    # the attack on infprov's own engine (a playbook file goes to ansible-core unless --engine infprov)
+    run = subprocess.run([sys.executable, "-m", "infprov.provision.cli", "play", str(book), "--inventory", str(inv),
+                          "--engine", "infprov"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert not marker.exists(), "the host's text ran `id` on the controller"
     assert run.returncode == 1, run.stdout + run.stderr
