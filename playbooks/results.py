@@ -44,6 +44,23 @@ class HostStats:
     def to_dict(self) -> dict[str, int]:
         return dict(vars(self))
 
+    def count(self, tr: TaskResult) -> None:
+        """One task's result, counted as Ansible's recap counts it (an ignored failure is ok, and changed if
+        it changed, too)."""
+        if tr.status == "unreachable":
+            self.unreachable += 1
+        elif tr.status == "failed" and tr.ignored:
+            self.ignored += 1
+            self.ok += 1
+            self.changed += int(tr.changed)
+        elif tr.status == "failed":
+            self.failed += 1
+        elif tr.status == "skipped":
+            self.skipped += 1
+        else:
+            self.ok += 1
+            self.changed += int(tr.status == "changed")
+
 
 @dataclass(frozen=True)
 class TaskResult:

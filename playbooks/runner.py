@@ -414,21 +414,7 @@ class _Run:
             tr, task=r(tr.task), msg=r(tr.msg), tail=r(tr.tail), command=r(tr.command) if tr.command else tr.command
         )
         with self._lock:
-            stats = self.stats[state.host.name]
-            if tr.status == "unreachable":
-                stats.unreachable += 1
-            elif tr.status == "failed" and tr.ignored:  # Ansible counts an ignored failure as ok (and changed) too
-                stats.ignored += 1
-                stats.ok += 1
-                stats.changed += int(tr.changed)
-            elif tr.status == "failed":
-                stats.failed += 1
-            elif tr.status == "skipped":
-                stats.skipped += 1
-            else:
-                stats.ok += 1
-                if tr.status == "changed":
-                    stats.changed += 1
+            self.stats[state.host.name].count(tr)
             self.results.append(tr)
         self._emit(Event("task_end", play=play, host=tr.host, task=tr.task, elapsed=tr.elapsed, result=tr))
         if outcome is not None and self.log is not None:

@@ -556,21 +556,8 @@ class Collector:
         for host in self.hosts:
             stats[host], rescued[host] = HostStats(), 0
         for tr in self.tasks:
-            s = stats.setdefault(tr.host, HostStats())
+            stats.setdefault(tr.host, HostStats()).count(tr)
             rescued.setdefault(tr.host, 0)
-            if tr.status == "unreachable":
-                s.unreachable += 1
-            elif tr.status == "failed" and tr.ignored:
-                s.ignored += 1
-                s.ok += 1
-                s.changed += int(tr.changed)
-            elif tr.status == "failed":
-                s.failed += 1
-            elif tr.status == "skipped":
-                s.skipped += 1
-            else:
-                s.ok += 1
-                s.changed += int(tr.status == "changed")
         return stats, rescued
 
     def final_tasks(self, stats: Mapping[str, HostStats]) -> list[TaskResult]:

@@ -30,6 +30,8 @@ TOOLS = {
     "git": "git",
     "debootstrap": "debootstrap",
     "tar": "tar",
+    "gpg": "gpg",  # signs the stand-in CUDA apt repositories (sandbox/cudaapt.py)
+    "gpgconf": "gpgconf",
 }
 
 
