@@ -163,7 +163,7 @@ def demo_cmd(
 
 def _add_sandbox_commands() -> None:
     """`infprov sandbox up|status|down`: the sandbox's own commands (tooling on top of the runtime, which
-    reaches the sandbox only from inside functions; tests/test_layout.py checks it)."""
+    reaches the sandbox only from inside functions; tests/unit/test_layout.py checks it)."""
     from infprov.sandbox.commands import sandbox_app
 
     app.add_typer(sandbox_app, name="sandbox")

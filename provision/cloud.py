@@ -451,7 +451,7 @@ def sweep(prov: Provider, cluster: str | None, also_key: str | None = None) -> l
 
 def server_lock(region: str, cluster: str, timeouts: Timeouts | None = None) -> contextlib.AbstractContextManager[None]:
     """Held while `up` provisions the cluster's hosts and while `teardown` removes them. Two `up` at once
-    raced to replace one server container (tests/test_faults.py found it: one failed with "No such
+    raced to replace one server container (tests/sandbox/test_faults.py found it: one failed with "No such
     container"); a teardown in the middle of an `up` is the same race, so teardown waits its turn."""
     return _lock(f"server-{region}-{cluster}", timeouts or specs.DEFAULT_TIMEOUTS)
 

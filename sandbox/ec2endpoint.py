@@ -290,7 +290,7 @@ def moto_api(url: str, state_dir: Path | None, path: str, method: str = "GET") -
 def _answers(url: str, key: str | None = None) -> bool:
     # The dashboard page (10 kB, milliseconds), not /moto-api/data.json: that dumps every resource the
     # endpoint ever held (3 MB after one fault-test run, half a second idle) and, on a busy machine,
-    # outlasted the timeout, so a running sandbox was reported "not up" (tests/test_faults.py).
+    # outlasted the timeout, so a running sandbox was reported "not up" (tests/sandbox/test_faults.py).
     req = urllib.request.Request(f"{url}/moto-api/", headers={KEY_HEADER: key} if key else {})
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
