@@ -146,6 +146,19 @@ def no_ssh(monkeypatch: pytest.MonkeyPatch) -> SshSeen:
 
 
 @pytest.fixture()
+def sigint_as_in_a_terminal() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt in this process, as in a terminal, even when the test run was started
+    with it ignored (`nohup ./scripts/test &` from a script): for the tests that press Ctrl-C in-process."""
+    import signal
+
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@pytest.fixture()
 def umask0() -> Iterator[None]:
     """The most permissive umask, to show that what infprov writes is private anyway."""
     old = os.umask(0)
