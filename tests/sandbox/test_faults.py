@@ -214,16 +214,17 @@ def proxied(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[FaultP
     """Route this process's sandbox EC2 calls through a FaultProxy (set the rule with proxy.rule)."""
     from infprov.provision import providers
     from infprov.sandbox import core
+    from infprov.sandbox.provider import SandboxProvider
 
     proxy = FaultProxy(core.status()["ec2_endpoint"], lambda form, n: None)
     real = providers.connect
 
     def through_proxy(region: str | None, sandbox: bool) -> providers.Provider:
         prov = real(region, sandbox)
-        if not isinstance(prov, providers.SandboxProvider):
+        if not isinstance(prov, SandboxProvider):
             return prov
         access_key, secret_key = prov.core.ec2_credentials()
-        return providers.SandboxProvider(prov.region, endpoint_url=proxy.url, access_key=access_key,
+        return SandboxProvider(prov.region, endpoint_url=proxy.url, access_key=access_key,
                                          secret_key=secret_key, core=prov.core)
 
     monkeypatch.setattr(providers, "connect", through_proxy)
