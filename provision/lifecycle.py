@@ -14,7 +14,7 @@ from infprov.provision import targets, ui
 # imported inside the lifecycle that needs them: `infprov play` never loads boto3, `--version` neither.
 if TYPE_CHECKING:
     from infprov.inventory.model import Host, Inventory
-    from infprov.playbooks.runner import Event, RunResult
+    from infprov.playbooks.results import Event, RunResult
     from infprov.provision.ansible_play import AnsibleRun
     from infprov.provision.bundle import Bundle
     from infprov.provision.preflight import Outcome, Standin

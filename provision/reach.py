@@ -119,7 +119,7 @@ def wait_for_ssh(
     def login_probe() -> HostKeyChanged | bool:
         for host in list(pending):
             if console is not None and not expected.get(host.instance_id):
-                from infprov.playbooks.connection import console_fingerprints
+                from infprov.playbooks.hostkeys import console_fingerprints
 
                 expected[host.instance_id] = console_fingerprints(console(host.instance_id))
             try:
@@ -163,7 +163,7 @@ def ssh_login(host: Host, timeout: float = 15.0, expected: Sequence[str] | None 
 
 def forget_host_keys(hosts: Sequence[tuple[str, int]]) -> None:
     """Drop pinned host keys of addresses that now belong to other machines (new or gone instances)."""
-    from infprov.playbooks.connection import forget_host_key
+    from infprov.playbooks.hostkeys import forget_host_key
 
     for address, port in hosts:
         if address:

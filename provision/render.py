@@ -10,7 +10,7 @@ from infprov.provision import ui
 # Rich is imported inside the functions that draw (a `--json` run never loads it).
 if TYPE_CHECKING:
     from infprov.inventory.model import Inventory
-    from infprov.playbooks.runner import RunResult
+    from infprov.playbooks.results import RunResult
     from infprov.provision.ansible_play import AnsibleRun
     from infprov.provision.bundle import Bundle
     from infprov.provision.lifecycle import UpOutcome

@@ -9,7 +9,8 @@ from infprov.inventory.model import Host, Inventory
 from infprov.playbooks.connection import CommandResult
 from infprov.playbooks.errors import HostUnreachable
 from infprov.playbooks.localconn import LocalConnection  # noqa: F401  (the tests' name for it)
-from infprov.playbooks.runner import Event, run_playbook
+from infprov.playbooks.results import Event
+from infprov.playbooks.runner import run_playbook
 
 
 # ---------------------------------------------------------------- connections that need no SSH

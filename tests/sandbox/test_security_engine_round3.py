@@ -26,7 +26,8 @@ from infprov.playbooks.localconn import LocalConnection
 from infprov.playbooks.modules import fetch as fetch_module
 from infprov.playbooks.modules.base import ModuleArgError
 from infprov.playbooks.parsing import parse_playbook
-from infprov.playbooks.runner import RunResult, run_playbook
+from infprov.playbooks.results import RunResult
+from infprov.playbooks.runner import run_playbook
 from infprov.playbooks.sizecap import BUDGET, MAX_SIZE
 from infprov.playbooks.templating import Templar, TemplateError
 from tests.local_engine import write_book

@@ -122,7 +122,7 @@ def test_inventory_values_are_still_templates_without_lookups(tmp_path: Path) ->
 
 def test_terminal_escapes_in_host_output_never_reach_the_screen(tmp_path: Path) -> None:
     from infprov.playbooks import report
-    from infprov.playbooks.runner import Event
+    from infprov.playbooks.results import Event
 
     events: list[Event] = []
     shell = "printf 'ok\\033[2J\\033]0;owned\\007\\n'; exit 3"
