@@ -15,7 +15,7 @@ import pytest
 from infprov.floor.errors import InfprovError, WaitTimeout
 from infprov.provision import access, cloud, planning, reach, specs
 from infprov.provision.providers import AwsProvider
-from infprov.sandbox import ec2endpoint
+from infprov.sandbox import daemon, ec2endpoint
 from infprov.sandbox import provider as sandbox_provider
 from infprov.sandbox.provider import SandboxProvider
 from tests.moto_cloud import FAST, REGION, SshSeen, _cli, _free_port, _live, _managed_everything, _up
@@ -182,7 +182,7 @@ def test_endpoint_stop_ends_only_its_own_process(tmp_path: Path) -> None:
     ec2endpoint.stop(state)  # a PID file naming another process: that process is left alone
     assert os.path.exists(f"/proc/{os.getpid()}")
     (state / ec2endpoint.PID_FILE).write_text(
-        json.dumps({"pid": pid, "port": int(url.rsplit(":", 1)[1]), "start": ec2endpoint._start_ticks(pid)})
+        json.dumps({"pid": pid, "port": int(url.rsplit(":", 1)[1]), "start": daemon.start_ticks(pid)})
     )
     assert ec2endpoint.is_running(state) == url
     ec2endpoint.stop(state)
