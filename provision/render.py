@@ -148,7 +148,7 @@ def render_up(result: Any, json_out: bool) -> None:
         elif h.instance_id in result.started:
             how = "started"
         table.add_row(
-            h.instance_id, f"{h.address}:{h.port}", h.availability_zone, h.user,
+            h.name, f"{h.address}:{h.port}", result.zones.get(h.name, ""), h.user,
             str(h.neuron_devices), str(h.neuron_cores), how,
         )
     ui.out.print(table)
