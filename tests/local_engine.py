@@ -56,12 +56,13 @@ def run_local(
     hosts: int = 1,
     check: bool = False,
     extra: dict[str, Any] | None = None,
+    host_vars: dict[str, Any] | None = None,
     events: list[Event] | None = None,
     dead: set[str] = frozenset(),  # type: ignore[assignment]
     **kw: Any,
 ) -> Any:
     book = write_book(tmp_path, text)
-    inv = Inventory(tuple(Host(f"h{i + 1}", "127.0.0.1", cluster="c") for i in range(hosts)))
+    inv = Inventory(tuple(Host(f"h{i + 1}", "127.0.0.1", cluster="c", extra=host_vars or {}) for i in range(hosts)))
     conns: dict[str, LocalConnection] = {}
 
     def connector(host: Host) -> Any:
