@@ -19,6 +19,7 @@ from tests.procs import Child, served_on_host, wait_until
 pytestmark = pytest.mark.sandbox
 runner = CliRunner()
 CLUSTER = "benchtest"
+CLIENT_THREADS = 2  # bench's default --threads
 MODEL = "rn50-16neuroncores-default"  # what an inf1.6xlarge serves
 
 
@@ -94,7 +95,10 @@ def test_interrupted_bench_keeps_what_was_measured(cluster: Any, tmp_path: Path)
     try:
         run.wait_for("RUN Thread")  # the client's benchmark proper has begun on the host
         base = served_on_host(iid, MODEL)
-        wait_until("requests answered after the measurement began", lambda: served_on_host(iid, MODEL) > base)
+        # more answers than the client has threads: one thread then had two answered, so the client took in
+        # the first of them before it sent the second (a thread keeps one request in flight)
+        wait_until("requests answered after the measurement began",
+                   lambda: served_on_host(iid, MODEL) > base + CLIENT_THREADS)
         run.send(signal.SIGINT)
         code = run.finish(120)
     finally:

@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.faults]
 runner = CliRunner()
 TYPE = "inf1.xlarge"
 TAG_CLUSTER = "infprov:cluster"
+CLIENT_THREADS = 2  # bench's default --threads
 MODEL = "rn50-4neuroncores-default"  # what an inf1.xlarge serves
 _INSTANCE_RE = re.compile(r"launched (i-[0-9a-f]+)")
 
@@ -306,7 +307,10 @@ def test_ctrl_c_during_bench_keeps_partial_results_and_leaves_no_client_running(
         run.wait_for("RUN Thread")  # the client's measurement proper has begun on the host
         iid = doc["server"]["hosts"][0]["instance_id"]
         base = served_on_host(iid, MODEL)
-        wait_until("requests answered after the measurement began", lambda: served_on_host(iid, MODEL) > base)
+        # more answers than the client has threads: one thread then had two answered, so the client took in
+        # the first of them before it sent the second (a thread keeps one request in flight)
+        wait_until("requests answered after the measurement began",
+                   lambda: served_on_host(iid, MODEL) > base + CLIENT_THREADS)
         run.send(signal.SIGINT)
         assert run.finish(90) == 1, run.err
     finally:
