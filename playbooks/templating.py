@@ -156,7 +156,14 @@ class _CappedCode(jinja2.compiler.CodeGenerator):
 
 
 class _CappedNativeCode(_CappedCode, jinja2.nativetypes.NativeCodeGenerator):
-    """The native code generator with the same caps."""
+    """The native code generator with the same caps; a string constant stays text (`{{ '42' }}` is '42', not 42,
+    as in ansible-core 2.19), other constants keep their type (`{{ 42 }}`, `{{ [1, 2] }}`)."""
+
+    def _output_const_repr(self, group: Any) -> str:
+        items = list(group)
+        if len(items) == 1 and isinstance(items[0], str):
+            return f"environment.metered_const(environment.const_text({items[0]!r}))"
+        return super()._output_const_repr(items)
 
 
 class _Sandbox(jinja2.sandbox.SandboxedEnvironment):
@@ -177,6 +184,7 @@ class _NativeSandbox(_Sandbox):
     """NativeEnvironment's typed results inside the capped sandbox."""
 
     code_generator_class = _CappedNativeCode
+    const_text = staticmethod(lambda text: _Text(text))
     concat = staticmethod(lambda parts: _native_concat(parts))
 
 

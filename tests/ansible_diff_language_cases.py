@@ -27,7 +27,7 @@ LANGUAGE_CASES: list[Case] = [
     # ---- variables: play vars (lazy, native), task vars, inventory, -e, registered
     case("server_vars_v1", shows(
         ("family", "family"), ("generation", "generation"), ("range", "neuron_core_range"),
-        ("batch", "max_batch_size | string"), ("pins", "pins_file"), ("batch_type", "max_batch_size + 0 == 64"),
+        ("batch", "max_batch_size | string"), ("pins", "pins_file"), ("batch_type", "max_batch_size == 64"),
     ), head=SERVER_VARS),
     case("server_vars_v2_from_extra", shows(
         ("family", "family"), ("generation", "generation"), ("batch", "(max_batch_size | string) is match('^[1-9][0-9]{0,2}$')"),
@@ -59,8 +59,8 @@ LANGUAGE_CASES: list[Case] = [
     """ + show("replaced", "(devs.stdout | trim) | replace('dev', 'D')")),
     # ---- filters, the test and the Jinja they use
     case("filters_used", shows(
-        ("default", "undefined_var | default('dflt')"), ("default_attr", "{'a': 1}.b | default('none')"),
-        ("capitalize", "'inf2 host' | capitalize"), ("int", "('7' | int) + 1"), ("string", "5 | string"),
+        ("default", "undefined_var | default('dflt')"), ("default_attr", "undefined_map.b | default('none')"),
+        ("capitalize", "'inf2 host' | capitalize"), ("int", "('7' | int) - 1"), ("string", "5 | string"),
         ("length", "'abcd' | length ~ ([1, 2] | length)"), ("trim", "'  x y  ' | trim"),
         ("replace", "'0:15' | replace(':', '-')"), ("quote", "\"it's\" | quote"),
         ("split", "'inf1.6xlarge'.split('.')[1]"),
@@ -68,7 +68,7 @@ LANGUAGE_CASES: list[Case] = [
     case("match_test", shows(
         ("ip", "'10.0.0.1' is match('^([0-9]{1,3}[.]){3}[0-9]{1,3}$')"),
         ("ip_bad", "'10.0.0.1; id' is match('^([0-9]{1,3}[.]){3}[0-9]{1,3}$')"),
-        ("prefix", "'abc' is match('b')"), ("number", "(-1 | string) is match('^(-1|[0-9]+)$')"),
+        ("prefix", "'abc' is match('b')"), ("number", "('-1' | string) is match('^(-1|[0-9]+)$')"),
     )),
     case("jinja_used", shows(
         ("cond", "'yes' if 3 > 2 and not false else 'no'"), ("in", "'inf2' in ['inf2', 'trn1']"),
@@ -76,7 +76,7 @@ LANGUAGE_CASES: list[Case] = [
         ("for", "'{% for x in [1, 2, 3] %}<{{ x }}>{% endfor %}'"), ("raw", "'{% raw %}{{ x }}{% endraw %}'"),
     ), head="vars: {none_: null}\n"),
     case("lone_expression_types", shows(
-        ("text", "t ~ '|' ~ (t + 'x')"), ("list_text", "l ~ '|' ~ (l | length)"), ("num", "n + 1"),
+        ("text", "t ~ '|' ~ (t | length)"), ("list_text", "l ~ '|' ~ (l | length)"), ("num", "n - 1"),
     ), head="vars: {t: \"{{ '42' }}\", l: \"{{ '[1, 2]' }}\", n: \"{{ 41 }}\"}\n"),
     # ---- conditionals (2.19 rules)
     case("when_on_registered", DIR + """
@@ -138,7 +138,7 @@ LANGUAGE_CASES: list[Case] = [
           loop: [1, 2]
     """, fails=True),
     case("failed_host_leaves_the_play", DIR + """
-        - command: "{{ 'false' if inventory_hostname.split('_')[-1] == '0' else 'true' }}"
+        - command: "{{ 'false' if inventory_hostname is match('.*_0$') else 'true' }}"
           changed_when: false
         - shell: touch {{ d }}/after-{{ inventory_hostname }}
     """, hosts=2),

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from tests.ansible_diff_run import Case, case
 
-DIR = '- file: {path: "{{ d }}", state: directory}\n'
+# (indented as the cases' task text is, which case() dedents)
+DIR = '        - file: {path: "{{ d }}", state: directory}\n'
 
 
 def show(name: str, expr: str) -> str:
     """A task that writes what `expr` gives on the host into the file `name` (the files are compared)."""
-    return f"- shell: printf '%s' {{{{ ({expr}) | quote }}}} > {{{{ d }}}}/{name}\n"
+    return f"\n        - shell: |\n            printf '%s' {{{{ ({expr}) | quote }}}} > {{{{ d }}}}/{name}\n"
 
 
 MODULE_CASES: list[Case] = [
@@ -74,7 +75,7 @@ MODULE_CASES: list[Case] = [
     case("shell_changed_marker", DIR + """
         - ansible.builtin.shell: |
             [ -e {{ d }}/stamp ] && { echo INFPROV_OK; exit 0; }
-            date > {{ d }}/stamp && echo INFPROV_CHANGED
+            echo made > {{ d }}/stamp && echo INFPROV_CHANGED
           register: stamp
           changed_when: "'INFPROV_CHANGED' in stamp.stdout"
     """),

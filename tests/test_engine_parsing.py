@@ -116,6 +116,8 @@ def test_templating_is_lazy_native_and_strict() -> None:
     assert t.truth("r.rc == 1") is True and t.truth("(n | string) is match('^[0-9]+$')") is True
     assert t.truth("'x' in r.stdout and not (r.rc != 1)") is True
     assert t.template("{{ base }}\n") == "/opt\n"
+    typed = Templar({"t": "{{ '42' }}", "l": "{{ '[1, 2]' }}", "n": "{{ 41 }}", "li": "{{ [1, 2] }}"})
+    assert [typed.template(f"{{{{ {v} }}}}") for v in ("t", "l", "n", "li")] == ["42", "[1, 2]", 41, [1, 2]]
     with pytest.raises(TemplateError, match="'missing' is undefined"):
         t.template("{{ missing }}/x")
     with pytest.raises(TemplateError, match="recursive"):
