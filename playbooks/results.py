@@ -240,5 +240,5 @@ def _secret_leaves(value: Any, secret: bool, found: list[str], budget: list[int]
         found.append(str(value))
 
 
-# The ansible-core release this engine is compared against (tests/test_ansible_diff.py)
+# The ansible-core release this engine is compared against (tests/sandbox/test_ansible_diff.py)
 ANSIBLE_VERSION = {"full": "2.19.14", "major": 2, "minor": 19, "revision": 14, "string": "2.19.14"}

@@ -23,15 +23,7 @@ from infprov.playbooks.engine import Play, Playbook, Task, TaskOutcome, load_pla
 from infprov.playbooks.errors import HostUnreachable, PlaybookError
 from infprov.playbooks.modules import MODULES
 from infprov.playbooks.parsing import template_refusal
-from infprov.playbooks.results import (  # noqa: F401  (Event, RunResult, TaskResult: importers' old home)
-    ANSIBLE_VERSION,
-    Event,
-    HostOutcome,
-    HostStats,
-    Redactor,
-    RunResult,
-    TaskResult,
-)
+from infprov.playbooks.results import Event, HostStats, Redactor, RunResult, TaskResult
 from infprov.playbooks.templating import LazyVars, Templar
 
 

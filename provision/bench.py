@@ -491,8 +491,9 @@ def _kill_command(name: str) -> str:
     return shlex.join(["docker", "kill", "--signal", "INT", name]) + " >/dev/null 2>&1"
 
 
-# What infprov reads of perf_analyzer's CSV (-f) and how it turns its count into images: perf_analyzer r22.04
-# as recorded in sandbox/upstream/perf-analyzer-r22.04.json (tests/test_perf_analyzer_counting.py ties these to it).
+# What infprov reads of perf_analyzer's CSV (-f) and how it turns its count into images: perf_analyzer
+# r22.04 as recorded in sandbox/upstream/perf-analyzer-r22.04.json (tests/unit/test_perf_analyzer_counting.py ties
+# these to it).
 PA_THROUGHPUT = "Inferences/Second"  # valid requests x max(-b, 1) / the window's length
 PA_LATENCY = {"p50": "p50 latency", "p90": "p90 latency", "p95": "p95 latency", "p99": "p99 latency"}  # in us
 

@@ -156,7 +156,7 @@ def launch_params(
         "InstanceInitiatedShutdownBehavior": "terminate",
         # IMDSv2 only (the IAM policy requires it: ec2:MetadataHttpTokens), and a token's answer travels
         # one hop: the host's own processes (cloud-init) reach the metadata, Triton's container on docker's
-        # bridge network does not; nothing infprov runs there needs it (tests/test_cloud_unit.py).
+        # bridge network does not; nothing infprov runs there needs it (tests/unit/test_cloud_unit.py).
         "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
         "BlockDeviceMappings": [
             {

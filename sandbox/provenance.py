@@ -10,7 +10,7 @@ only what a recorded upstream artifact says. Each record is one JSON file under 
      "facts": {...}}
 
 Records hold facts (names, refs, hashes, key ids, rules), never upstream code or prose. A test
-(tests/test_upstream_records.py) checks every record's provenance and ties each stand-in fact to its record.
+(tests/unit/test_upstream_records.py) checks every record's provenance and ties each stand-in fact to its record.
 """
 
 from __future__ import annotations

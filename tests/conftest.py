@@ -70,8 +70,8 @@ def sandbox_hosts() -> Iterator[list[dict[str, Any]]]:
         core.down()
 
 
-# The differential suite's (tests/test_ansible_diff.py, tests/test_ansible_refusals.py): its hosts, and a
-# work folder per test module with the playbooks' files and templates.
+# The differential suite's (tests/sandbox/test_ansible_diff.py, tests/sandbox/test_ansible_refusals.py): its hosts,
+# and a work folder per test module with the playbooks' files and templates.
 @pytest.fixture(scope="module")
 def fleet(sandbox_hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sandbox_hosts
@@ -96,7 +96,7 @@ def sandbox_status(sandbox_hosts: list[dict[str, Any]]) -> dict[str, Any]:
     return core.status()
 
 
-# The moto suite's (tests/test_cloud_moto*.py): a real moto EC2 server per test module, emptied for each
+# The moto suite's (tests/integration/test_cloud_moto*.py): a real moto EC2 server per test module, emptied for each
 # test, and the SSH wait stood in for (plain moto has no hosts behind its addresses).
 @pytest.fixture(scope="module")
 def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -146,6 +146,19 @@ def no_ssh(monkeypatch: pytest.MonkeyPatch) -> SshSeen:
 
 
 @pytest.fixture()
+def sigint_as_in_a_terminal() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt in this process, as in a terminal, even when the test run was started
+    with it ignored (`nohup ./scripts/test &` from a script): for the tests that press Ctrl-C in-process."""
+    import signal
+
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@pytest.fixture()
 def umask0() -> Iterator[None]:
     """The most permissive umask, to show that what infprov writes is private anyway."""
     old = os.umask(0)
@@ -165,7 +178,8 @@ def infprov_home(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 @pytest.fixture(scope="session")
 def _shared_home(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    return tmp_path_factory.mktemp("infprov-cluster-home")
+    _SHARED_HOME["path"] = tmp_path_factory.mktemp("infprov-cluster-home")
+    return _SHARED_HOME["path"]
 
 
 @pytest.fixture()
@@ -174,6 +188,51 @@ def cluster_home(_shared_home: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     shared, and so is the region's key pair whose private key lives in INFPROV_HOME/keys."""
     monkeypatch.setenv("INFPROV_HOME", str(_shared_home))
     return _shared_home
+
+
+# ---------------------------------------------------------------- nothing a sandbox test made outlives it
+# Every test that uses the sandbox is checked after it ends, on failure too: instances it launched and left
+# alive are terminated, their hosts released (wiped for the next tenant) and their inventory entries
+# removed, so one failed test cannot spread into the next ones (a key pair "in use", a host still mapped
+# as another type). Instances that existed before the test (a module's shared cluster) are left alone.
+def _alive_instances(ec2: Any) -> set[str]:
+    alive = ["pending", "running", "stopping", "stopped"]
+    pages = ec2.get_paginator("describe_instances").paginate(
+        Filters=[{"Name": "instance-state-name", "Values": alive}])
+    return {i["InstanceId"] for page in pages for r in page["Reservations"] for i in r["Instances"]}
+
+
+def _sweep(ec2: Any, left: set[str]) -> None:
+    from infprov.inventory import store
+    from infprov.sandbox import core
+
+    ec2.terminate_instances(InstanceIds=sorted(left))
+    for instance_id in sorted(left):
+        core.release_host(instance_id)
+    for home in {_SHARED_HOME.get("path"), os.environ.get("INFPROV_HOME")} - {None}:
+        inventory = Path(str(home)) / "inventory.yml"
+        if inventory.exists():
+            store.remove_hosts(inventory, left)
+
+
+_SHARED_HOME: dict[str, Path] = {}
+
+
+@pytest.fixture(autouse=True)
+def _sandbox_test_leaves_nothing(request: pytest.FixtureRequest) -> Iterator[None]:
+    if "sandbox_hosts" not in request.fixturenames:
+        yield
+        return
+    from tests.hostshell import sandbox_ec2
+
+    ec2 = sandbox_ec2()
+    before = _alive_instances(ec2)
+    yield
+    left = _alive_instances(ec2) - before
+    if left:
+        _sweep(ec2, left)
+        print(f"\nsandbox: {request.node.nodeid} left {len(left)} instance(s) alive; "
+              f"terminated: {', '.join(sorted(left))}")
 
 
 # ---------------------------------------------------------------- the seal's counter (issue 16)
@@ -199,7 +258,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 # ---------------------------------------------------------------- every EC2 call a test made (issue 12)
 # Each Ec2Provider made in this process reports the operations it sends (botocore's before-call
 # event); at the end of the run they must all be in the IAM policy infprov documents
-# (provision/data/iam-policy.json), or the run fails. tests/test_iam_policy.py reads the same set.
+# (provision/data/iam-policy.json), or the run fails. tests/unit/test_iam_policy.py reads the same set.
 EC2_CALLS: set[str] = set()
 
 

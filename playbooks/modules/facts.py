@@ -2,7 +2,7 @@
 
 A module gathers the facts it needs (one round trip each), decides from them with pure code what has to
 change, and only then runs commands. Facts and decisions are plain data, so their tests are tables:
-command output in, facts out; facts in, decision and commands out (tests/test_facts.py).
+command output in, facts out; facts in, decision and commands out (tests/unit/test_facts.py).
 """
 
 from __future__ import annotations

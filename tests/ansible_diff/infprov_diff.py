@@ -1,4 +1,4 @@
-"""An ansible-playbook callback for tests/test_ansible_diff.py: each task result and the recap as JSON lines.
+"""An ansible-playbook callback for tests/sandbox/test_ansible_diff.py: each task result and the recap as JSON lines.
 
 Loaded with ANSIBLE_CALLBACK_PLUGINS=<this folder> ANSIBLE_CALLBACKS_ENABLED=infprov_diff; writes to the file
 named by INFPROV_DIFF_OUT. Written for this project against ansible-core's documented callback hooks.

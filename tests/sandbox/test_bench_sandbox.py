@@ -1,0 +1,153 @@
+"""`infprov bench` on the sandbox: the client in the SDK container, results that come home consistent."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from infprov.provision.cli import app
+from tests.procs import Child, served_on_host, wait_until
+
+pytestmark = pytest.mark.sandbox
+runner = CliRunner()
+CLUSTER = "benchtest"
+MODEL = "rn50-16neuroncores-default"  # what an inf1.6xlarge serves
+
+
+@pytest.fixture()
+def cluster(sandbox_hosts: list[dict[str, Any]], cluster_home: Path) -> Any:
+    up = runner.invoke(app, ["up", "--sandbox", "--type", "inf1.6xlarge", "--name", CLUSTER, "--yes", "--json"])
+    assert up.exit_code == 0, up.output
+    yield json.loads(up.stdout)
+    down = runner.invoke(app, ["teardown", "--sandbox", "--name", CLUSTER, "--yes"])
+    assert down.exit_code == 0, down.output
+
+
+def test_bench_results_consistent(cluster: Any, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["bench", "--name", CLUSTER, "--limit", "3", "--threads", "2", "--out", str(out),
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    [host] = summary["hosts"]
+    assert host["error"] == ""
+    [point] = host["points"]
+    assert point["model"] == "rn50-16neuroncores-default" and point["batch_size"] == 16 and point["threads"] == 2
+    assert point["errors"] == 0 and point["requests"] > 0
+    assert point["requests"] == sum(t["requests"] for t in point["per_thread"])
+    lat = point["latency_ms"]
+    assert lat["p50"] <= lat["p75"] <= lat["p90"] <= lat["p95"] <= lat["p99"]
+    expected = point["requests"] * point["batch_size"] / point["duration_s"]
+    assert point["images_per_s"] == pytest.approx(expected, rel=0.01)
+    m = point["manifest"]
+    assert m["instance_type"] == "inf1.6xlarge" and m["python_backend_ref"] == "r22.04"
+    assert m["image"] == "nvcr.io/nvidia/tritonserver:22.04-py3-sdk" and m["started_at"]
+    assert point["usd_per_million_images"] == pytest.approx(1.18 / (point["images_per_s"] * 3600) * 1e6, rel=1e-6)
+    hdir = out / host["instance_id"]
+    on_disk = json.loads((hdir / "results.json").read_text())
+    assert on_disk["requests"] == point["requests"]
+    rows = list(csv.DictReader((hdir / "results.csv").open()))
+    assert len(rows) == 1 and int(rows[0]["requests"]) == point["requests"]
+    raw = (hdir / "output-0.txt").read_text()
+    assert "##### WARMUP COMPLETE, NOW DO BENCHMARK #####" in raw and "Thread 0 Throughput per second:" in raw
+
+
+def test_bench_sweep_writes_rows_and_plot(cluster: Any, tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    res = runner.invoke(app, ["bench", "--name", CLUSTER, "--limit", "2", "--sweep", "batch=16,32 threads=1,2",
+                              "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    [host] = json.loads(res.stdout)["hosts"]
+    assert [(p["batch_size"], p["threads"]) for p in host["points"]] == [(16, 1), (16, 2), (32, 1), (32, 2)]
+    rows = list(csv.DictReader((out / host["instance_id"] / "results.csv").open()))
+    assert len(rows) == 4
+    png = out / "sweep.png"
+    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_bad_inputs(cluster: Any) -> None:
+    small = runner.invoke(app, ["bench", "--name", CLUSTER, "--batch-size", "4"])
+    assert small.exit_code == 2 and "16 NeuronCores" in small.stderr
+    zero = runner.invoke(app, ["bench", "--name", CLUSTER, "--batch-size", "0"])
+    assert zero.exit_code == 2 and "batch size 0 is out of range" in zero.stderr
+    threads = runner.invoke(app, ["bench", "--name", CLUSTER, "--threads", "0"])
+    assert threads.exit_code == 2 and "threads 0 is out of range" in threads.stderr
+    unknown = runner.invoke(app, ["bench", "--name", CLUSTER, "--model", "nope", "--limit", "1"])
+    assert unknown.exit_code == 1
+    assert "model 'nope' is not loaded" in unknown.stderr and "rn50-16neuroncores-default" in unknown.stderr
+    nohost = runner.invoke(app, ["bench", "--host", "10.9.9.9"])
+    assert nohost.exit_code == 2 and "no host '10.9.9.9'" in nohost.stderr
+
+
+def test_interrupted_bench_keeps_what_was_measured(cluster: Any, tmp_path: Path) -> None:
+    out = tmp_path / "interrupted"
+    iid = cluster["server"]["hosts"][0]["instance_id"]
+    run = Child.infprov("bench", "--name", CLUSTER, "--limit", "60", "--out", str(out))
+    try:
+        run.wait_for("RUN Thread")  # the client's benchmark proper has begun on the host
+        base = served_on_host(iid, MODEL)
+        wait_until("requests answered after the measurement began", lambda: served_on_host(iid, MODEL) > base)
+        run.send(signal.SIGINT)
+        code = run.finish(120)
+    finally:
+        run.kill()
+    assert code == 1, run.out + run.err
+    assert "interrupted" in run.err and "partial" in run.err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["partial"] is True
+    [host] = summary["hosts"]
+    [point] = host["points"]
+    assert point["partial"] is True and point["requests"] > 0 and point["duration_s"] < 60
+    assert json.loads((out / host["instance_id"] / "results.json").read_text())["partial"] is True
+
+
+def test_bench_with_perf_analyzer_keeps_its_csv(cluster: Any, tmp_path: Path) -> None:
+    out = tmp_path / "pa"
+    res = runner.invoke(app, ["bench", "--name", CLUSTER, "--tool", "perf_analyzer", "--limit", "4", "--out", str(out),
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    [host] = json.loads(res.stdout)["hosts"]
+    [point] = host["points"]
+    assert point["manifest"]["tool"] == "perf_analyzer"
+    assert point["images_per_s"] > 0 and point["requests"] > 0
+    assert point["images_per_s"] == pytest.approx(point["requests_per_s"] * 16)
+    lat = point["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p95"] <= lat["p99"] and lat["mean"] > 0
+    kept = (out / host["instance_id"] / "perf_analyzer-0.csv").read_text()
+    assert kept.startswith("Concurrency,Inferences/Second")
+
+
+def test_an_inf1_xlarge_shows_one_device_and_bench_follows_it(sandbox_hosts: list[dict[str, Any]],
+                                                               cluster_home: Path, tmp_path: Path) -> None:
+    """An inf1.xlarge on a sandbox host: the host shows its one /dev/neuron0, as the instance would, the
+    server names its model after 4 cores, and bench's defaults (model, batch) follow."""
+    up = runner.invoke(app, ["up", "--sandbox", "--type", "inf1.xlarge", "--name", "benchxl", "--yes", "--json"])
+    try:
+        assert up.exit_code == 0, up.output
+        [ready] = json.loads(up.stdout)["server"]["hosts"]
+        assert ready["model"] == "rn50-4neuroncores-default"
+        devices = subprocess.run([sys.executable, "-m", "infprov.provision.cli", "ssh", "--name", "benchxl", "--",
+                                  "ls", "/dev/"], capture_output=True, text=True, timeout=60)
+        assert devices.returncode == 0, devices.stderr
+        assert [d for d in devices.stdout.split() if d.startswith("neuron")] == ["neuron0"]
+        res = runner.invoke(app, ["bench", "--name", "benchxl", "--limit", "2", "--out", str(tmp_path / "r"), "--json"])
+        assert res.exit_code == 0, res.output
+        [host] = json.loads(res.stdout)["hosts"]
+        [point] = host["points"]
+        assert point["model"] == "rn50-4neuroncores-default" and point["batch_size"] == 4
+        assert point["manifest"]["instance_type"] == "inf1.xlarge" and point["requests"] > 0
+    finally:
+        down = runner.invoke(app, ["teardown", "--sandbox", "--name", "benchxl", "--yes"])
+        assert down.exit_code == 0, down.output
+    from infprov.sandbox import core
+
+    # a freed host is back to the devices it was built with, as a fresh instance would find it
+    assert {h["neuron_devices"] for h in core.status()["hosts"]} == {core.NEURON_DEVICES}
