@@ -11,7 +11,7 @@ or `--sandbox` to use the running sandbox fleet's first hosts (`infprov sandbox 
 
 For each N, in one run of the bench and on the same hosts and playbook (separate folders per engine):
   infprov      run_playbook() in this process (the engine alone, as the earlier figures were taken);
-  infprov CLI  `infprov play --inventory ...` as a command (with --ansible: the like-for-like figure,
+  infprov CLI  `infprov play --engine infprov --inventory ...` as a command (with --ansible: the like-for-like figure,
                start-up included, that the ratio uses);
   Ansible      `ansible-playbook -f N` with pipelining on and its default SSH multiplexing (ControlPersist
                60 s: the untimed first run leaves a master connection per host that the timed runs reuse,
@@ -67,36 +67,73 @@ def target_scaling(hosts: int) -> float:
     return 1.3 if hosts <= 4 else 2.0
 
 
+# The shape of infprov's own playbooks (server.yml): an assert on the inventory's values, host checks whose
+# output is registered, a folder, files from files/ (one, then a loop), keys read back and asserted, a step
+# that reports its own change, a conditional step, and a command built from task vars with a `{% for %}`.
 BOOK = """\
-- name: ten tasks, converged
+- name: ten tasks in server.yml's shape, converged
   hosts: all
   gather_facts: false
   vars:
     base: "/home/ubuntu/infprov-bench-{{ bench_id }}/{{ inventory_hostname }}"
+    model_name: "rn50-{{ cores | default(4) }}neuroncores-default"
   tasks:
+    - name: the variables are well-formed
+      ansible.builtin.assert:
+        that:
+          - bench_id is match('^[0-9a-z-]+$')
+          - (cores | default(4) | string) is match('^[0-9]+$')
+        fail_msg: a malformed variable
+        quiet: true
     - name: folder
       ansible.builtin.file: {path: "{{ base }}", state: directory, mode: "0755"}
-    - name: config from content
-      ansible.builtin.copy: {content: "port=8000\\n", dest: "{{ base }}/server.conf", mode: "0644"}
+    - name: a host check
+      ansible.builtin.shell: |
+        df -P {{ base }} >/dev/null || { echo "cannot read {{ base }}" >&2; exit 1; }
+        ls -1 {{ base }} | sort
+      register: listing
+      changed_when: false
     - name: file from files/
       ansible.builtin.copy: {src: model.py, dest: "{{ base }}/model.py", mode: "0644"}
-    - name: template
-      ansible.builtin.template: {src: config.pbtxt.j2, dest: "{{ base }}/config.pbtxt", mode: "0644"}
-    - name: a setting
-      ansible.builtin.lineinfile: {path: "{{ base }}/env", line: "WORKERS=4", regexp: "^WORKERS=", create: true}
-    - name: generated once
-      ansible.builtin.shell: date > {{ base }}/stamp
-      args: {creates: "{{ base }}/stamp"}
-    - name: edit in place
-      ansible.builtin.replace: {path: "{{ base }}/server.conf", regexp: "^port=9999$", replace: "port=8000"}
-    - name: link
-      ansible.builtin.file: {src: "{{ base }}/model.py", dest: "{{ base }}/current.py", state: link}
-    - name: read-only check
-      ansible.builtin.command: test -d {{ base }}
+    - name: scripts from files/
+      ansible.builtin.copy:
+        src: "{{ item.src }}"
+        dest: "{{ base }}/{{ item.dest }}"
+        mode: "0755"
+      loop:
+        - {src: start.sh, dest: start.sh}
+        - {src: compile.py, dest: compile.py}
+      loop_control:
+        label: "{{ item.dest }}"
+    - name: the keys of what was copied
+      ansible.builtin.shell: |
+        cat {{ base }}/model.py {{ base }}/start.sh | sha256sum | cut -d' ' -f1
+        { cat {{ base }}/compile.py; echo {{ model_name | quote }}; } | sha256sum | cut -d' ' -f1
+      register: keys
       changed_when: false
-    - name: root-owned file
-      ansible.builtin.copy: {content: "secret\\n", dest: "{{ base }}/root.txt", owner: root, mode: "0600"}
-      become: true
+    - name: the keys are well-formed
+      ansible.builtin.assert:
+        that:
+          - keys.stdout_lines | length == 2
+          - keys.stdout_lines[0] is match('^[0-9a-f]{64}$')
+        quiet: true
+    - name: generated once
+      ansible.builtin.shell: |
+        [ -e {{ base }}/stamp ] && { echo INFPROV_OK; exit 0; }
+        echo {{ keys.stdout_lines[1] }} > {{ base }}/stamp && echo INFPROV_CHANGED
+      register: stamp
+      changed_when: "'INFPROV_CHANGED' in stamp.stdout"
+    - name: only on a fresh folder
+      ansible.builtin.command: cat {{ base }}/stamp
+      when: "'stamp' not in listing.stdout_lines"
+      changed_when: false
+    - name: a command line from task vars
+      ansible.builtin.shell: test -n {{ run_args | trim | quote }}
+      vars:
+        run_args: >-
+          {% for f in ['model.py', 'start.sh'] %}-v {{ base }}/{{ f }} {% endfor %}
+          -e MODEL_NAME={{ model_name }}
+      changed_when: false
 """
 
 
@@ -106,11 +143,9 @@ class BenchError(Exception):
 
 def _book(folder: Path) -> Path:
     (folder / "files").mkdir(parents=True, exist_ok=True)
-    (folder / "templates").mkdir(exist_ok=True)
     (folder / "files" / "model.py").write_text("def execute(requests):\n    return requests\n" * 50)
-    (folder / "templates" / "config.pbtxt.j2").write_text(
-        'name: "{{ inventory_hostname }}"\nbackend: "python"\nmax_batch_size: 64\n'
-    )
+    (folder / "files" / "start.sh").write_text("#!/bin/bash\nexec python3 compile.py \"$@\"\n")
+    (folder / "files" / "compile.py").write_text("print('compiled')\n" * 20)
     path = folder / "bench.yml"
     path.write_text(BOOK)
     return path
@@ -233,7 +268,8 @@ class Engines:
 
     def infprov_cli(self, n: int, converged: bool) -> None:
         command = [sys.executable, "-c", "from infprov.provision.cli import app; app()", "play", str(self.book),
-                   "--inventory", str(self._inventory(n)), "-e", f"bench_id={self.bench_id}", "--json"]  # fmt: skip
+                   "--engine", "infprov", "--inventory", str(self._inventory(n)), "-e", f"bench_id={self.bench_id}",
+                   "--json"]  # fmt: skip
         env = {**os.environ, "INFPROV_HOME": str(self.home)}
         proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=ANSIBLE_TIMEOUT)
         try:

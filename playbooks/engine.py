@@ -1,9 +1,8 @@
-"""Playbooks: run one task on one host (conditions, loops, retries); `parsing` reads the playbook first."""
+"""Playbooks: run one task on one host (conditions, loops); `parsing` reads the playbook first."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from infprov.playbooks.connection import Connection
 from infprov.playbooks.errors import CommandTimeout, HostUnreachable, TemplateError
 from infprov.playbooks.modules import MODULES, ModuleArgError, ModuleContext, ModuleResult, ModuleSpec
 from infprov.playbooks.parsing import Play, Playbook, Task, _as_list, load_playbook, parse_extra_vars
-from infprov.playbooks.templating import OMIT, LazyVars, Templar
+from infprov.playbooks.templating import LazyVars, Templar
 
 # the reading side, for the modules that import it from here (runner, the CLI)
 __all__ = ["Play", "Playbook", "Task", "TaskOutcome", "load_playbook", "parse_extra_vars", "run_task"]
@@ -21,12 +20,11 @@ __all__ = ["Play", "Playbook", "Task", "TaskOutcome", "load_playbook", "parse_ex
 # ---------------------------------------------------------------- running one task on one host
 @dataclass
 class TaskOutcome:
-    """What a task did on one host, after loops, retries and changed_when/failed_when."""
+    """What a task did on one host, after its loop and changed_when/failed_when."""
 
     status: str  # ok, changed, failed, skipped
     result: ModuleResult
     registered: dict[str, Any]
-    ignored: bool = False
     items: int = 0
 
 
@@ -41,58 +39,38 @@ def run_task(
     variables: list[Mapping[str, Any]],
     conn: Connection,
     check: bool,
-    play: Play,
     base_dir: Path,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> TaskOutcome:
     """Run a task for one host. `variables` are layers, highest precedence first.
 
     Raises HostUnreachable when the host cannot be reached; every other problem is a failed outcome.
     """
     kw = task.keywords
-    # extra vars, then set_fact/registered values, then the task's vars, then play vars... (Ansible's order)
+    # extra vars, then registered values, then the task's vars, then play vars... (Ansible's order)
     layers = [*variables[:2], dict(kw.get("vars") or {}), *variables[2:]] if kw.get("vars") else list(variables)
     templar = Templar(_layers(*layers))
     try:
-        loop = kw.get("loop", kw.get("with_items"))
+        loop = kw.get("loop")
         if loop is None:
-            result = _run_single(task, templar, layers, host_name, conn, check, play, base_dir, sleep)
-            return _finish(task, result, None)
+            result = _run_single(task, templar, layers, host_name, conn, check, base_dir)
+            return _finish(result, None)
         items = templar.template(loop)
-        if "with_items" in kw:
-            if isinstance(items, str):  # with_items: "text" is one item
-                items = [items]
-            if isinstance(items, list):
-                items = [y for x in items for y in (x if isinstance(x, list) else [x])]
         if not isinstance(items, list):
-            return _finish(
-                task, ModuleResult(failed=True, msg=f"loop must be a list, got {type(items).__name__}"), None
-            )
+            return _finish(ModuleResult(failed=True, msg=f"loop must be a list, got {type(items).__name__}"), None)
     except TemplateError as exc:
-        return _finish(task, ModuleResult(failed=True, msg=str(exc)), None)
-    control = kw.get("loop_control") or {}
-    loop_var = str(control.get("loop_var", "item"))
+        return _finish(ModuleResult(failed=True, msg=str(exc)), None)
     results: list[ModuleResult] = []
-    loop_facts: dict[str, Any] = {}  # set_fact in a loop: each item sees the facts set by the ones before
-    for index, item in enumerate(items):
-        item_vars: dict[str, Any] = {loop_var: item, "ansible_loop_var": loop_var}
-        if control.get("index_var"):
-            item_vars[str(control["index_var"])] = index
-        item_layers = [item_vars, *layers] if not layers else [layers[0], item_vars, loop_facts, *layers[1:]]
+    for item in items:
+        item_vars: dict[str, Any] = {"item": item}
+        item_layers = [item_vars, *layers] if not layers else [layers[0], item_vars, *layers[1:]]
         item_templar = Templar(_layers(*item_layers))
         try:
-            one = _run_single(task, item_templar, item_layers, host_name, conn, check, play, base_dir, sleep)
+            one = _run_single(task, item_templar, item_layers, host_name, conn, check, base_dir)
         except TemplateError as exc:
             one = ModuleResult(failed=True, msg=str(exc))
-        one.data[loop_var] = item
-        if one.facts and not one.failed:
-            loop_facts.update(one.facts)
+        one.data["item"] = item
         results.append(one)
-        if control.get("pause"):
-            sleep(float(control["pause"]))
-    merged = _merge_items(results)
-    merged.facts = dict(loop_facts) or None
-    return _finish(task, merged, results)
+    return _finish(_merge_items(results), results)
 
 
 def _merge_items(results: list[ModuleResult]) -> ModuleResult:
@@ -110,28 +88,11 @@ def _merge_items(results: list[ModuleResult]) -> ModuleResult:
     return merged
 
 
-def _finish(task: Task, result: ModuleResult, items: list[ModuleResult] | None) -> TaskOutcome:
+def _finish(result: ModuleResult, items: list[ModuleResult] | None) -> TaskOutcome:
     registered = result.as_var()
     if items is not None:
         registered["results"] = [r.as_var() for r in items]
-    ignored = result.failed and _truthy_keyword(task.keywords.get("ignore_errors"))
-    return TaskOutcome(result.status, result, registered, ignored=ignored, items=len(items or []))
-
-
-def _keyword_truth(templar: Templar, value: Any) -> bool:
-    """A boolean keyword (become): a YAML bool, Ansible's boolean strings ("yes", "true", "1", "on"), or a
-    template; a plain string is not an expression to evaluate."""
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, str) and "{{" not in value and "{%" not in value:
-        return _truthy_keyword(value)
-    return _truthy_keyword(templar.template(value))
-
-
-def _truthy_keyword(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("yes", "true", "1", "on")
-    return bool(value)
+    return TaskOutcome(result.status, result, registered, items=len(items or []))
 
 
 def _run_single(
@@ -141,9 +102,7 @@ def _run_single(
     host_name: str,
     conn: Connection,
     check: bool,
-    play: Play,
     base_dir: Path,
-    sleep: Callable[[float], None],
 ) -> ModuleResult:
     kw = task.keywords
     for cond in _as_list(kw.get("when")):
@@ -155,58 +114,18 @@ def _run_single(
             return ModuleResult(skipped=True, msg="Conditional result was False", data={"false_condition": cond})
     spec = MODULES[task.module]
     # a conditional argument (assert's `that`) is evaluated as `when` is, so its `{{ }}` is not filled in first
-    args = _drop_omit(templar.template({k: v for k, v in task.args.items() if k not in spec.conditions}))
+    args = templar.template({k: v for k, v in task.args.items() if k not in spec.conditions})
     args.update({k: v for k, v in task.args.items() if k in spec.conditions})
-    become = kw.get("become", play.become)
-    become_user = kw.get("become_user", play.become_user) or "root"
-    env = {**play.environment, **(kw.get("environment") or {})}
-    task_check = check
-    if "check_mode" in kw:
-        task_check = _truthy_keyword(templar.template(kw["check_mode"]))
     ctx = ModuleContext(
         conn=conn,
         host_name=host_name,
-        check=task_check,
-        become=_keyword_truth(templar, become),
-        become_user=str(templar.template(become_user)),
-        environment={str(k): str(v) for k, v in templar.template(env).items()},
+        check=check,
         base_dir=base_dir,
         templar=templar,
         timeout=float(templar.template(kw["timeout"])) if kw.get("timeout") else None,
     )
-    until = kw.get("until")
-    # Ansible's count: one run plus `retries` (3 when only `until` is given); `retries` alone retries until
-    # the task does not fail; `attempts` is the run's number, and retries - 1 ... as Ansible reports when all fail
-    total = 1
-    if kw.get("retries") is not None:
-        total += max(0, int(templar.template(kw["retries"])))
-    elif until is not None:
-        total += 3
-    delay = float(templar.template(kw.get("delay", 5)))
-    register = kw.get("register")
-    attempt = 0
-    while True:
-        attempt += 1
-        result = _call(spec, ctx, args)
-        if total > 1:
-            result.data["attempts"] = attempt
-        result = _apply_conditions(task, result, templar, layers, register)
-        if total <= 1 or result.skipped:
-            return result
-        check_vars = {register: result.as_var()} if register else {}
-        try:
-            judge = Templar(_layers(*layers[:1], check_vars, *layers[1:]))
-            done = judge.truth(until) if until is not None else not result.failed
-        except TemplateError as exc:
-            return ModuleResult(failed=True, msg=f"until: {exc}")
-        if done:
-            return result
-        if attempt >= total:
-            result.failed = True
-            result.data["attempts"] = total - 1
-            result.msg = f"still not done after {attempt} attempts: {result.msg}".rstrip(": ")
-            return result
-        sleep(delay)
+    result = _call(spec, ctx, args)
+    return _apply_conditions(task, result, templar, layers, kw.get("register"))
 
 
 def _call(spec: ModuleSpec, ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
@@ -251,11 +170,3 @@ def _apply_conditions(
         return ModuleResult(changed=result.changed, failed=True, msg=f"changed_when/failed_when: {exc}",
                             data=result.data)
     return result
-
-
-def _drop_omit(args: Any) -> Any:
-    if isinstance(args, dict):
-        return {k: _drop_omit(v) for k, v in args.items() if v != OMIT}
-    if isinstance(args, list):
-        return [_drop_omit(v) for v in args if v != OMIT]
-    return args

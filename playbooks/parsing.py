@@ -1,6 +1,5 @@
-"""Reading playbooks: Ansible's playbook syntax (a subset), checked whole before anything runs.
-
-Plays, tasks, keywords, module arguments and the template features the engine refuses; and `-e` values.
+"""Reading playbooks: the part of Ansible's playbook syntax infprov's own playbooks use, checked whole before
+anything runs; everything else is refused in one line that points at ansible-core. And `-e` values.
 """
 
 from __future__ import annotations
@@ -8,37 +7,50 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from infprov.inventory.yamlsrc import YamlSyntaxError, line_of, load_text, plain
-from infprov.playbooks.check import strings, template_problem, tree_problem
+from infprov.playbooks.check import USE_ANSIBLE, has_template, strings, template_problem
 from infprov.playbooks.errors import PlaybookError
-from infprov.playbooks.modules import MODULES, ModuleArgError, ModuleSpec
-from infprov.playbooks.modules.command import split_free_form
-from infprov.playbooks.templating import has_template, template_env
+from infprov.playbooks.modules import MODULES, ModuleSpec
+from infprov.playbooks.modules.command import INLINE_OPTION
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 
+# What infprov's own playbooks (server.yml, bench.yml, bundle.yml) use, and nothing more.
 TASK_KEYWORDS = frozenset(
-    {
-        "name", "when", "register", "become", "become_user", "changed_when", "failed_when", "loop",
-        "with_items", "loop_control", "ignore_errors", "args", "environment", "until", "retries", "delay",
-        "vars", "timeout", "tags", "no_log", "check_mode", "notify",
-    }
+    {"name", "when", "register", "changed_when", "failed_when", "loop", "loop_control", "vars", "timeout", "no_log"}
 )  # fmt: skip
-PLAY_KEYWORDS = frozenset(
-    {
-        "name", "hosts", "vars", "vars_files", "tasks", "pre_tasks", "post_tasks", "handlers", "become",
-        "become_user", "gather_facts", "environment", "tags", "strategy",
-    }
-)  # fmt: skip
+PLAY_KEYWORDS = frozenset({"name", "hosts", "vars", "tasks", "tags", "gather_facts"})
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-CONDITIONALS = ("when", "changed_when", "failed_when", "until")
-SECTIONS = ("pre_tasks", "tasks", "post_tasks")
+CONDITIONALS = ("when", "changed_when", "failed_when")
+# Tags Ansible gives a meaning of its own
+SPECIAL_TAGS = frozenset({"always", "never", "all", "tagged", "untagged"})
+# Ansible's other task keywords: a refusal names them as keywords rather than as unknown modules
+ANSIBLE_TASK_KEYWORDS = frozenset(
+    {
+        "action", "any_errors_fatal", "args", "async", "become", "become_exe", "become_flags", "become_method",
+        "become_user", "block", "check_mode", "collections", "connection", "debugger", "delay", "delegate_facts",
+        "delegate_to", "diff", "environment", "ignore_errors", "ignore_unreachable", "import_tasks",
+        "include_tasks", "local_action", "module_defaults", "notify", "poll", "port", "remote_user", "rescue",
+        "always", "retries", "run_once", "tags", "throttle", "until", "with_items", "with_dict", "with_list",
+        "with_fileglob", "with_together", "with_nested", "with_sequence", "with_subelements", "listen",
+    }
+)  # fmt: skip
+
+
+def unsupported(where: str, what: str) -> PlaybookError:
+    """The one line a refusal is: where, what infprov's engine does not run, and where to run it instead."""
+    return PlaybookError(f"{where}: {what} is not supported by infprov's engine (it runs infprov's own playbooks)",
+                         USE_ANSIBLE)
+
+
+def template_refusal(where: str, problem: str) -> PlaybookError:
+    if problem.startswith("template syntax error"):
+        return PlaybookError(f"{where}: {problem}", "fix the template")
+    return unsupported(where, problem)
 
 
 @dataclass(frozen=True)
@@ -51,7 +63,7 @@ class Task:
     keywords: dict[str, Any]
     file: str
     line: int
-    tags: frozenset[str] = frozenset()  # its own and its play's
+    tags: frozenset[str] = frozenset()  # its play's
 
     @property
     def label(self) -> str:
@@ -67,14 +79,8 @@ class Play:
     hosts: str
     vars: dict[str, Any]
     tasks: tuple[Task, ...]
-    handlers: tuple[Task, ...] = ()
-    become: Any = None
-    become_user: Any = None
-    environment: dict[str, Any] = field(default_factory=dict)
     file: str = ""
     line: int = 0
-    sections: tuple[tuple[Task, ...], ...] = ()  # pre_tasks, tasks, post_tasks: handlers flush after each
-    strategy: str = "linear"
 
 
 @dataclass(frozen=True)
@@ -141,32 +147,19 @@ def _parse_play(node: Mapping[str, Any], path: Path) -> Play:
     label = f"play {name!r}" if name else "play"
     for key in node:
         if key not in PLAY_KEYWORDS:
-            raise PlaybookError(
-                f"{path}:{line_of(node, key)}: {label}: unknown play keyword {key!r}",
-                f"supported: {', '.join(sorted(PLAY_KEYWORDS))}",
-            )
+            raise unsupported(f"{path}:{line_of(node, key)}: {label}", f"play keyword {key!r}")
     hosts = node.get("hosts")
     if not hosts:
         raise PlaybookError(f"{where}: {label} has no `hosts`", "add `hosts: all` or a group/host pattern")
     if isinstance(hosts, list):
         hosts = ":".join(str(h) for h in hosts)
     if has_template(str(hosts)):
-        raise PlaybookError(
-            f"{path}:{line_of(node, 'hosts')}: {label}: a templated `hosts` is not supported",
-            "name the hosts or groups literally",
-        )
+        raise unsupported(f"{path}:{line_of(node, 'hosts')}: {label}", "a templated `hosts`")
     gather = node.get("gather_facts", True)
     if not (gather is False or (isinstance(gather, str) and gather.strip().lower() in ("no", "false"))):
-        raise PlaybookError(
-            f"{path}:{line_of(node, 'gather_facts') if 'gather_facts' in node else line_of(node)}: {label}: "
-            "gathering facts is not supported (`gather_facts` is not false)",
-            "add `gather_facts: false` to the play (infprov's engine gathers no facts)",
-        )
-    strategy = node.get("strategy", "linear")
-    if strategy not in ("linear", "free"):
-        raise PlaybookError(
-            f"{path}:{line_of(node, 'strategy')}: {label}: strategy {strategy!r} is not supported",
-            "use linear (the default) or free",
+        raise unsupported(
+            f"{path}:{line_of(node, 'gather_facts') if 'gather_facts' in node else line_of(node)}: {label}",
+            "gathering facts (`gather_facts` is not false)",
         )
     play_tags = _tags(node, path, label)
     vars_node = node.get("vars") or {}
@@ -174,53 +167,18 @@ def _parse_play(node: Mapping[str, Any], path: Path) -> Play:
         raise PlaybookError(f"{path}:{line_of(node, 'vars')}: {label}: `vars` must be a mapping")
     for key, value in vars_node.items():
         _refuse_templates(value, f"{path}:{line_of(vars_node, key)}: {label}: vars {key!r}")
-    play_vars = dict(plain(vars_node))
-    vfiles = node.get("vars_files") or []
-    for vf in vfiles if isinstance(vfiles, list) else [vfiles]:
-        if has_template(str(vf)):
-            raise PlaybookError(
-                f"{path}:{line_of(node, 'vars_files')}: {label}: a templated vars_files path is not supported"
-            )
-        vpath = path.parent / str(vf)
-        try:
-            loaded_node = load_text(vpath.read_text(encoding="utf-8")) or {}
-        except (OSError, UnicodeDecodeError, YamlSyntaxError) as exc:
-            raise PlaybookError(f"{path}:{line_of(node, 'vars_files')}: cannot read vars file {vpath}: {exc}") from exc
-        if not isinstance(loaded_node, dict):
-            raise PlaybookError(f"{vpath}: a vars file must be a mapping")
-        for key, value in loaded_node.items():
-            _refuse_templates(value, f"{vpath}:{line_of(loaded_node, key)}: vars {key!r}")
-        play_vars.update(plain(loaded_node))
-    sections = tuple(tuple(_parse_tasks(node.get(section), node, section, path, play_tags)) for section in SECTIONS)
-    tasks = [t for section in sections for t in section]
-    handlers = tuple(_parse_tasks(node.get("handlers"), node, "handlers", path, play_tags))
-    handler_names = {h.name for h in handlers}
-    for task in tasks:
-        for wanted in _as_list(task.keywords.get("notify")):
-            if wanted not in handler_names:
-                raise PlaybookError(
-                    f"{task.where()}: task {task.label!r} notifies {wanted!r}, which is not a handler of this play"
-                )
-    env = node.get("environment") or {}
-    if not isinstance(env, dict):
-        raise PlaybookError(f"{path}:{line_of(node, 'environment')}: {label}: `environment` must be a mapping")
-    for key in ("environment", "become", "become_user", "name"):
-        if key in node:
-            _refuse_templates(node[key], f"{path}:{line_of(node, key)}: {label}: `{key}`")
-    return Play(
-        name=name,
-        hosts=str(hosts),
-        vars=play_vars,
-        tasks=tuple(tasks),
-        handlers=handlers,
-        become=node.get("become"),
-        become_user=node.get("become_user"),
-        environment=dict(plain(env)),
-        file=str(path),
-        line=line_of(node),
-        sections=sections,
-        strategy=str(strategy),
-    )
+    if "name" in node:
+        _refuse_templates(node["name"], f"{path}:{line_of(node, 'name')}: {label}: `name`")
+    tasks_node = node.get("tasks")
+    if not isinstance(tasks_node, list) or not tasks_node:
+        raise PlaybookError(f"{where}: {label}: `tasks` must be a list of tasks")
+    tasks = []
+    for index, task in enumerate(tasks_node):
+        if not isinstance(task, dict):
+            raise PlaybookError(f"{path}:{line_of(tasks_node, index)}: each task must be a mapping")
+        tasks.append(parse_task(task, path, play_tags))
+    return Play(name=name, hosts=str(hosts), vars=dict(plain(vars_node)), tasks=tuple(tasks), file=str(path),
+                line=line_of(node))
 
 
 def _tags(node: Mapping[str, Any], path: Path, label: str) -> frozenset[str]:
@@ -232,7 +190,10 @@ def _tags(node: Mapping[str, Any], path: Path, label: str) -> frozenset[str]:
     for item in items:
         if not isinstance(item, str | int) or has_template(str(item)):
             raise PlaybookError(f"{path}:{line_of(node, 'tags')}: {label}: tags must be literal names")
-        out.add(str(item).strip())
+        tag = str(item).strip()
+        if tag in SPECIAL_TAGS:
+            raise unsupported(f"{path}:{line_of(node, 'tags')}: {label}", f"the special tag {tag!r}")
+        out.add(tag)
     return frozenset(out)
 
 
@@ -241,22 +202,7 @@ def _refuse_templates(value: Any, where: str, *, expression: bool = False) -> No
     for text in strings(value):
         problem = template_problem(text, expression=expression)
         if problem:
-            raise PlaybookError(f"{where}: {problem}", "see README: Playbooks: the supported subset")
-
-
-def _parse_tasks(
-    nodes: Any, play: Mapping[str, Any], section: str, path: Path, play_tags: frozenset[str] = frozenset()
-) -> list[Task]:
-    if nodes is None:
-        return []
-    if not isinstance(nodes, list):
-        raise PlaybookError(f"{path}:{line_of(play, section)}: `{section}` must be a list of tasks")
-    tasks = []
-    for index, node in enumerate(nodes):
-        if not isinstance(node, dict):
-            raise PlaybookError(f"{path}:{line_of(nodes, index)}: each task must be a mapping")
-        tasks.append(parse_task(node, path, play_tags))
-    return tasks
+            raise template_refusal(where, problem)
 
 
 def parse_task(node: Mapping[str, Any], path: Path, play_tags: frozenset[str] = frozenset()) -> Task:
@@ -271,117 +217,51 @@ def parse_task(node: Mapping[str, Any], path: Path, play_tags: frozenset[str] = 
         if key in MODULES:
             found.append(key)
             continue
-        raise PlaybookError(
-            f"{path}:{line_of(node, key)}: {label}: unknown module or keyword {key!r}",
-            f"modules: {', '.join(sorted(k for k in MODULES if '.' not in k))}; "
-            f"keywords: {', '.join(sorted(TASK_KEYWORDS))}",
-        )
+        what = f"task keyword {key!r}" if key in ANSIBLE_TASK_KEYWORDS else f"module {key!r}"
+        raise unsupported(f"{path}:{line_of(node, key)}: {label}", what)
     if not found:
         raise PlaybookError(f"{path}:{line}: {label} names no module", "add one, e.g. `ansible.builtin.shell: ...`")
     if len(found) > 1:
         raise PlaybookError(f"{path}:{line}: {label} names more than one module: {', '.join(found)}")
     spec = MODULES[found[0]]
     args = _module_args(spec, node[found[0]], path, line_of(node, found[0]), label)
-    extra = node.get("args")
-    if extra is not None:
-        if not isinstance(extra, dict):
-            raise PlaybookError(f"{path}:{line_of(node, 'args')}: {label}: `args` must be a mapping")
-        args = {**_module_args(spec, dict(extra), path, line_of(node, "args"), label), **args}
-    keywords = {k: plain(v) for k, v in node.items() if k in TASK_KEYWORDS and k not in ("name", "args")}
+    keywords = {k: plain(v) for k, v in node.items() if k in TASK_KEYWORDS and k != "name"}
     _check_keywords(keywords, path, node, label)
-    _check_task_templates(node, found[0], spec, path, label)
-    tags = _tags(node, path, label) | play_tags
-    return Task(name=name, module=spec.name, args=args, keywords=keywords, file=str(path), line=line, tags=tags)
-
-
-def _check_task_templates(node: Mapping[str, Any], module_key: str, spec: ModuleSpec, path: Path, label: str) -> None:
     for key, value in node.items():
         where = f"{path}:{line_of(node, key)}: {label}: `{key}`"
         if key in CONDITIONALS:
             _refuse_templates(value, where, expression=True)
-        elif key in (module_key, "args") and spec.name == "assert" and isinstance(value, dict) and "that" in value:
-            _refuse_templates(value["that"], where, expression=True)
-            _refuse_templates({k: v for k, v in value.items() if k != "that"}, where)
-        elif key in (module_key, "args") and spec.name == "debug" and isinstance(value, dict) and "var" in value:
-            _refuse_templates(value["var"], where, expression=True)
+        elif key == found[0] and spec.conditions:
+            _refuse_templates({k: v for k, v in args.items() if k in spec.conditions}, where, expression=True)
+            _refuse_templates({k: v for k, v in args.items() if k not in spec.conditions}, where)
         else:
             _refuse_templates(value, where)
-    if spec.name == "template":
-        args = node.get(module_key) if isinstance(node.get(module_key), dict) else node.get("args") or {}
-        src = args.get("src") if isinstance(args, dict) else None
-        if isinstance(src, str) and not has_template(src):
-            _check_template_file(path.parent, src, f"{path}:{line_of(node, module_key)}: {label}")
-
-
-def _check_template_file(base: Path, src: str, where: str) -> None:
-    from infprov.playbooks.modules.files import find_local
-
-    try:
-        local = find_local(base, "templates", src)
-        text = local.read_text(encoding="utf-8")
-    except (ModuleArgError, OSError, UnicodeDecodeError):
-        return  # the task reports a missing or unreadable source when it runs, as Ansible does
-    env = template_env(file=True)
-    try:
-        tree = env.parse(text)
-    except jinja2.TemplateSyntaxError as exc:
-        raise PlaybookError(f"{local}:{exc.lineno}: template syntax error: {exc.message} (used at {where})") from None
-    problem = tree_problem(tree, env)
-    if problem:
-        raise PlaybookError(f"{local}: {problem} (used at {where})", "see README: Playbooks: the supported subset")
+    return Task(name=name, module=spec.name, args=args, keywords=keywords, file=str(path), line=line, tags=play_tags)
 
 
 def _module_args(spec: ModuleSpec, value: Any, path: Path, line: int, label: str) -> dict[str, Any]:
-    if value is None:
-        args: dict[str, Any] = {}
-    elif isinstance(value, dict):
+    where = f"{path}:{line}: {label}"
+    if isinstance(value, dict):
         args = dict(plain(value))
-    elif isinstance(value, str | int | float | bool):
-        text = str(value)
-        if spec.name in ("shell", "command"):
-            cmd, options = split_free_form(text)
-            args = {"cmd": cmd, **options}
-        elif spec.free_form is not None and not _looks_kv(text):
-            args = {spec.free_form: value}
-        else:
-            args = _parse_kv(text, path, line, label)
+    elif isinstance(value, str) and spec.free_form is not None:
+        inline = INLINE_OPTION.search(value) if spec.name in ("shell", "command") else None
+        if inline:
+            raise unsupported(where, f"the free-form option `{inline.group(1)}=` of {spec.name}")
+        args = {spec.free_form: value}
+    elif spec.free_form is not None:
+        raise PlaybookError(f"{where}: {spec.name} wants a command (text) or a mapping of arguments")
     else:
-        raise PlaybookError(f"{path}:{line}: {label}: arguments of {spec.name} must be a mapping")
-    for alias, real in spec.aliases.items():
-        if alias in args and real not in args:
-            args[real] = args.pop(alias)
-    if "cmd" in args and "_raw_params" in args:
-        args.pop("_raw_params")
-    if spec.args is not None:
-        for key in args:
-            if key not in spec.args:
-                raise PlaybookError(
-                    f"{path}:{line}: {label}: module {spec.name} has no argument {key!r}",
-                    f"{spec.name} takes: {', '.join(sorted(a for a in spec.args if not a.startswith('_')))}",
-                )
+        raise unsupported(where, f"arguments of {spec.name} that are not a mapping (key=value text)")
+    for key in args:
+        if key not in spec.args:
+            takes = ", ".join(sorted(spec.args))
+            raise unsupported(where, f"argument {key!r} of module {spec.name} (it takes {takes})")
+    for key, want in spec.fixed.items():
+        if args.get(key) != want or (isinstance(want, bool) and not isinstance(args.get(key), bool)):
+            given = f"{key}: {args[key]!r}" if key in args else f"no `{key}`"
+            raise unsupported(where, f"{spec.name} with {given} (infprov's engine runs it with `{key}: "
+                                     f"{str(want).lower() if isinstance(want, bool) else want}` only)")
     return args
-
-
-def _looks_kv(text: str) -> bool:
-    try:
-        words = shlex.split(text)
-    except ValueError:
-        return False
-    return bool(words) and all(re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", w) for w in words)
-
-
-def _parse_kv(text: str, path: Path, line: int, label: str) -> dict[str, Any]:
-    try:
-        words = shlex.split(text)
-    except ValueError as exc:
-        raise PlaybookError(f"{path}:{line}: {label}: cannot split arguments {text!r}: {exc}") from None
-    out: dict[str, Any] = {}
-    for word in words:
-        key, eq, value = word.partition("=")
-        if not eq or not _IDENT.fullmatch(key):
-            raise PlaybookError(f"{path}:{line}: {label}: expected key=value arguments, got {word!r}")
-        out[key] = value
-    return out
 
 
 def _check_keywords(kw: dict[str, Any], path: Path, node: Mapping[str, Any], label: str) -> None:
@@ -391,17 +271,21 @@ def _check_keywords(kw: dict[str, Any], path: Path, node: Mapping[str, Any], lab
     reg = kw.get("register")
     if reg is not None and not (isinstance(reg, str) and _IDENT.fullmatch(reg)):
         raise bad("register", "must be a variable name")
-    for key in ("vars", "environment"):
-        if key in kw and not isinstance(kw[key], dict):
-            raise bad(key, "must be a mapping")
-    if "loop" in kw and "with_items" in kw:
-        raise bad("loop", "and `with_items` cannot both be given")
+    if "vars" in kw and not isinstance(kw["vars"], dict):
+        raise bad("vars", "must be a mapping")
     lc = kw.get("loop_control")
-    if lc is not None and (not isinstance(lc, dict) or set(lc) - {"loop_var", "label", "pause", "index_var"}):
-        raise bad("loop_control", "may only hold loop_var, label, pause and index_var")
-    for key in ("retries", "delay", "timeout"):
-        if key in kw and not isinstance(kw[key], int | float | str):
-            raise bad(key, "must be a number")
+    if lc is not None:
+        if not isinstance(lc, dict):
+            raise bad("loop_control", "must be a mapping")
+        for key in lc:
+            if key != "label":
+                raise unsupported(f"{path}:{line_of(node, 'loop_control')}: {label}", f"loop_control {key!r}")
+        if "loop" not in kw:
+            raise bad("loop_control", "needs a `loop`")
+    if "timeout" in kw and not isinstance(kw["timeout"], int | float | str):
+        raise bad("timeout", "must be a number")
+    if "no_log" in kw and not isinstance(kw["no_log"], bool):
+        raise bad("no_log", "must be true or false")
 
 
 def _as_list(value: Any) -> list[Any]:

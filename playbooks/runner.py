@@ -7,7 +7,7 @@ import dataclasses
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +17,14 @@ from infprov.floor import paths
 from infprov.floor.errors import InfprovError
 from infprov.inventory.model import Host, Inventory
 from infprov.playbooks import report
+from infprov.playbooks.check import strings, template_problem
 from infprov.playbooks.connection import OUTPUT_KEEP, CommandResult, Connection, SshConnection, StreamResult
 from infprov.playbooks.engine import Play, Playbook, Task, TaskOutcome, load_playbook, run_task
 from infprov.playbooks.errors import HostUnreachable, PlaybookError
 from infprov.playbooks.modules import MODULES
-from infprov.playbooks.parsing import _as_list
-from infprov.playbooks.results import ANSIBLE_VERSION, Event, HostStats, Redactor, RunResult, TaskResult
-from infprov.playbooks.templating import LazyVars, Templar, untrusted
+from infprov.playbooks.parsing import template_refusal
+from infprov.playbooks.results import Event, HostStats, Redactor, RunResult, TaskResult
+from infprov.playbooks.templating import LazyVars, Templar
 
 
 def run_playbook(
@@ -59,6 +60,7 @@ def run_playbook(
     start = time.monotonic()
     book = playbook if isinstance(playbook, Playbook) else load_playbook(playbook)
     inv = inventory if isinstance(inventory, Inventory) else Inventory(hosts=tuple(inventory))
+    _check_values(inv, extra_vars or {})
     allowed = _limit(inv, limit)
     known = known_hosts or paths.known_hosts()
     if connector is None:
@@ -106,6 +108,17 @@ def run_playbook(
     return result
 
 
+def _check_values(inv: Inventory, extra_vars: Mapping[str, Any]) -> None:
+    """The inventory's and -e's templates meet the playbook's rule, before anything runs."""
+    values = [("-e", extra_vars)] + [(f"inventory host {h.name}", inv.host_vars(h)) for h in inv.hosts]
+    for where, layer in values:
+        for key, value in layer.items():
+            for text in strings(value):
+                problem = template_problem(text)
+                if problem:
+                    raise template_refusal(f"{where}: variable {key!r}", problem)
+
+
 def _limit(inv: Inventory, limit: str | Sequence[str] | None) -> set[str] | None:
     if limit is None:
         return None
@@ -124,7 +137,7 @@ def _limit(inv: Inventory, limit: str | Sequence[str] | None) -> set[str] | None
 @dataclass
 class _HostState:
     host: Host
-    facts: dict[str, Any] = field(default_factory=dict)  # registered results and set_fact
+    facts: dict[str, Any] = field(default_factory=dict)  # registered results
     conn: Connection | None = None
     dead: bool = False
 
@@ -145,7 +158,7 @@ class _Run:
         self.book = book
         self.inv = inv
         self.allowed = allowed
-        self.extra = untrusted(extra_vars)  # -e values: templates, but no lookups of the controller's files
+        self.extra = extra_vars
         self.check = check
         self.forks = forks
         self.on_event = on_event
@@ -161,11 +174,7 @@ class _Run:
         self._running: dict[str, tuple[str, str, float, float]] = {}  # host -> (play, task, start, next report)
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="infprov-progress", daemon=True)
-        # the inventory is outside data: its values are templates (as in Ansible) but may not call lookups
-        self._magic_hostvars = {h.name: untrusted(inv.host_vars(h)) for h in inv.hosts}
-        self._hostvars = _HostVars(self)  # hostvars[other]: its inventory vars, set_fact and registered values
-        self._play_all: list[str] = []
-        self._play_name = ""
+        self._host_vars = {h.name: inv.host_vars(h) for h in inv.hosts}
         self.only_tags: set[str] = set()
         self.skip_tags: set[str] = set()
         self.halt = threading.Event()  # the caller's stop signal for streamed commands
@@ -185,8 +194,6 @@ class _Run:
                     self.registered[h.name] = {}
             live = [h for h in hosts if not self.states[h.name].dead]
             name = play.name or play.hosts
-            self._play_all = [h.name for h in hosts]
-            self._play_name = play.name
             if not live:
                 self._emit(Event("no_hosts", play=name))
                 continue
@@ -194,82 +201,26 @@ class _Run:
             workers = max(1, min(self.forks or len(live), len(live)))
             states = [self.states[h.name] for h in live]
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="infprov-host") as pool:
-                if play.strategy == "free":
-                    list(pool.map(lambda st, p=play: self._free_play_on(p, st), states))
-                else:
-                    self._linear(play, states, pool)
+                self._linear(play, states, pool)
             if all(st.dead for st in states):
                 # as ansible-playbook: when every host of a play has failed, the playbook stops here
                 break
 
     def _selected(self, task: Task) -> bool:
-        """Ansible's tag rules: --tags (default `all`), --skip-tags, and the special `always`/`never`."""
-        tags = set(task.tags)
-        only = self.only_tags or {"all"}
-        run = False
-        if (
-            "always" in tags
-            or "all" in only
-            and "never" not in tags
-            or tags & only
-            or "tagged" in only
-            and tags
-            and "never" not in tags
-            or "untagged" in only
-            and not tags
-        ):
-            run = True
-        if run and self.skip_tags:
-            if "all" in self.skip_tags:
-                if "always" not in tags or "always" in self.skip_tags:
-                    run = False
-            elif (
-                tags & self.skip_tags
-                or "tagged" in self.skip_tags
-                and tags
-                or "untagged" in self.skip_tags
-                and not tags
-            ):
-                run = False
-        return run
+        """--tags and --skip-tags against the play's tags (infprov's playbooks tag plays, not tasks)."""
+        if self.only_tags and not task.tags & self.only_tags:
+            return False
+        return not task.tags & self.skip_tags
 
     def _linear(self, play: Play, states: list[_HostState], pool: ThreadPoolExecutor) -> None:
-        """Each task on every live host before the next task; handlers flush after each section."""
-        notified: dict[str, list[str]] = {st.host.name: [] for st in states}
-        for section in play.sections or (play.tasks,):
-            for task in section:
-                if not self._selected(task):
-                    continue
-                active = [st for st in states if not st.dead]
-                if not active:
-                    return
-                outcomes = list(pool.map(lambda st, t=task: (st, self._task(play, t, st)), active))
-                for st, outcome in outcomes:
-                    _note(notified[st.host.name], task, outcome, st)
-            for handler in play.handlers:
-                wanted = [st for st in states if not st.dead and handler.name in notified[st.host.name]]
-                if wanted:
-                    list(pool.map(lambda st, t=handler: self._task(play, t, st), wanted))
-            for names in notified.values():
-                names.clear()
-
-    def _free_play_on(self, play: Play, state: _HostState) -> None:
-        """strategy: free: this host goes through the play at its own pace."""
-        notified: list[str] = []
-        for section in play.sections or (play.tasks,):
-            for task in section:
-                if not self._selected(task):
-                    continue
-                outcome = self._task(play, task, state)
-                if outcome is None or state.dead:
-                    return
-                _note(notified, task, outcome, state)
-            for handler in play.handlers:
-                if handler.name in notified:
-                    outcome = self._task(play, handler, state)
-                    if outcome is None or state.dead:
-                        return
-            notified.clear()
+        """Each task on every live host before the next task."""
+        for task in play.tasks:
+            if not self._selected(task):
+                continue
+            active = [st for st in states if not st.dead]
+            if not active:
+                return
+            list(pool.map(lambda st, t=task: self._task(play, t, st), active))
 
     def close(self) -> None:
         self._stop.set()
@@ -300,7 +251,6 @@ class _Run:
                 variables=variables,
                 conn=conn,
                 check=self.check,
-                play=play,
                 base_dir=self.book.base_dir,
             )
         except HostUnreachable as exc:
@@ -333,14 +283,10 @@ class _Run:
             with self._lock:
                 self._running.pop(host.name, None)
         res = outcome.result
-        if res.facts:
-            state.facts.update(res.facts)
         register = task.keywords.get("register")
         if register:
             state.facts[register] = outcome.registered
             self.registered[host.name][register] = outcome.registered
-        if res.facts:
-            self.registered[host.name].update(res.facts)
         no_log = bool(task.keywords.get("no_log"))
         tr = TaskResult(
             host=host.name,
@@ -350,7 +296,6 @@ class _Run:
             status=outcome.status,
             msg="(output hidden by no_log)" if no_log else res.msg,
             elapsed=time.monotonic() - begin,
-            ignored=outcome.ignored,
             command=None if no_log else res.command,
             rc=res.rc,
             tail="" if no_log else res.tail,
@@ -358,7 +303,7 @@ class _Run:
             changed=res.changed,
         )
         self._record(play_name, task, state, tr, outcome if not no_log else None)
-        if res.failed and not outcome.ignored:
+        if res.failed:
             state.dead = True
         return outcome
 
@@ -375,28 +320,15 @@ class _Run:
 
     def _variables(self, play: Play, state: _HostState) -> list[Mapping[str, Any]]:
         host = state.host
-        play_hosts = [n for n in self._play_all if not self.states[n].dead] if self._play_all else []
         magic = {
             "inventory_hostname": host.name,
             "inventory_hostname_short": host.name.split(".")[0],
             "groups": self.inv.groups(),
             "group_names": [host.cluster],
-            "hostvars": self._hostvars,
             "playbook_dir": str(self.book.base_dir),
             "ansible_check_mode": self.check,
-            "ansible_diff_mode": False,
-            "ansible_play_hosts": play_hosts,
-            "ansible_play_batch": play_hosts,
-            "play_hosts": play_hosts,
-            "ansible_play_hosts_all": list(self._play_all),
-            "ansible_play_name": self._play_name,
-            "ansible_run_tags": sorted(self.only_tags or {"all"}),
-            "ansible_skip_tags": sorted(self.skip_tags),
-            "ansible_version": dict(ANSIBLE_VERSION),
-            "ansible_facts": {},
         }
-        inventory_vars = self._magic_hostvars.get(host.name) or untrusted(host.vars())
-        return [self.extra, state.facts, play.vars, inventory_vars, magic]
+        return [self.extra, state.facts, play.vars, self._host_vars[host.name], magic]
 
     # ------------------------------------------------------------ reporting
     def _record(
@@ -445,43 +377,6 @@ class _Run:
                         due.append(Event("task_running", play=play, host=host, task=task, elapsed=now - began))
             for event in due:
                 self._emit(event)
-
-
-class _HostVars(Mapping[str, Any]):
-    """`hostvars`: per host, -e values, its set_fact/registered values and its inventory variables."""
-
-    def __init__(self, run: _Run) -> None:
-        self._run = run
-
-    def __getitem__(self, name: str) -> Any:
-        run = self._run
-        if name not in run._magic_hostvars:
-            raise KeyError(name)
-        state = run.states.get(name)
-        facts = dict(state.facts) if state is not None else {}
-        inventory_vars = run._magic_hostvars[name]
-        host = next(h for h in run.inv.hosts if h.name == name)
-        magic = {
-            "inventory_hostname": name,
-            "inventory_hostname_short": name.split(".")[0],
-            "group_names": [host.cluster],
-        }
-        return LazyVars([run.extra, facts, inventory_vars, untrusted(magic)])
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._run._magic_hostvars)
-
-    def __len__(self) -> int:
-        return len(self._run._magic_hostvars)
-
-
-def _note(notified: list[str], task: Task, outcome: TaskOutcome | None, state: _HostState) -> None:
-    """Remember the handlers a changed task notifies (in the order first notified)."""
-    if outcome is None or state.dead or not outcome.result.changed or outcome.result.failed:
-        return
-    for name in _as_list(task.keywords.get("notify")):
-        if name not in notified:
-            notified.append(name)
 
 
 class _TaskConnection:

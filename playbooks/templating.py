@@ -1,15 +1,11 @@
-"""Jinja2 as Ansible uses it: lazy variables, native types for lone expressions, lookups (filters: `filters`)."""
+"""Jinja2 as Ansible uses it: lazy variables, native types for lone expressions; only what `check` accepts."""
 
 from __future__ import annotations
 
 import functools
-import os
 import re
-import secrets
-import subprocess
 import threading
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -21,10 +17,10 @@ import jinja2.sandbox
 import jinja2.utils
 
 from infprov.playbooks import sizecap
+from infprov.playbooks.check import tree_problem
 from infprov.playbooks.errors import TemplateError
 from infprov.playbooks.filters import FILTERS, TESTS
 
-OMIT = f"__omit_place_holder__{secrets.token_hex(8)}"
 _LONE = re.compile(r"\A\{\{(?:(?!\{\{|\}\}|\{%|%\}).)*\}\}\Z", re.S)
 
 
@@ -34,8 +30,8 @@ class Unsafe(str):
     Registered results keep it, as Ansible's unsafe strings do, so output that happens to contain `{{`
     (a docker --format string, a log line, an attacker's file) is data, not a template. Whatever a
     template produces is marked too, so a value derived from host output by concatenation or a
-    filter (`"x {{ r.stdout }}"`, `| trim`) and stored by `set_fact` is never rendered a second time:
-    only text written in the playbook, its vars files, the inventory or `-e` is ever a template
+    filter (`"x {{ r.stdout }}"`, `| trim`) is never rendered a second time: only text written in the
+    playbook, the inventory or `-e` is ever a template
     (ansible-core 2.19's rule: templating results are not trusted as templates).
     """
 
@@ -57,86 +53,6 @@ def has_template(value: str) -> bool:
     return "{{" in value or "{%" in value or "{#" in value
 
 
-# Lookups read the controller's files and environment (INFPROV_HOME holds private keys), so only
-# templates written in the playbook itself (its tasks, vars and vars files) may call them; a template
-# that came from the inventory or from -e may not. Data (host output) is never a template at all.
-_lookups = threading.local()
-
-
-class _Untrusted(dict[str, Any]):
-    """A variable layer whose templates may not call lookups (the inventory's vars, -e values)."""
-
-
-def untrusted(layer: Mapping[str, Any]) -> Mapping[str, Any]:
-    return layer if isinstance(layer, _Untrusted) else _Untrusted(layer)
-
-
-LOOKUPS = ("env", "file", "pipe", "lines", "items", "list", "dict")
-
-
-@jinja2.pass_context
-def _lookup(context: jinja2.runtime.Context, kind: str, *terms: Any, **options: Any) -> Any:
-    """lookup(): Ansible's result shape (one value, or the values joined by commas when they are text)."""
-    values = _run_lookup(context, kind, terms, options)
-    if options.get("wantlist"):
-        return values
-    if values and all(isinstance(v, str) for v in values):
-        return ",".join(values)
-    return values[0] if len(values) == 1 else values
-
-
-@jinja2.pass_context
-def _query(context: jinja2.runtime.Context, kind: str, *terms: Any, **options: Any) -> list[Any]:
-    """query() / q(): always a list."""
-    return _run_lookup(context, kind, terms, options)
-
-
-def _run_lookup(
-    context: jinja2.runtime.Context, kind: str, terms: tuple[Any, ...], options: dict[str, Any]
-) -> list[Any]:
-    """Control-side lookups (what a provisioning playbook reads locally); never from inventory or -e values."""
-    if getattr(_lookups, "denied", 0):
-        raise TemplateError(
-            f"lookup({kind!r}) is only allowed in the playbook itself, not in inventory or -e values "
-            "(it reads the controller's files and environment)"
-        )
-    kind = kind.removeprefix("ansible.builtin.")
-    options = {k: v for k, v in options.items() if k != "wantlist"}
-    base = Path(str(context.resolve("playbook_dir") or "."))
-    values: list[Any] = []
-    if kind in ("items", "list", "dict"):
-        if options:
-            raise TemplateError(f"lookup({kind!r}) takes no options here: {sorted(options)}")
-        if kind == "items":
-            return [y for x in terms for y in (x if isinstance(x, list) else [x])]
-        if kind == "list":
-            return [y for x in terms for y in (x if isinstance(x, list) else [x])] if len(terms) == 1 else list(terms)
-        return [{"key": k, "value": v} for d in terms for k, v in dict(d).items()]
-    for term in terms:
-        if kind == "env":
-            default = options.get("default", "")
-            values.append(os.environ.get(str(term), default))
-        elif kind == "file":
-            path = Path(str(term)).expanduser()
-            found = [path] if path.is_absolute() else [base / "files" / path, base / path]
-            hit = next((c for c in found if c.is_file()), None)
-            if hit is None:
-                raise TemplateError(
-                    f"lookup('file'): could not find {term!r} (looked in the playbook's files/ and its folder)"
-                )
-            text = hit.read_text(encoding="utf-8")
-            values.append(text.rstrip("\n") if options.get("rstrip", True) else text)
-        elif kind in ("pipe", "lines"):
-            proc = subprocess.run(str(term), shell=True, cwd=base, capture_output=True, stdin=subprocess.DEVNULL)  # noqa: S602
-            if proc.returncode != 0:
-                raise TemplateError(f"lookup({kind!r}): {term!r} returned {proc.returncode}")
-            out = proc.stdout.decode("utf-8", "replace")
-            values.extend([out.rstrip()] if kind == "pipe" else out.splitlines())
-        else:
-            raise TemplateError(f"lookup plugin {kind!r} is not supported (only {', '.join(LOOKUPS)})")
-    return values
-
-
 class _Undefined(jinja2.StrictUndefined):
     """StrictUndefined whose attributes and items are undefined too, so `x.y | default(z)` works (as Ansible)."""
 
@@ -151,13 +67,6 @@ class _Undefined(jinja2.StrictUndefined):
         return self
 
 
-def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002 - Jinja's names
-    """Jinja's lipsum(), its size measured first (the pre-run check refuses it in a playbook; an inventory or
-    -e value could still call it)."""
-    sizecap._need(int(n) * int(max) * 12, "lipsum()")
-    return str(jinja2.utils.generate_lorem_ipsum(n=n, html=html, min=min, max=max))
-
-
 def _finalize(value: Any) -> Any:
     """None renders as an empty string inside text (as Ansible renders it); a value over the size cap is
     refused before it is made text."""
@@ -165,16 +74,12 @@ def _finalize(value: Any) -> Any:
 
 
 def _setup(env: jinja2.Environment) -> jinja2.Environment:
-    env.filters.update(FILTERS)
-    env.tests.update(TESTS)
-    env.filters.update({name: sizecap.guarded(name, fn) for name, fn in list(env.filters.items())})
-    tests: dict[str, Any] = dict(env.tests)
-    env.tests.update({name: sizecap.guarded(name, fn, test=True) for name, fn in tests.items()})
-    env.globals["lipsum"] = _lipsum
-    env.globals["lookup"] = _lookup
-    env.globals["query"] = _query
-    env.globals["q"] = _query
-    env.globals["omit"] = OMIT
+    """Only the filters and tests infprov's playbooks use (each measured by the size caps), no globals."""
+    env.filters.clear()
+    env.tests.clear()
+    env.globals.clear()
+    env.filters.update({name: sizecap.guarded(name, fn) for name, fn in FILTERS.items()})
+    env.tests.update({name: sizecap.guarded(name, fn, test=True) for name, fn in TESTS.items()})
     return env
 
 
@@ -251,55 +156,50 @@ class _CappedCode(jinja2.compiler.CodeGenerator):
 
 
 class _CappedNativeCode(_CappedCode, jinja2.nativetypes.NativeCodeGenerator):
-    """The native code generator with the same caps."""
+    """The native code generator with the same caps; a string constant stays text (`{{ '42' }}` is '42', not 42,
+    as in ansible-core 2.19), other constants keep their type (`{{ 42 }}`, `{{ [1, 2] }}`)."""
+
+    def _output_const_repr(self, group: Any) -> str:
+        items = list(group)
+        if len(items) == 1 and isinstance(items[0], str):
+            return f"environment.metered_const(environment.const_text({items[0]!r}))"
+        return super()._output_const_repr(items)
 
 
 class _Sandbox(jinja2.sandbox.SandboxedEnvironment):
-    """Jinja's sandbox (no `__globals__`, no unsafe attributes), and a cap on what a template may build: `*`,
-    `**`, `%`, `+`, `~`, method calls and filters are measured before they run (`sizecap`)."""
+    """Jinja's sandbox (no `__globals__`, no unsafe attributes), and a cap on what a template may build: `~`,
+    method calls, filters and output are measured (`sizecap`). Operators that multiply (`*`, `%`, ...) never
+    reach it: `check` refuses them when the template is compiled."""
 
     code_generator_class = _CappedCode
-    intercepted_binops = frozenset({"*", "**", "%", "+"})
     capped_concat = staticmethod(sizecap.concat)
     metered_const = staticmethod(sizecap.metered_const)
-
-    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
-        return sizecap.binop(operator, left, right, self.binop_table[operator])
 
     def call(self, context: jinja2.runtime.Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         args, kwargs = sizecap.before_call(obj, args, kwargs)
         return sizecap.built(super().call(context, obj, *args, **kwargs), "a call")
-
-    def wrap_str_format(self, value: Any) -> Any:
-        formatter = super().wrap_str_format(value)
-        if formatter is None:
-            return None
-        text, is_map = value.__self__, value.__name__ == "format_map"
-
-        def checked(*args: Any, **kwargs: Any) -> Any:
-            values = (dict(args[0]) if args and isinstance(args[0], dict) else {"": None}) if is_map else kwargs
-            sizecap._need(sizecap.format_size(text, () if is_map else args, values), "str.format")
-            return sizecap.built(formatter(*args, **kwargs), "str.format")
-
-        return checked
 
 
 class _NativeSandbox(_Sandbox):
     """NativeEnvironment's typed results inside the capped sandbox."""
 
     code_generator_class = _CappedNativeCode
+    const_text = staticmethod(lambda text: _Text(text))
     concat = staticmethod(lambda parts: _native_concat(parts))
 
 
 _TEXT_ENV = _setup(_Sandbox(undefined=_Undefined, keep_trailing_newline=True, finalize=_finalize))
 _NATIVE_ENV = _setup(_NativeSandbox(undefined=_Undefined, finalize=_mark_text))
-# The template module renders files as Ansible does: trim_blocks on, the file's last newline kept.
-_FILE_ENV = _setup(_Sandbox(undefined=_Undefined, trim_blocks=True, keep_trailing_newline=True, finalize=_finalize))
 
 
 @functools.lru_cache(maxsize=4096)
 def _compile(source: str, native: bool) -> jinja2.Template:
+    """The compiled template, once `check` found nothing in it the engine does not run (a template from the
+    inventory or -e meets the same rule as the playbook's own, here and in the run's pre-check)."""
     env = _NATIVE_ENV if native else _TEXT_ENV
+    problem = tree_problem(env.parse(source))
+    if problem:
+        raise TemplateError(f"{problem} is not supported by infprov's engine (in {_brief(source)})")
     return env.from_string(source)
 
 
@@ -314,30 +214,26 @@ class LazyVars(Mapping[str, Any]):
         self._layers = layers  # highest precedence first
         self._globals = _TEXT_ENV.globals
 
-    def _raw(self, key: str) -> tuple[Any, bool]:
-        """The value and whether its layer is trusted to call lookups."""
+    def _raw(self, key: str) -> Any:
         for layer in self._layers:
             if key in layer:
-                return layer[key], not isinstance(layer, _Untrusted)
+                return layer[key]
         if key in self._globals:
-            return self._globals[key], True
+            return self._globals[key]
         raise KeyError(key)
 
     def __getitem__(self, key: str) -> Any:
-        value, trusted = self._raw(key)
+        value = self._raw(key)
         if not _needs_templating(value):
             return value
         active: set[str] = getattr(_resolving, "keys", None) or set()
         if key in active:
             raise TemplateError(f"recursive loop detected in variable {key!r}")
         _resolving.keys = active | {key}
-        denied = getattr(_lookups, "denied", 0)
-        _lookups.denied = denied if trusted else denied + 1
         try:
             return Templar(self).template(value)
         finally:
             _resolving.keys = active
-            _lookups.denied = denied
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and (any(key in layer for layer in self._layers) or key in self._globals)
@@ -412,26 +308,6 @@ class Templar:
         except Exception as exc:
             raise TemplateError(f"{type(exc).__name__}: {exc} (in {source!r})") from None
 
-    def render_file(self, source: str, name: str = "template") -> str:
-        """Render a template file's text (the `template` module)."""
-        try:
-            tmpl = _FILE_ENV.from_string(source)
-            ctx = tmpl.new_context(self.vars, shared=True)  # type: ignore[arg-type]
-            with sizecap.metered():
-                return "".join(str(p) for p in tmpl.root_render_func(ctx))
-        except sizecap.SizeCapError as exc:
-            raise TemplateError(f"{name}: {exc}") from None
-        except TemplateError:
-            raise
-        except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"{name}:{exc.lineno}: template syntax error: {exc.message}") from None
-        except jinja2.UndefinedError as exc:
-            raise TemplateError(f"{name}: {exc.message}") from None
-        except jinja2.sandbox.SecurityError as exc:
-            raise TemplateError(f"{name}: refused by the template sandbox: {exc}") from None
-        except Exception as exc:
-            raise TemplateError(f"{name}: {type(exc).__name__}: {exc}") from None
-
     def evaluate(self, expr: Any) -> Any:
         """A bare expression as `when`/`until` write it (no braces).
 
@@ -451,15 +327,9 @@ class Templar:
             raise TemplateError("Empty conditional expressions are not allowed.")
         if not has_template(text):
             return self._string("{{ " + text + " }}")
-        written = self._written_expression(text)
-        if written is not None:
-            expression, trusted = written
-            denied = getattr(_lookups, "denied", 0)
-            _lookups.denied = denied if trusted else denied + 1  # an inventory or -e expression: no lookups
-            try:
-                return self._string("{{ " + expression + " }}")
-            finally:
-                _lookups.denied = denied
+        expression = self._written_expression(text)
+        if expression is not None:
+            return self._string("{{ " + expression + " }}")
         value = self.template(text)
         if isinstance(value, str):
             raise TemplateError(
@@ -468,10 +338,9 @@ class Templar:
             )
         return value
 
-    def _written_expression(self, text: str) -> tuple[str, bool] | None:
-        """For `{{ name }}` (through `a: "{{ b }}"` chains): the expression text a variable holds as written,
-        and whether its layer may call lookups; None when the value is not such text."""
-        trusted = True
+    def _written_expression(self, text: str) -> str | None:
+        """For `{{ name }}` (through `a: "{{ b }}"` chains): the expression text a variable holds as written;
+        None when the value is not such text."""
         seen: set[str] = set()
         while True:
             name = _lone_name(text)
@@ -479,14 +348,13 @@ class Templar:
                 return None
             seen.add(name)
             try:
-                raw, layer_trusted = self.vars._raw(name)
+                raw = self.vars._raw(name)
             except KeyError:
                 return None
-            trusted = trusted and layer_trusted
             if not isinstance(raw, str) or isinstance(raw, Unsafe) or not raw.strip():
                 return None
             if not has_template(raw):
-                return raw.strip(), trusted
+                return raw.strip()
             text = raw.strip()
 
     def truth(self, expr: Any) -> bool:
@@ -504,8 +372,3 @@ class Templar:
             f"Conditional result ({bool(value)}) was derived from value of type {kind!r} ({str(expr)!r}). "
             "Conditionals must have a boolean result."
         )
-
-
-def template_env(*, file: bool = False) -> jinja2.Environment:
-    """The environment templates are parsed with (the pre-run check walks their syntax trees)."""
-    return _FILE_ENV if file else _TEXT_ENV

@@ -32,7 +32,6 @@ class ModuleResult:
     command: str | None = None  # the command behind a failure, as the user would recognise it
     rc: int | None = None
     tail: str = ""  # last lines of output behind a failure
-    facts: dict[str, Any] | None = None  # set_fact's variables
 
     @property
     def status(self) -> str:
@@ -57,31 +56,21 @@ class ModuleResult:
 
 @dataclass
 class ModuleContext:
-    """One task on one host: its connection, check mode, privilege and environment."""
+    """One task on one host: its connection, check mode and timeout."""
 
     conn: Connection
     host_name: str
     check: bool = False
-    become: bool = False
-    become_user: str = "root"
-    environment: dict[str, str] = field(default_factory=dict)
     base_dir: Path = Path(".")
     templar: Templar = field(default_factory=lambda: Templar({}))
     timeout: float | None = None
 
-    def wrap(self, script: str, *, become: bool | None = None) -> str:
-        """The command line for a shell script: /bin/sh, task environment, and `sudo -n` for become."""
-        line = "/bin/sh -c " + quote(script)
-        if self.environment:
-            pairs = " ".join(quote(f"{k}={v}") for k, v in self.environment.items())
-            line = f"env {pairs} {line}"
-        if self.become if become is None else become:
-            line = f"sudo -n -H -u {quote(self.become_user)} -- {line}"
-        return line
+    def wrap(self, script: str) -> str:
+        """The command line for a shell script: /bin/sh."""
+        return "/bin/sh -c " + quote(script)
 
-    def sh(self, script: str, *, stdin: bytes | None = None, become: bool | None = None,
-           keep: int = OUTPUT_KEEP) -> CommandResult:
-        return self.conn.run(self.wrap(script, become=become), stdin=stdin, timeout=self.timeout, keep=keep)
+    def sh(self, script: str, *, stdin: bytes | None = None, keep: int = OUTPUT_KEEP) -> CommandResult:
+        return self.conn.run(self.wrap(script), stdin=stdin, timeout=self.timeout, keep=keep)
 
     def failed(self, msg: str, result: CommandResult | None = None, command: str | None = None) -> ModuleResult:
         """A failed result carrying the command, exit code and output tail when a command is to blame."""
@@ -102,12 +91,11 @@ class ModuleContext:
 class ModuleSpec:
     name: str
     run: Callable[[ModuleContext, dict[str, Any]], ModuleResult]
-    args: frozenset[str] | None  # None: any argument (set_fact)
+    args: frozenset[str]  # the arguments infprov's playbooks give it; any other is refused before running
     free_form: str | None = None  # the argument a plain string fills (`shell: echo hi` → cmd)
-    aliases: dict[str, str] = field(default_factory=dict)
     remote: bool = True  # False: runs on the control side only, needs no connection
-    check_mode: bool = True  # False: skipped in check mode (it cannot tell what it would do)
     conditions: frozenset[str] = frozenset()  # arguments that are conditionals: evaluated, never templated first
+    fixed: dict[str, Any] = field(default_factory=dict)  # arguments that must be given, with exactly this value
 
 
 MODULES: dict[str, ModuleSpec] = {}
@@ -116,27 +104,26 @@ MODULES: dict[str, ModuleSpec] = {}
 def module(
     name: str,
     *,
-    args: set[str] | None,
+    args: set[str],
     free_form: str | None = None,
-    aliases: dict[str, str] | None = None,
     remote: bool = True,
     builtin: bool = True,
     conditions: set[str] | None = None,
+    fixed: dict[str, Any] | None = None,
 ) -> Callable[[Callable[[ModuleContext, dict[str, Any]], ModuleResult]], Callable[..., ModuleResult]]:
-    """Register a module under its short name and, for Ansible's own (builtin), its `ansible.builtin.`
-    and `ansible.legacy.` names."""
+    """Register a module under its short name and, for Ansible's own (builtin), its `ansible.builtin.` name."""
 
     def deco(fn: Callable[[ModuleContext, dict[str, Any]], ModuleResult]) -> Callable[..., ModuleResult]:
         spec = ModuleSpec(
             name=name,
             run=fn,
-            args=frozenset(args) if args is not None else None,
+            args=frozenset(args),
             free_form=free_form,
-            aliases=aliases or {},
             remote=remote,
             conditions=frozenset(conditions or ()),
+            fixed=dict(fixed or {}),
         )
-        for full in (name, f"ansible.builtin.{name}", f"ansible.legacy.{name}") if builtin else (name,):
+        for full in (name, f"ansible.builtin.{name}") if builtin else (name,):
             MODULES[full] = spec
         return fn
 
@@ -178,21 +165,15 @@ def parse_mode(value: Any) -> int | None:
 
 
 # ---------------------------------------------------------------- acting on files
-def attr_commands(path: str, cur: FileStat, mode: int | None, owner: str | None, group: str | None) -> list[str]:
-    """chmod/chown still needed to give an existing path the asked-for attributes."""
-    q = quote(path)
-    cmds = []
+def mode_commands(path: str, cur: FileStat, mode: int | None) -> list[str]:
+    """The chmod still needed to give an existing path the asked-for mode."""
     if mode is not None and cur.mode != mode:
-        cmds.append(f"chmod {mode:o} {q}")
-    if owner is not None and owner not in (cur.owner, str(cur.uid)):
-        cmds.append(f"chown {quote(owner)} {q}")
-    if group is not None and group not in (cur.group, str(cur.gid)):
-        cmds.append(f"chgrp {quote(group)} {q}")
-    return cmds
+        return [f"chmod {mode:o} {quote(path)}"]
+    return []
 
 
-def write_script(dest: str, mode: int | None, owner: str | None, group: str | None, exists: bool) -> str:
-    """Write stdin to dest atomically: temp file beside it, attributes, rename."""
+def write_script(dest: str, mode: int | None, exists: bool) -> str:
+    """Write stdin to dest atomically: temp file beside it, mode (the old file's owner kept), rename."""
     q = quote(dest)
     folder = quote(posixpath.dirname(dest) or ".")
     lines = [
@@ -207,11 +188,7 @@ def write_script(dest: str, mode: int | None, owner: str | None, group: str | No
         lines.append(f'chmod --reference={q} "$t"')
     else:
         lines.append('chmod "$(printf %o $(( 0666 & ~0$(umask) )))" "$t"')
-    if owner is not None:
-        lines.append(f'chown {quote(owner)} "$t"')
-    if group is not None:
-        lines.append(f'chgrp {quote(group)} "$t"')
-    if exists and owner is None and group is None:
+    if exists:
         lines.append(f'chown --reference={q} "$t" 2>/dev/null || true')
     lines.append(f'mv -f "$t" {q}')
     return "\n".join(lines)

@@ -121,32 +121,6 @@ def file_stats(paths: list[str], *, follow: bool = True, checksum: bool = True) 
                 lambda out: parse_stat(paths, out.decode("utf-8", "replace")))
 
 
-_CONTENT_MARK = b"__infprov_content__\n"
-
-
-@dataclass(frozen=True)
-class FileText:
-    stat: FileStat
-    text: str | None  # None: absent or not a regular file
-
-
-def file_text(path: str) -> Fact[FileText]:
-    """A file's state and, for a regular file, its text (one round trip)."""
-    q = quote(path)
-    command = (stat_script([path], checksum=False)
-               + f"\necho {_CONTENT_MARK.decode().strip()}\n[ -f {q} ] && cat -- {q}; exit 0")
-
-    def parse(out: bytes) -> FileText:
-        if _CONTENT_MARK not in out:
-            raise FactError(f"no content mark in the output for {path}")
-        head, _, rest = out.partition(_CONTENT_MARK)
-        cur = parse_stat([path], head.decode("utf-8", "replace"))[path]
-        text = rest.decode("utf-8", "surrogateescape") if cur.exists and cur.kind == "file" else None
-        return FileText(cur, text)
-
-    return Fact(f"the text of {path}", command, parse)
-
-
 @dataclass(frozen=True)
 class RemoteFile:
     state: str  # file, absent, notfile
@@ -173,21 +147,6 @@ def remote_file(path: str) -> Fact[RemoteFile]:
                 "else echo absent; fi", parse)
 
 
-def tree_differs(path: str, mode: int | None, owner: str | None, group: str | None) -> Fact[bool]:
-    """Whether anything under path has another mode, owner or group than asked (stops at the first)."""
-    conds = []
-    if mode is not None:
-        conds.append(f"! -perm {mode:o}")
-    if owner is not None:
-        conds.append(f"! -user {quote(owner)}")
-    if group is not None:
-        conds.append(f"! -group {quote(group)}")
-    if not conds:
-        return Fact(f"the attributes under {path}", "true", lambda out: False)
-    return Fact(f"the attributes under {path}", f"find {quote(path)} \\( {' -o '.join(conds)} \\) -print -quit",
-                lambda out: bool(out.strip()))
-
-
 # ---------------------------------------------------------------- git
 SHA_RE = re.compile(r"[0-9a-f]{7,40}")
 GIT = "git -c safe.directory='*'"
@@ -196,48 +155,44 @@ GIT = "git -c safe.directory='*'"
 @dataclass(frozen=True)
 class GitLook:
     head: str | None = None
-    url: str | None = None
-    dirty: bool = False
     notempty: bool = False
     remote: dict[str, str] = field(default_factory=dict)
 
 
 def git_look_script(repo: str, dest: str, version: str) -> str:
+    """A checkout's HEAD; with none, whether dest is a non-empty folder and what the remote says version is
+    (`update: false`: an existing checkout is left as it is, the remote not asked, as Ansible does)."""
     d = quote(dest)
     lines = [
         f"if [ -e {d}/.git ]; then",
         f'  echo "head $({GIT} -C {d} rev-parse HEAD 2>/dev/null)"',
-        f'  echo "url $({GIT} -C {d} config --get remote.origin.url)"',
-        f"  {GIT} -C {d} status --porcelain --untracked-files=no 2>/dev/null | head -1 | sed 's/^/dirty /'",
-        f'elif [ -e {d} ] && [ -n "$(ls -A {d} 2>/dev/null)" ]; then echo notempty; fi',
+        "else",
+        f'  if [ -e {d} ] && [ -n "$(ls -A {d} 2>/dev/null)" ]; then echo notempty; fi',
     ]
     if not SHA_RE.fullmatch(version) or version == "HEAD":
         refs = "HEAD" if version == "HEAD" else f"{quote(version)} {quote(version + '^{}')}"
-        lines.append(f"{GIT} ls-remote {quote(repo)} {refs} | sed 's/^/remote /'")
+        lines.append(f"  {GIT} ls-remote {quote(repo)} {refs} | sed 's/^/remote /'")
+    lines.append("fi")
     return "\n".join(lines)
 
 
 def parse_git_look(output: str) -> GitLook:
-    head = url = None
-    dirty = notempty = False
+    head = None
+    notempty = False
     remote: dict[str, str] = {}
     for line in output.splitlines():
         word, _, rest = line.partition(" ")
         if word == "head":
             head = rest.strip() or None
-        elif word == "url":
-            url = rest.strip() or None
-        elif word == "dirty":
-            dirty = True
         elif word == "notempty":
             notempty = True
         elif word == "remote":
             sha, _, ref = rest.partition("\t")
             remote[ref.strip()] = sha.strip()
-    return GitLook(head, url, dirty, notempty, remote)
+    return GitLook(head, notempty, remote)
 
 
 def git_checkout(repo: str, dest: str, version: str) -> Fact[GitLook]:
-    """The checkout at dest (HEAD, origin URL, local changes) and what the remote says version is."""
+    """The checkout at dest (its HEAD) or, with none, what the remote says version is."""
     return Fact(f"{dest} and {repo} at {version}", git_look_script(repo, dest, version),
                 lambda out: parse_git_look(out.decode("utf-8", "replace")))

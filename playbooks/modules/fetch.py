@@ -41,7 +41,7 @@ def _below(path: Path, folder: Path) -> bool:
     return folder in path.parents
 
 
-@module("fetch", args={"src", "dest", "flat", "fail_on_missing", "validate_checksum"})
+@module("fetch", args={"src", "dest", "flat", "fail_on_missing"})
 def fetch(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     if ctx.check:  # as Ansible: fetch does not run in check mode
         return ModuleResult(skipped=True, msg="check mode not (yet) supported for this module")
@@ -69,10 +69,8 @@ def fetch(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
         return ModuleResult(failed=True, msg=f"{src} on the host is over {FETCH_LIMIT} bytes; not fetched", data=info)
     if result.exit_code != 0:
         return ctx.failed(f"cannot read {src}", result, f"cat {src}")
-    if boolean(args.get("validate_checksum", True), "validate_checksum"):
-        got = hashlib.sha256(result.stdout).hexdigest()
-        if got != remote:
-            return ModuleResult(failed=True, msg=f"{src} changed while it was fetched (checksum mismatch)", data=info)
+    if hashlib.sha256(result.stdout).hexdigest() != remote:
+        return ModuleResult(failed=True, msg=f"{src} changed while it was fetched (checksum mismatch)", data=info)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     with os.fdopen(fd, "wb") as fh:

@@ -1,43 +1,43 @@
-"""The playbook engine without SSH: module decisions and task keywords on a local shell."""
+"""The playbook engine without SSH: module decisions and task keywords on a local shell, in the forms infprov's
+own playbooks (server.yml, bench.yml, bundle.yml) write them."""
 
 from __future__ import annotations
 
-import hashlib
-import http.server
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from infprov.playbooks.engine import run_task
-from infprov.playbooks.parsing import Play, parse_playbook
+from infprov.playbooks.parsing import parse_playbook
 from infprov.playbooks.results import Event
 from tests.local_engine import LocalConnection, ScriptedConnection, run_local
 
+HEAD = "- hosts: all\n  gather_facts: false\n  tasks:\n"
+
 
 # ---------------------------------------------------------------- modules: look, decide, act (local shell)
-def test_copy_template_file_converge_and_check_mode(tmp_path: Path) -> None:
-    (tmp_path / "files").mkdir()
+def test_copy_and_file_converge_and_check_mode(tmp_path: Path) -> None:
+    (tmp_path / "files" / "inf1").mkdir(parents=True)
     (tmp_path / "files" / "app.conf").write_text("a=1\n")
-    (tmp_path / "templates").mkdir()
-    (tmp_path / "templates" / "motd.j2").write_text("host {{ inventory_hostname }}\n{% if n > 1 %}many\n{% endif %}")
+    (tmp_path / "files" / "inf1" / "start.sh").write_text("echo start\n")
     out = tmp_path / "out"
     book = f"""
 - hosts: all
   gather_facts: false
-  vars: {{out: "{out}", n: 2}}
+  vars: {{out: "{out}"}}
   tasks:
-    - file: {{path: "{{{{ out }}}}/d", state: directory, mode: "0750"}}
-    - copy: {{content: "hi\\n", dest: "{{{{ out }}}}/d/hi.txt", mode: "0600"}}
-    - copy: {{src: app.conf, dest: "{{{{ out }}}}/d/"}}
-    - template: {{src: motd.j2, dest: "{{{{ out }}}}/d/motd"}}
-    - file: {{path: "{{{{ out }}}}/d/link", src: "{{{{ out }}}}/d/hi.txt", state: link, force: true}}
-    - lineinfile: {{path: "{{{{ out }}}}/d/settings.ini", line: "b=2", create: true}}
-    - file: {{path: "{{{{ out }}}}/gone", state: absent}}
+    - ansible.builtin.file: {{path: "{{{{ out }}}}/d/e", state: directory, mode: "0750"}}
+    - ansible.builtin.copy: {{src: app.conf, dest: "{{{{ out }}}}/d/app.conf", mode: "0600"}}
+    - copy:
+        src: "files/{{{{ item.src }}}}"
+        dest: "{{{{ out }}}}/d/e/{{{{ item.dest }}}}"
+        mode: "0755"
+      loop:
+        - {{src: inf1/start.sh, dest: start.sh}}
+      loop_control:
+        label: "{{{{ item.dest }}}}"
 """
     out.mkdir()
     dry = run_local(tmp_path, book, check=True)
@@ -45,75 +45,75 @@ def test_copy_template_file_converge_and_check_mode(tmp_path: Path) -> None:
     assert list(out.iterdir()) == [], "check mode must write nothing"
     first = run_local(tmp_path, book)
     assert first.ok, first.failures()
-    assert first.stats["h1"].changed == 6
-    assert (out / "d" / "hi.txt").read_text() == "hi\n"
-    assert (out / "d" / "hi.txt").stat().st_mode & 0o777 == 0o600
-    assert (out / "d").stat().st_mode & 0o777 == 0o750
+    assert first.stats["h1"].changed == 3
     assert (out / "d" / "app.conf").read_text() == "a=1\n"
-    assert (out / "d" / "settings.ini").read_text() == "b=2\n"
-    assert (out / "d" / "motd").read_text() == "host h1\nmany\n"
-    assert (out / "d" / "link").readlink() == out / "d" / "hi.txt"
+    assert (out / "d" / "app.conf").stat().st_mode & 0o777 == 0o600
+    assert (out / "d").stat().st_mode & 0o777 == 0o750 and (out / "d" / "e").stat().st_mode & 0o777 == 0o750
+    assert (out / "d" / "e" / "start.sh").read_text() == "echo start\n"
     second = run_local(tmp_path, book)
     assert second.ok and second.stats["h1"].changed == 0, [t for t in second.tasks if t.status == "changed"]
-    (out / "d" / "hi.txt").chmod(0o644)  # only the mode drifted: chmod, not a rewrite
+    (out / "d" / "app.conf").chmod(0o644)  # only the mode drifted: chmod, not a rewrite
     third = run_local(tmp_path, book)
     assert third.stats["h1"].changed == 1
-    assert (out / "d" / "hi.txt").stat().st_mode & 0o777 == 0o600
+    assert (out / "d" / "app.conf").stat().st_mode & 0o777 == 0o600
+    (tmp_path / "files" / "app.conf").write_text("a=2\n")
+    assert run_local(tmp_path, book).stats["h1"].changed == 1 and (out / "d" / "app.conf").read_text() == "a=2\n"
 
 
-def test_edits_through_a_symlink_keep_the_content_clean(tmp_path: Path) -> None:
-    real = tmp_path / "real.conf"
-    real.write_text("port=1\n")
-    (tmp_path / "link.conf").symlink_to(real)
-    book = f"""
-- hosts: all
-  gather_facts: false
-  tasks:
-    - lineinfile: {{path: "{tmp_path}/link.conf", line: "host=a"}}
-    - replace: {{path: "{tmp_path}/link.conf", regexp: "^port=1$", replace: "port=2"}}
+def test_copy_and_file_failures(tmp_path: Path) -> None:
+    (tmp_path / "files" / "folder").mkdir(parents=True)
+    (tmp_path / "plain").write_text("x")
+    book = HEAD + f"""    - file: {{path: "{tmp_path}/plain", state: directory}}
+      register: over
+      failed_when: false
+    - copy: {{src: folder, dest: "{tmp_path}/x"}}
+      register: tree
+      failed_when: false
+    - copy: {{src: absent.txt, dest: "{tmp_path}/x"}}
+      register: missing
+      failed_when: false
+    - copy: {{src: "{tmp_path}/plain", dest: "{tmp_path}/no/such/x"}}
 """
-    assert run_local(tmp_path, book).ok
-    assert (tmp_path / "link.conf").read_text() == "port=2\nhost=a\n"
-    assert run_local(tmp_path, book).stats["h1"].changed == 0
+    result = run_local(tmp_path, book)
+    reg = result.registered["h1"]
+    assert "is a file, not a directory" in reg["over"]["msg"]
+    assert "copying folders is not supported" in reg["tree"]["msg"]
+    assert "could not find src 'absent.txt'" in reg["missing"]["msg"]
+    assert result.failures()[0].msg == f"cannot write {tmp_path}/no/such/x"  # copy makes no parent, as Ansible
 
 
 def test_copy_in_check_mode_sends_no_write(tmp_path: Path) -> None:
-    conn = ScriptedConnection([(0, "A\n")])  # stat: the file is absent
-    book = parse_playbook("- hosts: all\n  gather_facts: false\n  tasks:\n    - copy: {content: x, dest: /etc/x.conf}\n", tmp_path / "b.yml")  # noqa: E501
-    play = book.plays[0]
-    outcome = run_task(
-        play.tasks[0], host_name="h", variables=[{}], conn=conn, check=True, play=play, base_dir=tmp_path
-    )
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "x.conf").write_text("x")
+    conn = ScriptedConnection([(0, "A\nA\n")])  # stat: dest and dest/x.conf are absent
+    book = parse_playbook(HEAD + "    - copy: {src: x.conf, dest: /etc/x.conf}\n", tmp_path / "b.yml")
+    outcome = run_task(book.plays[0].tasks[0], host_name="h", variables=[{}], conn=conn, check=True,
+                       base_dir=tmp_path)
     assert outcome.status == "changed"
     assert len(conn.commands) == 1 and "mv -f" not in conn.commands[0]
 
 
-def test_become_and_environment_wrap_the_command(tmp_path: Path) -> None:
-    conn = ScriptedConnection([(0, "0\n")])
-    book = parse_playbook(
-        "- hosts: all\n  gather_facts: false\n  become: true\n  environment: {A: '1'}\n  tasks:\n"
-        "    - command: id -u\n      become_user: postgres\n",
-        tmp_path / "b.yml",
-    )
-    play = book.plays[0]
-    run_task(play.tasks[0], host_name="h", variables=[{}], conn=conn, check=False, play=play, base_dir=tmp_path)
-    assert conn.commands[0].startswith("sudo -n -H -u postgres -- env A=1 /bin/sh -c ")
+def test_commands_run_through_sh_and_command_expands_home(tmp_path: Path) -> None:
+    conn = ScriptedConnection([(0, "0\n"), (0, "/root\n")])
+    book = parse_playbook(HEAD + "    - command: id -u\n    - command: echo ~ $HOME\n", tmp_path / "b.yml")
+    for task in book.plays[0].tasks:
+        run_task(task, host_name="h", variables=[{}], conn=conn, check=False, base_dir=tmp_path)
+    assert conn.commands[0] == "/bin/sh -c 'exec id -u'"
+    assert conn.commands[1].startswith("/bin/sh -c 'exec python3 -c ") and "expanduser" in conn.commands[1]
 
 
-def test_shell_creates_removes_and_failure_report(tmp_path: Path) -> None:
+def test_shell_failure_report_stops_the_host(tmp_path: Path) -> None:
     marker = tmp_path / "made"
-    book = f"""
-- hosts: all
-  gather_facts: false
-  tasks:
-    - shell: echo made > {marker}
-      args: {{creates: "{marker}"}}
-    - command: cat {marker}
+    book = HEAD + f"""    - ansible.builtin.shell: |
+        echo made > {marker}
+        cat {marker}
       register: seen
       changed_when: false
-    - assert: {{that: ["seen.stdout == 'made'", "seen.rc == 0"]}}
+    - ansible.builtin.assert:
+        that: ["seen.stdout == 'made'", "seen.rc == 0"]
+        quiet: true
     - shell: "echo step one; echo broken >&2; exit 3"
-    - debug: msg=never
+    - command: echo never
 """
     first = run_local(tmp_path, book)
     failed = first.failures()
@@ -121,93 +121,91 @@ def test_shell_creates_removes_and_failure_report(tmp_path: Path) -> None:
     f = failed[0]
     assert f.task == "shell" and f.rc == 3 and f.command == "echo step one; echo broken >&2; exit 3"
     assert "step one" in f.tail and "broken" in f.tail
-    assert first.stats["h1"].ok == 3 and first.stats["h1"].failed == 1
-    assert not any(t.task == "debug" for t in first.tasks), "a failed host stops at its failed task"
-    second = run_local(tmp_path, book)
-    assert second.tasks[0].status == "ok" and "not run command since" in second.tasks[0].msg
+    assert first.stats["h1"].ok == 2 and first.stats["h1"].failed == 1
+    assert [t.task for t in first.tasks] == ["shell", "assert", "shell"], "a failed host stops at its failed task"
     log = Path(str(first.log_path)).read_text()
     assert "exit code: 3" in log and "PLAY RECAP" in log
 
 
-def test_when_loop_register_failed_when_ignore_errors(tmp_path: Path) -> None:
-    out = tmp_path / "o"
+def test_when_loop_register_changed_when_failed_when_no_log(tmp_path: Path) -> None:
     book = f"""
 - hosts: all
   gather_facts: false
-  vars: {{items_list: [a, b, c]}}
+  vars:
+    out: "{tmp_path}/o"
+    items_list: [{{cmd: "echo a", file: a}}, {{cmd: "exit 4", file: b}}, {{cmd: "echo INFPROV_CHANGED", file: c}}]
   tasks:
-    - file: {{path: "{out}", state: directory}}
-    - copy: {{content: "{{{{ item }}}}", dest: "{out}/{{{{ item }}}}"}}
+    - file: {{path: "{{{{ out }}}}", state: directory}}
+    - shell: "{{{{ item.cmd }}}}"
       loop: "{{{{ items_list }}}}"
-      when: item != 'b'
-      register: made
-    - shell: exit 1
-      ignore_errors: true
-      register: bad
-    - command: "true"
-      failed_when: bad is succeeded
-    - set_fact: {{count: "{{{{ made.results | selectattr('changed') | list | length }}}}"}}
-    - assert: {{that: "count | int == 2"}}
+      loop_control: {{label: "{{{{ item.file }}}}"}}
+      register: out_
+      changed_when: false
+      failed_when: false
+      no_log: true
+    - shell: echo INFPROV_CHANGED
+      register: marked
+      changed_when: "'INFPROV_CHANGED' in marked.stdout"
+    - command: echo skipped
+      when: out_.results[1].rc == 0
+      register: skipped_
+    - command: "false"
+      register: tolerated
+      failed_when:
+        - tolerated.rc != 0
+        - tolerated.rc != 1
+    - ansible.builtin.assert:
+        that:
+          - out_.results | length == 3
+          - out_.results[0].stdout == 'a'
+          - out_.results[1].rc == 4
+          - marked.changed
+          - skipped_.skipped
+        fail_msg: "not as expected"
 """
     result = run_local(tmp_path, book)
     assert result.ok, result.failures()
-    assert sorted(p.name for p in out.iterdir()) == ["a", "c"]
-    s = result.stats["h1"]
-    assert s.ignored == 1 and s.failed == 0
-    assert result.registered["h1"]["made"]["results"][1]["skipped"] is True
+    assert [t.status for t in result.tasks] == ["changed", "ok", "changed", "skipped", "changed", "ok"]
+    loop_task = result.tasks[1]
+    assert loop_task.msg == "(output hidden by no_log)" and loop_task.items == 3
 
 
-def test_until_retries_with_a_counter(tmp_path: Path) -> None:
-    counter = tmp_path / "n"
+def test_task_vars_folded_text_and_a_for_loop(tmp_path: Path) -> None:
+    """server.yml's container task: task vars, a folded `>-` value with `{% for %}`, `| trim | quote`."""
     book = f"""
 - hosts: all
   gather_facts: false
+  vars:
+    image: img
+    out: "{tmp_path}/args"
   tasks:
-    - shell: n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; echo $n
-      register: r
-      until: r.stdout | int >= 3
-      retries: 5
-      delay: 0
-    - shell: echo no
-      register: never
-      until: never.stdout == 'yes'
-      retries: 2
-      delay: 0
+    - shell: printf '%s\\n' dev0 dev1
+      register: devs
+      changed_when: false
+    - shell: |
+        want={{{{ run_args | trim | quote }}}}
+        also={{{{ (run_args | trim) | replace(image ~ ' ', 'other ') | quote }}}}
+        printf '%s\\n%s\\n' "$want" "$also" > {{{{ out }}}}
+      vars:
+        run_args: >-
+          {{% for dev in devs.stdout_lines %}}--device {{{{ dev }}}} {{% endfor %}}
+          -e A={{{{ 'x' if image == 'img' else 'y' }}}}
+          {{{{ image }}}} start
 """
     result = run_local(tmp_path, book)
-    assert counter.read_text().strip() == "3"
-    assert result.registered["h1"]["r"]["attempts"] == 3
-    fail = result.failures()[0]
-    assert "after 3 attempts" in fail.msg
+    assert result.ok, result.failures()
+    assert (tmp_path / "args").read_text() == (
+        "--device dev0 --device dev1  -e A=x img start\n--device dev0 --device dev1  -e A=x other start\n")
 
 
 def test_undefined_variable_fails_the_task_not_the_run(tmp_path: Path) -> None:
-    result = run_local(tmp_path, "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: {msg: '{{ nope }}'}\n", hosts=2)  # noqa: E501
+    result = run_local(tmp_path, HEAD + "    - command: 'echo {{ nope }}'\n", hosts=2)
     assert [t.status for t in result.tasks] == ["failed", "failed"]
     assert "'nope' is undefined" in result.tasks[0].msg
 
 
-def test_handlers_run_once_when_notified(tmp_path: Path) -> None:
-    out = tmp_path / "h"
-    book = f"""
-- hosts: all
-  gather_facts: false
-  tasks:
-    - copy: {{content: "1", dest: "{out}.conf"}}
-      notify: bump
-    - copy: {{content: "1", dest: "{out}.other"}}
-      notify: bump
-  handlers:
-    - name: bump
-      shell: echo x >> {out}.count
-"""
-    run_local(tmp_path, book)
-    run_local(tmp_path, book)
-    assert Path(f"{out}.count").read_text() == "x\n", "notified once on the first run, never on the converged one"
-
-
 def test_one_unreachable_host_does_not_stop_the_others(tmp_path: Path) -> None:
-    book = f"- hosts: all\n  gather_facts: false\n  tasks:\n    - shell: echo {{{{ inventory_hostname }}}} >> {tmp_path}/seen\n"  # noqa: E501
+    book = HEAD + f"    - shell: echo {{{{ inventory_hostname }}}} >> {tmp_path}/seen\n"
     result = run_local(tmp_path, book, hosts=3, dead={"h2"}, forks=2)
     assert result.stats["h2"].unreachable == 1
     assert sorted((tmp_path / "seen").read_text().split()) == ["h1", "h3"]
@@ -216,36 +214,34 @@ def test_one_unreachable_host_does_not_stop_the_others(tmp_path: Path) -> None:
 
 def test_progress_events_for_a_long_task(tmp_path: Path) -> None:
     events: list[Event] = []
-    run_local(tmp_path, "- hosts: all\n  gather_facts: false\n  tasks:\n    - shell: sleep 1.2\n", events=events, progress_after=0.3)  # noqa: E501
+    run_local(tmp_path, HEAD + "    - shell: sleep 1.2\n", events=events, progress_after=0.3)
     kinds = [e.kind for e in events]
     assert kinds[0] == "play" and "task_start" in kinds and "task_running" in kinds and kinds[-1] == "task_end"
 
 
-def test_check_mode_skips_commands_without_creates_and_waits(tmp_path: Path) -> None:
-    book = f"""
-- hosts: all
-  gather_facts: false
-  tasks:
-    - shell: touch {tmp_path}/x
-    - uri: {{url: "http://127.0.0.1:1/v2/health/ready"}}
-      register: ready
-      until: ready.status == 200
-      retries: 100
-      delay: 5
-    - wait_for: {{port: 1, timeout: 600}}
-    - command: echo read-only
-      check_mode: false
-      register: seen
-    - assert: {{that: "seen.stdout == 'read-only'"}}
+def test_check_mode_skips_commands_and_streams(tmp_path: Path) -> None:
+    book = HEAD + f"""    - shell: touch {tmp_path}/x
+    - infprov_stream: {{cmd: "sleep 30"}}
+    - command: sleep 30
 """
     start = time.monotonic()
     result = run_local(tmp_path, book, check=True)
-    assert time.monotonic() - start < 5, "check mode must not wait for what it did not start"
-    assert [t.status for t in result.tasks] == ["skipped", "skipped", "skipped", "changed", "ok"]
+    assert time.monotonic() - start < 5, "check mode must not run commands"
+    assert [t.status for t in result.tasks] == ["skipped", "skipped", "skipped"]
     assert not (tmp_path / "x").exists()
 
 
-# ---------------------------------------------------------------- git, fetch, stat, wait_for, uri, get_url
+def test_play_tags_select_plays(tmp_path: Path) -> None:
+    book = (f"- hosts: all\n  gather_facts: false\n  tags: [probe]\n  tasks:\n    - shell: echo probe >> {tmp_path}/t\n"
+            f"- hosts: all\n  gather_facts: false\n  tags: [run]\n  tasks:\n    - shell: echo run >> {tmp_path}/t\n"
+            f"- hosts: all\n  gather_facts: false\n  tasks:\n    - shell: echo untagged >> {tmp_path}/t\n")
+    run_local(tmp_path, book, tags=["probe"])
+    assert (tmp_path / "t").read_text() == "probe\n"
+    run_local(tmp_path, book, skip_tags=["probe"])
+    assert (tmp_path / "t").read_text() == "probe\nrun\nuntagged\n"
+
+
+# ---------------------------------------------------------------- git, fetch
 @pytest.fixture()
 def git_repo(tmp_path: Path) -> Path:
     work = tmp_path / "work"
@@ -266,127 +262,48 @@ def git_repo(tmp_path: Path) -> Path:
     return work
 
 
-def test_git_clone_converge_and_move(tmp_path: Path, git_repo: Path) -> None:
+def test_git_clones_once_and_leaves_a_checkout_alone(tmp_path: Path, git_repo: Path) -> None:
+    """update: false (server.yml's python_backend): cloned at the version, then never moved, as Ansible does."""
     dest = tmp_path / "checkout"
-    book = f"- hosts: all\n  gather_facts: false\n  tasks:\n    - git: {{repo: '{git_repo}', dest: '{dest}', version: '{{{{ v }}}}'}}\n"  # noqa: E501
+    book = HEAD + f"    - ansible.builtin.git:\n        repo: '{git_repo}'\n        dest: '{dest}'\n" \
+                  "        version: '{{ v }}'\n        update: false\n"
+    missing = run_local(tmp_path, book, extra={"v": "nope"})
+    assert "not a branch, tag or commit" in missing.failures()[0].msg
+    dry = run_local(tmp_path, book, extra={"v": "r22.04"}, check=True)
+    assert dry.tasks[0].status == "changed" and not dest.exists()
     first = run_local(tmp_path, book, extra={"v": "r22.04"})
     assert first.ok and first.tasks[0].status == "changed"
     assert (dest / "f").read_text() == "1\n"
-    again = run_local(tmp_path, book, extra={"v": "r22.04"})
-    assert again.tasks[0].status == "ok"
-    moved = run_local(tmp_path, book, extra={"v": "main"})
-    assert moved.tasks[0].status == "changed" and (dest / "f").read_text() == "2\n"
-    tag = run_local(tmp_path, book, extra={"v": "v1"})
-    assert tag.tasks[0].status == "changed" and (dest / "f").read_text() == "1\n"
-    missing = run_local(tmp_path, book, extra={"v": "nope"})
-    assert "not a branch, tag or commit" in missing.failures()[0].msg
+    (dest / "f").write_text("local change\n")
+    for version in ("r22.04", "main", "v1"):
+        again = run_local(tmp_path, book, extra={"v": version})
+        assert again.tasks[0].status == "ok" and (dest / "f").read_text() == "local change\n"
+    tag_dest = tmp_path / "tagged"
+    tag = run_local(tmp_path, book.replace(str(dest), str(tag_dest)), extra={"v": "v1"})
+    assert tag.tasks[0].status == "changed" and (tag_dest / "f").read_text() == "1\n"
 
 
-def test_fetch_and_stat(tmp_path: Path) -> None:
+def test_fetch_flat_and_a_missing_file(tmp_path: Path) -> None:
     src = tmp_path / "remote.txt"
     src.write_text("data\n")
-    book = f"""
-- hosts: all
-  gather_facts: false
-  tasks:
-    - fetch: {{src: "{src}", dest: "{tmp_path}/got/"}}
-    - fetch: {{src: "{src}", dest: "{tmp_path}/flat.txt", flat: true}}
-    - stat: {{path: "{src}"}}
-      register: st
-    - assert: {{that: ["st.stat.exists", "st.stat.isreg", "st.stat.size == 5"]}}
-    - fetch: {{src: "{tmp_path}/absent", dest: "{tmp_path}/got/", fail_on_missing: false}}
+    book = HEAD + f"""    - fetch: {{src: "{src}", dest: "{tmp_path}/flat.txt", flat: true}}
+    - fetch: {{src: "{tmp_path}/absent", dest: "{tmp_path}/none.txt", flat: true, fail_on_missing: false}}
 """
     first = run_local(tmp_path, book)
     assert first.ok, first.failures()
-    assert (tmp_path / "got" / "h1" / str(src).lstrip("/")).read_text() == "data\n"
-    assert (tmp_path / "flat.txt").read_text() == "data\n"
+    assert (tmp_path / "flat.txt").read_text() == "data\n" and not (tmp_path / "none.txt").exists()
+    assert [t.status for t in first.tasks] == ["changed", "ok"]
     second = run_local(tmp_path, book)
     assert second.stats["h1"].changed == 0
 
 
-@pytest.fixture()
-def http_server(tmp_path: Path) -> Iterator[str]:
-    root = tmp_path / "www"
-    root.mkdir()
-    (root / "model.bin").write_bytes(b"weights")
-    (root / "ready.json").write_text('{"ready": true}')
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a: Any, **kw: Any) -> None:
-            super().__init__(*a, directory=str(root), **kw)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def guess_type(self, path: Any) -> str:
-            return "application/json" if str(path).endswith(".json") else "application/octet-stream"
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+def test_assert_needs_no_connection(tmp_path: Path) -> None:
+    result = run_local(tmp_path, HEAD + "    - assert: {that: ['1 == 1']}\n", dead={"h1"})
+    assert result.ok and result.tasks[0].msg == "All assertions passed"
 
 
-def test_uri_get_url_and_wait_for(tmp_path: Path, http_server: str) -> None:
-    sha = hashlib.sha256(b"weights").hexdigest()
-    book = f"""
-- hosts: all
-  gather_facts: false
-  tasks:
-    - uri: {{url: "{http_server}/ready.json"}}
-      register: r
-    - assert: {{that: ["r.status == 200", "r.json.ready"]}}
-    - uri: {{url: "{http_server}/nothing", status_code: [200, 404]}}
-    - get_url: {{url: "{http_server}/model.bin", dest: "{tmp_path}/model.bin", checksum: "sha256:{sha}", mode: "0640"}}
-    - wait_for: {{path: "{tmp_path}/model.bin", timeout: 5}}
-"""
-    first = run_local(tmp_path, book)
-    assert first.ok, first.failures()
-    assert (tmp_path / "model.bin").read_bytes() == b"weights"
-    assert (tmp_path / "model.bin").stat().st_mode & 0o777 == 0o640
-    second = run_local(tmp_path, book)
-    assert second.stats["h1"].changed == 0
-    bad = run_local(tmp_path, f"- hosts: all\n  gather_facts: false\n  tasks:\n    - uri: {{url: '{http_server}/nothing'}}\n")  # noqa: E501
-    assert "Status code was 404" in bad.failures()[0].msg
-    refused = run_local(tmp_path, "- hosts: all\n  gather_facts: false\n  tasks:\n    - uri: {url: 'http://127.0.0.1:1/'}\n")
-    assert "Status code was -1" in refused.failures()[0].msg
-    slow = run_local(
-        tmp_path, f"- hosts: all\n  gather_facts: false\n  tasks:\n    - wait_for: {{path: '{tmp_path}/never', timeout: 1, sleep: 0.2}}\n"  # noqa: E501
-    )
-    assert "Timeout when waiting for" in slow.failures()[0].msg
-
-
-def test_a_task_needing_no_connection_never_opens_one(tmp_path: Path) -> None:
-    result = run_local(tmp_path, "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n    - set_fact: {a: 1}\n", dead={"h1"})  # noqa: E501
-    assert result.ok and result.registered["h1"]["a"] == 1
-
-
-def test_failed_when_list_is_anded_and_become_takes_boolean_strings(tmp_path: Path) -> None:
-    """As ansible-core: a failed_when list fails only when every condition holds; become: "yes" is true."""
-    book = """
-- hosts: all
-  gather_facts: false
-  tasks:
-    - shell: echo hello
-      register: r
-      failed_when:
-        - "'hello' in r.stdout"
-        - r.rc != 0
-    - shell: echo hello
-      register: both
-      ignore_errors: true
-      failed_when:
-        - "'hello' in r.stdout"
-        - r.rc == 0
-"""
-    result = run_local(tmp_path, book)
-    assert [t.status for t in result.tasks] == ["changed", "failed"]  # shell reports changed, as in Ansible
-    assert result.tasks[1].ignored
-
+def test_a_local_connection_runs_what_the_engine_sends(tmp_path: Path) -> None:
     conn = LocalConnection()
-    task = parse_playbook('- hosts: all\n  gather_facts: false\n  tasks:\n    - command: "true"\n      become: "yes"\n',
-                          tmp_path / "b.yml").plays[0].tasks[0]
-    play = Play(name="p", hosts="all", vars={}, tasks=(task,))
-    outcome = run_task(task, host_name="h", variables=[{}], conn=conn, check=False, play=play, base_dir=tmp_path)
-    assert conn.commands and conn.commands[0].startswith("sudo -n -H -u root -- "), outcome.result.msg
+    task = parse_playbook(HEAD + '    - command: "true"\n', tmp_path / "b.yml").plays[0].tasks[0]
+    outcome = run_task(task, host_name="h", variables=[{}], conn=conn, check=False, base_dir=tmp_path)
+    assert outcome.status == "changed" and conn.commands == ["/bin/sh -c 'exec true'"]

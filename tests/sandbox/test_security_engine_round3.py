@@ -38,7 +38,15 @@ def _msgs(result: RunResult) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- 1. host output is never an expression
-def test_host_output_is_never_compiled_as_a_conditional(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("keyword", "task"), [
+    ("when", '    - {name: attack, command: "true", when: "{{ svc.stdout }}"}\n'),
+    ("when", '    - {name: attack, command: "true", when: "{{ svc.stdout | trim }}"}\n'),
+    ("changed_when", '    - {name: attack, command: "true", register: r, changed_when: "{{ svc.stdout }}"}\n'),
+    ("failed_when", '    - {name: attack, command: "true", register: r, failed_when: "{{ svc.stdout }}"}\n'),
+    ("assert", '    - {name: attack, assert: {that: "{{ svc.stdout }}"}}\n'),
+    ("task vars", '    - {name: attack, command: "true", when: "{{ cond }}", vars: {cond: "{{ svc.stdout }}"}}\n'),
+])
+def test_host_output_is_never_compiled_as_a_conditional(tmp_path: Path, keyword: str, task: str) -> None:
     marker = tmp_path / "M"
     hostile = tmp_path / "on-the-host.txt"
     hostile.write_text(f"lookup('pipe','id > {marker}') is string\n")
@@ -50,100 +58,56 @@ def test_host_output_is_never_compiled_as_a_conditional(tmp_path: Path) -> None:
       command: cat {hostile}
       register: svc
       changed_when: false
-    - name: by when
-      debug: {{msg: ran}}
-      when: "{{{{ svc.stdout }}}}"
-      ignore_errors: true
-    - name: by when, derived
-      debug: {{msg: ran}}
-      when: "{{{{ svc.stdout | trim }}}}"
-      ignore_errors: true
-    - name: by failed_when
-      command: cat {hostile}
-      register: again
-      failed_when: "{{{{ again.stdout }}}}"
-      ignore_errors: true
-    - name: by changed_when
-      command: cat {hostile}
-      register: third
-      changed_when: "{{{{ third.stdout }}}}"
-      ignore_errors: true
-    - name: by until
-      command: cat {hostile}
-      register: fourth
-      until: "{{{{ fourth.stdout }}}}"
-      retries: 1
-      delay: 0
-      ignore_errors: true
-    - name: by assert
-      assert: {{that: "{{{{ svc.stdout }}}}"}}
-      ignore_errors: true
-    - name: by set_fact
-      set_fact: {{cond: "{{{{ svc.stdout }}}}"}}
-    - name: by a fact
-      debug: {{msg: ran}}
-      when: "{{{{ cond }}}}"
-      ignore_errors: true
-"""
+""" + task
     result = run_local(tmp_path, book)
     assert not marker.exists(), "a host's output ran a command on the controller"
-    msgs = _msgs(result)
-    for task in ("by when", "by when, derived", "by failed_when", "by changed_when", "by until", "by assert",
-                 "by a fact"):
-        assert "which is data, not an expression" in msgs[task], (task, msgs[task])
-        assert "\n" not in msgs[task]
-    assert msgs["by when"].startswith("when: conditional '{{ svc.stdout }}' gave the text")
-    assert msgs["by until"].startswith("until: ")
+    msg = _msgs(result)["attack"]
+    assert "which is data, not an expression" in msg and "\n" not in msg, (keyword, msg)
+    if keyword == "when":
+        assert msg.startswith("when: conditional '{{ svc.stdout")
 
 
 def test_inventory_and_extra_expressions_may_not_call_lookups(tmp_path: Path) -> None:
+    """An inventory or -e value written as an expression (no braces, so no template to check before running) is
+    compiled when a conditional names it, and refused then: there are no lookups in infprov's engine."""
     marker = tmp_path / "M"
     payload = f"lookup('pipe','id > {marker}') is string"
-    book = """
-- hosts: all
-  gather_facts: false
-  vars:
-    chained: "{{ from_inventory }}"
-  tasks:
-    - {name: extra, debug: {msg: ran}, when: "{{ from_extra }}", ignore_errors: true}
-    - {name: inventory, debug: {msg: ran}, when: "{{ from_inventory }}", ignore_errors: true}
-    - {name: chained, debug: {msg: ran}, when: "{{ chained }}", ignore_errors: true}
-    - {name: plain, debug: {msg: ran}, when: "{{ fine }}"}
-"""
-    result = run_local(tmp_path, book, host_vars={"from_inventory": payload, "fine": "2 > 1"},
-                  extra={"from_extra": payload})
+    for name, layer in (("inventory", "host"), ("extra", "extra"), ("chained", "host")):
+        cond = "{{ chained }}" if name == "chained" else "{{ payload }}"
+        book = ("- hosts: all\n  gather_facts: false\n  vars:\n    chained: '{{ payload }}'\n  tasks:\n"
+                f"    - {{name: attack, command: 'true', when: '{cond}'}}\n")
+        result = run_local(tmp_path, book, host_vars={"payload": payload} if layer == "host" else None,
+                      extra={"payload": payload} if layer == "extra" else None)
+        assert "is not supported by infprov's engine" in _msgs(result)["attack"], name
     assert not marker.exists()
-    msgs = _msgs(result)
-    for task in ("extra", "inventory", "chained"):
-        assert "only allowed in the playbook itself" in msgs[task], msgs[task]
-    assert [t.status for t in result.tasks][-1] == "ok", "an inventory expression without lookups still works"
+    ok = run_local(tmp_path, "- hosts: all\n  gather_facts: false\n  tasks:\n"
+                        "    - {name: plain, command: 'true', when: '{{ fine }}'}\n", host_vars={"fine": "2 > 1"})
+    assert ok.ok, "an inventory expression infprov runs still works"
 
 
 def test_conditionals_written_in_the_playbook_keep_working(tmp_path: Path) -> None:
     """ansible-core 2.19's indirection: `{{ flag }}` (a boolean) and `{{ expr }}` (an expression written as
-    text in the playbook, a fact set from a literal, a loop item) are evaluated; see the ansible_diff case
-    when_indirect_template."""
+    text in the playbook, a loop item) are evaluated."""
     book = """
 - hosts: all
   gather_facts: false
   vars: {x: 1, flag: true, expr: "x == 1", expr2: "{{ expr }}", word: "true"}
   tasks:
-    - set_fact: {literal: "x > 0"}
-    - {name: a, debug: {msg: ran}, when: x == 1}
-    - {name: b, debug: {msg: ran}, when: "{{ flag }}"}
-    - {name: c, debug: {msg: ran}, when: "{{ expr }}"}
-    - {name: d, debug: {msg: ran}, when: "{{ expr2 }}"}
-    - {name: e, debug: {msg: ran}, when: "{{ literal }}"}
-    - {name: f, debug: {msg: ran}, when: "{{ word }}"}
-    - {name: g, debug: {msg: ran}, when: "{{ item }}", loop: ["x == 1"]}
-    - {name: h, debug: {msg: ran}, when: "{{ x == 1 }}"}
+    - {name: a, command: "true", when: x == 1}
+    - {name: b, command: "true", when: "{{ flag }}"}
+    - {name: c, command: "true", when: "{{ expr }}"}
+    - {name: d, command: "true", when: "{{ expr2 }}"}
+    - {name: f, command: "true", when: "{{ word }}"}
+    - {name: g, command: "true", when: "{{ item }}", loop: ["x == 1"]}
+    - {name: h, command: "true", when: "{{ x == 1 }}"}
     - {name: i, assert: {that: ["{{ expr }}", "x == 1"]}}
-    - {name: j, debug: {msg: skipped}, when: "{{ not flag }}"}
+    - {name: j, command: "true", when: "{{ not flag }}"}
 """
     result = run_local(tmp_path, book)
     assert result.ok, [(t.task, t.msg) for t in result.tasks if t.status == "failed"]
     statuses = {t.task: t.status for t in result.tasks}
-    assert [statuses[k] for k in "abcdefghi"] == ["ok"] * 9 and statuses["j"] == "skipped", statuses
+    assert [statuses[k] for k in "abcdfgh"] == ["changed"] * 7 and statuses["i"] == "ok", statuses
+    assert statuses["j"] == "skipped"
 
 
 @pytest.mark.sandbox
@@ -166,7 +130,7 @@ def test_infprov_play_never_runs_a_hosts_text_as_a_conditional(
       ansible.builtin.command: cat /home/ubuntu/svc.txt
       register: svc
     - name: only when the service says so
-      ansible.builtin.debug: {{msg: "service is up"}}
+      ansible.builtin.command: echo service is up
       when: "{{{{ svc.stdout }}}}"
 """)
     infprov_home.mkdir(mode=0o700, exist_ok=True)
@@ -208,52 +172,6 @@ def _play(h: Host, home: Path, tmp_path: Path, text: str) -> RunResult:
     return run_playbook(book, Inventory((h,)), runs_dir=home / "runs", known_hosts=home / "known_hosts")
 
 
-# ---------------------------------------------------------------- 2. wait_for's host
-@pytest.mark.sandbox
-def test_wait_for_host_never_reaches_a_shell(host: Host, infprov_home: Path, tmp_path: Path) -> None:
-    work = host.extra["work"]
-    result = _play(host, infprov_home, tmp_path, f"""
-- hosts: all
-  gather_facts: false
-  tasks:
-    - file: {{path: "{work}", state: directory}}
-    - name: injected
-      wait_for: {{host: "127.0.0.1/9; touch {work}/M; : ", port: 22, timeout: 3}}
-      ignore_errors: true
-    - name: sshd is up
-      wait_for: {{host: "{{{{ ansible_host }}}}", port: 22, timeout: 10}}
-    - name: a name, nothing listening
-      wait_for: {{host: localhost, port: 9, state: stopped, timeout: 10}}
-""")
-    msgs = _msgs(result)
-    assert "argument `host` '127.0.0.1/9; touch" in msgs["injected"] and "not a DNS name or IP address" in \
-        msgs["injected"], msgs["injected"]
-    assert [t.status for t in result.tasks][-2:] == ["ok", "ok"], msgs
-    assert _remote(host, infprov_home, f"test -e {work}/M").exit_code == 1, "the host ran the injected command"
-
-
-# ---------------------------------------------------------------- 3. get_url's URL on a checksum mismatch
-@pytest.mark.sandbox
-def test_get_url_checksum_mismatch_never_runs_the_url(host: Host, infprov_home: Path, tmp_path: Path) -> None:
-    work = host.extra["work"]
-    url = f"file://{work}/src.txt?a=$(touch${{IFS}}{work}/M)"
-    result = _play(host, infprov_home, tmp_path, f"""
-- hosts: all
-  gather_facts: false
-  tasks:
-    - file: {{path: "{work}", state: directory}}
-    - copy: {{content: "data\\n", dest: "{work}/src.txt"}}
-    - name: download
-      get_url: {{url: "{url}", dest: "{work}/out.txt", checksum: "sha256:{'0' * 64}"}}
-      ignore_errors: true
-""")
-    task = result.tasks[-1]
-    assert task.status == "failed"
-    assert f"checksum mismatch for {url}" in task.tail, task.tail
-    assert _remote(host, infprov_home, f"test -e {work}/M").exit_code == 1, "the host ran the URL's $(...)"
-    assert _remote(host, infprov_home, f"test -e {work}/out.txt").exit_code == 1
-
-
 # ---------------------------------------------------------------- 4. fetch stays under its dest
 def test_fetch_places_stay_under_dest(tmp_path: Path) -> None:
     dest = tmp_path / "fetched"
@@ -292,7 +210,6 @@ def test_fetch_of_a_host_listed_path_never_writes_outside_dest(host: Host, infpr
       register: listed
     - name: fetch what the host listed
       fetch: {{src: "{{{{ listed.stdout }}}}", dest: "{dest}"}}
-      ignore_errors: true
 """)
     assert _remote(host, infprov_home, f"cat {src}").out == "planted-by-the-host\n", "the host's side of the path"
     assert not target.exists(), "fetch wrote outside its dest"
@@ -344,7 +261,6 @@ def test_a_host_that_sends_without_end_is_capped(host: Host, infprov_home: Path,
       shell: head -c {(1 << 20) + 1} /dev/zero > {work}/big
     - name: fetch it
       fetch: {{src: "{work}/big", dest: "{tmp_path}/fetched"}}
-      ignore_errors: true
 """)
     reg = result.registered[host.name]
     first, after = reg["streamed"]["stdout_lines"]
@@ -360,66 +276,75 @@ def test_a_host_that_sends_without_end_is_capped(host: Host, infprov_home: Path,
 # ---------------------------------------------------------------- 7. what a template may build
 @pytest.mark.parametrize("template", [
     "{{ 'A' * 300000000 }}",
-    "{{ [0] * 100000000 }}",
     "{{ 7 ** 1000000 }}",
     "{{ 'a' | center(1000000000) }}",
-    "{{ 'a\nb' | indent(1000000000) }}",
-    "{{ range(100000) | join('x' * 10000) }}",
-    "{{ range(1000) | product(range(1000), range(1000)) | list }}",
-    "{{ [1] | zip_longest(range(100000), range(100000), range(100000), fillvalue='x' * 1000) | list }}",
-    "{{ ('A' * 1000000) | replace('A', 'B' * 1000) }}",
+    "{{ range(100000) }}",
     "{{ '%0999999999d' % 1 }}",
     "{{ '{:>999999999}'.format(1) }}",
     "{{ 'a'.ljust(1000000000) }}",
-    "{{ ('x' * 30000000) ~ ('y' * 30000000) }}",
-    "{{ [1, 2] | batch(1000000000, 0) | list }}",
-    "{{ {'a': 1} | to_nice_json(indent=1000000000) }}",
     "{{ lipsum(n=1000000) }}",
-    "{% for i in range(100000) %}{% for j in range(100) %}" + "A" * 64 + "{% endfor %}{% endfor %}",
-    "{% set x = [] %}{% for i in range(100000) %}{{ x.append('A' * 10000) }}{% endfor %}",
+    "{% set x = [] %}{{ x }}",
 ])
-def test_templates_are_refused_before_they_build_gigabytes(template: str) -> None:
+def test_templates_that_multiply_are_refused_before_they_run(template: str) -> None:
+    tracemalloc.start()
+    try:
+        with pytest.raises(TemplateError, match="is not supported by infprov's engine"):
+            Templar({}).template(template)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"{template[:40]!r} took {peak >> 20} MiB"
+
+
+BIG = "A" * (20 << 20)
+WORDS = "a " * (15 << 20)
+
+
+@pytest.mark.parametrize("template", [
+    "{{ big ~ big }}",
+    "{{ big | replace('A', 'BB') }}",
+    "{{ big | quote | quote }}",
+    "{% for x in ten %}{{ big }}{% endfor %}",
+    "{{ words.split() }}",
+])
+def test_what_infprov_runs_is_capped_before_it_builds_too_much(template: str) -> None:
+    t = Templar({"big": BIG, "ten": list(range(10)), "words": WORDS})
     tracemalloc.start()
     try:
         with pytest.raises(TemplateError, match="a template may build"):
-            Templar({}).template(template)
+            t.template(template)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert peak < BUDGET + MAX_SIZE, f"{template[:40]!r} took {peak >> 20} MiB"
 
 
-def test_range_is_capped_and_ordinary_templates_are_not(tmp_path: Path) -> None:
-    with pytest.raises(TemplateError, match="Range too big"):
-        Templar({}).template("{{ range(10**9) | list }}")
+def test_ordinary_templates_are_not_capped() -> None:
     t = Templar({"s": "x" * 100, "n": [1, 2, 3]})
-    assert t.template("{{ 'AB' * 3 }} {{ (s ~ s) | length }} {{ n | product(n) | list | length }}") == "ABABAB 200 9"
-    assert t.template("{{ '%s-%05d' % ('a', 3) }} {{ '{}:{:>4}'.format('b', 7) }} {{ 2 ** 64 }}") == \
-        "a-00003 b:   7 18446744073709551616"
-    assert t.template("{{ 1024 | human_readable }} {{ 'a b c' | split | join(',') }}") == "1.00 KB a,b,c"
+    assert t.template("{{ (s ~ s) | length }} {{ n | length }} {{ 'a b c'.split() | length }}") == "200 3 3"
 
 
-def test_an_inventory_value_that_builds_gigabytes_fails_its_task(tmp_path: Path) -> None:
+def test_an_inventory_value_that_builds_too_much_fails_its_task(tmp_path: Path) -> None:
+    with pytest.raises(PlaybookError, match="`\\*` is not supported by infprov's engine"):
+        book = "- hosts: all\n  gather_facts: false\n  tasks:\n    - {name: show, command: 'echo {{ big }}'}\n"
+        run_local(tmp_path, book, host_vars={"big": "{{ 'A' * 300000000 }}"})
+    doubling = {"a0": "A" * (1 << 20), **{f"a{i}": f"{{{{ a{i - 1} ~ a{i - 1} }}}}" for i in range(1, 9)}}
     tracemalloc.start()
     try:
         result = run_local(tmp_path, "- hosts: all\n  gather_facts: false\n  tasks:\n"
-                                "    - {name: show, debug: {msg: '{{ big }}'}}\n",
-                      host_vars={"big": "{{ 'A' * 300000000 }}"})
+                                "    - {name: show, command: 'echo {{ a8 | length }}'}\n", host_vars=doubling)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    msg = _msgs(result)["show"]
-    assert "`text * 300000000` would build about 286 MiB, over the 32 MiB a template may build" in msg
-    assert peak < 64 << 20, f"{peak >> 20} MiB"
+    assert "a template may build" in _msgs(result)["show"]
+    assert peak < BUDGET + 4 * MAX_SIZE, f"{peak >> 20} MiB"
 
 
-# ---------------------------------------------------------------- 9. unused globals, trailing newlines
-@pytest.mark.parametrize("expr", ["lipsum.__doc__", "range.__name__", "cycler", "namespace.__name__"])
-def test_jinja_globals_used_without_a_call_are_refused_before_running(tmp_path: Path, expr: str) -> None:
-    for text in (f"    - debug: {{msg: '{{{{ {expr} }}}}'}}\n",
-                 f"    - debug: {{msg: x}}\n      when: {expr} is defined\n"):
-        with pytest.raises(PlaybookError, match=r"function \w+\(\) is (not supported|supported only as a call)"):
-            parse_playbook("- hosts: all\n  gather_facts: false\n  tasks:\n" + text, tmp_path / "b.yml")
+# ---------------------------------------------------------------- 9. no globals, trailing newlines
+@pytest.mark.parametrize("expr", ["lipsum", "range", "cycler", "namespace", "lookup"])
+def test_jinja_globals_do_not_exist(expr: str) -> None:
+    with pytest.raises(TemplateError, match=f"'{expr}' is undefined"):
+        Templar({}).template(f"{{{{ {expr}.__name__ }}}}")
 
 
 def test_validators_refuse_a_trailing_newline(tmp_path: Path) -> None:
@@ -439,5 +364,5 @@ def test_validators_refuse_a_trailing_newline(tmp_path: Path) -> None:
                            (ec2._INSTANCE_TYPE, "inf1.xlarge\n"), (SHA_RE, "abcdef0\n")]:
         assert not pattern.fullmatch(value) and pattern.fullmatch(value.rstrip("\n")), pattern.pattern
     with pytest.raises(PlaybookError, match="register"):
-        parse_playbook('- hosts: all\n  gather_facts: false\n  tasks:\n    - {debug: {msg: x}, register: "r\\n"}\n',
+        parse_playbook('- hosts: all\n  gather_facts: false\n  tasks:\n    - {command: x, register: "r\\n"}\n',
                        tmp_path / "b.yml")

@@ -8,17 +8,16 @@ from typing import Any
 
 import pytest
 
-from infprov.playbooks.modules.base import ModuleResult, attr_commands
+from infprov.playbooks.modules.base import ModuleResult, mode_commands
 from infprov.playbooks.modules.facts import (
     FactError,
     FileStat,
     GitLook,
     RemoteFile,
     file_stats,
-    file_text,
+    git_look_script,
     parse_git_look,
     remote_file,
-    tree_differs,
 )
 from infprov.playbooks.modules.git import plan_git
 
@@ -73,20 +72,9 @@ def test_remote_file_refuses_a_stray_line() -> None:
         remote_file("/x").parse(b"sha256sum: /x: Permission denied\n")
 
 
-def test_file_text_keeps_bytes_it_cannot_decode() -> None:
-    fact = file_text("/x")
-    seen = fact.parse(b"E|regular file|644|r|r|0|0|3\n__infprov_content__\na\xffb")
-    assert seen.stat.kind == "file" and seen.text == "a\udcffb"
-    absent = fact.parse(b"A\n__infprov_content__\n")
-    assert not absent.stat.exists and absent.text is None
-    with pytest.raises(FactError):
-        fact.parse(b"A\n")  # the content mark never came: the script did not run to its end
-
-
 GIT_CASES = [
     ("fresh", "", GitLook()),
-    ("checkout", f"head {HEAD}\nurl file:///r\n", GitLook(HEAD, "file:///r")),
-    ("dirty", f"head {HEAD}\nurl u\ndirty  M x\n", GitLook(HEAD, "u", dirty=True)),
+    ("checkout", f"head {HEAD}\n", GitLook(HEAD)),
     ("not empty", "notempty\n", GitLook(notempty=True)),
     ("remote refs", f"remote {OTHER}\trefs/heads/main\nremote {HEAD}\trefs/tags/v1^{{}}\n",
      GitLook(remote={"refs/heads/main": OTHER, "refs/tags/v1^{}": HEAD})),
@@ -101,9 +89,8 @@ def test_git_look_parse(case: str, output: str, expected: GitLook) -> None:
 # ---------------------------------------------------------------- decisions: facts in, plan out
 
 
-def _plan(look: GitLook, version: str = "main", **kw: Any) -> Any:
-    opts = {"force": False, "update": True, "depth": None, "check": False, **kw}
-    return plan_git(look, "file:///r", "/srv/r", version, **opts)
+def _plan(look: GitLook, version: str = "main", check: bool = False) -> Any:
+    return plan_git(look, "file:///r", "/srv/r", version, check=check)
 
 
 def _result(plan: Any) -> ModuleResult:
@@ -112,62 +99,56 @@ def _result(plan: Any) -> ModuleResult:
 
 
 BRANCH = {"refs/heads/main": OTHER}
-GIT_PLANS: list[tuple[str, GitLook, dict[str, Any], str, list[str]]] = [
-    # (case, facts, options, expected status or "script", lines the script must hold)
-    ("unknown version fails", GitLook(remote={}), {}, "failed", []),
-    ("fresh clone of a branch", GitLook(remote=BRANCH), {}, "script",
+GIT_PLANS: list[tuple[str, GitLook, bool, str, list[str]]] = [
+    # (case, facts, check mode, expected status or "script", lines the script must hold)
+    ("unknown version fails", GitLook(remote={}), False, "failed", []),
+    ("fresh clone of a branch", GitLook(remote=BRANCH), False, "script",
      ["clone --quiet --branch main file:///r /srv/r", "rev-parse HEAD"]),
-    ("fresh clone, shallow", GitLook(remote=BRANCH), {"depth": 1}, "script", ["clone --quiet --depth 1 --branch main"]),
-    ("fresh clone in check mode", GitLook(remote=BRANCH), {"check": True}, "changed", []),
-    ("not empty, not a checkout", GitLook(notempty=True, remote=BRANCH), {}, "failed", []),
-    ("at the version: nothing", GitLook(OTHER, "file:///r", remote=BRANCH), {}, "ok", []),
-    ("behind: fetch and check out", GitLook(HEAD, "file:///r", remote=BRANCH), {}, "script",
-     ["fetch --quiet --tags --force origin", "checkout --quiet --force -B main origin/main"]),
-    ("behind, update false: nothing", GitLook(HEAD, "file:///r", remote=BRANCH), {"update": False}, "ok", []),
-    ("dirty stops even at the version", GitLook(OTHER, "file:///r", dirty=True, remote=BRANCH), {}, "failed", []),
-    ("dirty with force moves", GitLook(HEAD, "file:///r", dirty=True, remote=BRANCH), {"force": True}, "script",
-     ["checkout --quiet --force -B main"]),
-    ("another origin: set-url only", GitLook(OTHER, "file:///old", remote=BRANCH), {}, "script",
-     ["remote set-url origin file:///r"]),
-    ("behind in check mode", GitLook(HEAD, "file:///r", remote=BRANCH), {"check": True}, "changed", []),
+    ("fresh clone in check mode", GitLook(remote=BRANCH), True, "changed", []),
+    ("not empty, not a checkout", GitLook(notempty=True, remote=BRANCH), False, "failed", []),
+    ("a checkout: left as it is (update: false)", GitLook(HEAD), False, "ok", []),
+    ("a checkout in check mode: left as it is", GitLook(HEAD), True, "ok", []),
 ]
 
 
-@pytest.mark.parametrize(("case", "look", "opts", "status", "lines"), GIT_PLANS, ids=[c[0] for c in GIT_PLANS])
-def test_git_decisions(case: str, look: GitLook, opts: dict[str, Any], status: str, lines: list[str]) -> None:
-    plan = _plan(look, **opts)
+@pytest.mark.parametrize(("case", "look", "check", "status", "lines"), GIT_PLANS, ids=[c[0] for c in GIT_PLANS])
+def test_git_decisions(case: str, look: GitLook, check: bool, status: str, lines: list[str]) -> None:
+    plan = _plan(look, check=check)
     if status == "script":
         assert plan.result is None and plan.script is not None
         for line in lines:
             assert line in plan.script, (line, plan.script)
         assert plan.script.splitlines()[-1].endswith("rev-parse HEAD")
-        if case == "another origin: set-url only":
-            assert "fetch" not in plan.script and "checkout" not in plan.script
     else:
         assert _result(plan).status == status
 
 
 def test_git_decision_for_a_tag_and_a_sha() -> None:
-    tag = _plan(GitLook(HEAD, "file:///r", remote={"refs/tags/v1^{}": OTHER, "refs/tags/v1": "3" * 40}), "v1")
-    assert f"checkout --quiet --force --detach {OTHER}" in (tag.script or "")  # the commit the tag points at
-    short = _plan(GitLook(HEAD, "file:///r"), HEAD[:8])
-    assert _result(short).status == "ok"  # HEAD starts with the short sha: already there
+    tag = _plan(GitLook(remote={"refs/tags/v1^{}": OTHER, "refs/tags/v1": "3" * 40}), "v1")
+    assert "clone --quiet --branch v1 file:///r /srv/r" in (tag.script or "")
+    sha = _plan(GitLook(), HEAD[:8])
+    assert f"checkout --quiet --detach {HEAD[:8]}" in (sha.script or "")
 
 
-ATTR_CASES = [
-    ("nothing to change", FileStat("/f", True, "file", 0o644, "u", "g", 1, 1), (0o644, "u", "g"), []),
-    ("mode", FileStat("/f", True, "file", 0o600, "u", "g", 1, 1), (0o644, None, None), ["chmod 644 /f"]),
-    ("owner by uid matches", FileStat("/f", True, "file", 0o644, "u", "g", 1, 1), (None, "1", None), []),
-    ("owner and group", FileStat("/f", True, "file", 0o644, "u", "g", 1, 1), (None, "root", "adm"),
-     ["chown root /f", "chgrp adm /f"]),
-    ("a name that needs quoting", FileStat("/a b", True, "file", 0o600, "u", "g", 1, 1), (0o640, None, None),
+def test_git_look_asks_the_remote_only_without_a_checkout() -> None:
+    script = git_look_script("file:///r", "/srv/r", "r22.04")
+    lines = script.splitlines()
+    assert lines[0] == "if [ -e /srv/r/.git ]; then" and "ls-remote" in script
+    assert lines.index(next(ln for ln in lines if "ls-remote" in ln)) > lines.index("else")
+
+
+MODE_CASES = [
+    ("nothing to change", FileStat("/f", True, "file", 0o644, "u", "g", 1, 1), 0o644, []),
+    ("no mode asked", FileStat("/f", True, "file", 0o600, "u", "g", 1, 1), None, []),
+    ("mode", FileStat("/f", True, "file", 0o600, "u", "g", 1, 1), 0o644, ["chmod 644 /f"]),
+    ("a name that needs quoting", FileStat("/a b", True, "file", 0o600, "u", "g", 1, 1), 0o640,
      ["chmod 640 '/a b'"]),
 ]
 
 
-@pytest.mark.parametrize(("case", "cur", "want", "commands"), ATTR_CASES, ids=[c[0] for c in ATTR_CASES])
-def test_attribute_commands(case: str, cur: FileStat, want: tuple[Any, Any, Any], commands: list[str]) -> None:
-    assert attr_commands(cur.path, cur, *want) == commands
+@pytest.mark.parametrize(("case", "cur", "mode", "commands"), MODE_CASES, ids=[c[0] for c in MODE_CASES])
+def test_mode_commands(case: str, cur: FileStat, mode: int | None, commands: list[str]) -> None:
+    assert mode_commands(cur.path, cur, mode) == commands
 
 
 # ---------------------------------------------------------------- the commands, run here for real
@@ -195,8 +176,3 @@ def test_the_fact_commands_print_what_their_parsers_read(tmp_path: Path) -> None
     assert unfollowed.parse(_sh(unfollowed.command))[str(tmp_path / "l")].link_target == str(f)
     assert remote_file(str(f)).parse(_sh(remote_file(str(f)).command)).sha256 == stats[str(f)].sha256
     assert remote_file(str(tmp_path / "d")).parse(_sh(remote_file(str(tmp_path / "d")).command)).state == "notfile"
-    text = file_text(str(f))
-    assert text.parse(_sh(text.command)).text == "hello\n"
-    differs = tree_differs(str(tmp_path), 0o640, None, None)
-    assert differs.parse(_sh(differs.command)) is True  # the folder itself is not 640
-    assert tree_differs(str(tmp_path), None, None, None).parse(b"") is False

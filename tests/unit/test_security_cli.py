@@ -236,12 +236,12 @@ def test_secret_values_are_masked_and_logs_private(tmp_path: Path, umask0: None)
     - name: "call with {{ api_token }}"
       shell: "echo using {{ api_token }}"
       register: used
-    - debug: {msg: "the password is {{ db_password }}"}
+    - shell: "echo the password is {{ db_password }}"
     - shell: "echo {{ api_token }} >&2; exit 3"
-      ignore_errors: true
+      failed_when: false
     - shell: "echo hidden-{{ plain }}; exit 4"
       no_log: true
-      ignore_errors: true
+      failed_when: false
 """
     result = run_local(tmp_path, book, extra={"api_token": token, "db_password": "hunter22", "plain": "word"})
     log = Path(str(result.log_path))
@@ -261,9 +261,10 @@ def test_the_names_the_readme_promises_and_nested_secrets_are_masked(tmp_path: P
 - hosts: all
   gather_facts: false
   tasks:
-    - debug: {msg: "ngc {{ ngcapikey }} db {{ db_passphrase }}"}
-    - debug: {msg: "registry {{ registry.password }} at {{ registry.url }}"}
-    - debug: {msg: "first {{ tokens[0] }} of {{ tokens | length }}"}
+    - name: "ngc {{ ngcapikey }} db {{ db_passphrase }}"
+      shell: "echo ngc {{ ngcapikey }} db {{ db_passphrase }}"
+    - shell: "echo registry {{ registry.password }} at {{ registry.url }}"
+    - shell: "echo first {{ tokens[0] }} of {{ tokens | length }}"
     - shell: "echo {{ registry.password }} >&2; exit 3"
 """
     secrets = {"ngcapikey": "nvapi-planted-0001", "db_passphrase": "planted-phrase-0002",
