@@ -4,7 +4,10 @@ from __future__ import annotations
 
 # The host's init, PID 1 of its namespaces (user, mount, network, UTS, IPC, PID), run as the host's root (an
 # unprivileged ID on the machine) with the host's folder as its working directory:
-#   bash -c INIT_SCRIPT init LOWER NAME NDEV HOSTNAME PUBLIC
+#   bash -c INIT_SCRIPT init NAME NDEV HOSTNAME PUBLIC
+# where ./lower and ./public are the host root file system and the sandbox's public folder, bound there by
+# machine root in a mount namespace of the launch's own (BIND_SCRIPT): their real paths may pass through
+# folders closed to the host's IDs (the sandbox's private folder; a test's sandbox under /tmp/pytest-of-root).
 # It builds the host's root file system at ./root (an overlay: the read-only host root file system LOWER under
 # the host's own ./upper), mounts the host's own /home/ubuntu, docker root, /proc, /sys, /run, /dev (the
 # machine's null, zero, full, random, urandom and tty bound in: a mount made in a user namespace cannot hold
@@ -12,12 +15,12 @@ from __future__ import annotations
 # detaches the machine's root: nothing below the host's `/` leads back to the machine's files, also after
 # `umount` of whatever is mounted. Then it says it is ready and reaps orphans.
 INIT_SCRIPT = r"""set -e
-lower=$1 name=$2 ndev=$3 hn=$4 public=$5
-mount -t overlay "infp-root-$name" -o "lowerdir=$lower,upperdir=upper,workdir=work,userxattr" root
+name=$1 ndev=$2 hn=$3 public=$4
+mount -t overlay "infp-root-$name" -o "lowerdir=lower,upperdir=upper,workdir=work,userxattr" root
 mount --bind home root/home/ubuntu
 mount --bind docker root/var/lib/docker
 mkdir -p "root$public"
-mount --bind "$public" "root$public"
+mount --bind public "root$public"
 mount -o remount,bind,ro "root$public"
 cd root
 mount -t proc -o nosuid,nodev,noexec proc proc
@@ -47,6 +50,15 @@ hostname "$hn"
 touch /run/infprov-init.ready
 trap 'exit 0' TERM
 while :; do sleep 86400 & wait $!; done
+"""
+
+# Run by machine root in a mount namespace of its own, in the host's folder, before it starts the host's init
+# there (`sh -c BIND_SCRIPT sh LOWER PUBLIC INIT-COMMAND...`): nothing of it is in the machine's mount table.
+BIND_SCRIPT = r"""set -e
+mount --bind "$1" lower
+mount --bind "$2" public
+shift 2
+exec "$@"
 """
 
 # Neuron stand-in devices: /dev/null bound onto /dev/neuron0..N-1 (run inside the host as its root, with N).

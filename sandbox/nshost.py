@@ -38,7 +38,7 @@ def make_host(spec: HostSpec, docker_root: Path | None, lower: Path | None = Non
     hdir = spec.dir
     hdir.mkdir(parents=True, exist_ok=True)
     hdir.chmod(0o755)  # the host's init (an unprivileged ID on the machine) starts in it; its parents stay 0700
-    for sub in ("home", "upper", "work", "root", "docker"):
+    for sub in ("home", "upper", "work", "root", "docker", "lower", "public"):
         (hdir / sub).mkdir(exist_ok=True)
     os.chmod(hdir / "docker", 0o710)
     for sub in ("upper", "work", "docker"):
@@ -192,13 +192,16 @@ def _start_init(spec: HostSpec, lower: Path) -> int:
     try:
         with open(spec.dir / "init.log", "wb") as log:
             proc = subprocess.Popen(
-                ["setsid", "nsenter", f"--user=/proc/{holder.pid}/ns/user", "--",
+                ["setsid", "unshare", "--mount", "--propagation", "private", "--",
+                 "sh", "-c", hostinit.BIND_SCRIPT, "sh", str(lower), str(public_dir()),
+                 "nsenter", f"--user=/proc/{holder.pid}/ns/user", "--",
                  "unshare", "--mount", "--propagation", "private", "--uts", "--ipc", "--net", "--pid", "--fork",
-                 "--kill-child", "--", "/bin/bash", "-c", hostinit.INIT_SCRIPT, "init", str(lower), spec.name,
+                 "--kill-child", "--", "/bin/bash", "-c", hostinit.INIT_SCRIPT, "init", spec.name,
                  str(NEURON_DEVICES), spec.hostname, str(public_dir())],
                 cwd=spec.dir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 preexec_fn=lambda: _join_cgroup(cg),
             )
+
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             children = _children(proc.pid)
