@@ -18,7 +18,7 @@ from typing import Any
 
 from infprov.floor.errors import InfprovError
 from infprov.provision import ui
-from infprov.sandbox import downloads, images, network, nshost, pbrepo, places, records, system
+from infprov.sandbox import downloads, hostroot, images, network, nshost, pbrepo, places, records, system
 from infprov.sandbox.downloads import standin_url
 from infprov.sandbox.faults import host_processes, restart_daemon, start_daemon, stop_daemon
 from infprov.sandbox.network import seal_status, set_link
@@ -176,10 +176,11 @@ def _up_locked(count: int, state: dict[str, Any]) -> None:
 
     if todo:
         system.check_free_space(base_dir().parent, (1 << 30) * len(todo), f"hold {len(todo)} sandbox host(s)")
-    template = None
+    template = lower = None
     if todo:
         bundle = images.ensure_built(private_dir() / "images.log", progress=ui.step)
         template = images.ensure_docker_root(bundle, private_dir() / "images.log", progress=ui.step)
+        lower = hostroot.ensure_built(private_dir() / "images.log", progress=ui.step)
     _prerequisites(state)
     fresh_repo = not pbrepo.exists(public_dir())
     if fresh_repo:
@@ -204,7 +205,7 @@ def _up_locked(count: int, state: dict[str, Any]) -> None:
     ui.step(f"starting {len(todo)} host(s): {', '.join(s.name for s in todo)}")
     errors: list[str] = []
     with ThreadPoolExecutor(max_workers=len(todo)) as pool:
-        futures = {pool.submit(nshost.make_host, spec, template): spec for spec in todo}
+        futures = {pool.submit(nshost.make_host, spec, template, lower): spec for spec in todo}
         for future, spec in futures.items():
             try:
                 hosts[spec.name] = future.result()

@@ -19,6 +19,7 @@ from typing import Any
 
 from infprov.floor.errors import InfprovError
 from infprov.sandbox import system
+from infprov.sandbox.places import HOST_ID_BASE
 
 SERVER_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3"
 SDK_IMAGE = "nvcr.io/nvidia/tritonserver:22.04-py3-sdk"
@@ -341,7 +342,7 @@ def ensure_docker_root(bundle: Path, log: Path, progress: system.Progress | None
     New hosts get a hard-linked copy of it (see clone_docker_root) instead of unpacking the
     images again: that is what makes a warm `sandbox up` fast.
     """
-    dest = cache_dir() / f"docker-root-{recipe_key()}-{_dockerd_version()}"
+    dest = _docker_root_path()
     if (dest / ".infprov-complete").exists():
         return dest
     _note(progress, "loading the images once into a docker root that hosts will share")
@@ -378,14 +379,22 @@ def ensure_docker_root(bundle: Path, log: Path, progress: system.Progress | None
             proc.kill()
             proc.wait(10)
         shutil.rmtree(run_dir, ignore_errors=True)
+    # the hosts' dockerd runs in their user namespace: the layers must be root's there (sandbox/places.py)
+    from infprov.sandbox import hostroot
+
+    hostroot.shift_ids(part, HOST_ID_BASE)
     (part / ".infprov-complete").touch()
     part.rename(dest)
     return dest
 
 
+def _docker_root_path() -> Path:
+    return cache_dir() / f"docker-root-{recipe_key()}-{_dockerd_version()}-u{HOST_ID_BASE}"
+
+
 def cached_docker_root() -> Path | None:
     """The docker root ensure_docker_root made for the current recipe, if it is there (nothing is built)."""
-    dest = cache_dir() / f"docker-root-{recipe_key()}-{_dockerd_version()}"
+    dest = _docker_root_path()
     return dest if (dest / ".infprov-complete").exists() else None
 
 

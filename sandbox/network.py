@@ -47,11 +47,13 @@ def forget_neighbour(spec: HostSpec) -> None:
         system.run(["ip", "neigh", "flush", "to", spec.address, "dev", bridge()], what="flush ARP", check=False)
 
 
-def make_network(spec: HostSpec) -> None:
+def make_network(spec: HostSpec, init_pid: int) -> None:
+    """Name the host's network namespace (made by its init, owned by its user namespace, so the host's root
+    may change it: its dockerd makes a bridge there) and link it to the sandbox bridge."""
     net = subnet()
     ns = spec.netns
     forget_neighbour(spec)
-    system.run(["ip", "netns", "add", ns], what=f"create netns {ns}")
+    system.run(["ip", "netns", "attach", ns, str(init_pid)], what=f"name netns {ns}")
     system.run(["ip", "link", "add", spec.veth, "type", "veth", "peer", "name", "eth0", "netns", ns],
                what=f"create veth {spec.veth}")
     system.run(["ip", "link", "set", spec.veth, "master", bridge(), "up"], what=f"attach {spec.veth}")

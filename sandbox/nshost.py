@@ -13,28 +13,47 @@ from pathlib import Path
 from typing import Any
 
 from infprov.floor.errors import InfprovError
-from infprov.sandbox import hostinit, images, network, system
-from infprov.sandbox.places import NEURON_DEVICES, USER, HostSpec, key_file, prefix, private_dir
+from infprov.sandbox import hostinit, hostroot, images, network, system
+from infprov.sandbox.places import (
+    HOST_ID_BASE,
+    HOST_ID_COUNT,
+    HOST_USER_UID,
+    NEURON_DEVICES,
+    HostSpec,
+    cgroup_root,
+    key_file,
+    prefix,
+    public_dir,
+)
+
+# How a command enters a host: all of its namespaces, its user namespace first (as the host's root).
+ENTER = ["-U", "-m", "-u", "-n", "-p", "-i"]
 
 
-def make_host(spec: HostSpec, docker_root: Path | None) -> dict[str, Any]:
-    """Create one host: network, init process, private mounts, sshd, dockerd, images."""
+def make_host(spec: HostSpec, docker_root: Path | None, lower: Path | None = None) -> dict[str, Any]:
+    """Create one host: its own root file system, user namespace, network, sshd, dockerd, images."""
+    lower = lower or hostroot.cached()
+    if lower is None:
+        raise InfprovError("the sandbox hosts' root file system is not built", "run `infprov sandbox up`")
     hdir = spec.dir
-    for sub in ("home", "etc-upper", "etc-work", "docker", "dev"):
-        (hdir / sub).mkdir(parents=True, exist_ok=True)
+    hdir.mkdir(parents=True, exist_ok=True)
+    hdir.chmod(0o755)  # the host's init (an unprivileged ID on the machine) starts in it; its parents stay 0700
+    for sub in ("home", "upper", "work", "root", "docker", "lower", "public"):
+        (hdir / sub).mkdir(exist_ok=True)
     os.chmod(hdir / "docker", 0o710)
+    for sub in ("upper", "work", "docker"):
+        os.chown(hdir / sub, HOST_ID_BASE, HOST_ID_BASE)
     if docker_root is not None:
         images.clone_docker_root(docker_root, hdir / "docker")
-    network.make_network(spec)
     lay_out_home(spec)
-    pid = _start_init(spec)
+    _seed_upper(spec)
+    _delegate_cgroups(spec)
+    pid = _start_init(spec, lower)
+    network.make_network(spec, pid)
     entry = {"init_pid": pid, "neuron_devices": NEURON_DEVICES, "created": time.time(),
-             "images": images.recipe_key() if docker_root is not None else None}
-    system.run(
-        ["nsenter", "-t", str(pid), "-m", "-u", "-n", "-p", "bash", "-es", "--", spec.name, spec.address,
-         str(NEURON_DEVICES), spec.hostname, str(hdir), f"{key_file()}.pub", str(private_dir())],
-        input=hostinit.LAYOUT_SCRIPT, what=f"lay out {spec.name}'s file system",
-    )
+             "images": images.recipe_key() if docker_root is not None else None, "hostroot": hostroot.key()}
+    system.run(["nsenter", "-t", str(pid), *ENTER, "bash", "-es", "--", spec.address, spec.hostname],
+               input=hostinit.LAYOUT_SCRIPT, what=f"lay out {spec.name}'s /etc")
     install_power_standin(spec, pid)
     start_sshd(spec, pid)
     start_dockerd(spec, pid)
@@ -52,6 +71,47 @@ def tag_v2(spec: HostSpec, sock: str) -> None:
         if proc.returncode != 0:
             raise InfprovError(f"{spec.name}: cannot tag {image} as {tag}: {proc.stderr.strip()[-200:]}",
                                "`infprov sandbox up` again repairs the host")
+
+
+def _seed_upper(spec: HostSpec) -> None:
+    """The host's SSH host key and the login key, put into its own upper layer before it starts (owned by the
+    host's root), where its /etc will show them."""
+    ssh = spec.dir / "upper" / "etc" / "ssh"
+    keys = ssh / "infprov_keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    for d in (spec.dir / "upper" / "etc", ssh, keys):
+        d.chmod(0o755)
+        os.chown(d, HOST_ID_BASE, HOST_ID_BASE)
+    for src, dest, mode in ((spec.dir / "ssh_host_ed25519_key", ssh / "ssh_host_ed25519_key", 0o600),
+                            (spec.dir / "ssh_host_ed25519_key.pub", ssh / "ssh_host_ed25519_key.pub", 0o644),
+                            (Path(f"{key_file()}.pub"), keys / "ubuntu", 0o644)):
+        shutil.copyfile(src, dest)
+        dest.chmod(mode)
+        os.chown(dest, HOST_ID_BASE, HOST_ID_BASE)
+
+
+def _delegate_cgroups(spec: HostSpec) -> None:
+    """The host's own cgroup in every hierarchy, owned by the host's root, so its dockerd (in the host's user
+    namespace) can make its containers' cgroups below it (--cgroup-parent); cpuset's need CPUs and memory
+    nodes before anything can join them."""
+    top = Path("/sys/fs/cgroup")
+    roots = [top] if (top / "cgroup.procs").exists() else sorted(top.iterdir()) if top.is_dir() else []
+    for root in roots:
+        if not (root / "cgroup.procs").exists():
+            continue
+        mine = root / f"infprov-{prefix()}" / spec.name
+        mine.mkdir(parents=True, exist_ok=True)
+        if (root / "cpuset.cpus").exists():
+            for level in (mine.parent, mine):
+                for knob in ("cpuset.cpus", "cpuset.mems"):
+                    if not (level / knob).read_text().strip():
+                        (level / knob).write_text((level.parent / knob).read_text())
+        if root == cgroup_root():
+            continue  # the host's processes are counted and ended through this one: it stays the machine's
+        os.chown(mine, HOST_ID_BASE, HOST_ID_BASE)
+        for f in mine.iterdir():
+            if f.is_file():
+                os.chown(f, HOST_ID_BASE, HOST_ID_BASE)
 
 
 def start_sshd(spec: HostSpec, pid: int) -> None:
@@ -74,7 +134,7 @@ def start_dockerd(spec: HostSpec, pid: int) -> None:
 
 def install_power_standin(spec: HostSpec, pid: int) -> None:
     """The host's `shutdown`: schedules a power-off that the EC2 endpoint turns into a termination."""
-    system.run(["nsenter", "-t", str(pid), "-m", "--", "sh", "-ec", hostinit.POWER_INSTALL],
+    system.run(["nsenter", "-t", str(pid), *ENTER, "--", "sh", "-ec", hostinit.POWER_INSTALL],
                input=hostinit.SHUTDOWN_STANDIN, what=f"install {spec.name}'s shutdown stand-in", timeout=20)
 
 
@@ -89,9 +149,10 @@ def lay_out_home(spec: HostSpec) -> None:
     ssh.mkdir(mode=0o700, exist_ok=True)
     shutil.copy2(f"{key_file()}.pub", ssh / "authorized_keys")
     (ssh / "authorized_keys").chmod(0o600)
-    shutil.chown(home, USER, USER)
+    owner = HOST_ID_BASE + HOST_USER_UID  # the host's ubuntu, as the machine sees it
+    os.chown(home, owner, owner)
     for p in home.rglob("*"):
-        shutil.chown(p, USER, USER)
+        os.lchown(p, owner, owner)
     home.chmod(0o750)
     hostkey = spec.dir / "ssh_host_ed25519_key"
     if not hostkey.exists():
@@ -104,29 +165,59 @@ def _join_cgroup(cg: Path) -> None:
     (cg / "cgroup.procs").write_text(str(os.getpid()))
 
 
-def _start_init(spec: HostSpec) -> int:
-    ready = spec.dir / "init.ready"
-    ready.unlink(missing_ok=True)
-    cg = spec.cgroup
-    proc = subprocess.Popen(
-        ["setsid", "nsenter", f"--net=/run/netns/{spec.netns}", "unshare", "--mount", "--uts",
-         "--propagation", "private", "--pid", "--fork", "--mount-proc", "--kill-child",
-         "/bin/bash", "-c", hostinit.INIT_LOOP.format(ready=ready)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        preexec_fn=lambda: _join_cgroup(cg),
-    )
+def _user_namespace(cg: Path) -> subprocess.Popen[bytes]:
+    """A process holding a new user namespace whose IDs 0..65535 are the machine's HOST_ID_BASE.. (written by
+    this root process: no newuidmap, no /etc/subuid entry)."""
+    holder = subprocess.Popen(["unshare", "--user", "--", "sleep", "60"], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              preexec_fn=lambda: _join_cgroup(cg))
+    mine = os.readlink("/proc/self/ns/user")
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if ready.exists():
+    while os.readlink(f"/proc/{holder.pid}/ns/user") == mine:
+        if holder.poll() is not None or time.monotonic() > deadline:
+            raise InfprovError("cannot make a user namespace for a sandbox host",
+                               "the kernel must allow user namespaces (user.max_user_namespaces > 0)")
+        time.sleep(0.005)
+    for name in ("uid_map", "gid_map"):
+        Path(f"/proc/{holder.pid}/{name}").write_text(f"0 {HOST_ID_BASE} {HOST_ID_COUNT}\n")
+    return holder
+
+
+def _start_init(spec: HostSpec, lower: Path) -> int:
+    """The host's PID 1: in a user namespace of its own (root there is HOST_ID_BASE here) with its own mount,
+    network, UTS, IPC and PID namespaces, owned by that user namespace (so the host's root may run dockerd and
+    change its network), on its own root file system (hostinit.INIT_SCRIPT)."""
+    cg = spec.cgroup
+    holder = _user_namespace(cg)
+    try:
+        with open(spec.dir / "init.log", "wb") as log:
+            proc = subprocess.Popen(
+                ["setsid", "unshare", "--mount", "--propagation", "private", "--",
+                 "sh", "-c", hostinit.BIND_SCRIPT, "sh", str(lower), str(public_dir()),
+                 "nsenter", f"--user=/proc/{holder.pid}/ns/user", "--",
+                 "unshare", "--mount", "--propagation", "private", "--uts", "--ipc", "--net", "--pid", "--fork",
+                 "--kill-child", "--", "/bin/bash", "-c", hostinit.INIT_SCRIPT, "init", spec.name,
+                 str(NEURON_DEVICES), spec.hostname, str(public_dir())],
+                cwd=spec.dir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=lambda: _join_cgroup(cg),
+            )
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
             children = _children(proc.pid)
-            if children:
+            if children and Path(f"/proc/{children[0]}/root/run/infprov-init.ready").exists():
                 pid = children[0]
                 (spec.dir / "init.pid").write_text(str(pid))
                 return pid
-        if proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    raise InfprovError(f"{spec.name}: the host's init process did not start")
+            if proc.poll() is not None:
+                break
+            time.sleep(0.02)
+    finally:
+        holder.kill()
+        holder.wait()
+    said = " | ".join((spec.dir / "init.log").read_text(errors="replace").strip().splitlines()[-3:])
+    raise InfprovError(f"{spec.name}: the host's init process did not start" + (f": {said}" if said else ""),
+                       f"see {spec.dir / 'init.log'}")
 
 
 def _children(pid: int) -> list[int]:
@@ -141,7 +232,7 @@ def _in_host(spec: HostSpec, pid: int, argv: list[str], stdout: Any = None) -> N
     cg = spec.cgroup
     try:
         subprocess.run(
-            ["nsenter", "-t", str(pid), "-m", "-u", "-n", "-p", *argv],
+            ["nsenter", "-t", str(pid), *ENTER, *argv],
             stdin=subprocess.DEVNULL, stdout=stdout or subprocess.PIPE, stderr=subprocess.STDOUT,
             preexec_fn=lambda: _join_cgroup(cg), check=True, timeout=30,
         )
@@ -212,6 +303,8 @@ def host_problem(spec: HostSpec, entry: dict[str, Any], quick: bool) -> str | No
         return "it has a default route (a sealed host routes only inside the sandbox subnet)"
     if quick:
         return None
+    if entry.get("hostroot") != hostroot.key():
+        return "its root file system is from an older recipe (or it shares the machine's)"
     if entry.get("images") != images.recipe_key():
         # a host keeps the images it was built with; a newer recipe (what setup.sh needs preinstalled, the
         # stand-in server's apt and pip settings) means a host with those images, or the server step fails

@@ -15,6 +15,13 @@ NEURON_DEVICES = 4  # an inf1.6xlarge: four chips, /dev/neuron0..3
 USER = "ubuntu"
 DEFAULT_SUBNET = "10.237.0.0/24"
 DEFAULT_EC2_PORT = 5055
+# Each host runs in a user namespace: its IDs 0..65535 are the machine's HOST_ID_BASE..+65535, so root on a
+# host is an unprivileged user on the machine (issue 23, item 10). Its login user `ubuntu` is HOST_USER_UID
+# inside (HOST_ID_BASE + HOST_USER_UID outside). The host root file system (sandbox/hostroot.py), the docker
+# root the hosts clone (sandbox/images.py) and each host's own files are owned by that range.
+HOST_ID_BASE = 1_000_000_000
+HOST_ID_COUNT = 65536
+HOST_USER_UID = 1000
 
 
 def prefix() -> str:

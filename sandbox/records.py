@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from infprov.floor.errors import InfprovError
-from infprov.sandbox import hostinit, images, nshost, system
+from infprov.sandbox import hostinit, hostroot, images, nshost, system
 from infprov.sandbox.places import NEURON_DEVICES, USER, HostSpec, key_file, private_dir
 
 
@@ -87,9 +87,8 @@ def _set_devices(name: str, state: dict[str, Any], count: int) -> None:
     if not 0 <= count <= 16:
         raise InfprovError(f"{count} Neuron devices cannot be laid out on a sandbox host", "0 to 16")
     pid = entry.get("init_pid")
-    script = ('rm -f /dev/neuron*; i=0; while [ "$i" -lt "$1" ]; do mknod -m 666 "/dev/neuron$i" c 1 3; '
-              'i=$((i + 1)); done')
-    system.run(["nsenter", "-t", str(pid), "-m", "--", "sh", "-c", script, "sh", str(count)],
+    system.run(["nsenter", "-t", str(pid), *nshost.ENTER, "--", "sh", "-c", hostinit.NEURON_DEVICES_SCRIPT, "sh",
+                str(count)],
                what=f"lay out {count} Neuron device(s) on {name}")
     entry["neuron_devices"] = count
     write_state(state)
@@ -116,7 +115,7 @@ def renew_host(spec: HostSpec, state: dict[str, Any]) -> None:
     nshost.remove_host(spec, state)
     hosts.pop(spec.name, None)
     template = images.cached_docker_root()
-    if template is None:
+    if template is None or hostroot.cached() is None:
         return
     try:
         hosts[spec.name] = nshost.make_host(spec, template)
