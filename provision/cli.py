@@ -266,16 +266,19 @@ def cloud_status(
 @app.command("teardown")
 def cloud_teardown(
     name: str | None = typer.Option(None, "--name", help=_CLUSTER_HELP),
-    all_clusters: bool = typer.Option(False, "--all", help="Every infprov cluster in the region."),
+    all_clusters: bool = typer.Option(False, "--all", help="Every cluster this infprov home made in the region."),
     region: str | None = typer.Option(None, "--region", help="AWS region (default: AWS_REGION / the profile's)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Remove without asking."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; change nothing."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
     sandbox: bool = typer.Option(False, "--sandbox", help="Tear down in the local sandbox instead of AWS."),
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
+    any_home: bool = typer.Option(
+        False, "--any-home", help="Also clusters another infprov home (a teammate's INFPROV_HOME) made in this account."
+    ),
 ) -> None:
     """Terminate and delete everything infprov made for the cluster, then prove nothing tagged is left."""
-    result = lifecycle.teardown(name, all_clusters, region, sandbox, yes, dry_run, inventory)
+    result = lifecycle.teardown(name, all_clusters, region, sandbox, yes, dry_run, inventory, any_home)
     render.render_teardown(result, json_out)
     _fail_on(lifecycle.teardown_error(result))
 

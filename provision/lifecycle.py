@@ -147,7 +147,7 @@ def status(name: str | None, region: str | None, sandbox: bool, inventory: str |
 
 def teardown(
     name: str | None, all_clusters: bool, region: str | None, sandbox: bool, yes: bool, dry_run: bool,
-    inventory: str | None,
+    inventory: str | None, any_home: bool = False,
 ) -> TeardownResult:
     """Terminate and delete what infprov made for the cluster (or all), then sweep by tag."""
     from infprov.provision import cloud
@@ -157,7 +157,7 @@ def teardown(
     name, region, sandbox = targets.recorded_target(name, region, sandbox, inventory, one_cluster=not all_clusters)
     return cloud.teardown(
         name=name, all_clusters=all_clusters, region=region, sandbox=sandbox, yes=yes, dry_run=dry_run,
-        inventory=inventory,
+        inventory=inventory, any_home=any_home,
     )
 
 

@@ -180,13 +180,17 @@ def render_status(result: StatusResult, json_out: bool) -> None:
         for i in c.instances:
             deadline = autoteardown.read_deadline({autoteardown.TAG: i.auto_teardown or ""})
             table.add_row(
-                c.name, i.instance_id, i.state + (" (spot)" if i.spot else ""), i.address or "-", i.instance_type,
+                c.name if c.mine else f"{c.name} (another home's: {c.home})",
+                i.instance_id, i.state + (" (spot)" if i.spot else ""), i.address or "-", i.instance_type,
                 i.availability_zone, duration(i.uptime_s), usd(i.hourly_price), usd(i.cost_so_far),
                 autoteardown.describe(deadline, now),
             )
     ui.out.print(table)
-    total = sum(c.hourly_cost or 0 for c in result.clusters)
-    ui.out.print(f"{result.region}: running now ${total:.2f}/h" + (" (sandbox: not billed)" if result.sandbox else ""))
+    total = sum(c.hourly_cost or 0 for c in result.clusters if c.mine)
+    others = sum(c.hourly_cost or 0 for c in result.clusters if not c.mine)
+    ui.out.print(f"{result.region}: running now ${total:.2f}/h"
+                 + (f" (and ${others:.2f}/h of other infprov homes' clusters)" if others else "")
+                 + (" (sandbox: not billed)" if result.sandbox else ""))
 
 
 def render_teardown(result: TeardownResult, json_out: bool) -> None:
