@@ -141,8 +141,20 @@ def status(name: str | None, region: str | None, sandbox: bool, inventory: str |
     """The clusters as EC2 sees them; what the command line leaves out comes from the inventory."""
     from infprov.provision import cloud
 
+    from infprov.provision.specs import StatusResult
+
     _, region, sandbox = targets.recorded_target(name, region, sandbox, inventory, one_cluster=False)
+    if name is None and _nowhere_to_look(region, sandbox, inventory):
+        return StatusResult(region="", clusters=())
     return cloud.status(name=name, region=region, sandbox=sandbox, inventory=inventory)
+
+
+def _nowhere_to_look(region: str | None, sandbox: bool, inventory: str | None) -> bool:
+    """Nothing named, nothing in the inventory and no region configured (a sandbox user whose last cluster
+    is gone): there is nothing to act on, which is no usage error."""
+    from infprov.provision.ec2 import default_region
+
+    return region is None and not sandbox and targets.nothing_recorded(inventory) and not default_region()
 
 
 def teardown(
@@ -155,6 +167,10 @@ def teardown(
     if name is not None and all_clusters:
         raise UsageError("--name and --all exclude each other", "give one of them")
     name, region, sandbox = targets.recorded_target(name, region, sandbox, inventory, one_cluster=not all_clusters)
+    if name is None and _nowhere_to_look(region, sandbox, inventory):
+        from infprov.provision.specs import TeardownResult
+
+        return TeardownResult(region="", scope="nothing", dry_run=dry_run)
     return cloud.teardown(
         name=name, all_clusters=all_clusters, region=region, sandbox=sandbox, yes=yes, dry_run=dry_run,
         inventory=inventory, any_home=any_home,

@@ -169,6 +169,10 @@ def render_status(result: StatusResult, json_out: bool) -> None:
     from rich.table import Table
 
     if not result.clusters:
+        if not result.region:
+            ui.out.print("no clusters: the inventory holds none and no AWS region is configured "
+                         "(give --region R or --sandbox to look in EC2)")
+            return
         ui.out.print(f"no infprov clusters in {result.region}" + (" (sandbox)" if result.sandbox else ""))
         return
     from infprov.provision import autoteardown
@@ -196,6 +200,10 @@ def render_status(result: StatusResult, json_out: bool) -> None:
 def render_teardown(result: TeardownResult, json_out: bool) -> None:
     if json_out:
         ui.emit_json(result.to_dict())
+        return
+    if not result.region:
+        ui.out.print("nothing to tear down: the inventory holds no cluster and no AWS region is configured "
+                     "(give --region R or --sandbox to look in EC2)")
         return
     verb = "would remove" if result.dry_run else "removed"
     ui.out.print(

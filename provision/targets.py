@@ -31,6 +31,14 @@ def recorded_target(name: str | None, region: str | None, sandbox: bool, invento
     return chosen, region, sandbox
 
 
+def nothing_recorded(inventory: str | None) -> bool:
+    """Whether the inventory holds no host (a missing inventory holds none)."""
+    from infprov.floor import paths
+    from infprov.inventory import store
+
+    return not store.load(paths.inventory_file(inventory)).hosts
+
+
 def select_hosts(name: str | None, host: str | None, inventory: str | None) -> list[Any]:
     """--host H, or every host of cluster --name N, or every host in the inventory."""
     from infprov.floor import paths

@@ -178,5 +178,7 @@ def test_cli_teardown_without_yes_in_a_pipe_refuses_and_keeps_everything(prov: A
 def test_cli_missing_region_is_a_usage_error(prov: AwsProvider, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_REGION")
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
-    r = _cli(["status"])
+    r = _cli(["status", "--name", "x"])  # a cluster named, but no region to look in
+    assert r.exit_code == 2 and "--region" in r.stderr
+    r = _cli(["teardown", "--name", "x", "--yes"])
     assert r.exit_code == 2 and "--region" in r.stderr
