@@ -140,7 +140,6 @@ def preflight(
 def status(name: str | None, region: str | None, sandbox: bool, inventory: str | None) -> StatusResult:
     """The clusters as EC2 sees them; what the command line leaves out comes from the inventory."""
     from infprov.provision import cloud
-
     from infprov.provision.specs import StatusResult
 
     _, region, sandbox = targets.recorded_target(name, region, sandbox, inventory, one_cluster=False)
