@@ -105,6 +105,26 @@ def up(
     return replace(result, hosts=tuple(hosts))
 
 
+def check_up(spec: UpSpec, prov: Provider) -> None:
+    """What `up` would refuse, asked of EC2 before anything slower (preflight) or anything is made: the type
+    offered in the region, the cluster's owner, its type and count, the sandbox's room. Read only; `up`
+    asks again under its lock."""
+    itype = catalog.get(spec.instance_type)
+    try:
+        prov.prepare()
+        if not prov.zones_offering(itype.name):
+            raise UsageError(
+                f"{itype.name} is not offered in {prov.region}",
+                f"choose a region that offers {itype.family.capitalize()}, e.g. us-east-1 or us-west-2",
+            )
+        existing = prov.instances({f"tag:{TAG_CLUSTER}": [spec.name], "instance-state-name": list(LIVE_STATES)})
+        check_home(prov, spec.name, paths.home_id(), existing, "choose another --name")
+        plan = plan_instances(existing, spec.name, itype.name, spec.count)
+        prov.check_room(spec.name, plan.launch)
+    except Ec2ApiError as exc:
+        raise api_error(exc, f"up of cluster {spec.name}") from None
+
+
 def continue_hint(spec: UpSpec) -> str:
     """How to pick up an `up` that stopped half-way, or undo it: the options that find the same cluster."""
     where = " --sandbox" if spec.sandbox else ""

@@ -59,11 +59,15 @@ def up(
     """Preflight, the cloud part (find or launch, wait for SSH, record the hosts in the inventory), the
     auto-teardown deadline, then the server playbook on every host. before_server sees the cloud part's
     result before the playbook starts; on_event gets the runner's progress events."""
-    from infprov.provision import cloud, server
+    from infprov.provision import cloud, providers, server
 
+    # What is cheap and local first (the region, the sandbox being up), then what EC2 answers at once (the
+    # type, the cluster's owner), and only then preflight's many requests to the internet.
+    prov = providers.connect(spec.region, spec.sandbox)
+    cloud.check_up(spec, prov)
     if preflight and os.environ.get("INFPROV_NO_PREFLIGHT") != "1":
         check_before_up(spec.sandbox, spec.instance_type)
-    result = cloud.up(spec)
+    result = cloud.up(spec, provider=prov)
     if lifetime is not None:
         _schedule_teardown(result, lifetime, spec.inventory)
     hint = cloud.continue_hint(spec)
@@ -103,11 +107,29 @@ def check_before_up(sandbox: bool, instance_type: str) -> None:
     generation = catalog.generation(instance_type)
     failed = [o for o in pf.run(standin=_standin_address() if sandbox else None, generations=(generation,))
               if not o.ok]
-    for outcome in failed:
-        ui.err.print(outcome.line(), soft_wrap=True)
+    for line in collapsed_failures(failed):
+        ui.err.print(line, soft_wrap=True)
     if failed:
         raise InfprovError(f"preflight: {len(failed)} pinned download(s) are gone or unreachable; nothing was launched",
                            "fix them (see the lines above), or pass --no-preflight to launch anyway")
+
+
+def collapsed_failures(failed: Sequence[Outcome]) -> list[str]:
+    """One line per distinct reason: twelve items that failed alike (no network, a DNS failure, the stand-in
+    answering 404) are one line naming them all, not twelve."""
+    groups: dict[tuple[str, str], list[Outcome]] = {}
+    for outcome in failed:
+        first, _, rest = outcome.detail.partition(" ")
+        reason = rest if "://" in first and rest else outcome.detail
+        groups.setdefault((reason, outcome.fix), []).append(outcome)
+    lines = []
+    for (reason, fix), members in groups.items():
+        if len(members) == 1:
+            lines.append(members[0].line())
+        else:
+            names = ", ".join(m.name for m in members)
+            lines.append(f"FAIL  {len(members)} items ({names}): {reason}. fix: {fix}")
+    return lines
 
 
 def _standin_address() -> str:

@@ -125,6 +125,20 @@ def test_another_type_for_the_same_cluster_is_refused(prov: AwsProvider) -> None
         _up(prov, count=1, instance_type="inf1.xlarge")
 
 
+def test_the_type_conflict_is_found_before_preflight_runs(prov: AwsProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    from infprov.provision import lifecycle
+    from infprov.provision import preflight as pf
+
+    _up(prov, count=1)
+    ran: list[object] = []
+    monkeypatch.setattr(pf, "run", lambda *a, **k: ran.append(a) or [])
+    monkeypatch.delenv("INFPROV_NO_PREFLIGHT", raising=False)
+    spec = specs.UpSpec(instance_type="inf1.xlarge", ssh_cidr=CIDR, yes=True)
+    with pytest.raises(UsageError, match="runs inf1.6xlarge"):
+        lifecycle.up(spec, skip_server=True)
+    assert ran == []
+
+
 def test_two_concurrent_ups_make_one_set_of_instances(prov: AwsProvider, moto_url: str) -> None:
     results: list[specs.UpResult] = []
     errors: list[BaseException] = []
