@@ -422,7 +422,7 @@ def bench(
     chosen = targets.select_hosts(name, host, inventory)
     types = {h.instance_type for h in chosen}
     if len(types) != 1 or None in types:
-        raise UsageError(f"the hosts have different or unknown types ({types})", "bench one cluster at a time")
+        raise targets.mixed_types(chosen)
     cores = {h.neuron_cores for h in chosen}
     if len(cores) != 1:
         raise UsageError(

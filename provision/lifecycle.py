@@ -433,7 +433,18 @@ def ssh_argv(name: str | None, host: str | None, inventory: str | None, command:
     from infprov.provision import server
 
     target = _target(name, host, inventory)
-    return server.ssh_argv(target, paths.known_hosts()) + list(command)
+    return server.ssh_argv(target, paths.known_hosts()) + remote_command(command)
+
+
+def remote_command(command: Sequence[str]) -> list[str]:
+    """ssh joins the words after the host with spaces for the remote shell, losing their boundaries: several
+    words are quoted one by one (`infprov ssh -- ls 'a b'` lists one file), one word stays a shell command
+    line as ssh takes it (`infprov ssh -- 'ls | wc -l'`)."""
+    import shlex
+
+    if len(command) <= 1:
+        return list(command)
+    return [" ".join(shlex.quote(word) for word in command)]
 
 
 def tunnel_argv(

@@ -290,9 +290,11 @@ def render_run(summary: dict[str, Any]) -> None:
                           ms(lat.get("p90")), ms(lat.get("p99")), Text(printable(str(p.get("errors", 0)))),
                           "-" if cost is None else f"{cost:.2f}")
         if h.get("error"):
-            table.add_row(Text(printable(h["host"])), "-", "-", "-", "-", "-", "-", "-",
-                          Text(printable(h["error"][:40])), "-")
+            table.add_row(Text(printable(h["host"])), "-", "-", "-", "-", "-", "-", "-", "failed (below)", "-")
     ui.out.print(table)
+    for h in summary["hosts"]:  # whole, under the table: a cell would cut it
+        if h.get("error"):
+            ui.out.print(ui.styled("failed:", "red", printable(f"{h['host']}: {h['error']}")), soft_wrap=True)
     if summary.get("fleet_images_per_s") is not None and len(summary["hosts"]) > 1:
         ui.out.print(f"fleet total: {summary['fleet_images_per_s']:.1f} images/s")
     ui.out.print(printable(f"saved in {summary['path']}"), markup=False)
