@@ -29,6 +29,7 @@ class _Group(TyperGroup):
     ) -> Any:
         """The CLI framework's own usage errors (unknown option or command, a bad value) as one line too."""
         quickparse.install(self)
+        _plain_help_types(self)
         try:
             rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except Exception as exc:
@@ -79,6 +80,40 @@ class _Group(TyperGroup):
             raise typer.Exit(1) from None
 
 
+def _plain_help_types(command: Any) -> None:
+    """--help shows what an option takes as a word (`--type TYPE`, `--name NAME`), and nothing for a flag,
+    instead of typer's Python type tags (`<str>`, `<bool>`)."""
+
+    def label(param: Any) -> str | None:
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):
+            return None
+        if getattr(param, "metavar", None):
+            return str(param.metavar)
+        longs = [o for o in getattr(param, "opts", ()) if o.startswith("--")]
+        word = (longs[0][2:] if longs else str(param.name)).upper()
+        return word + ("..." if getattr(param, "multiple", False) or getattr(param, "nargs", 1) == -1 else "")
+
+    def walk(cmd: Any) -> None:
+        for param in getattr(cmd, "params", ()):
+            if hasattr(param, "display_type_rich"):
+                param.display_type_rich = lambda ctx, shown=label(param): shown
+        for sub in getattr(cmd, "commands", {}).values():
+            walk(sub)
+        made = getattr(cmd, "get_help_option", None)
+        if made is not None and not getattr(made, "plain_types", False):
+
+            def get_help_option(ctx: Any, made: Any = made) -> Any:
+                option = made(ctx)
+                if option is not None and hasattr(option, "display_type_rich"):
+                    option.display_type_rich = lambda ctx: None
+                return option
+
+            get_help_option.plain_types = True  # type: ignore[attr-defined]
+            cmd.get_help_option = get_help_option
+
+    walk(command)
+
+
 def _click_kind(exc: BaseException) -> str | None:
     """Which of the CLI framework's own errors this is (typer may carry its own copy of click, so the
     classes are told by name): help for no arguments, a usage error, another click error, or an abort."""
@@ -112,7 +147,9 @@ def _debug() -> bool:
 app = typer.Typer(
     cls=_Group,
     name="infprov",
-    help="From nothing to a benchmarked Triton server on AWS Inferentia (Inf1), and back to nothing.",
+    help="From nothing to a benchmarked Triton server on AWS Inferentia (Inf1, Inf2) or Trainium (Trn1), and back "
+    "to nothing. New here? `infprov demo` (or `infprov sandbox up`, then `infprov up --sandbox --type inf1.xlarge`) "
+    "runs it all locally.",
     no_args_is_help=True,
     add_completion=True,  # --install-completion / --show-completion SHELL
     pretty_exceptions_enable=False,
@@ -175,7 +212,8 @@ _add_sandbox_commands()
 # ---------------------------------------------------------------- cloud (up / status / teardown)
 _CLUSTER_HELP = "Cluster name (default: infprov)."
 _INVENTORY_HELP = "Inventory file (default: INFPROV_HOME/inventory.yml)."
-_TYPE_HELP = "Inf1 type: inf1.xlarge, inf1.2xlarge, inf1.6xlarge, inf1.24xlarge."
+_TYPE_HELP = ("Instance type: Inf1 (inf1.xlarge, inf1.2xlarge, inf1.6xlarge, inf1.24xlarge), Inf2 (inf2.xlarge, "
+              "inf2.8xlarge, inf2.24xlarge, inf2.48xlarge) or Trn1 (trn1.2xlarge, trn1.32xlarge).")
 _TAG_OPTION = typer.Option(None, "--tag", help="Extra tag KEY=VALUE on every resource (repeatable).")
 
 
@@ -185,7 +223,7 @@ def cloud_up(
     name: str = typer.Option("infprov", "--name", help=_CLUSTER_HELP),
     count: int = typer.Option(1, "--count", help="How many instances the cluster should have."),
     region: str | None = typer.Option(None, "--region", help="AWS region (default: AWS_REGION / the profile's)."),
-    ami: str | None = typer.Option(None, "--ami", help="Pin the AMI (default: newest Inf1-capable Neuron DLAMI)."),
+    ami: str | None = typer.Option(None, "--ami", help="Pin the AMI (default: the newest Neuron DLAMI for the type)."),
     key_name: str | None = typer.Option(None, "--key-name", help="Use your own EC2 key pair instead of infprov's."),
     ssh_cidr: str | None = typer.Option(None, "--ssh-cidr", help="Allow SSH from here (default: your address/32)."),
     allow_wide_ssh: bool = typer.Option(
@@ -207,7 +245,7 @@ def cloud_up(
         "run again to move the deadline."
     ),
 ) -> None:
-    """Find or launch Inf1 instances, provision Triton on each over SSH, and wait until it serves."""
+    """Find or launch Inferentia or Trainium instances, provision Triton on each over SSH, and wait until it serves."""
     from infprov.provision import autoteardown, specs
 
     lifetime = autoteardown.parse_duration(auto_teardown) if auto_teardown is not None else None

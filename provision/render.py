@@ -30,7 +30,7 @@ def render_sandbox(status: dict[str, Any], json_out: bool) -> None:
     for h in status["hosts"]:
         table.add_row(h["name"], h["address"], str(h["port"]), h["user"], "yes" if h.get("healthy") else "NO",
                       "NO" if h.get("default_route") else "yes")
-    ui.out.print(table)
+    ui.out.print(table if status["hosts"] else "no sandbox hosts: `infprov sandbox up --hosts N` makes them")
     if status["hosts"]:
         ui.out.print(f"login key: {status['hosts'][0]['key_file']}")
     seal = status.get("seal") or {}
@@ -140,7 +140,7 @@ def render_up(result: Any, json_out: bool) -> None:
         f"cluster {result.cluster} in {result.region}: {len(result.hosts)} x {result.instance_type}, {cost}"
         + (" (sandbox)" if result.sandbox else "")
     )
-    table = Table("instance", "address", "zone", "user", "neuron devices", "cores", "")
+    table = Table("instance", "address", "zone", "user", "neuron devices", "cores", "this run")
     for h in result.hosts:
         how = "reused"
         if h.instance_id in result.launched:
@@ -228,6 +228,9 @@ def render_inventory(inv: Inventory, json_out: bool) -> None:
     from rich.table import Table
 
     ui.out.print(f"inventory: {inv.path}")
+    if not inv.hosts:
+        ui.out.print("no hosts yet: `infprov up --type T` makes a cluster (or `--sandbox` to try it locally)")
+        return
     table = Table("cluster", "instance", "address", "user", "port", "type", "neuron devices/cores", "region")
     for h in inv.hosts:
         table.add_row(
