@@ -321,6 +321,34 @@ def cloud_teardown(
     _fail_on(lifecycle.teardown_error(result))
 
 
+@app.command("auto-teardown")
+def auto_teardown_cmd(
+    cluster: str | None = typer.Argument(None, help="The cluster (default: the inventory's one cluster)."),
+    name: str | None = typer.Option(None, "--name", help="The cluster, as an option."),
+    in_: str | None = typer.Option(None, "--in", help="The new deadline from now (4h, 90m, 1h30m)."),
+    cancel: bool = typer.Option(False, "--cancel", help="Cancel the deadline: the instances run until teardown."),
+    inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
+) -> None:
+    """Move or cancel a cluster's auto-teardown deadline (set by `up --auto-teardown`)."""
+    from infprov.provision import autoteardown
+
+    chosen = _cluster_argument(cluster, name)
+    if (in_ is None) == (not cancel):
+        raise UsageError("give one of --in DURATION or --cancel", "e.g. infprov auto-teardown --in 2h")
+    seconds = autoteardown.parse_duration(in_) if in_ is not None else None
+    lifecycle.auto_teardown(chosen, inventory, seconds)
+
+
+def _cluster_argument(positional: str | None, option: str | None) -> str | None:
+    """A cluster named as an argument (`infprov teardown demo`) or with --name; both must agree."""
+    from infprov.provision.specs import validate_name
+
+    if positional is not None and option is not None and positional != option:
+        raise UsageError(f"cluster {positional!r} and --name {option!r} disagree", "give the cluster once")
+    chosen = positional if positional is not None else option
+    return validate_name(chosen) if chosen is not None else None
+
+
 # ---------------------------------------------------------------- inventory / play
 @app.command("inventory")
 def inventory_show(

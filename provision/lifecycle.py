@@ -97,6 +97,27 @@ def _schedule_teardown(result: UpResult, seconds: int, inventory: str | None) ->
     autoteardown.schedule(providers.connect(None if result.sandbox else result.region, result.sandbox), hosts, seconds)
 
 
+def auto_teardown(name: str | None, inventory: str | None, seconds: int | None) -> str:
+    """Move a cluster's auto-teardown deadline to `seconds` from now, or cancel it (None), without `up`.
+    Returns the cluster's name."""
+    from infprov.floor import paths
+    from infprov.inventory import store
+    from infprov.provision import autoteardown, providers
+
+    chosen, region, sandbox = targets.recorded_target(name, None, False, inventory, one_cluster=True)
+    inv_path = paths.inventory_file(inventory)
+    hosts = store.load(inv_path).in_cluster(chosen) if chosen else []
+    if not hosts:
+        where = f"cluster {chosen!r}" if chosen else str(inv_path)
+        raise UsageError(f"no hosts in {where}", "see `infprov inventory` (or run `infprov up`)")
+    prov = providers.connect(None if sandbox else region, sandbox)
+    if seconds is None:
+        autoteardown.cancel(prov, hosts)
+    else:
+        autoteardown.schedule(prov, hosts, seconds)
+    return str(chosen)
+
+
 def check_before_up(sandbox: bool, instance_type: str) -> None:
     """`up`'s preflight: the failed items on stderr, then one error; nothing is launched."""
     from infprov.provision import catalog
