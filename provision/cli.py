@@ -303,6 +303,7 @@ def cloud_status(
 
 @app.command("teardown")
 def cloud_teardown(
+    cluster: str | None = typer.Argument(None, help="The cluster (as --name; default: the inventory's one)."),
     name: str | None = typer.Option(None, "--name", help=_CLUSTER_HELP),
     all_clusters: bool = typer.Option(False, "--all", help="Every cluster this infprov home made in the region."),
     region: str | None = typer.Option(None, "--region", help="AWS region (default: AWS_REGION / the profile's)."),
@@ -316,6 +317,7 @@ def cloud_teardown(
     ),
 ) -> None:
     """Terminate and delete everything infprov made for the cluster, then prove nothing tagged is left."""
+    name = _cluster_argument(cluster, name)
     result = lifecycle.teardown(name, all_clusters, region, sandbox, yes, dry_run, inventory, any_home)
     render.render_teardown(result, json_out)
     _fail_on(lifecycle.teardown_error(result))
@@ -435,15 +437,30 @@ def logs(
     raise typer.Exit(subprocess.call(lifecycle.logs_argv(name, host, inventory, tail, follow)))
 
 
-@app.command("ssh")
+class _RemoteCommand(typer.core.TyperCommand):
+    """`infprov ssh [CLUSTER] [-- COMMAND...]`: what follows `--` is the remote command, word for word; what
+    comes before it is parsed as usual (so `infprov ssh demo -- ls` and `infprov ssh -- ls` both mean ls)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if "--" in args:
+            at = args.index("--")
+            ctx.meta["infprov_remote"] = args[at + 1:]
+            args = args[:at]
+        return super().parse_args(ctx, args)
+
+
+@app.command("ssh", cls=_RemoteCommand)
 def ssh(
+    ctx: typer.Context,
+    cluster: str | None = typer.Argument(None, help="The cluster (as --name, when it has one host)."),
+    command: list[str] | None = typer.Argument(None, help="A command to run instead of a shell (after --)."),
     name: str | None = typer.Option(None, "--name", help="The cluster (when it has one host)."),
     host: str | None = typer.Option(None, "--host", help="Instance id or address."),
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
-    command: list[str] | None = typer.Argument(None, help="A command to run instead of a shell (after --)."),
 ) -> None:
     """Open an SSH session on a host (or run a command there), with infprov's key and pinned host keys."""
-    argv = lifecycle.ssh_argv(name, host, inventory, command or [])
+    words = [*(command or []), *ctx.meta.get("infprov_remote", [])]
+    argv = lifecycle.ssh_argv(_cluster_argument(cluster, name), host, inventory, words)
     os.execvp(argv[0], argv)
 
 
@@ -464,6 +481,7 @@ def tunnel(
 # ---------------------------------------------------------------- bench / results
 @app.command("bench")
 def bench(
+    cluster: str | None = typer.Argument(None, help="Every host of this cluster (as --name)."),
     host: str | None = typer.Option(None, "--host", help="Instance id or address (default: every host)."),
     name: str | None = typer.Option(None, "--name", help="Every host of this cluster."),
     model: str | None = typer.Option(None, "--model", help="Model name (default: the host type's rn50 model)."),
@@ -483,6 +501,7 @@ def bench(
     from infprov.provision import bench as bench_mod
     from infprov.provision import benchplan
 
+    name = _cluster_argument(cluster, name)
     if model is not None:
         bench_mod.check_model(model)
     chosen = targets.select_hosts(name, host, inventory)

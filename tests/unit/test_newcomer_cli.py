@@ -64,3 +64,67 @@ def test_ssh_command_words_keep_their_boundaries(words: list[str], expected: str
 def test_ssh_argv_ends_with_one_quoted_command(two_types: Path) -> None:
     argv = lifecycle.ssh_argv(None, "i-1", None, ["ls", "a b"])
     assert argv[-3:] == ["--", "10.0.0.1", "ls 'a b'"]
+
+
+# ---------------------------------------------------------------- item 16: the cluster as a positional argument
+@pytest.fixture()
+def exec_seen(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    import os
+
+    seen: list[list[str]] = []
+
+    def fake_exec(prog: str, argv: list[str]) -> None:
+        seen.append(list(argv))
+
+    monkeypatch.setattr(os, "execvp", fake_exec)
+    return seen
+
+
+@pytest.mark.parametrize(("args", "address", "remote"), [
+    (["ssh", "small"], "10.0.0.1", []),
+    (["ssh", "big", "--", "ls", "a b"], "10.0.0.2", ["ls 'a b'"]),
+    (["ssh", "--name", "big", "--", "uptime"], "10.0.0.2", ["uptime"]),
+    (["ssh", "--host", "i-1", "--", "big", "-l"], "10.0.0.1", ["big -l"]),  # after --: never the cluster
+    (["ssh", "small", "big"], "10.0.0.1", ["big"]),
+])
+def test_ssh_takes_the_cluster_as_its_first_word(two_types: Path, exec_seen: list[list[str]], args: list[str],
+                                                  address: str, remote: list[str]) -> None:
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    [argv] = exec_seen
+    at = argv.index("--")
+    assert argv[at + 1] == address and argv[at + 2:] == remote
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["ssh", "small", "--name", "big"], "disagree"),
+    (["ssh", "nosuch"], "no hosts in cluster 'nosuch'"),
+    (["bench", "small", "--name", "big"], "disagree"),
+    (["bench", "Bad;Name"], "cluster name"),
+    (["teardown", "Bad;Name", "--yes"], "cluster name"),
+    (["teardown", "a", "--name", "b", "--yes"], "disagree"),
+    (["teardown", "small", "--all", "--yes"], "exclude each other"),
+])
+def test_a_positional_cluster_and_its_option_are_checked(two_types: Path, exec_seen: list[list[str]],
+                                                        args: list[str], fragment: str) -> None:
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2, r.output
+    [line] = r.stderr.strip().splitlines()
+    assert line.startswith("error:") and fragment in line
+    assert exec_seen == []
+
+
+def test_bench_and_teardown_take_the_cluster_as_an_argument(two_types: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from infprov.provision import targets
+
+    asked: list[Any] = []
+    monkeypatch.setattr(targets, "select_hosts", lambda name, host, inv: asked.append(("bench", name)) or [])
+    monkeypatch.setattr(lifecycle, "teardown", lambda name, *a: asked.append(("teardown", name)) or _Stop())
+    CliRunner().invoke(app, ["bench", "small"])
+    CliRunner().invoke(app, ["teardown", "big", "--dry-run"])
+    assert asked == [("bench", "small"), ("teardown", "big")]
+
+
+class _Stop:
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError("stop here")
