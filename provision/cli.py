@@ -268,6 +268,16 @@ def _fail_on(error: InfprovError | None) -> None:
         raise error
 
 
+@app.command("types")
+def types_cmd(
+    region: str | None = typer.Option(None, "--region", help="Prices for this region (default: AWS_REGION, "
+                                      "else us-east-1)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """The instance types infprov supports: chips, NeuronCores, vCPUs, memory and the on-demand price."""
+    render.render_types(lifecycle.types(region), json_out)
+
+
 @app.command("preflight")
 def preflight_cmd(
     region: str | None = typer.Option(None, "--region", help="AWS region for the AMI check."),

@@ -179,6 +179,24 @@ def preflight(
                   generations=generations)
 
 
+# ---------------------------------------------------------------- types
+def types(region: str | None) -> dict[str, Any]:
+    """The instance types infprov supports, from its catalog (no network): chips, NeuronCores, vCPUs, memory
+    and the on-demand price in region (default: the configured region, else us-east-1)."""
+    from infprov.provision import catalog, specs
+    from infprov.provision.ec2 import default_region
+
+    where = specs.validate_region(region) if region is not None else (default_region() or "us-east-1")
+    rows = []
+    for t in catalog.TYPES.values():
+        rows.append({
+            "type": t.name, "family": t.family, "generation": "Neuron v2" if t.generation == catalog.NEURON_V2
+            else "Neuron v1", "chips": t.neuron_devices, "neuron_cores": t.neuron_cores, "vcpus": t.vcpus,
+            "memory_gib": t.memory_gib, "hourly_price": t.price(where),
+        })  # fmt: skip
+    return {"region": where, "types": rows}
+
+
 # ---------------------------------------------------------------- status / teardown
 def status(name: str | None, region: str | None, sandbox: bool, inventory: str | None) -> StatusResult:
     """The clusters as EC2 sees them; what the command line leaves out comes from the inventory."""

@@ -337,3 +337,21 @@ def times(value: float | None) -> str:
 
 def ms(value: Any) -> str:
     return "-" if value is None else f"{value:.1f}"
+
+
+def render_types(doc: dict[str, Any], json_out: bool) -> None:
+    """`infprov types`: one row per supported instance type."""
+    if json_out:
+        ui.emit_json(doc)
+        return
+    from rich.table import Table
+
+    table = Table("type", "family", "generation", "chips", "NeuronCores", "vCPUs", "memory GiB",
+                  f"$/h in {doc['region']}")
+    for t in doc["types"]:
+        table.add_row(t["type"], t["family"], t["generation"], str(t["chips"]), str(t["neuron_cores"]),
+                      str(t["vcpus"]), str(t["memory_gib"]),
+                      "-" if t["hourly_price"] is None else f"${t['hourly_price']:,.4f}".rstrip("0"))
+    ui.out.print(table)
+    if any(t["hourly_price"] is None for t in doc["types"]):
+        ui.out.print("-: price not in infprov's catalog for this region (see the EC2 on-demand pricing page)")
