@@ -213,7 +213,7 @@ _add_sandbox_commands()
 _CLUSTER_HELP = "Cluster name (default: infprov)."
 _INVENTORY_HELP = "Inventory file (default: INFPROV_HOME/inventory.yml)."
 _TYPE_HELP = ("Instance type: Inf1 (inf1.xlarge, inf1.2xlarge, inf1.6xlarge, inf1.24xlarge), Inf2 (inf2.xlarge, "
-              "inf2.8xlarge, inf2.24xlarge, inf2.48xlarge) or Trn1 (trn1.2xlarge, trn1.32xlarge).")
+              "inf2.8xlarge, inf2.24xlarge, inf2.48xlarge) or Trn1 (trn1.2xlarge, trn1.32xlarge): `infprov types`.")
 _TAG_OPTION = typer.Option(None, "--tag", help="Extra tag KEY=VALUE on every resource (repeatable).")
 
 
