@@ -29,19 +29,3 @@ class UsageError(InfprovError):
 
 class WaitTimeout(InfprovError):
     """A bounded wait ran out; the message says what was awaited and for how long."""
-
-
-class RemoteCommandError(InfprovError):
-    """A command on a host failed: carries the command, exit code and output tail."""
-
-    def __init__(self, host: str, command: str, exit_code: int, tail: str, hint: str = "") -> None:
-        short = command if len(command) <= 120 else command[:117] + "..."
-        last = " | ".join(line for line in tail.strip().splitlines()[-3:] if line.strip())
-        msg = f"{host}: `{short}` exited {exit_code}"
-        if last:
-            msg += f": {last}"
-        super().__init__(msg, hint)
-        self.host = host
-        self.command = command
-        self.returncode = exit_code
-        self.tail = tail

@@ -94,6 +94,11 @@ class Host:
     cluster: str = DEFAULT_CLUSTER
     extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
+    @property
+    def instance_id(self) -> str:
+        """The instance the host is: infprov names each inventory host by its instance id."""
+        return self.name
+
     def vars(self) -> dict[str, Any]:
         """The host's inventory variables, as written to the file (None values left out)."""
         out: dict[str, Any] = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -128,10 +127,6 @@ def load_text(text: str) -> Any:
         raise YamlSyntaxError(str(exc.problem or exc.context or "invalid YAML"), line) from exc
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(str(exc), 0) from exc
-
-
-def load_file(path: Path) -> Any:
-    return load_text(path.read_text(encoding="utf-8"))
 
 
 def line_of(node: Any, key: str | int | None = None) -> int:

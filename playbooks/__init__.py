@@ -2,7 +2,8 @@
 
 from infprov.playbooks.errors import PlaybookError
 from infprov.playbooks.parsing import builtin_playbooks, load_playbook, parse_extra_vars, resolve_playbook
-from infprov.playbooks.runner import Event, HostStats, RunResult, TaskResult, run_playbook
+from infprov.playbooks.results import Event, HostStats, RunResult, TaskResult
+from infprov.playbooks.runner import run_playbook
 
 __all__ = [
     "Event",

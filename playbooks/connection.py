@@ -22,16 +22,7 @@ import paramiko
 
 from infprov.inventory.model import Host
 from infprov.playbooks.errors import CommandTimeout, FileTooLarge, HostKeyChanged, HostUnreachable
-from infprov.playbooks.hostkeys import (  # noqa: F401  (console_fingerprints, fingerprint, ...: their old home)
-    PinningPolicy,
-    changed_error,
-    console_fingerprints,
-    fingerprint,
-    forget_host_key,
-    known_hosts_name,
-    pinned_keys,
-    record_host_key,
-)
+from infprov.playbooks.hostkeys import PinningPolicy, changed_error, known_hosts_name, pinned_keys
 
 # What a host may make the controller hold. A host's output is outside data: a command that prints without
 # end, or a line without a newline, must not take the controller's memory (or, split again and again, its CPU).
@@ -530,7 +521,3 @@ def _drain(chan: paramiko.Channel, deadline: float | None, command: str, timeout
 
 def _short(command: str) -> str:
     return command if len(command) <= 100 else command[:97] + "..."
-
-
-def quote(value: str) -> str:
-    return shlex.quote(value)

@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from infprov.playbooks.runner import Event, RunResult, TaskResult
+    from infprov.playbooks.results import Event, RunResult, TaskResult
 
 SLOW = 3.0  # tasks longer than this show their time
 

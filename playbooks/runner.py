@@ -21,15 +21,8 @@ from infprov.playbooks.connection import OUTPUT_KEEP, CommandResult, Connection,
 from infprov.playbooks.engine import Play, Playbook, Task, TaskOutcome, load_playbook, run_task
 from infprov.playbooks.errors import HostUnreachable, PlaybookError
 from infprov.playbooks.modules import MODULES
-from infprov.playbooks.results import (  # noqa: F401  (Event, RunResult, TaskResult: importers' old home)
-    ANSIBLE_VERSION,
-    Event,
-    HostOutcome,
-    HostStats,
-    Redactor,
-    RunResult,
-    TaskResult,
-)
+from infprov.playbooks.parsing import _as_list
+from infprov.playbooks.results import ANSIBLE_VERSION, Event, HostStats, Redactor, RunResult, TaskResult
 from infprov.playbooks.templating import LazyVars, Templar, untrusted
 
 
@@ -555,9 +548,3 @@ def _label(task: Task, variables: list[Mapping[str, Any]]) -> str:
         return str(Templar(LazyVars(list(variables))).template(task.label))
     except Exception:
         return task.label
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]

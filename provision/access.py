@@ -22,8 +22,6 @@ from infprov.provision.planning import (
 from infprov.provision.providers import Provider
 from infprov.provision.specs import NOT_GONE_STATES, TAG_CLUSTER, TAG_MANAGED, TAG_SCOPE, UpSpec
 
-CHECKIP_URL = "https://checkip.amazonaws.com"
-
 
 def managed_key_file(region: str) -> Path:
     return paths.keys_dir() / f"{this_home_key(region)}.pem"

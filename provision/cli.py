@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import typer
+import typer.main
 from typer.core import TyperGroup
 
 from infprov.floor.errors import InfprovError, UsageError
@@ -51,6 +53,20 @@ class _Group(TyperGroup):
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        own = list(super().list_commands(ctx))
+        return own + sorted(name for name in _plugged_commands() if name not in own)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """A command of infprov's own, or one a plugin added (`sandbox`, `demo`), loaded when first named."""
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in _plugged_commands():
+            command = typer.main.get_command(_plugged_commands()[cmd_name].load())
+            quickparse.install(command)
+            _plain_help_types(command)
+            self.add_command(command, cmd_name)
+        return command
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -112,6 +128,18 @@ def _plain_help_types(command: Any) -> None:
             cmd.get_help_option = get_help_option
 
     walk(command)
+
+
+PLUGIN_COMMANDS = "infprov.commands"  # entry points: command name -> a typer app (the sandbox adds its own)
+
+
+@functools.cache
+def _plugged_commands() -> dict[str, Any]:
+    """The commands other packages add (tooling above the runtime, which the runtime never imports): looked
+    up only when a name is not infprov's own, or for the help, since reading them costs ~0.1 s."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=PLUGIN_COMMANDS)}
 
 
 def _click_kind(exc: BaseException) -> str | None:
@@ -178,35 +206,6 @@ def main(
 
         logging.getLogger("paramiko").addHandler(logging.NullHandler())
         logging.getLogger("paramiko").propagate = False
-
-
-@app.command("demo")
-def demo_cmd(
-    hosts: int = typer.Option(2, "--hosts", help="How many sandbox hosts (and instances) to use (1 to 8)."),
-    limit: int = typer.Option(10, "--limit", help="Seconds the benchmark measures on each host."),
-) -> None:
-    """The main job on the local sandbox (Linux, root): sandbox up, up, bench, results, teardown."""
-    from infprov.provision import demo
-    from infprov.sandbox import core
-
-    if not 1 <= hosts <= core.MAX_HOSTS:
-        raise UsageError(f"--hosts {hosts} is out of range", f"give a number from 1 to {core.MAX_HOSTS}")
-    if not 1 <= limit <= 3600:
-        raise UsageError(f"--limit {limit} is out of range", "give 1 to 3600 seconds")
-    code = demo.main(hosts=hosts, limit=limit)
-    if code:
-        raise typer.Exit(code)
-
-
-def _add_sandbox_commands() -> None:
-    """`infprov sandbox up|status|down`: the sandbox's own commands (tooling on top of the runtime, which
-    reaches the sandbox only from inside functions; tests/unit/test_layout.py checks it)."""
-    from infprov.sandbox.commands import sandbox_app
-
-    app.add_typer(sandbox_app, name="sandbox")
-
-
-_add_sandbox_commands()
 
 
 # ---------------------------------------------------------------- cloud (up / status / teardown)

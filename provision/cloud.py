@@ -12,6 +12,7 @@ from infprov.floor import paths
 from infprov.floor.errors import InfprovError, UsageError
 from infprov.floor.files import file_lock
 from infprov.floor.wait import wait_until
+from infprov.inventory.model import Host
 from infprov.provision import access, catalog, providers, reach, specs, ui
 from infprov.provision.access import (
     check_user_key,
@@ -41,7 +42,6 @@ from infprov.provision.specs import (
     TAG_MANAGED,
     ClusterInfo,
     Confirm,
-    Host,
     InstanceInfo,
     Leftover,
     SshWait,
@@ -91,7 +91,7 @@ def up(
             reach.wait_for_ssh(hosts, timeouts, console=prov.host_key_source())
         else:
             ssh_wait(hosts, timeouts)
-        _record_hosts(spec.name, hosts, spec.inventory, prov)
+        _record_hosts(spec.name, hosts, spec.inventory)
     except KeyboardInterrupt:
         ui.warn(continue_hint(spec))
         raise
@@ -102,7 +102,7 @@ def up(
         hint = f"{exc.hint}; or " if exc.hint else ""
         raise InfprovError(f"cluster {spec.name}: {exc.message}", hint + continue_hint(spec)) from None
     ui.ok(f"cluster {spec.name}: {len(hosts)} host(s) take SSH logins")
-    return replace(result, hosts=tuple(hosts))
+    return replace(result, hosts=tuple(hosts), zones={str(i.id): str(i.zone) for i in instances})
 
 
 def check_up(spec: UpSpec, prov: Provider) -> None:
@@ -236,16 +236,11 @@ def check_home(prov: Provider, cluster: str, home: str, instances: Sequence[Inst
                          f"not this one (id {home}, {paths.home()})", hint)
 
 
-def _record_hosts(cluster: str, hosts: Sequence[Host], inventory: str | None, prov: Provider) -> None:
+def _record_hosts(cluster: str, hosts: Sequence[Host], inventory: str | None) -> None:
     """Make the inventory's group for cluster hold exactly these hosts (the cloud is the truth)."""
-    from infprov.inventory import model, store
+    from infprov.inventory import store
 
-    store.set_cluster_hosts(paths.inventory_file(inventory), cluster, [
-        model.Host(name=h.instance_id, address=h.address, user=h.user, key_file=h.key_file, port=h.port,
-                   instance_type=h.instance_type, neuron_devices=h.neuron_devices, neuron_cores=h.neuron_cores,
-                   region=h.region, cluster=cluster, extra=prov.inventory_extra())
-        for h in hosts
-    ])
+    store.set_cluster_hosts(paths.inventory_file(inventory), cluster, list(hosts))
 
 
 def _forget_hosts(prov: Provider, inventory: str | None, cluster: str | None, keep: Sequence[str] = ()) -> None:
@@ -320,7 +315,7 @@ def status(
     _forget_hosts(prov, inventory, name, keep=live_ids)
     for cluster, insts in running.items():
         if mine(cluster):  # another home's hosts are reached with that home's key: never recorded here
-            _record_hosts(cluster, hosts_of(insts, cluster, prov, None), inventory, prov)
+            _record_hosts(cluster, hosts_of(insts, cluster, prov, None), inventory)
     return StatusResult(
         region=prov.region,
         clusters=tuple(

@@ -14,10 +14,11 @@ from infprov.provision import targets, ui
 # imported inside the lifecycle that needs them: `infprov play` never loads boto3, `--version` neither.
 if TYPE_CHECKING:
     from infprov.inventory.model import Host, Inventory
-    from infprov.playbooks.runner import Event, RunResult
+    from infprov.playbooks.results import Event, RunResult
     from infprov.provision.ansible_play import AnsibleRun
     from infprov.provision.bundle import Bundle
-    from infprov.provision.preflight import Outcome
+    from infprov.provision.preflight import Outcome, Standin
+    from infprov.provision.providers import Provider
     from infprov.provision.server import ServerResult
     from infprov.provision.specs import StatusResult, TeardownResult, UpResult, UpSpec
 
@@ -66,10 +67,10 @@ def up(
     prov = providers.connect(spec.region, spec.sandbox)
     cloud.check_up(spec, prov)
     if preflight and os.environ.get("INFPROV_NO_PREFLIGHT") != "1":
-        check_before_up(spec.sandbox, spec.instance_type)
+        check_before_up(prov.standin(), spec.instance_type)
     result = cloud.up(spec, provider=prov)
     if lifetime is not None:
-        _schedule_teardown(result, lifetime, spec.inventory)
+        _schedule_teardown(result, prov, lifetime, spec.inventory)
     hint = cloud.continue_hint(spec)
     if skip_server:
         return UpOutcome(result, None, hint)
@@ -78,7 +79,7 @@ def up(
             before_server(result)
         with cloud.server_lock(result.region, result.cluster):
             served = server.provision(
-                result.cluster, [h.instance_id for h in result.hosts], sandbox=spec.sandbox,
+                result.cluster, [h.instance_id for h in result.hosts], group_vars=prov.server_vars(),
                 inventory=spec.inventory, on_event=on_event,
             )  # fmt: skip
     except KeyboardInterrupt:
@@ -87,14 +88,14 @@ def up(
     return UpOutcome(result, served, hint)
 
 
-def _schedule_teardown(result: UpResult, seconds: int, inventory: str | None) -> None:
+def _schedule_teardown(result: UpResult, prov: Provider, seconds: int, inventory: str | None) -> None:
     from infprov.floor import paths
     from infprov.inventory import store
-    from infprov.provision import autoteardown, providers
+    from infprov.provision import autoteardown
 
     inv = store.load(paths.inventory_file(inventory))
     hosts = [h for h in (inv.find(x.instance_id) for x in result.hosts) if h is not None]
-    autoteardown.schedule(providers.connect(None if result.sandbox else result.region, result.sandbox), hosts, seconds)
+    autoteardown.schedule(prov, hosts, seconds)
 
 
 def auto_teardown(name: str | None, inventory: str | None, seconds: int | None) -> str:
@@ -118,16 +119,15 @@ def auto_teardown(name: str | None, inventory: str | None, seconds: int | None) 
     return str(chosen)
 
 
-def check_before_up(sandbox: bool, instance_type: str) -> None:
+def check_before_up(standin: Standin | None, instance_type: str) -> None:
     """`up`'s preflight: the failed items on stderr, then one error; nothing is launched."""
     from infprov.provision import catalog
     from infprov.provision import preflight as pf
 
     ui.step("preflight: checking that what the instances will fetch still exists"
-            + (" (the sandbox's stand-in download server)" if sandbox else ""))
+            + (" (the sandbox's stand-in download server)" if standin is not None else ""))
     generation = catalog.generation(instance_type)
-    failed = [o for o in pf.run(standin=_standin_address() if sandbox else None, generations=(generation,))
-              if not o.ok]
+    failed = [o for o in pf.run(standin=standin, generations=(generation,)) if not o.ok]
     for line in collapsed_failures(failed):
         ui.err.print(line, soft_wrap=True)
     if failed:
@@ -153,18 +153,11 @@ def collapsed_failures(failed: Sequence[Outcome]) -> list[str]:
     return lines
 
 
-def _standin_address() -> str:
-    """Where the sandbox's stand-in download server listens (the sandbox bridge's address)."""
-    from infprov.provision.providers import sandbox_core
-
-    return str(sandbox_core().gateway())
-
-
 def preflight(
     region: str | None, sandbox: bool, no_ami: bool, fresh: bool, instance_type: str | None
 ) -> list[Outcome]:
     """Every pinned download (and, unless no_ami, the AMI `up` would pick), checked from here."""
-    from infprov.provision import catalog, specs
+    from infprov.provision import catalog, providers, specs
     from infprov.provision import preflight as pf
 
     if region is not None:  # checked here, before anything is asked of the network
@@ -175,8 +168,9 @@ def preflight(
     else:
         generations, family = pf.GENERATIONS, "inf1"
     extra = [] if no_ami else [pf.ami_outcome(region, sandbox, family)]
-    return pf.run(extra, use_cache=not fresh, standin=_standin_address() if sandbox else None,
-                  generations=generations)
+    # the sandbox's provider says where its hosts download from (AWS's hosts: the internet, no region needed)
+    standin = providers.connect(region, sandbox).standin() if sandbox else None
+    return pf.run(extra, use_cache=not fresh, standin=standin, generations=generations)
 
 
 # ---------------------------------------------------------------- types

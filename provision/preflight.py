@@ -187,21 +187,22 @@ def _mirrored(url: str) -> str:
     return f"{mirror.rstrip('/')}/{parts.netloc}{parts.path}{query}"
 
 
-def standin_url(url: str, address: str) -> str:
-    """Where the sandbox's stand-in download server at `address` serves a URL (the sandbox knows)."""
-    from infprov.provision.providers import sandbox_core
+@dataclass(frozen=True)
+class Standin:
+    """A stand-in download server (the sandbox's, which a provider hands out) that serves every pinned
+    URL: where it listens, and where it serves a given URL."""
 
-    mapped: str = sandbox_core().standin_url(url, address)
-    return mapped
+    address: str
+    locate: Callable[[str], str]
 
 
-def standin_fetch(address: str) -> Fetch:
-    """A fetch that asks the sandbox's stand-in download server instead of the internet."""
+def standin_fetch(standin: Standin) -> Fetch:
+    """A fetch that asks a stand-in download server instead of the internet."""
     def fetch(method: str, url: str, headers: Mapping[str, str]) -> tuple[int, Mapping[str, str], bytes]:
-        return _request(method, standin_url(url, address), headers)
+        return _request(method, standin.locate(url), headers)
 
-    fetch.where = f"standin {address}"  # type: ignore[attr-defined]  # part of the cache key
-    fetch.open = lambda url: _open_url(standin_url(url, address))  # type: ignore[attr-defined]
+    fetch.where = f"standin {standin.address}"  # type: ignore[attr-defined]  # part of the cache key
+    fetch.open = lambda url: _open_url(standin.locate(url))  # type: ignore[attr-defined]
     return fetch
 
 
@@ -502,12 +503,12 @@ def _load_cache() -> dict[str, float]:
 
 
 def run(extra: list[Outcome] | None = None, *, fetch: Fetch = http_fetch, use_cache: bool = True,
-        now: Callable[[], float] = time.time, pins_path: Path | None = None, standin: str | None = None,
+        now: Callable[[], float] = time.time, pins_path: Path | None = None, standin: Standin | None = None,
         generations: tuple[str, ...] = GENERATIONS) -> list[Outcome]:
     """Check every pinned download (and any outcomes given, e.g. the AMI's); successes are cached a day.
 
     The pins of each generation given (both by default; `up` gives its type's), or pins_path alone. With
-    standin (the sandbox's stand-in download server's address), the sandbox's pins are checked against
+    standin (a stand-in download server: the sandbox's), the sandbox's pins are checked against
     that server, and each failure's fix is the sandbox's.
     """
     if standin is not None:
@@ -524,7 +525,7 @@ def run(extra: list[Outcome] | None = None, *, fetch: Fetch = http_fetch, use_ca
         result = check(item, fetch)
         if standin is not None:
             # say where it was really looked for when the pin names the real host (GitHub, NGC)
-            shown = standin_url(item.url, standin)
+            shown = standin.locate(item.url)
             detail = result.detail if item.url.startswith("http://infprov-downloads/") else \
                 f"{result.detail} (stand-in: {shown.split('?')[0]})"
             result = Outcome(result.name, result.ok, detail, "" if result.ok else SANDBOX_FIX)

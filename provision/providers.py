@@ -1,35 +1,29 @@
-"""Where instances come from: AWS itself, or the sandbox (moto's EC2 API with namespace hosts behind it).
+"""Where instances come from: AWS itself, or a provider that plugs in from above (the sandbox's).
 
-Both speak the EC2 API (Ec2Provider); what differs between them is answered here and nowhere else in
-the cloud code, which never asks which one it holds: whether instances cost money, whether there is room,
-which address the hosts see this machine at, how an instance is reached over SSH, and what is done with
-the host an instance leaves.
+Both speak the EC2 API (Ec2Provider); what differs between them is answered by the Provider's methods
+and nowhere else in the cloud code, which never asks which one it holds: whether instances cost money,
+whether there is room, which address the hosts see this machine at, how an instance is reached over SSH,
+what is done with the host an instance leaves, where the hosts download from, and what the server
+playbook must know of them. `connect` is the one place a provider is picked; the sandbox's class lives in
+sandbox/provider.py and is found through an entry point, so nothing here imports the sandbox.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import socket
 import urllib.request
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from infprov.floor.errors import InfprovError, UsageError
-from infprov.provision import catalog, ui
+from infprov.provision import catalog
 from infprov.provision.ec2 import Ec2Provider, Instance, default_region
-from infprov.provision.specs import NOT_GONE_STATES, SANDBOX_REGION, SANDBOX_VAR, SSH_PORT, SSH_USER, validate_region
+from infprov.provision.preflight import Standin
+from infprov.provision.specs import SANDBOX_VAR, SSH_PORT, SSH_USER, validate_region
 
 CHECKIP_URL = "https://checkip.amazonaws.com"
-
-
-def sandbox_core() -> Any:
-    """The sandbox's face (infprov.sandbox.core: its hosts for the provider, the server's group vars,
-    preflight's stand-in URLs), imported only when a sandbox is used: the runtime's one door to it."""
-    from infprov.sandbox import core
-
-    return core
+PROVIDERS_GROUP = "infprov.providers"  # entry points: name -> connect(region) -> Provider
 
 
 @dataclass(frozen=True)
@@ -108,6 +102,14 @@ class Provider(Ec2Provider):
     def release(self, instance_ids: Collection[str]) -> None:
         """After instances terminated: what stood for them is given back (nothing to give back on AWS)."""
 
+    def standin(self) -> Standin | None:
+        """Where the hosts download the pinned files from, when not the internet (preflight checks there)."""
+        return None
+
+    def server_vars(self) -> dict[str, Any]:
+        """What this provider's hosts need instead of server.yml's Inf1 defaults (the cluster's group vars)."""
+        return {}
+
     def forget(self, live: Collection[str]) -> list[str]:
         """Hosts of instances that are gone are released (nothing to release on AWS)."""
         return []
@@ -117,104 +119,24 @@ class AwsProvider(Provider):
     """Instances on AWS."""
 
 
-class SandboxProvider(Provider):
-    """Instances in the local sandbox: moto runs the EC2 API, each instance stands on a namespace host."""
-
-    sandbox = True
-    billed = False
-
-    def __init__(self, *args: Any, core: Any = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.core = core if core is not None else sandbox_core()
-
-    def prepare(self) -> None:
-        live = {str(i.id) for i in self.instances({"instance-state-name": list(NOT_GONE_STATES)})}
-        released = self.forget(live)
-        if released:
-            ui.step(f"sandbox: freed the host(s) of {', '.join(released)} (no such instance is alive any more)")
-
-    def forget(self, live: Collection[str]) -> list[str]:
-        released: list[str] = self.core.reconcile(set(live))
-        return released
-
-    def check_room(self, cluster: str, launch: int) -> None:
-        free = self.core.free_hosts()
-        if launch > free:
-            total = len(self.core.status().get("hosts", []))
-            raise UsageError(
-                f"cluster {cluster} needs {launch} more sandbox host(s) but {free} of {total} are free",
-                f"run `infprov sandbox up --hosts {total + launch - free}`, or tear another cluster down",
-            )
-
-    def caller_cidr(self) -> str:
-        hosts = self.core.status().get("hosts", [])
-        if hosts:
-            # The kernel's source address towards a sandbox host; a UDP connect sends nothing.
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                sock.connect((hosts[0]["address"], SSH_PORT))
-                return f"{sock.getsockname()[0]}/32"
-        return "127.0.0.1/32"
-
-    def reach(self, inst: Instance, itype: catalog.InstanceType, key_file: Callable[[str], str],
-              user_key: str | None, managed_key: str) -> Reach:
-        devices = itype.neuron_devices
-        entry = self.core.assign_host(inst.id, devices)  # the host shows the type's chips
-        host_devices = int(entry.get("neuron_devices") or devices)
-        if host_devices != devices:
-            ui.warn(
-                f"{inst.id} ({itype.name}, {devices} Neuron devices) stands on sandbox host "
-                f"{entry.get('name')} with {host_devices}; recording the host's"
-            )
-        return Reach(str(entry["address"]), int(entry["port"]), str(entry["user"]), str(entry["key_file"]),
-                     host_devices)
-
-    def host_key_source(self) -> Callable[[str], str] | None:
-        return None  # moto's console output holds no host keys; the sandbox's keys are pinned on first use
-
-    def needs_key_file(self) -> bool:
-        return False
-
-    def inventory_extra(self) -> dict[str, Any]:
-        return {SANDBOX_VAR: True}
-
-    def holds(self, extra: Mapping[str, Any]) -> bool:
-        return bool(extra.get(SANDBOX_VAR, False))
-
-    def cost_note(self) -> str:
-        return " (sandbox: nothing is billed)"
-
-    def address(self, inst: Instance) -> tuple[str, int] | None:
-        with contextlib.suppress(InfprovError):  # no host for it: nothing was pinned for it either
-            entry = self.core.assign_host(inst.id)  # idempotent: the host it already has
-            return str(entry["address"]), int(entry["port"])
-        return None
-
-    def shown_address(self, inst: Instance) -> str:
-        if inst.state == "running":
-            return str(self.core.assign_host(inst.id)["address"])
-        return super().shown_address(inst)
-
-    def release(self, instance_ids: Collection[str]) -> None:
-        for instance_id in instance_ids:
-            self.core.release_host(instance_id)
-
-
 def connect(region: str | None, sandbox: bool) -> Provider:
-    """The provider for this run: the sandbox's moto endpoint, or EC2 as boto3 is configured."""
+    """The provider for this run: EC2 as boto3 is configured, or the sandbox, which plugs in from above
+    through the `infprov.providers` entry point (the runtime never imports it)."""
     if sandbox:
-        if region is not None and region != SANDBOX_REGION:
-            raise UsageError(f"the sandbox is {SANDBOX_REGION} only, not {region}", "drop --region with --sandbox")
-        core = sandbox_core()
-        endpoint = core.status().get("ec2_endpoint")
-        if not endpoint:
-            raise InfprovError("the sandbox is not up", "run `infprov sandbox up`")
-        # the sandbox's own credentials (its endpoint takes no others), never the user's real ones
-        access_key, secret_key = core.ec2_credentials()
-        return SandboxProvider(SANDBOX_REGION, endpoint_url=endpoint, access_key=access_key, secret_key=secret_key,
-                               core=core)
+        return _plugged("sandbox")(region)
     region = region or default_region()
     if not region:
         raise UsageError("no AWS region is configured", "pass --region us-east-1 or set AWS_REGION")
     return AwsProvider(validate_region(region))
 
 
+def _plugged(name: str) -> Callable[[str | None], Provider]:
+    """A provider that installed itself under the `infprov.providers` entry points (the sandbox does)."""
+    from importlib.metadata import entry_points
+
+    found = list(entry_points(group=PROVIDERS_GROUP, name=name))
+    if not found:
+        raise InfprovError(f"no {name} provider is installed",
+                           "install infprov itself (`pip install -e .`), which registers it")
+    connect_to: Callable[[str | None], Provider] = found[0].load()
+    return connect_to

@@ -8,11 +8,12 @@ from collections.abc import Callable, Sequence
 from infprov.floor import paths
 from infprov.floor.errors import InfprovError
 from infprov.floor.wait import wait_until
+from infprov.inventory.model import Host
 from infprov.provision import catalog, ui
 from infprov.provision.access import managed_key_file, this_home_key, user_key_file
 from infprov.provision.ec2 import Instance
 from infprov.provision.providers import Provider
-from infprov.provision.specs import SSH_USER, Host, Timeouts, ticker
+from infprov.provision.specs import SSH_USER, Timeouts, ticker
 
 
 def wait_state(prov: Provider, ids: Sequence[str], target: str, timeout: float, timeouts: Timeouts) -> None:
@@ -118,7 +119,7 @@ def wait_for_ssh(
     def login_probe() -> HostKeyChanged | bool:
         for host in list(pending):
             if console is not None and not expected.get(host.instance_id):
-                from infprov.playbooks.connection import console_fingerprints
+                from infprov.playbooks.hostkeys import console_fingerprints
 
                 expected[host.instance_id] = console_fingerprints(console(host.instance_id))
             try:
@@ -145,13 +146,9 @@ def wait_for_ssh(
 
 def ssh_login(host: Host, timeout: float = 15.0, expected: Sequence[str] | None = None) -> None:
     """One key login that runs `true`, through the playbook engine's SSH connection."""
-    from infprov.inventory import model
     from infprov.playbooks.connection import SshConnection
 
-    target = model.Host(
-        name=host.instance_id, address=host.address, user=host.user, key_file=host.key_file, port=host.port
-    )
-    conn = SshConnection(target, paths.known_hosts(), connect_timeout=timeout, expected_fingerprints=expected)
+    conn = SshConnection(host, paths.known_hosts(), connect_timeout=timeout, expected_fingerprints=expected)
     try:
         result = conn.run("true", timeout=timeout)
     finally:
@@ -162,7 +159,7 @@ def ssh_login(host: Host, timeout: float = 15.0, expected: Sequence[str] | None 
 
 def forget_host_keys(hosts: Sequence[tuple[str, int]]) -> None:
     """Drop pinned host keys of addresses that now belong to other machines (new or gone instances)."""
-    from infprov.playbooks.connection import forget_host_key
+    from infprov.playbooks.hostkeys import forget_host_key
 
     for address, port in hosts:
         if address:
@@ -184,11 +181,10 @@ def hosts_of(
     hosts: list[Host] = []
     for inst in sorted(instances, key=lambda i: str(i.id)):
         itype = catalog.get(inst.instance_type)
-        zone = inst.zone
         way = prov.reach(inst, itype, key_file, user_key, managed)
         hosts.append(
             Host(
-                instance_id=str(inst.id),
+                name=str(inst.id),
                 address=way.address,
                 user=way.user,
                 key_file=way.key_file,
@@ -198,7 +194,7 @@ def hosts_of(
                 neuron_cores=way.neuron_devices * itype.cores_per_device,
                 region=region,
                 cluster=cluster,
-                availability_zone=zone,
+                extra=prov.inventory_extra(),
             )
         )
     return hosts

@@ -10,7 +10,7 @@ from infprov.provision import ui
 # Rich is imported inside the functions that draw (a `--json` run never loads it).
 if TYPE_CHECKING:
     from infprov.inventory.model import Inventory
-    from infprov.playbooks.runner import RunResult
+    from infprov.playbooks.results import RunResult
     from infprov.provision.ansible_play import AnsibleRun
     from infprov.provision.bundle import Bundle
     from infprov.provision.lifecycle import UpOutcome
@@ -148,7 +148,7 @@ def render_up(result: Any, json_out: bool) -> None:
         elif h.instance_id in result.started:
             how = "started"
         table.add_row(
-            h.instance_id, f"{h.address}:{h.port}", h.availability_zone, h.user,
+            h.name, f"{h.address}:{h.port}", result.zones.get(h.name, ""), h.user,
             str(h.neuron_devices), str(h.neuron_cores), how,
         )
     ui.out.print(table)

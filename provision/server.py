@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,13 +13,6 @@ from infprov.provision import catalog
 
 CONTAINER = "infprov-triton"
 PORT = 8000
-
-
-def sandbox_group_vars() -> dict[str, Any]:
-    """What the sandbox's hosts need instead of the Inf1 defaults of server.yml (the sandbox says)."""
-    from infprov.provision.providers import sandbox_core
-
-    return dict(sandbox_core().server_group_vars())
 
 
 @dataclass(frozen=True)
@@ -66,18 +59,20 @@ def provision(
     cluster: str,
     instance_ids: list[str],
     *,
-    sandbox: bool,
+    group_vars: Mapping[str, Any] | None = None,
     inventory: str | None = None,
     on_event: Callable[[Any], None] | None = None,
     extra_vars: dict[str, Any] | None = None,
 ) -> ServerResult:
-    """Run server.yml on the given hosts of the cluster, all in parallel; one bad host never stops the rest."""
+    """Run server.yml on the given hosts of the cluster, all in parallel; one bad host never stops the rest.
+    group_vars (the provider's: what its hosts need instead of server.yml's defaults) are recorded for the
+    cluster in the inventory first, where `infprov play` and ansible-playbook see them too."""
     from infprov.inventory import store
     from infprov.playbooks.runner import run_playbook
 
     inv_path = paths.inventory_file(inventory)
-    if sandbox:
-        store.set_group_vars(inv_path, cluster, sandbox_group_vars())
+    if group_vars:
+        store.set_group_vars(inv_path, cluster, dict(group_vars))
     inv = store.load(inv_path)
     missing = [i for i in instance_ids if inv.find(i) is None]
     if missing:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from infprov.floor.errors import InfprovError, UsageError
+from infprov.inventory.model import Host
 from infprov.provision import catalog, ui
 from infprov.provision.ec2 import Ec2ApiError
 
@@ -122,23 +123,6 @@ class UpSpec:
 
 
 @dataclass(frozen=True)
-class Host:
-    """One instance as the playbooks reach it; the fields the inventory records."""
-
-    instance_id: str
-    address: str
-    user: str
-    key_file: str
-    port: int
-    instance_type: str
-    neuron_devices: int
-    neuron_cores: int
-    region: str
-    cluster: str
-    availability_zone: str = ""
-
-
-@dataclass(frozen=True)
 class UpResult:
     cluster: str
     region: str
@@ -153,9 +137,17 @@ class UpResult:
     ssh_cidr: str = ""
     hourly_cost: float | None = None
     sandbox: bool = False
+    zones: Mapping[str, str] = field(default_factory=dict, hash=False)  # instance id -> its availability zone
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        doc = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "zones"}
+        doc["hosts"] = [
+            {"instance_id": h.name, "address": h.address, "user": h.user, "key_file": h.key_file, "port": h.port,
+             "instance_type": h.instance_type, "neuron_devices": h.neuron_devices, "neuron_cores": h.neuron_cores,
+             "region": h.region, "cluster": h.cluster, "availability_zone": self.zones.get(h.name, "")}
+            for h in self.hosts
+        ]
+        return doc
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Build, check, repair and remove the sandbox fleet: hosts in their own namespaces plus an EC2 endpoint.
 
-This module is the sandbox's face: `infprov sandbox up|status|down` and the runtime's sandbox provider
-(provision/providers.py, which imports it only when a sandbox is used) call what is named here. The
+This module is the sandbox's face: `infprov sandbox up|status|down` and the sandbox's provider
+(sandbox/provider.py, which the runtime finds through an entry point) call what is named here. The
 pieces live beside it: `places` (names, subnet, folders), `network` (bridge, links, the seal), `nshost`
 (one host made, checked, removed), `records` (the state file: hosts and who holds them), `faults`.
 """

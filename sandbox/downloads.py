@@ -32,7 +32,6 @@ For Inf2/Trn1 (Neuron v2, sandbox/pins-neuronx.env) the same server also holds:
 from __future__ import annotations
 
 import base64
-import contextlib
 import gzip
 import hashlib
 import io
@@ -40,7 +39,6 @@ import json
 import lzma
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -52,8 +50,7 @@ import zipfile
 from pathlib import Path
 
 from infprov.floor.errors import InfprovError
-from infprov.sandbox import network
-from infprov.sandbox.ec2endpoint import _reap, _same_process, _start_ticks
+from infprov.sandbox import daemon, network
 
 NAME = "infprov-downloads"
 PORT = network.DOWNLOADS_PORT  # the one port of the machine the seal lets a host open
@@ -538,17 +535,8 @@ def _answers(address: str) -> bool:
         return False
 
 
-def _read_pid(state_dir: Path) -> dict[str, int] | None:
-    try:
-        data = json.loads((state_dir / PID_FILE).read_text())
-        return {"pid": int(data["pid"]), "start": int(data["start"])}
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def is_running(state_dir: Path, address: str) -> bool:
-    info = _read_pid(state_dir)
-    return info is not None and _same_process(info) and _answers(address)
+    return daemon.running(state_dir / PID_FILE) is not None and _answers(address)
 
 
 def start(state_dir: Path, root: Path, address: str) -> str:
@@ -568,16 +556,9 @@ def start(state_dir: Path, root: Path, address: str) -> str:
                 f"cannot serve the stand-in downloads on {address}:{PORT}: {exc}",
                 f"stop what listens on port {PORT} of all addresses, then `infprov sandbox up`",
             ) from None
-    log = (state_dir / LOG_FILE).open("ab")
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "http.server", "--bind", address, "--directory", str(root), str(PORT)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=root,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
-        )
-    finally:
-        log.close()
-    (state_dir / PID_FILE).write_text(json.dumps({"pid": proc.pid, "start": _start_ticks(proc.pid)}))
+    proc = daemon.spawn([sys.executable, "-m", "http.server", "--bind", address, "--directory", str(root), str(PORT)],
+                        state_dir / PID_FILE, state_dir / LOG_FILE, cwd=root,
+                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 15
     while not _answers(address):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -590,16 +571,4 @@ def start(state_dir: Path, root: Path, address: str) -> str:
 
 def stop(state_dir: Path) -> None:
     """End the server this state_dir started (only that PID)."""
-    info = _read_pid(state_dir)
-    if info is not None and _same_process(info):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(info["pid"], signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _same_process(info):
-            _reap(info["pid"])
-            time.sleep(0.05)
-        if _same_process(info):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(info["pid"], signal.SIGKILL)
-        _reap(info["pid"])
-    (state_dir / PID_FILE).unlink(missing_ok=True)
+    daemon.stop(state_dir / PID_FILE)

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 from infprov.floor.errors import InfprovError
 from infprov.floor.wait import wait_until
+from infprov.sandbox import daemon
 
 HOST = "127.0.0.1"
 PID_FILE = "moto.pid"
@@ -145,22 +142,11 @@ def start(state_dir: Path, port: int, watch_hosts: bool = False) -> str:
     # The endpoint must never point at itself or at AWS through inherited settings.
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2"):
         env.pop(name, None)
-    log = (state_dir / LOG_FILE).open("ab")
-    try:
-        proc = subprocess.Popen(
-            [*_server_command(), *(["--watch-sandbox-hosts"] if watch_hosts else []), *secured, "-H", HOST,
-             "-p", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=state_dir,
-            start_new_session=True,  # its own session: a Ctrl-C in the caller's terminal leaves it be
-        )
-    finally:
-        log.close()
-    (state_dir / PID_FILE).write_text(json.dumps({"pid": proc.pid, "port": port, "start": _start_ticks(proc.pid),
-                                                  "kind": kind}))
+    proc = daemon.spawn(
+        [*_server_command(), *(["--watch-sandbox-hosts"] if watch_hosts else []), *secured, "-H", HOST,
+         "-p", str(port)],
+        state_dir / PID_FILE, state_dir / LOG_FILE, cwd=state_dir, env=env, port=port, kind=kind,
+    )
     url = f"http://{HOST}:{port}"
 
     def ready() -> bool:
@@ -184,8 +170,8 @@ def start(state_dir: Path, port: int, watch_hosts: bool = False) -> str:
 
 def is_running(state_dir: Path) -> str | None:
     """The URL of the endpoint this state_dir started, if that very process still runs and answers."""
-    info = _read_pid(state_dir)
-    if info is None or not _same_process(info):
+    info = daemon.running(state_dir / PID_FILE)
+    if info is None or not isinstance(info.get("port"), int):
         return None
     url = f"http://{HOST}:{info['port']}"
     return url if _answers(url, _key(state_dir)) else None
@@ -193,21 +179,7 @@ def is_running(state_dir: Path) -> str | None:
 
 def stop(state_dir: Path) -> None:
     """End the moto this state_dir started (only that PID); safe to call when it is not running."""
-    info = _read_pid(state_dir)
-    if info is not None and _same_process(info):
-        pid = int(info["pid"])
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _same_process(info):
-            _reap(pid)
-            time.sleep(0.05)
-        if _same_process(info):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            time.sleep(0.05)
-        _reap(pid)  # when this process started it, collect the exit status (no zombie left)
-    _clear(state_dir)
+    daemon.stop(state_dir / PID_FILE)
 
 
 # ---------------------------------------------------------------- helpers
@@ -300,10 +272,7 @@ def _answers(url: str, key: str | None = None) -> bool:
 
 
 def _read_kind(state_dir: Path) -> str | None:
-    try:
-        kind = json.loads((state_dir / PID_FILE).read_text()).get("kind")
-    except (OSError, ValueError, AttributeError):
-        return None
+    kind = (daemon.read(state_dir / PID_FILE) or {}).get("kind")
     return str(kind) if kind else None
 
 
@@ -311,41 +280,6 @@ def current(state_dir: Path, watch_hosts: bool) -> str | None:
     """The endpoint's URL if it runs and is of the kind `start` would start now."""
     running = is_running(state_dir)
     return running if running and _read_kind(state_dir) == f"{SERVER_KIND}{'+watch' if watch_hosts else ''}" else None
-
-
-def _read_pid(state_dir: Path) -> dict[str, int] | None:
-    try:
-        data = json.loads((state_dir / PID_FILE).read_text())
-        return {"pid": int(data["pid"]), "port": int(data["port"]), "start": int(data["start"])}
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _start_ticks(pid: int) -> int:
-    """The process's start time in clock ticks since boot: with the PID, it names one process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return -1
-    # Field 22; the command name (field 2) may hold spaces, so split after its closing parenthesis.
-    return int(stat.rsplit(")", 1)[1].split()[19])
-
-
-def _same_process(info: dict[str, int]) -> bool:
-    pid = info["pid"]
-    if pid <= 1:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z" and _start_ticks(pid) == info["start"]
-
-
-def _reap(pid: int) -> None:
-    # Only a child of this process can be reaped; for others this is a no-op.
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
 
 
 def _clear(state_dir: Path) -> None:

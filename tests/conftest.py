@@ -146,6 +146,19 @@ def no_ssh(monkeypatch: pytest.MonkeyPatch) -> SshSeen:
 
 
 @pytest.fixture()
+def sigint_as_in_a_terminal() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt in this process, as in a terminal, even when the test run was started
+    with it ignored (`nohup ./scripts/test &` from a script): for the tests that press Ctrl-C in-process."""
+    import signal
+
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@pytest.fixture()
 def umask0() -> Iterator[None]:
     """The most permissive umask, to show that what infprov writes is private anyway."""
     old = os.umask(0)
@@ -182,16 +195,6 @@ def cluster_home(_shared_home: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 # alive are terminated, their hosts released (wiped for the next tenant) and their inventory entries
 # removed, so one failed test cannot spread into the next ones (a key pair "in use", a host still mapped
 # as another type). Instances that existed before the test (a module's shared cluster) are left alone.
-def _sandbox_ec2() -> Any:
-    import boto3
-
-    from infprov.sandbox import core
-
-    key, secret = core.ec2_credentials()
-    return boto3.client("ec2", region_name="us-east-1", endpoint_url=core.status()["ec2_endpoint"],
-                        aws_access_key_id=key, aws_secret_access_key=secret)
-
-
 def _alive_instances(ec2: Any) -> set[str]:
     alive = ["pending", "running", "stopping", "stopped"]
     pages = ec2.get_paginator("describe_instances").paginate(
@@ -220,7 +223,9 @@ def _sandbox_test_leaves_nothing(request: pytest.FixtureRequest) -> Iterator[Non
     if "sandbox_hosts" not in request.fixturenames:
         yield
         return
-    ec2 = _sandbox_ec2()
+    from tests.hostshell import sandbox_ec2
+
+    ec2 = sandbox_ec2()
     before = _alive_instances(ec2)
     yield
     left = _alive_instances(ec2) - before

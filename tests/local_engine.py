@@ -9,7 +9,8 @@ from infprov.inventory.model import Host, Inventory
 from infprov.playbooks.connection import CommandResult
 from infprov.playbooks.errors import HostUnreachable
 from infprov.playbooks.localconn import LocalConnection  # noqa: F401  (the tests' name for it)
-from infprov.playbooks.runner import Event, run_playbook
+from infprov.playbooks.results import Event
+from infprov.playbooks.runner import run_playbook
 
 
 # ---------------------------------------------------------------- connections that need no SSH
@@ -55,12 +56,13 @@ def run_local(
     hosts: int = 1,
     check: bool = False,
     extra: dict[str, Any] | None = None,
+    host_vars: dict[str, Any] | None = None,
     events: list[Event] | None = None,
     dead: set[str] = frozenset(),  # type: ignore[assignment]
     **kw: Any,
 ) -> Any:
     book = write_book(tmp_path, text)
-    inv = Inventory(tuple(Host(f"h{i + 1}", "127.0.0.1", cluster="c") for i in range(hosts)))
+    inv = Inventory(tuple(Host(f"h{i + 1}", "127.0.0.1", cluster="c", extra=host_vars or {}) for i in range(hosts)))
     conns: dict[str, LocalConnection] = {}
 
     def connector(host: Host) -> Any:

@@ -10,6 +10,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
+from infprov.inventory.model import Host
 from infprov.provision import cloud, planning, specs
 from infprov.provision.cli import app
 from infprov.provision.providers import AwsProvider
@@ -34,10 +35,10 @@ class SshSeen:
     """Stands in for the SSH wait: plain moto has no hosts behind its addresses."""
 
     def __init__(self) -> None:
-        self.hosts: list[specs.Host] = []
+        self.hosts: list[Host] = []
         self.consoles: list[str] = []
 
-    def __call__(self, hosts: Sequence[specs.Host], timeouts: specs.Timeouts,
+    def __call__(self, hosts: Sequence[Host], timeouts: specs.Timeouts,
                  console: Callable[[str], str] | None = None) -> None:
         self.hosts.extend(hosts)
         if console is not None:

@@ -13,6 +13,7 @@ import yaml
 
 from infprov.floor import paths
 from infprov.floor.errors import InfprovError, UsageError, WaitTimeout
+from infprov.inventory.model import Host
 from infprov.provision import cloud, specs
 from infprov.provision.ec2 import tag_map
 from infprov.provision.providers import AwsProvider
@@ -164,7 +165,7 @@ def test_two_concurrent_ups_make_one_set_of_instances(prov: AwsProvider, moto_ur
 
 
 def test_failure_after_launch_says_how_to_continue_and_up_continues(prov: AwsProvider) -> None:
-    def no_ssh(hosts: Sequence[specs.Host], timeouts: specs.Timeouts) -> None:
+    def no_ssh(hosts: Sequence[Host], timeouts: specs.Timeouts) -> None:
         raise WaitTimeout("gave up waiting for an SSH login as ubuntu on 2 host(s) after 5 s", "")
 
     with pytest.raises(InfprovError) as err:

@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 
 from infprov.floor.errors import InfprovError, WaitTimeout
-from infprov.provision import access, cloud, planning, providers, reach, specs
-from infprov.provision.providers import AwsProvider, SandboxProvider
-from infprov.sandbox import ec2endpoint
+from infprov.provision import access, cloud, planning, reach, specs
+from infprov.provision.providers import AwsProvider
+from infprov.sandbox import daemon, ec2endpoint
+from infprov.sandbox import provider as sandbox_provider
+from infprov.sandbox.provider import SandboxProvider
 from tests.moto_cloud import FAST, REGION, SshSeen, _cli, _free_port, _live, _managed_everything, _up
 
 # ---------------------------------------------------------------- --sandbox: the endpoint and host mapping
@@ -64,14 +66,14 @@ def _sandbox_host(name: str, address: str, port: int, key_file: str, devices: in
 
 
 def test_sandbox_not_up_says_how_to_start_it(prov: AwsProvider, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(providers, "sandbox_core", lambda: FakeCore(None, []))
+    monkeypatch.setattr(sandbox_provider, "fleet", lambda: FakeCore(None, []))
     r = _cli(["up", "--skip-server", "--type", "inf1.6xlarge", "--sandbox", "--yes"])
     assert r.exit_code == 1
     assert "sandbox is not up" in r.stderr and "infprov sandbox up" in r.stderr
 
 
 def test_sandbox_region_is_fixed(prov: AwsProvider, monkeypatch: pytest.MonkeyPatch, moto_url: str) -> None:
-    monkeypatch.setattr(providers, "sandbox_core", lambda: FakeCore(moto_url, []))
+    monkeypatch.setattr(sandbox_provider, "fleet", lambda: FakeCore(moto_url, []))
     r = _cli(["status", "--sandbox", "--region", "eu-west-1"])
     assert r.exit_code == 2 and "us-east-1 only" in r.stderr
 
@@ -85,7 +87,7 @@ def test_sandbox_maps_instances_to_hosts_and_teardown_releases_them(
     key = str(tmp_path / "sandbox_key")
     core = FakeCore(moto_url, [_sandbox_host("h1", "10.237.0.11", 22, key),
                                _sandbox_host("h2", "10.237.0.12", 22, key, devices=1)])
-    monkeypatch.setattr(providers, "sandbox_core", lambda: core)
+    monkeypatch.setattr(sandbox_provider, "fleet", lambda: core)
     r = _cli(["up", "--skip-server", "--type", "inf1.6xlarge", "--count", "3", "--sandbox", "--yes"])
     assert r.exit_code == 2 and "sandbox up --hosts 3" in r.stderr
 
@@ -180,7 +182,7 @@ def test_endpoint_stop_ends_only_its_own_process(tmp_path: Path) -> None:
     ec2endpoint.stop(state)  # a PID file naming another process: that process is left alone
     assert os.path.exists(f"/proc/{os.getpid()}")
     (state / ec2endpoint.PID_FILE).write_text(
-        json.dumps({"pid": pid, "port": int(url.rsplit(":", 1)[1]), "start": ec2endpoint._start_ticks(pid)})
+        json.dumps({"pid": pid, "port": int(url.rsplit(":", 1)[1]), "start": daemon.start_ticks(pid)})
     )
     assert ec2endpoint.is_running(state) == url
     ec2endpoint.stop(state)

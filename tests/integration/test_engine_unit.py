@@ -15,7 +15,7 @@ import pytest
 
 from infprov.playbooks.engine import run_task
 from infprov.playbooks.parsing import Play, parse_playbook
-from infprov.playbooks.runner import Event
+from infprov.playbooks.results import Event
 from tests.local_engine import LocalConnection, ScriptedConnection, run_local
 
 

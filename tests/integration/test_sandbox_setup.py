@@ -92,10 +92,10 @@ def test_stand_in_installer_refuses_unknown_options(tmp_path: Path) -> None:
 
 def test_preflight_finds_sandbox_urls_on_the_stand_in_server() -> None:
     gw = "10.9.8.1"
-    assert preflight.standin_url(SANDBOX["MINICONDA_URL"], gw) == (
+    assert downloads.standin_url(SANDBOX["MINICONDA_URL"], gw) == (
         "http://10.9.8.1/repo.anaconda.com/miniconda/Miniconda3-py37_4.10.3-Linux-x86_64.sh")
     # preflight's own URLs (the Triton repositories, the registries) under their host's folder there
-    assert preflight.standin_url("https://github.com/triton-inference-server/core/info/refs?service=x", gw) == (
+    assert downloads.standin_url("https://github.com/triton-inference-server/core/info/refs?service=x", gw) == (
         "http://10.9.8.1/github.com/triton-inference-server/core/info/refs?service=x")
     # every file the sandbox's pins name is one the stand-in lays out
     rels = downloads.expected_files(SANDBOX)

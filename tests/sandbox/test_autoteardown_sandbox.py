@@ -14,19 +14,14 @@ from typer.testing import CliRunner
 
 from infprov.provision import autoteardown
 from infprov.provision.cli import app
+from tests.hostshell import sandbox_ec2
 
 runner = CliRunner()
 CLUSTER = "autotd"
 
 
 def _ec2_instance(instance_id: str) -> dict[str, Any]:
-    import boto3
-
-    from infprov.sandbox import core
-
-    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=core.status()["ec2_endpoint"],
-                       aws_access_key_id=core.ec2_credentials()[0],
-                       aws_secret_access_key=core.ec2_credentials()[1])
+    ec2 = sandbox_ec2()
     inst: dict[str, Any] = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
     return inst
 

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from infprov.provision.cli import app
 from tests.ec2_fault_proxy import Fault, FaultProxy
+from tests.hostshell import sandbox_ec2
 from tests.procs import Child, infprov_argv, served_on_host, wait_until
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.faults]
@@ -51,19 +52,9 @@ def _one_clean_error(run: Run, code: int) -> None:
     assert [line for line in run.err.splitlines() if line.startswith("error:")], run.err
 
 
-def _ec2() -> Any:
-    import boto3
-
-    from infprov.sandbox import core
-
-    return boto3.client("ec2", region_name="us-east-1", endpoint_url=core.status()["ec2_endpoint"],
-                        aws_access_key_id=core.ec2_credentials()[0],
-                        aws_secret_access_key=core.ec2_credentials()[1])
-
-
 def _tagged(cluster: str) -> dict[str, list[str]]:
     """What EC2 (moto) still holds for the cluster: live instances, security groups, volumes."""
-    ec2 = _ec2()
+    ec2 = sandbox_ec2()
     tag = [{"Name": f"tag:{TAG_CLUSTER}", "Values": [cluster]}]
     alive = ["pending", "running", "stopping", "stopped", "shutting-down"]
     instances = [i["InstanceId"] for r in ec2.describe_instances(
@@ -214,16 +205,17 @@ def proxied(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[FaultP
     """Route this process's sandbox EC2 calls through a FaultProxy (set the rule with proxy.rule)."""
     from infprov.provision import providers
     from infprov.sandbox import core
+    from infprov.sandbox.provider import SandboxProvider
 
     proxy = FaultProxy(core.status()["ec2_endpoint"], lambda form, n: None)
     real = providers.connect
 
     def through_proxy(region: str | None, sandbox: bool) -> providers.Provider:
         prov = real(region, sandbox)
-        if not isinstance(prov, providers.SandboxProvider):
+        if not isinstance(prov, SandboxProvider):
             return prov
         access_key, secret_key = prov.core.ec2_credentials()
-        return providers.SandboxProvider(prov.region, endpoint_url=proxy.url, access_key=access_key,
+        return SandboxProvider(prov.region, endpoint_url=proxy.url, access_key=access_key,
                                          secret_key=secret_key, core=prov.core)
 
     monkeypatch.setattr(providers, "connect", through_proxy)
@@ -270,7 +262,7 @@ def test_answers_lost_after_ec2_acted_are_ridden_out(proxied: list[FaultProxy]) 
 
 def test_no_capacity_in_the_first_zone_launches_in_the_next(proxied: list[FaultProxy]) -> None:
     [proxy] = proxied
-    ec2 = _ec2()
+    ec2 = sandbox_ec2()
     subnets = {s["AvailabilityZone"]: s["SubnetId"] for s in ec2.describe_subnets(
         Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]}
     first = subnets["us-east-1a"]

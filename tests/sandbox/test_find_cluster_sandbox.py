@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from infprov.provision.cli import app
+from tests.moto_cloud import _free_port
 from tests.procs import Child, wait_until
 
 pytestmark = pytest.mark.sandbox
@@ -55,12 +55,6 @@ def test_plain_teardown_removes_the_sandbox_cluster_the_inventory_records(
     doc = json.loads(down.stdout)
     assert doc["leftovers"] == [] and len(doc["instances"]) == 1
     assert _inventory_clusters() == []
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_tunnel_forwards_tritons_port_to_this_machine(sandbox_hosts: list[dict[str, Any]],

@@ -24,8 +24,10 @@ import pytest
 
 from infprov.inventory import store
 from infprov.inventory.model import Host, Inventory
-from infprov.playbooks.connection import SshConnection, fingerprint
-from infprov.playbooks.runner import RunResult, run_playbook
+from infprov.playbooks.connection import SshConnection
+from infprov.playbooks.hostkeys import fingerprint
+from infprov.playbooks.results import RunResult
+from infprov.playbooks.runner import run_playbook
 from tests import loopback_sshd
 
 ANSIBLE_ARGS = "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no"

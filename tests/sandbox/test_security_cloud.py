@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.hostshell import sandbox_ec2
+
 pytestmark = pytest.mark.sandbox
 CLUSTER = "sec"
 TYPE = "inf1.xlarge"
@@ -43,16 +45,6 @@ def _cli(*argv: str, check: bool = True, timeout: float = 300, debug: bool = Tru
 _SEEN: list[str] = []  # every output of every command this module ran
 
 
-def _ec2() -> Any:
-    import boto3
-
-    from infprov.sandbox import core
-
-    return boto3.client("ec2", region_name="us-east-1", endpoint_url=core.status()["ec2_endpoint"],
-                        aws_access_key_id=core.ec2_credentials()[0],
-                        aws_secret_access_key=core.ec2_credentials()[1])
-
-
 @pytest.fixture(scope="module")
 def cluster(sandbox_hosts: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     home = tmp_path_factory.mktemp("sec-home") / "home"
@@ -74,13 +66,13 @@ def cluster(sandbox_hosts: list[dict[str, Any]], tmp_path_factory: pytest.TempPa
 
 
 def _instance(cluster: dict[str, Any]) -> dict[str, Any]:
-    [res] = _ec2().describe_instances(InstanceIds=[cluster["host"].name])["Reservations"]
+    [res] = sandbox_ec2().describe_instances(InstanceIds=[cluster["host"].name])["Reservations"]
     inst: dict[str, Any] = res["Instances"][0]
     return inst
 
 
 def test_no_security_group_rule_is_open_to_the_internet(cluster: dict[str, Any]) -> None:
-    groups = _ec2().describe_security_groups(Filters=[{"Name": "tag:infprov:cluster", "Values": [CLUSTER]}])
+    groups = sandbox_ec2().describe_security_groups(Filters=[{"Name": "tag:infprov:cluster", "Values": [CLUSTER]}])
     [group] = groups["SecurityGroups"]
     opened = [(p.get("IpProtocol"), p.get("FromPort"), r.get("CidrIp") or r.get("CidrIpv6"))
               for p in group["IpPermissions"] for r in [*p.get("IpRanges", []), *p.get("Ipv6Ranges", [])]]
@@ -92,7 +84,7 @@ def test_no_security_group_rule_is_open_to_the_internet(cluster: dict[str, Any])
 
 @pytest.mark.parametrize("cidr", ["0.0.0.0/0", "::/0", "0.0.0.0/1"])
 def test_the_whole_internet_is_refused_even_with_allow_wide_ssh(cluster: dict[str, Any], cidr: str) -> None:
-    before = _ec2().describe_security_groups()["SecurityGroups"]
+    before = sandbox_ec2().describe_security_groups()["SecurityGroups"]
     proc = _cli("up", "--sandbox", "--type", TYPE, "--name", "sec-wide", "--yes", "--ssh-cidr", cidr,
                 "--allow-wide-ssh", check=False, debug=False)
     if cidr == "0.0.0.0/1":  # wide but not everything: --allow-wide-ssh lets it through (made, then removed)
@@ -102,16 +94,16 @@ def test_the_whole_internet_is_refused_even_with_allow_wide_ssh(cluster: dict[st
     assert proc.returncode == 2, proc.stderr
     [error] = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert "whole internet" in error and "Traceback" not in proc.stderr
-    assert _ec2().describe_security_groups()["SecurityGroups"] == before  # nothing made
+    assert sandbox_ec2().describe_security_groups()["SecurityGroups"] == before  # nothing made
 
 
 def test_imdsv2_required_root_encrypted_and_shutdown_terminates(cluster: dict[str, Any]) -> None:
     inst = _instance(cluster)
     assert inst["MetadataOptions"]["HttpTokens"] == "required"
     assert inst["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
-    vols = _ec2().describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [inst["InstanceId"]]}])
+    vols = sandbox_ec2().describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [inst["InstanceId"]]}])
     assert vols["Volumes"] and all(v["Encrypted"] for v in vols["Volumes"])
-    attr = _ec2().describe_instance_attribute(InstanceId=inst["InstanceId"],
+    attr = sandbox_ec2().describe_instance_attribute(InstanceId=inst["InstanceId"],
                                               Attribute="instanceInitiatedShutdownBehavior")
     assert attr["InstanceInitiatedShutdownBehavior"]["Value"] == "terminate"
 

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from infprov.inventory import store
 from infprov.inventory.model import Host, Inventory
 from infprov.playbooks.connection import LINE_MAX, OUTPUT_KEEP, LineSplitter, OutputTail, SshConnection, file_from
 from infprov.playbooks.errors import FileTooLarge, PlaybookError
@@ -26,20 +25,12 @@ from infprov.playbooks.localconn import LocalConnection
 from infprov.playbooks.modules import fetch as fetch_module
 from infprov.playbooks.modules.base import ModuleArgError
 from infprov.playbooks.parsing import parse_playbook
-from infprov.playbooks.runner import RunResult, run_playbook
+from infprov.playbooks.results import RunResult
+from infprov.playbooks.runner import run_playbook
 from infprov.playbooks.sizecap import BUDGET, MAX_SIZE
 from infprov.playbooks.templating import Templar, TemplateError
-from tests.local_engine import write_book
-
-ANSIBLE_ARGS = "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no"
-
-
-def _run(tmp_path: Path, text: str, *, host_vars: dict[str, Any] | None = None,
-         extra: dict[str, Any] | None = None) -> RunResult:
-    book = write_book(tmp_path, text)
-    inv = Inventory((Host("h1", "127.0.0.1", cluster="c", extra=host_vars or {}),))
-    return run_playbook(book, inv, extra_vars=extra or {}, connector=lambda h: LocalConnection(h.name),
-                        runs_dir=tmp_path / "runs")
+from tests.hostshell import NO_HOST_KEY_CHECKS, hostile_inventory
+from tests.local_engine import run_local, write_book
 
 
 def _msgs(result: RunResult) -> dict[str, str]:
@@ -94,7 +85,7 @@ def test_host_output_is_never_compiled_as_a_conditional(tmp_path: Path) -> None:
       when: "{{{{ cond }}}}"
       ignore_errors: true
 """
-    result = _run(tmp_path, book)
+    result = run_local(tmp_path, book)
     assert not marker.exists(), "a host's output ran a command on the controller"
     msgs = _msgs(result)
     for task in ("by when", "by when, derived", "by failed_when", "by changed_when", "by until", "by assert",
@@ -119,7 +110,7 @@ def test_inventory_and_extra_expressions_may_not_call_lookups(tmp_path: Path) ->
     - {name: chained, debug: {msg: ran}, when: "{{ chained }}", ignore_errors: true}
     - {name: plain, debug: {msg: ran}, when: "{{ fine }}"}
 """
-    result = _run(tmp_path, book, host_vars={"from_inventory": payload, "fine": "2 > 1"},
+    result = run_local(tmp_path, book, host_vars={"from_inventory": payload, "fine": "2 > 1"},
                   extra={"from_extra": payload})
     assert not marker.exists()
     msgs = _msgs(result)
@@ -149,17 +140,10 @@ def test_conditionals_written_in_the_playbook_keep_working(tmp_path: Path) -> No
     - {name: i, assert: {that: ["{{ expr }}", "x == 1"]}}
     - {name: j, debug: {msg: skipped}, when: "{{ not flag }}"}
 """
-    result = _run(tmp_path, book)
+    result = run_local(tmp_path, book)
     assert result.ok, [(t.task, t.msg) for t in result.tasks if t.status == "failed"]
     statuses = {t.task: t.status for t in result.tasks}
     assert [statuses[k] for k in "abcdefghi"] == ["ok"] * 9 and statuses["j"] == "skipped", statuses
-
-
-def _inventory(path: Path, h: dict[str, Any], name: str = "i-hostile") -> Host:
-    host = Host(name=name, address=h["address"], port=int(h["port"]), user=h["user"], key_file=h["key_file"],
-                cluster="hostile", extra={"ansible_ssh_common_args": ANSIBLE_ARGS})
-    store.write(path, Inventory((host,)))
-    return host
 
 
 @pytest.mark.sandbox
@@ -170,7 +154,7 @@ def test_infprov_play_never_runs_a_hosts_text_as_a_conditional(
     marker = tmp_path / "M"
     payload = f"lookup('pipe','id > {marker}') is string"
     inv = tmp_path / "inventory.yml"
-    _inventory(inv, sandbox_hosts[0])
+    hostile_inventory(inv, sandbox_hosts[0])
     book = tmp_path / "hostile.yml"
     book.write_text(f"""
 - hosts: all
@@ -204,7 +188,7 @@ def host(sandbox_hosts: list[dict[str, Any]], tmp_path: Path, infprov_home: Path
     """The first sandbox host, with a folder of its own for the test (removed afterwards)."""
     h = sandbox_hosts[0]
     one = Host(name="i-r3", address=h["address"], port=int(h["port"]), user=h["user"], key_file=h["key_file"],
-               cluster="r3", extra={"ansible_ssh_common_args": ANSIBLE_ARGS,
+               cluster="r3", extra={"ansible_ssh_common_args": NO_HOST_KEY_CHECKS,
                                     "work": f"/home/ubuntu/r3-{uuid.uuid4().hex[:8]}"})
     infprov_home.mkdir(mode=0o700, exist_ok=True)
     yield one
@@ -418,7 +402,7 @@ def test_range_is_capped_and_ordinary_templates_are_not(tmp_path: Path) -> None:
 def test_an_inventory_value_that_builds_gigabytes_fails_its_task(tmp_path: Path) -> None:
     tracemalloc.start()
     try:
-        result = _run(tmp_path, "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        result = run_local(tmp_path, "- hosts: all\n  gather_facts: false\n  tasks:\n"
                                 "    - {name: show, debug: {msg: '{{ big }}'}}\n",
                       host_vars={"big": "{{ 'A' * 300000000 }}"})
         _, peak = tracemalloc.get_traced_memory()

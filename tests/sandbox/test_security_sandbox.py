@@ -13,16 +13,9 @@ from typing import Any
 import pytest
 
 from infprov.inventory import store
-from infprov.inventory.model import Host, Inventory
+from tests.hostshell import hostile_inventory
 
 pytestmark = pytest.mark.sandbox
-
-
-def _inventory(path: Path, h: dict[str, Any]) -> None:
-    host = Host(name="i-hostile", address=h["address"], port=int(h["port"]), user=h["user"], key_file=h["key_file"],
-                cluster="hostile", extra={"ansible_ssh_common_args": "-o UserKnownHostsFile=/dev/null "
-                                          "-o StrictHostKeyChecking=no"})
-    store.write(path, Inventory((host,)))
 
 
 def test_play_of_a_hostile_hosts_output_runs_nothing_on_the_controller(
@@ -35,7 +28,7 @@ def test_play_of_a_hostile_hosts_output_runs_nothing_on_the_controller(
     infprov_home.mkdir(mode=0o700, exist_ok=True)
     (infprov_home / "secret").write_text("CONTROLLER-PRIVATE")
     inv = tmp_path / "inventory.yml"
-    _inventory(inv, sandbox_hosts[0])
+    hostile_inventory(inv, sandbox_hosts[0])
     from infprov.playbooks.connection import SshConnection
 
     conn = SshConnection(store.load(inv).hosts[0], infprov_home / "known_hosts")  # pins the key: infprov play

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from infprov.floor.errors import InfprovError
+from infprov.inventory.model import Host
 from infprov.provision import reach, specs
 from infprov.sandbox import core
 
@@ -17,8 +18,8 @@ pytestmark = pytest.mark.sandbox
 FAST = specs.Timeouts(ssh_port=10, ssh_login=4, interval=0.2)
 
 
-def _host(h: dict[str, Any]) -> specs.Host:
-    return specs.Host(instance_id=f"i-trust{h['name']}", address=h["address"], user=h["user"],
+def _host(h: dict[str, Any]) -> Host:
+    return Host(name=f"i-trust{h['name']}", address=h["address"], user=h["user"],
                       key_file=h["key_file"], port=h["port"], instance_type="inf1.6xlarge", neuron_devices=4,
                       neuron_cores=16, region="us-east-1", cluster="trust")
 

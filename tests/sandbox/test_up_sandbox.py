@@ -176,11 +176,12 @@ def test_server_failure_names_the_host_and_how_to_continue(sandbox_hosts: list[d
     from infprov.floor import paths
     from infprov.inventory import store
     from infprov.provision import server
+    from infprov.sandbox import core
 
     inv = store.load(paths.inventory_file())
     ids = [h.name for h in inv.in_cluster(CLUSTER)]
     # the container dies at once: the wait notices within seconds, not after its 300 s
-    served = server.provision(CLUSTER, ids, sandbox=True,
+    served = server.provision(CLUSTER, ids, group_vars=core.server_group_vars(),
                               extra_vars={"infprov_ready_timeout": 300,
                                           "run_command": "tritonserver --model-repository /nonexistent"})
     try:
@@ -251,19 +252,22 @@ def test_the_play_refuses_a_host_with_less_free_disk_than_it_needs(sandbox_hosts
     from infprov.floor import paths
     from infprov.inventory import store
     from infprov.provision import server
+    from infprov.sandbox import core
 
     ids = [h.name for h in store.load(paths.inventory_file()).in_cluster(CLUSTER)]
     try:
         host = {"instance_id": ids[0]}
         free = int(_on_host(host, "df -P -BG /var/lib/docker | awk 'NR==2 {gsub(\"G\",\"\",$4); print $4}'"))
-        short = server.provision(CLUSTER, ids, sandbox=True, extra_vars={"infprov_min_free_gib": free + 20})
+        sandbox_vars = core.server_group_vars()
+        short = server.provision(CLUSTER, ids, group_vars=sandbox_vars, extra_vars={"infprov_min_free_gib": free + 20})
         assert not short.ok
         [h] = short.hosts
         assert "Enough free disk for the images" in h.error, h.error
         assert f"GiB free under /var/lib/docker, {free + 20} GiB needed" in h.error
         assert "infprov up --disk" in h.error
         assert _on_host(host, "docker ps -aq") == "", "nothing was started"
-        enough = server.provision(CLUSTER, ids, sandbox=True, extra_vars={"infprov_min_free_gib": max(free - 5, 0)})
+        enough = server.provision(CLUSTER, ids, group_vars=sandbox_vars,
+                                  extra_vars={"infprov_min_free_gib": max(free - 5, 0)})
         assert enough.ok, enough.hosts
     finally:
         down = runner.invoke(app, ["teardown", "--sandbox", "--name", CLUSTER, "--yes", *REGION])

@@ -27,8 +27,10 @@ def _params() -> list[tuple[Any, Any]]:
 
     def walk(cmd: Any) -> None:
         found.extend((cmd, p) for p in cmd.params if hasattr(p, "type_descriptor"))
-        for sub in getattr(cmd, "commands", {}).values():
-            walk(sub)
+        if hasattr(cmd, "list_commands"):  # the plugged-in commands (sandbox, demo) too
+            ctx = _click.Context(cmd)
+            for name in cmd.list_commands(ctx):
+                walk(cmd.get_command(ctx, name))
 
     walk(typer.main.get_command(app))
     return found

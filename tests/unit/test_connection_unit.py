@@ -8,8 +8,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from infprov.playbooks.connection import console_fingerprints, fingerprint, forget_host_key, record_host_key
 from infprov.playbooks.errors import HostKeyChanged
+from infprov.playbooks.hostkeys import console_fingerprints, fingerprint, forget_host_key, record_host_key
 
 
 def test_forget_host_key(tmp_path: Path) -> None:

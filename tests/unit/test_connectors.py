@@ -15,8 +15,8 @@ import pytest
 from infprov.inventory.model import Host, Inventory
 from infprov.playbooks.errors import FileTooLarge, HostUnreachable
 from infprov.playbooks.localconn import LocalConnection
-from infprov.playbooks.results import HostOutcome
-from infprov.playbooks.runner import Event, run_playbook
+from infprov.playbooks.results import Event, HostOutcome
+from infprov.playbooks.runner import run_playbook
 
 
 # ---------------------------------------------------------------- the local connector

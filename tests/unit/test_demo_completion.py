@@ -15,11 +15,16 @@ runner = CliRunner()
 AS_INFPROV = [sys.executable, "-c", "import sys; from infprov.provision.cli import app; app(prog_name='infprov')"]
 
 
-@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
-def test_the_completion_script_is_printed_for_each_shell(shell: str) -> None:
-    proc = subprocess.run([*AS_INFPROV, "--show-completion", shell], capture_output=True, text=True, timeout=60)
+@pytest.mark.parametrize(("shell", "mark"), [("bash", "complete -o default -F _infprov_completion infprov"),
+                                             ("zsh", "#compdef infprov"), ("fish", "complete --command infprov")])
+def test_the_completion_script_is_printed_for_each_shell(shell: str, mark: str) -> None:
+    # the shell is named, not detected from the processes above this one (a background run may have no shell
+    # above it at all): typer's own switch turns its detection off and takes the name given
+    env = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    proc = subprocess.run([*AS_INFPROV, "--show-completion", shell], capture_output=True, text=True, timeout=60,
+                          env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "_INFPROV_COMPLETE" in proc.stdout
+    assert "_INFPROV_COMPLETE" in proc.stdout and mark in proc.stdout
 
 
 @pytest.mark.parametrize(("words", "cword", "expected"), [("infprov tea", "1", "teardown"),

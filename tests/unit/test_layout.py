@@ -1,4 +1,5 @@
-"""The rooms' import arrows run one way, and the cloud code never asks which provider it holds."""
+"""The rooms' import arrows run one way (the runtime never reaches the sandbox), and the cloud code never asks
+which provider it holds."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ ALLOWED = {
     "playbooks": {"floor", "inventory"},
     "client": {"floor"},
     "provision": {"floor", "inventory", "playbooks", "client"},
-    # test and sandbox tooling, built on top of the runtime (the runtime reaches it only lazily, see below)
+    # test and sandbox tooling, built on top of the runtime (which finds it only through entry points, see below)
     "sandbox": {"floor", "inventory", "playbooks", "client", "provision"},
 }
 CLOUD_MODULES = ("cloud", "specs", "planning", "amis", "launch", "access", "reach", "ec2")
@@ -40,66 +41,83 @@ def _imported_rooms(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("room", sorted(ALLOWED))
 def test_rooms_import_only_the_rooms_below_them(room: str) -> None:
+    """At module level or inside a function alike: a lazy import is an import."""
     files = sorted((ROOT / room).rglob("*.py"))
     assert files
     wrong = {}
     for path in files:
         extra = _imported_rooms(path) - ALLOWED[room] - {room}
-        if str(path.relative_to(ROOT)) in SANDBOX_DOORS:
-            extra -= {"sandbox"}  # lazily, inside the functions named there (checked below)
         if extra:
             wrong[str(path.relative_to(ROOT))] = sorted(extra)
     assert wrong == {}
 
 
-# The runtime rooms reach the sandbox (test and sandbox tooling) only here, and only inside these functions:
-# the provider's one door, the CLI's `sandbox` commands and its two sandbox-only options.
-SANDBOX_DOORS = {
-    "provision/providers.py": {"sandbox_core"},
-    "provision/cli.py": {"_add_sandbox_commands", "demo_cmd"},
-}
+def test_no_import_loop_between_the_rooms() -> None:
+    """The rooms as they really import each other (not as ALLOWED says) form no cycle."""
+    graph = {room: set().union(*(_imported_rooms(p) for p in (ROOT / room).rglob("*.py"))) - {room}
+             for room in ALLOWED}
+    done: set[str] = set()
+
+    def visit(room: str, path: tuple[str, ...]) -> None:
+        assert room not in path, " -> ".join((*path, room))
+        if room in done:
+            return
+        for below in sorted(graph.get(room, ())):
+            visit(below, (*path, room))
+        done.add(room)
+
+    for room in sorted(graph):
+        visit(room, ())
+
+
 RUNTIME_ROOMS = sorted(set(ALLOWED) - {"sandbox"})
 
 
-def _sandbox_imports(path: Path) -> list[tuple[str | None, int]]:
-    """(enclosing top-level function or None for module level, line) of each import of infprov.sandbox."""
-    tree = ast.parse(path.read_text(), str(path))
+def _names_the_sandbox(path: Path) -> list[int]:
+    """Lines that import infprov.sandbox, or name it in a string (an import_module would)."""
     found = []
-    for top in tree.body:
-        owner = top.name if isinstance(top, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
-        for node in ast.walk(top):
-            names = []
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            if any(n == "infprov.sandbox" or n.startswith("infprov.sandbox.") for n in names):
-                found.append((owner, node.lineno))
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "infprov.sandbox" in node.value:
+            names = ["infprov.sandbox"]
+        if any(n == "infprov.sandbox" or n.startswith("infprov.sandbox.") for n in names):
+            found.append(node.lineno)
     return found
 
 
-def test_the_runtime_reaches_the_sandbox_only_inside_its_named_doors() -> None:
-    reached: dict[str, set[str]] = {}
-    at_import = []
-    for room in RUNTIME_ROOMS:
-        for path in sorted((ROOT / room).rglob("*.py")):
-            rel = str(path.relative_to(ROOT))
-            for owner, line in _sandbox_imports(path):
-                if owner is None:
-                    at_import.append(f"{rel}:{line}")
-                else:
-                    reached.setdefault(rel, set()).add(owner)
-    assert at_import == []
-    assert reached == SANDBOX_DOORS
+def test_the_runtime_never_imports_the_sandbox() -> None:
+    """The sandbox plugs in from above through entry points (pyproject.toml); no runtime module names it."""
+    found = [f"{path.relative_to(ROOT)}:{line}" for room in RUNTIME_ROOMS
+             for path in sorted((ROOT / room).rglob("*.py")) for line in _names_the_sandbox(path)]
+    assert found == []
 
 
-def test_the_door_check_sees_a_module_level_import(tmp_path: Path) -> None:
-    """The scan above is not blind: an import at module level, or in a class body, counts as at import."""
+def test_the_sandbox_check_sees_every_way_in(tmp_path: Path) -> None:
+    """The scan above is not blind: a module-level, class-body, function-level or by-name import counts."""
     probe = tmp_path / "probe.py"
     probe.write_text("import infprov.sandbox.core\n"
                      "class C:\n    from infprov.sandbox import core\n"
-                     "def f():\n    from infprov import sandbox\n")
-    assert _sandbox_imports(probe) == [(None, 1), (None, 3), ("f", 5)]
+                     "def f():\n    from infprov import sandbox\n"
+                     "def g():\n    return __import__('infprov.sandbox.provider')\n")
+    assert _names_the_sandbox(probe) == [1, 3, 5, 7]
+    assert "sandbox" in _imported_rooms(probe)
+
+
+def test_the_sandbox_plugs_in_through_entry_points() -> None:
+    """What the runtime looks up (the provider, the CLI's sandbox and demo commands) is what the sandbox offers."""
+    from importlib.metadata import entry_points
+
+    from infprov.provision import cli, providers
+    from infprov.sandbox import commands, provider
+
+    (found,) = tuple(entry_points(group=providers.PROVIDERS_GROUP, name="sandbox"))
+    assert found.load() is provider.connect
+    plugged = {ep.name: ep.load() for ep in entry_points(group=cli.PLUGIN_COMMANDS)}
+    assert plugged == {"sandbox": commands.sandbox_app, "demo": commands.demo_app}
 
 
 def test_the_cloud_code_never_branches_on_the_sandbox() -> None:

@@ -275,7 +275,7 @@ def test_one_host_failing_keeps_the_other_and_no_secret_leaves(tmp_path: Path, u
     assert sorted(os.listdir(tmp_path)) == sorted(["runs", made.path.name])
 
 
-def test_ctrl_c_while_hosts_answer_leaves_nothing(tmp_path: Path) -> None:
+def test_ctrl_c_while_hosts_answer_leaves_nothing(tmp_path: Path, sigint_as_in_a_terminal: None) -> None:
     import _thread
 
     pressed = threading.Event()

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from infprov.inventory.model import Host, Inventory
 from infprov.playbooks.runner import run_playbook
 from infprov.playbooks.templating import Templar, TemplateError, Unsafe
-from tests.local_engine import LocalConnection, write_book
-
-
-def _run(tmp_path: Path, text: str, *, host_vars: dict[str, Any] | None = None,
-         extra: dict[str, Any] | None = None) -> Any:
-    book = write_book(tmp_path, text)
-    inv = Inventory((Host("h1", "127.0.0.1", cluster="c", extra=host_vars or {}),))
-    return run_playbook(book, inv, extra_vars=extra or {}, connector=lambda h: LocalConnection(h.name),
-                        runs_dir=tmp_path / "runs")
+from tests.local_engine import LocalConnection, run_local, write_book
 
 
 def _hostile_file(tmp_path: Path, payload: str) -> Path:
@@ -50,7 +41,7 @@ def test_host_output_derived_by_set_fact_is_never_rendered_again(tmp_path: Path)
         that: "{{{{ r.stdout }}}}"
       ignore_errors: true
 """
-    result = _run(tmp_path, book)
+    result = run_local(tmp_path, book)
     assert not marker.exists(), "host output ran as code on the controller"
     facts = result.registered["h1"]
     assert facts["joined"] == "x " + payload
@@ -75,7 +66,7 @@ def test_host_output_cannot_send_the_controllers_key_back(tmp_path: Path) -> Non
     - set_fact: {{leak: "{{{{ r.stdout | trim }}}}"}}
     - copy: {{content: "{{{{ leak }}}}", dest: "{sent}"}}
 """
-    _run(tmp_path, book)
+    run_local(tmp_path, book)
     assert "PRIVATE KEY" not in sent.read_text()
     assert sent.read_text() == payload
 
@@ -105,7 +96,7 @@ def test_lookups_only_from_the_playbook_itself(tmp_path: Path) -> None:
       register: ext
       ignore_errors: true
 """
-    result = _run(tmp_path, book, host_vars={"from_inventory": lookup}, extra={"from_extra": lookup})
+    result = run_local(tmp_path, book, host_vars={"from_inventory": lookup}, extra={"from_extra": lookup})
     facts = result.registered["h1"]
     assert facts["a"] == "s3cr3t", "the playbook may read a controller file it names"
     for name in ("inv", "ext"):
@@ -116,13 +107,13 @@ def test_lookups_only_from_the_playbook_itself(tmp_path: Path) -> None:
 
 def test_inventory_values_are_still_templates_without_lookups(tmp_path: Path) -> None:
     book = "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: {msg: '{{ greeting }}'}\n      register: g\n"
-    result = _run(tmp_path, book, host_vars={"who": "world", "greeting": "hello {{ who }}"})
+    result = run_local(tmp_path, book, host_vars={"who": "world", "greeting": "hello {{ who }}"})
     assert result.registered["h1"]["g"]["msg"] == "hello world"
 
 
 def test_terminal_escapes_in_host_output_never_reach_the_screen(tmp_path: Path) -> None:
     from infprov.playbooks import report
-    from infprov.playbooks.runner import Event
+    from infprov.playbooks.results import Event
 
     events: list[Event] = []
     shell = "printf 'ok\\033[2J\\033]0;owned\\007\\n'; exit 3"

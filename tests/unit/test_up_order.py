@@ -62,7 +62,7 @@ def test_up_prints_one_line_for_twelve_identical_failures(monkeypatch: pytest.Mo
             for n in range(12)]
     monkeypatch.setattr(pf, "run", lambda *a, **k: same)
     with pytest.raises(InfprovError, match="12 pinned download"):
-        lifecycle.check_before_up(False, "inf1.xlarge")
+        lifecycle.check_before_up(None, "inf1.xlarge")
     fails = [line for line in capsys.readouterr().err.splitlines() if line.startswith("FAIL")]
     assert fails == ["FAIL  12 items (" + ", ".join(f"item {n}" for n in range(12))
                      + "): answered HTTP 404. fix: run `infprov sandbox up`"]

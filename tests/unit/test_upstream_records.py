@@ -81,7 +81,16 @@ def test_the_python_backend_stand_in_has_only_recorded_branches() -> None:
 
 
 # ---------------------------------------------------------------- the server images' apt sources
-def test_the_22_04_image_trusts_only_the_rotated_out_key_for_the_recorded_cuda_repository() -> None:
+@pytest.fixture()
+def key_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The stand-in CUDA signing keys made for this test in a cache of its own, not read from the machine's image
+    cache (root's, made by `sandbox up`): the unit tier needs neither root nor a sandbox built before it."""
+    cache = tmp_path_factory.mktemp("image-cache")
+    monkeypatch.setenv("INFPROV_CACHE", str(cache))
+    return cache
+
+
+def test_the_22_04_image_trusts_only_the_rotated_out_key_for_the_recorded_cuda_repository(key_cache: Path) -> None:
     r22 = provenance.load("server-r22.04-apt-sources")
     rotation = provenance.load("cuda-repository-key-rotation")
     assert rotation.fact("old_key_short_id") == r22.fact("cuda_key", "short_id")
@@ -95,7 +104,7 @@ def test_the_22_04_image_trusts_only_the_rotated_out_key_for_the_recorded_cuda_r
     assert files["etc/apt/trusted.gpg"] == (keys / "old.gpg").read_bytes()
 
 
-def test_the_24_04_image_trusts_the_current_key_as_cuda_keyring_does() -> None:
+def test_the_24_04_image_trusts_the_current_key_as_cuda_keyring_does(key_cache: Path) -> None:
     r24 = provenance.load("server-r24.04-apt-sources")
     assert r24.fact("cuda_key", "signed_by_current_key") is True
     files = cudaapt.image_files("24.04", downloads.APT_SOURCE)
@@ -105,7 +114,8 @@ def test_the_24_04_image_trusts_the_current_key_as_cuda_keyring_does() -> None:
     assert "developer.download.nvidia.com" not in files["etc/apt/sources.list"].decode()
 
 
-def test_the_stand_in_cuda_repositories_are_the_recorded_ones_signed_with_the_current_key(tmp_path: Path) -> None:
+def test_the_stand_in_cuda_repositories_are_the_recorded_ones_signed_with_the_current_key(tmp_path: Path,
+                                                                                    key_cache: Path) -> None:
     files = cudaapt.tree_files()
     released = {name.removesuffix("/InRelease") for name in files if name.endswith("/InRelease")}
     assert released == {uri.split("://", 1)[1].rstrip("/") for uri in cudaapt.repository_uris().values()}
