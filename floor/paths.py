@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import stat
 from pathlib import Path
 
@@ -92,6 +94,34 @@ def _check_owner_and_mode(path: Path, st: os.stat_result, role: str, *, writable
 def home() -> Path:
     """INFPROV_HOME, default ~/.infprov: created 0700 on first use, refused if another user could write it."""
     return private_dir(Path(os.environ.get("INFPROV_HOME") or Path.home() / ".infprov"), role="INFPROV_HOME")
+
+
+HOME_ID_RE = re.compile(r"[0-9a-f]{8}")
+
+
+def home_id() -> str:
+    """This home's id (INFPROV_HOME/home-id, 8 hex digits, made at random on first use): what infprov makes
+    in a shared AWS account carries it (the key pair's name, the infprov:home tag), so two homes (two
+    people, two laptops) sharing an account never take or remove each other's clusters."""
+    folder = home()
+    where = folder / "home-id"
+    if not os.path.lexists(where):
+        made = folder / f".home-id.{os.getpid()}.{secrets.token_hex(4)}"
+        made.write_text(secrets.token_hex(4) + "\n")
+        os.chmod(made, 0o600)
+        try:
+            os.link(made, where)  # never replaces one another process made first
+        except FileExistsError:
+            pass
+        finally:
+            made.unlink()
+    check_private_file(where, role="this home's id")
+    text = where.read_text(errors="replace").strip()
+    if not HOME_ID_RE.fullmatch(text):
+        raise _refuse(where, "(this home's id) is not 8 hex digits",
+                      "restore the id this home had (it names the key pair and tags of its clusters), "
+                      "or remove the file if this home made no cluster")
+    return text
 
 
 def inventory_file(override: str | os.PathLike[str] | None = None) -> Path:

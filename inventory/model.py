@@ -254,15 +254,19 @@ class Inventory:
 
 
 def ssh_config(hosts: Iterable[Host], known_hosts: Path | None = None) -> str:
-    """An OpenSSH config block per host, so `ssh <instance-id>` reaches it with infprov's key and pins."""
+    """An OpenSSH config block per host, so `ssh <instance-id>` (or `ssh <cluster>-<n>`, n from 1 in the
+    inventory's order) reaches it with infprov's key and pins."""
     blocks = []
+    numbered: dict[str, int] = {}
     for host in hosts:
+        numbered[host.cluster] = numbered.get(host.cluster, 0) + 1
+        alias = f"{host.cluster}-{numbered[host.cluster]}"  # `ssh demo-1`: the cluster's hosts in inventory order
         for value in (host.name, host.address, host.user, host.key_file or "", str(known_hosts or "")):
             if any(ch.isspace() or ch == '"' for ch in value):  # one value must stay one token of one line
                 raise InventoryError(f"host {host.name!r}: {value!r} cannot be written to an ssh config",
                                      "fix the inventory entry")
         lines = [
-            f"Host {host.name}",
+            f"Host {host.name} {alias}",
             f"    HostName {host.address}",
             f"    User {host.user}",
             f"    Port {host.port}",

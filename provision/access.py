@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -10,7 +11,9 @@ from infprov.floor.errors import InfprovError, UsageError
 from infprov.provision import ui
 from infprov.provision.ec2 import Ec2ApiError, tag_map
 from infprov.provision.planning import (
+    TAG_HOME,
     has_permission,
+    home_of,
     managed_key_name,
     security_group_name,
     ssh_permission,
@@ -21,38 +24,48 @@ from infprov.provision.specs import NOT_GONE_STATES, TAG_CLUSTER, TAG_MANAGED, T
 
 
 def managed_key_file(region: str) -> Path:
-    return paths.keys_dir() / f"{managed_key_name(region)}.pem"
+    return paths.keys_dir() / f"{this_home_key(region)}.pem"
+
+
+def this_home_key(region: str) -> str:
+    """The name of this home's key pair in region (infprov-REGION-HOMEID)."""
+    return managed_key_name(region, paths.home_id())
 
 
 def ensure_managed_key(prov: Provider, region: str, user_tags: Sequence[tuple[str, str]] = ()) -> Path:
     """infprov's key pair for the region: made here (private half 0600 in INFPROV_HOME/keys), then reused.
 
-    It serves every cluster of the region, so it carries no cluster tag; teardown deletes it with
-    the region's last cluster.
+    It serves every cluster this home has in the region, so it carries no cluster tag (but this home's
+    id); teardown deletes it with this home's last cluster of the region.
     """
-    name = managed_key_name(region)
+    home = paths.home_id()
+    name = managed_key_name(region, home)
     local = managed_key_file(region)
     remote = prov.key_pair(name)
     if remote is not None:
         if local.exists():
             return paths.check_private_file(local, role="infprov's private key")
-        if tag_map(remote).get(TAG_MANAGED) != "true":
+        remote_tags = tag_map(remote)
+        if remote_tags.get(TAG_MANAGED) != "true" or home_of(remote_tags) not in (None, home):
             raise InfprovError(
-                f"a key pair named {name} exists in {region} that infprov did not make",
+                f"a key pair named {name} exists in {region} that this infprov home did not make",
                 "pass --key-name with your own key pair, or delete that key pair",
             )
         users = prov.instances({"key-name": [name], "instance-state-name": list(NOT_GONE_STATES)})
         if users:
+            clusters = sorted({u.tags.get(TAG_CLUSTER, "?") for u in users})
             raise InfprovError(
-                f"key pair {name} is in use by {len(users)} instance(s) but its private key is not at {local}",
-                f"copy the private key there (mode 0600), or `infprov teardown --all --region {region}` first",
+                f"key pair {name} is in use by {len(users)} instance(s) of this home's cluster(s) "
+                f"{', '.join(clusters)} but its private key is not at {local}",
+                "copy the private key there (mode 0600), or tear those clusters down first: "
+                + "; ".join(f"`infprov teardown --name {shlex.quote(c)} --region {region}`" for c in clusters),
             )
         ui.warn(f"key pair {name} has no private key at {local}; replacing it")
         prov.delete_key_pair(name)
     if not local.exists():
         _write_new_key(local)
     public = _public_openssh(local)
-    tags = {TAG_MANAGED: "true", TAG_SCOPE: "region", "Name": name, **dict(user_tags)}
+    tags = {TAG_MANAGED: "true", TAG_SCOPE: "region", TAG_HOME: home, "Name": name, **dict(user_tags)}
     try:
         prov.import_key_pair(name, public, tags)
     except Ec2ApiError as exc:

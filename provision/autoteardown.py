@@ -78,32 +78,53 @@ def schedule(prov: Any, hosts: Sequence[Any], seconds: int, now: datetime | None
     hosts: the inventory's records of the cluster (name = instance id). Every host is tried; any that
     could not be scheduled fails the whole step afterwards, naming them.
     """
-    from infprov.playbooks.connection import SshConnection
-
     minutes = math.ceil(seconds / 60)
     start = now or datetime.now(timezone.utc)
     deadline = (start + timedelta(minutes=minutes)).replace(microsecond=0)
-    failed: list[str] = []
-    done: list[str] = []
-    for host in hosts:
-        conn = SshConnection(host, paths.known_hosts())
-        try:
-            res = conn.run(shutdown_command(minutes), timeout=60)
-        except Exception as exc:  # noqa: BLE001 - any SSH failure: reported with the host below
-            failed.append(f"{host.name}: {exc}")
-            continue
-        finally:
-            conn.close()
-        if res.exit_code != 0:
-            failed.append(f"{host.name}: `{shutdown_command(minutes)}` exited {res.exit_code}: "
-                          f"{(res.err or res.out).strip()[-200:]}")
-        else:
-            done.append(str(host.name))
+    done, failed = _on_each(hosts, shutdown_command(minutes))
     if done:
         prov.create_tags(done, {TAG: deadline_tag(deadline)})
     if failed:
         raise InfprovError(f"the auto-teardown could not be set on {len(failed)} host(s): {'; '.join(failed)}",
                            "they keep running (and costing) until `infprov teardown`; run `up` again to retry")
     ui.ok(f"auto-teardown: {len(done)} instance(s) power off and terminate at {deadline_tag(deadline)} "
-          f"(in {minutes} min); `up --auto-teardown` again moves it, `infprov teardown` ends them now")
+          f"(in {minutes} min); `infprov auto-teardown --in D` moves it, `--cancel` cancels it, "
+          "`infprov teardown` ends them now")
     return deadline
+
+
+CANCEL_COMMAND = "sudo -n shutdown -c"
+CANCELLED = "cancelled"  # the tag's value once cancelled (CreateTags is what the IAM policy allows; no DeleteTags)
+
+
+def cancel(prov: Any, hosts: Sequence[Any]) -> None:
+    """Cancel each host's scheduled power-off and mark its instance's deadline tag cancelled."""
+    done, failed = _on_each(hosts, CANCEL_COMMAND)
+    if done:
+        prov.create_tags(done, {TAG: CANCELLED})
+    if failed:
+        raise InfprovError(f"the auto-teardown could not be cancelled on {len(failed)} host(s): {'; '.join(failed)}",
+                           "run `infprov auto-teardown --cancel` again, or the hosts power off at their deadline")
+    ui.ok(f"auto-teardown cancelled on {len(done)} instance(s): they run until `infprov teardown`")
+
+
+def _on_each(hosts: Sequence[Any], command: str) -> tuple[list[str], list[str]]:
+    """Run command on every host over SSH: the names it worked on, and a line for each it failed on."""
+    from infprov.playbooks.connection import SshConnection
+
+    failed: list[str] = []
+    done: list[str] = []
+    for host in hosts:
+        conn = SshConnection(host, paths.known_hosts())
+        try:
+            res = conn.run(command, timeout=60)
+        except Exception as exc:  # noqa: BLE001 - any SSH failure: reported with the host below
+            failed.append(f"{host.name}: {exc}")
+            continue
+        finally:
+            conn.close()
+        if res.exit_code != 0:
+            failed.append(f"{host.name}: `{command}` exited {res.exit_code}: {(res.err or res.out).strip()[-200:]}")
+        else:
+            done.append(str(host.name))
+    return done, failed

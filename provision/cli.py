@@ -31,6 +31,7 @@ class _Group(TyperGroup):
     ) -> Any:
         """The CLI framework's own usage errors (unknown option or command, a bad value) as one line too."""
         quickparse.install(self)
+        _plain_help_types(self)
         try:
             rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except Exception as exc:
@@ -63,6 +64,7 @@ class _Group(TyperGroup):
         if command is None and cmd_name in _plugged_commands():
             command = typer.main.get_command(_plugged_commands()[cmd_name].load())
             quickparse.install(command)
+            _plain_help_types(command)
             self.add_command(command, cmd_name)
         return command
 
@@ -92,6 +94,40 @@ class _Group(TyperGroup):
                 soft_wrap=True,
             )
             raise typer.Exit(1) from None
+
+
+def _plain_help_types(command: Any) -> None:
+    """--help shows what an option takes as a word (`--type TYPE`, `--name NAME`), and nothing for a flag,
+    instead of typer's Python type tags (`<str>`, `<bool>`)."""
+
+    def label(param: Any) -> str | None:
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):
+            return None
+        if getattr(param, "metavar", None):
+            return str(param.metavar)
+        longs = [o for o in getattr(param, "opts", ()) if o.startswith("--")]
+        word = (longs[0][2:] if longs else str(param.name)).upper()
+        return word + ("..." if getattr(param, "multiple", False) or getattr(param, "nargs", 1) == -1 else "")
+
+    def walk(cmd: Any) -> None:
+        for param in getattr(cmd, "params", ()):
+            if hasattr(param, "display_type_rich"):
+                param.display_type_rich = lambda ctx, shown=label(param): shown
+        for sub in getattr(cmd, "commands", {}).values():
+            walk(sub)
+        made = getattr(cmd, "get_help_option", None)
+        if made is not None and not getattr(made, "plain_types", False):
+
+            def get_help_option(ctx: Any, made: Any = made) -> Any:
+                option = made(ctx)
+                if option is not None and hasattr(option, "display_type_rich"):
+                    option.display_type_rich = lambda ctx: None
+                return option
+
+            get_help_option.plain_types = True  # type: ignore[attr-defined]
+            cmd.get_help_option = get_help_option
+
+    walk(command)
 
 
 PLUGIN_COMMANDS = "infprov.commands"  # entry points: command name -> a typer app (the sandbox adds its own)
@@ -139,7 +175,9 @@ def _debug() -> bool:
 app = typer.Typer(
     cls=_Group,
     name="infprov",
-    help="From nothing to a benchmarked Triton server on AWS Inferentia (Inf1), and back to nothing.",
+    help="From nothing to a benchmarked Triton server on AWS Inferentia (Inf1, Inf2) or Trainium (Trn1), and back "
+    "to nothing. New here? `infprov demo` (or `infprov sandbox up`, then `infprov up --sandbox --type inf1.xlarge`) "
+    "runs it all locally.",
     no_args_is_help=True,
     add_completion=True,  # --install-completion / --show-completion SHELL
     pretty_exceptions_enable=False,
@@ -173,7 +211,8 @@ def main(
 # ---------------------------------------------------------------- cloud (up / status / teardown)
 _CLUSTER_HELP = "Cluster name (default: infprov)."
 _INVENTORY_HELP = "Inventory file (default: INFPROV_HOME/inventory.yml)."
-_TYPE_HELP = "Inf1 type: inf1.xlarge, inf1.2xlarge, inf1.6xlarge, inf1.24xlarge."
+_TYPE_HELP = ("Instance type: Inf1 (inf1.xlarge, inf1.2xlarge, inf1.6xlarge, inf1.24xlarge), Inf2 (inf2.xlarge, "
+              "inf2.8xlarge, inf2.24xlarge, inf2.48xlarge) or Trn1 (trn1.2xlarge, trn1.32xlarge): `infprov types`.")
 _TAG_OPTION = typer.Option(None, "--tag", help="Extra tag KEY=VALUE on every resource (repeatable).")
 
 
@@ -183,7 +222,7 @@ def cloud_up(
     name: str = typer.Option("infprov", "--name", help=_CLUSTER_HELP),
     count: int = typer.Option(1, "--count", help="How many instances the cluster should have."),
     region: str | None = typer.Option(None, "--region", help="AWS region (default: AWS_REGION / the profile's)."),
-    ami: str | None = typer.Option(None, "--ami", help="Pin the AMI (default: newest Inf1-capable Neuron DLAMI)."),
+    ami: str | None = typer.Option(None, "--ami", help="Pin the AMI (default: the newest Neuron DLAMI for the type)."),
     key_name: str | None = typer.Option(None, "--key-name", help="Use your own EC2 key pair instead of infprov's."),
     ssh_cidr: str | None = typer.Option(None, "--ssh-cidr", help="Allow SSH from here (default: your address/32)."),
     allow_wide_ssh: bool = typer.Option(
@@ -205,7 +244,7 @@ def cloud_up(
         "run again to move the deadline."
     ),
 ) -> None:
-    """Find or launch Inf1 instances, provision Triton on each over SSH, and wait until it serves."""
+    """Find or launch Inferentia or Trainium instances, provision Triton on each over SSH, and wait until it serves."""
     from infprov.provision import autoteardown, specs
 
     lifetime = autoteardown.parse_duration(auto_teardown) if auto_teardown is not None else None
@@ -226,6 +265,16 @@ def _fail_on(error: InfprovError | None) -> None:
     """A lifecycle's result rendered, its failure (if any) becomes the one error line and the exit code."""
     if error is not None:
         raise error
+
+
+@app.command("types")
+def types_cmd(
+    region: str | None = typer.Option(None, "--region", help="Prices for this region (default: AWS_REGION, "
+                                      "else us-east-1)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """The instance types infprov supports: chips, NeuronCores, vCPUs, memory and the on-demand price."""
+    render.render_types(lifecycle.types(region), json_out)
 
 
 @app.command("preflight")
@@ -263,19 +312,52 @@ def cloud_status(
 
 @app.command("teardown")
 def cloud_teardown(
+    cluster: str | None = typer.Argument(None, help="The cluster (as --name; default: the inventory's one)."),
     name: str | None = typer.Option(None, "--name", help=_CLUSTER_HELP),
-    all_clusters: bool = typer.Option(False, "--all", help="Every infprov cluster in the region."),
+    all_clusters: bool = typer.Option(False, "--all", help="Every cluster this infprov home made in the region."),
     region: str | None = typer.Option(None, "--region", help="AWS region (default: AWS_REGION / the profile's)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Remove without asking."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; change nothing."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
     sandbox: bool = typer.Option(False, "--sandbox", help="Tear down in the local sandbox instead of AWS."),
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
+    any_home: bool = typer.Option(
+        False, "--any-home", help="Also clusters another infprov home (a teammate's INFPROV_HOME) made in this account."
+    ),
 ) -> None:
     """Terminate and delete everything infprov made for the cluster, then prove nothing tagged is left."""
-    result = lifecycle.teardown(name, all_clusters, region, sandbox, yes, dry_run, inventory)
+    name = _cluster_argument(cluster, name)
+    result = lifecycle.teardown(name, all_clusters, region, sandbox, yes, dry_run, inventory, any_home)
     render.render_teardown(result, json_out)
     _fail_on(lifecycle.teardown_error(result))
+
+
+@app.command("auto-teardown")
+def auto_teardown_cmd(
+    cluster: str | None = typer.Argument(None, help="The cluster (default: the inventory's one cluster)."),
+    name: str | None = typer.Option(None, "--name", help="The cluster, as an option."),
+    in_: str | None = typer.Option(None, "--in", help="The new deadline from now (4h, 90m, 1h30m)."),
+    cancel: bool = typer.Option(False, "--cancel", help="Cancel the deadline: the instances run until teardown."),
+    inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
+) -> None:
+    """Move or cancel a cluster's auto-teardown deadline (set by `up --auto-teardown`)."""
+    from infprov.provision import autoteardown
+
+    chosen = _cluster_argument(cluster, name)
+    if (in_ is None) == (not cancel):
+        raise UsageError("give one of --in DURATION or --cancel", "e.g. infprov auto-teardown --in 2h")
+    seconds = autoteardown.parse_duration(in_) if in_ is not None else None
+    lifecycle.auto_teardown(chosen, inventory, seconds)
+
+
+def _cluster_argument(positional: str | None, option: str | None) -> str | None:
+    """A cluster named as an argument (`infprov teardown demo`) or with --name; both must agree."""
+    from infprov.provision.specs import validate_name
+
+    if positional is not None and option is not None and positional != option:
+        raise UsageError(f"cluster {positional!r} and --name {option!r} disagree", "give the cluster once")
+    chosen = positional if positional is not None else option
+    return validate_name(chosen) if chosen is not None else None
 
 
 # ---------------------------------------------------------------- inventory / play
@@ -364,15 +446,30 @@ def logs(
     raise typer.Exit(subprocess.call(lifecycle.logs_argv(name, host, inventory, tail, follow)))
 
 
-@app.command("ssh")
+class _RemoteCommand(typer.core.TyperCommand):
+    """`infprov ssh [CLUSTER] [-- COMMAND...]`: what follows `--` is the remote command, word for word; what
+    comes before it is parsed as usual (so `infprov ssh demo -- ls` and `infprov ssh -- ls` both mean ls)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if "--" in args:
+            at = args.index("--")
+            ctx.meta["infprov_remote"] = args[at + 1:]
+            args = args[:at]
+        return super().parse_args(ctx, args)
+
+
+@app.command("ssh", cls=_RemoteCommand)
 def ssh(
+    ctx: typer.Context,
+    cluster: str | None = typer.Argument(None, help="The cluster (as --name, when it has one host)."),
+    command: list[str] | None = typer.Argument(None, help="A command to run instead of a shell (after --)."),
     name: str | None = typer.Option(None, "--name", help="The cluster (when it has one host)."),
     host: str | None = typer.Option(None, "--host", help="Instance id or address."),
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
-    command: list[str] | None = typer.Argument(None, help="A command to run instead of a shell (after --)."),
 ) -> None:
     """Open an SSH session on a host (or run a command there), with infprov's key and pinned host keys."""
-    argv = lifecycle.ssh_argv(name, host, inventory, command or [])
+    words = [*(command or []), *ctx.meta.get("infprov_remote", [])]
+    argv = lifecycle.ssh_argv(_cluster_argument(cluster, name), host, inventory, words)
     os.execvp(argv[0], argv)
 
 
@@ -393,6 +490,7 @@ def tunnel(
 # ---------------------------------------------------------------- bench / results
 @app.command("bench")
 def bench(
+    cluster: str | None = typer.Argument(None, help="Every host of this cluster (as --name)."),
     host: str | None = typer.Option(None, "--host", help="Instance id or address (default: every host)."),
     name: str | None = typer.Option(None, "--name", help="Every host of this cluster."),
     model: str | None = typer.Option(None, "--model", help="Model name (default: the host type's rn50 model)."),
@@ -412,12 +510,13 @@ def bench(
     from infprov.provision import bench as bench_mod
     from infprov.provision import benchplan
 
+    name = _cluster_argument(cluster, name)
     if model is not None:
         bench_mod.check_model(model)
     chosen = targets.select_hosts(name, host, inventory)
     types = {h.instance_type for h in chosen}
     if len(types) != 1 or None in types:
-        raise UsageError(f"the hosts have different or unknown types ({types})", "bench one cluster at a time")
+        raise targets.mixed_types(chosen)
     cores = {h.neuron_cores for h in chosen}
     if len(cores) != 1:
         raise UsageError(

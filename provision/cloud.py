@@ -17,15 +17,16 @@ from infprov.provision import access, catalog, providers, reach, specs, ui
 from infprov.provision.access import (
     check_user_key,
     ensure_managed_key,
-    managed_key_file,
+    this_home_key,
 )
 from infprov.provision.amis import resolve_image
-from infprov.provision.ec2 import Ec2ApiError, Instance
+from infprov.provision.ec2 import Ec2ApiError, Instance, tag_map
 from infprov.provision.launch import ask_or_refuse, confirm_spend, launch_shortfall
 from infprov.provision.planning import (
     cluster_filter,
     cluster_tags,
     cost_so_far,
+    home_of,
     hourly_cost,
     managed_key_name,
     order_zones,
@@ -104,6 +105,26 @@ def up(
     return replace(result, hosts=tuple(hosts), zones={str(i.id): str(i.zone) for i in instances})
 
 
+def check_up(spec: UpSpec, prov: Provider) -> None:
+    """What `up` would refuse, asked of EC2 before anything slower (preflight) or anything is made: the type
+    offered in the region, the cluster's owner, its type and count, the sandbox's room. Read only; `up`
+    asks again under its lock."""
+    itype = catalog.get(spec.instance_type)
+    try:
+        prov.prepare()
+        if not prov.zones_offering(itype.name):
+            raise UsageError(
+                f"{itype.name} is not offered in {prov.region}",
+                f"choose a region that offers {itype.family.capitalize()}, e.g. us-east-1 or us-west-2",
+            )
+        existing = prov.instances({f"tag:{TAG_CLUSTER}": [spec.name], "instance-state-name": list(LIVE_STATES)})
+        check_home(prov, spec.name, paths.home_id(), existing, "choose another --name")
+        plan = plan_instances(existing, spec.name, itype.name, spec.count)
+        prov.check_room(spec.name, plan.launch)
+    except Ec2ApiError as exc:
+        raise api_error(exc, f"up of cluster {spec.name}") from None
+
+
 def continue_hint(spec: UpSpec) -> str:
     """How to pick up an `up` that stopped half-way, or undo it: the options that find the same cluster."""
     where = " --sandbox" if spec.sandbox else ""
@@ -126,6 +147,8 @@ def _converge(
             f"choose a region that offers {itype.family.capitalize()}, e.g. us-east-1 or us-west-2",
         )
     existing = prov.instances({f"tag:{TAG_CLUSTER}": [spec.name], "instance-state-name": list(LIVE_STATES)})
+    home = paths.home_id()
+    check_home(prov, spec.name, home, existing, "choose another --name")
     plan = plan_instances(existing, spec.name, itype.name, spec.count)
     prov.check_room(spec.name, plan.launch)
     vpc_id = prov.default_vpc()
@@ -144,7 +167,7 @@ def _converge(
                 f"no zone of {region} that offers {itype.name} ({', '.join(zones)}) has a default subnet",
                 "create default subnets with `aws ec2 create-default-subnet --availability-zone ZONE`",
             )
-    key_name = spec.key_name or managed_key_name(region)
+    key_name = spec.key_name or this_home_key(region)
     if spec.key_name:
         check_user_key(prov, spec)
     cidr = spec.ssh_cidr or prov.caller_cidr()
@@ -152,7 +175,7 @@ def _converge(
     if plan.launch or plan.start or plan.stopping:
         confirm_spend(prov, spec, itype, plan, image, confirm)
 
-    tags = cluster_tags(spec.name, spec.tags)
+    tags = cluster_tags(spec.name, spec.tags, home)
     try:
         if not spec.key_name:
             with _lock(f"key-{region}", timeouts):
@@ -200,6 +223,19 @@ def _converge(
     )
 
 
+def check_home(prov: Provider, cluster: str, home: str, instances: Sequence[Instance] | None, hint: str) -> None:
+    """Refuse to act on a cluster another infprov home made (its instances or its group carry that home's
+    id): two homes sharing an account never take over or remove each other's clusters by accident."""
+    if instances is None:
+        instances = prov.instances({**cluster_filter(cluster), "instance-state-name": list(NOT_GONE_STATES)})
+    homes = {home_of(i.tags) for i in instances}
+    homes |= {home_of(tag_map(g)) for g in prov.security_groups(cluster_filter(cluster))}
+    others = sorted(h for h in homes if h is not None and h != home)
+    if others:
+        raise UsageError(f"cluster {cluster} belongs to another infprov home (id {', '.join(others)}), "
+                         f"not this one (id {home}, {paths.home()})", hint)
+
+
 def _record_hosts(cluster: str, hosts: Sequence[Host], inventory: str | None) -> None:
     """Make the inventory's group for cluster hold exactly these hosts (the cloud is the truth)."""
     from infprov.inventory import store
@@ -235,15 +271,18 @@ def status(
     prov = provider or providers.connect(region, sandbox)
     prov.prepare()
     moment = now or datetime.now(timezone.utc)
+    home = paths.home_id()
     try:
         found = prov.instances({**cluster_filter(name), "instance-state-name": list(NOT_GONE_STATES)})
     except Ec2ApiError as exc:
         raise api_error(exc, "status") from None
     clusters: dict[str, list[InstanceInfo]] = {}
     running: dict[str, list[Instance]] = {}
+    homes: dict[str, set[str | None]] = {}
     for inst in sorted(found, key=lambda i: str(i.id)):
         tags = inst.tags
         cluster = tags.get(TAG_CLUSTER, "?")
+        homes.setdefault(cluster, set()).add(home_of(tags))
         state = inst.state
         itype = str(inst.instance_type)
         price = catalog.TYPES[itype].price(prov.region) if itype in catalog.TYPES else None
@@ -269,13 +308,20 @@ def status(
                 auto_teardown=tags.get("infprov:auto-teardown"),
             )
         )
+    def mine(cluster: str) -> bool:
+        return homes[cluster] <= {None, home}
+
     live_ids = [i.instance_id for infos in clusters.values() for i in infos]
     _forget_hosts(prov, inventory, name, keep=live_ids)
     for cluster, insts in running.items():
-        _record_hosts(cluster, hosts_of(insts, cluster, prov, None), inventory)
+        if mine(cluster):  # another home's hosts are reached with that home's key: never recorded here
+            _record_hosts(cluster, hosts_of(insts, cluster, prov, None), inventory)
     return StatusResult(
         region=prov.region,
-        clusters=tuple(ClusterInfo(n, tuple(i)) for n, i in sorted(clusters.items())),
+        clusters=tuple(
+            ClusterInfo(n, tuple(i), home=next((h for h in sorted(homes[n], key=str) if h), None), mine=mine(n))
+            for n, i in sorted(clusters.items(), key=lambda item: (not mine(item[0]), item[0]))
+        ),
         sandbox=prov.sandbox,
     )
 
@@ -292,6 +338,7 @@ def teardown(
     confirm: Confirm | None = None,
     inventory: str | None = None,
     timeouts: Timeouts | None = None,
+    any_home: bool = False,
 ) -> TeardownResult:
     """Terminate, wait, delete the group and key pair, then sweep by tag and report what is left.
 
@@ -302,14 +349,17 @@ def teardown(
     cluster = None if all_clusters else validate_name(name or DEFAULT_CLUSTER)
     timeouts = timeouts or specs.DEFAULT_TIMEOUTS
     prov = provider or providers.connect(region, sandbox)
-    scope = "all clusters" if cluster is None else f"cluster {cluster}"
+    if cluster is None:
+        scope = "all clusters of every infprov home" if any_home else "all clusters of this infprov home"
+    else:
+        scope = f"cluster {cluster}"
     prov.prepare()
     try:
         with contextlib.ExitStack() as stack:
             if cluster is not None:
                 stack.enter_context(_lock(f"cluster-{prov.region}-{cluster}", timeouts))
                 stack.enter_context(server_lock(prov.region, cluster, timeouts))
-            return _teardown(prov, cluster, scope, yes, dry_run, confirm, inventory, timeouts)
+            return _teardown(prov, cluster, scope, yes, dry_run, confirm, inventory, timeouts, any_home)
     except Ec2ApiError as exc:
         err = api_error(exc, f"teardown of {scope}")
         raise InfprovError(err.message, "run `infprov teardown` again; it continues where it stopped") from None
@@ -324,20 +374,20 @@ def _teardown(
     confirm: Confirm | None,
     inventory: str | None,
     timeouts: Timeouts,
+    any_home: bool = False,
 ) -> TeardownResult:
     region = prov.region
-    filters = cluster_filter(cluster)
+    home = paths.home_id()
+    reach = None if any_home else home
+    filters = cluster_filter(cluster, reach)
     instances = prov.instances({**filters, "instance-state-name": list(NOT_GONE_STATES)})
+    if cluster is not None and not any_home:
+        check_home(prov, cluster, home, instances,
+                   "tear it down from the home that made it, or add --any-home to remove it from here")
     instance_ids = sorted(str(i.id) for i in instances)
     groups = prov.security_groups(filters)
     volumes = prov.volumes(filters)
-    key_name = managed_key_name(region)
-    key_pairs: list[str] = []
-    if prov.key_pair(key_name) is not None:
-        users = prov.instances({"key-name": [key_name], "instance-state-name": list(NOT_GONE_STATES)})
-        only_ours = all(u.id in instance_ids for u in users)
-        if only_ours and (cluster is None or not _other_clusters(prov, cluster)):
-            key_pairs.append(key_name)
+    key_pairs = _key_pairs_to_delete(prov, cluster, home, instance_ids, any_home)
     plan = TeardownResult(
         region=region,
         scope=scope,
@@ -350,7 +400,7 @@ def _teardown(
     if dry_run or plan.nothing:
         if plan.nothing and not dry_run:
             _forget_hosts(prov, inventory, cluster)
-            return replace(plan, leftovers=tuple(sweep(prov, cluster)))
+            return replace(plan, leftovers=tuple(sweep(prov, cluster, home=reach)))
         return plan
     what = []
     if instance_ids:
@@ -380,17 +430,52 @@ def _teardown(
             prov.delete_volume(volume["VolumeId"])
             ui.ok(f"volume {volume['VolumeId']} deleted")
     for key in key_pairs:
+        local = paths.keys_dir() / f"{key}.pem"
+        ours = key in (managed_key_name(region, home), managed_key_name(region))
         with _lock(f"key-{region}", timeouts):
             prov.delete_key_pair(key)
-            managed_key_file(region).unlink(missing_ok=True)
-        ui.ok(f"key pair {key} deleted, and its private key")
+            if ours:
+                local.unlink(missing_ok=True)
+        ui.ok(f"key pair {key} deleted" + (", and its private key" if ours else " (another home's)"))
     _forget_hosts(prov, inventory, cluster)
-    leftovers = sweep(prov, cluster, also_key=key_pairs[0] if key_pairs else None)
+    leftovers = sweep(prov, cluster, also_key=key_pairs[0] if key_pairs else None, home=reach)
+    for key in key_pairs[1:]:
+        if key not in {x.resource_id for x in leftovers} and prov.key_pair(key) is not None:
+            leftovers.append(Leftover("key-pair", key, "not deleted"))
     return replace(plan, leftovers=tuple(leftovers))
 
 
-def _other_clusters(prov: Provider, cluster: str) -> bool:
-    managed = prov.instances({f"tag:{TAG_MANAGED}": ["true"], "instance-state-name": list(NOT_GONE_STATES)})
+def _key_pairs_to_delete(
+    prov: Provider, cluster: str | None, home: str, instance_ids: Sequence[str], any_home: bool
+) -> list[str]:
+    """infprov key pairs that no instance will use once instance_ids are gone: this home's (and, if its
+    private key is here, the region's key from before homes had ids); with any_home and no cluster, every
+    home's. This home's key also stays while another cluster of this home lives."""
+    region = prov.region
+    mine = managed_key_name(region, home)
+    candidates = [mine]
+    legacy = managed_key_name(region)
+    if (paths.keys_dir() / f"{legacy}.pem").exists():
+        candidates.append(legacy)
+    if any_home and cluster is None:
+        found = prov.key_pairs({f"tag:{TAG_MANAGED}": ["true"]})
+        candidates += sorted(str(k.get("KeyName")) for k in found if str(k.get("KeyName")) not in candidates)
+    chosen: list[str] = []
+    for key_name in candidates:
+        if prov.key_pair(key_name) is None:
+            continue
+        users = prov.instances({"key-name": [key_name], "instance-state-name": list(NOT_GONE_STATES)})
+        if not all(u.id in instance_ids for u in users):
+            continue
+        if key_name == mine and cluster is not None and _other_clusters(prov, cluster, home):
+            continue
+        chosen.append(key_name)
+    return chosen
+
+
+def _other_clusters(prov: Provider, cluster: str, home: str | None = None) -> bool:
+    """Whether a cluster other than this one lives (of home, when given)."""
+    managed = prov.instances({**cluster_filter(None, home), "instance-state-name": list(NOT_GONE_STATES)})
     return any(i.tags.get(TAG_CLUSTER) != cluster for i in managed)
 
 
@@ -421,9 +506,10 @@ def _delete_group(prov: Provider, group_id: str, name: str, timeouts: Timeouts) 
     ui.ok(f"security group {name or group_id} deleted")
 
 
-def sweep(prov: Provider, cluster: str | None, also_key: str | None = None) -> list[Leftover]:
-    """What still carries the cluster's tags (or any infprov tag): must be nothing after teardown."""
-    filters = cluster_filter(cluster)
+def sweep(prov: Provider, cluster: str | None, also_key: str | None = None, home: str | None = None) -> list[Leftover]:
+    """What still carries the cluster's tags (or home's infprov tags, or any infprov tag): must be nothing
+    after teardown."""
+    filters = cluster_filter(cluster, home)
     left: list[Leftover] = []
     for inst in prov.instances({**filters, "instance-state-name": list(NOT_GONE_STATES)}):
         left.append(Leftover("instance", str(inst.id), inst.state))

@@ -62,7 +62,10 @@ def up(
     result before the playbook starts; on_event gets the runner's progress events."""
     from infprov.provision import cloud, providers, server
 
+    # What is cheap and local first (the region, the sandbox being up), then what EC2 answers at once (the
+    # type, the cluster's owner), and only then preflight's many requests to the internet.
     prov = providers.connect(spec.region, spec.sandbox)
+    cloud.check_up(spec, prov)
     if preflight and os.environ.get("INFPROV_NO_PREFLIGHT") != "1":
         check_before_up(prov.standin(), spec.instance_type)
     result = cloud.up(spec, provider=prov)
@@ -95,6 +98,27 @@ def _schedule_teardown(result: UpResult, prov: Provider, seconds: int, inventory
     autoteardown.schedule(prov, hosts, seconds)
 
 
+def auto_teardown(name: str | None, inventory: str | None, seconds: int | None) -> str:
+    """Move a cluster's auto-teardown deadline to `seconds` from now, or cancel it (None), without `up`.
+    Returns the cluster's name."""
+    from infprov.floor import paths
+    from infprov.inventory import store
+    from infprov.provision import autoteardown, providers
+
+    chosen, region, sandbox = targets.recorded_target(name, None, False, inventory, one_cluster=True)
+    inv_path = paths.inventory_file(inventory)
+    hosts = store.load(inv_path).in_cluster(chosen) if chosen else []
+    if not hosts:
+        where = f"cluster {chosen!r}" if chosen else str(inv_path)
+        raise UsageError(f"no hosts in {where}", "see `infprov inventory` (or run `infprov up`)")
+    prov = providers.connect(None if sandbox else region, sandbox)
+    if seconds is None:
+        autoteardown.cancel(prov, hosts)
+    else:
+        autoteardown.schedule(prov, hosts, seconds)
+    return str(chosen)
+
+
 def check_before_up(standin: Standin | None, instance_type: str) -> None:
     """`up`'s preflight: the failed items on stderr, then one error; nothing is launched."""
     from infprov.provision import catalog
@@ -104,11 +128,29 @@ def check_before_up(standin: Standin | None, instance_type: str) -> None:
             + (" (the sandbox's stand-in download server)" if standin is not None else ""))
     generation = catalog.generation(instance_type)
     failed = [o for o in pf.run(standin=standin, generations=(generation,)) if not o.ok]
-    for outcome in failed:
-        ui.err.print(outcome.line(), soft_wrap=True)
+    for line in collapsed_failures(failed):
+        ui.err.print(line, soft_wrap=True)
     if failed:
         raise InfprovError(f"preflight: {len(failed)} pinned download(s) are gone or unreachable; nothing was launched",
                            "fix them (see the lines above), or pass --no-preflight to launch anyway")
+
+
+def collapsed_failures(failed: Sequence[Outcome]) -> list[str]:
+    """One line per distinct reason: twelve items that failed alike (no network, a DNS failure, the stand-in
+    answering 404) are one line naming them all, not twelve."""
+    groups: dict[tuple[str, str], list[Outcome]] = {}
+    for outcome in failed:
+        first, _, rest = outcome.detail.partition(" ")
+        reason = rest if "://" in first and rest else outcome.detail
+        groups.setdefault((reason, outcome.fix), []).append(outcome)
+    lines = []
+    for (reason, fix), members in groups.items():
+        if len(members) == 1:
+            lines.append(members[0].line())
+        else:
+            names = ", ".join(m.name for m in members)
+            lines.append(f"FAIL  {len(members)} items ({names}): {reason}. fix: {fix}")
+    return lines
 
 
 def preflight(
@@ -131,18 +173,47 @@ def preflight(
     return pf.run(extra, use_cache=not fresh, standin=standin, generations=generations)
 
 
+# ---------------------------------------------------------------- types
+def types(region: str | None) -> dict[str, Any]:
+    """The instance types infprov supports, from its catalog (no network): chips, NeuronCores, vCPUs, memory
+    and the on-demand price in region (default: the configured region, else us-east-1)."""
+    from infprov.provision import catalog, specs
+    from infprov.provision.ec2 import default_region
+
+    where = specs.validate_region(region) if region is not None else (default_region() or "us-east-1")
+    rows = []
+    for t in catalog.TYPES.values():
+        rows.append({
+            "type": t.name, "family": t.family, "generation": "Neuron v2" if t.generation == catalog.NEURON_V2
+            else "Neuron v1", "chips": t.neuron_devices, "neuron_cores": t.neuron_cores, "vcpus": t.vcpus,
+            "memory_gib": t.memory_gib, "hourly_price": t.price(where),
+        })  # fmt: skip
+    return {"region": where, "types": rows}
+
+
 # ---------------------------------------------------------------- status / teardown
 def status(name: str | None, region: str | None, sandbox: bool, inventory: str | None) -> StatusResult:
     """The clusters as EC2 sees them; what the command line leaves out comes from the inventory."""
     from infprov.provision import cloud
+    from infprov.provision.specs import StatusResult
 
     _, region, sandbox = targets.recorded_target(name, region, sandbox, inventory, one_cluster=False)
+    if name is None and _nowhere_to_look(region, sandbox, inventory):
+        return StatusResult(region="", clusters=())
     return cloud.status(name=name, region=region, sandbox=sandbox, inventory=inventory)
+
+
+def _nowhere_to_look(region: str | None, sandbox: bool, inventory: str | None) -> bool:
+    """Nothing named, nothing in the inventory and no region configured (a sandbox user whose last cluster
+    is gone): there is nothing to act on, which is no usage error."""
+    from infprov.provision.ec2 import default_region
+
+    return region is None and not sandbox and targets.nothing_recorded(inventory) and not default_region()
 
 
 def teardown(
     name: str | None, all_clusters: bool, region: str | None, sandbox: bool, yes: bool, dry_run: bool,
-    inventory: str | None,
+    inventory: str | None, any_home: bool = False,
 ) -> TeardownResult:
     """Terminate and delete what infprov made for the cluster (or all), then sweep by tag."""
     from infprov.provision import cloud
@@ -150,9 +221,13 @@ def teardown(
     if name is not None and all_clusters:
         raise UsageError("--name and --all exclude each other", "give one of them")
     name, region, sandbox = targets.recorded_target(name, region, sandbox, inventory, one_cluster=not all_clusters)
+    if name is None and _nowhere_to_look(region, sandbox, inventory):
+        from infprov.provision.specs import TeardownResult
+
+        return TeardownResult(region="", scope="nothing", dry_run=dry_run)
     return cloud.teardown(
         name=name, all_clusters=all_clusters, region=region, sandbox=sandbox, yes=yes, dry_run=dry_run,
-        inventory=inventory,
+        inventory=inventory, any_home=any_home,
     )
 
 
@@ -391,7 +466,18 @@ def ssh_argv(name: str | None, host: str | None, inventory: str | None, command:
     from infprov.provision import server
 
     target = _target(name, host, inventory)
-    return server.ssh_argv(target, paths.known_hosts()) + list(command)
+    return server.ssh_argv(target, paths.known_hosts()) + remote_command(command)
+
+
+def remote_command(command: Sequence[str]) -> list[str]:
+    """ssh joins the words after the host with spaces for the remote shell, losing their boundaries: several
+    words are quoted one by one (`infprov ssh -- ls 'a b'` lists one file), one word stays a shell command
+    line as ssh takes it (`infprov ssh -- 'ls | wc -l'`)."""
+    import shlex
+
+    if len(command) <= 1:
+        return list(command)
+    return [" ".join(shlex.quote(word) for word in command)]
 
 
 def tunnel_argv(

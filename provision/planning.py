@@ -15,26 +15,41 @@ from infprov.provision import catalog
 from infprov.provision.ec2 import Instance
 from infprov.provision.specs import DEFAULT_CLUSTER, SSH_PORT, TAG_CLUSTER, TAG_MANAGED
 
+TAG_HOME = "infprov:home"  # the id of the INFPROV_HOME that made it (floor.paths.home_id)
+
 CAPACITY_CODES = frozenset({"InsufficientInstanceCapacity", "InsufficientCapacity", "Unsupported"})
 
 
-def cluster_tags(cluster: str, extra: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
-    """The tags every resource of a cluster carries; user tags may rename it but not unmanage it."""
+def cluster_tags(cluster: str, extra: Sequence[tuple[str, str]] = (), home: str | None = None) -> dict[str, str]:
+    """The tags every resource of a cluster carries (with the id of the home that made it); user tags may
+    rename it but not unmanage it."""
     tags = {TAG_CLUSTER: cluster, TAG_MANAGED: "true", "Name": resource_name(cluster)}
+    if home:
+        tags[TAG_HOME] = home
     for key, value in extra:
         tags[key] = value
     return tags
 
 
-def cluster_filter(cluster: str | None) -> dict[str, list[str]]:
-    """EC2 filters that find one cluster's resources, or every cluster's when cluster is None."""
+def cluster_filter(cluster: str | None, home: str | None = None) -> dict[str, list[str]]:
+    """EC2 filters that find one cluster's resources, or every cluster's when cluster is None (with home:
+    every cluster that home made; the first filter is the one the sweep asks the tag API about)."""
     if cluster is None:
+        if home:
+            return {f"tag:{TAG_HOME}": [home], f"tag:{TAG_MANAGED}": ["true"]}
         return {f"tag:{TAG_MANAGED}": ["true"]}
     return {f"tag:{TAG_CLUSTER}": [cluster]}
 
 
-def managed_key_name(region: str) -> str:
-    return f"infprov-{region}"
+def managed_key_name(region: str, home: str | None = None) -> str:
+    """infprov's key pair for a region, one per home (two homes sharing an account never share one);
+    without home, the name infprov used before homes had ids."""
+    return f"infprov-{region}-{home}" if home else f"infprov-{region}"
+
+
+def home_of(tags: Mapping[str, str]) -> str | None:
+    """The home that made a resource (None: made before homes had ids)."""
+    return tags.get(TAG_HOME) or None
 
 
 def resource_name(cluster: str) -> str:

@@ -10,9 +10,8 @@ from infprov.floor.errors import InfprovError
 from infprov.floor.wait import wait_until
 from infprov.inventory.model import Host
 from infprov.provision import catalog, ui
-from infprov.provision.access import managed_key_file, user_key_file
+from infprov.provision.access import managed_key_file, this_home_key, user_key_file
 from infprov.provision.ec2 import Instance
-from infprov.provision.planning import managed_key_name
 from infprov.provision.providers import Provider
 from infprov.provision.specs import SSH_USER, Timeouts, ticker
 
@@ -171,7 +170,7 @@ def hosts_of(
     instances: Sequence[Instance], cluster: str, prov: Provider, user_key: str | None
 ) -> list[Host]:
     region = prov.region
-    managed = managed_key_name(region)
+    managed = this_home_key(region)
 
     def key_file(key_name: str) -> str:
         if key_name == managed:

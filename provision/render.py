@@ -30,7 +30,7 @@ def render_sandbox(status: dict[str, Any], json_out: bool) -> None:
     for h in status["hosts"]:
         table.add_row(h["name"], h["address"], str(h["port"]), h["user"], "yes" if h.get("healthy") else "NO",
                       "NO" if h.get("default_route") else "yes")
-    ui.out.print(table)
+    ui.out.print(table if status["hosts"] else "no sandbox hosts: `infprov sandbox up --hosts N` makes them")
     if status["hosts"]:
         ui.out.print(f"login key: {status['hosts'][0]['key_file']}")
     seal = status.get("seal") or {}
@@ -140,7 +140,7 @@ def render_up(result: Any, json_out: bool) -> None:
         f"cluster {result.cluster} in {result.region}: {len(result.hosts)} x {result.instance_type}, {cost}"
         + (" (sandbox)" if result.sandbox else "")
     )
-    table = Table("instance", "address", "zone", "user", "neuron devices", "cores", "")
+    table = Table("instance", "address", "zone", "user", "neuron devices", "cores", "this run")
     for h in result.hosts:
         how = "reused"
         if h.instance_id in result.launched:
@@ -169,6 +169,10 @@ def render_status(result: StatusResult, json_out: bool) -> None:
     from rich.table import Table
 
     if not result.clusters:
+        if not result.region:
+            ui.out.print("no clusters: the inventory holds none and no AWS region is configured "
+                         "(give --region R or --sandbox to look in EC2)")
+            return
         ui.out.print(f"no infprov clusters in {result.region}" + (" (sandbox)" if result.sandbox else ""))
         return
     from infprov.provision import autoteardown
@@ -180,18 +184,26 @@ def render_status(result: StatusResult, json_out: bool) -> None:
         for i in c.instances:
             deadline = autoteardown.read_deadline({autoteardown.TAG: i.auto_teardown or ""})
             table.add_row(
-                c.name, i.instance_id, i.state + (" (spot)" if i.spot else ""), i.address or "-", i.instance_type,
+                c.name if c.mine else f"{c.name} (another home's: {c.home})",
+                i.instance_id, i.state + (" (spot)" if i.spot else ""), i.address or "-", i.instance_type,
                 i.availability_zone, duration(i.uptime_s), usd(i.hourly_price), usd(i.cost_so_far),
                 autoteardown.describe(deadline, now),
             )
     ui.out.print(table)
-    total = sum(c.hourly_cost or 0 for c in result.clusters)
-    ui.out.print(f"{result.region}: running now ${total:.2f}/h" + (" (sandbox: not billed)" if result.sandbox else ""))
+    total = sum(c.hourly_cost or 0 for c in result.clusters if c.mine)
+    others = sum(c.hourly_cost or 0 for c in result.clusters if not c.mine)
+    ui.out.print(f"{result.region}: running now ${total:.2f}/h"
+                 + (f" (and ${others:.2f}/h of other infprov homes' clusters)" if others else "")
+                 + (" (sandbox: not billed)" if result.sandbox else ""))
 
 
 def render_teardown(result: TeardownResult, json_out: bool) -> None:
     if json_out:
         ui.emit_json(result.to_dict())
+        return
+    if not result.region:
+        ui.out.print("nothing to tear down: the inventory holds no cluster and no AWS region is configured "
+                     "(give --region R or --sandbox to look in EC2)")
         return
     verb = "would remove" if result.dry_run else "removed"
     ui.out.print(
@@ -216,6 +228,9 @@ def render_inventory(inv: Inventory, json_out: bool) -> None:
     from rich.table import Table
 
     ui.out.print(f"inventory: {inv.path}")
+    if not inv.hosts:
+        ui.out.print("no hosts yet: `infprov up --type T` makes a cluster (or `--sandbox` to try it locally)")
+        return
     table = Table("cluster", "instance", "address", "user", "port", "type", "neuron devices/cores", "region")
     for h in inv.hosts:
         table.add_row(
@@ -278,9 +293,11 @@ def render_run(summary: dict[str, Any]) -> None:
                           ms(lat.get("p90")), ms(lat.get("p99")), Text(printable(str(p.get("errors", 0)))),
                           "-" if cost is None else f"{cost:.2f}")
         if h.get("error"):
-            table.add_row(Text(printable(h["host"])), "-", "-", "-", "-", "-", "-", "-",
-                          Text(printable(h["error"][:40])), "-")
+            table.add_row(Text(printable(h["host"])), "-", "-", "-", "-", "-", "-", "-", "failed (below)", "-")
     ui.out.print(table)
+    for h in summary["hosts"]:  # whole, under the table: a cell would cut it
+        if h.get("error"):
+            ui.out.print(ui.styled("failed:", "red", printable(f"{h['host']}: {h['error']}")), soft_wrap=True)
     if summary.get("fleet_images_per_s") is not None and len(summary["hosts"]) > 1:
         ui.out.print(f"fleet total: {summary['fleet_images_per_s']:.1f} images/s")
     ui.out.print(printable(f"saved in {summary['path']}"), markup=False)
@@ -320,3 +337,21 @@ def times(value: float | None) -> str:
 
 def ms(value: Any) -> str:
     return "-" if value is None else f"{value:.1f}"
+
+
+def render_types(doc: dict[str, Any], json_out: bool) -> None:
+    """`infprov types`: one row per supported instance type."""
+    if json_out:
+        ui.emit_json(doc)
+        return
+    from rich.table import Table
+
+    table = Table("type", "family", "generation", "chips", "NeuronCores", "vCPUs", "memory GiB",
+                  f"$/h in {doc['region']}")
+    for t in doc["types"]:
+        table.add_row(t["type"], t["family"], t["generation"], str(t["chips"]), str(t["neuron_cores"]),
+                      str(t["vcpus"]), str(t["memory_gib"]),
+                      "-" if t["hourly_price"] is None else f"${t['hourly_price']:,.4f}".rstrip("0"))
+    ui.out.print(table)
+    if any(t["hourly_price"] is None for t in doc["types"]):
+        ui.out.print("-: price not in infprov's catalog for this region (see the EC2 on-demand pricing page)")

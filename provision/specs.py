@@ -170,6 +170,8 @@ class InstanceInfo:
 class ClusterInfo:
     name: str
     instances: tuple[InstanceInfo, ...]
+    home: str | None = None  # the id of the infprov home that made it (None: made before homes had ids)
+    mine: bool = True  # made by this home (or before homes had ids); False: another home's, shown as others'
 
     @property
     def hourly_cost(self) -> float | None:
@@ -193,6 +195,8 @@ class StatusResult:
             "clusters": [
                 {
                     "name": c.name,
+                    "home": c.home,
+                    "mine": c.mine,
                     "hourly_cost": c.hourly_cost,
                     "cost_so_far": c.cost_so_far,
                     "instances": [asdict(i) for i in c.instances],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Sequence
 from typing import Any
 
 from infprov.floor.errors import UsageError
@@ -31,6 +33,14 @@ def recorded_target(name: str | None, region: str | None, sandbox: bool, invento
     return chosen, region, sandbox
 
 
+def nothing_recorded(inventory: str | None) -> bool:
+    """Whether the inventory holds no host (a missing inventory holds none)."""
+    from infprov.floor import paths
+    from infprov.inventory import store
+
+    return not store.load(paths.inventory_file(inventory)).hosts
+
+
 def select_hosts(name: str | None, host: str | None, inventory: str | None) -> list[Any]:
     """--host H, or every host of cluster --name N, or every host in the inventory."""
     from infprov.floor import paths
@@ -57,3 +67,16 @@ def pick_host(name: str | None, host: str | None, inventory: str | None) -> Any:
     if len(hosts) > 1:
         raise UsageError(f"{len(hosts)} hosts match", "name one with --host (see `infprov inventory`)")
     return hosts[0]
+
+
+def mixed_types(hosts: Sequence[Any]) -> UsageError:
+    """Hosts of several instance types cannot be benched as one: which cluster has which type, and the
+    commands that bench each one."""
+    by_type: dict[str, set[str]] = {}
+    for h in hosts:
+        by_type.setdefault(str(h.instance_type or "unknown type"), set()).add(str(h.cluster or h.name))
+    shown = "; ".join(f"{t}: {', '.join(sorted(c))}" for t, c in sorted(by_type.items()))
+    clusters = sorted({c for cs in by_type.values() for c in cs})
+    runs = ", ".join(f"`infprov bench --name {shlex.quote(c)}`" for c in clusters)
+    return UsageError(f"the hosts are of {len(by_type)} instance types ({shown})",
+                      f"bench one cluster at a time: {runs}")

@@ -51,6 +51,13 @@ def _up(prov: AwsProvider, ssh: specs.SshWait | None = None, confirm: specs.Conf
     return cloud.up(spec, provider=prov, ssh_wait=ssh or SshSeen(), confirm=confirm, timeouts=FAST)
 
 
+def _key(region: str = REGION) -> str:
+    """This home's key pair in region (INFPROV_HOME as the test set it)."""
+    from infprov.provision import access
+
+    return access.this_home_key(region)
+
+
 def _live(prov: AwsProvider, cluster: str | None = None) -> list[dict[str, Any]]:
     """The cluster's live instances as EC2 itself describes them (raw, every field)."""
     filters = {**planning.cluster_filter(cluster), "instance-state-name": list(specs.NOT_GONE_STATES)}

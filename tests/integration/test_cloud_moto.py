@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from infprov.floor import paths
 from infprov.floor.errors import InfprovError, UsageError, WaitTimeout
 from infprov.inventory.model import Host
 from infprov.provision import cloud, specs
@@ -24,6 +25,7 @@ from tests.moto_cloud import (
     UBUNTU_AMI,
     SshSeen,
     _fail,
+    _key,
     _live,
     _managed_everything,
     _up,
@@ -43,7 +45,7 @@ def test_up_launches_locked_down_tagged_instances(prov: AwsProvider, infprov_hom
     assert sorted(h.instance_id for h in ssh.hosts) == sorted(result.launched)
     for host in result.hosts:
         assert (host.user, host.port, host.neuron_devices, host.neuron_cores) == ("ubuntu", 22, 4, 16)
-        assert host.key_file == str(infprov_home / "keys" / "infprov-us-east-1.pem")
+        assert host.key_file == str(infprov_home / "keys" / f"{_key()}.pem")
 
     instances = _live(prov, "bench")
     assert len(instances) == 2
@@ -53,11 +55,12 @@ def test_up_launches_locked_down_tagged_instances(prov: AwsProvider, infprov_hom
         assert inst["MetadataOptions"]["HttpTokens"] == "required"  # moto takes RunInstances' MetadataOptions
         assert inst["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
         assert tag_map(inst) == {"infprov:cluster": "bench", "infprov:managed": "true", "Name": "infprov-bench",
+                                 "infprov:home": paths.home_id(),
                                  "team": "ml"}
         attr = prov.client.describe_instance_attribute(InstanceId=inst["InstanceId"],
                                                        Attribute="instanceInitiatedShutdownBehavior")
         assert attr["InstanceInitiatedShutdownBehavior"]["Value"] == "terminate"
-        assert inst["KeyName"] == "infprov-us-east-1"
+        assert inst["KeyName"] == _key()
     volumes = prov.volumes({"attachment.instance-id": [i["InstanceId"] for i in instances]})
     assert len(volumes) == 2
     for vol in volumes:
@@ -69,9 +72,9 @@ def test_up_launches_locked_down_tagged_instances(prov: AwsProvider, infprov_hom
     assert [(p["IpProtocol"], p["FromPort"], p["ToPort"], [r["CidrIp"] for r in p["IpRanges"]], p["Ipv6Ranges"])
             for p in group["IpPermissions"]] == [("tcp", 22, 22, [CIDR], [])]
 
-    key = prov.key_pair("infprov-us-east-1")
+    key = prov.key_pair(_key())
     assert key is not None and tag_map(key)["infprov:managed"] == "true"
-    key_file = infprov_home / "keys" / "infprov-us-east-1.pem"
+    key_file = infprov_home / "keys" / f"{_key()}.pem"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     out = capsys.readouterr()
     assert "PRIVATE KEY" not in out.out + out.err
@@ -121,6 +124,20 @@ def test_another_type_for_the_same_cluster_is_refused(prov: AwsProvider) -> None
     _up(prov, count=1)
     with pytest.raises(UsageError, match="runs inf1.6xlarge"):
         _up(prov, count=1, instance_type="inf1.xlarge")
+
+
+def test_the_type_conflict_is_found_before_preflight_runs(prov: AwsProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    from infprov.provision import lifecycle
+    from infprov.provision import preflight as pf
+
+    _up(prov, count=1)
+    ran: list[object] = []
+    monkeypatch.setattr(pf, "run", lambda *a, **k: ran.append(a) or [])
+    monkeypatch.delenv("INFPROV_NO_PREFLIGHT", raising=False)
+    spec = specs.UpSpec(instance_type="inf1.xlarge", ssh_cidr=CIDR, yes=True)
+    with pytest.raises(UsageError, match="runs inf1.6xlarge"):
+        lifecycle.up(spec, skip_server=True)
+    assert ran == []
 
 
 def test_two_concurrent_ups_make_one_set_of_instances(prov: AwsProvider, moto_url: str) -> None:

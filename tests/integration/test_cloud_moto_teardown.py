@@ -11,7 +11,7 @@ import yaml
 
 from infprov.provision import cloud, providers
 from infprov.provision.providers import AwsProvider
-from tests.moto_cloud import CIDR, FAST, NEW_AMI, SshSeen, _cli, _fail, _live, _managed_everything, _up
+from tests.moto_cloud import CIDR, FAST, NEW_AMI, SshSeen, _cli, _fail, _key, _live, _managed_everything, _up
 
 # ---------------------------------------------------------------- status
 
@@ -41,9 +41,9 @@ def test_teardown_leaves_nothing_tagged_and_can_run_again(prov: AwsProvider, inf
     assert _managed_everything(prov)
     result = cloud.teardown(name="gone", yes=True, provider=prov, timeouts=FAST)
     assert result.ok and len(result.instances) == 2 and len(result.security_groups) == 1
-    assert result.key_pairs == ("infprov-us-east-1",)
+    assert result.key_pairs == (_key(),)
     assert _managed_everything(prov) == []
-    assert not (infprov_home / "keys" / "infprov-us-east-1.pem").exists()
+    assert not (infprov_home / "keys" / f"{_key()}.pem").exists()
     assert cloud.sweep(prov, "gone") == []
     inv = yaml.safe_load((infprov_home / "inventory.yml").read_text())
     assert "gone" not in (inv["all"].get("children") or {})
@@ -56,9 +56,9 @@ def test_teardown_keeps_the_region_key_while_another_cluster_uses_it(prov: AwsPr
     _up(prov, name="b", count=1)
     first = cloud.teardown(name="a", yes=True, provider=prov, timeouts=FAST)
     assert first.ok and first.key_pairs == ()
-    assert prov.key_pair("infprov-us-east-1") is not None and len(_live(prov, "b")) == 1
+    assert prov.key_pair(_key()) is not None and len(_live(prov, "b")) == 1
     second = cloud.teardown(name="b", yes=True, provider=prov, timeouts=FAST)
-    assert second.key_pairs == ("infprov-us-east-1",)
+    assert second.key_pairs == (_key(),)
     assert _managed_everything(prov) == []
 
 
@@ -74,7 +74,7 @@ def test_teardown_dry_run_changes_nothing(prov: AwsProvider) -> None:
     up = _up(prov, name="dry", count=1)
     result = cloud.teardown(name="dry", dry_run=True, provider=prov, timeouts=FAST)
     assert result.dry_run and result.instances == up.launched and result.security_groups == (up.security_group,)
-    assert len(_live(prov, "dry")) == 1 and prov.key_pair("infprov-us-east-1") is not None
+    assert len(_live(prov, "dry")) == 1 and prov.key_pair(_key()) is not None
 
 
 def test_teardown_retries_the_group_while_it_is_still_in_use(prov: AwsProvider) -> None:
@@ -178,5 +178,7 @@ def test_cli_teardown_without_yes_in_a_pipe_refuses_and_keeps_everything(prov: A
 def test_cli_missing_region_is_a_usage_error(prov: AwsProvider, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_REGION")
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
-    r = _cli(["status"])
+    r = _cli(["status", "--name", "x"])  # a cluster named, but no region to look in
+    assert r.exit_code == 2 and "--region" in r.stderr
+    r = _cli(["teardown", "--name", "x", "--yes"])
     assert r.exit_code == 2 and "--region" in r.stderr

@@ -266,14 +266,16 @@ def test_unreachable_network_is_a_failure_with_a_hint(monkeypatch: pytest.Monkey
     assert "could not be reached" in outcomes[0].detail and "network" in outcomes[0].fix
 
 
-def test_up_runs_preflight_first_and_launches_nothing_when_it_fails(mirror: Mirror,
+def test_up_runs_preflight_first_and_launches_nothing_when_it_fails(mirror: Mirror, prov: Any,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Preflight before anything is made (after the local checks and EC2's quick answers: issue 25, item 3)."""
     monkeypatch.delenv("INFPROV_NO_PREFLIGHT")
     mirror.gone.add("/github.com/triton-inference-server/python_backend/")
     result = runner.invoke(app, ["up", "--type", "inf1.xlarge", "--region", "us-east-1", "--yes"])
     assert result.exit_code == 1
     assert "preflight: 1 pinned download(s)" in result.stderr and "--no-preflight" in result.stderr
     assert "FAIL  python_backend r22.04" in result.stderr
+    assert prov.instances({}) == [] and prov.key_pairs({}) == []
 
 
 # ---------------------------------------------------------------- apt indexes as real repositories publish them

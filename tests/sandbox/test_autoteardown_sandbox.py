@@ -113,3 +113,32 @@ def _inventory_hosts() -> list[str]:
     from infprov.inventory import store
 
     return [h.name for h in store.load(paths.inventory_file()).in_cluster(CLUSTER)]
+
+
+@pytest.mark.sandbox
+def test_auto_teardown_moves_and_cancels_the_deadline_without_up(sandbox_hosts: list[dict[str, Any]],
+                                                                  cluster_home: Path) -> None:
+    """`infprov auto-teardown CLUSTER --in D` moves it, `--cancel` cancels it, on the host and in the tag
+    (issue 25, item 7)."""
+    up = runner.invoke(app, ["up", "--sandbox", "--type", "inf1.xlarge", "--name", CLUSTER, "--yes", "--skip-server",
+                             "--json", "--auto-teardown", "3h"])
+    assert up.exit_code == 0, up.output
+    [iid] = json.loads(up.stdout)["launched"]
+    try:
+        moved = runner.invoke(app, ["auto-teardown", CLUSTER, "--in", "45m"])
+        assert moved.exit_code == 0, moved.output
+        deadline = autoteardown.read_deadline({autoteardown.TAG: _status()["instances"][0]["auto_teardown"]})
+        soon = datetime.now(timezone.utc) + timedelta(minutes=45)
+        assert deadline is not None and abs((deadline - soon).total_seconds()) < 60
+        assert abs(_scheduled_at(iid) - deadline.timestamp()) < 60  # type: ignore[operator]
+
+        cancelled = runner.invoke(app, ["auto-teardown", "--name", CLUSTER, "--cancel"])
+        assert cancelled.exit_code == 0, cancelled.output
+        assert _scheduled_at(iid) is None
+        [info] = _status()["instances"]
+        assert info["auto_teardown"] == autoteardown.CANCELLED
+        table = runner.invoke(app, ["status", "--name", CLUSTER])
+        assert table.exit_code == 0 and "none" in table.stdout
+    finally:
+        down = runner.invoke(app, ["teardown", "--sandbox", "--name", CLUSTER, "--yes", "--json"])
+        assert down.exit_code == 0, down.output

@@ -59,6 +59,10 @@ def test_bench_results_consistent(cluster: Any, tmp_path: Path) -> None:
     assert len(rows) == 1 and int(rows[0]["requests"]) == point["requests"]
     raw = (hdir / "output-0.txt").read_text()
     assert "##### WARMUP COMPLETE, NOW DO BENCHMARK #####" in raw and "Thread 0 Throughput per second:" in raw
+    # the run's folder on the host is gone once its results are home: runs do not pile up (issue 25, item 9)
+    from tests.hostshell import on_host
+
+    assert on_host(host["instance_id"], "ls -A ~/infprov-bench 2>/dev/null || true") == ""
 
 
 def test_bench_sweep_writes_rows_and_plot(cluster: Any, tmp_path: Path) -> None:

@@ -50,3 +50,20 @@ def test_deadline_tag_round_trip_and_description() -> None:
     assert autoteardown.shutdown_command(90) == "sudo -n shutdown -P +90"
 
 
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["auto-teardown"], "give one of --in DURATION or --cancel"),
+    (["auto-teardown", "--in", "2h", "--cancel"], "give one of --in DURATION or --cancel"),
+    (["auto-teardown", "--in", "soon"], "is not a duration"),
+    (["auto-teardown", "a", "--name", "b", "--cancel"], "disagree"),
+    (["auto-teardown", "Bad;name", "--cancel"], "cluster name"),
+    (["auto-teardown", "--cancel"], "no hosts in"),
+])
+def test_auto_teardown_bad_input_is_one_line(infprov_home: Path, args: list[str], fragment: str) -> None:
+    """Moving or cancelling the deadline without `up` (issue 25, item 7): bad input says so, makes nothing."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error:") and fragment in line and "hint:" in line
+    assert not (infprov_home / "inventory.yml").exists()

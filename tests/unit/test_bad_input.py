@@ -64,6 +64,17 @@ CASES: list[tuple[list[str], int, str]] = [
     # teardown / status
     (["teardown", "--name", "x", "--all"], 2, "exclude each other"),
     (["teardown", "--name", "Bad_Name"], 2, "cluster name"),
+    # issue 25: the cluster as an argument, --any-home, auto-teardown without up
+    (["teardown", "Bad;Name", "--yes"], 2, "cluster name"),
+    (["teardown", "c", "--name", "d", "--yes"], 2, "disagree"),
+    (["teardown", "c", "--all", "--any-home", "--yes"], 2, "exclude each other"),
+    (["bench", "$(touch x)"], 2, "cluster name"),
+    (["ssh", "c", "--name", "d", "--", "id"], 2, "disagree"),
+    (["ssh", "c", "--host", "i-0123456789abcdef0"], 2, "cannot be used together"),
+    (["auto-teardown", "c"], 2, "--in DURATION or --cancel"),
+    (["auto-teardown", "c", "--in", "soon"], 2, "not a duration"),
+    (["auto-teardown", "c", "--in", "8d"], 2, "out of range"),
+    (["auto-teardown", "nosuch", "--cancel"], 2, "no hosts in cluster 'nosuch'"),
     (["status", "--region", "nowhere"], 2, "--region"),
     # bench: sizes, tools, sweeps, models, hosts, clusters, paths
     (["bench", "--batch-size", "0"], 2, "batch size 0"),

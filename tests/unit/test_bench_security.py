@@ -170,10 +170,11 @@ def test_hostile_out_reaches_no_remote_shell(fake_ssh: type[LocalHost], tmp_path
     assert not any("PWNED" in word or word == "y" for word in docker), docker
     [kill] = [k for c in fake_ssh.made for k in c.on_stop]
     assert "docker kill --signal INT " + name in kill and "PWNED" not in kill
-    [remote] = [p for p in Path(remote_root).iterdir()]
-    assert re.fullmatch(r"x-y-touch-pwned-[0-9a-f]{6}", remote.name), remote
     result = docker[docker.index("--json" if tool == "client" else "-f") + 1]
-    assert Path(result).parent == remote
+    remote = Path(result).parent
+    assert remote.parent == Path(remote_root)
+    assert re.fullmatch(r"x-y-touch-pwned-[0-9a-f]{6}", remote.name), remote
+    assert list(Path(remote_root).iterdir()) == []  # the run's folder is removed once its results are home (#25.9)
     assert (run_dir / "i-0123456789abcdef0" / "results.json").exists()
 
 

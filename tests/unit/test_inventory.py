@@ -130,13 +130,26 @@ def test_host_patterns() -> None:
 
 def test_ssh_config_block(tmp_path: Path) -> None:
     text = ssh_config([host("i-0abc", port=2222)], tmp_path / "known_hosts")
-    assert text.startswith("Host i-0abc\n    HostName 10.0.0.1\n    User ubuntu\n    Port 2222\n")
+    assert text.startswith("Host i-0abc demo-1\n    HostName 10.0.0.1\n    User ubuntu\n    Port 2222\n")
     assert "IdentityFile /keys/k" in text and f"UserKnownHostsFile {tmp_path / 'known_hosts'}" in text
     parsed = subprocess.run(
         ["ssh", "-G", "-F", "/dev/stdin", "i-0abc"], input=text, capture_output=True, text=True, check=False
     )
     if parsed.returncode == 0:  # OpenSSH reads it as we meant it
         assert "hostname 10.0.0.1" in parsed.stdout and "port 2222" in parsed.stdout
+
+
+def test_ssh_config_aliases_each_clusters_hosts_by_number(tmp_path: Path) -> None:
+    """`ssh demo-2` as well as `ssh <instance-id>` (issue 25, item 10)."""
+    hosts = [host("i-a1"), host("i-a2", address="10.0.0.2"), host("i-b1", cluster="bench", address="10.0.0.3")]
+    text = ssh_config(hosts, tmp_path / "known_hosts")
+    assert [line for line in text.splitlines() if line.startswith("Host ")] == [
+        "Host i-a1 demo-1", "Host i-a2 demo-2", "Host i-b1 bench-1"]
+    parsed = subprocess.run(
+        ["ssh", "-G", "-F", "/dev/stdin", "demo-2"], input=text, capture_output=True, text=True, check=False
+    )
+    if parsed.returncode == 0:
+        assert "hostname 10.0.0.2" in parsed.stdout
 
 
 @pytest.mark.skipif(shutil.which("ansible-inventory") is None, reason="ansible-core is not installed")
@@ -168,7 +181,7 @@ def test_cli_inventory_json_table_and_ssh_config(infprov_home: Path) -> None:
     table = runner.invoke(app, ["inventory"])
     assert "i-1" in table.stdout
     cfg = runner.invoke(app, ["inventory", "--ssh-config"])
-    assert cfg.stdout.startswith("Host i-1\n")
+    assert cfg.stdout.startswith("Host i-1 demo-1\n")
     (infprov_home / "broken.yml").write_text("all: [\n")
     broken = runner.invoke(app, ["inventory", "--inventory", str(infprov_home / "broken.yml")])
     assert broken.exit_code == 2
