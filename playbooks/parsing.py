@@ -257,10 +257,12 @@ def _module_args(spec: ModuleSpec, value: Any, path: Path, line: int, label: str
             takes = ", ".join(sorted(spec.args))
             raise unsupported(where, f"argument {key!r} of module {spec.name} (it takes {takes})")
     for key, want in spec.fixed.items():
-        if args.get(key) != want or (isinstance(want, bool) and not isinstance(args.get(key), bool)):
+        allowed = want if isinstance(want, tuple) else (want,)
+        given_value = args.get(key)
+        if not any(given_value == w and (not isinstance(w, bool) or isinstance(given_value, bool)) for w in allowed):
             given = f"{key}: {args[key]!r}" if key in args else f"no `{key}`"
-            raise unsupported(where, f"{spec.name} with {given} (infprov's engine runs it with `{key}: "
-                                     f"{str(want).lower() if isinstance(want, bool) else want}` only)")
+            shown = " or ".join(f"`{key}: {str(w).lower() if isinstance(w, bool) else w}`" for w in allowed)
+            raise unsupported(where, f"{spec.name} with {given} (infprov's engine runs it with {shown} only)")
     return args
 
 

@@ -95,7 +95,8 @@ class ModuleSpec:
     free_form: str | None = None  # the argument a plain string fills (`shell: echo hi` → cmd)
     remote: bool = True  # False: runs on the control side only, needs no connection
     conditions: frozenset[str] = frozenset()  # arguments that are conditionals: evaluated, never templated first
-    fixed: dict[str, Any] = field(default_factory=dict)  # arguments that must be given, with exactly this value
+    # arguments that must be given, with this value (or one of a tuple's values)
+    fixed: dict[str, Any] = field(default_factory=dict)
 
 
 MODULES: dict[str, ModuleSpec] = {}

@@ -1,4 +1,5 @@
-"""Files on the host: copy (a file from the playbook's files/) and file (a folder). Each looks, then acts."""
+"""Files on the host: copy (a file from the playbook's files/) and file (a folder made, or a path removed). Each
+looks, then acts."""
 
 from __future__ import annotations
 
@@ -76,10 +77,13 @@ def copy(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     return put_bytes(ctx, dest, local.read_bytes(), parse_mode(args.get("mode")), local.name)
 
 
-@module("file", args={"path", "state", "mode"}, fixed={"state": "directory"})
+@module("file", args={"path", "state", "mode"}, fixed={"state": ("directory", "absent")})
 def file(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
-    """A folder (state: directory): made with its missing parents, each given the mode, as Ansible does."""
+    """A folder (state: directory): made with its missing parents, each given the mode, as Ansible does; or a path
+    removed with all it holds (state: absent; bench.yml removes its run's folder from the host)."""
     path = str(required(args, "path"))
+    if args["state"] == "absent":
+        return _absent(ctx, path, args.get("mode"))
     mode = parse_mode(args.get("mode"))
     stats, probe = gather(ctx, file_stats([path], checksum=False))
     if stats is None:
@@ -110,4 +114,21 @@ def file(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     result = ctx.sh("set -e\n" + "\n".join(cmds))
     if result.exit_code != 0:
         return ctx.failed(f"{path}: {result.err.strip() or 'failed'}", result, "; ".join(cmds))
+    return ModuleResult(changed=True, data=info)
+
+
+def _absent(ctx: ModuleContext, path: str, mode: Any) -> ModuleResult:
+    if mode is not None:
+        raise ModuleArgError("`mode` with `state: absent` is not supported by infprov's engine")
+    stats, probe = gather(ctx, file_stats([path], checksum=False))
+    if stats is None:
+        return ctx.failed(f"cannot look at {path}", probe)
+    info: dict[str, Any] = {"path": path, "state": "absent"}
+    if not stats[path].exists:
+        return ModuleResult(data=info)
+    if ctx.check:
+        return ModuleResult(changed=True, msg=f"{path} would be removed", data=info)
+    result = ctx.sh(f"rm -rf -- {quote(path)}")
+    if result.exit_code != 0:
+        return ctx.failed(f"{path}: {result.err.strip() or 'could not remove it'}", result, f"rm -rf -- {path}")
     return ModuleResult(changed=True, data=info)

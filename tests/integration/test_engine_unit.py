@@ -60,6 +60,21 @@ def test_copy_and_file_converge_and_check_mode(tmp_path: Path) -> None:
     assert run_local(tmp_path, book).stats["h1"].changed == 1 and (out / "d" / "app.conf").read_text() == "a=2\n"
 
 
+def test_file_absent_removes_a_folder_with_what_it_holds_then_changes_nothing(tmp_path: Path) -> None:
+    gone = tmp_path / "run folder"
+    (gone / "inner").mkdir(parents=True)
+    (gone / "inner" / "results.json").write_text("{}")
+    book = HEAD + f"""    - file: {{path: "{gone}", state: absent}}
+"""
+    dry = run_local(tmp_path, book, check=True)
+    assert dry.ok and dry.stats["h1"].changed == 1 and gone.exists(), "check mode removes nothing"
+    first = run_local(tmp_path, book)
+    assert first.ok and first.stats["h1"].changed == 1, first.failures()
+    assert not gone.exists()
+    second = run_local(tmp_path, book)
+    assert second.ok and second.stats["h1"].changed == 0
+
+
 def test_copy_and_file_failures(tmp_path: Path) -> None:
     (tmp_path / "files" / "folder").mkdir(parents=True)
     (tmp_path / "plain").write_text("x")
