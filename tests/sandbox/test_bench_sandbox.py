@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,20 @@ CLIENT_THREADS = 2  # bench's default --threads
 MODEL = "rn50-16neuroncores-default"  # what an inf1.6xlarge serves
 
 
-@pytest.fixture()
-def cluster(sandbox_hosts: list[dict[str, Any]], cluster_home: Path) -> Any:
-    up = runner.invoke(app, ["up", "--sandbox", "--type", "inf1.6xlarge", "--name", CLUSTER, "--yes", "--json"])
-    assert up.exit_code == 0, up.output
-    yield json.loads(up.stdout)
-    down = runner.invoke(app, ["teardown", "--sandbox", "--name", CLUSTER, "--yes"])
-    assert down.exit_code == 0, down.output
+@pytest.fixture(scope="module")
+def cluster(sandbox_hosts: list[dict[str, Any]], _shared_home: Path) -> Iterator[Any]:
+    """One inf1.6xlarge cluster for this module's benchmarks, which only read it (each run leaves the server as it
+    found it); torn down after the last of them, on failure too."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INFPROV_HOME", str(_shared_home))
+        try:
+            up = runner.invoke(app, ["up", "--sandbox", "--type", "inf1.6xlarge", "--name", CLUSTER, "--yes",
+                                     "--json"])
+            assert up.exit_code == 0, up.output
+            yield json.loads(up.stdout)
+        finally:
+            down = runner.invoke(app, ["teardown", "--sandbox", "--name", CLUSTER, "--yes"])
+            assert down.exit_code == 0, down.output
 
 
 def test_bench_results_consistent(cluster: Any, tmp_path: Path) -> None:
