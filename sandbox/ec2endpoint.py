@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import socket
@@ -116,7 +117,7 @@ def start(state_dir: Path, port: int, watch_hosts: bool = False) -> str:
     watch_hosts: the sandbox's own endpoint also plays EC2's part when a host powers itself off
     (ec2server.watch_power): that host's instance is terminated."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    kind = f"{SERVER_KIND}{'+watch' if watch_hosts else ''}"
+    kind = _kind(watch_hosts)
     running = is_running(state_dir)
     if running and _read_kind(state_dir) == kind:
         return running
@@ -271,6 +272,18 @@ def _answers(url: str, key: str | None = None) -> bool:
         return False
 
 
+def _kind(watch_hosts: bool) -> str:
+    """What a running endpoint must be to be kept: this kind, and for the sandbox's own (which frees and remakes
+    the hosts of instances that powered themselves off) the very sandbox code this infprov carries, so an
+    endpoint left running by an older infprov never remakes hosts the old way."""
+    if not watch_hosts:
+        return SERVER_KIND
+    digest = hashlib.sha256()
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return f"{SERVER_KIND}+watch+{digest.hexdigest()[:12]}"
+
+
 def _read_kind(state_dir: Path) -> str | None:
     kind = (daemon.read(state_dir / PID_FILE) or {}).get("kind")
     return str(kind) if kind else None
@@ -279,7 +292,7 @@ def _read_kind(state_dir: Path) -> str | None:
 def current(state_dir: Path, watch_hosts: bool) -> str | None:
     """The endpoint's URL if it runs and is of the kind `start` would start now."""
     running = is_running(state_dir)
-    return running if running and _read_kind(state_dir) == f"{SERVER_KIND}{'+watch' if watch_hosts else ''}" else None
+    return running if running and _read_kind(state_dir) == _kind(watch_hosts) else None
 
 
 def _clear(state_dir: Path) -> None:

@@ -103,12 +103,12 @@ def test_bench_bad_inputs(cluster: Any) -> None:
 def test_interrupted_bench_keeps_what_was_measured(cluster: Any, tmp_path: Path) -> None:
     out = tmp_path / "interrupted"
     iid = cluster["server"]["hosts"][0]["instance_id"]
-    run = Child.infprov("bench", "--name", CLUSTER, "--limit", "60", "--out", str(out))
+    run = Child.infprov("bench", "--name", CLUSTER, "--limit", "60", "--warmup", "0", "--out", str(out))
     try:
         run.wait_for("RUN Thread")  # the client's benchmark proper has begun on the host
         base = served_on_host(iid, MODEL)
-        # more answers than the client has threads: one thread then had two answered, so the client took in
-        # the first of them before it sent the second (a thread keeps one request in flight)
+        # no warm-up (--warmup 0), so every answer now is measured; more answers than the client has threads: one
+        # thread then had two answered, so the client took in the first before it sent the second
         wait_until("requests answered after the measurement began",
                    lambda: served_on_host(iid, MODEL) > base + CLIENT_THREADS)
         run.send(signal.SIGINT)

@@ -302,13 +302,13 @@ def test_ctrl_c_during_bench_keeps_partial_results_and_leaves_no_client_running(
     doc = _up("f-int-bench")
     host = _host_of(doc["server"]["hosts"][0]["instance_id"])
     out = tmp_path / "bench"
-    run = Run("bench", "--name", "f-int-bench", "--limit", "60", "--out", str(out))
+    run = Run("bench", "--name", "f-int-bench", "--limit", "60", "--warmup", "0", "--out", str(out))
     try:
         run.wait_for("RUN Thread")  # the client's measurement proper has begun on the host
         iid = doc["server"]["hosts"][0]["instance_id"]
         base = served_on_host(iid, MODEL)
-        # more answers than the client has threads: one thread then had two answered, so the client took in
-        # the first of them before it sent the second (a thread keeps one request in flight)
+        # no warm-up (--warmup 0), so every answer now is measured; more answers than the client has threads: one
+        # thread then had two answered, so the client took in the first before it sent the second
         wait_until("requests answered after the measurement began",
                    lambda: served_on_host(iid, MODEL) > base + CLIENT_THREADS)
         run.send(signal.SIGINT)

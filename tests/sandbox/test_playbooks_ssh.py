@@ -156,9 +156,15 @@ def book_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def repo() -> Iterator[str]:
-    """A bare git repository every host can read (/tmp is shared by sandbox hosts and loopback hosts alike)."""
-    root = Path(f"/tmp/infprov-pbtest-repo-{uuid.uuid4().hex[:8]}")
+def repo(fleet: list[Host]) -> Iterator[str]:
+    """A bare git repository every host can read: loopback hosts share this machine's /tmp; a sandbox host has a
+    root file system of its own and sees only the sandbox's public folder of the machine's (read-only)."""
+    base = Path("/tmp")
+    if fleet and not fleet[0].address.startswith("127."):  # sandbox hosts (loopback hosts listen on 127.0.0.x)
+        from infprov.sandbox import places
+
+        base = places.public_dir()
+    root = base / f"infprov-pbtest-repo-{uuid.uuid4().hex[:8]}"
     work = root / "work"
     work.mkdir(parents=True)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
@@ -169,7 +175,7 @@ def repo() -> Iterator[str]:
     subprocess.run([*git, "branch", "r22.04"], cwd=work, check=True)
     subprocess.run(["git", "clone", "-q", "--bare", str(work), str(root / "repo.git")], check=True)
     subprocess.run(["chown", "-R", "ubuntu:", str(root)], check=False)
-    os.chmod(root, 0o755)
+    subprocess.run(["chmod", "-R", "a+rX", str(root)], check=True)
     yield str(root / "repo.git")
     shutil.rmtree(root, ignore_errors=True)
 

@@ -117,7 +117,7 @@ def test_bundle_yml_reads_the_same_and_changes_nothing(converged: dict[str, Any]
 
 def test_bench_yml_probe_and_run_leave_the_same_files(converged: dict[str, Any], tmp_path: Path) -> None:
     """Both of bench.yml's passes, with a plan of two cheap points in place of the client's runs: the same recap,
-    the same run folder on the host and the same files fetched home, engine by engine."""
+    the same files fetched home and the run's folder removed from the host afterwards, engine by engine."""
     iid = converged["instance_id"]
     ident = uuid.uuid4().hex[:8]
     client = tmp_path / "client.py"
@@ -136,11 +136,12 @@ def test_bench_yml_probe_and_run_leave_the_same_files(converged: dict[str, Any],
         args = ["-e", f"@{tmp_path / 'plan.json'}", "--tags", "run"]
         (tmp_path / "plan.json").write_text(json.dumps(plan))
         recap = _infprov(converged, "bench", *args) if engine == "infprov" else _ansible(converged, "bench.yml", *args)
-        tree = _on_host(converged, f"cd {remote} && find . -printf '%P %y %m %s\\n' | sort")
+        tree = _on_host(converged, f"test -e {remote} && echo kept || echo removed")
         fetched = {p.name: p.read_text() for p in sorted((tmp_path / engine).iterdir())}
         got[engine] = (recap, tree, fetched)
     try:
         assert got["infprov"] == got["ansible"], got
         assert got["infprov"][2] == {"point-0": '{"point": 0}', "point-1": '{"point": 1}'}
+        assert got["infprov"][1] == "removed\n"
     finally:
         _on_host(converged, f"rm -rf /home/ubuntu/infprov-benchcmp-{ident}")
