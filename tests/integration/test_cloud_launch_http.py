@@ -15,35 +15,21 @@ import boto3
 import botocore.config
 import pytest
 
-from infprov.provision import amis, catalog, ec2, launch, planning, specs
+from infprov.provision import ec2
 from infprov.provision.ec2 import Ec2ApiError
 from infprov.provision.providers import AwsProvider
-
-REGION = "us-east-1"
-GROUP = "sg-0123456789abcdef0"
-IMAGE = {"ImageId": "ami-0c1f5e2a9d4b70a11", "RootDeviceName": "/dev/sda1"}
-TARGETS = [("us-east-1a", "subnet-aaaa"), ("us-east-1b", "subnet-bbbb")]
-
-
-def _spec(**kwargs: Any) -> specs.UpSpec:
-    return specs.UpSpec(**{"instance_type": "inf1.6xlarge", "name": "bench", "ssh_cidr": "198.51.100.7/32",
-                           "yes": True, **kwargs})
-
-
-def _launch(prov: Any, spec: specs.UpSpec | None = None, existing: int = 0,
-            targets: list[tuple[str, str]] | None = None) -> list[str]:
-    spec = spec or _spec()
-    return launch.launch_shortfall(prov, spec, catalog.get(spec.instance_type), IMAGE, "infprov-us-east-1", GROUP,
-                         targets or TARGETS[:1], existing, planning.cluster_tags(spec.name))
-
+from tests.unit.test_cloud_launch import (
+    EC2_NS,
+    IMAGE,
+    REGION,
+    TARGETS,
+    _launch,
+)
 
 # ---------------------------------------------------------------- a provider that keeps tokens as EC2 does
 
 
 # ---------------------------------------------------------------- an EC2 stand-in over real HTTP
-
-
-EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 
 
 class Ec2Http:
@@ -214,30 +200,6 @@ def test_infprov_retries_give_up_and_capacity_is_never_retried(ec2_http: Ec2Http
 
 
 # ---------------------------------------------------------------- AMI search
-
-
-def _image(ami: str, name: str, description: str, **extra: Any) -> dict[str, Any]:
-    return {"ImageId": ami, "Name": name, "Description": description, "Architecture": "x86_64",
-            "State": "available", "RootDeviceName": "/dev/sda1", **extra}
-
-
-SEARCH = {
-    "Owners": ["amazon"],
-    "Filters": [
-        {"Name": "name", "Values": list(amis.DLAMI_NAME_PATTERNS)},
-        {"Name": "state", "Values": ["available"]},
-    ],
-    "IncludeDeprecated": True,
-    "MaxResults": ec2.IMAGE_PAGE_SIZE,
-}
-LAST_INF1 = _image("ami-0c1f5e2a9d4b70a11", "Deep Learning AMI Neuron (Ubuntu 22.04) 20250919",
-                   "Supported EC2 instances: Inf1, Inf2, Trn1, Trn1n, Trn2. PyTorch Neuron 1.13, Neuron SDK 2.26.0",
-                   DeprecationTime="2026-09-19T00:00:00.000Z")
-NEWER = _image("ami-0a6b5c4d3e2f10f66", "Deep Learning AMI Neuron (Ubuntu 22.04) 20251220",
-               "Supported EC2 instances: Inf2, Trn1, Trn1n, Trn2. PyTorch 2.8, Neuron SDK 2.27.0")
-OLDER = _image("ami-0b7e3d6c2a1f90b22", "Deep Learning AMI Neuron (Ubuntu 22.04) 20250731",
-               "Supported EC2 instances: Inf1, Inf2, Trn1, Trn1n. PyTorch Neuron 1.13, Neuron SDK 2.25.0",
-               DeprecationTime="2026-07-31T00:00:00.000Z")
 
 
 # ---------------------------------------------------------------- the Inf1 verdict

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import copy
 import re
-from pathlib import Path
 from typing import Any
 
-from typer.testing import CliRunner
-
 from infprov.provision import iam
-
-ROOT = Path(__file__).resolve().parents[2]
-runner = CliRunner()
-
+from tests.unit.test_iam_policy import (
+    ACCOUNT,
+    LAUNCH_RESOURCE_TYPES,
+    SAR_RESOURCE_KEYS,
+    Authorization,
+    Context,
+    _allowed,
+)
 
 # ---------------------------------------------------------------- what RunInstances is allowed to launch
 #
@@ -31,123 +32,8 @@ runner = CliRunner()
 # authorizes (its resource types table; as cfn-lint 1.51.0's data/AdditionalSpecs/Policies.json, which
 # is taken from that reference, records them). A policy key a resource type does not have is never in
 # that resource's request context: a condition on it could never hold (or, under Null, always would).
-SAR_RESOURCE_KEYS: dict[str, frozenset[str]] = {
-    "instance": frozenset({
-        "aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ec2:Attribute",
-        "ec2:Attribute/${AttributeName}", "ec2:AvailabilityZone", "ec2:AvailabilityZoneId", "ec2:CpuOptionsAmdSevSnp",
-        "ec2:EbsOptimized", "ec2:InstanceAutoRecovery", "ec2:InstanceBandwidthWeighting", "ec2:InstanceID",
-        "ec2:InstanceMarketType", "ec2:InstanceMetadataTags", "ec2:InstanceProfile", "ec2:InstanceType",
-        "ec2:IsLaunchTemplateResource", "ec2:LaunchTemplate", "ec2:ManagedResourceOperator", "ec2:MetadataHttpEndpoint",
-        "ec2:MetadataHttpPutResponseHopLimit", "ec2:MetadataHttpTokens", "ec2:NewInstanceProfile", "ec2:PlacementGroup",
-        "ec2:ProductCode", "ec2:Region", "ec2:ResourceTag/${TagKey}", "ec2:RootDeviceType", "ec2:Tenancy",
-    }),
-    "volume": frozenset({
-        "aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ec2:Attribute",
-        "ec2:Attribute/${AttributeName}", "ec2:AvailabilityZone", "ec2:AvailabilityZoneId", "ec2:Encrypted",
-        "ec2:IsLaunchTemplateResource", "ec2:KmsKeyId", "ec2:LaunchTemplate", "ec2:ManagedResourceOperator",
-        "ec2:ParentSnapshot", "ec2:ParentVolume", "ec2:Region", "ec2:ResourceTag/${TagKey}", "ec2:VolumeID",
-        "ec2:VolumeInitializationRate", "ec2:VolumeIops", "ec2:VolumeSize", "ec2:VolumeThroughput", "ec2:VolumeType",
-    }),
-    "network-interface": frozenset({
-        "aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ec2:AssociatePublicIpAddress",
-        "ec2:Attribute", "ec2:Attribute/${AttributeName}", "ec2:AuthorizedService", "ec2:AuthorizedUser",
-        "ec2:AvailabilityZone", "ec2:IsLaunchTemplateResource", "ec2:LaunchTemplate", "ec2:ManagedResourceOperator",
-        "ec2:NetworkInterfaceID", "ec2:Permission", "ec2:Region", "ec2:ResourceTag/${TagKey}", "ec2:Subnet", "ec2:Vpc",
-    }),
-    "security-group": frozenset({
-        "aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ec2:IsLaunchTemplateResource",
-        "ec2:LaunchTemplate", "ec2:Region", "ec2:ResourceTag/${TagKey}", "ec2:SecurityGroupID", "ec2:Vpc",
-    }),
-    "subnet": frozenset({
-        "aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ec2:Attribute",
-        "ec2:Attribute/${AttributeName}", "ec2:AvailabilityZone", "ec2:AvailabilityZoneId", "ec2:Ipv4IpamPoolId",
-        "ec2:Ipv6IpamPoolId", "ec2:IsLaunchTemplateResource", "ec2:LaunchTemplate", "ec2:Region",
-        "ec2:ResourceTag/${TagKey}", "ec2:SubnetID", "ec2:Vpc",
-    }),
-    "key-pair": frozenset({
-        "aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ec2:IsLaunchTemplateResource",
-        "ec2:KeyPairName", "ec2:KeyPairType", "ec2:LaunchTemplate", "ec2:Region", "ec2:ResourceTag/${TagKey}",
-    }),
-    "image": frozenset({
-        "aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ec2:Attribute",
-        "ec2:Attribute/${AttributeName}", "ec2:ImageID", "ec2:ImageType", "ec2:IsLaunchTemplateResource",
-        "ec2:LaunchTemplate", "ec2:Owner", "ec2:Public", "ec2:Region", "ec2:ResourceTag/${TagKey}",
-        "ec2:RootDeviceType",
-    }),
-    "spot-instances-request": frozenset({
-        "aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ec2:Region",
-        "ec2:ResourceTag/${TagKey}",
-    }),
-}
 # Every resource type RunInstances authorizes in infprov's launches; the first six always, the spot
 # request with --spot. (The SAR lists more, optional ones: launch templates, placement groups, ...)
-LAUNCH_RESOURCE_TYPES = ("instance", "volume", "network-interface", "security-group", "subnet", "key-pair",
-                         "image", "spot-instances-request")
-
-ACCOUNT = "123456789012"
-
-
-def _glob(pattern: str, value: str) -> bool:
-    """IAM's wildcards: * any run of characters, ? one character; nothing else is special; case matters."""
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, re.DOTALL) is not None
-
-
-def _arn_like(pattern: str, arn: str) -> bool:
-    """An ARN pattern (a statement's Resource, ArnLike): each of the six colon-separated parts is matched
-    on its own, so a wildcard never reaches across a colon into the next part."""
-    want, have = pattern.split(":", 5), arn.split(":", 5)
-    return len(want) == len(have) == 6 and all(_glob(w, h) for w, h in zip(want, have, strict=True))
-
-
-Context = dict[str, str | list[str]]
-
-
-def _lookup(context: Context, key: str) -> str | list[str] | None:
-    """Condition key names are not case-sensitive; their values are."""
-    found = [v for k, v in context.items() if k.lower() == key.lower()]
-    return found[0] if found else None
-
-
-def _condition_holds(operator: str, key: str, wanted: Any, context: Context) -> bool:
-    wanted = [wanted] if isinstance(wanted, str) else list(wanted)
-    have = _lookup(context, key)
-    if operator == "Null":  # "true": the key is absent from the request; "false": it is there
-        assert wanted in (["true"], ["false"]), wanted
-        return (have is None) == (wanted == ["true"])
-    tests: dict[str, Any] = {"StringEquals": lambda w, h: w == h, "StringLike": _glob, "ArnLike": _arn_like}
-    if operator not in tests:  # ForAllValues:, ForAnyValue:, ...IfExists, Numeric..., Bool: not modelled here
-        raise NotImplementedError(f"condition operator {operator} is not modelled by this evaluator")
-    if have is None:
-        return False  # without IfExists, a condition on an absent key does not hold
-    if isinstance(have, list):  # a multivalued key needs ForAllValues/ForAnyValue, which are not modelled
-        raise NotImplementedError(f"{operator} on the multivalued key {key}")
-    return any(tests[operator](w, have) for w in wanted)  # the values of one key: any may match
-
-
-def _statement_allows(statement: dict[str, Any], action: str, arn: str, context: Context) -> bool:
-    unknown = set(statement) - {"Sid", "Effect", "Action", "Resource", "Condition"}
-    if unknown:  # NotAction, NotResource, Principal: not modelled
-        raise NotImplementedError(f"statement elements {sorted(unknown)}")
-    actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
-    resources = [statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]
-    if not any(_glob(a.lower(), action.lower()) for a in actions):  # action names are not case-sensitive
-        return False
-    if not any(r == "*" or _arn_like(r, arn) for r in resources):
-        return False
-    return all(_condition_holds(op, key, wanted, context)  # every operator and every key in them must hold
-               for op, keys in statement.get("Condition", {}).items() for key, wanted in keys.items())
-
-
-def _allowed(doc: dict[str, Any], action: str, arn: str, context: Context) -> bool:
-    """Identity-policy evaluation of one authorization: allowed if a statement allows it, unless one
-    denies it (iam-policy.json has no Deny statement; the rule is here so that one would count)."""
-    effects = {st["Effect"] for st in doc["Statement"] if _statement_allows(st, action, arn, context)}
-    assert effects <= {"Allow", "Deny"}, effects
-    return "Allow" in effects and "Deny" not in effects
-
-
-Authorization = tuple[str, str, Context]
 
 
 def _tags_of(params: dict[str, Any], resource_type: str) -> dict[str, str]:

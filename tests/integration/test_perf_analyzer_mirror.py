@@ -8,24 +8,10 @@ bench must multiply by the 8 images a request carries to report images/s as the 
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from infprov.provision import bench
-from infprov.sandbox import provenance
-
-RECORD = "perf-analyzer-r22.04"
-MIRROR = Path("/work/.mirror/triton-inference-server+client/repo")
-
-INF2 = bench.ModelConfig(0, "INPUT__0", (8, 3, 224, 224), "OUTPUT__0")  # fixed shape: 8 images in every request
-INF1 = bench.ModelConfig(64, "input", (224, 224, 3))  # batches of up to 64 images: -b carries them
-FREE = bench.ModelConfig(0, "x", (-1, 3, 224, 224))  # no batching, a free leading dimension: --shape carries them
-
-
-def _record() -> provenance.Record:
-    return provenance.load(RECORD)
-
+from tests.unit.test_perf_analyzer_counting import MIRROR, _record
 
 # ---------------------------------------------------------------- the record itself
 

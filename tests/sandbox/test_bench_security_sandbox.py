@@ -8,49 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from infprov.provision.cli import app
-
-runner = CliRunner()
-
-HOSTILE_RUN = "x y;touch PWNED;#"  # a shell command, and a space that once made docker pull an image named "y"
-MODEL = "rn50-16neuroncores-default"
-
+from tests.unit.test_bench_security import HOSTILE_RUN, runner
 
 # ---------------------------------------------------------------------------------------------- a fake host
-
-
-FAKE_BIN = {
-    "curl": """
-import json, os, sys
-url = sys.argv[-1]
-if url.endswith("/config"):
-    print(os.environ["FAKE_CONFIG"])
-elif url.endswith("/repository/index"):
-    print("[]")
-else:
-    sys.stdout.write("200")
-""",
-    "docker": """
-import json, os, sys
-args = sys.argv[1:]
-if args[0] == "run":
-    for flag, kind in (("--json", "json"), ("-f", "csv")):
-        if flag in args:
-            out = args[args.index(flag) + 1]
-            with open(out, "w") as fh:
-                fh.write(os.environ["FAKE_JSON"] if kind == "json" else os.environ["FAKE_CSV"])
-    print("Request count: 40")
-    print("Avg latency: 5000 usec")
-""",
-}
-
-
-SERVED_CONFIG = {"name": "m", "max_batch_size": 64,
-                 "input": [{"name": "input", "data_type": "TYPE_FP32", "dims": [224, 224, 3]}]}
-PERF_CSV = ("Concurrency,Inferences/Second,p50 latency,p90 latency,p95 latency,p99 latency\n"
-            "2,320.0,4000,5000,5500,6000\n")
 
 
 # ---------------------------------------------------------------------------------------------- 1. the shell

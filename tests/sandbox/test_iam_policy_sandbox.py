@@ -3,27 +3,18 @@ and grants changes only on what infprov tagged."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from infprov.provision import iam
 from infprov.provision.cli import app
 from tests.conftest import EC2_CALLS
-
-ROOT = Path(__file__).resolve().parents[2]
-runner = CliRunner()
-
-
-def _static_calls() -> set[str]:
-    """Every EC2 operation the code names in its one call path (Ec2Provider._call/_pages/_invoke)."""
-    source = "\n".join(p.read_text() for p in (ROOT / "provision").rglob("*.py"))
-    ops = set(re.findall(r'(?:_call|_pages)\(\s*"([a-z_]+)"', source))
-    ops |= set(re.findall(r'_invoke\(\s*[\w.]+,\s*"([a-z_]+)"', source))
-    return {iam.action_of(op) for op in ops}
+from tests.unit.test_iam_policy import (
+    _static_calls,
+    runner,
+)
 
 
 def _ec2_calls_of(fn: Any) -> set[str]:
@@ -69,65 +60,7 @@ def test_the_calls_a_real_run_makes_are_in_the_policy(sandbox_hosts: list[dict[s
 # authorizes (its resource types table; as cfn-lint 1.51.0's data/AdditionalSpecs/Policies.json, which
 # is taken from that reference, records them). A policy key a resource type does not have is never in
 # that resource's request context: a condition on it could never hold (or, under Null, always would).
-SAR_RESOURCE_KEYS: dict[str, frozenset[str]] = {
-    "instance": frozenset({
-        "aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ec2:Attribute",
-        "ec2:Attribute/${AttributeName}", "ec2:AvailabilityZone", "ec2:AvailabilityZoneId", "ec2:CpuOptionsAmdSevSnp",
-        "ec2:EbsOptimized", "ec2:InstanceAutoRecovery", "ec2:InstanceBandwidthWeighting", "ec2:InstanceID",
-        "ec2:InstanceMarketType", "ec2:InstanceMetadataTags", "ec2:InstanceProfile", "ec2:InstanceType",
-        "ec2:IsLaunchTemplateResource", "ec2:LaunchTemplate", "ec2:ManagedResourceOperator", "ec2:MetadataHttpEndpoint",
-        "ec2:MetadataHttpPutResponseHopLimit", "ec2:MetadataHttpTokens", "ec2:NewInstanceProfile", "ec2:PlacementGroup",
-        "ec2:ProductCode", "ec2:Region", "ec2:ResourceTag/${TagKey}", "ec2:RootDeviceType", "ec2:Tenancy",
-    }),
-    "volume": frozenset({
-        "aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ec2:Attribute",
-        "ec2:Attribute/${AttributeName}", "ec2:AvailabilityZone", "ec2:AvailabilityZoneId", "ec2:Encrypted",
-        "ec2:IsLaunchTemplateResource", "ec2:KmsKeyId", "ec2:LaunchTemplate", "ec2:ManagedResourceOperator",
-        "ec2:ParentSnapshot", "ec2:ParentVolume", "ec2:Region", "ec2:ResourceTag/${TagKey}", "ec2:VolumeID",
-        "ec2:VolumeInitializationRate", "ec2:VolumeIops", "ec2:VolumeSize", "ec2:VolumeThroughput", "ec2:VolumeType",
-    }),
-    "network-interface": frozenset({
-        "aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ec2:AssociatePublicIpAddress",
-        "ec2:Attribute", "ec2:Attribute/${AttributeName}", "ec2:AuthorizedService", "ec2:AuthorizedUser",
-        "ec2:AvailabilityZone", "ec2:IsLaunchTemplateResource", "ec2:LaunchTemplate", "ec2:ManagedResourceOperator",
-        "ec2:NetworkInterfaceID", "ec2:Permission", "ec2:Region", "ec2:ResourceTag/${TagKey}", "ec2:Subnet", "ec2:Vpc",
-    }),
-    "security-group": frozenset({
-        "aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ec2:IsLaunchTemplateResource",
-        "ec2:LaunchTemplate", "ec2:Region", "ec2:ResourceTag/${TagKey}", "ec2:SecurityGroupID", "ec2:Vpc",
-    }),
-    "subnet": frozenset({
-        "aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ec2:Attribute",
-        "ec2:Attribute/${AttributeName}", "ec2:AvailabilityZone", "ec2:AvailabilityZoneId", "ec2:Ipv4IpamPoolId",
-        "ec2:Ipv6IpamPoolId", "ec2:IsLaunchTemplateResource", "ec2:LaunchTemplate", "ec2:Region",
-        "ec2:ResourceTag/${TagKey}", "ec2:SubnetID", "ec2:Vpc",
-    }),
-    "key-pair": frozenset({
-        "aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ec2:IsLaunchTemplateResource",
-        "ec2:KeyPairName", "ec2:KeyPairType", "ec2:LaunchTemplate", "ec2:Region", "ec2:ResourceTag/${TagKey}",
-    }),
-    "image": frozenset({
-        "aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ec2:Attribute",
-        "ec2:Attribute/${AttributeName}", "ec2:ImageID", "ec2:ImageType", "ec2:IsLaunchTemplateResource",
-        "ec2:LaunchTemplate", "ec2:Owner", "ec2:Public", "ec2:Region", "ec2:ResourceTag/${TagKey}",
-        "ec2:RootDeviceType",
-    }),
-    "spot-instances-request": frozenset({
-        "aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ec2:Region",
-        "ec2:ResourceTag/${TagKey}",
-    }),
-}
 # Every resource type RunInstances authorizes in infprov's launches; the first six always, the spot
 # request with --spot. (The SAR lists more, optional ones: launch templates, placement groups, ...)
-LAUNCH_RESOURCE_TYPES = ("instance", "volume", "network-interface", "security-group", "subnet", "key-pair",
-                         "image", "spot-instances-request")
-
-ACCOUNT = "123456789012"
-
-
-Context = dict[str, str | list[str]]
-
-
-Authorization = tuple[str, str, Context]
 
 
