@@ -437,12 +437,14 @@ def bench(
         if not json_out:
             ui.err.print(bench_mod.printable(f"{address}: {line}"), markup=False, highlight=False, soft_wrap=True)
 
-    runs = bench_mod.run(chosen, plan, run_dir, show, paths.known_hosts())
-    summary = bench_mod.write_fleet(run_dir, runs, plan.is_sweep)
-    if json_out:
-        ui.emit_json(summary)
-    else:
-        render.render_run(summary)
+    # Ctrl-C (once or more) stops the clients; what was measured is saved and shown before the command ends
+    with bench_mod.Interrupts(show) as interrupts:
+        runs = bench_mod.run(chosen, plan, run_dir, show, paths.known_hosts(), interrupts=interrupts)
+        summary = bench_mod.write_fleet(run_dir, runs, plan.is_sweep)
+        if json_out:
+            ui.emit_json(summary)
+        else:
+            render.render_run(summary)
     failed = [r for r in runs if r.error]
     if failed:
         others = len(failed) < len(runs)
