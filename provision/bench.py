@@ -621,6 +621,8 @@ def perf_analyzer_results(text: str, output: str, bench: BenchPlan, point: Point
         "latency_ms": {"p50": lat["p50"], "p75": None, "p90": lat["p90"], "p95": lat["p95"], "p99": lat["p99"],
                        "mean": mean},
         "per_thread": [], "errors": 0, "partial": False,
+        # perf_analyzer's own stability check (--stability-percentage, --max-trials)
+        "stable": "Failed to obtain stable measurement" not in output,
     }
 
 

@@ -398,7 +398,8 @@ def bench(
     model: str | None = typer.Option(None, "--model", help="Model name (default: the host type's rn50 model)."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Images per request (default: NeuronCores)."),
     threads: int = typer.Option(2, "--threads", help="Concurrent client workers."),
-    limit: float = typer.Option(30.0, "--limit", help="Seconds each benchmark point runs."),
+    limit: float = typer.Option(30.0, "--limit", help="Seconds a benchmark point runs, 1-3600 (in 3 windows; "
+                                "an unstable point runs up to 10 windows and is flagged)."),
     warmup: int = typer.Option(5, "--warmup", help="Warm-up requests per worker, not measured."),
     tool: str = typer.Option("client", "--tool", help="client (infprov's) or perf_analyzer."),
     sweep: list[str] | None = typer.Option(None, "--sweep", help="e.g. 'batch=16,32 threads=1,2,4'."),

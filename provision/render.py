@@ -268,19 +268,30 @@ def render_run(summary: dict[str, Any]) -> None:
     # names, paths and errors come from files and hosts: plain Text, never Rich markup
     title = Text(printable(f"run {summary['run']}" + (" (partial)" if summary.get("partial") else "")))
     table = Table("host", "batch", "threads", "images/s", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors",
-                  "$/M images", title=title)
+                  "$/M images", "spread", "host CPU", title=title)
+    unstable: list[str] = []
     for h in summary["hosts"]:
-        for p in h["points"]:
+        for k, p in enumerate(h["points"], 1):
             lat = p.get("latency_ms") or {}
             cost = p.get("usd_per_million_images")
+            spread = p.get("spread_pct")
+            busy = (p.get("host_load") or {}).get("cpu_busy_pct")
+            shaky = p.get("stable") is False and not p.get("partial")
+            if shaky:
+                unstable.append(printable(f"{h['host']} point {k} (batch {p['batch_size']}, {p['threads']} "
+                                          f"thread(s)): spread {pct(spread)}, host CPU {pct(busy)} busy"))
             table.add_row(Text(printable(h["host"])), str(p["batch_size"]), str(p["threads"]),
                           f"{p['images_per_s']:.1f}", f"{p['requests_per_s']:.2f}", ms(lat.get("p50")),
                           ms(lat.get("p90")), ms(lat.get("p99")), Text(printable(str(p.get("errors", 0)))),
-                          "-" if cost is None else f"{cost:.2f}")
+                          "-" if cost is None else f"{cost:.2f}", pct(spread) + (" unstable" if shaky else ""),
+                          pct(busy))
         if h.get("error"):
             table.add_row(Text(printable(h["host"])), "-", "-", "-", "-", "-", "-", "-",
-                          Text(printable(h["error"][:40])), "-")
+                          Text(printable(h["error"][:40])), "-", "-", "-")
     ui.out.print(table)
+    for line in unstable:
+        ui.warn(f"unstable: {line}: its windows did not agree within the stability percentage; measure again on "
+                "a quieter host or with a longer --limit")
     if summary.get("fleet_images_per_s") is not None and len(summary["hosts"]) > 1:
         ui.out.print(f"fleet total: {summary['fleet_images_per_s']:.1f} images/s")
     ui.out.print(printable(f"saved in {summary['path']}"), markup=False)
@@ -320,3 +331,7 @@ def times(value: float | None) -> str:
 
 def ms(value: Any) -> str:
     return "-" if value is None else f"{value:.1f}"
+
+
+def pct(value: Any) -> str:
+    return "-" if value is None else f"{value:.0f} %"
