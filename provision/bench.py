@@ -638,7 +638,7 @@ def write_fleet(run_dir: Path, runs: list[HostRun], sweep: bool, running: bool =
         "running": running,
         "hosts": [{"host": r.address, "instance_id": r.host, "error": r.error, "partial": r.partial,
                    "points": r.points} for r in runs],
-        "fleet_images_per_s": None if sweep else round(total, 3),
+        "fleet_images_per_s": None if sweep or not any(r.points for r in runs) else round(total, 3),
     }
     atomic_write(run_dir / "summary.json", json.dumps(doc, indent=2, default=str) + "\n")
     if sweep and not running:

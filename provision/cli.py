@@ -397,8 +397,8 @@ def bench(
     name: str | None = typer.Option(None, "--name", help="Every host of this cluster."),
     model: str | None = typer.Option(None, "--model", help="Model name (default: the host type's rn50 model)."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Images per request (default: NeuronCores)."),
-    threads: int = typer.Option(2, "--threads", help="Concurrent client workers."),
-    limit: float = typer.Option(30.0, "--limit", help="Seconds a benchmark point runs, 1-3600 (in 3 windows; "
+    threads: int = typer.Option(2, "--threads", help="Concurrent client workers, 1 to 64."),
+    limit: float = typer.Option(30.0, "--limit", help="Seconds a benchmark point runs, 1 to 3600 (in 3 windows; "
                                 "an unstable point runs up to 10 windows and is flagged)."),
     warmup: int = typer.Option(5, "--warmup", help="Warm-up requests per worker, not measured."),
     tool: str = typer.Option("client", "--tool", help="client (infprov's) or perf_analyzer."),
@@ -458,6 +458,12 @@ def bench(
                            + bench_mod.shown(str(run_dir)))
 
 
+def bench_shown(text: str) -> str:
+    from infprov.provision.bench import shown
+
+    return shown(text, 80)
+
+
 @app.command("results")
 def results_cmd(
     run: str | None = typer.Argument(None, help="A run's folder name (default: list the runs)."),
@@ -465,6 +471,10 @@ def results_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """List past benchmark runs, show one, or compare two."""
+    if run is None and compare is not None:
+        raise UsageError(f"--compare {bench_shown(compare)} needs a first run to compare it with",
+                         f"give both: `infprov results RUN --compare {bench_shown(compare)}` (`infprov results` "
+                         "lists the runs)")
     if run is None:
         render.render_runs(lifecycle.runs(), json_out)
         return

@@ -237,14 +237,15 @@ def render_runs(runs: list[dict[str, Any]], json_out: bool) -> None:
 
     from infprov.provision.bench import printable
 
-    table = Table("run", "hosts", "fleet images/s", "partial")
+    table = Table("run", "hosts", "fleet images/s", "status")
     for r in runs:
         fleet = r["fleet_images_per_s"]
         if r.get("unreadable"):
             table.add_row(Text(printable(r["run"])), "-", "-", Text(printable(f"unreadable: {r['error']}")))
             continue
+        status = r.get("status") or ("partial" if r["partial"] else "ok")
         table.add_row(Text(printable(r["run"])), str(r["hosts"]),
-                      "-" if fleet is None else f"{fleet:.1f}", "yes" if r["partial"] else "")
+                      "-" if fleet is None or status == "failed" else f"{fleet:.1f}", status)
     ui.out.print(table if runs else "no benchmark runs yet: `infprov bench`")
 
 

@@ -280,7 +280,7 @@ def benchmark(args: argparse.Namespace, threads: int, inference: Inference, host
     result.update(win.report(stable, first, len(win.marks) - 1))
     if win.percentage > 0 and not interrupted:
         spread = result["spread_pct"]
-        print(("Stable" if stable else "UNSTABLE") + f": the last {win.count} windows of {win.length:g} s "
+        print(("Stable" if stable else "UNSTABLE") + f": the last {win.count} windows of {win.length:.3g} s "
               f"agree within " + ("-" if spread is None else f"{spread:.1f}") + f" % (wanted {win.percentage:g} %)",
               flush=True)
     return result
@@ -307,7 +307,7 @@ def measure(args: argparse.Namespace, threads: int, inference: Inference, host: 
         conn.close()
     latency = time.perf_counter() - t0
     print(f"PASS: {args.model_name}")
-    print(f"##### Model inference time in ms: {latency * 1000.0!r}", flush=True)
+    print(f"##### Model inference time in ms: {latency * 1000.0:.6g}", flush=True)
     if not args.benchmark:
         result = results_dict(args, url, [], latency, 0.0, False, {}, {}, single_latency=latency)
         write_json(args.json, result)

@@ -493,3 +493,13 @@ def test_stability_percentage_0_measures_one_window_as_the_seed(server: localtri
     doc = json.loads(out.read_text())
     assert len(doc["windows"]) == 1 and doc["stable"] is True and doc["duration_s"] == pytest.approx(1.0)
     assert "Window" not in proc.stdout and "Stable" not in proc.stdout
+
+
+def test_text_lines_have_percentiles_in_order_and_sensible_precision(bench_run: dict[str, Any]) -> None:
+    """Issue 26, item 5: p50, p75, p90, p95, p99 in that order; no 14-digit floats (the JSON keeps them)."""
+    text = bench_run["proc"].stdout
+    order = re.findall(r"^Thread 0 Latency (p\d+) in ms:", text, re.MULTILINE)
+    assert order == ["p50", "p75", "p90", "p95", "p99"]
+    assert re.findall(r"^Total Latency (p\d+) in ms:", text, re.MULTILINE) == order
+    digits = [len(re.sub(r"[^0-9]", "", n).lstrip("0")) for n in re.findall(r"\d+\.\d+", text)]
+    assert digits and max(digits) <= 6, text
