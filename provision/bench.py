@@ -438,11 +438,13 @@ def _collect(result: Any, host: Any, out: HostRun, hdir: Path, i: int, point: Po
                 "input": config.input_name, "output": config.output_name, "layout": config.layout,
                 "datatype": config.datatype}
     data = rs.with_cost(rs.with_manifest(data, manifest), price)
-    out.points.append(data)
     if data.get("partial") or got.get("stopped"):
         out.partial = True
         data["partial"] = True
+        if data.get("requests"):  # stopped before it measured anything (e.g. in its warm-up): left out
+            out.points.append(data)
         return
+    out.points.append(data)
     if code != 0 and not data.get("errors"):
         out.error = InfprovError(f"{host.address}: the benchmark exited {code}", f"see {hdir}").line()
         return

@@ -239,6 +239,9 @@ def benchmark(args: argparse.Namespace, threads: int, inference: Inference, host
     start = time.perf_counter()
     win.mark(start)
     gate.wait()
+    if win.percentage > 0:  # the warm-up is over: what follows is measured
+        print(f"Measuring in windows of {win.length:.3g} s until the last {win.count} agree within "
+              f"{win.percentage:g} % (at most {win.max_trials})", flush=True)
     stable = False
     while True:  # one window after the other, until stable, the last one, a stop, or no worker left
         end = start + len(win.seen) * win.length + win.length

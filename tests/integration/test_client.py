@@ -473,6 +473,7 @@ def test_windows_until_stable_and_the_unstable_point_says_so(server: localtriton
     assert doc["requests"] == sum(t["requests"] for t in doc["per_thread"]) == windows
     assert 0 <= doc["host_load"]["cpu_busy_pct"] <= 100 and doc["host_load"]["cpus"] >= 1
     assert results.validate_results(doc) == []
+    assert "Measuring in windows of 0.5 s until the last 3 agree within 100 % (at most 10)" in stable.stdout
     assert re.search(r"^Stable: the last 3 windows of 0.5 s agree within [0-9.]+ % \(wanted 100 %\)$",
                      stable.stdout, re.MULTILINE), stable.stdout
     doc = json.loads(hard.read_text())

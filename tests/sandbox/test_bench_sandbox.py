@@ -93,7 +93,7 @@ def test_interrupted_bench_keeps_what_was_measured(cluster: Any, tmp_path: Path)
     iid = cluster["server"]["hosts"][0]["instance_id"]
     run = Child.infprov("bench", "--name", CLUSTER, "--limit", "60", "--out", str(out))
     try:
-        run.wait_for("RUN Thread")  # the client's benchmark proper has begun on the host
+        run.wait_for("Measuring in windows")  # the client's warm-up is over: its measurement has begun
         base = served_on_host(iid, MODEL)
         # more answers than the client has threads: one thread then had two answered, so the client took in
         # the first of them before it sent the second (a thread keeps one request in flight)
@@ -166,7 +166,7 @@ def _interrupted_sweep(out: Path, iid: str, at_point: int, signals: int, mid_poi
     try:
         run.wait_for(f"point {at_point}/4")
         if mid_point:
-            run.wait_for(">>> Running", count=at_point)  # this point's client has begun measuring
+            run.wait_for("Measuring in windows", count=at_point)  # this point's warm-up is over
             base = served_on_host(iid, MODEL)
             wait_until("answers in this point", lambda: served_on_host(iid, MODEL) > base + at_point)
         run.send(signal.SIGINT)
