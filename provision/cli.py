@@ -490,5 +490,45 @@ def results_cmd(
         render.render_compare(docs)
 
 
+@app.command("recommend")
+def recommend_cmd(
+    types: str = typer.Option(..., "--types", help="Instance types to compare, e.g. inf1.xlarge,inf2.xlarge."),
+    p99: str = typer.Option(..., "--p99", help="The p99 latency budget, e.g. 200ms or 0.2s."),
+    model: str | None = typer.Option(None, "--model", help="Model name (default: each type's rn50 model)."),
+    limit: float = typer.Option(10.0, "--limit", help="Seconds each point measures, 1 to 3600."),
+    region: str | None = typer.Option(None, "--region", help="AWS region (default: AWS_REGION / the profile's)."),
+    sandbox: bool = typer.Option(False, "--sandbox", help="Use the local sandbox instead of AWS."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Launch what is missing without asking."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """The cheapest type, batch and concurrency within a p99 budget: uses the clusters that exist (rec-<type>),
+    launches the missing ones and tears them down at the end (on Ctrl-C too), ranked by $ per million images."""
+    from infprov.provision import bench as bench_mod
+    from infprov.provision import recommend
+
+    chosen = recommend.parse_types(types)
+    budget = recommend.parse_budget(p99)
+    if not 1 <= limit <= 3600:
+        raise UsageError(f"--limit {limit:g} is out of range", "give seconds from 1 to 3600")
+    if model is not None:
+        bench_mod.check_model(model)
+
+    def say(line: str) -> None:
+        if not json_out:
+            ui.err.print(bench_mod.printable(line), markup=False, highlight=False, soft_wrap=True)
+
+    doc = recommend.run(chosen, budget, model=model, limit=limit, region=region, sandbox=sandbox, yes=yes,
+                        on_line=say, confirm=lambda q: typer.confirm(q, default=False, err=True))
+    if json_out:
+        ui.emit_json(doc)
+    else:
+        render.render_recommend(doc)
+    left = [x for t in doc["teardown"] for x in t["left"]]
+    if left:
+        raise InfprovError(f"still left after teardown: {', '.join(left)}", "run `infprov teardown` again")
+    if doc["interrupted"]:
+        raise InfprovError("interrupted: the ranking covers what was measured; saved in " + doc["path"])
+
+
 if __name__ == "__main__":
     app()

@@ -336,3 +336,32 @@ def ms(value: Any) -> str:
 
 def pct(value: Any) -> str:
     return "-" if value is None else f"{value:.0f} %"
+
+
+def render_recommend(doc: dict[str, Any]) -> None:
+    """`infprov recommend`: one row per type, cheapest $ per million images at the budget first."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from infprov.provision.bench import printable
+
+    budget = doc["budget_p99_ms"]
+    table = Table("rank", "type", "batch", "concurrency", "images/s", "p99 ms", "$/h", "$/M images", "points",
+                  title=Text(f"within p99 {budget:g} ms, cheapest first"))
+    for k, r in enumerate(doc["ranking"], 1):
+        cost = r["usd_per_million_images"]
+        found = r["images_per_s"] is not None
+        table.add_row(str(k) if found else "-", Text(printable(r["instance_type"])),
+                      "-" if r["batch_size"] is None else str(r["batch_size"]),
+                      "-" if r["concurrency"] is None else str(r["concurrency"]),
+                      f"{r['images_per_s']:.1f}" if found else Text(printable(r["error"] or "none within budget")),
+                      ms(r["p99_ms"]), usd(r["hourly_usd"]) if r["hourly_usd"] is not None else "-",
+                      "-" if cost is None else f"{cost:.2f}", str(len(r["points"])))
+    ui.out.print(table)
+    for t in doc["teardown"]:
+        gone = ", ".join(t["instances"]) or "nothing"
+        ui.out.print(printable(f"torn down {t['cluster']}: {gone}; left: {', '.join(t['left']) or 'nothing'}"),
+                     markup=False)
+    if doc.get("note"):
+        ui.out.print(printable(f"note: {doc['note']}"), markup=False)
+    ui.out.print(printable(f"saved in {doc['path']}"), markup=False)
