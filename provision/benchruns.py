@@ -95,10 +95,11 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
 
 
 def run_status(doc: dict[str, Any]) -> str:
-    """failed (no host measured a point), partial (interrupted, or a host failed), running, or ok."""
+    """failed (no host measured a point), partial (interrupted, or a host failed), unfinished (still
+    running, or its process ended without finishing the summary: every point it lists was measured), or ok."""
     hosts = doc.get("hosts") or []
     if doc.get("running"):
-        return "running"
+        return "unfinished"
     if not any(h.get("points") for h in hosts if isinstance(h, dict)):
         return "failed"
     if doc.get("partial") or any(h.get("error") for h in hosts if isinstance(h, dict)):
