@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -12,6 +13,7 @@ import os
 import re
 import secrets
 import shlex
+import signal
 import tempfile
 import threading
 from collections.abc import Callable
@@ -157,15 +159,53 @@ class HostRun:
                            tail=self.tail, seconds=round(self.seconds, 3))
 
 
+class Interrupts:
+    """Ctrl-C during a bench run, as a flag and never as an exception: the first SIGINT stops the clients
+    (what was measured is kept), a later one says once that the results are being saved, and nothing that
+    writes or shows them (summary.json, the table, the "saved in" line) is cut short by it.
+
+    Used as a context manager in the main thread; elsewhere (no signals there) it is only the flag."""
+
+    def __init__(self, on_line: Line | None = None) -> None:
+        self.stop = threading.Event()
+        self.count = 0
+        self.on_line = on_line
+        self._old: Any = None
+
+    def __call__(self, _signum: int, _frame: Any) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.stop.set()
+            if self.on_line:
+                self.on_line("-", "Ctrl-C: stopping the clients; every finished point is kept")
+        elif self.count == 2 and self.on_line:
+            self.on_line("-", "Ctrl-C again: saving what was measured, a moment")
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+
+
 def run(hosts: list[Any], bench: BenchPlan, run_dir: Path, on_line: Line, known_hosts: Path,
         run_id: str | None = None, *, connector: Callable[[Any], Connection] | None = None,
-        remote_root: str | None = None) -> list[HostRun]:
+        remote_root: str | None = None, interrupts: Interrupts | None = None) -> list[HostRun]:
     """Benchmark every host in parallel through the engine (playbooks/bench.yml); a host that fails is
     reported and never stops the others. Ctrl-C stops the clients and keeps what was measured.
+
+    Each point is one pass of the playbook over the hosts still going, and what it measured comes home as
+    the pass ends: the host's results.json and the run's summary.json (partial until the run ends) hold
+    every finished point, so an interruption, or a crash of this process, loses only the point in flight.
 
     run_id names the run's folder and containers on the hosts ([a-z0-9-]; default: from run_dir's name).
     connector: how to reach a host (default SSH with the pinned keys in known_hosts).
     remote_root: the folder on the hosts that holds each run's folder (default REMOTE_DIR).
+    interrupts: the caller's Ctrl-C flag (it keeps the saving after the run safe too); default: one of its own.
     """
     check_model(bench.model)
     rid = run_id or make_run_id(run_dir)
@@ -182,29 +222,50 @@ def run(hosts: list[Any], bench: BenchPlan, run_dir: Path, on_line: Line, known_
             out.error = exc.line()
     if not ready:
         return runs
-    with tempfile.TemporaryDirectory(prefix="infprov-bench-") as tmp:
-        _run_fleet(ready, bench, rid, on_line, known_hosts, connector, remote_root or REMOTE_DIR, Path(tmp))
-    for _, out, hdir in ready:
-        if out.points:
-            rs.write_results(hdir, out.points if len(out.points) > 1 else out.points[0], check=False)
+
+    def saved() -> None:  # after each pass: every finished point is on disk here
+        for _, out, hdir in ready:
+            if out.points:
+                rs.write_results(hdir, out.points if len(out.points) > 1 else out.points[0], check=False)
+        write_fleet(run_dir, runs, bench.is_sweep, running=True)
+
+    guard = interrupts or Interrupts(on_line)
+    with tempfile.TemporaryDirectory(prefix="infprov-bench-") as tmp, \
+            (contextlib.nullcontext(guard) if interrupts else guard):
+        _run_fleet(ready, bench, rid, on_line, known_hosts, connector, remote_root or REMOTE_DIR, Path(tmp),
+                   guard, saved)
     return runs
+
+
+@dataclass
+class _HostPlan:
+    host: Any
+    out: HostRun
+    hdir: Path
+    points: list[Point]
+    config: ModelConfig
+    items: list[dict[str, Any]]
 
 
 def _run_fleet(ready: list[tuple[Any, HostRun, Path]], bench: BenchPlan, rid: str, on_line: Line,
                known_hosts: Path, connector: Callable[[Any], Connection] | None, remote_root: str,
-               tmp: Path) -> None:
+               tmp: Path, guard: Interrupts, saved: Callable[[], None]) -> None:
     from infprov.inventory.model import Host, Inventory
-    from infprov.playbooks.runner import run_playbook
 
     inv = Inventory(hosts=tuple(
         h if isinstance(h, Host) else
         Host(name=h.name, address=h.address, user=getattr(h, "user", "ubuntu"), key_file=getattr(h, "key_file", None),
              port=getattr(h, "port", 22)) for h, _, _ in ready))
     engine: dict[str, Any] = {"known_hosts": known_hosts, "connector": connector, "runs_dir": paths.runs_dir()}
-    probe = run_playbook(BOOK, inv, extra_vars=unsafe({"bench_model": bench.model}), tags=["probe"], **engine)
+    stop = guard.stop
+    probe = _pass(guard, dict(playbook=BOOK, inventory=inv, extra_vars=unsafe({"bench_model": bench.model}),
+                              tags=["probe"], **engine))
+    if probe is None:  # Ctrl-C pressed three times: nothing to keep yet
+        for _, out, _ in ready:
+            out.partial = True
+        return
     remote = f"{remote_root}/{rid}"
-    plans: dict[str, dict[str, Any]] = {}
-    todo: list[tuple[Any, HostRun, Path, list[Point], ModelConfig]] = []
+    todo: list[_HostPlan] = []
     for h, out, hdir in ready:
         try:
             config = _probed_config(probe, h, bench.model)
@@ -228,8 +289,7 @@ def _run_fleet(ready: list[tuple[Any, HostRun, Path]], bench: BenchPlan, rid: st
                 _perf_analyzer_command(bench, point, name, result, config, remote_root)
             items.append({"index": i, "batch_size": point.batch_size, "threads": point.threads, "command": cmd,
                           "kill": _kill_command(name), "result": result, "fetch_to": str(incoming / f"point-{i}")})
-        plans[h.name] = {"remote_dir": remote, "client": client, "points": items}
-        todo.append((h, out, hdir, points, config))
+        todo.append(_HostPlan(h, out, hdir, points, config, items))
     if not todo:
         return
     zipapp = tmp / client_build.NAME
@@ -240,36 +300,59 @@ def _run_fleet(ready: list[tuple[Any, HostRun, Path]], bench: BenchPlan, rid: st
         if event.kind == "output":
             on_line(address.get(event.host, event.host), event.line)
 
-    stop = threading.Event()
+    total = max(len(t.points) for t in todo)
+    for i in range(total):
+        going = [t for t in todo if i < len(t.points) and not t.out.error and not t.out.partial]
+        if not going:
+            break
+        if stop.is_set():
+            for t in going:
+                t.out.partial = True
+            break
+        first = going[0].points[i]
+        on_line("-", f"point {i + 1}/{total}: batch {first.batch_size}, {first.threads} thread(s)"
+                if all(t.points[i] == first for t in going) else f"point {i + 1}/{total}")
+        plans = {t.host.name: {"remote_dir": remote, "client": f"{remote}/{client_build.NAME}",
+                               "points": [t.items[i]]} for t in going}
+        result = _pass(guard, dict(playbook=BOOK, inventory=inv, limit=sorted(plans), tags=["run"], stop=stop,
+                                   on_event=on_event, extra_vars=unsafe({"bench_hosts": plans,
+                                                                         "bench_client": str(zipapp),
+                                                                         "bench_tool": bench.tool}),
+                                   **engine))
+        if result is None:  # given up on: the point in flight is lost, the finished ones are kept
+            for t in going:
+                t.out.partial = True
+            break
+        for t in going:
+            _collect(result, t.host, t.out, t.hdir, i, t.points[i], t.config, t.items[i], bench, remote,
+                     stop.is_set())
+        saved()
+
+
+def _pass(guard: Interrupts, kwargs: dict[str, Any]) -> Any:
+    """One pass of the playbook, run in a worker so that Ctrl-C only sets the stop flag while this thread
+    waits (not Thread.join: a join that a signal interrupts can report a live thread as ended). A third
+    Ctrl-C gives up waiting (None)."""
+    from infprov.playbooks.runner import run_playbook
+
     finished = threading.Event()
     done: dict[str, Any] = {}
 
     def go() -> None:
         try:
-            done["result"] = run_playbook(
-                BOOK, inv, limit=sorted(plans), tags=["run"], stop=stop, on_event=on_event,
-                extra_vars=unsafe({"bench_hosts": plans, "bench_client": str(zipapp), "bench_tool": bench.tool}),
-                **engine)
+            done["result"] = run_playbook(kwargs.pop("playbook"), kwargs.pop("inventory"), **kwargs)
         except BaseException as exc:  # handed to the waiting thread
             done["error"] = exc
         finally:
             finished.set()
 
-    # The run goes on in a worker so that Ctrl-C reaches this thread, which stops the clients and waits for
-    # what they measured. (Not Thread.join: a join that Ctrl-C interrupts can report a live thread as ended.)
     threading.Thread(target=go, name="infprov-bench", daemon=True).start()
-    while not finished.is_set():
-        try:
-            finished.wait(0.1)
-        except KeyboardInterrupt:
-            if not stop.is_set():
-                stop.set()
-                on_line("-", "interrupted: stopping the clients and keeping what was measured")
+    while not finished.wait(0.1):
+        if guard.count >= 3:
+            return None
     if "error" in done:
         raise done["error"]
-    result = done["result"]
-    for h, out, hdir, points, config in todo:
-        _collect(result, h, out, hdir, points, config, plans[h.name], bench, remote, stop.is_set())
+    return done["result"]
 
 
 def _splits_batch(host: Any) -> bool:
@@ -306,59 +389,66 @@ def _probed_config(probe: Any, host: Any, model: str) -> ModelConfig:
                            f"({shown(text, 120)})", "check the server with `infprov logs`") from None
 
 
-def _collect(result: Any, host: Any, out: HostRun, hdir: Path, points: list[Point], config: ModelConfig,
-             plan: dict[str, Any], bench: BenchPlan, remote: str, stopped: bool) -> None:
-    """Turn what the run pass did on one host into its results: each point's output, numbers and manifest."""
+def _collect(result: Any, host: Any, out: HostRun, hdir: Path, i: int, point: Point, config: ModelConfig,
+             item: dict[str, Any], bench: BenchPlan, remote: str, stopped: bool) -> None:
+    """Turn what one pass did on one host into point i's results: its output, numbers and manifest."""
     seen = result.outcome(host.name)
-    out.seconds, out.tail = seen.seconds, seen.tail
+    out.seconds += seen.seconds
+    out.tail = seen.tail
     price = catalog.hourly_price(host.instance_type, host.region) if host.instance_type else None
     splits = _splits_batch(host)
     ran = (result.registered.get(host.name, {}).get("bench_points") or {}).get("results") or []
-    for i, point in enumerate(points):
-        got = ran[i] if i < len(ran) else None
-        if got is None or got.get("skipped"):
-            out.partial = out.partial or stopped
-            break
-        raw = [str(line) for line in got.get("stdout_lines") or []]
-        code = got.get("rc")
-        atomic_write(hdir / f"output-{i}.txt", "\n".join(raw) + "\n")
-        fetched = Path(plan["points"][i]["fetch_to"])
-        text = fetched.read_text(encoding="utf-8", errors="replace") if fetched.is_file() else None
-        if text is None:
-            what = "the client wrote no results" if bench.tool == "client" else "perf_analyzer wrote no CSV"
-            out.error = InfprovError(f"{host.address}: {what} (exit {code})", f"see {hdir / f'output-{i}.txt'}").line()
-            break
-        if bench.tool != "client":
-            atomic_write(hdir / f"perf_analyzer-{i}.csv", text)
-        try:  # what a host sent: a malformed result is that host's error, never the fleet's
-            if bench.tool == "client":
-                data = rs.results_from_client_json(text)
-            else:
-                data = perf_analyzer_results(text, "\n".join(raw), bench, point, config)
-            _check_numbers(data)
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError, InfprovError) as exc:
-            why = exc.message if isinstance(exc, InfprovError) else f"{type(exc).__name__}: {exc}"
-            out.error = InfprovError(f"{host.address}: point {i + 1}'s results cannot be read ({shown(why, 160)})",
-                                     f"see {hdir / f'output-{i}.txt'}").line()
-            break
-        manifest = {"host": host.address, "instance_id": host.name, "instance_type": host.instance_type,
-                    "region": host.region, "image": SDK_IMAGE,
-                    "server_image": SERVER_IMAGE if splits else SERVER_IMAGE_V2,
-                    "python_backend_ref": PYTHON_BACKEND_REF if splits else PYTHON_BACKEND_REF_V2,
-                    "infprov_version": __version__,
-                    "started_at": got.get("start", ""), "tool": bench.tool, "remote_dir": remote,
-                    "input": config.input_name, "output": config.output_name, "layout": config.layout,
-                    "datatype": config.datatype}
-        data = rs.with_cost(rs.with_manifest(data, manifest), price)
-        out.points.append(data)
-        if data.get("partial") or got.get("stopped"):
+    got = ran[0] if ran else None
+    if got is None or got.get("skipped"):
+        out.partial = out.partial or stopped
+        if not out.partial and not seen.ok:
+            out.error = f"{host.address}: {seen.error}"
+        return
+    raw = [str(line) for line in got.get("stdout_lines") or []]
+    code = got.get("rc")
+    atomic_write(hdir / f"output-{i}.txt", "\n".join(raw) + "\n")
+    fetched = Path(item["fetch_to"])
+    text = fetched.read_text(encoding="utf-8", errors="replace") if fetched.is_file() else None
+    if text is None:
+        if stopped or got.get("stopped"):  # stopped before the client wrote anything: nothing measured
             out.partial = True
-            data["partial"] = True
-            break
-        if code != 0 and not data.get("errors"):
-            out.error = InfprovError(f"{host.address}: the benchmark exited {code}", f"see {hdir}").line()
-            break
-    if not out.error and not seen.ok:
+            return
+        what = "the client wrote no results" if bench.tool == "client" else "perf_analyzer wrote no CSV"
+        out.error = InfprovError(f"{host.address}: {what} (exit {code})", f"see {hdir / f'output-{i}.txt'}").line()
+        return
+    if bench.tool != "client":
+        atomic_write(hdir / f"perf_analyzer-{i}.csv", text)
+    try:  # what a host sent: a malformed result is that host's error, never the fleet's
+        if bench.tool == "client":
+            data = rs.results_from_client_json(text)
+        else:
+            data = perf_analyzer_results(text, "\n".join(raw), bench, point, config)
+        _check_numbers(data)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, InfprovError) as exc:
+        why = exc.message if isinstance(exc, InfprovError) else f"{type(exc).__name__}: {exc}"
+        out.error = InfprovError(f"{host.address}: point {i + 1}'s results cannot be read ({shown(why, 160)})",
+                                 f"see {hdir / f'output-{i}.txt'}").line()
+        return
+    manifest = {"host": host.address, "instance_id": host.name, "instance_type": host.instance_type,
+                "region": host.region, "image": SDK_IMAGE,
+                "server_image": SERVER_IMAGE if splits else SERVER_IMAGE_V2,
+                "python_backend_ref": PYTHON_BACKEND_REF if splits else PYTHON_BACKEND_REF_V2,
+                "infprov_version": __version__,
+                "started_at": got.get("start", ""), "tool": bench.tool, "remote_dir": remote,
+                "input": config.input_name, "output": config.output_name, "layout": config.layout,
+                "datatype": config.datatype}
+    data = rs.with_cost(rs.with_manifest(data, manifest), price)
+    if data.get("partial") or got.get("stopped"):
+        out.partial = True
+        data["partial"] = True
+        if data.get("requests"):  # stopped before it measured anything (e.g. in its warm-up): left out
+            out.points.append(data)
+        return
+    out.points.append(data)
+    if code != 0 and not data.get("errors"):
+        out.error = InfprovError(f"{host.address}: the benchmark exited {code}", f"see {hdir}").line()
+        return
+    if not seen.ok:
         out.error = f"{host.address}: {seen.error}"
 
 
@@ -533,22 +623,27 @@ def perf_analyzer_results(text: str, output: str, bench: BenchPlan, point: Point
         "latency_ms": {"p50": lat["p50"], "p75": None, "p90": lat["p90"], "p95": lat["p95"], "p99": lat["p99"],
                        "mean": mean},
         "per_thread": [], "errors": 0, "partial": False,
+        # perf_analyzer's own stability check (--stability-percentage, --max-trials)
+        "stable": "Failed to obtain stable measurement" not in output,
     }
 
 
-def write_fleet(run_dir: Path, runs: list[HostRun], sweep: bool) -> dict[str, Any]:
-    """The run's summary.json: every host's points and the fleet total; a sweep also gets its plot."""
+def write_fleet(run_dir: Path, runs: list[HostRun], sweep: bool, running: bool = False) -> dict[str, Any]:
+    """The run's summary.json: every host's points and the fleet total; a sweep also gets its plot.
+
+    running: written while the run goes on (after each point): partial, and no plot yet."""
     total = sum(float(r.points[-1].get("images_per_s") or 0) for r in runs if r.points and not sweep)
     doc = {
         "run": run_dir.name,
         "path": str(run_dir),
-        "partial": any(r.partial for r in runs),
+        "partial": running or any(r.partial for r in runs),
+        "running": running,
         "hosts": [{"host": r.address, "instance_id": r.host, "error": r.error, "partial": r.partial,
                    "points": r.points} for r in runs],
-        "fleet_images_per_s": None if sweep else round(total, 3),
+        "fleet_images_per_s": None if sweep or not any(r.points for r in runs) else round(total, 3),
     }
     atomic_write(run_dir / "summary.json", json.dumps(doc, indent=2, default=str) + "\n")
-    if sweep:
+    if sweep and not running:
         plot_sweep(run_dir, runs)
     return doc
 

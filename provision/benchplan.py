@@ -77,7 +77,7 @@ def plan(
     of_what = instance_type if cores == itype.neuron_cores else "these hosts"
     if tool not in TOOLS:
         raise UsageError(f"--tool {tool!r} is not known", f"use one of: {', '.join(TOOLS)}")
-    if not 0 < limit_s <= MAX_LIMIT_S:
+    if not 1 <= limit_s <= MAX_LIMIT_S:
         raise UsageError(f"--limit {limit_s:g} is out of range", f"give seconds from 1 to {MAX_LIMIT_S}")
     if warmup < 0:
         raise UsageError(f"--warmup {warmup} is negative", "give 0 or more warm-up requests")

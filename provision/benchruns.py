@@ -89,8 +89,22 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
                         "unreadable": True, "error": str(exc)})
             continue
         out.append({"run": d.name, "hosts": len(doc["hosts"]), "partial": bool(doc.get("partial", False)),
-                    "fleet_images_per_s": doc.get("fleet_images_per_s"), "path": str(d), "unreadable": False})
+                    "fleet_images_per_s": doc.get("fleet_images_per_s"), "path": str(d), "unreadable": False,
+                    "status": run_status(doc)})
     return out
+
+
+def run_status(doc: dict[str, Any]) -> str:
+    """failed (no host measured a point), partial (interrupted, or a host failed), unfinished (still
+    running, or its process ended without finishing the summary: every point it lists was measured), or ok."""
+    hosts = doc.get("hosts") or []
+    if doc.get("running"):
+        return "unfinished"
+    if not any(h.get("points") for h in hosts if isinstance(h, dict)):
+        return "failed"
+    if doc.get("partial") or any(h.get("error") for h in hosts if isinstance(h, dict)):
+        return "partial"
+    return "ok"
 
 
 def load_run(runs_dir: Path, run_name: str) -> dict[str, Any]:

@@ -495,8 +495,9 @@ def bench(
     name: str | None = typer.Option(None, "--name", help="Every host of this cluster."),
     model: str | None = typer.Option(None, "--model", help="Model name (default: the host type's rn50 model)."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Images per request (default: NeuronCores)."),
-    threads: int = typer.Option(2, "--threads", help="Concurrent client workers."),
-    limit: float = typer.Option(30.0, "--limit", help="Seconds each benchmark point runs."),
+    threads: int = typer.Option(2, "--threads", help="Concurrent client workers, 1 to 64."),
+    limit: float = typer.Option(30.0, "--limit", help="Seconds a benchmark point runs, 1 to 3600 (in 3 windows; "
+                                "an unstable point runs up to 10 windows and is flagged)."),
     warmup: int = typer.Option(5, "--warmup", help="Warm-up requests per worker, not measured."),
     tool: str = typer.Option("client", "--tool", help="client (infprov's) or perf_analyzer."),
     sweep: list[str] | None = typer.Option(None, "--sweep", help="e.g. 'batch=16,32 threads=1,2,4'."),
@@ -536,12 +537,14 @@ def bench(
         if not json_out:
             ui.err.print(bench_mod.printable(f"{address}: {line}"), markup=False, highlight=False, soft_wrap=True)
 
-    runs = bench_mod.run(chosen, plan, run_dir, show, paths.known_hosts())
-    summary = bench_mod.write_fleet(run_dir, runs, plan.is_sweep)
-    if json_out:
-        ui.emit_json(summary)
-    else:
-        render.render_run(summary)
+    # Ctrl-C (once or more) stops the clients; what was measured is saved and shown before the command ends
+    with bench_mod.Interrupts(show) as interrupts:
+        runs = bench_mod.run(chosen, plan, run_dir, show, paths.known_hosts(), interrupts=interrupts)
+        summary = bench_mod.write_fleet(run_dir, runs, plan.is_sweep)
+        if json_out:
+            ui.emit_json(summary)
+        else:
+            render.render_run(summary)
     failed = [r for r in runs if r.error]
     if failed:
         others = len(failed) < len(runs)
@@ -554,6 +557,12 @@ def bench(
                            + bench_mod.shown(str(run_dir)))
 
 
+def bench_shown(text: str) -> str:
+    from infprov.provision.bench import shown
+
+    return shown(text, 80)
+
+
 @app.command("results")
 def results_cmd(
     run: str | None = typer.Argument(None, help="A run's folder name (default: list the runs)."),
@@ -561,6 +570,10 @@ def results_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """List past benchmark runs, show one, or compare two."""
+    if run is None and compare is not None:
+        raise UsageError(f"--compare {bench_shown(compare)} needs a first run to compare it with",
+                         f"give both: `infprov results RUN --compare {bench_shown(compare)}` (`infprov results` "
+                         "lists the runs)")
     if run is None:
         render.render_runs(lifecycle.runs(), json_out)
         return
@@ -574,6 +587,46 @@ def results_cmd(
         render.render_run(doc)
     if compare:
         render.render_compare(docs)
+
+
+@app.command("recommend")
+def recommend_cmd(
+    types: str = typer.Option(..., "--types", help="Instance types to compare, e.g. inf1.xlarge,inf2.xlarge."),
+    p99: str = typer.Option(..., "--p99", help="The p99 latency budget, e.g. 200ms or 0.2s."),
+    model: str | None = typer.Option(None, "--model", help="Model name (default: each type's rn50 model)."),
+    limit: float = typer.Option(10.0, "--limit", help="Seconds each point measures, 1 to 3600."),
+    region: str | None = typer.Option(None, "--region", help="AWS region (default: AWS_REGION / the profile's)."),
+    sandbox: bool = typer.Option(False, "--sandbox", help="Use the local sandbox instead of AWS."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Launch what is missing without asking."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """The cheapest type, batch and concurrency within a p99 budget: uses the clusters that exist (rec-<type>),
+    launches the missing ones and tears them down at the end (on Ctrl-C too), ranked by $ per million images."""
+    from infprov.provision import bench as bench_mod
+    from infprov.provision import recommend
+
+    chosen = recommend.parse_types(types)
+    budget = recommend.parse_budget(p99)
+    if not 1 <= limit <= 3600:
+        raise UsageError(f"--limit {limit:g} is out of range", "give seconds from 1 to 3600")
+    if model is not None:
+        bench_mod.check_model(model)
+
+    def say(line: str) -> None:
+        if not json_out:
+            ui.err.print(bench_mod.printable(line), markup=False, highlight=False, soft_wrap=True)
+
+    doc = recommend.run(chosen, budget, model=model, limit=limit, region=region, sandbox=sandbox, yes=yes,
+                        on_line=say, confirm=lambda q: typer.confirm(q, default=False, err=True))
+    if json_out:
+        ui.emit_json(doc)
+    else:
+        render.render_recommend(doc)
+    left = [x for t in doc["teardown"] for x in t["left"]]
+    if left:
+        raise InfprovError(f"still left after teardown: {', '.join(left)}", "run `infprov teardown` again")
+    if doc["interrupted"]:
+        raise InfprovError("interrupted: the ranking covers what was measured; saved in " + doc["path"])
 
 
 if __name__ == "__main__":

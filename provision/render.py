@@ -252,14 +252,15 @@ def render_runs(runs: list[dict[str, Any]], json_out: bool) -> None:
 
     from infprov.provision.bench import printable
 
-    table = Table("run", "hosts", "fleet images/s", "partial")
+    table = Table("run", "hosts", "fleet images/s", "status")
     for r in runs:
         fleet = r["fleet_images_per_s"]
         if r.get("unreadable"):
             table.add_row(Text(printable(r["run"])), "-", "-", Text(printable(f"unreadable: {r['error']}")))
             continue
+        status = r.get("status") or ("partial" if r["partial"] else "ok")
         table.add_row(Text(printable(r["run"])), str(r["hosts"]),
-                      "-" if fleet is None else f"{fleet:.1f}", "yes" if r["partial"] else "")
+                      "-" if fleet is None or status == "failed" else f"{fleet:.1f}", status)
     ui.out.print(table if runs else "no benchmark runs yet: `infprov bench`")
 
 
@@ -283,21 +284,33 @@ def render_run(summary: dict[str, Any]) -> None:
     # names, paths and errors come from files and hosts: plain Text, never Rich markup
     title = Text(printable(f"run {summary['run']}" + (" (partial)" if summary.get("partial") else "")))
     table = Table("host", "batch", "threads", "images/s", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors",
-                  "$/M images", title=title)
+                  "$/M images", "spread", "host CPU", title=title)
+    unstable: list[str] = []
     for h in summary["hosts"]:
-        for p in h["points"]:
+        for k, p in enumerate(h["points"], 1):
             lat = p.get("latency_ms") or {}
             cost = p.get("usd_per_million_images")
+            spread = p.get("spread_pct")
+            busy = (p.get("host_load") or {}).get("cpu_busy_pct")
+            shaky = p.get("stable") is False and not p.get("partial")
+            if shaky:
+                unstable.append(printable(f"{h['host']} point {k} (batch {p['batch_size']}, {p['threads']} "
+                                          f"thread(s)): spread {pct(spread)}, host CPU {pct(busy)} busy"))
             table.add_row(Text(printable(h["host"])), str(p["batch_size"]), str(p["threads"]),
                           f"{p['images_per_s']:.1f}", f"{p['requests_per_s']:.2f}", ms(lat.get("p50")),
                           ms(lat.get("p90")), ms(lat.get("p99")), Text(printable(str(p.get("errors", 0)))),
-                          "-" if cost is None else f"{cost:.2f}")
+                          "-" if cost is None else f"{cost:.2f}", pct(spread) + (" unstable" if shaky else ""),
+                          pct(busy))
         if h.get("error"):
-            table.add_row(Text(printable(h["host"])), "-", "-", "-", "-", "-", "-", "-", "failed (below)", "-")
+            table.add_row(Text(printable(h["host"])), "-", "-", "-", "-", "-", "-", "-", "failed (below)", "-", "-",
+                          "-")
     ui.out.print(table)
     for h in summary["hosts"]:  # whole, under the table: a cell would cut it
         if h.get("error"):
             ui.out.print(ui.styled("failed:", "red", printable(f"{h['host']}: {h['error']}")), soft_wrap=True)
+    for line in unstable:
+        ui.warn(f"unstable: {line}: its windows did not agree within the stability percentage; measure again on "
+                "a quieter host or with a longer --limit")
     if summary.get("fleet_images_per_s") is not None and len(summary["hosts"]) > 1:
         ui.out.print(f"fleet total: {summary['fleet_images_per_s']:.1f} images/s")
     ui.out.print(printable(f"saved in {summary['path']}"), markup=False)
@@ -355,3 +368,36 @@ def render_types(doc: dict[str, Any], json_out: bool) -> None:
     ui.out.print(table)
     if any(t["hourly_price"] is None for t in doc["types"]):
         ui.out.print("-: price not in infprov's catalog for this region (see the EC2 on-demand pricing page)")
+
+
+def pct(value: Any) -> str:
+    return "-" if value is None else f"{value:.0f} %"
+
+
+def render_recommend(doc: dict[str, Any]) -> None:
+    """`infprov recommend`: one row per type, cheapest $ per million images at the budget first."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from infprov.provision.bench import printable
+
+    budget = doc["budget_p99_ms"]
+    table = Table("rank", "type", "batch", "concurrency", "images/s", "p99 ms", "$/h", "$/M images", "points",
+                  title=Text(f"within p99 {budget:g} ms, cheapest first"))
+    for k, r in enumerate(doc["ranking"], 1):
+        cost = r["usd_per_million_images"]
+        found = r["images_per_s"] is not None
+        table.add_row(str(k) if found else "-", Text(printable(r["instance_type"])),
+                      "-" if r["batch_size"] is None else str(r["batch_size"]),
+                      "-" if r["concurrency"] is None else str(r["concurrency"]),
+                      f"{r['images_per_s']:.1f}" if found else Text(printable(r["error"] or "none within budget")),
+                      ms(r["p99_ms"]), usd(r["hourly_usd"]) if r["hourly_usd"] is not None else "-",
+                      "-" if cost is None else f"{cost:.2f}", str(len(r["points"])))
+    ui.out.print(table)
+    for t in doc["teardown"]:
+        gone = ", ".join(t["instances"]) or "nothing"
+        ui.out.print(printable(f"torn down {t['cluster']}: {gone}; left: {', '.join(t['left']) or 'nothing'}"),
+                     markup=False)
+    if doc.get("note"):
+        ui.out.print(printable(f"note: {doc['note']}"), markup=False)
+    ui.out.print(printable(f"saved in {doc['path']}"), markup=False)

@@ -44,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="system: pass the images through /dev/shm instead of HTTP (client on the server's "
                         "host sharing its /dev/shm only; as perf_analyzer's --shared-memory system)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random input images (default 0)")
+    p.add_argument("--stability_percentage", type=float, default=10.0, metavar="P",
+                   help="measure in windows of limit/N seconds until the last N agree within P %% in throughput "
+                        "and mean latency (default 10, as perf_analyzer; 0: one window of --limit seconds)")
+    p.add_argument("--stability_windows", type=int, default=3, metavar="N",
+                   help="windows that must agree, and that the result covers (default 3)")
+    p.add_argument("--max_trials", type=int, default=10, metavar="M",
+                   help="windows at most before the point is reported unstable (default 10)")
     return p
 
 
@@ -65,6 +72,12 @@ def check_args(args: argparse.Namespace) -> int:
         raise ClientError(f"--limit must be a positive number of seconds, got {args.limit:g}", EXIT_USAGE)
     if args.warmup < 0:
         raise ClientError(f"--warmup must be 0 or more, got {args.warmup}", EXIT_USAGE)
+    if not 0 <= args.stability_percentage <= 100:
+        raise ClientError(f"--stability_percentage must be 0 to 100, got {args.stability_percentage:g}", EXIT_USAGE)
+    if not 1 <= args.stability_windows <= 20:
+        raise ClientError(f"--stability_windows must be 1 to 20, got {args.stability_windows}", EXIT_USAGE)
+    if not 1 <= args.max_trials <= 100:
+        raise ClientError(f"--max_trials must be 1 to 100, got {args.max_trials}", EXIT_USAGE)
     if not args.timeout > 0:
         raise ClientError(f"--timeout must be positive, got {args.timeout:g}", EXIT_USAGE)
     cores, source = args.neuron_cores, "--neuron_cores"

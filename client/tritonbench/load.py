@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
+import os
 import resource
 import signal
 import threading
@@ -44,6 +45,7 @@ class Worker(threading.Thread):
         self.stop = stop
         self.deadline = math.inf
         self.latencies: list[float] = []  # seconds, successful requests only
+        self.ends: list[float] = []  # when each of those requests was answered (perf_counter)
         self.errors: dict[str, int] = {}
         self.first_error: dict[str, str] = {}
         self.started = 0.0
@@ -71,6 +73,7 @@ class Worker(threading.Thread):
         clock = time.perf_counter
         call = self._call
         lat = self.latencies
+        ends = self.ends
         self.started = clock()
         now = self.started
         while now < self.deadline and not self.stop.is_set():
@@ -78,6 +81,7 @@ class Worker(threading.Thread):
                 call()
                 done = clock()
                 lat.append(done - now)
+                ends.append(done)
             except RequestFailed as exc:
                 done = clock()
                 self._error(exc)
@@ -90,6 +94,19 @@ class Worker(threading.Thread):
     @property
     def error_count(self) -> int:
         return sum(self.errors.values())
+
+    def answered(self) -> tuple[list[float], list[float]]:
+        """(latencies, answer times) so far, of equal length (the worker may be appending)."""
+        n = min(len(self.latencies), len(self.ends))
+        return self.latencies[:n], self.ends[:n]
+
+    def keep_only(self, begin: float, end: float) -> None:
+        """Keep the requests answered in [begin, end): the measurement reported (the stable windows)."""
+        lat, ends = self.answered()
+        kept = [(x, t) for x, t in zip(lat, ends, strict=True) if begin <= t < end]
+        self.latencies = [x for x, _ in kept]
+        self.ends = [t for _, t in kept]
+        self.started, self.finished = begin, end
 
 
 def _cpu_seconds() -> float:
@@ -109,6 +126,93 @@ class Interrupted:
             raise KeyboardInterrupt  # a second signal: stop waiting for the workers
         self.signal = signum
         self.stop.set()
+
+
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(busy, total) jiffies of the machine from /proc/stat (the host's: a container shares its kernel)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def _loadavg() -> float | None:
+    try:
+        with open("/proc/loadavg", encoding="ascii") as fh:
+            return float(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class Windows:
+    """The measurement in windows, as perf_analyzer measures: windows of one length follow each other until
+    the last `count` agree within `percentage` % (throughput and mean latency; each window within that much
+    of their average) or `max_trials` windows were measured; the result covers the last `count` windows.
+    percentage 0: one window of --limit seconds, as the seed measured."""
+
+    def __init__(self, limit: float, percentage: float, count: int, max_trials: int) -> None:
+        self.percentage = percentage
+        self.count = count if percentage > 0 else 1
+        self.max_trials = max(max_trials, self.count) if percentage > 0 else 1
+        self.length = limit / self.count
+        self.seen: list[dict[str, float | None]] = []
+        self.marks: list[tuple[float, float, tuple[int, int] | None]] = []  # (time, own CPU s, host ticks)
+
+    def mark(self, when: float) -> None:
+        self.marks.append((when, _cpu_seconds(), _cpu_ticks()))
+
+    def add(self, workers: list[Worker], begin: float, end: float, batch: int) -> dict[str, float | None]:
+        lat: list[float] = []
+        for w in workers:
+            got, ends = w.answered()
+            lat.extend(x for x, t in zip(got, ends, strict=True) if begin <= t < end)
+        seconds = end - begin
+        window: dict[str, float | None] = {
+            "images_per_s": len(lat) * batch / seconds if seconds > 0 else 0.0,
+            "requests": float(len(lat)),
+            "p99_ms": float(np.percentile(lat, 99)) * 1000.0 if lat else None,
+            "mean_ms": float(np.mean(lat)) * 1000.0 if lat else None,
+        }
+        self.seen.append(window)
+        return window
+
+    def spread(self) -> tuple[float | None, float | None]:
+        """The last `count` windows' spread in % (the largest distance from their average): throughput, latency."""
+        last = self.seen[-self.count:]
+
+        def of(key: str) -> float | None:
+            values = [w[key] for w in last]
+            if len(values) < self.count or any(v is None for v in values):
+                return None
+            nums = [float(v) for v in values if v is not None]
+            mean = sum(nums) / len(nums)
+            return 0.0 if mean == 0 else max(abs(v - mean) for v in nums) / mean * 100.0
+        return of("images_per_s"), of("mean_ms")
+
+    def stable(self) -> bool:
+        if self.percentage <= 0:
+            return True
+        thr, lat = self.spread()
+        return thr is not None and lat is not None and thr <= self.percentage and lat <= self.percentage
+
+    def report(self, stable: bool, begin_mark: int, end_mark: int) -> dict[str, Any]:
+        thr, lat = self.spread() if len(self.seen) >= self.count else (None, None)
+        out: dict[str, Any] = {
+            "stable": stable, "spread_pct": thr, "latency_spread_pct": lat,
+            "stability": {"percentage": self.percentage, "windows": self.count, "max_trials": self.max_trials,
+                          "window_s": self.length},
+            "windows": self.seen,
+        }
+        t0, _, ticks0 = self.marks[begin_mark]
+        t1, _, ticks1 = self.marks[end_mark]
+        busy = None
+        if ticks0 and ticks1 and ticks1[1] > ticks0[1]:
+            busy = 100.0 * (ticks1[0] - ticks0[0]) / (ticks1[1] - ticks0[1])
+        out["host_load"] = {"cpus": os.cpu_count(), "cpu_busy_pct": busy, "loadavg_1m": _loadavg()}
+        return out
 
 
 def benchmark(args: argparse.Namespace, threads: int, inference: Inference, host: str, port: int,
@@ -131,26 +235,58 @@ def benchmark(args: argparse.Namespace, threads: int, inference: Inference, host
         for w in workers:
             w.join(timeout=args.timeout)
         return results_dict(args, url, [], 0.0, 0.0, True, {}, {})
-    deadline = time.perf_counter() + args.limit
-    for w in workers:
-        w.deadline = deadline
-    cpu0 = _cpu_seconds()
+    win = Windows(args.limit, args.stability_percentage, args.stability_windows, args.max_trials)
     start = time.perf_counter()
+    win.mark(start)
     gate.wait()
-    # Join with a timeout so that a signal is handled while waiting.
-    while any(w.is_alive() for w in workers):
-        for w in workers:
-            w.join(timeout=0.2)
-        if stop.is_set():
-            grace = time.perf_counter() + min(args.timeout, 10.0)
-            while any(w.is_alive() for w in workers) and time.perf_counter() < grace:
-                time.sleep(0.05)
+    if win.percentage > 0:  # the warm-up is over: what follows is measured
+        print(f"Measuring in windows of {win.length:.3g} s until the last {win.count} agree within "
+              f"{win.percentage:g} % (at most {win.max_trials})", flush=True)
+    stable = False
+    while True:  # one window after the other, until stable, the last one, a stop, or no worker left
+        end = start + len(win.seen) * win.length + win.length
+        while not stop.is_set() and any(w.is_alive() for w in workers):
+            left = end - time.perf_counter()
+            if left <= 0:
+                break
+            stop.wait(min(left, 0.2))
+        if stop.is_set() or not any(w.is_alive() for w in workers):
             break
-    cpu = _cpu_seconds() - cpu0
-    start = min((w.started for w in workers if w.started), default=start)
-    end = max((w.finished for w in workers if w.finished), default=time.perf_counter())
-    duration = max(end - start, 0.0)
-    return results_dict(args, url, workers, duration, cpu, stop.is_set(), {}, {})
+        win.mark(end)
+        got = win.add(workers, end - win.length, end, args.batch_size)
+        if win.percentage > 0:
+            p99 = got["p99_ms"]
+            print(f"Window {len(win.seen)}: {got['images_per_s']:.1f} images/s, p99 "
+                  + ("-" if p99 is None else f"{p99:.1f}") + " ms", flush=True)
+        stable = win.stable()
+        if (stable and len(win.seen) >= win.count) or len(win.seen) >= win.max_trials:
+            break
+    for w in workers:
+        w.deadline = -math.inf  # no new request; the one in flight is answered and not counted
+    interrupted = stop.is_set()
+    if interrupted or len(win.seen) < win.count:  # what was measured: from the start to now
+        now = time.perf_counter()
+        win.mark(now)
+        begin, finish, first = start, now, 0
+        stable = False
+    else:
+        first = len(win.seen) - win.count
+        begin, finish = start + first * win.length, start + len(win.seen) * win.length
+    grace = time.perf_counter() + min(args.timeout, 10.0)
+    while any(w.is_alive() for w in workers) and time.perf_counter() < grace:
+        for w in workers:
+            w.join(timeout=0.05)
+    for w in workers:
+        w.keep_only(begin, finish)
+    cpu = win.marks[-1][1] - win.marks[first][1]
+    result = results_dict(args, url, workers, max(finish - begin, 0.0), cpu, interrupted, {}, {})
+    result.update(win.report(stable, first, len(win.marks) - 1))
+    if win.percentage > 0 and not interrupted:
+        spread = result["spread_pct"]
+        print(("Stable" if stable else "UNSTABLE") + f": the last {win.count} windows of {win.length:.3g} s "
+              f"agree within " + ("-" if spread is None else f"{spread:.1f}") + f" % (wanted {win.percentage:g} %)",
+              flush=True)
+    return result
 
 
 def measure(args: argparse.Namespace, threads: int, inference: Inference, host: str, port: int, url: str,
@@ -174,7 +310,7 @@ def measure(args: argparse.Namespace, threads: int, inference: Inference, host: 
         conn.close()
     latency = time.perf_counter() - t0
     print(f"PASS: {args.model_name}")
-    print(f"##### Model inference time in ms: {latency * 1000.0!r}", flush=True)
+    print(f"##### Model inference time in ms: {latency * 1000.0:.6g}", flush=True)
     if not args.benchmark:
         result = results_dict(args, url, [], latency, 0.0, False, {}, {}, single_latency=latency)
         write_json(args.json, result)

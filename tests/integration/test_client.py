@@ -454,3 +454,53 @@ def test_transport_failures_are_counted_kinds(client_module: Any, step: str, kin
     finally:
         conn.close()
         srv.close()
+
+
+def test_windows_until_stable_and_the_unstable_point_says_so(server: localtriton.LocalTriton, tmp_path: Path) -> None:
+    """Issue 26, item 1: windows of limit/N s until the last N agree within P %, at most max_trials; the
+    result covers the last N windows and says whether they agreed, their spread and the host's load."""
+    easy, hard = tmp_path / "easy.json", tmp_path / "hard.json"
+    common = ("-m", MODEL, "-b", str(BATCH), "-k", "-l", "1.5", "-t", "2", "--url", server.url)
+    stable = run_client(*common, "--stability_percentage", "100", "--json", str(easy))
+    unstable = run_client(*common, "--stability_percentage", "0.0001", "--max_trials", "4", "--json", str(hard))
+    for proc in (stable, unstable):
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(easy.read_text())
+    assert doc["stable"] is True and len(doc["windows"]) == 3 and doc["spread_pct"] <= 100
+    assert doc["stability"] == {"percentage": 100.0, "windows": 3, "max_trials": 10, "window_s": 0.5}
+    assert doc["duration_s"] == pytest.approx(1.5)
+    windows = sum(w["requests"] for w in doc["windows"])
+    assert doc["requests"] == sum(t["requests"] for t in doc["per_thread"]) == windows
+    assert 0 <= doc["host_load"]["cpu_busy_pct"] <= 100 and doc["host_load"]["cpus"] >= 1
+    assert results.validate_results(doc) == []
+    assert "Measuring in windows of 0.5 s until the last 3 agree within 100 % (at most 10)" in stable.stdout
+    assert re.search(r"^Stable: the last 3 windows of 0.5 s agree within [0-9.]+ % \(wanted 100 %\)$",
+                     stable.stdout, re.MULTILINE), stable.stdout
+    doc = json.loads(hard.read_text())
+    assert doc["stable"] is False and len(doc["windows"]) == 4 and doc["spread_pct"] > 0.0001
+    # the result covers the last 3 windows of the 4
+    assert doc["requests"] == sum(w["requests"] for w in doc["windows"][1:])
+    assert doc["duration_s"] == pytest.approx(1.5)
+    assert "UNSTABLE: the last 3 windows" in unstable.stdout
+    assert len(re.findall(r"^Window \d: [0-9.]+ images/s, p99 [0-9.]+ ms$", unstable.stdout, re.MULTILINE)) == 4
+
+
+def test_stability_percentage_0_measures_one_window_as_the_seed(server: localtriton.LocalTriton,
+                                                               tmp_path: Path) -> None:
+    out = tmp_path / "one.json"
+    proc = run_client("-m", MODEL, "-b", str(BATCH), "-k", "-l", "1", "-t", "1", "--url", server.url,
+                      "--stability_percentage", "0", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    assert len(doc["windows"]) == 1 and doc["stable"] is True and doc["duration_s"] == pytest.approx(1.0)
+    assert "Window" not in proc.stdout and "Stable" not in proc.stdout
+
+
+def test_text_lines_have_percentiles_in_order_and_sensible_precision(bench_run: dict[str, Any]) -> None:
+    """Issue 26, item 5: p50, p75, p90, p95, p99 in that order; no 14-digit floats (the JSON keeps them)."""
+    text = bench_run["proc"].stdout
+    order = re.findall(r"^Thread 0 Latency (p\d+) in ms:", text, re.MULTILINE)
+    assert order == ["p50", "p75", "p90", "p95", "p99"]
+    assert re.findall(r"^Total Latency (p\d+) in ms:", text, re.MULTILINE) == order
+    digits = [len(re.sub(r"[^0-9]", "", n).lstrip("0")) for n in re.findall(r"\d+\.\d+", text)]
+    assert digits and max(digits) <= 6, text

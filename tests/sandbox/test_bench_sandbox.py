@@ -105,7 +105,7 @@ def test_interrupted_bench_keeps_what_was_measured(cluster: Any, tmp_path: Path)
     iid = cluster["server"]["hosts"][0]["instance_id"]
     run = Child.infprov("bench", "--name", CLUSTER, "--limit", "60", "--warmup", "0", "--out", str(out))
     try:
-        run.wait_for("RUN Thread")  # the client's benchmark proper has begun on the host
+        run.wait_for("Measuring in windows")  # the client's warm-up is over: its measurement has begun
         base = served_on_host(iid, MODEL)
         # no warm-up (--warmup 0), so every answer now is measured; more answers than the client has threads: one
         # thread then had two answered, so the client took in the first before it sent the second
@@ -167,3 +167,55 @@ def test_an_inf1_xlarge_shows_one_device_and_bench_follows_it(sandbox_hosts: lis
 
     # a freed host is back to the devices it was built with, as a fresh instance would find it
     assert {h["neuron_devices"] for h in core.status()["hosts"]} == {core.NEURON_DEVICES}
+
+
+def _interrupted_sweep(out: Path, iid: str, at_point: int, signals: int, mid_point: bool) -> tuple[int, Child, int]:
+    """A 4-point sweep (batch 16, threads 1-4), SIGINT once or twice as point `at_point` runs (mid_point:
+    after its client has had answers; else as soon as infprov announces the point). Returns the exit code,
+    the run, and how many points had finished when the first SIGINT went."""
+    run = Child.infprov("bench", "--name", CLUSTER, "--limit", "2", "--sweep", "batch=16 threads=1,2,3,4",
+                        "--out", str(out))
+    try:
+        run.wait_for(f"point {at_point}/4")
+        if mid_point:
+            run.wait_for("Measuring in windows", count=at_point)  # this point's warm-up is over
+            base = served_on_host(iid, MODEL)
+            wait_until("answers in this point", lambda: served_on_host(iid, MODEL) > base + at_point)
+        run.send(signal.SIGINT)
+        if signals > 1:
+            run.wait_for("Ctrl-C: stopping the clients")
+            run.send(signal.SIGINT)
+        code = run.finish(180)
+    finally:
+        run.kill()
+    return code, run, at_point - 1
+
+
+@pytest.mark.parametrize("at_point,signals,mid_point", [(1, 1, True), (3, 1, True), (2, 2, False), (4, 2, True)])
+def test_ctrl_c_during_a_sweep_keeps_every_finished_point(cluster: Any, tmp_path: Path, at_point: int,
+                                                          signals: int, mid_point: bool) -> None:
+    """Issue 26, item 2: a sweep interrupted at several moments, synchronised on the points it announces
+    and on the answers the server counts: summary.json holds every finished point (marked partial), one
+    "interrupted" line says where, and the table and "saved in" line survive a second Ctrl-C."""
+    iid = cluster["server"]["hosts"][0]["instance_id"]
+    out = tmp_path / f"sweep-{at_point}-{signals}"
+    code, run, finished = _interrupted_sweep(out, iid, at_point, signals, mid_point)
+    assert code == 1, run.out + run.err
+    said = [line for line in run.err_lines if "interrupted" in line]
+    assert len(said) == 1 and str(out) in said[0] and "partial" in said[0], run.err
+    assert "Traceback" not in run.err
+    assert f"saved in {out}" in run.out and "(partial)" in run.out, run.out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["partial"] is True and summary["running"] is False
+    [host] = summary["hosts"]
+    assert host["error"] == "" and host["partial"] is True
+    points = host["points"]
+    assert [p["threads"] for p in points[:finished]] == list(range(1, finished + 1))
+    assert all(p["partial"] is False and p["requests"] > 0 for p in points[:finished])
+    # the point in flight: kept (partial) if its client measured something, else left out
+    assert len(points) in (finished, finished + 1)
+    if mid_point:
+        assert len(points) == finished + 1 and points[-1]["partial"] is True and points[-1]["requests"] > 0
+    assert not any(f"point {n}/4" in run.err for n in range(at_point + 1, 5))
+    on_disk = json.loads((out / host["instance_id"] / "results.json").read_text())
+    assert len(on_disk.get("points", [on_disk])) == len(points)

@@ -304,7 +304,7 @@ def test_ctrl_c_during_bench_keeps_partial_results_and_leaves_no_client_running(
     out = tmp_path / "bench"
     run = Run("bench", "--name", "f-int-bench", "--limit", "60", "--warmup", "0", "--out", str(out))
     try:
-        run.wait_for("RUN Thread")  # the client's measurement proper has begun on the host
+        run.wait_for("Measuring in windows")  # the warm-up is over: the client's measurement has begun
         iid = doc["server"]["hosts"][0]["instance_id"]
         base = served_on_host(iid, MODEL)
         # no warm-up (--warmup 0), so every answer now is measured; more answers than the client has threads: one

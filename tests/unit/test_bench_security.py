@@ -246,7 +246,8 @@ def test_hostile_host_name_writes_nothing_outside_the_run(name: str, fake_ssh: t
     assert "cannot name a results folder" in done[1].error and not done[1].points
     assert {c.host.address for c in fake_ssh.made} == {"10.0.0.5"}  # the bad one is never even contacted
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
-    assert sorted(p.name for p in run_dir.iterdir()) == ["i-0aaa"]
+    # summary.json: written as each point comes home
+    assert sorted(p.name for p in run_dir.iterdir()) == ["i-0aaa", "summary.json"]
     assert "\n" not in done[1].error
     bench.write_fleet(run_dir, done, False)
     assert sorted(p.name for p in run_dir.iterdir()) == ["i-0aaa", "summary.json"]
@@ -267,14 +268,13 @@ def test_one_hosts_malformed_result_is_that_hosts_error_and_the_run_is_kept(
 
     real = bench._collect
 
-    def collect(result: Any, host: Any, out: Any, hdir: Path, points: Any, config: Any, plan: dict[str, Any],
-                *rest: Any) -> None:
+    def collect(result: Any, host: Any, out: Any, hdir: Path, i: int, point: Any, config: Any,
+                item: dict[str, Any], *rest: Any) -> None:
         # what the second host sent, as it lands here (the fake hosts share one file system, so their remote
         # files cannot differ)
         if host.address == "10.0.0.6":
-            for point in plan["points"]:
-                Path(point["fetch_to"]).write_text(sent)
-        real(result, host, out, hdir, points, config, plan, *rest)
+            Path(item["fetch_to"]).write_text(sent)
+        real(result, host, out, hdir, i, point, config, item, *rest)
 
     monkeypatch.setattr(bench, "_collect", collect)
     run_dir = bench.make_run_dir(str(tmp_path / "runs" / "r1"), "all")
@@ -336,7 +336,8 @@ def test_summary_and_results_are_written_atomically(fake_ssh: type[LocalHost], t
     run_dir = bench.make_run_dir(str(tmp_path / "r"), "all")
     runs = bench.run([fake_host()], plan(), run_dir, lambda h, line: None, tmp_path / "kh")
     bench.write_fleet(run_dir, runs, False)
-    written = sorted(str(Path(p).relative_to(run_dir)) for p in replaced if Path(p).is_relative_to(run_dir))
+    # (summary.json twice: as the point came home, and at the end)
+    written = sorted({str(Path(p).relative_to(run_dir)) for p in replaced if Path(p).is_relative_to(run_dir)})
     host = "i-0123456789abcdef0"
     assert written == [f"{host}/output-0.txt", f"{host}/results.csv", f"{host}/results.json", "summary.json"]
     assert sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()) == written
