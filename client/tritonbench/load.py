@@ -103,7 +103,7 @@ class Worker(threading.Thread):
     def keep_only(self, begin: float, end: float) -> None:
         """Keep the requests answered in [begin, end): the measurement reported (the stable windows)."""
         lat, ends = self.answered()
-        kept = [(x, t) for x, t in zip(lat, ends, strict=True) if begin <= t < end]
+        kept = [(x, t) for x, t in zip(lat, ends) if begin <= t < end]
         self.latencies = [x for x, _ in kept]
         self.ends = [t for _, t in kept]
         self.started, self.finished = begin, end
@@ -168,7 +168,7 @@ class Windows:
         lat: list[float] = []
         for w in workers:
             got, ends = w.answered()
-            lat.extend(x for x, t in zip(got, ends, strict=True) if begin <= t < end)
+            lat.extend(x for x, t in zip(got, ends) if begin <= t < end)
         seconds = end - begin
         window: dict[str, float | None] = {
             "images_per_s": len(lat) * batch / seconds if seconds > 0 else 0.0,
