@@ -305,9 +305,12 @@ def cloud_status(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
     sandbox: bool = typer.Option(False, "--sandbox", help="Look in the local sandbox instead of AWS."),
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
+    no_health: bool = typer.Option(False, "--no-health", help="Do not ask each running host's Triton (EC2's view "
+                                   "only)."),
 ) -> None:
-    """Show infprov's clusters as EC2 sees them: state, address, uptime, cost so far."""
-    render.render_status(lifecycle.status(name, region, sandbox, inventory), json_out)
+    """Show infprov's clusters as EC2 sees them (state, address, uptime, cost so far) and what Triton says on each
+    running host (server ready, model ready, requests served)."""
+    render.render_status(lifecycle.status(name, region, sandbox, inventory, health=not no_health), json_out)
 
 
 @app.command("teardown")

@@ -192,15 +192,46 @@ def types(region: str | None) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- status / teardown
-def status(name: str | None, region: str | None, sandbox: bool, inventory: str | None) -> StatusResult:
-    """The clusters as EC2 sees them; what the command line leaves out comes from the inventory."""
+def status(
+    name: str | None, region: str | None, sandbox: bool, inventory: str | None, health: bool = True
+) -> StatusResult:
+    """The clusters as EC2 sees them; what the command line leaves out comes from the inventory. With health,
+    each running host of this home's clusters is also asked what its Triton says (over SSH, briefly)."""
     from infprov.provision import cloud
     from infprov.provision.specs import StatusResult
 
     _, region, sandbox = targets.recorded_target(name, region, sandbox, inventory, one_cluster=False)
     if name is None and _nowhere_to_look(region, sandbox, inventory):
         return StatusResult(region="", clusters=())
-    return cloud.status(name=name, region=region, sandbox=sandbox, inventory=inventory)
+    result = cloud.status(name=name, region=region, sandbox=sandbox, inventory=inventory)
+    return with_health(result, inventory) if health else result
+
+
+def with_health(result: StatusResult, inventory: str | None) -> StatusResult:
+    """The status with each running host's Triton health (this home's hosts, as the inventory records them)."""
+    from dataclasses import replace
+
+    from infprov.floor import paths
+    from infprov.inventory import store
+    from infprov.provision import health
+    from infprov.provision.server import _model_of
+
+    inv = store.load(paths.inventory_file(inventory))
+    asked: list[tuple[str, Any, str]] = []
+    for cluster in result.clusters:
+        for info in cluster.instances:
+            host = inv.find(info.instance_id) if cluster.mine and info.state == "running" else None
+            if host is not None:
+                asked.append((info.instance_id, host, _model_of(host)))
+    if not asked:
+        return result
+    answers = health.probe([(h, m) for _, h, m in asked], paths.known_hosts())
+    by_id = {iid: a.to_dict() for (iid, _, _), a in zip(asked, answers, strict=True)}
+    clusters = tuple(
+        replace(c, instances=tuple(replace(i, triton=by_id.get(i.instance_id)) for i in c.instances))
+        for c in result.clusters
+    )
+    return replace(result, clusters=clusters)
 
 
 def _nowhere_to_look(region: str | None, sandbox: bool, inventory: str | None) -> bool:

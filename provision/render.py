@@ -178,14 +178,17 @@ def render_status(result: StatusResult, json_out: bool) -> None:
     from infprov.provision import autoteardown
 
     now = datetime.now(timezone.utc)
-    table = Table("cluster", "instance", "state", "address", "type", "zone", "uptime", "$/h", "cost so far",
-                  "auto-teardown")
+    from rich.table import Column
+
+    table = Table("cluster", "instance", "state", Column("triton", no_wrap=True), "address", "type", "zone",
+                  "uptime", "$/h", "cost so far", "auto-teardown")
     for c in result.clusters:
         for i in c.instances:
             deadline = autoteardown.read_deadline({autoteardown.TAG: i.auto_teardown or ""})
             table.add_row(
                 c.name if c.mine else f"{c.name} (another home's: {c.home})",
-                i.instance_id, i.state + (" (spot)" if i.spot else ""), i.address or "-", i.instance_type,
+                i.instance_id, i.state + (" (spot)" if i.spot else ""), _triton_cell(i.triton), i.address or "-",
+                i.instance_type,
                 i.availability_zone, duration(i.uptime_s), usd(i.hourly_price), usd(i.cost_so_far),
                 autoteardown.describe(deadline, now),
             )
@@ -195,6 +198,15 @@ def render_status(result: StatusResult, json_out: bool) -> None:
     ui.out.print(f"{result.region}: running now ${total:.2f}/h"
                  + (f" (and ${others:.2f}/h of other infprov homes' clusters)" if others else "")
                  + (" (sandbox: not billed)" if result.sandbox else ""))
+
+
+def _triton_cell(triton: Any) -> str:
+    """The status table's triton column: what the host's Triton said, or "-" (not running, not asked)."""
+    if not triton:
+        return "-"
+    from infprov.provision.health import Health
+
+    return Health(**triton).summary()
 
 
 def render_teardown(result: TeardownResult, json_out: bool) -> None:

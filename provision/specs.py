@@ -164,6 +164,7 @@ class InstanceInfo:
     hourly_price: float | None
     cost_so_far: float | None
     auto_teardown: str | None = None  # the deadline tagged by `up --auto-teardown` (UTC)
+    triton: Mapping[str, Any] | None = None  # what Triton said on the host (health.Health), None: not asked
 
 
 @dataclass(frozen=True)
