@@ -432,13 +432,16 @@ def logs(
         None, "--bundle", help="Write a support archive (tar.gz, secrets masked) per cluster into this folder."
     ),
     json_out: bool = typer.Option(False, "--json", help="With --bundle: print one JSON document."),
+    setup: bool = typer.Option(False, "--setup", help="The setup run's log (setup.sh in the server container, kept "
+                               "on the host) instead of the server's."),
 ) -> None:
-    """Print the Triton server container's log from a host, or (--bundle) collect a support archive."""
+    """Print the Triton server container's log from a host (or the setup run's: --setup), or (--bundle) collect
+    a support archive."""
     import subprocess
 
     if bundle is not None:
-        if follow or host:
-            raise UsageError("--bundle collects whole clusters: it takes --name, not --host or --follow",
+        if follow or host or setup:
+            raise UsageError("--bundle collects whole clusters: it takes --name, not --host, --follow or --setup",
                              "e.g. infprov logs --bundle . --name N")
         made = lifecycle.logs_bundle(bundle, name, inventory)
         render.render_bundles(made, json_out)
@@ -446,7 +449,7 @@ def logs(
         return
     if json_out:
         raise UsageError("--json goes with --bundle", "logs prints the container's log as it is")
-    raise typer.Exit(subprocess.call(lifecycle.logs_argv(name, host, inventory, tail, follow)))
+    raise typer.Exit(subprocess.call(lifecycle.logs_argv(name, host, inventory, tail, follow, setup)))
 
 
 class _RemoteCommand(typer.core.TyperCommand):

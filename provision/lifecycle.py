@@ -448,13 +448,18 @@ def _target(name: str | None, host: str | None, inventory: str | None) -> Host:
     return targets.pick_host(name, host, inventory)
 
 
-def logs_argv(name: str | None, host: str | None, inventory: str | None, tail: int | None, follow: bool) -> list[str]:
-    """ssh to the host, running `docker logs` on the server container."""
+def logs_argv(
+    name: str | None, host: str | None, inventory: str | None, tail: int | None, follow: bool, setup: bool = False
+) -> list[str]:
+    """ssh to the host, running `docker logs` on the server container (setup: the setup run's log instead)."""
     from infprov.floor import paths
     from infprov.provision import server
 
+    if tail is not None and tail < 0:
+        raise UsageError(f"--tail {tail} is negative", "give a number of lines, e.g. --tail 200")
     target = _target(name, host, inventory)
-    return [*server.ssh_argv(target, paths.known_hosts()), server.log_command(tail, follow)]
+    command = server.setup_log_command(tail, follow) if setup else server.log_command(tail, follow)
+    return [*server.ssh_argv(target, paths.known_hosts()), command]
 
 
 def logs_bundle(path: str, name: str | None, inventory: str | None) -> list[Bundle]:

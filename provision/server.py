@@ -109,6 +109,24 @@ def log_command(tail: int | None, follow: bool) -> str:
     return " ".join([*parts, CONTAINER])
 
 
+# Where start.sh keeps setup.sh's output on a host (server.yml's python_backend_dir, mounted in the container)
+SETUP_LOG = "/home/ubuntu/python_backend/infprov/setup.log"
+
+
+def setup_log_command(tail: int | None, follow: bool) -> str:
+    """Print (or follow) the setup run's log on the host; a host without one says why, in one line."""
+    import shlex
+
+    path = shlex.quote(SETUP_LOG)
+    lines = f"-n {int(tail)}" if tail is not None else "-n +1"
+    show = f"tail {lines}{' -F' if follow else ''} {path}"
+    missing = shlex.quote(
+        f"error: no setup log on this host ({SETUP_LOG}). hint: setup.sh writes it when a host's environment "
+        "image is built (the first `infprov up`); an image built before infprov kept it has none: "
+        "`infprov logs` shows the server's own log")
+    return f"if [ -r {path} ]; then {show}; else echo {missing} >&2; exit 1; fi"
+
+
 def ssh_argv(host: Any, known_hosts: Path) -> list[str]:
     """The ssh command line that logs in to a host with infprov's key and pinned host keys."""
     argv = ["ssh", "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",

@@ -190,3 +190,17 @@ def test_setup_refuses_bad_options_when_sourced() -> None:
     assert "exactly one of -t" in none.stderr and "rc=2" in none.stdout
     bad_tf = _source_setup("-t", "--tensorflow-version", "3")
     assert "--tensorflow-version must be 1 or 2, not 3" in bad_tf.stderr and "rc=2" in bad_tf.stdout
+
+
+def test_the_setup_log_command_quotes_and_bounds_what_it_shows() -> None:
+    """`infprov logs --setup` (issue 25, item 15): tail of the kept file, -F to follow, one line when missing."""
+    import shlex
+
+    from infprov.provision import server
+
+    cmd = server.setup_log_command(50, False)
+    assert cmd.startswith(f"if [ -r {server.SETUP_LOG} ]; then tail -n 50 {server.SETUP_LOG}; else echo ")
+    assert cmd.endswith(" >&2; exit 1; fi")
+    assert "tail -n +1 -F " in server.setup_log_command(None, True)
+    said = shlex.split(cmd.split("else echo ", 1)[1].rsplit(" >&2", 1)[0])
+    assert len(said) == 1 and said[0].startswith("error: no setup log on this host") and "hint:" in said[0]

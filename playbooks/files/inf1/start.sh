@@ -33,6 +33,14 @@ else
     # a later start from the committed image takes those from its own docker run.
     declare -A before=()
     while IFS= read -r name; do before[$name]=${!name}; done < <(compgen -e)
+    # setup.sh's output also goes to a file on the host's python_backend mount (`infprov logs --setup`): the
+    # container that ran it is replaced later (its `docker logs` go with it), the file stays. setup.sh must
+    # be sourced (it sets the environment), so it is this shell's output that is copied, then restored.
+    setup_log=$pb/infprov/setup.log
+    echo "start.sh: setup.sh runs; its output is kept in $setup_log"
+    exec 3>&1 4>&2
+    exec > >(tee "$setup_log") 2>&1
+    echo "start.sh: setup.sh for $generation, started $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     if [ "$generation" = neuron-v2 ]; then
         # shellcheck disable=SC1091
         source "$pb/inferentia/scripts/setup.sh" "$target" -p -b "$pb"
@@ -40,6 +48,8 @@ else
         # shellcheck disable=SC1091
         source "$pb/inferentia/scripts/setup.sh" -t -b "$pb"
     fi
+    echo "start.sh: setup.sh done $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    exec 1>&3 2>&4 3>&- 4>&-
     mkdir -p "$state"
     : > "$state/env.sh.part"
     while IFS= read -r name; do
