@@ -128,3 +128,20 @@ def model_for_cores(cores: int) -> str:
 
 def hourly_price(instance_type: str, region: str) -> float | None:
     return get(instance_type).price(region)
+
+
+# EBS storage, USD per GB-month of provisioned size, by volume type and region (a stopped instance keeps
+# billing for its volumes). gp3 (infprov's root volume) in us-east-1: $0.08, from AWS's EBS pricing page
+# (aws.amazon.com/ebs/pricing/) as quoted, with that address, by several public repositories' cost code and
+# docs found with the search tool on 2026-12-07; the AWS page itself was not read this session. AWS's European
+# page (aws.eu/ebs/pricing) confirms the unit: gp3 storage is charged per GB provisioned per month. Other
+# regions and types are left unknown rather than guessed.
+STORAGE_PRICES: Mapping[str, Mapping[str, float]] = MappingProxyType({
+    "gp3": MappingProxyType({"us-east-1": 0.08}),
+})
+HOURS_PER_MONTH = 730  # AWS's pricing pages count a month as 730 hours
+
+
+def storage_price(volume_type: str, region: str) -> float | None:
+    """USD per GB-month for a volume of this type in region, or None where the catalog does not know it."""
+    return STORAGE_PRICES.get(volume_type, {}).get(region)

@@ -313,6 +313,41 @@ def cloud_status(
     render.render_status(lifecycle.status(name, region, sandbox, inventory, health=not no_health), json_out)
 
 
+@app.command("stop")
+def cloud_stop(
+    cluster: str | None = typer.Argument(None, help="The cluster (as --name; default: the inventory's one)."),
+    name: str | None = typer.Option(None, "--name", help=_CLUSTER_HELP),
+    region: str | None = typer.Option(None, "--region", help="AWS region (default: AWS_REGION / the profile's)."),
+    sandbox: bool = typer.Option(False, "--sandbox", help="The cluster lives in the local sandbox."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
+) -> None:
+    """Stop a cluster's instances: their disks (EBS) stay, compute billing stops; `infprov start` brings them and
+    the server back."""
+    result = lifecycle.stop(_cluster_argument(cluster, name), region, sandbox, inventory)
+    render.render_stop(result, json_out)
+
+
+@app.command("start")
+def cloud_start(
+    cluster: str | None = typer.Argument(None, help="The cluster (as --name; default: the inventory's one)."),
+    name: str | None = typer.Option(None, "--name", help=_CLUSTER_HELP),
+    region: str | None = typer.Option(None, "--region", help="AWS region (default: AWS_REGION / the profile's)."),
+    sandbox: bool = typer.Option(False, "--sandbox", help="The cluster lives in the local sandbox."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Start without asking."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
+    skip_server: bool = typer.Option(False, "--skip-server", help="Only start the instances: no Triton."),
+) -> None:
+    """Start a stopped cluster and bring Triton back up on it (from the kept environment image: no new setup)."""
+    outcome = lifecycle.start(
+        _cluster_argument(cluster, name), region, sandbox, inventory, yes=yes, skip_server=skip_server,
+        before_server=None if json_out else render.before_server, on_event=None if json_out else render.show_event,
+    )  # fmt: skip
+    render.render_up_outcome(outcome, json_out)
+    _fail_on(outcome.error())
+
+
 @app.command("teardown")
 def cloud_teardown(
     cluster: str | None = typer.Argument(None, help="The cluster (as --name; default: the inventory's one)."),

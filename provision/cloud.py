@@ -279,6 +279,7 @@ def status(
     clusters: dict[str, list[InstanceInfo]] = {}
     running: dict[str, list[Instance]] = {}
     homes: dict[str, set[str | None]] = {}
+    storage = instance_storage(prov, cluster_filter(name)) if found else {}
     for inst in sorted(found, key=lambda i: str(i.id)):
         tags = inst.tags
         cluster = tags.get(TAG_CLUSTER, "?")
@@ -306,6 +307,8 @@ def status(
                 hourly_price=price,
                 cost_so_far=cost_so_far(launched_at, moment, price) if up_now else 0.0,
                 auto_teardown=tags.get("infprov:auto-teardown"),
+                storage_gib=storage.get(str(inst.id), (None, None))[0],
+                storage_monthly_cost=storage.get(str(inst.id), (None, None))[1],
             )
         )
     def mine(cluster: str) -> bool:
@@ -324,6 +327,84 @@ def status(
         ),
         sandbox=prov.sandbox,
     )
+
+
+def instance_storage(prov: Provider, filters: Mapping[str, Sequence[str]]) -> dict[str, tuple[int, float | None]]:
+    """Instance id -> (GiB of EBS attached to it, USD per month for them: None if a volume's type or the region
+    has no price in the catalog), from the volumes that carry these tags."""
+    sizes: dict[str, int] = {}
+    costs: dict[str, float | None] = {}
+    for volume in prov.volumes(filters):
+        size = volume.get("Size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            continue
+        price = catalog.storage_price(str(volume.get("VolumeType", "")), prov.region)
+        for attachment in volume.get("Attachments") or []:
+            iid = str(attachment.get("InstanceId", ""))
+            if not iid:
+                continue
+            sizes[iid] = sizes.get(iid, 0) + size
+            before = costs.get(iid, 0.0)
+            costs[iid] = None if before is None or price is None else before + size * price
+    return {iid: (gib, None if costs[iid] is None else round(costs[iid] or 0.0, 2)) for iid, gib in sizes.items()}
+
+
+def stop(
+    *,
+    name: str,
+    region: str | None = None,
+    sandbox: bool = False,
+    provider: Provider | None = None,
+    timeouts: Timeouts | None = None,
+) -> specs.StopResult:
+    """Stop the cluster's instances (their EBS volumes stay, compute billing stops) and wait until they are
+    stopped. Re-runnable: stopped instances stay as they are. Refuses another home's cluster and spot
+    instances (EC2 cannot stop a one-time spot instance)."""
+    from infprov.provision import autoteardown
+
+    validate_name(name)
+    timeouts = timeouts or specs.DEFAULT_TIMEOUTS
+    prov = provider or providers.connect(region, sandbox)
+    prov.prepare()
+    hint = "see `infprov status` for the clusters there"
+    try:
+        with server_lock(prov.region, name, timeouts), _lock(f"cluster-{prov.region}-{name}", timeouts):
+            found = prov.instances({**cluster_filter(name), "instance-state-name": list(LIVE_STATES)})
+            if not found:
+                raise UsageError(f"no cluster {name} in {prov.region}", hint)
+            check_home(prov, name, paths.home_id(), found, "stop only this home's clusters")
+            spot = sorted(i.id for i in found if i.spot)
+            if spot:
+                raise UsageError(f"cluster {name} has spot instance(s) ({', '.join(spot)}), which EC2 cannot stop",
+                                 f"`infprov teardown --name {name}` ends them; launch without --spot to stop and "
+                                 "start a cluster")
+            pending = [i.id for i in found if i.state == "pending"]
+            if pending:
+                wait_running(prov, pending, timeouts)
+            to_stop = [i.id for i in found if i.state in ("pending", "running")]
+            already = [i.id for i in found if i.state in ("stopping", "stopped")]
+            # the hosts' own scheduled power-off (auto-teardown) does not outlive a power-off: say so, in the tag too
+            scheduled = [i.id for i in found if i.id in to_stop and autoteardown.read_deadline(i.tags) is not None]
+            if to_stop:
+                ui.step(f"stopping {len(to_stop)} instance(s) of cluster {name}: {', '.join(to_stop)}")
+                prov.stop_instances(to_stop)
+            waiting = [i.id for i in found if i.state != "stopped"]
+            if waiting:
+                wait_state(prov, waiting, "stopped", timeouts.running, timeouts)
+            if scheduled:
+                prov.create_tags(scheduled, {autoteardown.TAG: autoteardown.CANCELLED})
+    except Ec2ApiError as exc:
+        raise api_error(exc, f"stop of cluster {name}") from None
+    storage = instance_storage(prov, cluster_filter(name))
+    ids = [i.id for i in found]
+    costs = [storage.get(i, (0, 0.0))[1] for i in ids]
+    return specs.StopResult(
+        cluster=name, region=prov.region, stopped=tuple(to_stop), already_stopped=tuple(already),
+        storage_gib=sum(storage.get(i, (0, 0.0))[0] for i in ids),
+        storage_monthly_cost=None if any(c is None for c in costs) else round(sum(c or 0.0 for c in costs), 2),
+        storage_price=catalog.storage_price("gp3", prov.region), sandbox=prov.sandbox,
+        auto_teardown_cancelled=tuple(scheduled),
+    )  # fmt: skip
 
 
 def teardown(

@@ -355,6 +355,9 @@ class Ec2Provider:
     def start_instances(self, ids: Sequence[str]) -> None:
         self._call("start_instances", InstanceIds=list(ids))
 
+    def stop_instances(self, ids: Sequence[str]) -> None:
+        self._call("stop_instances", InstanceIds=list(ids))
+
     def terminate_instances(self, ids: Sequence[str]) -> None:
         self._call("terminate_instances", InstanceIds=list(ids))
 

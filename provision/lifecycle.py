@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from infprov.provision.preflight import Outcome, Standin
     from infprov.provision.providers import Provider
     from infprov.provision.server import ServerResult
-    from infprov.provision.specs import StatusResult, TeardownResult, UpResult, UpSpec
+    from infprov.provision.specs import StatusResult, StopResult, TeardownResult, UpResult, UpSpec
 
 
 # ---------------------------------------------------------------- up = cloud -> inventory -> server playbook
@@ -117,6 +117,46 @@ def auto_teardown(name: str | None, inventory: str | None, seconds: int | None) 
     else:
         autoteardown.schedule(prov, hosts, seconds)
     return str(chosen)
+
+
+def stop(name: str | None, region: str | None, sandbox: bool, inventory: str | None) -> StopResult:
+    """Stop a cluster's instances (the inventory's one when no name is given); their disks stay."""
+    from infprov.provision import cloud
+
+    chosen, region, sandbox = targets.recorded_target(name, region, sandbox, inventory, one_cluster=True)
+    if chosen is None:
+        raise UsageError("no cluster to stop: the inventory holds none", "give its name: `infprov stop NAME`")
+    return cloud.stop(name=chosen, region=region, sandbox=sandbox)
+
+
+def start(
+    name: str | None, region: str | None, sandbox: bool, inventory: str | None, *, yes: bool, skip_server: bool,
+    before_server: Callable[[UpResult], None] | None = None, on_event: Callable[[Event], None] | None = None,
+) -> UpOutcome:
+    """Start a stopped cluster again and bring its server back: `up` for the type and count its instances have
+    (the cost is shown and asked for unless yes). The hosts kept their disks, so the server starts from the
+    committed environment image: setup.sh does not run again."""
+    from infprov.provision import providers, specs
+    from infprov.provision.planning import cluster_filter
+
+    chosen, region, sandbox = targets.recorded_target(name, region, sandbox, inventory, one_cluster=True)
+    if chosen is None:
+        raise UsageError("no cluster to start: the inventory holds none", "give its name: `infprov start NAME`")
+    prov = providers.connect(region, sandbox)
+    prov.prepare()
+    found = prov.instances({**cluster_filter(chosen), "instance-state-name": list(specs.LIVE_STATES)})
+    if not found:
+        where = "the sandbox" if prov.sandbox else prov.region
+        raise UsageError(f"no cluster {chosen} in {where}", "see `infprov status` (a terminated cluster is gone: "
+                         "`infprov up` makes a new one)")
+    kinds = sorted({i.instance_type for i in found})
+    if len(kinds) != 1:
+        raise InfprovError(f"cluster {chosen} has instances of several types ({', '.join(kinds)})",
+                           f"`infprov up --type T --name {chosen}` for the type you mean")
+    spec = specs.UpSpec(instance_type=kinds[0], name=chosen, count=len(found),
+                        region=None if prov.sandbox else prov.region, yes=yes, sandbox=prov.sandbox,
+                        inventory=inventory)
+    return up(spec, preflight=False, skip_server=skip_server, before_server=before_server, on_event=on_event)
 
 
 def check_before_up(standin: Standin | None, instance_type: str) -> None:

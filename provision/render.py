@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from infprov.provision.bundle import Bundle
     from infprov.provision.lifecycle import UpOutcome
     from infprov.provision.preflight import Outcome
-    from infprov.provision.specs import StatusResult, TeardownResult, UpResult
+    from infprov.provision.specs import StatusResult, StopResult, TeardownResult, UpResult
 
 
 def render_sandbox(status: dict[str, Any], json_out: bool) -> None:
@@ -193,11 +193,43 @@ def render_status(result: StatusResult, json_out: bool) -> None:
                 autoteardown.describe(deadline, now),
             )
     ui.out.print(table)
+    for c in result.clusters:
+        if c.mine and c.stopped:
+            kept = storage_line(c.storage_gib, c.storage_monthly_cost, None, result.sandbox)
+            ui.out.print(f"{c.name}: stopped; {kept}; `infprov start {c.name}` starts it")
     total = sum(c.hourly_cost or 0 for c in result.clusters if c.mine)
     others = sum(c.hourly_cost or 0 for c in result.clusters if not c.mine)
     ui.out.print(f"{result.region}: running now ${total:.2f}/h"
                  + (f" (and ${others:.2f}/h of other infprov homes' clusters)" if others else "")
                  + (" (sandbox: not billed)" if result.sandbox else ""))
+
+
+def render_stop(result: StopResult, json_out: bool) -> None:
+    if json_out:
+        ui.emit_json(result.to_dict())
+        return
+    where = "sandbox" if result.sandbox else result.region
+    if result.stopped:
+        ui.ok(f"cluster {result.cluster} ({where}): {len(result.stopped)} instance(s) stopped"
+              + (f", {len(result.already_stopped)} already were" if result.already_stopped else ""))
+    else:
+        ui.ok(f"cluster {result.cluster} ({where}): already stopped ({len(result.already_stopped)} instance(s))")
+    if result.auto_teardown_cancelled:
+        ui.warn("their auto-teardown deadline ended with the power-off; after `infprov start`, `infprov "
+                "auto-teardown --in D` sets one again")
+    kept = storage_line(result.storage_gib, result.storage_monthly_cost, result.storage_price, result.sandbox)
+    ui.out.print(f"{result.cluster}: compute billing stopped; {kept}")
+    ui.out.print(f"start it again with `infprov start {result.cluster}`" + (" --sandbox" if result.sandbox else "")
+                 + f", or remove it with `infprov teardown {result.cluster}`")
+
+
+def storage_line(gib: int, monthly: float | None, price: float | None, sandbox: bool) -> str:
+    """What a stopped cluster still costs: its kept EBS volumes."""
+    if monthly is None:
+        cost = "no price in infprov's catalog for its volumes here"
+    else:
+        cost = f"${monthly:.2f}/month" + (f" (gp3 ${price:g}/GB-month)" if price is not None else "")
+    return f"its {gib} GiB of EBS volumes are kept: {cost}" + (" (sandbox: not billed)" if sandbox else "")
 
 
 def _triton_cell(triton: Any) -> str:

@@ -165,6 +165,8 @@ class InstanceInfo:
     cost_so_far: float | None
     auto_teardown: str | None = None  # the deadline tagged by `up --auto-teardown` (UTC)
     triton: Mapping[str, Any] | None = None  # what Triton said on the host (health.Health), None: not asked
+    storage_gib: int | None = None  # its EBS volumes' provisioned size (kept, and billed, while it is stopped)
+    storage_monthly_cost: float | None = None  # USD per month for them (None: a volume type/region not priced)
 
 
 @dataclass(frozen=True)
@@ -176,11 +178,25 @@ class ClusterInfo:
 
     @property
     def hourly_cost(self) -> float | None:
-        return total(i.hourly_price for i in self.instances if i.state in ("pending", "running"))
+        """What its instances cost per hour now: 0 when none runs (a stopped cluster pays only for storage)."""
+        up = [i.hourly_price for i in self.instances if i.state in ("pending", "running")]
+        return total(up) if up else 0.0
 
     @property
     def cost_so_far(self) -> float | None:
         return total(i.cost_so_far for i in self.instances)
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.instances) and all(i.state in ("stopping", "stopped") for i in self.instances)
+
+    @property
+    def storage_gib(self) -> int:
+        return sum(i.storage_gib or 0 for i in self.instances)
+
+    @property
+    def storage_monthly_cost(self) -> float | None:
+        return total(i.storage_monthly_cost for i in self.instances)
 
 
 @dataclass(frozen=True)
@@ -200,11 +216,32 @@ class StatusResult:
                     "mine": c.mine,
                     "hourly_cost": c.hourly_cost,
                     "cost_so_far": c.cost_so_far,
+                    "stopped": c.stopped,
+                    "storage_gib": c.storage_gib,
+                    "storage_monthly_cost": c.storage_monthly_cost,
                     "instances": [asdict(i) for i in c.instances],
                 }
                 for c in self.clusters
             ],
         }
+
+
+@dataclass(frozen=True)
+class StopResult:
+    """`infprov stop`: what was stopped, what was already, and what the kept volumes cost while stopped."""
+
+    cluster: str
+    region: str
+    stopped: tuple[str, ...]
+    already_stopped: tuple[str, ...]
+    storage_gib: int
+    storage_monthly_cost: float | None
+    storage_price: float | None  # USD per GB-month (gp3 in the region), None where unknown
+    sandbox: bool = False
+    auto_teardown_cancelled: tuple[str, ...] = ()  # a stop ends the hosts' scheduled power-off
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,11 @@ from infprov.sandbox.places import (
 )
 from infprov.sandbox.records import (
     assign_host,
+    boot_host,
     docker_socket,
     free_hosts,
     host_for_instance,
+    power_off_host,
     powered_off,
     reconcile,
     release_host,
@@ -54,7 +56,8 @@ from infprov.sandbox.records import (
 
 __all__ = [
     "DEFAULT_EC2_PORT", "DEFAULT_SUBNET", "MAX_HOSTS", "NEURON_DEVICES", "USER", "HostSpec",
-    "assign_host", "base_dir", "bridge", "cgroup_root", "docker_socket", "down", "downloads_dir", "ec2_credentials",
+    "assign_host", "base_dir", "boot_host", "power_off_host",
+    "bridge", "cgroup_root", "docker_socket", "down", "downloads_dir", "ec2_credentials",
     "ec2_port",
     "free_hosts", "gateway", "host_for_instance", "host_processes", "key_file", "powered_off", "prefix",
     "private_dir", "public_dir", "reconcile", "release_host", "restart_daemon", "seal_chain", "seal_status",
@@ -98,6 +101,7 @@ def status() -> dict[str, Any]:
                 "key_file": str(key_file()),
                 "neuron_devices": state["hosts"][name].get("neuron_devices", NEURON_DEVICES),
                 "healthy": nshost.host_problem(spec, state["hosts"][name], quick=True) is None,
+                "powered_off": bool(state["hosts"][name].get("powered_off")),
                 "default_route": network.has_default_route(spec),
             }
         )
@@ -156,6 +160,8 @@ def _up_locked(count: int, state: dict[str, Any]) -> None:
     todo = []
     for spec in specs:
         entry = hosts.get(spec.name)
+        if entry is not None and entry.get("powered_off"):
+            continue  # a stopped instance's host: left off, its disk kept, until the instance starts
         problem = "missing" if entry is None else nshost.host_problem(spec, entry, quick=False)
         if problem is None and entry is not None:
             nshost.tag_v2(spec, f"unix:///proc/{entry['init_pid']}/root/run/docker.sock")  # a host made before them

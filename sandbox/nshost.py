@@ -288,6 +288,8 @@ def wait_ssh(spec: HostSpec) -> None:
 
 def host_problem(spec: HostSpec, entry: dict[str, Any], quick: bool) -> str | None:
     """None when the host is whole; otherwise what is wrong with it."""
+    if entry.get("powered_off"):
+        return None  # a stopped instance's host: off on purpose, its disk kept
     pid = entry.get("init_pid")
     if not pid or not Path(f"/proc/{pid}").exists():
         return "its init process is gone"
@@ -336,6 +338,17 @@ def remove_host(spec: HostSpec, state: dict[str, Any]) -> None:
         ids = docker(sock, "ps", "-aq", timeout=20).stdout.split()
         if ids:
             docker(sock, "rm", "-f", *ids, timeout=60)
+    power_off(spec)
+    for instance, name in list(state.get("assignments", {}).items()):
+        if name == spec.name:
+            del state["assignments"][instance]
+    shutil.rmtree(spec.dir, ignore_errors=True)
+
+
+def power_off(spec: HostSpec) -> None:
+    """The host powers off as a stopped instance does: dockerd ends its containers (they stay, exited), every
+    process of the host ends, its network goes; its folder (home, /etc and root layer, docker state) stays,
+    so `boot` brings the same disk back."""
     for p in cgroup_pids(spec):
         if comm(p) == "dockerd":
             with contextlib.suppress(ProcessLookupError):
@@ -362,10 +375,8 @@ def remove_host(spec: HostSpec, state: dict[str, Any]) -> None:
     if network.link_exists(spec.veth):
         system.run(["ip", "link", "del", spec.veth], what=f"remove veth {spec.veth}", check=False)
     network.forget_neighbour(spec)
-    for instance, name in list(state.get("assignments", {}).items()):
-        if name == spec.name:
-            del state["assignments"][instance]
-    shutil.rmtree(spec.dir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        (spec.dir / "init.pid").unlink()
 
 
 def comm(pid: int) -> str:

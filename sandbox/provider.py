@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from infprov.floor.errors import InfprovError, UsageError
@@ -30,6 +30,10 @@ class Fleet(Protocol):
     def assign_host(self, instance_id: str, neuron_devices: int | None = None, /) -> dict[str, Any]: ...
 
     def release_host(self, instance_id: str, /) -> None: ...
+
+    def power_off_host(self, instance_id: str, /) -> None: ...
+
+    def boot_host(self, instance_id: str, /) -> None: ...
 
     def free_hosts(self) -> int: ...
 
@@ -131,6 +135,19 @@ class SandboxProvider(Provider):
         if inst.state == "running":
             return str(self.core.assign_host(inst.id)["address"])
         return super().shown_address(inst)
+
+    def stop_instances(self, ids: Sequence[str]) -> None:
+        """EC2 stops them; their hosts power off and keep their disks (moto stops at once, as a stopped
+        instance's volume stays)."""
+        super().stop_instances(ids)
+        for instance_id in ids:
+            self.core.power_off_host(instance_id)
+
+    def start_instances(self, ids: Sequence[str]) -> None:
+        """EC2 starts them; their hosts boot on the disks they kept."""
+        super().start_instances(ids)
+        for instance_id in ids:
+            self.core.boot_host(instance_id)
 
     def release(self, instance_ids: Collection[str]) -> None:
         for instance_id in instance_ids:

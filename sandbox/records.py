@@ -106,6 +106,41 @@ def release_host(instance_id: str) -> None:
         write_state(state)
 
 
+def power_off_host(instance_id: str) -> None:
+    """The instance stopped: its host powers off and keeps its disk (nothing if it is off already)."""
+    with system.sane_umask(), locked():
+        state = read_state()
+        name = state.get("assignments", {}).get(instance_id)
+        entry = state.get("hosts", {}).get(name or "")
+        if entry is None or entry.get("powered_off"):
+            return
+        nshost.power_off(HostSpec(int(str(name)[1:])))
+        entry["powered_off"] = True
+        entry["init_pid"] = None
+        write_state(state)
+
+
+def boot_host(instance_id: str) -> None:
+    """The instance started again: its host boots on the disk it kept (sshd, dockerd, its containers and
+    images as they were), with the Neuron devices it had."""
+    with system.sane_umask(), locked():
+        state = read_state()
+        name = state.get("assignments", {}).get(instance_id)
+        entry = state.get("hosts", {}).get(name or "")
+        if name is None or entry is None or not entry.get("powered_off"):
+            return
+        spec = HostSpec(int(name[1:]))
+        try:
+            made = nshost.make_host(spec, None)  # no docker root: the host's own stays as it was
+        except InfprovError:
+            nshost.power_off(spec)
+            raise
+        made["images"], made["hostroot"] = entry.get("images"), entry.get("hostroot")
+        state["hosts"][name] = made
+        write_state(state)
+        _set_devices(name, state, int(entry.get("neuron_devices") or NEURON_DEVICES))
+
+
 def renew_host(spec: HostSpec, state: dict[str, Any]) -> None:
     """Remove the host wholly (every process of its cgroup, root ones too, and its /etc overlay, /run,
     /dev/shm, docker state and home with it) and make it again from the cached images: nothing a tenant

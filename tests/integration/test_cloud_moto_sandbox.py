@@ -31,6 +31,7 @@ class FakeCore:
         self.hosts = hosts
         self.assigned: dict[str, dict[str, Any]] = {}
         self.released: list[str] = []
+        self.off: set[str] = set()
 
     def status(self) -> dict[str, Any]:
         return {"ec2_endpoint": self.endpoint, "hosts": self.hosts}
@@ -49,6 +50,12 @@ class FakeCore:
     def release_host(self, instance_id: str) -> None:
         self.released.append(instance_id)
         self.assigned.pop(instance_id, None)
+
+    def power_off_host(self, instance_id: str) -> None:  # the real one powers the host off, disk kept
+        self.off.add(instance_id)
+
+    def boot_host(self, instance_id: str) -> None:
+        self.off.discard(instance_id)
 
     def free_hosts(self) -> int:
         return sum(1 for h in self.hosts if h not in self.assigned.values())

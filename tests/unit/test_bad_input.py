@@ -101,6 +101,8 @@ CASES: list[tuple[list[str], int, str]] = [
     (["inventory", "--inventory", "{tmp}/bad-inventory.yml"], 2, "bad-inventory.yml:"),
     (["inventory", "--inventory", "{tmp}/latin1.yml"], 2, "not UTF-8"),
     (["logs", "--host", "i-nosuch"], 2, "i-nosuch"),
+    (["stop", "bad/name"], 2, "bad/name"),
+    (["start", "bad/name"], 2, "bad/name"),
     (["logs", "--setup", "--host", "i-nosuch"], 2, "i-nosuch"),
     (["logs", "--setup", "--bundle", "{tmp}"], 2, "--setup"),
     (["logs", "--tail", "-3"], 2, "--tail -3"),

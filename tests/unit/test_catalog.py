@@ -86,3 +86,32 @@ def test_neuron_v2_types(name: str, chips: int, cores: int, vcpus: int, gib: int
 def test_inf1_stays_neuron_v1() -> None:
     t = catalog.get("inf1.6xlarge")
     assert t.generation == catalog.NEURON_V1 and t.splits_batch and t.neuron_cores == 16 and t.family == "inf1"
+
+
+def test_storage_is_priced_only_where_the_catalog_knows_it() -> None:
+    """A stopped cluster's cost is its kept EBS (issue 25, item 12): gp3 in us-east-1, nothing guessed elsewhere."""
+    from infprov.provision import catalog
+
+    assert catalog.storage_price("gp3", "us-east-1") == 0.08
+    assert catalog.storage_price("gp3", "eu-west-3") is None
+    assert catalog.storage_price("io2", "us-east-1") is None
+
+
+def test_instance_storage_sums_each_instances_volumes_and_refuses_odd_sizes() -> None:
+    from infprov.provision import cloud
+
+    class Volumes:
+        region = "us-east-1"
+
+        def volumes(self, filters: object) -> list[dict[str, object]]:
+            return [
+                {"Size": 150, "VolumeType": "gp3", "Attachments": [{"InstanceId": "i-1"}]},
+                {"Size": 50, "VolumeType": "gp3", "Attachments": [{"InstanceId": "i-1"}]},
+                {"Size": 10, "VolumeType": "io2", "Attachments": [{"InstanceId": "i-2"}]},
+                {"Size": "9e9", "VolumeType": "gp3", "Attachments": [{"InstanceId": "i-3"}]},
+                {"Size": -1, "VolumeType": "gp3", "Attachments": [{"InstanceId": "i-3"}]},
+                {"Size": 8, "VolumeType": "gp3", "Attachments": []},
+            ]
+
+    found = cloud.instance_storage(Volumes(), {})  # type: ignore[arg-type]
+    assert found == {"i-1": (200, 16.0), "i-2": (10, None)}
