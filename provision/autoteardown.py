@@ -29,16 +29,16 @@ _PART_RE = re.compile(r"(\d+)([dhm])")
 _UNITS = {"d": 86400, "h": 3600, "m": 60}
 
 
-def parse_duration(text: str) -> int:
+def parse_duration(text: str, option: str = "--auto-teardown") -> int:
     """`4h`, `90m`, `1h30m`, `2d` -> seconds, a whole number of minutes from 1 minute to 7 days."""
     raw = text.strip().lower()
     parts = _PART_RE.findall(raw)
     if not raw or not parts or "".join(n + u for n, u in parts) != raw:
-        raise UsageError(f"--auto-teardown {text!r} is not a duration",
+        raise UsageError(f"{option} {text!r} is not a duration",
                          "give hours and/or minutes, e.g. 4h, 90m or 1h30m (the host's shutdown counts minutes)")
     seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     if not MIN_SECONDS <= seconds <= MAX_SECONDS:
-        raise UsageError(f"--auto-teardown {text} is out of range", "give 1m to 7d")
+        raise UsageError(f"{option} {text} is out of range", "give 1m to 7d")
     return seconds
 
 

@@ -243,11 +243,19 @@ def cloud_up(
         None, "--auto-teardown", help="Each instance powers off and terminates itself after this long (4h, 90m); "
         "run again to move the deadline."
     ),
+    idle_stop: str | None = typer.Option(
+        None, "--idle-stop", help="Each instance stops itself once its Triton served no request for this long "
+        "(30m, 2h), decided on the host from Triton's metrics; run again to restart the clock."
+    ),
+    down: bool = typer.Option(False, "--down", help="With --idle-stop: terminate when idle instead of stopping."),
 ) -> None:
     """Find or launch Inferentia or Trainium instances, provision Triton on each over SSH, and wait until it serves."""
-    from infprov.provision import autoteardown, specs
+    from infprov.provision import autoteardown, idlestop, specs
 
     lifetime = autoteardown.parse_duration(auto_teardown) if auto_teardown is not None else None
+    idle_seconds = idlestop.parse(idle_stop) if idle_stop is not None else None
+    action = idlestop.check_options(idle_seconds, down, lifetime)
+    idle = (idle_seconds, action) if idle_seconds is not None and action is not None else None
     spec = specs.UpSpec(
         instance_type=instance_type, name=name, count=count, region=region, ami=ami, key_name=key_name,
         ssh_cidr=ssh_cidr, allow_wide_ssh=allow_wide_ssh, tags=specs.parse_tags(tag or []), spot=spot, yes=yes,
@@ -256,6 +264,7 @@ def cloud_up(
     outcome = lifecycle.up(
         spec, preflight=not no_preflight, lifetime=lifetime, skip_server=skip_server,
         before_server=None if json_out else render.before_server, on_event=None if json_out else render.show_event,
+        idle=idle,
     )  # fmt: skip
     render.render_up_outcome(outcome, json_out)
     _fail_on(outcome.error())

@@ -307,6 +307,7 @@ def status(
                 hourly_price=price,
                 cost_so_far=cost_so_far(launched_at, moment, price) if up_now else 0.0,
                 auto_teardown=tags.get("infprov:auto-teardown"),
+                idle_stop=tags.get("infprov:idle-stop"),
                 storage_gib=storage.get(str(inst.id), (None, None))[0],
                 storage_monthly_cost=storage.get(str(inst.id), (None, None))[1],
             )

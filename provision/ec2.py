@@ -355,6 +355,11 @@ class Ec2Provider:
     def start_instances(self, ids: Sequence[str]) -> None:
         self._call("start_instances", InstanceIds=list(ids))
 
+    def set_shutdown_behavior(self, instance_id: str, behavior: str) -> None:
+        """What EC2 does when the instance powers itself off: `stop` or `terminate`."""
+        self._call("modify_instance_attribute", InstanceId=instance_id,
+                   Attribute="instanceInitiatedShutdownBehavior", Value=behavior)
+
     def stop_instances(self, ids: Sequence[str]) -> None:
         self._call("stop_instances", InstanceIds=list(ids))
 

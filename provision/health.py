@@ -71,14 +71,14 @@ class Health:
         return asdict(self)
 
     def summary(self) -> str:
-        """One short cell for the status table."""
+        """One short cell for the status table: `ready` is the server and the model ready."""
         if not self.reachable:
-            return f"unreachable: {self.error}" if self.error else "unreachable"
+            return "unreachable"
         if not self.server_ready:
-            return "not serving" + (f" ({self.error})" if self.error else "")
-        model = "model ready" if self.model_ready else "model NOT ready"
-        served = f"{self.requests} req" if self.requests is not None else "no metrics"
-        return f"ready, {model}, {served}"
+            return "not serving"
+        if not self.model_ready:
+            return "model NOT ready"
+        return f"ready, {self.requests} req" if self.requests is not None else "ready, no metrics"
 
 
 def command(model: str) -> str:

@@ -56,10 +56,12 @@ def up(
     skip_server: bool = False,
     before_server: Callable[[UpResult], None] | None = None,
     on_event: Callable[[Event], None] | None = None,
+    idle: tuple[int, str] | None = None,
 ) -> UpOutcome:
     """Preflight, the cloud part (find or launch, wait for SSH, record the hosts in the inventory), the
-    auto-teardown deadline, then the server playbook on every host. before_server sees the cloud part's
-    result before the playbook starts; on_event gets the runner's progress events."""
+    auto-teardown deadline, then the server playbook on every host, then the idle watch (idle: its seconds and
+    action, stop or terminate). before_server sees the cloud part's result before the playbook starts; on_event
+    gets the runner's progress events."""
     from infprov.provision import cloud, providers, server
 
     # What is cheap and local first (the region, the sandbox being up), then what EC2 answers at once (the
@@ -73,6 +75,8 @@ def up(
         _schedule_teardown(result, prov, lifetime, spec.inventory)
     hint = cloud.continue_hint(spec)
     if skip_server:
+        if idle is not None:
+            _arm_idle(result, prov, idle, spec.inventory)
         return UpOutcome(result, None, hint)
     try:
         if before_server is not None:
@@ -85,7 +89,19 @@ def up(
     except KeyboardInterrupt:
         ui.warn(f"the instances are up; Triton may be half set up on them: {hint}")
         raise
+    if idle is not None:  # armed once the server step is over, so the idle clock starts when it serves
+        _arm_idle(result, prov, idle, spec.inventory)
     return UpOutcome(result, served, hint)
+
+
+def _arm_idle(result: UpResult, prov: Provider, idle: tuple[int, str], inventory: str | None) -> None:
+    from infprov.floor import paths
+    from infprov.inventory import store
+    from infprov.provision import idlestop
+
+    inv = store.load(paths.inventory_file(inventory))
+    hosts = [h for h in (inv.find(x.instance_id) for x in result.hosts) if h is not None]
+    idlestop.arm(prov, hosts, *idle)
 
 
 def _schedule_teardown(result: UpResult, prov: Provider, seconds: int, inventory: str | None) -> None:
@@ -115,6 +131,13 @@ def auto_teardown(name: str | None, inventory: str | None, seconds: int | None) 
     if seconds is None:
         autoteardown.cancel(prov, hosts)
     else:
+        from infprov.provision import idlestop
+
+        insts = prov.instances({"instance-id": [h.name for h in hosts]})
+        if any((idlestop.read_tag(i.tags) or (0, ""))[1] == idlestop.STOP for i in insts):
+            raise UsageError(f"cluster {chosen} stops itself when idle (up --idle-stop without --down), so its "
+                             "power-off stops rather than terminates it: a deadline would only stop it",
+                             f"run `infprov up ... --name {chosen} --idle-stop D --down` first, or `infprov stop`")
         autoteardown.schedule(prov, hosts, seconds)
     return str(chosen)
 
@@ -136,7 +159,7 @@ def start(
     """Start a stopped cluster again and bring its server back: `up` for the type and count its instances have
     (the cost is shown and asked for unless yes). The hosts kept their disks, so the server starts from the
     committed environment image: setup.sh does not run again."""
-    from infprov.provision import providers, specs
+    from infprov.provision import idlestop, providers, specs
     from infprov.provision.planning import cluster_filter
 
     chosen, region, sandbox = targets.recorded_target(name, region, sandbox, inventory, one_cluster=True)
@@ -156,7 +179,10 @@ def start(
     spec = specs.UpSpec(instance_type=kinds[0], name=chosen, count=len(found),
                         region=None if prov.sandbox else prov.region, yes=yes, sandbox=prov.sandbox,
                         inventory=inventory)
-    return up(spec, preflight=False, skip_server=skip_server, before_server=before_server, on_event=on_event)
+    # a stopped host's processes are gone, its idle watch with them: armed again as its tag says
+    idle = next((found_idle for found_idle in (idlestop.read_tag(i.tags) for i in found) if found_idle), None)
+    return up(spec, preflight=False, skip_server=skip_server, before_server=before_server, on_event=on_event,
+              idle=idle)
 
 
 def check_before_up(standin: Standin | None, instance_type: str) -> None:

@@ -175,25 +175,31 @@ def render_status(result: StatusResult, json_out: bool) -> None:
             return
         ui.out.print(f"no infprov clusters in {result.region}" + (" (sandbox)" if result.sandbox else ""))
         return
-    from infprov.provision import autoteardown
+    from infprov.provision import autoteardown, idlestop
 
     now = datetime.now(timezone.utc)
     from rich.table import Column
 
-    table = Table("cluster", "instance", "state", Column("triton", no_wrap=True), "address", "type", "zone",
-                  "uptime", "$/h", "cost so far", "auto-teardown")
+    # the zone is left to --json: with the triton column, the table keeps within 160 columns
+    table = Table("cluster", Column("instance", no_wrap=True, min_width=19), "state", Column("triton", no_wrap=True),
+                  "address", "type", "uptime", "$/h", "cost so far", "auto-teardown")
     for c in result.clusters:
         for i in c.instances:
             deadline = autoteardown.read_deadline({autoteardown.TAG: i.auto_teardown or ""})
             table.add_row(
                 c.name if c.mine else f"{c.name} (another home's: {c.home})",
                 i.instance_id, i.state + (" (spot)" if i.spot else ""), _triton_cell(i.triton), i.address or "-",
-                i.instance_type,
-                i.availability_zone, duration(i.uptime_s), usd(i.hourly_price), usd(i.cost_so_far),
+                i.instance_type, duration(i.uptime_s), usd(i.hourly_price), usd(i.cost_so_far),
                 autoteardown.describe(deadline, now),
             )
     ui.out.print(table)
     for c in result.clusters:
+        for i in c.instances:
+            if i.triton and i.triton.get("error"):  # why a host is not serving, under the table (the cell is short)
+                ui.out.print(f"{i.instance_id}: triton {_triton_cell(i.triton)}: {i.triton['error']}")
+        idle = sorted({idlestop.describe(i.idle_stop) for i in c.instances} - {""})
+        if idle:
+            ui.out.print(f"{c.name}: {', '.join(idle)} (each host decides from its Triton's metrics)")
         if c.mine and c.stopped:
             kept = storage_line(c.storage_gib, c.storage_monthly_cost, None, result.sandbox)
             ui.out.print(f"{c.name}: stopped; {kept}; `infprov start {c.name}` starts it")

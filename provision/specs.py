@@ -165,6 +165,7 @@ class InstanceInfo:
     cost_so_far: float | None
     auto_teardown: str | None = None  # the deadline tagged by `up --auto-teardown` (UTC)
     triton: Mapping[str, Any] | None = None  # what Triton said on the host (health.Health), None: not asked
+    idle_stop: str | None = None  # the idle watch `up --idle-stop` armed (tag: `30m stop` / `30m terminate`)
     storage_gib: int | None = None  # its EBS volumes' provisioned size (kept, and billed, while it is stopped)
     storage_monthly_cost: float | None = None  # USD per month for them (None: a volume type/region not priced)
 

@@ -107,7 +107,8 @@ def sigv4_problem(environ: dict[str, Any], body: bytes, access_key: str, secret_
 
 
 def watch_power(port: int, every: float = 2.0, creds: tuple[str, str] = ("testing", "testing")) -> None:
-    """Forever: an instance whose sandbox host powered itself off is terminated and its host freed."""
+    """Forever: an instance whose sandbox host powered itself off is stopped (its host powered off, its disk
+    kept) or terminated (its host freed), as its InstanceInitiatedShutdownBehavior says: EC2's own rule."""
     import boto3
 
     from infprov.sandbox import core
@@ -118,6 +119,13 @@ def watch_power(port: int, every: float = 2.0, creds: tuple[str, str] = ("testin
         time.sleep(every)
         try:
             for instance_id in core.powered_off():
+                answer = ec2.describe_instance_attribute(InstanceId=instance_id,
+                                                         Attribute="instanceInitiatedShutdownBehavior")
+                if answer.get("InstanceInitiatedShutdownBehavior", {}).get("Value") == "stop":
+                    core.power_off_host(instance_id)  # off first: EC2 says stopped once the host is off
+                    ec2.stop_instances(InstanceIds=[instance_id])
+                    print(f"infprov: {instance_id} powered itself off: stopped", file=sys.stderr, flush=True)
+                    continue
                 ec2.terminate_instances(InstanceIds=[instance_id])
                 print(f"infprov: {instance_id} powered itself off: terminated", file=sys.stderr, flush=True)
                 core.release_host(instance_id)

@@ -34,13 +34,16 @@ def test_the_calls_a_real_run_makes_are_in_the_policy(sandbox_hosts: list[dict[s
     sandbox's EC2 endpoint (the conftest checks the whole test run's calls the same way at its end)."""
 
     def run() -> None:
-        for argv in (["up", "--sandbox", "--type", "inf1.xlarge", "--name", "iam", "--yes", "--skip-server"],
-                     ["status", "--name", "iam"], ["teardown", "--name", "iam", "--yes"]):
+        for argv in (["up", "--sandbox", "--type", "inf1.xlarge", "--name", "iam", "--yes", "--skip-server",
+                      "--idle-stop", "30m"],
+                     ["status", "--name", "iam"], ["stop", "iam"], ["start", "iam", "--yes", "--skip-server"],
+                     ["teardown", "--name", "iam", "--yes"]):
             result = runner.invoke(app, argv)
             assert result.exit_code == 0, result.output
 
     calls = _ec2_calls_of(run)
-    assert {"ec2:RunInstances", "ec2:TerminateInstances", "ec2:DescribeInstances"} <= calls
+    assert {"ec2:RunInstances", "ec2:TerminateInstances", "ec2:DescribeInstances", "ec2:StopInstances",
+            "ec2:StartInstances", "ec2:ModifyInstanceAttribute"} <= calls
     assert calls <= iam.actions(), sorted(calls - iam.actions())
     assert calls <= _static_calls(), sorted(calls - _static_calls())  # the static scan misses none of them
 

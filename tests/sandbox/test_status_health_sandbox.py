@@ -58,7 +58,7 @@ def test_status_shows_each_hosts_triton(sandbox_hosts: list[dict[str, Any]], clu
         assert after["requests"] == before["requests"] + 1 == served_on_host(iid, MODEL)
         table = runner.invoke(app, ["status", "--name", CLUSTER])
         assert table.exit_code == 0, table.output
-        assert f"ready, model ready, {after['requests']} req" in table.stdout, table.stdout
+        assert f"ready, {after['requests']} req" in table.stdout, table.stdout
 
         no_probe = runner.invoke(app, ["status", "--name", CLUSTER, "--json", "--no-health"])
         assert json.loads(no_probe.stdout)["clusters"][0]["instances"][0]["triton"] is None

@@ -22,19 +22,20 @@ def _answer(**fields: object) -> str:
 def test_a_serving_host() -> None:
     h = parse(MODEL, 0, _answer(), "")
     assert h == Health(True, True, MODEL, True, 7, "")
-    assert h.summary() == "ready, model ready, 7 req"
+    assert h.summary() == "ready, 7 req"
 
 
 def test_a_host_where_nothing_listens() -> None:
     h = parse(MODEL, 0, _answer(server=0, server_error="ConnectionRefusedError", model=0, requests=None), "")
     assert h.reachable and h.server_ready is False and h.requests is None
-    assert h.summary().startswith("not serving (nothing answers on 127.0.0.1:8000 (ConnectionRefusedError))")
+    assert h.summary() == "not serving"
+    assert h.error == "nothing answers on 127.0.0.1:8000 (ConnectionRefusedError)"
 
 
 def test_a_server_not_ready_and_a_model_not_ready() -> None:
-    assert parse(MODEL, 0, _answer(server=503), "").summary() == "not serving (/v2/health/ready answered 503)"
-    assert parse(MODEL, 0, _answer(model=400), "").summary() == "ready, model NOT ready, 7 req"
-    assert parse(MODEL, 0, _answer(requests=None), "").summary() == "ready, model ready, no metrics"
+    assert parse(MODEL, 0, _answer(server=503), "").error == "/v2/health/ready answered 503"
+    assert parse(MODEL, 0, _answer(model=400), "").summary() == "model NOT ready"
+    assert parse(MODEL, 0, _answer(requests=None), "").summary() == "ready, no metrics"
 
 
 @pytest.mark.parametrize("out", [
@@ -70,6 +71,6 @@ def test_unreachable_summary_and_table_cell() -> None:
     from infprov.provision.render import _triton_cell
 
     h = Health(False, None, MODEL, None, None, "ubuntu@10.0.0.1:22: no answer within 5 s")
-    assert h.summary() == "unreachable: ubuntu@10.0.0.1:22: no answer within 5 s"
+    assert h.summary() == "unreachable"
     assert _triton_cell(h.to_dict()) == h.summary()
     assert _triton_cell(None) == "-"
