@@ -71,6 +71,8 @@ def up(
     if preflight and os.environ.get("INFPROV_NO_PREFLIGHT") != "1":
         check_before_up(prov.standin(), spec.instance_type)
     result = cloud.up(spec, provider=prov)
+    if idle is None and result.started:  # a started host's idle watch ended with its power-off: armed again
+        idle = _idle_tagged(prov, result.started)
     if lifetime is not None:
         _schedule_teardown(result, prov, lifetime, spec.inventory)
     hint = cloud.continue_hint(spec)
@@ -92,6 +94,14 @@ def up(
     if idle is not None:  # armed once the server step is over, so the idle clock starts when it serves
         _arm_idle(result, prov, idle, spec.inventory)
     return UpOutcome(result, served, hint)
+
+
+def _idle_tagged(prov: Provider, instance_ids: Sequence[str]) -> tuple[int, str] | None:
+    """The idle-stop setting `up --idle-stop` tagged on these instances, if any."""
+    from infprov.provision import idlestop
+
+    found = (idlestop.read_tag(i.tags) for i in prov.instances({"instance-id": list(instance_ids)}))
+    return next((setting for setting in found if setting is not None), None)
 
 
 def _arm_idle(result: UpResult, prov: Provider, idle: tuple[int, str], inventory: str | None) -> None:
@@ -159,7 +169,7 @@ def start(
     """Start a stopped cluster again and bring its server back: `up` for the type and count its instances have
     (the cost is shown and asked for unless yes). The hosts kept their disks, so the server starts from the
     committed environment image: setup.sh does not run again."""
-    from infprov.provision import idlestop, providers, specs
+    from infprov.provision import providers, specs
     from infprov.provision.planning import cluster_filter
 
     chosen, region, sandbox = targets.recorded_target(name, region, sandbox, inventory, one_cluster=True)
@@ -179,10 +189,8 @@ def start(
     spec = specs.UpSpec(instance_type=kinds[0], name=chosen, count=len(found),
                         region=None if prov.sandbox else prov.region, yes=yes, sandbox=prov.sandbox,
                         inventory=inventory)
-    # a stopped host's processes are gone, its idle watch with them: armed again as its tag says
-    idle = next((found_idle for found_idle in (idlestop.read_tag(i.tags) for i in found) if found_idle), None)
-    return up(spec, preflight=False, skip_server=skip_server, before_server=before_server, on_event=on_event,
-              idle=idle)
+    # a started host's idle watch is armed again as its tag says (up does it for every instance it starts)
+    return up(spec, preflight=False, skip_server=skip_server, before_server=before_server, on_event=on_event)
 
 
 def check_before_up(standin: Standin | None, instance_type: str) -> None:
