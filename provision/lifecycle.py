@@ -288,7 +288,7 @@ def with_health(result: StatusResult, inventory: str | None) -> StatusResult:
     from infprov.floor import paths
     from infprov.inventory import store
     from infprov.provision import health
-    from infprov.provision.server import _model_of
+    from infprov.provision.server import model_of
 
     inv = store.load(paths.inventory_file(inventory))
     asked: list[tuple[str, Any, str]] = []
@@ -296,7 +296,7 @@ def with_health(result: StatusResult, inventory: str | None) -> StatusResult:
         for info in cluster.instances:
             host = inv.find(info.instance_id) if cluster.mine and info.state == "running" else None
             if host is not None:
-                asked.append((info.instance_id, host, _model_of(host)))
+                asked.append((info.instance_id, host, model_of(host)))
     if not asked:
         return result
     answers = health.probe([(h, m) for _, h, m in asked], paths.known_hosts())

@@ -85,7 +85,7 @@ def provision(
     for iid, seen in zip(instance_ids, result.outcomes(instance_ids), strict=True):
         host = inv.find(iid)
         assert host is not None
-        model = str(result.registered.get(iid, {}).get("model_name", "")) or _model_of(host)
+        model = str(result.registered.get(iid, {}).get("model_name", "")) or model_of(host)
         tail = " | ".join(line for line in seen.tail.splitlines()[-4:] if line.strip())
         error = seen.error + (f": {tail}" if tail and seen.error else "")
         hosts.append(HostReady(
@@ -95,7 +95,7 @@ def provision(
     return ServerResult(tuple(hosts), str(result.log_path) if result.log_path else None, result.elapsed)
 
 
-def _model_of(host: Any) -> str:
+def model_of(host: Any) -> str:
     cores = getattr(host, "neuron_cores", None)
     return catalog.model_for_cores(cores) if cores else ""
 
