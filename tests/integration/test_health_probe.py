@@ -53,7 +53,7 @@ def _host(port: int, tmp_path: Path) -> Host:
 def test_a_silent_host_is_unreachable_not_a_hang(silent_port: int, tmp_path: Path) -> None:
     [answer] = health.probe([(_host(silent_port, tmp_path), "m")], tmp_path / "known_hosts")
     assert answer.reachable is False and answer.server_ready is None
-    assert answer.error and answer.summary().startswith("unreachable: ")
+    assert answer.error and answer.summary() == "unreachable"
 
 
 def test_a_closed_port_is_unreachable(tmp_path: Path) -> None:
