@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,23 @@ def check_options(idle_seconds: int | None, down: bool, lifetime: int | None) ->
                          "(an instance's own power-off does one or the other)",
                          "add --down (terminate when idle), or leave out one of the two")
     return TERMINATE if down else STOP
+
+
+def check_cluster(cluster: str, tags_of: Sequence[Mapping[str, str]], idle: tuple[int, str] | None,
+                  lifetime: int | None, now: datetime) -> None:
+    """Refuse what `up` would leave contradicting itself on a cluster that exists: a stopping idle watch where an
+    auto-teardown deadline is still pending (its power-off would then only stop the instance), or a new deadline
+    where a stopping idle watch is set and this `up` does not replace it with one that terminates."""
+    if idle is not None and idle[1] == STOP and lifetime is None:
+        pending = [d for d in (autoteardown.read_deadline(t) for t in tags_of) if d is not None and d > now]
+        if pending:
+            when = autoteardown.deadline_tag(pending[0])
+            raise UsageError(f"cluster {cluster} has an auto-teardown deadline ({when}), which must terminate it, "
+                             "so its idle watch cannot stop it",
+                             f"add --down, or cancel the deadline first: `infprov auto-teardown {cluster} --cancel`")
+    if lifetime is not None and idle is None and any((read_tag(t) or (0, ""))[1] == STOP for t in tags_of):
+        raise UsageError(f"cluster {cluster} stops itself when idle, so an auto-teardown deadline would only stop it",
+                         "give --idle-stop D --down with --auto-teardown (both then terminate)")
 
 
 def tag_value(seconds: int, action: str) -> str:

@@ -68,6 +68,8 @@ def up(
     # type, the cluster's owner), and only then preflight's many requests to the internet.
     prov = providers.connect(spec.region, spec.sandbox)
     cloud.check_up(spec, prov)
+    if idle is not None or lifetime is not None:
+        _check_idle_and_deadline(prov, spec.name, idle, lifetime)
     if preflight and os.environ.get("INFPROV_NO_PREFLIGHT") != "1":
         check_before_up(prov.standin(), spec.instance_type)
     result = cloud.up(spec, provider=prov)
@@ -94,6 +96,18 @@ def up(
     if idle is not None:  # armed once the server step is over, so the idle clock starts when it serves
         _arm_idle(result, prov, idle, spec.inventory)
     return UpOutcome(result, served, hint)
+
+
+def _check_idle_and_deadline(prov: Provider, cluster: str, idle: tuple[int, str] | None,
+                             lifetime: int | None) -> None:
+    from datetime import datetime, timezone
+
+    from infprov.provision import idlestop
+    from infprov.provision.planning import cluster_filter
+    from infprov.provision.specs import LIVE_STATES
+
+    found = prov.instances({**cluster_filter(cluster), "instance-state-name": list(LIVE_STATES)})
+    idlestop.check_cluster(cluster, [i.tags for i in found], idle, lifetime, datetime.now(timezone.utc))
 
 
 def _idle_tagged(prov: Provider, instance_ids: Sequence[str]) -> tuple[int, str] | None:

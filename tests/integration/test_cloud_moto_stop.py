@@ -48,3 +48,24 @@ def test_another_homes_cluster_and_a_missing_one_are_refused(prov: AwsProvider, 
     assert {i["State"]["Name"] for i in _live(prov, "alice")} == {"running"}
     with pytest.raises(UsageError, match="no cluster nosuch in us-east-1"):
         cloud.stop(name="nosuch", provider=prov, timeouts=FAST)
+
+
+def test_up_refuses_an_idle_watch_that_would_contradict_a_pending_deadline(prov: AwsProvider) -> None:
+    """`up --idle-stop` (stop) on a cluster whose auto-teardown deadline is pending is refused before anything
+    changes (issue 25, item 13), and so is a deadline on a cluster that stops itself when idle."""
+    from datetime import datetime, timedelta, timezone
+
+    from infprov.provision import autoteardown, idlestop
+    from tests.moto_cloud import CIDR, _cli
+
+    up = _up(prov, name="mix")
+    soon = autoteardown.deadline_tag(datetime.now(timezone.utc) + timedelta(hours=1))
+    prov.create_tags(list(up.launched), {autoteardown.TAG: soon})
+    argv = ["up", "--type", "inf1.6xlarge", "--name", "mix", "--yes", "--ssh-cidr", CIDR, "--no-preflight"]
+    refused = _cli([*argv, "--idle-stop", "30m"])
+    assert refused.exit_code == 2, refused.output
+    assert "has an auto-teardown deadline" in refused.stderr and "--down" in refused.stderr
+    prov.create_tags(list(up.launched), {autoteardown.TAG: autoteardown.CANCELLED, idlestop.TAG: "30m stop"})
+    refused = _cli([*argv, "--auto-teardown", "2h"])
+    assert refused.exit_code == 2 and "stops itself when idle" in refused.stderr, refused.output
+    assert all(i["State"]["Name"] == "running" for i in _live(prov, "mix"))

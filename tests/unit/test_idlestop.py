@@ -65,3 +65,22 @@ def test_the_start_command_replaces_only_its_own_watch() -> None:
     assert "--idle 60 --every 6 " in cmd and "grep -qs idlewatch.py" in cmd and "setsid nohup python3" in cmd
     shlex.split(cmd)  # well-formed for a POSIX shell
     assert idlestop.every(60) == 6 and idlestop.every(7 * 86400) == idlestop.MAX_EVERY and idlestop.every(10) == 2
+
+
+def test_an_existing_cluster_is_not_left_contradicting_itself() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from infprov.provision import autoteardown
+
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
+    later = {autoteardown.TAG: autoteardown.deadline_tag(now + timedelta(hours=2))}
+    past = {autoteardown.TAG: autoteardown.deadline_tag(now - timedelta(hours=2))}
+    stopping = {idlestop.TAG: "30m stop"}
+    with pytest.raises(UsageError, match="has an auto-teardown deadline"):
+        idlestop.check_cluster("c", [later], (1800, idlestop.STOP), None, now)
+    with pytest.raises(UsageError, match="stops itself when idle"):
+        idlestop.check_cluster("c", [stopping], None, 3600, now)
+    for tags, idle, lifetime in (([past], (1800, idlestop.STOP), None), ([later], (1800, idlestop.TERMINATE), None),
+                                 ([stopping], (1800, idlestop.TERMINATE), 3600), ([{}], None, 3600),
+                                 ([{autoteardown.TAG: autoteardown.CANCELLED}], (1800, idlestop.STOP), None)):
+        idlestop.check_cluster("c", tags, idle, lifetime, now)  # nothing to refuse
