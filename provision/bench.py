@@ -628,55 +628,33 @@ def perf_analyzer_results(text: str, output: str, bench: BenchPlan, point: Point
     }
 
 
-def write_fleet(run_dir: Path, runs: list[HostRun], sweep: bool, running: bool = False) -> dict[str, Any]:
+def write_fleet(run_dir: Path, runs: list[HostRun], sweep: bool, running: bool = False,
+                budget_ms: float | None = None) -> dict[str, Any]:
     """The run's summary.json: every host's points and the fleet total; a sweep also gets its plot.
 
-    running: written while the run goes on (after each point): partial, and no plot yet."""
+    running: written while the run goes on (after each point): partial, and no plot yet.
+    budget_ms: the p99 budget given (--p99): kept in the summary, drawn in the plot with the best point within it."""
     total = sum(float(r.points[-1].get("images_per_s") or 0) for r in runs if r.points and not sweep)
     doc = {
         "run": run_dir.name,
         "path": str(run_dir),
         "partial": running or any(r.partial for r in runs),
         "running": running,
+        "budget_p99_ms": budget_ms,
         "hosts": [{"host": r.address, "instance_id": r.host, "error": r.error, "partial": r.partial,
                    "points": r.points} for r in runs],
         "fleet_images_per_s": None if sweep or not any(r.points for r in runs) else round(total, 3),
     }
-    atomic_write(run_dir / "summary.json", json.dumps(doc, indent=2, default=str) + "\n")
     if sweep and not running:
-        plot_sweep(run_dir, runs)
+        plot = plot_sweep(run_dir, runs, budget_ms)
+        doc["plot"] = None if plot is None else str(plot)
+    atomic_write(run_dir / "summary.json", json.dumps(doc, indent=2, default=str) + "\n")
     return doc
 
 
-def plot_sweep(run_dir: Path, runs: list[HostRun]) -> Path | None:
-    import matplotlib
+def plot_sweep(run_dir: Path, runs: list[HostRun], budget_ms: float | None = None) -> Path | None:
+    """sweep.png in the run folder (see plots.plot_sweep); None when no point could be placed."""
+    from infprov.provision import plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    drawn = False
-    for r in runs:
-        pts = [(p["latency_ms"]["p99"], p["images_per_s"], f"b{p['batch_size']}/t{p['threads']}") for p in r.points
-               if p.get("latency_ms", {}).get("p99") is not None]
-        if not pts:
-            continue
-        drawn = True
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=r.address)
-        for x, y, label in pts:
-            ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    if not drawn:
-        plt.close(fig)
-        return None
-    ax.set_xlabel("p99 latency (ms)")
-    ax.set_ylabel("throughput (images/s)")
-    ax.set_title("infprov bench sweep: throughput against p99 latency")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    path = run_dir / "sweep.png"
-    fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write(path, png.getvalue())
-    return path
+    drawn = plots.plot_sweep(run_dir / "sweep.png", [(r.address, r.points) for r in runs], budget_ms)
+    return None if drawn is None else drawn.path

@@ -50,6 +50,8 @@ def _summary_problem(doc: Any) -> str:
         return "no list of hosts"
     if not (doc.get("fleet_images_per_s") is None or number(doc["fleet_images_per_s"])):
         return "fleet_images_per_s is not a number"
+    if not (doc.get("budget_p99_ms") is None or number(doc["budget_p99_ms"])):
+        return "budget_p99_ms is not a number"
     for h in doc["hosts"]:
         if not isinstance(h, dict) or not isinstance(h.get("host"), str) or not isinstance(h.get("points"), list):
             return "a host without address or points"

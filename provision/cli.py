@@ -503,6 +503,8 @@ def bench(
     sweep: list[str] | None = typer.Option(None, "--sweep", help="e.g. 'batch=16,32 threads=1,2,4'."),
     allow_small_batch: bool = typer.Option(False, "--allow-small-batch", help="Allow batch < NeuronCores."),
     out: str | None = typer.Option(None, "--out", help="Results folder (default: INFPROV_HOME/runs/bench-...)."),
+    p99: str | None = typer.Option(None, "--p99", help="A p99 budget, e.g. 100ms: the plot marks the best point "
+                                   "within it."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
 ) -> None:
@@ -510,10 +512,12 @@ def bench(
     from infprov.floor import paths
     from infprov.provision import bench as bench_mod
     from infprov.provision import benchplan
+    from infprov.provision.recommend import parse_budget
 
     name = _cluster_argument(cluster, name)
     if model is not None:
         bench_mod.check_model(model)
+    budget = None if p99 is None else parse_budget(p99)
     chosen = targets.select_hosts(name, host, inventory)
     types = {h.instance_type for h in chosen}
     if len(types) != 1 or None in types:
@@ -540,7 +544,7 @@ def bench(
     # Ctrl-C (once or more) stops the clients; what was measured is saved and shown before the command ends
     with bench_mod.Interrupts(show) as interrupts:
         runs = bench_mod.run(chosen, plan, run_dir, show, paths.known_hosts(), interrupts=interrupts)
-        summary = bench_mod.write_fleet(run_dir, runs, plan.is_sweep)
+        summary = bench_mod.write_fleet(run_dir, runs, plan.is_sweep, budget_ms=budget)
         if json_out:
             ui.emit_json(summary)
         else:
@@ -567,26 +571,37 @@ def bench_shown(text: str) -> str:
 def results_cmd(
     run: str | None = typer.Argument(None, help="A run's folder name (default: list the runs)."),
     compare: str | None = typer.Option(None, "--compare", help="Another run to show side by side."),
+    p99: str | None = typer.Option(None, "--p99", help="A p99 budget, e.g. 100ms: 'best' is the most images/s "
+                                   "within it."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
-    """List past benchmark runs, show one, or compare two."""
+    """List past benchmark runs, show one, or compare two (and plot their frontiers)."""
+    from infprov.provision.recommend import parse_budget
+
     if run is None and compare is not None:
         raise UsageError(f"--compare {bench_shown(compare)} needs a first run to compare it with",
                          f"give both: `infprov results RUN --compare {bench_shown(compare)}` (`infprov results` "
                          "lists the runs)")
+    budget = None if p99 is None else parse_budget(p99)
     if run is None:
         render.render_runs(lifecycle.runs(), json_out)
         return
     docs = lifecycle.load_runs([run, compare] if compare else [run])
+    plot = lifecycle.plot_compare(docs, budget) if compare else None
     if json_out:
         from infprov.client import results
 
-        ui.emit_json({"runs": docs, "compare": results.compare_rows(docs)} if compare else docs[0])
+        ui.emit_json({"runs": docs, "compare": results.compare_rows(docs), "plot": plot and str(plot)}
+                     if compare else docs[0])
         return
     for doc in docs:
         render.render_run(doc)
     if compare:
         render.render_compare(docs)
+        if plot is not None:
+            from infprov.provision.bench import printable
+
+            ui.out.print(printable(f"plot: {plot}"), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("recommend")

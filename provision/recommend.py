@@ -161,6 +161,10 @@ def run(types: list[str], budget_ms: float, *, model: str | None, limit: float, 
            "interrupted": interrupts.stop.is_set(), "ranking": rank(rows), "teardown": teardowns,
            "note": ("on the sandbox every type shares the same CPU, so the throughput barely differs by type "
                     "and the ranking follows the price") if sandbox else ""}
+    from infprov.provision import plots
+
+    drawn = plots.plot_recommend(root / "recommend.png", doc)
+    doc["plot"] = None if drawn is None else str(drawn.path)
     return doc
 
 

@@ -313,7 +313,29 @@ def render_run(summary: dict[str, Any]) -> None:
                 "a quieter host or with a longer --limit")
     if summary.get("fleet_images_per_s") is not None and len(summary["hosts"]) > 1:
         ui.out.print(f"fleet total: {summary['fleet_images_per_s']:.1f} images/s")
+    budget = summary.get("budget_p99_ms")
+    if budget is not None:
+        ui.out.print(printable(best_line(summary, budget)), markup=False)
+    if summary.get("plot"):
+        ui.out.print(printable(f"plot: {summary['plot']}"), markup=False)
     ui.out.print(printable(f"saved in {summary['path']}"), markup=False)
+
+
+def best_line(summary: dict[str, Any], budget_ms: float) -> str:
+    """'best within p99 100 ms: batch 32, 2 thread(s), 820 images/s at p99 95.0 ms' (or that none is)."""
+    from infprov.provision import plots
+
+    best = plots.best_within([d for h in summary["hosts"] for d in plots.dots(h.get("points") or [], h["host"])],
+                             budget_ms)
+    if best is None:
+        return f"best within p99 {budget_ms:g} ms: none (no error-free point had its p99 within it)"
+    return (f"best within p99 {budget_ms:g} ms: {best.host} batch {best.batch_size}, {best.concurrency} thread(s), "
+            f"{rate(best.images_per_s)} images/s at p99 {best.p99_ms:.1f} ms")
+
+
+def rate(value: float) -> str:
+    """images/s with sensible precision: 3 significant digits below 100, whole numbers above."""
+    return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
 
 
 def render_compare(summaries: list[dict[str, Any]]) -> None:
@@ -400,4 +422,6 @@ def render_recommend(doc: dict[str, Any]) -> None:
                      markup=False)
     if doc.get("note"):
         ui.out.print(printable(f"note: {doc['note']}"), markup=False)
+    if doc.get("plot"):
+        ui.out.print(printable(f"plot: {doc['plot']}"), markup=False)
     ui.out.print(printable(f"saved in {doc['path']}"), markup=False)

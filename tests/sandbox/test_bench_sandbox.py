@@ -76,9 +76,11 @@ def test_bench_results_consistent(cluster: Any, tmp_path: Path) -> None:
 def test_bench_sweep_writes_rows_and_plot(cluster: Any, tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     res = runner.invoke(app, ["bench", "--name", CLUSTER, "--limit", "2", "--sweep", "batch=16,32 threads=1,2",
-                              "--out", str(out), "--json"])
+                              "--out", str(out), "--p99", "10s", "--json"])
     assert res.exit_code == 0, res.output
-    [host] = json.loads(res.stdout)["hosts"]
+    doc = json.loads(res.stdout)
+    [host] = doc["hosts"]
+    assert doc["budget_p99_ms"] == 10_000 and doc["plot"] == str(out / "sweep.png")
     assert [(p["batch_size"], p["threads"]) for p in host["points"]] == [(16, 1), (16, 2), (32, 1), (32, 2)]
     rows = list(csv.DictReader((out / host["instance_id"] / "results.csv").open()))
     assert len(rows) == 4
