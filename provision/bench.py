@@ -77,14 +77,26 @@ def make_run_id(run_dir: Path) -> str:
     return f"{base}-{secrets.token_hex(3)}"
 
 
-def make_run_dir(out: str | None, label: str) -> Path:
+def make_run_dir(out: str | None, label: str, *, index: bool = True) -> Path:
     """A fresh, private (0700) folder for one run: --out (new, or existing and empty), or
-    INFPROV_HOME/runs/bench-<UTC time>-<label>. Never one that holds files already."""
+    INFPROV_HOME/runs/bench-<UTC time>-<label>. Never one that holds files already.
+
+    index: note it in INFPROV_HOME's index of runs (benchruns.INDEX), so `infprov results` lists it wherever
+    it is (an --out folder, a demo's run)."""
     if out:
-        return _out_dir(out)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-.")[:60] or "run"
-    base = paths.runs_dir() / f"bench-{stamp}-{safe}"
+        path = _out_dir(out)
+    else:
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-.")[:60] or "run"
+        path = _new_dir(paths.runs_dir() / f"bench-{stamp}-{safe}")
+    if index:
+        from infprov.provision import benchruns
+
+        benchruns.index_run(path)
+    return path
+
+
+def _new_dir(base: Path) -> Path:
     path = base
     for n in itertools.count(2):
         try:
@@ -153,6 +165,8 @@ class HostRun:
     error: str = ""
     tail: str = ""
     seconds: float = 0.0
+    cluster: str = ""
+    instance_type: str = ""
 
     def outcome(self) -> HostOutcome:
         return HostOutcome(host=self.host, ok=not self.error, changed=len(self.points), error=self.error,
@@ -214,7 +228,8 @@ def run(hosts: list[Any], bench: BenchPlan, run_dir: Path, on_line: Line, known_
     runs: list[HostRun] = []
     ready: list[tuple[Any, HostRun, Path]] = []
     for h in hosts:
-        out = HostRun(h.name, h.address, [])
+        out = HostRun(h.name, h.address, [], cluster=str(getattr(h, "cluster", "") or ""),
+                      instance_type=str(getattr(h, "instance_type", "") or ""))
         runs.append(out)
         try:
             ready.append((h, out, host_dir(run_dir, h.name)))
@@ -227,7 +242,7 @@ def run(hosts: list[Any], bench: BenchPlan, run_dir: Path, on_line: Line, known_
         for _, out, hdir in ready:
             if out.points:
                 rs.write_results(hdir, out.points if len(out.points) > 1 else out.points[0], check=False)
-        write_fleet(run_dir, runs, bench.is_sweep, running=True)
+        write_fleet(run_dir, runs, bench.is_sweep, running=True, plan=bench)
 
     guard = interrupts or Interrupts(on_line)
     with tempfile.TemporaryDirectory(prefix="infprov-bench-") as tmp, \
@@ -629,18 +644,32 @@ def perf_analyzer_results(text: str, output: str, bench: BenchPlan, point: Point
 
 
 def write_fleet(run_dir: Path, runs: list[HostRun], sweep: bool, running: bool = False,
-                budget_ms: float | None = None) -> dict[str, Any]:
+                budget_ms: float | None = None, plan: BenchPlan | None = None) -> dict[str, Any]:
     """The run's summary.json: every host's points and the fleet total; a sweep also gets its plot.
 
     running: written while the run goes on (after each point): partial, and no plot yet.
-    budget_ms: the p99 budget given (--p99): kept in the summary, drawn in the plot with the best point within it."""
+    budget_ms: the p99 budget given (--p99): kept in the summary, drawn in the plot with the best point within it.
+    plan: what was asked (tool, model, points planned), for the run list."""
     total = sum(float(r.points[-1].get("images_per_s") or 0) for r in runs if r.points and not sweep)
+    started = sorted(str((p.get("manifest") or {}).get("started_at") or "") for r in runs for p in r.points)
+
+    def one(values: set[str]) -> str | None:
+        values.discard("")
+        return "/".join(sorted(values)) if values else None
+
     doc = {
         "run": run_dir.name,
         "path": str(run_dir),
         "partial": running or any(r.partial for r in runs),
         "running": running,
         "budget_p99_ms": budget_ms,
+        "started_at": next((t for t in started if t), None),
+        "cluster": one({r.cluster for r in runs}),
+        "instance_type": one({r.instance_type for r in runs}),
+        "tool": plan.tool if plan else one({str((p.get("manifest") or {}).get("tool") or "") for r in runs
+                                            for p in r.points}),
+        "model": plan.model if plan else None,
+        "points_planned": len(plan.points) * len(runs) if plan else None,
         "hosts": [{"host": r.address, "instance_id": r.host, "error": r.error, "partial": r.partial,
                    "points": r.points} for r in runs],
         "fleet_images_per_s": None if sweep or not any(r.points for r in runs) else round(total, 3),

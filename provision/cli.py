@@ -544,7 +544,7 @@ def bench(
     # Ctrl-C (once or more) stops the clients; what was measured is saved and shown before the command ends
     with bench_mod.Interrupts(show) as interrupts:
         runs = bench_mod.run(chosen, plan, run_dir, show, paths.known_hosts(), interrupts=interrupts)
-        summary = bench_mod.write_fleet(run_dir, runs, plan.is_sweep, budget_ms=budget)
+        summary = bench_mod.write_fleet(run_dir, runs, plan.is_sweep, budget_ms=budget, plan=plan)
         if json_out:
             ui.emit_json(summary)
         else:
@@ -584,20 +584,22 @@ def results_cmd(
                          "lists the runs)")
     budget = None if p99 is None else parse_budget(p99)
     if run is None:
-        render.render_runs(lifecycle.runs(), json_out)
+        render.render_runs(lifecycle.runs(budget), json_out, budget)
         return
     docs = lifecycle.load_runs([run, compare] if compare else [run])
     plot = lifecycle.plot_compare(docs, budget) if compare else None
     if json_out:
         from infprov.client import results
 
-        ui.emit_json({"runs": docs, "compare": results.compare_rows(docs), "plot": plot and str(plot)}
+        rows = results.compare_rows(docs, budget)
+        ui.emit_json({"runs": docs, "compare": rows, "budget_p99_ms": budget,
+                      "warnings": results.compare_warnings(rows), "plot": plot and str(plot)}
                      if compare else docs[0])
         return
     for doc in docs:
         render.render_run(doc)
     if compare:
-        render.render_compare(docs)
+        render.render_compare(docs, budget)
         if plot is not None:
             from infprov.provision.bench import printable
 

@@ -511,12 +511,12 @@ def _require_free_local_port(port: int, option: str) -> None:
 
 
 # ---------------------------------------------------------------- results
-def runs() -> list[dict[str, Any]]:
+def runs(budget_ms: float | None = None) -> list[dict[str, Any]]:
     """The past benchmark runs, newest first as the bench module lists them."""
     from infprov.floor import paths
     from infprov.provision import benchruns
 
-    return benchruns.list_runs(paths.runs_dir(create=False))
+    return benchruns.list_runs(paths.runs_dir(create=False), budget_ms)
 
 
 def load_runs(names: Sequence[str]) -> list[dict[str, Any]]:

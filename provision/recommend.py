@@ -191,12 +191,13 @@ def _measure_type(t: str, host: Any, region: str, budget_ms: float, model: str |
     def measure(batch: int, concurrency: int) -> dict[str, Any] | None:
         plan = benchplan.plan(t, model=model, batch_size=batch or None, threads=concurrency, limit_s=limit,
                               neuron_cores=cores)
-        run_dir = bench_mod.make_run_dir(str(root / t / f"b{batch or 'model'}-c{concurrency}"), t)
+        # one point of the search: not indexed (the run list would fill with them); the search is in root
+        run_dir = bench_mod.make_run_dir(str(root / t / f"b{batch or 'model'}-c{concurrency}"), t, index=False)
         shown_batch = batch or "(the model's own)"
         on_line(f"{t}: batch {shown_batch}, concurrency {concurrency}")
         [done] = bench_mod.run([host], plan, run_dir, lambda _h, _l: None, paths.known_hosts(),
                                interrupts=interrupts)
-        bench_mod.write_fleet(run_dir, [done], False)
+        bench_mod.write_fleet(run_dir, [done], False, plan=plan)
         if done.error or not done.points or done.points[-1].get("partial"):
             if done.error:
                 on_line(f"{t}: {done.error}")

@@ -242,7 +242,7 @@ def render_inventory(inv: Inventory, json_out: bool) -> None:
     ui.out.print(table)
 
 
-def render_runs(runs: list[dict[str, Any]], json_out: bool) -> None:
+def render_runs(runs: list[dict[str, Any]], json_out: bool, budget_ms: float | None = None) -> None:
     """`infprov results`: the past runs, one line each; a corrupt one is marked and hides none of the others."""
     if json_out:
         ui.emit_json(runs)
@@ -252,15 +252,24 @@ def render_runs(runs: list[dict[str, Any]], json_out: bool) -> None:
 
     from infprov.provision.bench import printable
 
-    table = Table("run", "hosts", "fleet images/s", "status")
+    best = "best images/s" + (f" (p99 <= {budget_ms:g} ms)" if budget_ms is not None else "")
+    table = Table("run", "date (UTC)", "cluster", "type", "tool", "points", "status", best)
     for r in runs:
-        fleet = r["fleet_images_per_s"]
         if r.get("unreadable"):
-            table.add_row(Text(printable(r["run"])), "-", "-", Text(printable(f"unreadable: {r['error']}")))
+            table.add_row(Text(printable(r["run"])), Text(printable(r.get("date") or "-")), "-", "-", "-", "-",
+                          Text(printable(f"unreadable: {r['error']}")), "-")
             continue
-        status = r.get("status") or ("partial" if r["partial"] else "ok")
-        table.add_row(Text(printable(r["run"])), str(r["hosts"]),
-                      "-" if fleet is None or status == "failed" else f"{fleet:.1f}", status)
+        planned = r.get("points_planned")
+        points = f"{r['points']}/{planned}" if planned and planned != r["points"] else str(r["points"])
+        top = r.get("best_images_per_s")
+        own = r.get("budget_p99_ms")
+        shown_best = "-" if top is None else rate(top) + (f" (p99 <= {own:g} ms)" if budget_ms is None and own
+                                                          is not None else "")
+        if top is None and r["status"] != "failed" and r.get("budget_p99_ms") is not None:
+            shown_best = "none within budget"
+        table.add_row(Text(printable(r["run"])), Text(printable(r.get("date") or "-")),
+                      Text(printable(r.get("cluster") or "-")), Text(printable(r.get("instance_type") or "-")),
+                      Text(printable(r.get("tool") or "-")), points, r["status"], shown_best)
     ui.out.print(table if runs else "no benchmark runs yet: `infprov bench`")
 
 
@@ -297,7 +306,7 @@ def render_run(summary: dict[str, Any]) -> None:
                 unstable.append(printable(f"{h['host']} point {k} (batch {p['batch_size']}, {p['threads']} "
                                           f"thread(s)): spread {pct(spread)}, host CPU {pct(busy)} busy"))
             table.add_row(Text(printable(h["host"])), str(p["batch_size"]), str(p["threads"]),
-                          f"{p['images_per_s']:.1f}", f"{p['requests_per_s']:.2f}", ms(lat.get("p50")),
+                          rate(p["images_per_s"]), rate(p["requests_per_s"]), ms(lat.get("p50")),
                           ms(lat.get("p90")), ms(lat.get("p99")), Text(printable(str(p.get("errors", 0)))),
                           "-" if cost is None else f"{cost:.2f}", pct(spread) + (" unstable" if shaky else ""),
                           pct(busy))
@@ -312,7 +321,7 @@ def render_run(summary: dict[str, Any]) -> None:
         ui.warn(f"unstable: {line}: its windows did not agree within the stability percentage; measure again on "
                 "a quieter host or with a longer --limit")
     if summary.get("fleet_images_per_s") is not None and len(summary["hosts"]) > 1:
-        ui.out.print(f"fleet total: {summary['fleet_images_per_s']:.1f} images/s")
+        ui.out.print(f"fleet total: {rate(summary['fleet_images_per_s'])} images/s")
     budget = summary.get("budget_p99_ms")
     if budget is not None:
         ui.out.print(printable(best_line(summary, budget)), markup=False)
@@ -338,9 +347,9 @@ def rate(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
 
 
-def render_compare(summaries: list[dict[str, Any]]) -> None:
+def render_compare(summaries: list[dict[str, Any]], budget_ms: float | None = None) -> None:
     """Two runs' points in one table: images/s, p99 and $ per million images, and each against the first
-    run's best point (e.g. an Inf2 run beside an Inf1 run)."""
+    run's best point (within the p99 budget when one is given; e.g. an Inf2 run beside an Inf1 run)."""
     from rich.table import Table
     from rich.text import Text
 
@@ -349,21 +358,31 @@ def render_compare(summaries: list[dict[str, Any]]) -> None:
     from infprov.provision import catalog
     from infprov.provision.bench import printable
 
-    table = Table("run", "type", "generation", "input", "batch", "images/s", "p99 ms", "$/M images",
-                  "images/s x", "$/M x", title=Text(printable(f"compared with {summaries[0]['run']}'s best point")))
-    for row in results.compare_rows(summaries):
+    within = f" within p99 {budget_ms:g} ms" if budget_ms is not None else ""
+    rows = results.compare_rows(summaries, budget_ms)
+    table = Table("run", "type", "generation", "tool", "input", "batch", "threads", "images/s", "p99 ms",
+                  "$/M images", "images/s x", "$/M x", "status",
+                  title=Text(printable(f"compared with {summaries[0]['run']}'s best point{within} (*: each run's "
+                                       "best)")))
+    for row in rows:
         itype = str(row["instance_type"] or "-")
         try:
             generation = "Neuron v2" if catalog.generation(itype) == catalog.NEURON_V2 else "Neuron v1"
         except UsageError:  # a run from a type this version does not know (a hand-edited or old summary)
             generation = "-"
         cost = row["usd_per_million_images"]
+        failed = row["status"] == "failed"
         table.add_row(Text(printable(str(row["run"]))), Text(printable(itype)), generation,
+                      Text(printable(str(row["tool"] or "-"))),
                       Text(printable(f"{row['input'] or '-'} {row['layout'] or ''}".strip())),
-                      str(row["batch_size"]), f"{row['images_per_s']:.1f}", ms(row["p99_ms"]),
-                      "-" if cost is None else f"{cost:.2f}", times(row["images_per_s_x"]),
-                      times(row["usd_per_million_images_x"]))
+                      "-" if failed else str(row["batch_size"]), "-" if failed else str(row["threads"]),
+                      "-" if failed else rate(float(row["images_per_s"])) + (" *" if row["best"] else ""),
+                      ms(row["p99_ms"]), "-" if cost is None else f"{cost:.2f}", times(row["images_per_s_x"]),
+                      times(row["usd_per_million_images_x"]),
+                      row["status"] + (f", {row['errors']} errors" if row.get("errors") else ""))
     ui.out.print(table)
+    for line in results.compare_warnings(rows):
+        ui.warn(line)
 
 
 def times(value: float | None) -> str:
@@ -412,7 +431,7 @@ def render_recommend(doc: dict[str, Any]) -> None:
         table.add_row(str(k) if found else "-", Text(printable(r["instance_type"])),
                       "-" if r["batch_size"] is None else str(r["batch_size"]),
                       "-" if r["concurrency"] is None else str(r["concurrency"]),
-                      f"{r['images_per_s']:.1f}" if found else Text(printable(r["error"] or "none within budget")),
+                      rate(r["images_per_s"]) if found else Text(printable(r["error"] or "none within budget")),
                       ms(r["p99_ms"]), usd(r["hourly_usd"]) if r["hourly_usd"] is not None else "-",
                       "-" if cost is None else f"{cost:.2f}", str(len(r["points"])))
     ui.out.print(table)

@@ -98,6 +98,15 @@ def fake_host(name: str = "i-0123456789abcdef0", address: str = "10.0.0.5") -> A
                            neuron_cores=16)
 
 
+@pytest.fixture(autouse=True)
+def own_home(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+             tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A private INFPROV_HOME outside tmp_path (the engine's logs and the run index go there, never to the
+    user's), unless the test asked for infprov_home."""
+    if "infprov_home" not in request.fixturenames:
+        monkeypatch.setenv("INFPROV_HOME", str(tmp_path_factory.mktemp("home")))
+
+
 @pytest.fixture()
 def fake_ssh(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[type[LocalHost]]:
     from infprov.playbooks import runner as engine
@@ -387,7 +396,8 @@ def test_results_lists_every_run_and_marks_the_unreadable(runs_home: Path) -> No
     res = runner.invoke(app, ["results"])
     assert res.exit_code == 0, res.output
     out = res.stdout
-    assert "bench-20260101T000000Z-good" in out and "100.0" in out
+    [good] = [line for line in out.splitlines() if "bench-20260101T000000Z-good" in line]
+    assert " 100 " in good and " ok " in good, out
     assert "bench-20260105T000000Z-[bold]x" in out
     for bad in ("broken", "shape", "binary", "deep", "nan", "manifest"):
         [line] = [line for line in out.splitlines() if bad in line]
