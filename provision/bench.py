@@ -44,6 +44,10 @@ REMOTE_DIR = "/home/ubuntu/infprov-bench"
 BOOK = "bench"  # playbooks/bench.yml
 
 Line = Callable[[str, str], None]  # (host, line)
+Progress = Callable[[dict[str, Any]], None]  # one progress event (see run())
+RAW_LOG = "output.log"  # in the run folder: every line the hosts printed, as it came ("<address>: <line>")
+# what the client prints as its measurement goes (client/tritonbench/load.py)
+WINDOW_LINE = re.compile(r"Window (\d+): ([0-9.]+) images/s, p99 ([0-9.]+) ms")
 
 # What may name things. A remote folder and container names come from a run id of [a-z0-9-] only (never
 # from the local --out path); a host's results folder needs a plain file name; a model, Triton's rules.
@@ -208,7 +212,8 @@ class Interrupts:
 
 def run(hosts: list[Any], bench: BenchPlan, run_dir: Path, on_line: Line, known_hosts: Path,
         run_id: str | None = None, *, connector: Callable[[Any], Connection] | None = None,
-        remote_root: str | None = None, interrupts: Interrupts | None = None) -> list[HostRun]:
+        remote_root: str | None = None, interrupts: Interrupts | None = None,
+        on_progress: Progress | None = None) -> list[HostRun]:
     """Benchmark every host in parallel through the engine (playbooks/bench.yml); a host that fails is
     reported and never stops the others. Ctrl-C stops the clients and keeps what was measured.
 
@@ -220,6 +225,10 @@ def run(hosts: list[Any], bench: BenchPlan, run_dir: Path, on_line: Line, known_
     connector: how to reach a host (default SSH with the pinned keys in known_hosts).
     remote_root: the folder on the hosts that holds each run's folder (default REMOTE_DIR).
     interrupts: the caller's Ctrl-C flag (it keeps the saving after the run safe too); default: one of its own.
+    on_progress: events as the run goes, each a dict with "event": "point" (index, of, batch_size, threads),
+    "measuring" (host: its client's measurement began), "window" (host, window, images_per_s, p99_ms), "result"
+    (host, index, status ok/partial/failed/skipped, and the point's figures or the error). Every line the hosts
+    print also goes to the run folder's output.log as it comes.
     """
     check_model(bench.model)
     rid = run_id or make_run_id(run_dir)
@@ -245,11 +254,67 @@ def run(hosts: list[Any], bench: BenchPlan, run_dir: Path, on_line: Line, known_
         write_fleet(run_dir, runs, bench.is_sweep, running=True, plan=bench)
 
     guard = interrupts or Interrupts(on_line)
+    progress = on_progress or (lambda _event: None)
     with tempfile.TemporaryDirectory(prefix="infprov-bench-") as tmp, \
-            (contextlib.nullcontext(guard) if interrupts else guard):
-        _run_fleet(ready, bench, rid, on_line, known_hosts, connector, remote_root or REMOTE_DIR, Path(tmp),
-                   guard, saved)
+            (contextlib.nullcontext(guard) if interrupts else guard), _RawLog(run_dir / RAW_LOG) as log:
+        def raw(host: str, line: str) -> None:
+            log.write(host, line)
+            if host != "-":
+                _line_event(host, line, progress)
+            on_line(host, line)
+
+        _run_fleet(ready, bench, rid, raw, known_hosts, connector, remote_root or REMOTE_DIR, Path(tmp),
+                   guard, saved, progress)
     return runs
+
+
+class _RawLog:
+    """output.log: each host line as it streams in (private, appended; engine threads write it concurrently)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        self.fd = -1
+
+    def __enter__(self) -> _RawLog:
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(self.fd, 0o600)
+        return self
+
+    def write(self, host: str, line: str) -> None:
+        with self.lock:
+            os.write(self.fd, f"{host}: {line}\n".encode("utf-8", errors="replace"))
+
+    def __exit__(self, *_exc: object) -> None:
+        os.close(self.fd)
+
+
+def _line_event(host: str, line: str, progress: Progress) -> None:
+    """The client's lines that mark its progress, as events: its measurement began, a window ended."""
+    if line.startswith("Measuring in windows") or line.startswith("Measuring for "):
+        progress({"event": "measuring", "host": host})
+        return
+    m = WINDOW_LINE.match(line)
+    if m:
+        progress({"event": "window", "host": host, "window": int(m[1]), "images_per_s": float(m[2]),
+                  "p99_ms": float(m[3])})
+
+
+def result_event(out: HostRun, index: int, before: int) -> dict[str, Any]:
+    """What point `index` came to on one host (its points numbered `before` until it ran)."""
+    event: dict[str, Any] = {"event": "result", "host": out.address, "index": index}
+    if len(out.points) > before:
+        p = out.points[-1]
+        event.update(status="partial" if p.get("partial") else "ok", batch_size=p.get("batch_size"),
+                     threads=p.get("threads"), images_per_s=p.get("images_per_s"),
+                     p99_ms=(p.get("latency_ms") or {}).get("p99"), errors=p.get("errors") or 0,
+                     stable=p.get("stable"), spread_pct=p.get("spread_pct"),
+                     host_cpu_busy_pct=(p.get("host_load") or {}).get("cpu_busy_pct"))
+    else:
+        event["status"] = "partial" if out.partial and not out.error else "failed"
+    if out.error:
+        event["error"] = out.error
+    return event
 
 
 @dataclass
@@ -264,7 +329,7 @@ class _HostPlan:
 
 def _run_fleet(ready: list[tuple[Any, HostRun, Path]], bench: BenchPlan, rid: str, on_line: Line,
                known_hosts: Path, connector: Callable[[Any], Connection] | None, remote_root: str,
-               tmp: Path, guard: Interrupts, saved: Callable[[], None]) -> None:
+               tmp: Path, guard: Interrupts, saved: Callable[[], None], progress: Progress) -> None:
     from infprov.inventory.model import Host, Inventory
 
     inv = Inventory(hosts=tuple(
@@ -325,8 +390,11 @@ def _run_fleet(ready: list[tuple[Any, HostRun, Path]], bench: BenchPlan, rid: st
                 t.out.partial = True
             break
         first = going[0].points[i]
+        same = all(t.points[i] == first for t in going)
         on_line("-", f"point {i + 1}/{total}: batch {first.batch_size}, {first.threads} thread(s)"
-                if all(t.points[i] == first for t in going) else f"point {i + 1}/{total}")
+                if same else f"point {i + 1}/{total}")
+        progress({"event": "point", "index": i + 1, "of": total, "hosts": len(going),
+                  "batch_size": first.batch_size if same else None, "threads": first.threads if same else None})
         plans = {t.host.name: {"remote_dir": remote, "client": f"{remote}/{client_build.NAME}",
                                "points": [t.items[i]]} for t in going}
         result = _pass(guard, dict(playbook=BOOK, inventory=inv, limit=sorted(plans), tags=["run"], stop=stop,
@@ -339,8 +407,10 @@ def _run_fleet(ready: list[tuple[Any, HostRun, Path]], bench: BenchPlan, rid: st
                 t.out.partial = True
             break
         for t in going:
+            before = len(t.out.points)
             _collect(result, t.host, t.out, t.hdir, i, t.points[i], t.config, t.items[i], bench, remote,
                      stop.is_set())
+            progress(result_event(t.out, i + 1, before))
         saved()
 
 

@@ -505,7 +505,10 @@ def bench(
     out: str | None = typer.Option(None, "--out", help="Results folder (default: INFPROV_HOME/runs/bench-...)."),
     p99: str | None = typer.Option(None, "--p99", help="A p99 budget, e.g. 100ms: the plot marks the best point "
                                    "within it."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show every line the clients print (they are "
+                                 "always kept in the run folder's output.log)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document; progress as JSON lines on "
+                                  "stderr."),
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
 ) -> None:
     """Benchmark Triton on the hosts (client in the SDK container, --net host) and bring the results home."""
@@ -533,17 +536,19 @@ def bench(
         tool=tool, sweep=sweep, allow_small_batch=allow_small_batch, neuron_cores=cores.pop(),
     )
     run_dir = bench_mod.make_run_dir(out, name or host or "all")
-    if not json_out:
+    view = render.BenchView(verbose=verbose, json_lines=json_out)
+    if json_out:
+        view.emit({"event": "start", "run_dir": str(run_dir), "hosts": len(chosen), "points": len(plan.points),
+                   "tool": plan.tool, "limit_s": plan.limit_s})
+    else:
         ui.step(f"{len(chosen)} host(s), {len(plan.points)} point(s) of {plan.limit_s:g} s with {plan.tool}: "
-                f"results in {run_dir}")
-
-    def show(address: str, line: str) -> None:
-        if not json_out:
-            ui.err.print(bench_mod.printable(f"{address}: {line}"), markup=False, highlight=False, soft_wrap=True)
+                f"results in {run_dir}" + ("" if verbose else " (the clients' lines: output.log there)"))
 
     # Ctrl-C (once or more) stops the clients; what was measured is saved and shown before the command ends
-    with bench_mod.Interrupts(show) as interrupts:
-        runs = bench_mod.run(chosen, plan, run_dir, show, paths.known_hosts(), interrupts=interrupts)
+    with bench_mod.Interrupts(view.line) as interrupts:
+        with view:
+            runs = bench_mod.run(chosen, plan, run_dir, view.line, paths.known_hosts(), interrupts=interrupts,
+                                 on_progress=view.event)
         summary = bench_mod.write_fleet(run_dir, runs, plan.is_sweep, budget_ms=budget, plan=plan)
         if json_out:
             ui.emit_json(summary)

@@ -444,3 +444,96 @@ def render_recommend(doc: dict[str, Any]) -> None:
     if doc.get("plot"):
         ui.out.print(printable(f"plot: {doc['plot']}"), markup=False)
     ui.out.print(printable(f"saved in {doc['path']}"), markup=False)
+
+
+class BenchView:
+    """What `bench` shows while it runs, on stderr.
+
+    compact (the default): a line per point, then one line per host when its point ends (its figures, or why
+    it failed); the hosts' own lines go to the run folder's output.log, and only their ERROR and FAIL
+    lines show here. On a terminal a transient status line follows the client's windows.
+    verbose: every line of the hosts as well, as `<address>: <line>`.
+    json_lines: each progress event as one JSON line (and infprov's own notes as {"event": "note"}), nothing else.
+    """
+
+    TROUBLE = ("ERROR", "FAIL")  # an unstable or interrupted point: its result line says so
+
+    def __init__(self, *, verbose: bool = False, json_lines: bool = False) -> None:
+        self.verbose = verbose
+        self.json_lines = json_lines
+        self.status: Any = None
+        self.point = ""
+
+    def emit(self, event: dict[str, Any]) -> None:
+        import json
+        import sys
+
+        sys.stderr.write(json.dumps(event, default=str) + "\n")
+        sys.stderr.flush()
+
+    def line(self, host: str, line: str) -> None:
+        from infprov.provision.bench import printable
+
+        if self.json_lines:
+            if host == "-":
+                self.emit({"event": "note", "text": printable(line)})
+            return
+        if host == "-":
+            if not line.startswith("point "):  # a point's header comes as its event
+                self._print(printable(line))
+        elif self.verbose or line.lstrip().startswith(self.TROUBLE):
+            self._print(printable(f"{host}: {line}"))
+
+    def event(self, event: dict[str, Any]) -> None:
+        if self.json_lines:
+            self.emit(event)
+            return
+        from infprov.provision.bench import printable
+
+        kind = event.get("event")
+        if kind == "point":
+            what = (f": batch {event['batch_size']}, {event['threads']} thread(s)"
+                    if event.get("batch_size") is not None else "")
+            self.point = f"point {event['index']}/{event['of']}"
+            self._print(printable(self.point + what))
+        elif kind == "result":
+            self._print(printable("  " + result_line(event)))
+        elif kind in ("measuring", "window") and self.status is not None:
+            text = (f"{self.point}: {event['host']}: measuring" if kind == "measuring" else
+                    f"{self.point}: {event['host']}: window {event['window']}: {rate(event['images_per_s'])} "
+                    f"images/s, p99 {event['p99_ms']:.1f} ms")
+            self.status.update(printable(text))
+
+    def __enter__(self) -> BenchView:
+        if not self.json_lines and not self.verbose and ui.err.is_terminal:
+            self.status = ui.err.status("starting", spinner="dots")
+            self.status.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+    def _print(self, text: str) -> None:
+        ui.err.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def result_line(event: dict[str, Any]) -> str:
+    """'10.0.0.5: 1167 images/s, p99 6.0 ms, stable (spread 8 %), host CPU 74 %' or what went wrong."""
+    host = event["host"]
+    if event["status"] == "failed":
+        return f"{host}: failed: {event.get('error') or 'no result'}"
+    if event.get("images_per_s") is None:
+        return f"{host}: stopped before it measured anything"
+    stable = {True: "stable", False: "UNSTABLE", None: "stability unknown"}[event.get("stable")]
+    spread = event.get("spread_pct")
+    text = (f"{host}: {rate(float(event['images_per_s']))} images/s, p99 {ms(event.get('p99_ms'))} ms, {stable}"
+            + (f" (spread {pct(spread)})" if spread is not None else "")
+            + (f", host CPU {pct(event['host_cpu_busy_pct'])}" if event.get("host_cpu_busy_pct") is not None else "")
+            + (f", {event['errors']} errors" if event.get("errors") else ""))
+    if event["status"] == "partial":
+        text += " (stopped: partial)"
+    if event.get("error"):
+        text += f"; {event['error']}"
+    return text

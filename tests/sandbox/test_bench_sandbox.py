@@ -105,7 +105,8 @@ def test_bench_bad_inputs(cluster: Any) -> None:
 def test_interrupted_bench_keeps_what_was_measured(cluster: Any, tmp_path: Path) -> None:
     out = tmp_path / "interrupted"
     iid = cluster["server"]["hosts"][0]["instance_id"]
-    run = Child.infprov("bench", "--name", CLUSTER, "--limit", "60", "--warmup", "0", "--out", str(out))
+    # --verbose: the client's own lines show, among them the one that says its measurement began
+    run = Child.infprov("bench", "--name", CLUSTER, "--limit", "60", "--warmup", "0", "--out", str(out), "--verbose")
     try:
         run.wait_for("Measuring in windows")  # the client's warm-up is over: its measurement has begun
         base = served_on_host(iid, MODEL)
@@ -176,7 +177,7 @@ def _interrupted_sweep(out: Path, iid: str, at_point: int, signals: int, mid_poi
     after its client has had answers; else as soon as infprov announces the point). Returns the exit code,
     the run, and how many points had finished when the first SIGINT went."""
     run = Child.infprov("bench", "--name", CLUSTER, "--limit", "2", "--sweep", "batch=16 threads=1,2,3,4",
-                        "--out", str(out))
+                        "--out", str(out), "--verbose")  # --verbose: the client's "Measuring in windows" shows
     try:
         run.wait_for(f"point {at_point}/4")
         if mid_point:

@@ -255,11 +255,11 @@ def test_hostile_host_name_writes_nothing_outside_the_run(name: str, fake_ssh: t
     assert "cannot name a results folder" in done[1].error and not done[1].points
     assert {c.host.address for c in fake_ssh.made} == {"10.0.0.5"}  # the bad one is never even contacted
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
-    # summary.json: written as each point comes home
-    assert sorted(p.name for p in run_dir.iterdir()) == ["i-0aaa", "summary.json"]
+    # summary.json: written as each point comes home; output.log: the hosts' lines as they came
+    assert sorted(p.name for p in run_dir.iterdir()) == ["i-0aaa", "output.log", "summary.json"]
     assert "\n" not in done[1].error
     bench.write_fleet(run_dir, done, False)
-    assert sorted(p.name for p in run_dir.iterdir()) == ["i-0aaa", "summary.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["i-0aaa", "output.log", "summary.json"]
 
 
 @pytest.mark.parametrize("sent", [
@@ -349,7 +349,9 @@ def test_summary_and_results_are_written_atomically(fake_ssh: type[LocalHost], t
     written = sorted({str(Path(p).relative_to(run_dir)) for p in replaced if Path(p).is_relative_to(run_dir)})
     host = "i-0123456789abcdef0"
     assert written == [f"{host}/output-0.txt", f"{host}/results.csv", f"{host}/results.json", "summary.json"]
-    assert sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()) == written
+    # and output.log, the hosts' lines appended as they stream in (a log, not a document to replace)
+    assert sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()) == [
+        *written[:3], bench.RAW_LOG, "summary.json"]
 
 
 # ---------------------------------------------------------------------------------------------- corrupt runs
