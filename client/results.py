@@ -213,7 +213,7 @@ CSV_COLUMNS = (
     "started_at", "host", "instance_type", "model", "batch_size", "threads", "limit_s", "duration_s",
     "requests", "errors", "images_per_s", "requests_per_s",
     *(f"latency_{k}_ms" for k in LATENCY_KEYS),
-    "hourly_usd", "usd_per_million_images", "partial", "stable", "spread_pct", "host_cpu_busy_pct",
+    "hourly_usd", "usd_per_million_images", "partial", "stable", "spread_pct", "host_cpu_busy_pct", "request_rate",
 )
 
 
@@ -234,6 +234,8 @@ def csv_row(results: Mapping[str, Any]) -> dict[str, Any]:
     row["stable"] = results.get("stable")
     row["spread_pct"] = results.get("spread_pct")
     row["host_cpu_busy_pct"] = (results.get("host_load") or {}).get("cpu_busy_pct")
+    load = results.get("load") or {}
+    row["request_rate"] = load.get("request_rate") if load.get("mode") == "rate" else None
     return row
 
 

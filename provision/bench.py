@@ -350,7 +350,7 @@ def _run_fleet(ready: list[tuple[Any, HostRun, Path]], bench: BenchPlan, rid: st
         try:
             config = _probed_config(probe, h, bench.model)
             # the batch, tensor names and layout follow the served model (a batch of 0: the model's own)
-            points = [Point(config.batch_for(p.batch_size), p.threads) for p in bench.points]
+            points = [Point(config.batch_for(p.batch_size), p.threads, p.rate) for p in bench.points]
             for point in points:
                 check_batch(config, point.batch_size, h.address)
         except InfprovError as exc:
@@ -391,10 +391,10 @@ def _run_fleet(ready: list[tuple[Any, HostRun, Path]], bench: BenchPlan, rid: st
             break
         first = going[0].points[i]
         same = all(t.points[i] == first for t in going)
-        on_line("-", f"point {i + 1}/{total}: batch {first.batch_size}, {first.threads} thread(s)"
-                if same else f"point {i + 1}/{total}")
+        on_line("-", f"point {i + 1}/{total}: {first.describe()}" if same else f"point {i + 1}/{total}")
         progress({"event": "point", "index": i + 1, "of": total, "hosts": len(going),
-                  "batch_size": first.batch_size if same else None, "threads": first.threads if same else None})
+                  "batch_size": first.batch_size if same else None, "threads": first.threads if same else None,
+                  "request_rate": first.rate if same else None})
         plans = {t.host.name: {"remote_dir": remote, "client": f"{remote}/{client_build.NAME}",
                                "points": [t.items[i]]} for t in going}
         result = _pass(guard, dict(playbook=BOOK, inventory=inv, limit=sorted(plans), tags=["run"], stop=stop,
@@ -636,6 +636,8 @@ def _client_command(bench: BenchPlan, point: Point, name: str, remote_json: str,
             "--neuron_cores", str(bench.neuron_cores if splits_batch else 0)]
     if bench.allow_small_batch:
         args.append("--allow_small_batch")
+    if point.rate is not None:
+        args += ["--request_rate", f"{point.rate:g}"]
     return _docker(name, args, remote_root)
 
 

@@ -496,11 +496,15 @@ def bench(
     model: str | None = typer.Option(None, "--model", help="Model name (default: the host type's rn50 model)."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Images per request (default: NeuronCores)."),
     threads: int = typer.Option(2, "--threads", help="Concurrent client workers, 1 to 64."),
+    request_rate: float | None = typer.Option(None, "--request-rate", help="Send this many requests a second over "
+                                              "the --threads connections, whatever the answers (client only)."),
     limit: float = typer.Option(30.0, "--limit", help="Seconds a benchmark point runs, 1 to 3600 (in 3 windows; "
                                 "an unstable point runs up to 10 windows and is flagged)."),
     warmup: int = typer.Option(5, "--warmup", help="Warm-up requests per worker, not measured."),
     tool: str = typer.Option("client", "--tool", help="client (infprov's) or perf_analyzer."),
-    sweep: list[str] | None = typer.Option(None, "--sweep", help="e.g. 'batch=16,32 threads=1,2,4'."),
+    sweep: list[str] | None = typer.Option(None, "--sweep", help="e.g. 'batch=16,32 threads=1,2,4'; ranges "
+                                           "START:END[:STEP] (threads=1:8:2); concurrency= as threads=; "
+                                           "rate=50,100 for request-rate points."),
     allow_small_batch: bool = typer.Option(False, "--allow-small-batch", help="Allow batch < NeuronCores."),
     out: str | None = typer.Option(None, "--out", help="Results folder (default: INFPROV_HOME/runs/bench-...)."),
     p99: str | None = typer.Option(None, "--p99", help="A p99 budget, e.g. 100ms: the plot marks the best point "
@@ -534,6 +538,7 @@ def bench(
     plan = benchplan.plan(
         str(types.pop()), model=model, batch_size=batch_size, threads=threads, limit_s=limit, warmup=warmup,
         tool=tool, sweep=sweep, allow_small_batch=allow_small_batch, neuron_cores=cores.pop(),
+        request_rate=request_rate,
     )
     run_dir = bench_mod.make_run_dir(out, name or host or "all")
     view = render.BenchView(verbose=verbose, json_lines=json_out)

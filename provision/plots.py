@@ -24,6 +24,12 @@ class Dot:
     concurrency: int
     host: str = ""
     errors: int = 0
+    rate: float | None = None  # request-rate mode: the requests a second asked
+
+    @property
+    def load(self) -> str:
+        """How the point's label names its load: c2 (concurrency 2) or r100 (100 requests a second)."""
+        return f"r{self.rate:g}" if self.rate is not None else f"c{self.concurrency}"
 
 
 @dataclass
@@ -47,8 +53,11 @@ def dots(points: Iterable[Mapping[str, Any]], host: str = "") -> list[Dot]:
         ips = p.get("images_per_s")
         if p99 is None or ips is None:
             continue
+        load = p.get("load") or {}
+        rate = load.get("request_rate") if load.get("mode") == "rate" else None
         out.append(Dot(float(p99), float(ips), int(p.get("batch_size") or 0), int(p.get("threads") or 0),
-                       host or str((p.get("manifest") or {}).get("host") or ""), int(p.get("errors") or 0)))
+                       host or str((p.get("manifest") or {}).get("host") or ""), int(p.get("errors") or 0),
+                       None if rate is None else float(rate)))
     return out
 
 
@@ -97,12 +106,12 @@ def plot_sweep(path: Path, hosts: Sequence[tuple[str, Sequence[Mapping[str, Any]
     markers = "osD^v<>"
     for k, (addr, ds) in enumerate(p for p in placed if p[1]):
         for batch in sorted({d.batch_size for d in ds}):
-            line = sorted((d for d in ds if d.batch_size == batch), key=lambda d: d.concurrency)
+            line = sorted((d for d in ds if d.batch_size == batch), key=lambda d: (d.rate or 0.0, d.concurrency))
             label = f"batch {batch}" + (f" ({addr})" if several else "")
             ax.plot([d.p99_ms for d in line], [d.images_per_s for d in line], marker=markers[k % len(markers)],
                     linestyle="-", label=label)
             for d in line:
-                ax.annotate(f"c{d.concurrency}", (d.p99_ms, d.images_per_s), textcoords="offset points",
+                ax.annotate(d.load, (d.p99_ms, d.images_per_s), textcoords="offset points",
                             xytext=(5, -10), fontsize=8)
     edge = frontier(every)
     if len(edge) > 1:
@@ -133,7 +142,7 @@ def plot_compare(path: Path, runs: Sequence[tuple[str, Sequence[Mapping[str, Any
         [line] = ax.plot([d.p99_ms for d in edge], [d.images_per_s for d in edge], marker="o",
                          label=f"{label} ({what})")
         for d in edge:
-            ax.annotate(f"b{d.batch_size} c{d.concurrency}", (d.p99_ms, d.images_per_s), textcoords="offset points",
+            ax.annotate(f"b{d.batch_size} {d.load}", (d.p99_ms, d.images_per_s), textcoords="offset points",
                         xytext=(5, -10), fontsize=8)
         best = best_within(ds, budget_ms)
         if best is not None:
@@ -226,7 +235,7 @@ def _mark_budget_and_best(ax: Any, budget_ms: float | None, best: Dot | None, wh
     if best is not None:
         ax.plot([best.p99_ms], [best.images_per_s], marker="*", markersize=18, color="gold",
                 markeredgecolor="black", linestyle="none", zorder=5,
-                label=f"{what}: batch {best.batch_size}, c{best.concurrency}, {best.images_per_s:.4g} images/s")
+                label=f"{what}: batch {best.batch_size}, {best.load}, {best.images_per_s:.4g} images/s")
 
 
 def _finish(plt: Any, fig: Any, ax: Any, path: Path, title: str, budget_ms: float | None,

@@ -305,7 +305,9 @@ def render_run(summary: dict[str, Any]) -> None:
             if shaky:
                 unstable.append(printable(f"{h['host']} point {k} (batch {p['batch_size']}, {p['threads']} "
                                           f"thread(s)): spread {pct(spread)}, host CPU {pct(busy)} busy"))
-            table.add_row(Text(printable(h["host"])), str(p["batch_size"]), str(p["threads"]),
+            load = p.get("load") or {}
+            threads = str(p["threads"]) + (f" @ {load['request_rate']:g}/s" if load.get("mode") == "rate" else "")
+            table.add_row(Text(printable(h["host"])), str(p["batch_size"]), Text(printable(threads)),
                           rate(p["images_per_s"]), rate(p["requests_per_s"]), ms(lat.get("p50")),
                           ms(lat.get("p90")), ms(lat.get("p99")), Text(printable(str(p.get("errors", 0)))),
                           "-" if cost is None else f"{cost:.2f}", pct(spread) + (" unstable" if shaky else ""),
@@ -338,8 +340,9 @@ def best_line(summary: dict[str, Any], budget_ms: float) -> str:
                              budget_ms)
     if best is None:
         return f"best within p99 {budget_ms:g} ms: none (no error-free point had its p99 within it)"
-    return (f"best within p99 {budget_ms:g} ms: {best.host} batch {best.batch_size}, {best.concurrency} thread(s), "
-            f"{rate(best.images_per_s)} images/s at p99 {best.p99_ms:.1f} ms")
+    paced = f" at {best.rate:g} requests/s" if best.rate is not None else ""
+    return (f"best within p99 {budget_ms:g} ms: {best.host} batch {best.batch_size}, {best.concurrency} "
+            f"thread(s){paced}, {rate(best.images_per_s)} images/s at p99 {best.p99_ms:.1f} ms")
 
 
 def rate(value: float) -> str:
@@ -493,6 +496,7 @@ class BenchView:
         kind = event.get("event")
         if kind == "point":
             what = (f": batch {event['batch_size']}, {event['threads']} thread(s)"
+                    + (f", {event['request_rate']:g} requests/s" if event.get("request_rate") is not None else "")
                     if event.get("batch_size") is not None else "")
             self.point = f"point {event['index']}/{event['of']}"
             self._print(printable(self.point + what))

@@ -222,3 +222,19 @@ def test_ctrl_c_during_a_sweep_keeps_every_finished_point(cluster: Any, tmp_path
     assert not any(f"point {n}/4" in run.err for n in range(at_point + 1, 5))
     on_disk = json.loads((out / host["instance_id"] / "results.json").read_text())
     assert len(on_disk.get("points", [on_disk])) == len(points)
+
+
+def test_bench_request_rate_points(cluster: Any, tmp_path: Path) -> None:
+    """Issue 26, item 1: rate= in the sweep puts the client in request-rate mode on the host: each point says
+    the rate asked, and a paced client never sends faster than asked."""
+    out = tmp_path / "rate"
+    res = runner.invoke(app, ["bench", "--name", CLUSTER, "--limit", "2", "--threads", "2", "--sweep", "rate=10,20",
+                              "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    [host] = json.loads(res.stdout)["hosts"]
+    assert [(p["load"]["mode"], p["load"]["request_rate"]) for p in host["points"]] == [("rate", 10), ("rate", 20)]
+    for p in host["points"]:
+        assert 0 < p["requests_per_s"] <= p["load"]["request_rate"] * 1.1, p
+    rows = list(csv.DictReader((out / host["instance_id"] / "results.csv").open()))
+    assert [float(r["request_rate"]) for r in rows] == [10.0, 20.0]
+    assert [e["request_rate"] for e in map(json.loads, res.stderr.splitlines()) if e["event"] == "point"] == [10, 20]

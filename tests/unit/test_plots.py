@@ -116,3 +116,11 @@ def test_recommend_plot_holds_every_point_tried_and_each_pick(tmp_path: Path) ->
     assert drawn is not None and (tmp_path / "recommend.png").is_file()
     assert drawn.lines["inf1.xlarge batch 4"] == [(80.0, 90.0), (120.0, 150.0), (260.0, 160.0)]
     assert drawn.best == (120.0, 150.0) and "p99 budget 200 ms" in drawn.lines
+
+
+def test_request_rate_points_are_labelled_by_their_rate(tmp_path: Path) -> None:
+    paced = [{**point(16, 2, 300.0, 30.0), "load": {"mode": "rate", "request_rate": 20.0}},
+             {**point(16, 2, 150.0, 20.0), "load": {"mode": "rate", "request_rate": 10.0}}]
+    drawn = plots.plot_sweep(tmp_path / "s.png", [("h", paced)])
+    assert drawn is not None and drawn.labels == ["r10", "r20"]
+    assert drawn.lines["batch 16"] == [(20.0, 150.0), (30.0, 300.0)]  # joined by rate
