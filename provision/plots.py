@@ -25,6 +25,7 @@ class Dot:
     host: str = ""
     errors: int = 0
     rate: float | None = None  # request-rate mode: the requests a second asked
+    stable: bool | None = None  # whether its windows agreed (None: not known, e.g. an older run)
 
     @property
     def load(self) -> str:
@@ -57,7 +58,8 @@ def dots(points: Iterable[Mapping[str, Any]], host: str = "") -> list[Dot]:
         rate = load.get("request_rate") if load.get("mode") == "rate" else None
         out.append(Dot(float(p99), float(ips), int(p.get("batch_size") or 0), int(p.get("threads") or 0),
                        host or str((p.get("manifest") or {}).get("host") or ""), int(p.get("errors") or 0),
-                       None if rate is None else float(rate)))
+                       None if rate is None else float(rate),
+                       None if p.get("stable") is None else bool(p.get("stable"))))
     return out
 
 
@@ -113,6 +115,11 @@ def plot_sweep(path: Path, hosts: Sequence[tuple[str, Sequence[Mapping[str, Any]
             for d in line:
                 ax.annotate(d.load, (d.p99_ms, d.images_per_s), textcoords="offset points",
                             xytext=(5, -10), fontsize=8)
+    shaky = [d for d in every if d.stable is False]
+    if shaky:  # hollow rings over the points whose windows did not agree
+        ax.plot([d.p99_ms for d in shaky], [d.images_per_s for d in shaky], marker="o", markersize=11,
+                markerfacecolor="none", markeredgecolor="red", markeredgewidth=1.5, linestyle="none", zorder=6,
+                label="unstable (its windows disagreed)")
     edge = frontier(every)
     if len(edge) > 1:
         # a wide pale band under the lines: it stays visible where it runs along a batch's line

@@ -124,3 +124,11 @@ def test_request_rate_points_are_labelled_by_their_rate(tmp_path: Path) -> None:
     drawn = plots.plot_sweep(tmp_path / "s.png", [("h", paced)])
     assert drawn is not None and drawn.labels == ["r10", "r20"]
     assert drawn.lines["batch 16"] == [(20.0, 150.0), (30.0, 300.0)]  # joined by rate
+
+
+def test_unstable_points_are_ringed(tmp_path: Path) -> None:
+    pts = [{**point(16, 1, 400.0, 45.0), "stable": True}, {**point(16, 2, 700.0, 60.0), "stable": False}]
+    drawn = plots.plot_sweep(tmp_path / "s.png", [("h", pts)])
+    assert drawn is not None and drawn.lines["unstable (its windows disagreed)"] == [(60.0, 700.0)]
+    steady = plots.plot_sweep(tmp_path / "t.png", [("h", pts[:1])])
+    assert steady is not None and not any(k.startswith("unstable") for k in steady.lines)
