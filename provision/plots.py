@@ -197,7 +197,7 @@ def plot_recommend(path: Path, doc: Mapping[str, Any]) -> Drawn | None:
     ax.set_ylabel("throughput (images/s)")
     _from_zero(ax, budget)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")  # where it hides the fewest points
     ax.set_title("points tried (star: each type's pick)", fontsize=10)
     costs = [r.get("usd_per_million_images") for r in rows][::-1]  # rows come ranked: cheapest at the top
     bars.barh([r["instance_type"] for r in rows][::-1], [c or 0.0 for c in costs], color="tab:green")
@@ -251,7 +251,7 @@ def _finish(plt: Any, fig: Any, ax: Any, path: Path, title: str, budget_ms: floa
     ax.set_ylabel("throughput (images/s)")
     _from_zero(ax, budget_ms)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")  # where it hides the fewest points
     ax.set_title(title, fontsize=10)
     drawn = _read_back(ax, path, title, budget_ms)
     drawn.best = None if best is None else (best.p99_ms, best.images_per_s)

@@ -6,6 +6,7 @@ million images at the budget."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from infprov.floor.errors import InfprovError, UsageError
+from infprov.floor.files import atomic_write
 from infprov.provision import catalog
 
 MAX_POINTS = 12  # per type: the search never measures more than this many points
@@ -165,6 +167,7 @@ def run(types: list[str], budget_ms: float, *, model: str | None, limit: float, 
 
     drawn = plots.plot_recommend(root / "recommend.png", doc)
     doc["plot"] = None if drawn is None else str(drawn.path)
+    atomic_write(root / "recommend.json", json.dumps(doc, indent=2, default=str) + "\n")  # 0600
     return doc
 
 
