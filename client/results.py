@@ -67,41 +67,64 @@ def with_cost(results: Mapping[str, Any], hourly_usd: float | None) -> dict[str,
     return full
 
 
-# What `results --compare` puts side by side, one row per benchmark point of each run.
-COMPARE_FIELDS = ("run", "host", "instance_type", "model", "input", "layout", "batch_size", "threads",
-                  "images_per_s", "p99_ms", "hourly_usd", "usd_per_million_images", "images_per_s_x",
-                  "usd_per_million_images_x")
+# What `results --compare` puts side by side, one row per benchmark point of each run (a failed host: one row).
+COMPARE_FIELDS = ("run", "host", "instance_type", "tool", "model", "input", "layout", "batch_size", "threads",
+                  "images_per_s", "p99_ms", "errors", "status", "best", "hourly_usd", "usd_per_million_images",
+                  "images_per_s_x", "usd_per_million_images_x")
 
 
-def compare_rows(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def compare_rows(summaries: Sequence[Mapping[str, Any]], budget_ms: float | None = None) -> list[dict[str, Any]]:
     """The runs' points side by side: images/s, p99 and cost per million images, each also as a multiple of
-    the first run's best point (the one with the most images/s), so an Inf2 run reads against an Inf1 run.
+    the first run's best point, so an Inf2 run reads against an Inf1 run.
 
-    A point without a price (a region infprov has none for) has no cost and no cost multiple.
+    A run's best point is its most images/s without errors, among those whose p99 is within budget_ms when one
+    is given ("best": True on that row). A host that failed keeps a row of its own (status "failed", no numbers),
+    so a failed run shows as failed rather than vanishing. A point without a price has no cost and no cost multiple.
     """
     rows: list[dict[str, Any]] = []
     for summary in summaries:
+        mine: list[dict[str, Any]] = []
         for host in summary.get("hosts") or []:
             for point in host.get("points") or []:
                 manifest = point.get("manifest") or {}
-                rows.append({
+                p99 = (point.get("latency_ms") or {}).get("p99")
+                mine.append({
                     "run": summary.get("run"), "host": host.get("host"),
-                    "instance_type": manifest.get("instance_type"), "model": point.get("model"),
-                    "input": manifest.get("input"), "layout": manifest.get("layout"),
+                    "instance_type": manifest.get("instance_type"), "tool": manifest.get("tool"),
+                    "model": point.get("model"), "input": manifest.get("input"), "layout": manifest.get("layout"),
                     "batch_size": point.get("batch_size"), "threads": point.get("threads"),
-                    "images_per_s": point.get("images_per_s"),
-                    "p99_ms": (point.get("latency_ms") or {}).get("p99"),
+                    "images_per_s": point.get("images_per_s"), "p99_ms": p99, "errors": point.get("errors") or 0,
+                    "status": "partial" if point.get("partial") else "ok", "best": False,
                     "hourly_usd": point.get("hourly_usd"),
                     "usd_per_million_images": point.get("usd_per_million_images"),
                 })
+            if host.get("error") or not host.get("points"):
+                mine.append({**dict.fromkeys(COMPARE_FIELDS), "run": summary.get("run"), "host": host.get("host"),
+                             "tool": summary.get("tool"), "instance_type": summary.get("instance_type"),
+                             "status": "failed", "best": False})
+        fit = [r for r in mine if r["status"] != "failed" and not r["errors"] and r["images_per_s"]
+               and (budget_ms is None or (r["p99_ms"] is not None and r["p99_ms"] <= budget_ms))]
+        best = max(fit, key=lambda r: float(r["images_per_s"]), default=None)
+        if best is not None:
+            best["best"] = True
+        rows.extend(mine)
     first_run = summaries[0].get("run") if summaries else None
-    base = max((r for r in rows if r["run"] == first_run and r["images_per_s"]),
-               key=lambda r: float(r["images_per_s"]), default=None)
+    base = next((r for r in rows if r["run"] == first_run and r["best"]), None)
     for row in rows:
         row["images_per_s_x"] = _ratio(row["images_per_s"], base and base["images_per_s"])
         row["usd_per_million_images_x"] = _ratio(row["usd_per_million_images"],
                                                  base and base["usd_per_million_images"])
     return rows
+
+
+def compare_warnings(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What makes the comparison shaky: runs of different tools."""
+    tools = sorted({str(r["tool"]) for r in rows if r.get("tool")})
+    if len(tools) > 1:
+        return [f"these runs were measured with different tools ({', '.join(tools)}): they time and count "
+                "requests differently (the client's own windows and threads, perf_analyzer's concurrency windows), "
+                "so read the numbers as approximate; compare runs of one tool"]
+    return []
 
 
 def _ratio(value: Any, base: Any) -> float | None:
@@ -190,7 +213,7 @@ CSV_COLUMNS = (
     "started_at", "host", "instance_type", "model", "batch_size", "threads", "limit_s", "duration_s",
     "requests", "errors", "images_per_s", "requests_per_s",
     *(f"latency_{k}_ms" for k in LATENCY_KEYS),
-    "hourly_usd", "usd_per_million_images", "partial", "stable", "spread_pct", "host_cpu_busy_pct",
+    "hourly_usd", "usd_per_million_images", "partial", "stable", "spread_pct", "host_cpu_busy_pct", "request_rate",
 )
 
 
@@ -211,6 +234,8 @@ def csv_row(results: Mapping[str, Any]) -> dict[str, Any]:
     row["stable"] = results.get("stable")
     row["spread_pct"] = results.get("spread_pct")
     row["host_cpu_busy_pct"] = (results.get("host_load") or {}).get("cpu_busy_pct")
+    load = results.get("load") or {}
+    row["request_rate"] = load.get("request_rate") if load.get("mode") == "rate" else None
     return row
 
 

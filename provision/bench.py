@@ -44,6 +44,10 @@ REMOTE_DIR = "/home/ubuntu/infprov-bench"
 BOOK = "bench"  # playbooks/bench.yml
 
 Line = Callable[[str, str], None]  # (host, line)
+Progress = Callable[[dict[str, Any]], None]  # one progress event (see run())
+RAW_LOG = "output.log"  # in the run folder: every line the hosts printed, as it came ("<address>: <line>")
+# what the client prints as its measurement goes (client/tritonbench/load.py)
+WINDOW_LINE = re.compile(r"Window (\d+): ([0-9.]+) images/s, p99 ([0-9.]+) ms")
 
 # What may name things. A remote folder and container names come from a run id of [a-z0-9-] only (never
 # from the local --out path); a host's results folder needs a plain file name; a model, Triton's rules.
@@ -77,14 +81,26 @@ def make_run_id(run_dir: Path) -> str:
     return f"{base}-{secrets.token_hex(3)}"
 
 
-def make_run_dir(out: str | None, label: str) -> Path:
+def make_run_dir(out: str | None, label: str, *, index: bool = True) -> Path:
     """A fresh, private (0700) folder for one run: --out (new, or existing and empty), or
-    INFPROV_HOME/runs/bench-<UTC time>-<label>. Never one that holds files already."""
+    INFPROV_HOME/runs/bench-<UTC time>-<label>. Never one that holds files already.
+
+    index: note it in INFPROV_HOME's index of runs (benchruns.INDEX), so `infprov results` lists it wherever
+    it is (an --out folder, a demo's run)."""
     if out:
-        return _out_dir(out)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-.")[:60] or "run"
-    base = paths.runs_dir() / f"bench-{stamp}-{safe}"
+        path = _out_dir(out)
+    else:
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-.")[:60] or "run"
+        path = _new_dir(paths.runs_dir() / f"bench-{stamp}-{safe}")
+    if index:
+        from infprov.provision import benchruns
+
+        benchruns.index_run(path)
+    return path
+
+
+def _new_dir(base: Path) -> Path:
     path = base
     for n in itertools.count(2):
         try:
@@ -153,6 +169,8 @@ class HostRun:
     error: str = ""
     tail: str = ""
     seconds: float = 0.0
+    cluster: str = ""
+    instance_type: str = ""
 
     def outcome(self) -> HostOutcome:
         return HostOutcome(host=self.host, ok=not self.error, changed=len(self.points), error=self.error,
@@ -194,7 +212,8 @@ class Interrupts:
 
 def run(hosts: list[Any], bench: BenchPlan, run_dir: Path, on_line: Line, known_hosts: Path,
         run_id: str | None = None, *, connector: Callable[[Any], Connection] | None = None,
-        remote_root: str | None = None, interrupts: Interrupts | None = None) -> list[HostRun]:
+        remote_root: str | None = None, interrupts: Interrupts | None = None,
+        on_progress: Progress | None = None) -> list[HostRun]:
     """Benchmark every host in parallel through the engine (playbooks/bench.yml); a host that fails is
     reported and never stops the others. Ctrl-C stops the clients and keeps what was measured.
 
@@ -206,6 +225,10 @@ def run(hosts: list[Any], bench: BenchPlan, run_dir: Path, on_line: Line, known_
     connector: how to reach a host (default SSH with the pinned keys in known_hosts).
     remote_root: the folder on the hosts that holds each run's folder (default REMOTE_DIR).
     interrupts: the caller's Ctrl-C flag (it keeps the saving after the run safe too); default: one of its own.
+    on_progress: events as the run goes, each a dict with "event": "point" (index, of, batch_size, threads),
+    "measuring" (host: its client's measurement began), "window" (host, window, images_per_s, p99_ms), "result"
+    (host, index, status ok/partial/failed/skipped, and the point's figures or the error). Every line the hosts
+    print also goes to the run folder's output.log as it comes.
     """
     check_model(bench.model)
     rid = run_id or make_run_id(run_dir)
@@ -214,7 +237,8 @@ def run(hosts: list[Any], bench: BenchPlan, run_dir: Path, on_line: Line, known_
     runs: list[HostRun] = []
     ready: list[tuple[Any, HostRun, Path]] = []
     for h in hosts:
-        out = HostRun(h.name, h.address, [])
+        out = HostRun(h.name, h.address, [], cluster=str(getattr(h, "cluster", "") or ""),
+                      instance_type=str(getattr(h, "instance_type", "") or ""))
         runs.append(out)
         try:
             ready.append((h, out, host_dir(run_dir, h.name)))
@@ -227,14 +251,70 @@ def run(hosts: list[Any], bench: BenchPlan, run_dir: Path, on_line: Line, known_
         for _, out, hdir in ready:
             if out.points:
                 rs.write_results(hdir, out.points if len(out.points) > 1 else out.points[0], check=False)
-        write_fleet(run_dir, runs, bench.is_sweep, running=True)
+        write_fleet(run_dir, runs, bench.is_sweep, running=True, plan=bench)
 
     guard = interrupts or Interrupts(on_line)
+    progress = on_progress or (lambda _event: None)
     with tempfile.TemporaryDirectory(prefix="infprov-bench-") as tmp, \
-            (contextlib.nullcontext(guard) if interrupts else guard):
-        _run_fleet(ready, bench, rid, on_line, known_hosts, connector, remote_root or REMOTE_DIR, Path(tmp),
-                   guard, saved)
+            (contextlib.nullcontext(guard) if interrupts else guard), _RawLog(run_dir / RAW_LOG) as log:
+        def raw(host: str, line: str) -> None:
+            log.write(host, line)
+            if host != "-":
+                _line_event(host, line, progress)
+            on_line(host, line)
+
+        _run_fleet(ready, bench, rid, raw, known_hosts, connector, remote_root or REMOTE_DIR, Path(tmp),
+                   guard, saved, progress)
     return runs
+
+
+class _RawLog:
+    """output.log: each host line as it streams in (private, appended; engine threads write it concurrently)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        self.fd = -1
+
+    def __enter__(self) -> _RawLog:
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(self.fd, 0o600)
+        return self
+
+    def write(self, host: str, line: str) -> None:
+        with self.lock:
+            os.write(self.fd, f"{host}: {line}\n".encode("utf-8", errors="replace"))
+
+    def __exit__(self, *_exc: object) -> None:
+        os.close(self.fd)
+
+
+def _line_event(host: str, line: str, progress: Progress) -> None:
+    """The client's lines that mark its progress, as events: its measurement began, a window ended."""
+    if line.startswith("Measuring in windows") or line.startswith("Measuring for "):
+        progress({"event": "measuring", "host": host})
+        return
+    m = WINDOW_LINE.match(line)
+    if m:
+        progress({"event": "window", "host": host, "window": int(m[1]), "images_per_s": float(m[2]),
+                  "p99_ms": float(m[3])})
+
+
+def result_event(out: HostRun, index: int, before: int) -> dict[str, Any]:
+    """What point `index` came to on one host (its points numbered `before` until it ran)."""
+    event: dict[str, Any] = {"event": "result", "host": out.address, "index": index}
+    if len(out.points) > before:
+        p = out.points[-1]
+        event.update(status="partial" if p.get("partial") else "ok", batch_size=p.get("batch_size"),
+                     threads=p.get("threads"), images_per_s=p.get("images_per_s"),
+                     p99_ms=(p.get("latency_ms") or {}).get("p99"), errors=p.get("errors") or 0,
+                     stable=p.get("stable"), spread_pct=p.get("spread_pct"),
+                     host_cpu_busy_pct=(p.get("host_load") or {}).get("cpu_busy_pct"))
+    else:
+        event["status"] = "partial" if out.partial and not out.error else "failed"
+    if out.error:
+        event["error"] = out.error
+    return event
 
 
 @dataclass
@@ -249,7 +329,7 @@ class _HostPlan:
 
 def _run_fleet(ready: list[tuple[Any, HostRun, Path]], bench: BenchPlan, rid: str, on_line: Line,
                known_hosts: Path, connector: Callable[[Any], Connection] | None, remote_root: str,
-               tmp: Path, guard: Interrupts, saved: Callable[[], None]) -> None:
+               tmp: Path, guard: Interrupts, saved: Callable[[], None], progress: Progress) -> None:
     from infprov.inventory.model import Host, Inventory
 
     inv = Inventory(hosts=tuple(
@@ -270,7 +350,7 @@ def _run_fleet(ready: list[tuple[Any, HostRun, Path]], bench: BenchPlan, rid: st
         try:
             config = _probed_config(probe, h, bench.model)
             # the batch, tensor names and layout follow the served model (a batch of 0: the model's own)
-            points = [Point(config.batch_for(p.batch_size), p.threads) for p in bench.points]
+            points = [Point(config.batch_for(p.batch_size), p.threads, p.rate) for p in bench.points]
             for point in points:
                 check_batch(config, point.batch_size, h.address)
         except InfprovError as exc:
@@ -310,8 +390,11 @@ def _run_fleet(ready: list[tuple[Any, HostRun, Path]], bench: BenchPlan, rid: st
                 t.out.partial = True
             break
         first = going[0].points[i]
-        on_line("-", f"point {i + 1}/{total}: batch {first.batch_size}, {first.threads} thread(s)"
-                if all(t.points[i] == first for t in going) else f"point {i + 1}/{total}")
+        same = all(t.points[i] == first for t in going)
+        on_line("-", f"point {i + 1}/{total}: {first.describe()}" if same else f"point {i + 1}/{total}")
+        progress({"event": "point", "index": i + 1, "of": total, "hosts": len(going),
+                  "batch_size": first.batch_size if same else None, "threads": first.threads if same else None,
+                  "request_rate": first.rate if same else None})
         plans = {t.host.name: {"remote_dir": remote, "client": f"{remote}/{client_build.NAME}",
                                "points": [t.items[i]]} for t in going}
         result = _pass(guard, dict(playbook=BOOK, inventory=inv, limit=sorted(plans), tags=["run"], stop=stop,
@@ -324,8 +407,10 @@ def _run_fleet(ready: list[tuple[Any, HostRun, Path]], bench: BenchPlan, rid: st
                 t.out.partial = True
             break
         for t in going:
+            before = len(t.out.points)
             _collect(result, t.host, t.out, t.hdir, i, t.points[i], t.config, t.items[i], bench, remote,
                      stop.is_set())
+            progress(result_event(t.out, i + 1, before))
         saved()
 
 
@@ -551,6 +636,8 @@ def _client_command(bench: BenchPlan, point: Point, name: str, remote_json: str,
             "--neuron_cores", str(bench.neuron_cores if splits_batch else 0)]
     if bench.allow_small_batch:
         args.append("--allow_small_batch")
+    if point.rate is not None:
+        args += ["--request_rate", f"{point.rate:g}"]
     return _docker(name, args, remote_root)
 
 
@@ -628,55 +715,47 @@ def perf_analyzer_results(text: str, output: str, bench: BenchPlan, point: Point
     }
 
 
-def write_fleet(run_dir: Path, runs: list[HostRun], sweep: bool, running: bool = False) -> dict[str, Any]:
+def write_fleet(run_dir: Path, runs: list[HostRun], sweep: bool, running: bool = False,
+                budget_ms: float | None = None, plan: BenchPlan | None = None) -> dict[str, Any]:
     """The run's summary.json: every host's points and the fleet total; a sweep also gets its plot.
 
-    running: written while the run goes on (after each point): partial, and no plot yet."""
+    running: written while the run goes on (after each point): partial, and no plot yet.
+    budget_ms: the p99 budget given (--p99): kept in the summary, drawn in the plot with the best point within it.
+    plan: what was asked (tool, model, points planned), for the run list."""
     total = sum(float(r.points[-1].get("images_per_s") or 0) for r in runs if r.points and not sweep)
+    started = sorted(str((p.get("manifest") or {}).get("started_at") or "") for r in runs for p in r.points)
+
+    def one(values: set[str]) -> str | None:
+        values.discard("")
+        return "/".join(sorted(values)) if values else None
+
     doc = {
         "run": run_dir.name,
         "path": str(run_dir),
         "partial": running or any(r.partial for r in runs),
         "running": running,
+        "budget_p99_ms": budget_ms,
+        "started_at": next((t for t in started if t), None),
+        "cluster": one({r.cluster for r in runs}),
+        "instance_type": one({r.instance_type for r in runs}),
+        "tool": plan.tool if plan else one({str((p.get("manifest") or {}).get("tool") or "") for r in runs
+                                            for p in r.points}),
+        "model": plan.model if plan else None,
+        "points_planned": len(plan.points) * len(runs) if plan else None,
         "hosts": [{"host": r.address, "instance_id": r.host, "error": r.error, "partial": r.partial,
                    "points": r.points} for r in runs],
         "fleet_images_per_s": None if sweep or not any(r.points for r in runs) else round(total, 3),
     }
-    atomic_write(run_dir / "summary.json", json.dumps(doc, indent=2, default=str) + "\n")
     if sweep and not running:
-        plot_sweep(run_dir, runs)
+        plot = plot_sweep(run_dir, runs, budget_ms)
+        doc["plot"] = None if plot is None else str(plot)
+    atomic_write(run_dir / "summary.json", json.dumps(doc, indent=2, default=str) + "\n")
     return doc
 
 
-def plot_sweep(run_dir: Path, runs: list[HostRun]) -> Path | None:
-    import matplotlib
+def plot_sweep(run_dir: Path, runs: list[HostRun], budget_ms: float | None = None) -> Path | None:
+    """sweep.png in the run folder (see plots.plot_sweep); None when no point could be placed."""
+    from infprov.provision import plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    drawn = False
-    for r in runs:
-        pts = [(p["latency_ms"]["p99"], p["images_per_s"], f"b{p['batch_size']}/t{p['threads']}") for p in r.points
-               if p.get("latency_ms", {}).get("p99") is not None]
-        if not pts:
-            continue
-        drawn = True
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=r.address)
-        for x, y, label in pts:
-            ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    if not drawn:
-        plt.close(fig)
-        return None
-    ax.set_xlabel("p99 latency (ms)")
-    ax.set_ylabel("throughput (images/s)")
-    ax.set_title("infprov bench sweep: throughput against p99 latency")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    path = run_dir / "sweep.png"
-    fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write(path, png.getvalue())
-    return path
+    drawn = plots.plot_sweep(run_dir / "sweep.png", [(r.address, r.points) for r in runs], budget_ms)
+    return None if drawn is None else drawn.path

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +53,11 @@ def _summary_problem(doc: Any) -> str:
         return "no list of hosts"
     if not (doc.get("fleet_images_per_s") is None or number(doc["fleet_images_per_s"])):
         return "fleet_images_per_s is not a number"
+    if not (doc.get("budget_p99_ms") is None or number(doc["budget_p99_ms"])):
+        return "budget_p99_ms is not a number"
+    for key in ("started_at", "cluster", "instance_type", "tool", "model"):
+        if not (doc.get(key) is None or isinstance(doc[key], str)):
+            return f"{key} is not text"
     for h in doc["hosts"]:
         if not isinstance(h, dict) or not isinstance(h.get("host"), str) or not isinstance(h.get("points"), list):
             return "a host without address or points"
@@ -74,24 +82,126 @@ def _summary_problem(doc: Any) -> str:
     return ""
 
 
-def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
-    """Every run under runs_dir, newest first; one whose summary.json cannot be read is listed as unreadable
-    (with why) rather than hiding the others."""
-    out: list[dict[str, Any]] = []
-    for d in sorted(runs_dir.glob("bench-*"), reverse=True):
-        summary = d / "summary.json"
-        if not summary.exists():
+INDEX = "index.jsonl"  # in INFPROV_HOME/runs: one line per run folder bench made, wherever it is
+INDEX_MAX = 16 << 20
+
+
+def index_run(path: Path) -> None:
+    """Note a run folder in the index (a line {"path", "created_at"}), so the run list finds it even outside
+    INFPROV_HOME/runs (--out, the demo's runs). Appended under a lock; the file is private (0600)."""
+    from infprov.floor import paths
+    from infprov.floor.files import file_lock
+
+    runs = paths.runs_dir()
+    line = json.dumps({"path": str(path.resolve()),
+                       "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+    with file_lock(runs / ".index.lock"):
+        fd = os.open(runs / INDEX, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
+
+
+def indexed(runs_dir: Path) -> dict[Path, str]:
+    """The index's run folders and when each was made; a line that is not one of ours is passed over."""
+    file = runs_dir / INDEX
+    try:
+        if file.stat().st_size > INDEX_MAX:
+            return {}
+        text = file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    out: dict[Path, str] = {}
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
             continue
+        if isinstance(entry, dict) and isinstance(entry.get("path"), str) and entry["path"].startswith("/"):
+            out[Path(entry["path"])] = str(entry.get("created_at") or "")
+    return out
+
+
+def list_runs(runs_dir: Path, budget_ms: float | None = None) -> list[dict[str, Any]]:
+    """Every run infprov wrote (under runs_dir, and those in its index: --out and demo runs), newest first; one
+    whose summary.json cannot be read is listed as unreadable (with why) rather than hiding the others.
+
+    budget_ms: 'best' is the most images/s among the points within this p99 (default: the run's own --p99)."""
+    found: dict[Path, str] = {d: "" for d in runs_dir.glob("bench-*")} if runs_dir.is_dir() else {}
+    for d, created in indexed(runs_dir).items():
+        found[d] = created
+    seen: set[Path] = set()
+    out: list[dict[str, Any]] = []
+    for d, created in found.items():
+        summary = d / "summary.json"
+        try:
+            key = d.resolve()
+            if key in seen or not summary.is_file():
+                continue
+        except OSError:
+            continue
+        seen.add(key)
         try:
             doc = read_summary(summary)
         except SummaryUnreadable as exc:
-            out.append({"run": d.name, "hosts": None, "partial": None, "fleet_images_per_s": None, "path": str(d),
-                        "unreadable": True, "error": str(exc)})
+            out.append({"run": d.name, "date": created or _stamp(d.name), "hosts": None, "partial": None,
+                        "fleet_images_per_s": None, "path": str(d), "unreadable": True, "error": str(exc)})
             continue
-        out.append({"run": d.name, "hosts": len(doc["hosts"]), "partial": bool(doc.get("partial", False)),
-                    "fleet_images_per_s": doc.get("fleet_images_per_s"), "path": str(d), "unreadable": False,
-                    "status": run_status(doc)})
-    return out
+        out.append(run_row(doc, d, created, budget_ms))
+    return sorted(out, key=lambda r: (r["date"] or "", r["run"]), reverse=True)
+
+
+def run_row(doc: dict[str, Any], folder: Path, created: str = "", budget_ms: float | None = None) -> dict[str, Any]:
+    """One line of the run list: when, where, what, how many points, how it ended, its best images/s."""
+    from infprov.provision import plots
+
+    points = [p for h in doc["hosts"] for p in h.get("points") or []]
+    manifests = [p.get("manifest") or {} for p in points]
+
+    def shared(key: str) -> str | None:
+        if isinstance(doc.get(key), str):
+            return str(doc[key])
+        values = sorted({str(m.get(key)) for m in manifests if m.get(key)})
+        return "/".join(values) if values else None
+
+    budget = budget_ms if budget_ms is not None else doc.get("budget_p99_ms")
+    status = run_status(doc)
+    best = plots.best_within([d for h in doc["hosts"] for d in plots.dots(h.get("points") or [], h["host"])],
+                             budget)
+    planned = doc.get("points_planned")
+    return {"run": folder.name, "date": _date(shared("started_at") or created or _stamp(folder.name)),
+            "cluster": doc.get("cluster") if isinstance(doc.get("cluster"), str) else None,
+            "instance_type": shared("instance_type"), "tool": shared("tool"), "hosts": len(doc["hosts"]),
+            "points": len(points), "points_planned": planned if isinstance(planned, int) else None,
+            "partial": bool(doc.get("partial", False)), "status": status,
+            "fleet_images_per_s": doc.get("fleet_images_per_s"), "budget_p99_ms": budget,
+            "best_images_per_s": None if best is None or status == "failed" else best.images_per_s,
+            "best_p99_ms": None if best is None or status == "failed" else best.p99_ms,
+            "path": str(folder), "unreadable": False}
+
+
+def _stamp(name: str) -> str:
+    """The UTC time in a run folder's name (bench-20261207T105935Z-x, demo-20261207-105935), as ISO text."""
+    m = re.search(r"(\d{8})T?-?(\d{6})", name)
+    if not m:
+        return ""
+    d, t = m[1], m[2]
+    return f"{d[:4]}-{d[4:6]}-{d[6:]}T{t[:2]}:{t[2:4]}:{t[4:]}"
+
+
+def _date(text: str) -> str:
+    """'2026-12-07 10:59' from an ISO time (what the list shows and sorts by)."""
+    return text.replace("T", " ")[:16]
+
+
+def newest(runs_dir: Path) -> str:
+    """The newest readable run's folder (for `infprov results latest`)."""
+    for r in list_runs(runs_dir):
+        if not r["unreadable"]:
+            return str(r["path"])
+    raise UsageError("no benchmark runs yet, so none is the latest", "run `infprov bench` first")
 
 
 def run_status(doc: dict[str, Any]) -> str:
@@ -108,9 +218,14 @@ def run_status(doc: dict[str, Any]) -> str:
 
 
 def load_run(runs_dir: Path, run_name: str) -> dict[str, Any]:
+    """A run by its folder, its name under runs_dir or in the index, or 'latest'."""
     path = Path(run_name)
     if not path.is_dir():
         path = runs_dir / run_name
+    if not path.is_dir() and run_name == "latest":
+        path = Path(newest(runs_dir))
+    if not path.is_dir():
+        path = next((d for d in indexed(runs_dir) if d.name == run_name), path)
     summary = path / "summary.json"
     if not summary.exists():
         known = ", ".join(r["run"] for r in list_runs(runs_dir)[:5]) or "none yet"

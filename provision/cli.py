@@ -546,24 +546,35 @@ def bench(
     model: str | None = typer.Option(None, "--model", help="Model name (default: the host type's rn50 model)."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Images per request (default: NeuronCores)."),
     threads: int = typer.Option(2, "--threads", help="Concurrent client workers, 1 to 64."),
+    request_rate: float | None = typer.Option(None, "--request-rate", help="Send this many requests a second over "
+                                              "the --threads connections, whatever the answers (client only)."),
     limit: float = typer.Option(30.0, "--limit", help="Seconds a benchmark point runs, 1 to 3600 (in 3 windows; "
                                 "an unstable point runs up to 10 windows and is flagged)."),
     warmup: int = typer.Option(5, "--warmup", help="Warm-up requests per worker, not measured."),
     tool: str = typer.Option("client", "--tool", help="client (infprov's) or perf_analyzer."),
-    sweep: list[str] | None = typer.Option(None, "--sweep", help="e.g. 'batch=16,32 threads=1,2,4'."),
+    sweep: list[str] | None = typer.Option(None, "--sweep", help="e.g. 'batch=16,32 threads=1,2,4'; ranges "
+                                           "START:END[:STEP] (threads=1:8:2); concurrency= as threads=; "
+                                           "rate=50,100 for request-rate points."),
     allow_small_batch: bool = typer.Option(False, "--allow-small-batch", help="Allow batch < NeuronCores."),
     out: str | None = typer.Option(None, "--out", help="Results folder (default: INFPROV_HOME/runs/bench-...)."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    p99: str | None = typer.Option(None, "--p99", help="A p99 budget, e.g. 100ms: the plot marks the best point "
+                                   "within it."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show every line the clients print (they are "
+                                 "always kept in the run folder's output.log)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document; progress as JSON lines on "
+                                  "stderr."),
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
 ) -> None:
     """Benchmark Triton on the hosts (client in the SDK container, --net host) and bring the results home."""
     from infprov.floor import paths
     from infprov.provision import bench as bench_mod
     from infprov.provision import benchplan
+    from infprov.provision.recommend import parse_budget
 
     name = _cluster_argument(cluster, name)
     if model is not None:
         bench_mod.check_model(model)
+    budget = None if p99 is None else parse_budget(p99)
     chosen = targets.select_hosts(name, host, inventory)
     types = {h.instance_type for h in chosen}
     if len(types) != 1 or None in types:
@@ -577,20 +588,23 @@ def bench(
     plan = benchplan.plan(
         str(types.pop()), model=model, batch_size=batch_size, threads=threads, limit_s=limit, warmup=warmup,
         tool=tool, sweep=sweep, allow_small_batch=allow_small_batch, neuron_cores=cores.pop(),
+        request_rate=request_rate,
     )
     run_dir = bench_mod.make_run_dir(out, name or host or "all")
-    if not json_out:
+    view = render.BenchView(verbose=verbose, json_lines=json_out)
+    if json_out:
+        view.emit({"event": "start", "run_dir": str(run_dir), "hosts": len(chosen), "points": len(plan.points),
+                   "tool": plan.tool, "limit_s": plan.limit_s})
+    else:
         ui.step(f"{len(chosen)} host(s), {len(plan.points)} point(s) of {plan.limit_s:g} s with {plan.tool}: "
-                f"results in {run_dir}")
-
-    def show(address: str, line: str) -> None:
-        if not json_out:
-            ui.err.print(bench_mod.printable(f"{address}: {line}"), markup=False, highlight=False, soft_wrap=True)
+                f"results in {run_dir}" + ("" if verbose else " (the clients' lines: output.log there)"))
 
     # Ctrl-C (once or more) stops the clients; what was measured is saved and shown before the command ends
-    with bench_mod.Interrupts(show) as interrupts:
-        runs = bench_mod.run(chosen, plan, run_dir, show, paths.known_hosts(), interrupts=interrupts)
-        summary = bench_mod.write_fleet(run_dir, runs, plan.is_sweep)
+    with bench_mod.Interrupts(view.line) as interrupts:
+        with view:
+            runs = bench_mod.run(chosen, plan, run_dir, view.line, paths.known_hosts(), interrupts=interrupts,
+                                 on_progress=view.event)
+        summary = bench_mod.write_fleet(run_dir, runs, plan.is_sweep, budget_ms=budget, plan=plan)
         if json_out:
             ui.emit_json(summary)
         else:
@@ -617,26 +631,39 @@ def bench_shown(text: str) -> str:
 def results_cmd(
     run: str | None = typer.Argument(None, help="A run's folder name (default: list the runs)."),
     compare: str | None = typer.Option(None, "--compare", help="Another run to show side by side."),
+    p99: str | None = typer.Option(None, "--p99", help="A p99 budget, e.g. 100ms: 'best' is the most images/s "
+                                   "within it."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
-    """List past benchmark runs, show one, or compare two."""
+    """List past benchmark runs, show one, or compare two (and plot their frontiers)."""
+    from infprov.provision.recommend import parse_budget
+
     if run is None and compare is not None:
         raise UsageError(f"--compare {bench_shown(compare)} needs a first run to compare it with",
                          f"give both: `infprov results RUN --compare {bench_shown(compare)}` (`infprov results` "
                          "lists the runs)")
+    budget = None if p99 is None else parse_budget(p99)
     if run is None:
-        render.render_runs(lifecycle.runs(), json_out)
+        render.render_runs(lifecycle.runs(budget), json_out, budget)
         return
     docs = lifecycle.load_runs([run, compare] if compare else [run])
+    plot = lifecycle.plot_compare(docs, budget) if compare else None
     if json_out:
         from infprov.client import results
 
-        ui.emit_json({"runs": docs, "compare": results.compare_rows(docs)} if compare else docs[0])
+        rows = results.compare_rows(docs, budget)
+        ui.emit_json({"runs": docs, "compare": rows, "budget_p99_ms": budget,
+                      "warnings": results.compare_warnings(rows), "plot": plot and str(plot)}
+                     if compare else docs[0])
         return
     for doc in docs:
         render.render_run(doc)
     if compare:
-        render.render_compare(docs)
+        render.render_compare(docs, budget)
+        if plot is not None:
+            from infprov.provision.bench import printable
+
+            ui.out.print(printable(f"plot: {plot}"), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("recommend")

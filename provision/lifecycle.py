@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from infprov.floor.errors import InfprovError, UsageError
@@ -634,12 +635,12 @@ def _require_free_local_port(port: int, option: str) -> None:
 
 
 # ---------------------------------------------------------------- results
-def runs() -> list[dict[str, Any]]:
+def runs(budget_ms: float | None = None) -> list[dict[str, Any]]:
     """The past benchmark runs, newest first as the bench module lists them."""
     from infprov.floor import paths
     from infprov.provision import benchruns
 
-    return benchruns.list_runs(paths.runs_dir(create=False))
+    return benchruns.list_runs(paths.runs_dir(create=False), budget_ms)
 
 
 def load_runs(names: Sequence[str]) -> list[dict[str, Any]]:
@@ -647,3 +648,16 @@ def load_runs(names: Sequence[str]) -> list[dict[str, Any]]:
     from infprov.provision import benchruns
 
     return [benchruns.load_run(paths.runs_dir(create=False), n) for n in names]
+
+
+def plot_compare(docs: Sequence[dict[str, Any]], budget_ms: float | None) -> Path | None:
+    """The runs' frontiers in one plot, INFPROV_HOME/runs/compare-<UTC time>.png; None if no point can be placed."""
+    import datetime as dt
+
+    from infprov.floor import paths
+    from infprov.provision import plots
+
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    runs = [(str(d["run"]), [p for h in d["hosts"] for p in h.get("points") or []]) for d in docs]
+    drawn = plots.plot_compare(paths.runs_dir() / f"compare-{stamp}.png", runs, budget_ms)
+    return None if drawn is None else drawn.path

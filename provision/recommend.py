@@ -6,6 +6,7 @@ million images at the budget."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from infprov.floor.errors import InfprovError, UsageError
+from infprov.floor.files import atomic_write
 from infprov.provision import catalog
 
 MAX_POINTS = 12  # per type: the search never measures more than this many points
@@ -161,6 +163,11 @@ def run(types: list[str], budget_ms: float, *, model: str | None, limit: float, 
            "interrupted": interrupts.stop.is_set(), "ranking": rank(rows), "teardown": teardowns,
            "note": ("on the sandbox every type shares the same CPU, so the throughput barely differs by type "
                     "and the ranking follows the price") if sandbox else ""}
+    from infprov.provision import plots
+
+    drawn = plots.plot_recommend(root / "recommend.png", doc)
+    doc["plot"] = None if drawn is None else str(drawn.path)
+    atomic_write(root / "recommend.json", json.dumps(doc, indent=2, default=str) + "\n")  # 0600
     return doc
 
 
@@ -187,12 +194,13 @@ def _measure_type(t: str, host: Any, region: str, budget_ms: float, model: str |
     def measure(batch: int, concurrency: int) -> dict[str, Any] | None:
         plan = benchplan.plan(t, model=model, batch_size=batch or None, threads=concurrency, limit_s=limit,
                               neuron_cores=cores)
-        run_dir = bench_mod.make_run_dir(str(root / t / f"b{batch or 'model'}-c{concurrency}"), t)
+        # one point of the search: not indexed (the run list would fill with them); the search is in root
+        run_dir = bench_mod.make_run_dir(str(root / t / f"b{batch or 'model'}-c{concurrency}"), t, index=False)
         shown_batch = batch or "(the model's own)"
         on_line(f"{t}: batch {shown_batch}, concurrency {concurrency}")
         [done] = bench_mod.run([host], plan, run_dir, lambda _h, _l: None, paths.known_hosts(),
                                interrupts=interrupts)
-        bench_mod.write_fleet(run_dir, [done], False)
+        bench_mod.write_fleet(run_dir, [done], False, plan=plan)
         if done.error or not done.points or done.points[-1].get("partial"):
             if done.error:
                 on_line(f"{t}: {done.error}")

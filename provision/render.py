@@ -292,7 +292,7 @@ def render_inventory(inv: Inventory, json_out: bool) -> None:
     ui.out.print(table)
 
 
-def render_runs(runs: list[dict[str, Any]], json_out: bool) -> None:
+def render_runs(runs: list[dict[str, Any]], json_out: bool, budget_ms: float | None = None) -> None:
     """`infprov results`: the past runs, one line each; a corrupt one is marked and hides none of the others."""
     if json_out:
         ui.emit_json(runs)
@@ -302,15 +302,24 @@ def render_runs(runs: list[dict[str, Any]], json_out: bool) -> None:
 
     from infprov.provision.bench import printable
 
-    table = Table("run", "hosts", "fleet images/s", "status")
+    best = "best images/s" + (f" (p99 <= {budget_ms:g} ms)" if budget_ms is not None else "")
+    table = Table("run", "date (UTC)", "cluster", "type", "tool", "points", "status", best)
     for r in runs:
-        fleet = r["fleet_images_per_s"]
         if r.get("unreadable"):
-            table.add_row(Text(printable(r["run"])), "-", "-", Text(printable(f"unreadable: {r['error']}")))
+            table.add_row(Text(printable(r["run"])), Text(printable(r.get("date") or "-")), "-", "-", "-", "-",
+                          Text(printable(f"unreadable: {r['error']}")), "-")
             continue
-        status = r.get("status") or ("partial" if r["partial"] else "ok")
-        table.add_row(Text(printable(r["run"])), str(r["hosts"]),
-                      "-" if fleet is None or status == "failed" else f"{fleet:.1f}", status)
+        planned = r.get("points_planned")
+        points = f"{r['points']}/{planned}" if planned and planned != r["points"] else str(r["points"])
+        top = r.get("best_images_per_s")
+        own = r.get("budget_p99_ms")
+        shown_best = "-" if top is None else rate(top) + (f" (p99 <= {own:g} ms)" if budget_ms is None and own
+                                                          is not None else "")
+        if top is None and r["status"] != "failed" and r.get("budget_p99_ms") is not None:
+            shown_best = "none within budget"
+        table.add_row(Text(printable(r["run"])), Text(printable(r.get("date") or "-")),
+                      Text(printable(r.get("cluster") or "-")), Text(printable(r.get("instance_type") or "-")),
+                      Text(printable(r.get("tool") or "-")), points, r["status"], shown_best)
     ui.out.print(table if runs else "no benchmark runs yet: `infprov bench`")
 
 
@@ -346,8 +355,10 @@ def render_run(summary: dict[str, Any]) -> None:
             if shaky:
                 unstable.append(printable(f"{h['host']} point {k} (batch {p['batch_size']}, {p['threads']} "
                                           f"thread(s)): spread {pct(spread)}, host CPU {pct(busy)} busy"))
-            table.add_row(Text(printable(h["host"])), str(p["batch_size"]), str(p["threads"]),
-                          f"{p['images_per_s']:.1f}", f"{p['requests_per_s']:.2f}", ms(lat.get("p50")),
+            load = p.get("load") or {}
+            threads = str(p["threads"]) + (f" @ {load['request_rate']:g}/s" if load.get("mode") == "rate" else "")
+            table.add_row(Text(printable(h["host"])), str(p["batch_size"]), Text(printable(threads)),
+                          rate(p["images_per_s"]), rate(p["requests_per_s"]), ms(lat.get("p50")),
                           ms(lat.get("p90")), ms(lat.get("p99")), Text(printable(str(p.get("errors", 0)))),
                           "-" if cost is None else f"{cost:.2f}", pct(spread) + (" unstable" if shaky else ""),
                           pct(busy))
@@ -362,13 +373,36 @@ def render_run(summary: dict[str, Any]) -> None:
         ui.warn(f"unstable: {line}: its windows did not agree within the stability percentage; measure again on "
                 "a quieter host or with a longer --limit")
     if summary.get("fleet_images_per_s") is not None and len(summary["hosts"]) > 1:
-        ui.out.print(f"fleet total: {summary['fleet_images_per_s']:.1f} images/s")
+        ui.out.print(f"fleet total: {rate(summary['fleet_images_per_s'])} images/s")
+    budget = summary.get("budget_p99_ms")
+    if budget is not None:
+        ui.out.print(printable(best_line(summary, budget)), markup=False)
+    if summary.get("plot"):
+        ui.out.print(printable(f"plot: {summary['plot']}"), markup=False)
     ui.out.print(printable(f"saved in {summary['path']}"), markup=False)
 
 
-def render_compare(summaries: list[dict[str, Any]]) -> None:
+def best_line(summary: dict[str, Any], budget_ms: float) -> str:
+    """'best within p99 100 ms: batch 32, 2 thread(s), 820 images/s at p99 95.0 ms' (or that none is)."""
+    from infprov.provision import plots
+
+    best = plots.best_within([d for h in summary["hosts"] for d in plots.dots(h.get("points") or [], h["host"])],
+                             budget_ms)
+    if best is None:
+        return f"best within p99 {budget_ms:g} ms: none (no error-free point had its p99 within it)"
+    paced = f" at {best.rate:g} requests/s" if best.rate is not None else ""
+    return (f"best within p99 {budget_ms:g} ms: {best.host} batch {best.batch_size}, {best.concurrency} "
+            f"thread(s){paced}, {rate(best.images_per_s)} images/s at p99 {best.p99_ms:.1f} ms")
+
+
+def rate(value: float) -> str:
+    """images/s with sensible precision: 3 significant digits below 100, whole numbers above."""
+    return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+
+
+def render_compare(summaries: list[dict[str, Any]], budget_ms: float | None = None) -> None:
     """Two runs' points in one table: images/s, p99 and $ per million images, and each against the first
-    run's best point (e.g. an Inf2 run beside an Inf1 run)."""
+    run's best point (within the p99 budget when one is given; e.g. an Inf2 run beside an Inf1 run)."""
     from rich.table import Table
     from rich.text import Text
 
@@ -377,21 +411,31 @@ def render_compare(summaries: list[dict[str, Any]]) -> None:
     from infprov.provision import catalog
     from infprov.provision.bench import printable
 
-    table = Table("run", "type", "generation", "input", "batch", "images/s", "p99 ms", "$/M images",
-                  "images/s x", "$/M x", title=Text(printable(f"compared with {summaries[0]['run']}'s best point")))
-    for row in results.compare_rows(summaries):
+    within = f" within p99 {budget_ms:g} ms" if budget_ms is not None else ""
+    rows = results.compare_rows(summaries, budget_ms)
+    table = Table("run", "type", "generation", "tool", "input", "batch", "threads", "images/s", "p99 ms",
+                  "$/M images", "images/s x", "$/M x", "status",
+                  title=Text(printable(f"compared with {summaries[0]['run']}'s best point{within} (*: each run's "
+                                       "best)")))
+    for row in rows:
         itype = str(row["instance_type"] or "-")
         try:
             generation = "Neuron v2" if catalog.generation(itype) == catalog.NEURON_V2 else "Neuron v1"
         except UsageError:  # a run from a type this version does not know (a hand-edited or old summary)
             generation = "-"
         cost = row["usd_per_million_images"]
+        failed = row["status"] == "failed"
         table.add_row(Text(printable(str(row["run"]))), Text(printable(itype)), generation,
+                      Text(printable(str(row["tool"] or "-"))),
                       Text(printable(f"{row['input'] or '-'} {row['layout'] or ''}".strip())),
-                      str(row["batch_size"]), f"{row['images_per_s']:.1f}", ms(row["p99_ms"]),
-                      "-" if cost is None else f"{cost:.2f}", times(row["images_per_s_x"]),
-                      times(row["usd_per_million_images_x"]))
+                      "-" if failed else str(row["batch_size"]), "-" if failed else str(row["threads"]),
+                      "-" if failed else rate(float(row["images_per_s"])) + (" *" if row["best"] else ""),
+                      ms(row["p99_ms"]), "-" if cost is None else f"{cost:.2f}", times(row["images_per_s_x"]),
+                      times(row["usd_per_million_images_x"]),
+                      row["status"] + (f", {row['errors']} errors" if row.get("errors") else ""))
     ui.out.print(table)
+    for line in results.compare_warnings(rows):
+        ui.warn(line)
 
 
 def times(value: float | None) -> str:
@@ -440,7 +484,7 @@ def render_recommend(doc: dict[str, Any]) -> None:
         table.add_row(str(k) if found else "-", Text(printable(r["instance_type"])),
                       "-" if r["batch_size"] is None else str(r["batch_size"]),
                       "-" if r["concurrency"] is None else str(r["concurrency"]),
-                      f"{r['images_per_s']:.1f}" if found else Text(printable(r["error"] or "none within budget")),
+                      rate(r["images_per_s"]) if found else Text(printable(r["error"] or "none within budget")),
                       ms(r["p99_ms"]), usd(r["hourly_usd"]) if r["hourly_usd"] is not None else "-",
                       "-" if cost is None else f"{cost:.2f}", str(len(r["points"])))
     ui.out.print(table)
@@ -450,4 +494,100 @@ def render_recommend(doc: dict[str, Any]) -> None:
                      markup=False)
     if doc.get("note"):
         ui.out.print(printable(f"note: {doc['note']}"), markup=False)
+    if doc.get("plot"):
+        ui.out.print(printable(f"plot: {doc['plot']}"), markup=False)
     ui.out.print(printable(f"saved in {doc['path']}"), markup=False)
+
+
+class BenchView:
+    """What `bench` shows while it runs, on stderr.
+
+    compact (the default): a line per point, then one line per host when its point ends (its figures, or why
+    it failed); the hosts' own lines go to the run folder's output.log, and only their ERROR and FAIL
+    lines show here. On a terminal a transient status line follows the client's windows.
+    verbose: every line of the hosts as well, as `<address>: <line>`.
+    json_lines: each progress event as one JSON line (and infprov's own notes as {"event": "note"}), nothing else.
+    """
+
+    TROUBLE = ("ERROR", "FAIL")  # an unstable or interrupted point: its result line says so
+
+    def __init__(self, *, verbose: bool = False, json_lines: bool = False) -> None:
+        self.verbose = verbose
+        self.json_lines = json_lines
+        self.status: Any = None
+        self.point = ""
+
+    def emit(self, event: dict[str, Any]) -> None:
+        import json
+        import sys
+
+        sys.stderr.write(json.dumps(event, default=str) + "\n")
+        sys.stderr.flush()
+
+    def line(self, host: str, line: str) -> None:
+        from infprov.provision.bench import printable
+
+        if self.json_lines:
+            if host == "-":
+                self.emit({"event": "note", "text": printable(line)})
+            return
+        if host == "-":
+            if not line.startswith("point "):  # a point's header comes as its event
+                self._print(printable(line))
+        elif self.verbose or line.lstrip().startswith(self.TROUBLE):
+            self._print(printable(f"{host}: {line}"))
+
+    def event(self, event: dict[str, Any]) -> None:
+        if self.json_lines:
+            self.emit(event)
+            return
+        from infprov.provision.bench import printable
+
+        kind = event.get("event")
+        if kind == "point":
+            what = (f": batch {event['batch_size']}, {event['threads']} thread(s)"
+                    + (f", {event['request_rate']:g} requests/s" if event.get("request_rate") is not None else "")
+                    if event.get("batch_size") is not None else "")
+            self.point = f"point {event['index']}/{event['of']}"
+            self._print(printable(self.point + what))
+        elif kind == "result":
+            self._print(printable("  " + result_line(event)))
+        elif kind in ("measuring", "window") and self.status is not None:
+            text = (f"{self.point}: {event['host']}: measuring" if kind == "measuring" else
+                    f"{self.point}: {event['host']}: window {event['window']}: {rate(event['images_per_s'])} "
+                    f"images/s, p99 {event['p99_ms']:.1f} ms")
+            self.status.update(printable(text))
+
+    def __enter__(self) -> BenchView:
+        if not self.json_lines and not self.verbose and ui.err.is_terminal:
+            self.status = ui.err.status("starting", spinner="dots")
+            self.status.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+    def _print(self, text: str) -> None:
+        ui.err.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def result_line(event: dict[str, Any]) -> str:
+    """'10.0.0.5: 1167 images/s, p99 6.0 ms, stable (spread 8 %), host CPU 74 %' or what went wrong."""
+    host = event["host"]
+    if event["status"] == "failed":
+        return f"{host}: failed: {event.get('error') or 'no result'}"
+    if event.get("images_per_s") is None:
+        return f"{host}: stopped before it measured anything"
+    stable = {True: "stable", False: "UNSTABLE", None: "stability unknown"}[event.get("stable")]
+    spread = event.get("spread_pct")
+    text = (f"{host}: {rate(float(event['images_per_s']))} images/s, p99 {ms(event.get('p99_ms'))} ms, {stable}"
+            + (f" (spread {pct(spread)})" if spread is not None else "")
+            + (f", host CPU {pct(event['host_cpu_busy_pct'])}" if event.get("host_cpu_busy_pct") is not None else "")
+            + (f", {event['errors']} errors" if event.get("errors") else ""))
+    if event["status"] == "partial":
+        text += " (stopped: partial)"
+    if event.get("error"):
+        text += f"; {event['error']}"
+    return text

@@ -51,12 +51,46 @@ def build_parser() -> argparse.ArgumentParser:
                    help="windows that must agree, and that the result covers (default 3)")
     p.add_argument("--max_trials", type=int, default=10, metavar="M",
                    help="windows at most before the point is reported unstable (default 10)")
+    p.add_argument("--concurrency_range", default=None, metavar="START:END[:STEP]",
+                   help="measure each concurrency from START to END by STEP (default 1) in turn, as perf_analyzer's "
+                        "--concurrency-range; --json then holds {\"points\": [...]}")
+    p.add_argument("--request_rate", type=float, default=None, metavar="R",
+                   help="send R requests a second whatever the answers (over --num_threads connections) instead of "
+                        "keeping each connection busy, as perf_analyzer's --request-rate-range")
+    p.add_argument("--request_distribution", choices=("constant", "poisson"), default="constant",
+                   help="gaps between the sends in --request_rate mode (default constant)")
     return p
+
+
+def concurrency_levels(text: str) -> list[int]:
+    """'1:8:2' -> [1, 3, 5, 7]; '2:4' -> [2, 3, 4] (perf_analyzer's START:END:STEP, END included)."""
+    parts = text.split(":")
+    try:
+        nums = [int(x) for x in parts]
+    except ValueError:
+        nums = []
+    if len(nums) not in (2, 3):
+        raise ClientError(f"--concurrency_range {text!r}: write START:END or START:END:STEP, e.g. 1:8:2", EXIT_USAGE)
+    start, end, step = nums[0], nums[1], nums[2] if len(nums) == 3 else 1
+    if not (1 <= start <= end <= 512 and step >= 1):
+        raise ClientError(f"--concurrency_range {text!r}: need 1 <= START <= END <= 512 and STEP >= 1", EXIT_USAGE)
+    return list(range(start, end + 1, step))
 
 
 def check_args(args: argparse.Namespace) -> int:
     """Validate the arguments; return the number of workers."""
     threads = args.num_threads
+    if args.concurrency_range is not None:
+        if args.request_rate is not None:
+            raise ClientError("--concurrency_range and --request_rate are two ways to set the load; give one",
+                              EXIT_USAGE)
+        if threads is not None or args.concurrency is not None:
+            raise ClientError("--concurrency_range sets the workers itself; leave out --num_threads/--concurrency",
+                              EXIT_USAGE)
+        threads = concurrency_levels(args.concurrency_range)[0]
+    if args.request_rate is not None and not 0 < args.request_rate <= 100000:
+        raise ClientError(f"--request_rate must be above 0 and at most 100000 a second, got {args.request_rate:g}",
+                          EXIT_USAGE)
     if args.concurrency is not None:
         if threads is not None and threads != args.concurrency:
             raise ClientError(f"--num_threads {threads} and --concurrency {args.concurrency} disagree; give one",

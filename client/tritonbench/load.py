@@ -7,6 +7,7 @@ import argparse
 import datetime
 import math
 import os
+import random
 import resource
 import signal
 import threading
@@ -31,11 +32,34 @@ def checked_call(inference: Inference, conn: Connection) -> np.ndarray:
         raise RequestFailed("client", f"{type(exc).__name__}: {exc}") from exc
 
 
+class Pacer:
+    """Request-rate mode (perf_analyzer's --request-rate-range): the send times of every worker, `rate` a second,
+    evenly spaced (constant) or with exponential gaps (poisson), from the first request on. Workers take the next
+    send time in turn; one that finds it past sends at once, and how late it was is recorded."""
+
+    def __init__(self, rate: float, distribution: str = "constant", seed: int = 0) -> None:
+        self.rate = rate
+        self.poisson = distribution == "poisson"
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.next_at: float | None = None
+
+    def take(self) -> float:
+        with self.lock:
+            if self.next_at is None:
+                self.next_at = time.perf_counter()
+            slot = self.next_at
+            self.next_at += self.rng.expovariate(self.rate) if self.poisson else 1.0 / self.rate
+            return slot
+
+
 class Worker(threading.Thread):
-    """One connection, requests back to back until the deadline or a stop; records each latency."""
+    """One connection, requests back to back (or at the pacer's times) until the deadline or a stop; records
+    each latency."""
 
     def __init__(self, index: int, inference: Inference, host: str, port: int, timeout: float,
-                 warmup: int, start_gate: threading.Barrier, stop: threading.Event) -> None:
+                 warmup: int, start_gate: threading.Barrier, stop: threading.Event,
+                 pacer: Pacer | None = None) -> None:
         super().__init__(name=f"worker-{index}", daemon=True)
         self.index = index
         self.inference = inference
@@ -50,6 +74,8 @@ class Worker(threading.Thread):
         self.first_error: dict[str, str] = {}
         self.started = 0.0
         self.finished = 0.0
+        self.pacer = pacer
+        self.late: list[float] = []  # rate mode: how long after its send time each request went (s)
 
     def _error(self, exc: RequestFailed) -> None:
         self.errors[exc.kind] = self.errors.get(exc.kind, 0) + 1
@@ -76,6 +102,9 @@ class Worker(threading.Thread):
         ends = self.ends
         self.started = clock()
         now = self.started
+        if self.pacer is not None:
+            self._paced(self.pacer)
+            return
         while now < self.deadline and not self.stop.is_set():
             try:
                 call()
@@ -89,6 +118,32 @@ class Worker(threading.Thread):
                     self.stop.wait(0.1)  # do not spin on a server that is gone
                     done = clock()
             self.finished = now = done
+        self.conn.close()
+
+    def _paced(self, pacer: Pacer) -> None:
+        """Rate mode: each request at the next send time; its latency counts from when it went."""
+        clock = time.perf_counter
+        while not self.stop.is_set():
+            slot = pacer.take()
+            wait = slot - clock()
+            if wait > 0 and self.stop.wait(wait):
+                break
+            sent = clock()
+            if sent >= self.deadline:
+                break
+            self.late.append(max(sent - slot, 0.0))
+            try:
+                self._call()
+                done = clock()
+                self.latencies.append(done - sent)
+                self.ends.append(done)
+            except RequestFailed as exc:
+                done = clock()
+                self._error(exc)
+                if exc.kind in ("connection", "timeout"):
+                    self.stop.wait(0.1)
+                    done = clock()
+            self.finished = done
         self.conn.close()
 
     @property
@@ -219,12 +274,17 @@ def benchmark(args: argparse.Namespace, threads: int, inference: Inference, host
               url: str, guard: Interrupted) -> dict[str, Any]:
     stop = guard.stop
     gate = threading.Barrier(threads + 1)
-    workers = [Worker(i, inference, host, port, args.timeout, args.warmup, gate, stop) for i in range(threads)]
+    rate = getattr(args, "request_rate", None)
+    pacer = Pacer(rate, args.request_distribution, args.seed) if rate else None
+    workers = [Worker(i, inference, host, port, args.timeout, args.warmup, gate, stop, pacer)
+               for i in range(threads)]
     print("##### WARMUP COMPLETE, NOW DO BENCHMARK #####")
     print(f"##### Model name: {args.model_name}, Batch size: {args.batch_size}")
     for w in workers:
         print(f"RUN Thread {w.index} for {datetime.timedelta(seconds=args.limit)} seconds")
     print(f">>> Running {threads} threads", flush=True)
+    if pacer is not None:
+        print(f">>> Request rate {rate:g}/s ({args.request_distribution}) over {threads} connections", flush=True)
     for w in workers:
         w.start()
     # Wait for every worker's warm-up, still answering signals.
@@ -281,12 +341,32 @@ def benchmark(args: argparse.Namespace, threads: int, inference: Inference, host
     cpu = win.marks[-1][1] - win.marks[first][1]
     result = results_dict(args, url, workers, max(finish - begin, 0.0), cpu, interrupted, {}, {})
     result.update(win.report(stable, first, len(win.marks) - 1))
+    if pacer is not None:
+        result["load"] = rate_report(pacer, workers, result)
+        if result["load"]["behind"]:
+            print(f"BEHIND: the client sent {result['requests_per_s']:.4g} requests/s of the {pacer.rate:g} asked "
+                  f"(send delay p99 {result['load']['send_delay_p99_ms']:.4g} ms): give more --num_threads",
+                  flush=True)
+    else:
+        result["load"] = {"mode": "concurrency", "concurrency": threads}
     if win.percentage > 0 and not interrupted:
         spread = result["spread_pct"]
         print(("Stable" if stable else "UNSTABLE") + f": the last {win.count} windows of {win.length:.3g} s "
               f"agree within " + ("-" if spread is None else f"{spread:.1f}") + f" % (wanted {win.percentage:g} %)",
               flush=True)
     return result
+
+
+def rate_report(pacer: Pacer, workers: list[Worker], result: dict[str, Any]) -> dict[str, Any]:
+    """How well the asked rate was kept: the rate sent, how late requests went; behind when the send delay's
+    p99 passed two intervals or the rate answered fell more than 10 % short."""
+    late = [x for w in workers for x in w.late]
+    p99 = float(np.percentile(late, 99)) * 1000.0 if late else 0.0
+    interval_ms = 1000.0 / pacer.rate
+    short = result["requests"] > 0 and result["requests_per_s"] < 0.9 * pacer.rate
+    return {"mode": "rate", "request_rate": pacer.rate, "distribution": "poisson" if pacer.poisson else "constant",
+            "connections": len(workers), "send_delay_p99_ms": p99,
+            "behind": bool(short or p99 > 2 * interval_ms)}
 
 
 def measure(args: argparse.Namespace, threads: int, inference: Inference, host: str, port: int, url: str,
@@ -319,6 +399,8 @@ def measure(args: argparse.Namespace, threads: int, inference: Inference, host: 
         write_json(args.json, results_dict(args, url, [], 0.0, 0.0, True, {}, {}))
         return EXIT_INTERRUPTED
 
+    if args.concurrency_range:
+        return measure_range(args, inference, host, port, url, guard)
     result = benchmark(args, threads, inference, host, port, url, guard)
     if result["per_thread"]:
         print_thread_lines(result)
@@ -331,3 +413,26 @@ def measure(args: argparse.Namespace, threads: int, inference: Inference, host: 
               + (f" (saved to {args.json}, partial)" if args.json else ""), flush=True)
         return EXIT_INTERRUPTED
     return EXIT_FAIL if result["errors"] else EXIT_OK
+
+
+def measure_range(args: argparse.Namespace, inference: Inference, host: str, port: int, url: str,
+                  guard: Interrupted) -> int:
+    """Each concurrency of --concurrency_range in turn, each a point as one run measures it; the JSON holds
+    {"points": [...]}, rewritten after each so a stop keeps the finished ones."""
+    from .cli import concurrency_levels
+
+    points: list[dict[str, Any]] = []
+    for level in concurrency_levels(args.concurrency_range):
+        print(f">>> Concurrency {level}", flush=True)
+        result = benchmark(args, level, inference, host, port, url, guard)
+        if result["per_thread"]:
+            print_thread_lines(result)
+        if result["requests"] or not result["partial"]:  # a level stopped before it measured: left out
+            points.append(result)
+        write_json(args.json, {"points": points})
+        if result["errors"]:
+            report_failures(args.model_name, result)
+        if result["partial"]:
+            print(f"INTERRUPTED: {len(points)} concurrency level(s) measured", flush=True)
+            return EXIT_INTERRUPTED
+    return EXIT_FAIL if any(p["errors"] for p in points) else EXIT_OK

@@ -311,6 +311,14 @@ def test_client_runs_under_other_interpreters(server: localtriton.LocalTriton, t
                             timeout=120)
     assert broken.returncode == 1 and "output shape [16, 999], expected [16, 1000]" in broken.stdout
     assert_no_traceback(broken)
+    # the load modes beyond threads too (request rate with poisson gaps; a concurrency range)
+    for load, check in ((["-t", "2", "--request_rate", "10", "--request_distribution", "poisson"],
+                         lambda d: d["load"]["mode"] == "rate" and d["requests"] > 0),
+                        (["--concurrency_range", "1:2"], lambda d: [p["threads"] for p in d["points"]] == [1, 2])):
+        proc = subprocess.run([python, str(CLIENT), "-m", MODEL, "-b", str(BATCH), "-k", "-l", "1", *load,
+                               "--url", server.url, "--json", str(out)], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert check(json.loads(out.read_text())), out.read_text()
 
 
 @pytest.fixture(scope="module")
@@ -504,3 +512,70 @@ def test_text_lines_have_percentiles_in_order_and_sensible_precision(bench_run: 
     assert re.findall(r"^Total Latency (p\d+) in ms:", text, re.MULTILINE) == order
     digits = [len(re.sub(r"[^0-9]", "", n).lstrip("0")) for n in re.findall(r"\d+\.\d+", text)]
     assert digits and max(digits) <= 6, text
+
+
+def test_request_rate_mode_sends_at_the_rate_asked(server: localtriton.LocalTriton, tmp_path: Path) -> None:
+    """Issue 26, item 1: --request_rate R sends R requests a second whatever the answers (perf_analyzer's
+    --request-rate-range), each request's latency from when it went; the result says what rate was kept."""
+    out = tmp_path / "rate.json"
+    proc = run_client("-m", MODEL, "-b", str(BATCH), "-k", "-l", "3", "-t", "4", "--url", server.url,
+                      "--request_rate", "20", "--stability_percentage", "0", "--json", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(out.read_text())
+    assert doc["load"]["mode"] == "rate" and doc["load"]["request_rate"] == 20.0
+    assert doc["load"]["distribution"] == "constant" and doc["load"]["connections"] == 4
+    # 20 a second for 3 s: the sends are paced, so the count follows the rate (not what 4 busy connections
+    # would reach); one send either side of the window's edges
+    assert 59 <= doc["requests"] <= 61, doc["requests"]
+    assert doc["load"]["behind"] is False and results.validate_results(doc) == []
+    assert ">>> Request rate 20/s (constant) over 4 connections" in proc.stdout
+
+
+def test_a_rate_the_client_cannot_keep_says_so(server: localtriton.LocalTriton, tmp_path: Path) -> None:
+    out = tmp_path / "behind.json"
+    # one connection to a model that answers in 2 s cannot send 5 requests a second
+    proc = run_client("-m", "rn50-slow", "-b", "1", "-k", "-l", "3", "-t", "1", "--url", server.url,
+                      "--request_rate", "5", "--stability_percentage", "0", "--warmup", "0", "--json", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(out.read_text())
+    assert doc["load"]["behind"] is True and "BEHIND: the client sent" in proc.stdout
+
+
+def test_poisson_gaps_are_seeded() -> None:
+    from infprov.client.tritonbench.load import Pacer
+
+    a, b = Pacer(100.0, "poisson", seed=7), Pacer(100.0, "poisson", seed=7)
+    ga = [a.take() for _ in range(200)]
+    gb = [b.take() for _ in range(200)]
+    gaps_a = [y - x for x, y in zip(ga, ga[1:], strict=False)]
+    assert gaps_a == [y - x for x, y in zip(gb, gb[1:], strict=False)]  # the same seed, the same gaps
+    assert len(set(round(g, 9) for g in gaps_a)) > 100  # not evenly spaced
+    assert 0.005 < sum(gaps_a) / len(gaps_a) < 0.02  # about 1/100 s on average
+    even = Pacer(50.0)
+    ge = [even.take() for _ in range(5)]
+    assert [round(y - x, 9) for x, y in zip(ge, ge[1:], strict=False)] == [0.02] * 4
+
+
+def test_concurrency_range_measures_each_level(server: localtriton.LocalTriton, tmp_path: Path) -> None:
+    out = tmp_path / "range.json"
+    proc = run_client("-m", MODEL, "-b", str(BATCH), "-k", "-l", "1", "--url", server.url,
+                      "--concurrency_range", "1:3:2", "--stability_percentage", "0", "--json", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    points = json.loads(out.read_text())["points"]
+    assert [p["threads"] for p in points] == [1, 3]
+    assert [p["load"] for p in points] == [{"mode": "concurrency", "concurrency": 1},
+                                          {"mode": "concurrency", "concurrency": 3}]
+    assert all(results.validate_results(p) == [] for p in points)
+    assert re.findall(r"^>>> Concurrency (\d+)$", proc.stdout, re.MULTILINE) == ["1", "3"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--concurrency_range", "4:2"], "START <= END"),
+    (["--concurrency_range", "1-4"], "START:END"),
+    (["--concurrency_range", "1:4", "-t", "2"], "leave out --num_threads"),
+    (["--concurrency_range", "1:4", "--request_rate", "10"], "give one"),
+    (["-t", "2", "--request_rate", "0"], "--request_rate must be above 0"),
+])
+def test_load_options_are_checked_before_any_request(args: list[str], message: str) -> None:
+    proc = run_client("-m", MODEL, "-k", "--url", "127.0.0.1:9", *args)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr

@@ -76,9 +76,11 @@ def test_bench_results_consistent(cluster: Any, tmp_path: Path) -> None:
 def test_bench_sweep_writes_rows_and_plot(cluster: Any, tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     res = runner.invoke(app, ["bench", "--name", CLUSTER, "--limit", "2", "--sweep", "batch=16,32 threads=1,2",
-                              "--out", str(out), "--json"])
+                              "--out", str(out), "--p99", "10s", "--json"])
     assert res.exit_code == 0, res.output
-    [host] = json.loads(res.stdout)["hosts"]
+    doc = json.loads(res.stdout)
+    [host] = doc["hosts"]
+    assert doc["budget_p99_ms"] == 10_000 and doc["plot"] == str(out / "sweep.png")
     assert [(p["batch_size"], p["threads"]) for p in host["points"]] == [(16, 1), (16, 2), (32, 1), (32, 2)]
     rows = list(csv.DictReader((out / host["instance_id"] / "results.csv").open()))
     assert len(rows) == 4
@@ -103,7 +105,8 @@ def test_bench_bad_inputs(cluster: Any) -> None:
 def test_interrupted_bench_keeps_what_was_measured(cluster: Any, tmp_path: Path) -> None:
     out = tmp_path / "interrupted"
     iid = cluster["server"]["hosts"][0]["instance_id"]
-    run = Child.infprov("bench", "--name", CLUSTER, "--limit", "60", "--warmup", "0", "--out", str(out))
+    # --verbose: the client's own lines show, among them the one that says its measurement began
+    run = Child.infprov("bench", "--name", CLUSTER, "--limit", "60", "--warmup", "0", "--out", str(out), "--verbose")
     try:
         run.wait_for("Measuring in windows")  # the client's warm-up is over: its measurement has begun
         base = served_on_host(iid, MODEL)
@@ -174,7 +177,7 @@ def _interrupted_sweep(out: Path, iid: str, at_point: int, signals: int, mid_poi
     after its client has had answers; else as soon as infprov announces the point). Returns the exit code,
     the run, and how many points had finished when the first SIGINT went."""
     run = Child.infprov("bench", "--name", CLUSTER, "--limit", "2", "--sweep", "batch=16 threads=1,2,3,4",
-                        "--out", str(out))
+                        "--out", str(out), "--verbose")  # --verbose: the client's "Measuring in windows" shows
     try:
         run.wait_for(f"point {at_point}/4")
         if mid_point:
@@ -219,3 +222,19 @@ def test_ctrl_c_during_a_sweep_keeps_every_finished_point(cluster: Any, tmp_path
     assert not any(f"point {n}/4" in run.err for n in range(at_point + 1, 5))
     on_disk = json.loads((out / host["instance_id"] / "results.json").read_text())
     assert len(on_disk.get("points", [on_disk])) == len(points)
+
+
+def test_bench_request_rate_points(cluster: Any, tmp_path: Path) -> None:
+    """Issue 26, item 1: rate= in the sweep puts the client in request-rate mode on the host: each point says
+    the rate asked, and a paced client never sends faster than asked."""
+    out = tmp_path / "rate"
+    res = runner.invoke(app, ["bench", "--name", CLUSTER, "--limit", "2", "--threads", "2", "--sweep", "rate=10,20",
+                              "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    [host] = json.loads(res.stdout)["hosts"]
+    assert [(p["load"]["mode"], p["load"]["request_rate"]) for p in host["points"]] == [("rate", 10), ("rate", 20)]
+    for p in host["points"]:
+        assert 0 < p["requests_per_s"] <= p["load"]["request_rate"] * 1.1, p
+    rows = list(csv.DictReader((out / host["instance_id"] / "results.csv").open()))
+    assert [float(r["request_rate"]) for r in rows] == [10.0, 20.0]
+    assert [e["request_rate"] for e in map(json.loads, res.stderr.splitlines()) if e["event"] == "point"] == [10, 20]

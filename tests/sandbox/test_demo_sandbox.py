@@ -28,6 +28,15 @@ def test_demo_runs_the_main_job_and_leaves_nothing(sandbox_hosts: list[dict[str,
     [run] = [p for p in (home / "runs").iterdir() if p.name.startswith("demo-")]
     summary = json.loads((run / "summary.json").read_text())
     assert len(summary["hosts"]) == 2 and summary["partial"] is False
+    # the run list covers the demo's run (its folder is not a bench-* one: the index names it), as the latest
+    listed = subprocess.run([sys.executable, "-m", "infprov.provision.cli", "results", "--json"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    [row] = [r for r in json.loads(listed.stdout) if r["run"] == run.name]
+    assert (row["cluster"], row["status"], row["points"]) == ("demo", "ok", 2)
+    latest = subprocess.run([sys.executable, "-m", "infprov.provision.cli", "results", "latest", "--json"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert latest.returncode == 0 and json.loads(latest.stdout)["run"] == run.name, latest.stderr
     status = subprocess.run([sys.executable, "-m", "infprov.provision.cli", "status", "--sandbox", "--name", "demo",
                              "--json"],
                             capture_output=True, text=True, env=env, timeout=120)

@@ -302,7 +302,8 @@ def test_ctrl_c_during_bench_keeps_partial_results_and_leaves_no_client_running(
     doc = _up("f-int-bench")
     host = _host_of(doc["server"]["hosts"][0]["instance_id"])
     out = tmp_path / "bench"
-    run = Run("bench", "--name", "f-int-bench", "--limit", "60", "--warmup", "0", "--out", str(out))
+    run = Run("bench", "--name", "f-int-bench", "--limit", "60", "--warmup", "0", "--out", str(out),
+              "--verbose")  # the client's own lines show, among them the one that says its measurement began
     try:
         run.wait_for("Measuring in windows")  # the warm-up is over: the client's measurement has begun
         iid = doc["server"]["hosts"][0]["instance_id"]

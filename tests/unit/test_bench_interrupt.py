@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from infprov.provision import bench
-from tests.unit.test_bench_security import fake_host, fake_ssh, plan  # noqa: F401  (fake_ssh: a fixture)
+from tests.unit.test_bench_security import fake_host, fake_ssh, own_home, plan  # noqa: F401  (fixtures)
 
 HOST = "i-0123456789abcdef0"
 

@@ -98,6 +98,15 @@ def fake_host(name: str = "i-0123456789abcdef0", address: str = "10.0.0.5") -> A
                            neuron_cores=16)
 
 
+@pytest.fixture(autouse=True)
+def own_home(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+             tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A private INFPROV_HOME outside tmp_path (the engine's logs and the run index go there, never to the
+    user's), unless the test asked for infprov_home."""
+    if "infprov_home" not in request.fixturenames:
+        monkeypatch.setenv("INFPROV_HOME", str(tmp_path_factory.mktemp("home")))
+
+
 @pytest.fixture()
 def fake_ssh(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[type[LocalHost]]:
     from infprov.playbooks import runner as engine
@@ -246,11 +255,11 @@ def test_hostile_host_name_writes_nothing_outside_the_run(name: str, fake_ssh: t
     assert "cannot name a results folder" in done[1].error and not done[1].points
     assert {c.host.address for c in fake_ssh.made} == {"10.0.0.5"}  # the bad one is never even contacted
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
-    # summary.json: written as each point comes home
-    assert sorted(p.name for p in run_dir.iterdir()) == ["i-0aaa", "summary.json"]
+    # summary.json: written as each point comes home; output.log: the hosts' lines as they came
+    assert sorted(p.name for p in run_dir.iterdir()) == ["i-0aaa", "output.log", "summary.json"]
     assert "\n" not in done[1].error
     bench.write_fleet(run_dir, done, False)
-    assert sorted(p.name for p in run_dir.iterdir()) == ["i-0aaa", "summary.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["i-0aaa", "output.log", "summary.json"]
 
 
 @pytest.mark.parametrize("sent", [
@@ -340,7 +349,9 @@ def test_summary_and_results_are_written_atomically(fake_ssh: type[LocalHost], t
     written = sorted({str(Path(p).relative_to(run_dir)) for p in replaced if Path(p).is_relative_to(run_dir)})
     host = "i-0123456789abcdef0"
     assert written == [f"{host}/output-0.txt", f"{host}/results.csv", f"{host}/results.json", "summary.json"]
-    assert sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()) == written
+    # and output.log, the hosts' lines appended as they stream in (a log, not a document to replace)
+    assert sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()) == [
+        *written[:3], bench.RAW_LOG, "summary.json"]
 
 
 # ---------------------------------------------------------------------------------------------- corrupt runs
@@ -387,7 +398,8 @@ def test_results_lists_every_run_and_marks_the_unreadable(runs_home: Path) -> No
     res = runner.invoke(app, ["results"])
     assert res.exit_code == 0, res.output
     out = res.stdout
-    assert "bench-20260101T000000Z-good" in out and "100.0" in out
+    [good] = [line for line in out.splitlines() if "bench-20260101T000000Z-good" in line]
+    assert " 100 " in good and " ok " in good, out
     assert "bench-20260105T000000Z-[bold]x" in out
     for bad in ("broken", "shape", "binary", "deep", "nan", "manifest"):
         [line] = [line for line in out.splitlines() if bad in line]
