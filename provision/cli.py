@@ -243,18 +243,47 @@ def cloud_up(
         None, "--auto-teardown", help="Each instance powers off and terminates itself after this long (4h, 90m); "
         "run again to move the deadline."
     ),
+    model: str = typer.Option(
+        "rn50", "--model", help="What to serve: rn50 (default), a TorchScript file, a TensorFlow SavedModel folder, "
+        "a Hugging Face folder (config.json, weights, tokenizer) or hf:ORG/NAME. See README, Your own model."
+    ),
+    task: str | None = typer.Option(
+        None, "--task", help="A Hugging Face model's task: text-classification, feature-extraction, "
+        "image-classification."
+    ),
+    seq_len: int | None = typer.Option(None, "--seq-len", help="A text model's sequence length (default 128)."),
+    batch: int | None = typer.Option(None, "--batch", help="Your model's batch: traced at it on Inf2/Trn1, the "
+                                     "largest batch on Inf1 (default 8)."),
+    input_: list[str] = typer.Option([], "--input", help="Your model's input NAME:DTYPE:SHAPE, e.g. "
+                                     "x:FP32:3x224x224 (one item, no batch axis; repeatable, in order)."),
+    output: list[str] = typer.Option([], "--output", help="Your model's output NAME:DTYPE:SHAPE, e.g. y:FP32:1000 "
+                                     "(repeatable, in order)."),
 ) -> None:
     """Find or launch Inferentia or Trainium instances, provision Triton on each over SSH, and wait until it serves."""
-    from infprov.provision import autoteardown, specs
+    from infprov.provision import autoteardown, specs, usermodel
 
     lifetime = autoteardown.parse_duration(auto_teardown) if auto_teardown is not None else None
+    try:
+        plan = usermodel.plan(model, instance_type, task=task, seq_len=seq_len, batch=batch, inputs=input_,
+                              outputs=output)
+    except usermodel.ModelSpecError as exc:
+        for problem in exc.problems[:-1]:
+            ui.err.print(ui.styled("error:", "red", _one_line(problem)), soft_wrap=True)
+        raise
+    note = "" if plan is None else (
+        f"then upload {plan.name} ({plan.kind}, {usermodel.human_size(plan.upload_bytes)}) and compile it on the host"
+    )
     spec = specs.UpSpec(
         instance_type=instance_type, name=name, count=count, region=region, ami=ami, key_name=key_name,
         ssh_cidr=ssh_cidr, allow_wide_ssh=allow_wide_ssh, tags=specs.parse_tags(tag or []), spot=spot, yes=yes,
-        sandbox=sandbox, disk_gib=disk, inventory=inventory,
+        sandbox=sandbox, disk_gib=disk, inventory=inventory, model_note=note,
     )  # fmt: skip
+    if plan is not None and not json_out:
+        ui.step(f"model {plan.name}: {plan.kind}, {usermodel.human_size(plan.upload_bytes)} to upload; serves "
+                + ", ".join(f"{t.name} {t.dtype} {list(plan.served_dims(t))}" for t in plan.inputs) + " -> "
+                + ", ".join(f"{t.name} {t.dtype} {list(plan.served_dims(t))}" for t in plan.outputs))
     outcome = lifecycle.up(
-        spec, preflight=not no_preflight, lifetime=lifetime, skip_server=skip_server,
+        spec, preflight=not no_preflight, lifetime=lifetime, skip_server=skip_server, model=plan,
         before_server=None if json_out else render.before_server, on_event=None if json_out else render.show_event,
     )  # fmt: skip
     render.render_up_outcome(outcome, json_out)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from infprov.provision.providers import Provider
     from infprov.provision.server import ServerResult
     from infprov.provision.specs import StatusResult, TeardownResult, UpResult, UpSpec
+    from infprov.provision.usermodel import ModelPlan
 
 
 # ---------------------------------------------------------------- up = cloud -> inventory -> server playbook
@@ -56,6 +57,7 @@ def up(
     skip_server: bool = False,
     before_server: Callable[[UpResult], None] | None = None,
     on_event: Callable[[Event], None] | None = None,
+    model: ModelPlan | None = None,
 ) -> UpOutcome:
     """Preflight, the cloud part (find or launch, wait for SSH, record the hosts in the inventory), the
     auto-teardown deadline, then the server playbook on every host. before_server sees the cloud part's
@@ -68,6 +70,12 @@ def up(
     cloud.check_up(spec, prov)
     if preflight and os.environ.get("INFPROV_NO_PREFLIGHT") != "1":
         check_before_up(prov.standin(), spec.instance_type)
+    staged = None
+    if model is not None:  # the upload is made (and its size known) before anything is launched
+        from infprov.floor import paths
+        from infprov.provision import usermodel
+
+        staged = usermodel.stage(model, paths.home() / "models")
     result = cloud.up(spec, provider=prov)
     if lifetime is not None:
         _schedule_teardown(result, prov, lifetime, spec.inventory)
@@ -81,6 +89,7 @@ def up(
             served = server.provision(
                 result.cluster, [h.instance_id for h in result.hosts], group_vars=prov.server_vars(),
                 inventory=spec.inventory, on_event=on_event,
+                extra_vars={"infprov_model": staged} if staged else None, model=staged["name"] if staged else None,
             )  # fmt: skip
     except KeyboardInterrupt:
         ui.warn(f"the instances are up; Triton may be half set up on them: {hint}")
