@@ -89,7 +89,7 @@ def up(
             served = server.provision(
                 result.cluster, [h.instance_id for h in result.hosts], group_vars=prov.server_vars(),
                 inventory=spec.inventory, on_event=on_event,
-                extra_vars={"infprov_model": staged} if staged else None, model=staged["name"] if staged else None,
+                extra_vars=staged, model=staged["infprov_model_name"] if staged else None,
             )  # fmt: skip
     except KeyboardInterrupt:
         ui.warn(f"the instances are up; Triton may be half set up on them: {hint}")

@@ -458,7 +458,7 @@ def source_path(plan_: ModelPlan, where: str) -> str:
 
 def stage(plan_: ModelPlan, folder: Path) -> dict[str, Any]:
     """Write the upload and the plan under folder (INFPROV_HOME/models, private) and return the playbook's
-    `infprov_model` variable: the local files to copy, the content key, and what start.sh needs."""
+    `infprov_model_*` variables: the local files to copy, the content key, and what start.sh needs."""
     from infprov.floor import paths
 
     data, key = pack(plan_)
@@ -476,5 +476,6 @@ def stage(plan_: ModelPlan, folder: Path) -> dict[str, Any]:
            "compile_args": plan_.compile_args(source_path(plan_, where), compiled)}
     plan_file = folder / f"{key}.plan.json"
     paths.write_private(plan_file, json.dumps(doc, indent=1, sort_keys=True) + "\n")
-    return {"name": plan_.name, "key": key, "kind": plan_.kind, "upload": str(upload), "plan": str(plan_file),
-            "framework": "-t" if plan_.kind == "savedmodel" else "-p", "size": len(data)}
+    return {"infprov_model_name": plan_.name, "infprov_model_key": key, "infprov_model_upload": str(upload),
+            "infprov_model_plan": str(plan_file),
+            "infprov_model_framework": "-t" if plan_.kind == "savedmodel" else "-p"}

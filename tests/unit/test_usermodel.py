@@ -196,11 +196,11 @@ def test_stage_writes_private_files_and_the_playbooks_variable(tmp_path: Path, i
     plan = usermodel.plan(str(model), "inf1.xlarge", inputs=["x:FP32:3x224x224"], outputs=["y:FP32:1000"])
     assert plan is not None
     staged = usermodel.stage(plan, infprov_home / "models")
-    assert staged["key"] == usermodel.pack(plan)[1] and staged["framework"] == "-p"
-    upload, plan_file = Path(staged["upload"]), Path(staged["plan"])
+    assert staged["infprov_model_key"] == usermodel.pack(plan)[1] and staged["infprov_model_framework"] == "-p"
+    upload, plan_file = Path(staged["infprov_model_upload"]), Path(staged["infprov_model_plan"])
     assert upload.read_bytes() == model.read_bytes()
     assert upload.stat().st_mode & 0o077 == 0 and plan_file.stat().st_mode & 0o077 == 0
     doc = json.loads(plan_file.read_text())
-    assert doc["compiled"].startswith(f"{usermodel.HOST_MODELS}/{staged['key']}/compiled-")
+    assert doc["compiled"].startswith(f"{usermodel.HOST_MODELS}/{staged['infprov_model_key']}/compiled-")
     assert doc["generator_args"][doc["generator_args"].index("--compiled_model") + 1] == doc["compiled"]
     assert doc["compile_args"][doc["compile_args"].index("--src") + 1].endswith("/src/model.pt")

@@ -38,9 +38,12 @@ else
     if [ "$generation" = neuron-v2 ]; then
         # shellcheck disable=SC1091
         source "$pb/inferentia/scripts/setup.sh" "$target" -p -b "$pb"
+    elif [ "${SETUP_FRAMEWORK:--t}" = -p ]; then
+        # shellcheck disable=SC1091
+        source "$pb/inferentia/scripts/setup.sh" -p -b "$pb"
     else
         # shellcheck disable=SC1091
-        source "$pb/inferentia/scripts/setup.sh" "${SETUP_FRAMEWORK:--t}" -b "$pb"
+        source "$pb/inferentia/scripts/setup.sh" -t -b "$pb"
     fi
     mkdir -p "$state"
     : > "$state/env.sh.part"
