@@ -529,6 +529,8 @@ def bench(
                                 "an unstable point runs up to 10 windows and is flagged)."),
     warmup: int = typer.Option(5, "--warmup", help="Warm-up requests per worker, not measured."),
     tool: str = typer.Option("client", "--tool", help="client (infprov's) or perf_analyzer."),
+    input_data: str | None = typer.Option(None, "--input-data", help="Send the requests in this perf_analyzer "
+                                          "JSON input-data file (default: valid data made from the served config)."),
     sweep: list[str] | None = typer.Option(None, "--sweep", help="e.g. 'batch=16,32 threads=1,2,4'."),
     allow_small_batch: bool = typer.Option(False, "--allow-small-batch", help="Allow batch < NeuronCores."),
     out: str | None = typer.Option(None, "--out", help="Results folder (default: INFPROV_HOME/runs/bench-...)."),
@@ -544,6 +546,11 @@ def bench(
     if model is not None:
         bench_mod.check_model(model)
     chosen = targets.select_hosts(name, host, inventory)
+    served, vocab = bench_mod.served_model(chosen, inventory)
+    if model is None and served:
+        model = served  # what `up --model` serves on these hosts
+    if input_data is not None:
+        bench_mod.check_input_data(input_data)
     types = {h.instance_type for h in chosen}
     if len(types) != 1 or None in types:
         raise targets.mixed_types(chosen)
@@ -556,6 +563,7 @@ def bench(
     plan = benchplan.plan(
         str(types.pop()), model=model, batch_size=batch_size, threads=threads, limit_s=limit, warmup=warmup,
         tool=tool, sweep=sweep, allow_small_batch=allow_small_batch, neuron_cores=cores.pop(),
+        input_data=input_data, vocab=vocab,
     )
     run_dir = bench_mod.make_run_dir(out, name or host or "all")
     if not json_out:

@@ -86,8 +86,12 @@ def up(
         if before_server is not None:
             before_server(result)
         with cloud.server_lock(result.region, result.cluster):
+            # what the cluster serves, for bench (its default model, a text model's vocabulary)
+            served_vars = {"infprov_served_model": staged["infprov_model_name"] if staged else "",
+                           "infprov_model_vocab": model.vocab_size if model is not None else 0}
             served = server.provision(
-                result.cluster, [h.instance_id for h in result.hosts], group_vars=prov.server_vars(),
+                result.cluster, [h.instance_id for h in result.hosts],
+                group_vars={**prov.server_vars(), **served_vars},
                 inventory=spec.inventory, on_event=on_event,
                 extra_vars=staged, model=staged["infprov_model_name"] if staged else None,
             )  # fmt: skip
