@@ -72,6 +72,13 @@ def up(name: str, itype: str, *extra: str) -> dict[str, Any]:
     return doc
 
 
+def bench(name: str, *extra: str) -> dict[str, Any]:
+    res = runner.invoke(app, ["bench", "--name", name, "--limit", "2", "--warmup", "1", "--json", *extra])
+    assert res.exit_code == 0, res.output
+    doc: dict[str, Any] = json.loads(res.stdout)
+    return doc
+
+
 @pytest.fixture()
 def clusters(sandbox_hosts: list[dict[str, Any]], cluster_home: Path) -> Iterator[list[str]]:
     made: list[str] = []
@@ -112,6 +119,11 @@ def test_torchscript_on_inf1_serves_with_the_generators_config(clusters: list[st
     bad_shape = infer(iid, "resnet", [tensor("x__0", "FP32", [1, 3, 224, 225], 0.5)])
     assert bad_shape["status"] == 400 and "shape" in bad_shape["body"]["error"], bad_shape
 
+    # bench with no flags: the served model's own input (one FP32 image input: random images)
+    [point] = bench("mdl-ts")["hosts"][0]["points"]
+    assert point["requests"] > 0 and point["errors"] == 0, point
+    assert (point["manifest"]["input"], point["manifest"]["unit"]) == ("x__0", "images")
+
     # up again: nothing changes
     again = up("mdl-ts", "inf1.xlarge", *flags)
     assert again["server"]["changed"] == 0, again["server"]
@@ -151,6 +163,23 @@ def test_hub_text_model_on_inf2_serves_int64_8_by_128(clusters: list[str], tmp_p
     short = infer(iid, "tiny-bert", [tensor("input_ids__0", "INT64", [8, 64], 7),
                                      tensor("attention_mask__1", "INT64", [8, 64], 1)])
     assert short["status"] == 400, short
+
+    # bench with no flags: valid token ids and masks from the served config, figures in sequences
+    for tool in ("client", "perf_analyzer"):
+        [point] = bench("mdl-hub", "--tool", tool)["hosts"][0]["points"]
+        assert point["batch_size"] == 8 and point["requests"] > 0 and point["errors"] == 0, point
+        assert point["images_per_s"] == pytest.approx(point["requests_per_s"] * 8)
+        assert (point["manifest"]["unit"], point["manifest"]["input_data"]) == ("sequences", "generated")
+        assert point["latency_ms"]["p99"] > 0
+    text = runner.invoke(app, ["bench", "--name", "mdl-hub", "--limit", "2", "--warmup", "1"])
+    assert text.exit_code == 0, text.output
+    assert "sequences/s" in text.stdout and "images/s" not in text.stdout
+    # --input-data: the user's own requests, in perf_analyzer's format
+    data = tmp_path / "requests.json"
+    data.write_text(json.dumps({"data": [{"input_ids__0": {"content": [101] * 1024, "shape": [8, 128]},
+                                          "attention_mask__1": {"content": [1] * 1024, "shape": [8, 128]}}]}))
+    [point] = bench("mdl-hub", "--input-data", str(data))["hosts"][0]["points"]
+    assert point["requests"] > 0 and point["errors"] == 0 and point["manifest"]["input_data"] == str(data)
 
     again = up("mdl-hub", "inf2.xlarge", *flags)
     assert again["server"]["changed"] == 0, again["server"]

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -204,3 +205,111 @@ def test_stage_writes_private_files_and_the_playbooks_variable(tmp_path: Path, i
     assert doc["compiled"].startswith(f"{usermodel.HOST_MODELS}/{staged['infprov_model_key']}/compiled-")
     assert doc["generator_args"][doc["generator_args"].index("--compiled_model") + 1] == doc["compiled"]
     assert doc["compile_args"][doc["compile_args"].index("--src") + 1].endswith("/src/model.pt")
+
+
+# ---------------------------------------------------------------- bench: valid data from the served config
+def _served(config: dict[str, Any]) -> Any:
+    from infprov.provision import bench
+
+    return bench.ModelConfig.parse(json.dumps(config))
+
+
+TEXT_V2 = {"max_batch_size": 0,
+           "input": [{"name": "input_ids__0", "data_type": "TYPE_INT64", "dims": [8, 128]},
+                     {"name": "attention_mask__1", "data_type": "TYPE_INT64", "dims": [8, 128]}],
+           "output": [{"name": "logits__0", "data_type": "TYPE_FP32", "dims": [8, 3]}]}
+
+
+def test_a_text_model_gets_token_ids_within_its_vocabulary_and_masks_of_ones() -> None:
+    from infprov.provision import bench
+
+    config = _served(TEXT_V2)
+    assert not config.image_model and config.unit == "sequences" and config.fixed_batch == 8
+    assert config.batch_for(0) == 8
+    doc = bench.input_data(config, 8, vocab=50)
+    [entry] = doc["data"]  # a model of fixed shape: one entry holds the whole tensor
+    ids, mask = entry["input_ids__0"], entry["attention_mask__1"]
+    assert ids["shape"] == [8, 128] and len(ids["content"]) == 1024
+    assert all(isinstance(v, int) and 0 <= v < 50 for v in ids["content"]) and len(set(ids["content"])) > 1
+    assert mask["content"] == [1] * 1024
+
+
+def test_a_batching_model_gets_one_entry_per_item_images_and_zeros() -> None:
+    from infprov.provision import bench
+
+    config = _served({"max_batch_size": 8,
+                      "input": [{"name": "x__0", "data_type": "TYPE_FP32", "dims": [3, 16, 16]},
+                                {"name": "k__1", "data_type": "TYPE_INT32", "dims": [4]}],
+                      "output": [{"name": "y__0", "data_type": "TYPE_FP32", "dims": [10]}]})
+    assert config.unit == "inferences" and config.fixed_batch is None
+    doc = bench.input_data(config, 4, vocab=0)
+    assert len(doc["data"]) == 4
+    x = doc["data"][0]["x__0"]["content"]
+    assert len(x) == 3 * 16 * 16 and all(0.0 <= v < 1.0 for v in x)
+    assert doc["data"][0]["k__1"] == {"content": [0, 0, 0, 0], "shape": [4]}
+
+
+def test_an_image_model_keeps_the_random_image_path() -> None:
+
+    single = _served({"max_batch_size": 8,
+                      "input": [{"name": "x__0", "data_type": "TYPE_FP32", "dims": [3, 224, 224]}],
+                      "output": [{"name": "y__0", "data_type": "TYPE_FP32", "dims": [1000]}]})
+    assert single.image_model and single.unit == "images" and single.input_name == "x__0"
+
+
+def test_both_tools_are_handed_the_data_file() -> None:
+    import shlex
+
+    from infprov.provision import bench, benchplan
+
+    config = _served(TEXT_V2)
+    plan = benchplan.plan("inf2.xlarge", model="tiny-bert", threads=2, limit_s=5, tool="perf_analyzer",
+                          neuron_cores=2)
+    point = benchplan.Point(8, 2)
+    pa = shlex.split(bench._perf_analyzer_command(plan, point, "n", "/r/p.csv", config, "/r", "/r/input-data.json"))
+    assert pa[pa.index("--input-data") + 1] == "/r/input-data.json" and "--shape" not in pa
+    assert pa[pa.index("-b") + 1] == "1"  # a fixed-shape model: -b 1, its 8 sequences are in the tensor
+    client = shlex.split(bench._client_command(plan, point, "n", "/r/p.json", "/r/c.pyz", config, False, "/r",
+                                               "/r/input-data.json"))
+    assert client[client.index("--input_data") + 1] == "/r/input-data.json"
+    assert client[client.index("--batch_size") + 1] == "8"
+
+
+def test_bench_input_data_must_be_perf_analyzers_json(tmp_path: Path) -> None:
+    from infprov.floor.errors import UsageError
+    from infprov.provision import bench
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(UsageError, match='no "data" list'):
+        bench.check_input_data(str(bad))
+    bad.write_text("{not json")
+    with pytest.raises(UsageError, match="cannot be read as JSON"):
+        bench.check_input_data(str(bad))
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"data": [{"x": [1, 2]}]}))
+    bench.check_input_data(str(good))
+
+
+def test_the_client_reads_perf_analyzers_input_data(tmp_path: Path) -> None:
+    import base64
+
+    import numpy as np
+
+    from infprov.client.tritonbench import protocol
+    from infprov.client.tritonbench.transport import ClientError
+
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps({"data": [
+        {"ids": {"content": [1, 2, 3, 4], "shape": [4]}, "m": [1, 1, 1, 1]},
+        {"ids": {"b64": base64.b64encode(np.arange(4, dtype="<i8").tobytes()).decode()}, "m": [0, 0, 0, 0]}]}))
+    inputs = [{"name": "ids", "datatype": "INT64", "shape": [-1, 4]},
+              {"name": "m", "datatype": "INT32", "shape": [-1, 4]}]
+    tensors = protocol.load_input_data(str(path), inputs, max_batch=8, batch=3)  # round-robin over the entries
+    (n1, ids, t1), (n2, mask, t2) = tensors
+    assert (n1, t1, ids.shape, ids.dtype) == ("ids", "INT64", (3, 4), np.int64)
+    assert ids.tolist() == [[1, 2, 3, 4], [0, 1, 2, 3], [1, 2, 3, 4]]
+    assert (n2, mask.dtype, mask[:, 0].tolist()) == ("m", np.int32, [1, 0, 1])
+    path.write_text(json.dumps({"data": [{"ids": [1, 2, 3]}]}))
+    with pytest.raises(ClientError, match="has 3 values"):
+        protocol.load_input_data(str(path), inputs[:1], max_batch=8, batch=1)
