@@ -137,6 +137,14 @@ def test_torchscript_on_inf1_serves_with_the_generators_config(clusters: list[st
     assert on_host(iid, f"ls {PB}/infprov/models").split() == [new["key"], new["key"] + ".upload"]
     assert infer(iid, "resnet", [tensor("x__0", "FP32", [1, 3, 224, 224], 0.5)])["status"] == 200
 
+    # back to the default: ResNet-50 alone is served, the user's model and its uploads are gone
+    back = up("mdl-ts", "inf1.xlarge")
+    assert back["server"]["hosts"][0]["model"] == "rn50-4neuroncores-default"
+    assert on_host(iid, f"ls {PB}/models").split() == ["rn50-4neuroncores-default"]
+    assert on_host(iid, f"test -e {PB}/infprov/models && echo kept || echo removed").strip() == "removed"
+    [point] = bench("mdl-ts")["hosts"][0]["points"]
+    assert point["manifest"]["input"] == "input" and point["errors"] == 0
+
 
 def test_hub_text_model_on_inf2_serves_int64_8_by_128(clusters: list[str], tmp_path: Path) -> None:
     folder = modelfiles.tiny_bert(tmp_path / "tiny-bert", vocab=1000, labels=3)

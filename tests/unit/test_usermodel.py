@@ -313,3 +313,32 @@ def test_the_client_reads_perf_analyzers_input_data(tmp_path: Path) -> None:
     path.write_text(json.dumps({"data": [{"ids": [1, 2, 3]}]}))
     with pytest.raises(ClientError, match="has 3 values"):
         protocol.load_input_data(str(path), inputs[:1], max_batch=8, batch=1)
+
+
+def test_a_savedmodel_on_inf1_keeps_its_signature_names(tmp_path: Path) -> None:
+    folder = tmp_path / "classifier"
+    (folder / "variables").mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(b"\x08\x01")
+    plan = usermodel.plan(str(folder), "inf1.6xlarge", inputs=["images:FP32:224x224x3"], outputs=["probs:FP32:1000"],
+                          batch=64)
+    assert plan is not None and plan.kind == "savedmodel" and plan.cores == 16
+    args = plan.generator_args("/c/model_neuron")
+    assert args[:4] == ["--model_type", "tensorflow", "--compiled_model", "/c/model_neuron"]
+    config = generate("r22.04", args, tmp_path, "classifier")
+    assert 'name: "images"\n    data_type: TYPE_FP32\n    dims: [224, 224, 3]' in config
+    assert "max_batch_size: 64\n" in config and '"NEURON_CORE_END_INDEX", value: {string_value: "15"}' in config
+    with pytest.raises(usermodel.ModelSpecError, match="on Inf1 only"):
+        usermodel.plan(str(folder), "inf2.xlarge", inputs=["images:FP32:224x224x3"], outputs=["probs:FP32:1000"])
+
+
+def test_an_image_classifier_from_the_hub_takes_pixel_values(tmp_path: Path) -> None:
+    folder = modelfiles.tiny_bert(tmp_path / "vit", labels=5)
+    (folder / "vocab.txt").unlink()
+    (folder / "preprocessor_config.json").write_text("{}")
+    doc = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**doc, "image_size": 32, "num_channels": 3}))
+    plan = usermodel.plan(str(folder), "trn1.2xlarge", task="image-classification", batch=4)
+    assert plan is not None
+    served = [(t.name, t.dtype, plan.served_dims(t)) for t in plan.inputs]
+    assert served == [("pixel_values__0", "FP32", (4, 3, 32, 32))]
+    assert [(t.name, plan.served_dims(t)) for t in plan.outputs] == [("logits__0", (4, 5))]

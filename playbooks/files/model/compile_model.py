@@ -48,7 +48,6 @@ def hub_model(args):
     classes = {"text-classification": transformers.AutoModelForSequenceClassification,
                "feature-extraction": transformers.AutoModel,
                "image-classification": transformers.AutoModelForImageClassification}
-    # the token, if any, comes from the environment (HF_TOKEN) and is never printed
     model = classes[args.task].from_pretrained(source, torchscript=True)
     return model.eval()
 
