@@ -24,6 +24,7 @@ from tests.hostshell import on_host
 pytestmark = pytest.mark.sandbox
 runner = CliRunner()
 PB = "/home/ubuntu/python_backend"
+SERVER_YML = Path(__file__).resolve().parents[2] / "playbooks" / "server.yml"
 
 # A request from inside the server container (its python3 and the host's loopback): status and body.
 INFER = """
@@ -88,7 +89,8 @@ def clusters(sandbox_hosts: list[dict[str, Any]], cluster_home: Path) -> Iterato
         assert down.exit_code == 0, down.output
 
 
-def test_torchscript_on_inf1_serves_with_the_generators_config(clusters: list[str], tmp_path: Path) -> None:
+def test_torchscript_on_inf1_serves_with_the_generators_config(clusters: list[str], tmp_path: Path,
+                                                               cluster_home: Path) -> None:
     model = modelfiles.torchscript(tmp_path / "resnet.pt")
     flags = ["--model", str(model), "--input", "x:FP32:3x224x224", "--output", "y:FP32:1000"]
     clusters.append("mdl-ts")
@@ -127,6 +129,17 @@ def test_torchscript_on_inf1_serves_with_the_generators_config(clusters: list[st
     # up again: nothing changes
     again = up("mdl-ts", "inf1.xlarge", *flags)
     assert again["server"]["changed"] == 0, again["server"]
+    # nor does ansible-playbook running the same server.yml with the same model (the variables up passes)
+    models = cluster_home / "models"
+    given = {"infprov_model_name": "resnet", "infprov_model_key": plan["key"],
+             "infprov_model_upload": str(models / f"{plan['key']}.upload"),
+             "infprov_model_plan": str(models / f"{plan['key']}.plan.json"), "infprov_model_framework": "-p"}
+    (tmp_path / "vars.json").write_text(json.dumps(given))
+    play = runner.invoke(app, ["play", str(SERVER_YML), "--name", "mdl-ts", "-e", f"@{tmp_path / 'vars.json'}",
+                               "--json"])
+    assert play.exit_code == 0, play.output
+    recap = json.loads(play.stdout)
+    assert recap["ok"] and recap["stats"][iid]["changed"] == 0, recap["stats"]
 
     # a changed model: uploaded, made and served; the old one removed from the host
     modelfiles.torchscript(model, payload=b"other weights")
