@@ -342,3 +342,20 @@ def test_an_image_classifier_from_the_hub_takes_pixel_values(tmp_path: Path) -> 
     served = [(t.name, t.dtype, plan.served_dims(t)) for t in plan.inputs]
     assert served == [("pixel_values__0", "FP32", (4, 3, 32, 32))]
     assert [(t.name, plan.served_dims(t)) for t in plan.outputs] == [("logits__0", (4, 5))]
+
+
+def test_the_standin_model_refuses_names_as_upstreams_torch_model_does(tmp_path: Path) -> None:
+    """The stand-in's NAME__INDEX rule is the one the recorded generators write into the torch model.py."""
+    standin = (PLAYBOOK_FILES / "standin_model.py").read_text()
+    rule = "tensor names are expected to be in format <name>__<index>, got "
+    assert rule in standin
+    for ref, extra in (("r22.04", []), ("r24.04", ["--inf2"])):
+        out = tmp_path / ref / "m"
+        subprocess.run([sys.executable, str(upstream_generator(ref)), *extra, "--model_type", "pytorch",
+                        "--compiled_model", "m.pt", "--triton_input", "x__0,FP32,4", "--triton_output", "y__0,FP32,2",
+                        "--neuron_core_range", "0:0", "--triton_model_dir", str(out)],
+                       check=True, capture_output=True, text=True)
+        model_py = (out / "1" / "model.py").read_text()
+        assert rule in model_py and "def _validate_and_get_index(self, name):" in model_py, ref
+    rec = provenance.load("python_backend-gen_triton_model")
+    assert "<name>__<index>" in rec.fact("torch_tensor_names")
