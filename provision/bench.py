@@ -66,6 +66,36 @@ def printable(line: str) -> str:
     return report.printable(line, keep_newlines=False)
 
 
+def served_model(hosts: list[Any], inventory: str | None) -> tuple[str, int]:
+    """What `up --model` recorded for these hosts' cluster (the model's name, a text model's vocabulary size);
+    ("", 0) for ResNet-50 or a cluster infprov did not record it for."""
+    from infprov.inventory import store
+
+    inv = store.load(paths.inventory_file(inventory))
+    names, vocab = set(), 0
+    for host in hosts:
+        found = inv.find(host.name)
+        got = inv.host_vars(found) if found is not None else {}
+        names.add(str(got.get("infprov_served_model") or ""))
+        value = got.get("infprov_model_vocab")
+        vocab = max(vocab, value if isinstance(value, int) and not isinstance(value, bool) else 0)
+    name = names.pop() if len(names) == 1 else ""
+    return (name if name and MODEL_NAME.fullmatch(name) else ""), vocab
+
+
+def check_input_data(path: str) -> None:
+    """--input-data: a readable JSON file in perf_analyzer's form ({"data": [...]}), else a usage error."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--input-data {shown(path, 120)}: cannot be read as JSON ({shown(str(exc), 120)})",
+                         "give perf_analyzer's JSON input-data file: {\"data\": [{\"INPUT\": [...]}, ...]}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("data"), list) or not doc["data"]:
+        raise UsageError(f"--input-data {shown(path, 120)}: no \"data\" list of requests",
+                         "give perf_analyzer's JSON input-data file: {\"data\": [{\"INPUT\": [...]}, ...]}")
+
+
 def check_model(model: str) -> str:
     """The model name, if Triton could have a model of that name (letters, digits, _ . -); else a usage error."""
     if not MODEL_NAME.fullmatch(model):
@@ -360,15 +390,25 @@ def _run_fleet(ready: list[tuple[Any, HostRun, Path]], bench: BenchPlan, rid: st
         incoming = tmp / h.name
         incoming.mkdir(mode=0o700)
         client = f"{remote}/{client_build.NAME}"
+        data_remote = None
+        if bench.input_data or not config.image_model:
+            # any other model gets valid requests from a data file (perf_analyzer's format, read by both tools)
+            local = incoming / "input-data.json"
+            if bench.input_data:
+                atomic_write(local, Path(bench.input_data).read_text(encoding="utf-8"))
+            else:
+                atomic_write(local, json.dumps(input_data(config, points[0].batch_size, bench.vocab or DEFAULT_VOCAB)))
+            data_remote = f"{remote}/input-data.json"
         items = []
         for i, point in enumerate(points):
             name = f"infprov-bench-{rid}-{i}"
             result = f"{remote}/point-{i}.json" if bench.tool == "client" else f"{remote}/perf-{i}.csv"
-            cmd = _client_command(bench, point, name, result, client, config, splits, remote_root) \
+            cmd = _client_command(bench, point, name, result, client, config, splits, remote_root, data_remote) \
                 if bench.tool == "client" else \
-                _perf_analyzer_command(bench, point, name, result, config, remote_root)
+                _perf_analyzer_command(bench, point, name, result, config, remote_root, data_remote)
             items.append({"index": i, "batch_size": point.batch_size, "threads": point.threads, "command": cmd,
-                          "kill": _kill_command(name), "result": result, "fetch_to": str(incoming / f"point-{i}")})
+                          "kill": _kill_command(name), "result": result, "fetch_to": str(incoming / f"point-{i}"),
+                          "input_data": data_remote or "", "input_data_src": str(incoming / "input-data.json")})
         todo.append(_HostPlan(h, out, hdir, points, config, items))
     if not todo:
         return
@@ -521,7 +561,8 @@ def _collect(result: Any, host: Any, out: HostRun, hdir: Path, i: int, point: Po
                 "infprov_version": __version__,
                 "started_at": got.get("start", ""), "tool": bench.tool, "remote_dir": remote,
                 "input": config.input_name, "output": config.output_name, "layout": config.layout,
-                "datatype": config.datatype}
+                "datatype": config.datatype, "unit": config.unit,
+                "input_data": bench.input_data or ("generated" if not config.image_model else None)}
     data = rs.with_cost(rs.with_manifest(data, manifest), price)
     if data.get("partial") or got.get("stopped"):
         out.partial = True
@@ -566,6 +607,8 @@ class ModelConfig:
     dims: tuple[int, ...]  # without the batch axis when max_batch_size > 0, as Triton writes them
     output_name: str = "output"
     datatype: str = "FP32"
+    # every input (name, data type, dims), for models other than one image input (infprov up --model)
+    inputs: tuple[tuple[str, str, tuple[int, ...]], ...] = ()
 
     @classmethod
     def parse(cls, text: str) -> ModelConfig:
@@ -574,13 +617,31 @@ class ModelConfig:
         dims = tuple(int(d) for d in first["dims"])
         outputs = doc.get("output") or [{}]
         dtype = str(first.get("data_type", "TYPE_FP32")).removeprefix("TYPE_")
+        inputs = tuple((str(i["name"]), str(i.get("data_type", "TYPE_FP32")).removeprefix("TYPE_"),
+                        tuple(int(d) for d in i["dims"])) for i in doc["input"])
         return cls(int(doc.get("max_batch_size") or 0), str(first["name"]), dims,
-                   str(outputs[0].get("name", "output")), dtype)
+                   str(outputs[0].get("name", "output")), dtype, inputs)
+
+    @property
+    def image_model(self) -> bool:
+        """One FP32 input of image dimensions (H,W,3 or 3,H,W per item): what the random-image path sends."""
+        if len(self.inputs) > 1 or self.datatype != "FP32":
+            return False
+        item = self.dims if self.max_batch_size > 0 or len(self.dims) == 3 else self.dims[1:]
+        return len(item) == 3 and 3 in (item[0], item[-1])
+
+    @property
+    def unit(self) -> str:
+        """What one batch element is: images, or sequences for a text model (token ids)."""
+        if self.image_model:
+            return "images"
+        return "sequences" if any(_token_ids(n, t) for n, t, _ in self.inputs) else "inferences"
 
     @property
     def fixed_batch(self) -> int | None:
         """The batch a model of fixed shape takes (max_batch_size 0, a leading dimension > 0), else None."""
-        if self.max_batch_size == 0 and len(self.dims) == 4 and self.dims[0] > 0:
+        if self.max_batch_size == 0 and len(self.dims) >= 2 and self.dims[0] > 0 and (
+                len(self.dims) == 4 or not self.image_model):
             return self.dims[0]
         return None
 
@@ -608,6 +669,44 @@ class ModelConfig:
         return 1, (batch, *self.dims[1:])
 
 
+# token ids when the cluster's record has no vocabulary size (a model served before infprov recorded it)
+DEFAULT_VOCAB = 1000
+
+
+def _token_ids(name: str, datatype: str) -> bool:
+    return datatype.startswith(("INT", "UINT")) and "input_ids" in name
+
+
+def input_data(config: ModelConfig, batch: int, vocab: int, seed: int = 0) -> dict[str, Any]:
+    """Valid requests for a model's inputs in perf_analyzer's JSON input-data format (both tools read it):
+    token ids within the vocabulary, attention masks of ones, FP32 images in [0, 1), zeros otherwise. A
+    batching model gets one entry per batch element; one of fixed shape, one entry of the whole tensor."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    count = batch if config.max_batch_size > 0 else 1
+    entries = []
+    for _ in range(count):
+        entry: dict[str, Any] = {}
+        for name, dtype, dims in config.inputs:
+            size = 1
+            for d in dims:
+                size *= max(d, 1)
+            if _token_ids(name, dtype):
+                values = rng.integers(0, max(vocab, 1), size).tolist()
+            elif "mask" in name and dtype.startswith(("INT", "UINT", "BOOL")):
+                values = [1] * size
+            elif dtype.startswith("FP"):
+                values = [round(float(v), 4) for v in rng.random(size)] if len(dims) >= 3 else [0.0] * size
+            elif dtype == "BOOL":
+                values = [False] * size
+            else:
+                values = [0] * size
+            entry[name] = {"content": values, "shape": list(dims)}
+        entries.append(entry)
+    return {"data": entries}
+
+
 def check_batch(config: ModelConfig, batch: int, where: str) -> None:
     if config.fixed_batch is not None:
         if batch != config.fixed_batch:
@@ -625,7 +724,7 @@ def check_batch(config: ModelConfig, batch: int, where: str) -> None:
 
 def _client_command(bench: BenchPlan, point: Point, name: str, remote_json: str,
                     client: str = f"{REMOTE_DIR}/{client_build.NAME}", config: ModelConfig | None = None,
-                    splits_batch: bool = True, remote_root: str = REMOTE_DIR) -> str:
+                    splits_batch: bool = True, remote_root: str = REMOTE_DIR, data: str | None = None) -> str:
     """The client's flags; tensor names from the served config, and the NeuronCore check only where the
     model splits every batch across its cores (Inf1)."""
     config = config or ModelConfig(64, "input", (224, 224, 3))
@@ -638,11 +737,14 @@ def _client_command(bench: BenchPlan, point: Point, name: str, remote_json: str,
         args.append("--allow_small_batch")
     if point.rate is not None:
         args += ["--request_rate", f"{point.rate:g}"]
+    if data:
+        args += ["--input_data", data]
     return _docker(name, args, remote_root)
 
 
 def _perf_analyzer_command(bench: BenchPlan, point: Point, name: str, remote_csv: str,
-                           config: ModelConfig | None = None, remote_root: str = REMOTE_DIR) -> str:
+                           config: ModelConfig | None = None, remote_root: str = REMOTE_DIR,
+                           data: str | None = None) -> str:
     """perf_analyzer's flags follow the served config. Checked against perf_analyzer at r22.04
     (triton-inference-server/client, src/c++/perf_analyzer): perf_analyzer.cc refuses -b > 1 for a model
     with max_batch_size 0; model_parser.cc drops the batch dimension from the metadata's shape only when
@@ -654,7 +756,11 @@ def _perf_analyzer_command(bench: BenchPlan, point: Point, name: str, remote_csv
             "--measurement-interval", str(int(max(1000, bench.limit_s * 1000 / 3))),
             # this machine class is noisy: 3 windows within 20 % of each other, looked for over up to 30 windows
             "--stability-percentage", "20", "--max-trials", "30",
-            "--shape", f"{config.input_name}:{','.join(str(d) for d in shape)}", "-f", remote_csv]
+            "-f", remote_csv]
+    if data:
+        args += ["--input-data", data]  # the tensors' shapes are in the file and the config
+    else:
+        args += ["--shape", f"{config.input_name}:{','.join(str(d) for d in shape)}"]
     return _docker(name, args, remote_root)
 
 

@@ -42,6 +42,8 @@ class BenchPlan:
     neuron_cores: int
     allow_small_batch: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    input_data: str | None = None  # a local perf_analyzer JSON input-data file (bench --input-data)
+    vocab: int = 0  # a text model's vocabulary size, as `up --model` recorded it (0: not known)
 
     @property
     def is_sweep(self) -> bool:
@@ -107,6 +109,8 @@ def plan(
     allow_small_batch: bool = False,
     neuron_cores: int | None = None,
     request_rate: float | None = None,
+    input_data: str | None = None,
+    vocab: int = 0,
 ) -> BenchPlan:
     """Check the options and fill in the defaults (model name, batch = the NeuronCores).
 
@@ -160,4 +164,6 @@ def plan(
         tool=tool,
         neuron_cores=cores,
         allow_small_batch=allow_small_batch,
+        input_data=input_data,
+        vocab=vocab,
     )

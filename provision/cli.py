@@ -248,21 +248,50 @@ def cloud_up(
         "(30m, 2h), decided on the host from Triton's metrics; run again to restart the clock."
     ),
     down: bool = typer.Option(False, "--down", help="With --idle-stop: terminate when idle instead of stopping."),
+    model: str = typer.Option(
+        "rn50", "--model", help="What to serve: rn50 (default), a TorchScript file, a TensorFlow SavedModel folder, "
+        "a Hugging Face folder (config.json, weights, tokenizer) or hf:ORG/NAME. See README, Your own model."
+    ),
+    task: str | None = typer.Option(
+        None, "--task", help="A Hugging Face model's task: text-classification, feature-extraction, "
+        "image-classification."
+    ),
+    seq_len: int | None = typer.Option(None, "--seq-len", help="A text model's sequence length (default 128)."),
+    batch: int | None = typer.Option(None, "--batch", help="Your model's batch: traced at it on Inf2/Trn1, the "
+                                     "largest batch on Inf1 (default 8)."),
+    input_: list[str] = typer.Option([], "--input", help="Your model's input NAME:DTYPE:SHAPE, e.g. "
+                                     "x:FP32:3x224x224 (one item, no batch axis; repeatable, in order)."),
+    output: list[str] = typer.Option([], "--output", help="Your model's output NAME:DTYPE:SHAPE, e.g. y:FP32:1000 "
+                                     "(repeatable, in order)."),
 ) -> None:
     """Find or launch Inferentia or Trainium instances, provision Triton on each over SSH, and wait until it serves."""
-    from infprov.provision import autoteardown, idlestop, specs
+    from infprov.provision import autoteardown, idlestop, specs, usermodel
 
     lifetime = autoteardown.parse_duration(auto_teardown) if auto_teardown is not None else None
     idle_seconds = idlestop.parse(idle_stop) if idle_stop is not None else None
     action = idlestop.check_options(idle_seconds, down, lifetime)
     idle = (idle_seconds, action) if idle_seconds is not None and action is not None else None
+    try:
+        plan = usermodel.plan(model, instance_type, task=task, seq_len=seq_len, batch=batch, inputs=input_,
+                              outputs=output)
+    except usermodel.ModelSpecError as exc:
+        for problem in exc.problems[:-1]:
+            ui.err.print(ui.styled("error:", "red", _one_line(problem)), soft_wrap=True)
+        raise
+    note = "" if plan is None else (
+        f"then upload {plan.name} ({plan.kind}, {usermodel.human_size(plan.upload_bytes)}) and compile it on the host"
+    )
     spec = specs.UpSpec(
         instance_type=instance_type, name=name, count=count, region=region, ami=ami, key_name=key_name,
         ssh_cidr=ssh_cidr, allow_wide_ssh=allow_wide_ssh, tags=specs.parse_tags(tag or []), spot=spot, yes=yes,
-        sandbox=sandbox, disk_gib=disk, inventory=inventory,
+        sandbox=sandbox, disk_gib=disk, inventory=inventory, model_note=note,
     )  # fmt: skip
+    if plan is not None and not json_out:
+        ui.step(f"model {plan.name}: {plan.kind}, {usermodel.human_size(plan.upload_bytes)} to upload; serves "
+                + ", ".join(f"{t.name} {t.dtype} {list(plan.served_dims(t))}" for t in plan.inputs) + " -> "
+                + ", ".join(f"{t.name} {t.dtype} {list(plan.served_dims(t))}" for t in plan.outputs))
     outcome = lifecycle.up(
-        spec, preflight=not no_preflight, lifetime=lifetime, skip_server=skip_server,
+        spec, preflight=not no_preflight, lifetime=lifetime, skip_server=skip_server, model=plan,
         before_server=None if json_out else render.before_server, on_event=None if json_out else render.show_event,
         idle=idle,
     )  # fmt: skip
@@ -555,6 +584,8 @@ def bench(
     sweep: list[str] | None = typer.Option(None, "--sweep", help="e.g. 'batch=16,32 threads=1,2,4'; ranges "
                                            "START:END[:STEP] (threads=1:8:2); concurrency= as threads=; "
                                            "rate=50,100 for request-rate points."),
+    input_data: str | None = typer.Option(None, "--input-data", help="Send the requests in this perf_analyzer "
+                                          "JSON input-data file (default: valid data made from the served config)."),
     allow_small_batch: bool = typer.Option(False, "--allow-small-batch", help="Allow batch < NeuronCores."),
     out: str | None = typer.Option(None, "--out", help="Results folder (default: INFPROV_HOME/runs/bench-...)."),
     p99: str | None = typer.Option(None, "--p99", help="A p99 budget, e.g. 100ms: the plot marks the best point "
@@ -576,6 +607,11 @@ def bench(
         bench_mod.check_model(model)
     budget = None if p99 is None else parse_budget(p99)
     chosen = targets.select_hosts(name, host, inventory)
+    served, vocab = bench_mod.served_model(chosen, inventory)
+    if model is None and served:
+        model = served  # what `up --model` serves on these hosts
+    if input_data is not None:
+        bench_mod.check_input_data(input_data)
     types = {h.instance_type for h in chosen}
     if len(types) != 1 or None in types:
         raise targets.mixed_types(chosen)
@@ -589,6 +625,7 @@ def bench(
         str(types.pop()), model=model, batch_size=batch_size, threads=threads, limit_s=limit, warmup=warmup,
         tool=tool, sweep=sweep, allow_small_batch=allow_small_batch, neuron_cores=cores.pop(),
         request_rate=request_rate,
+        input_data=input_data, vocab=vocab,
     )
     run_dir = bench_mod.make_run_dir(out, name or host or "all")
     view = render.BenchView(verbose=verbose, json_lines=json_out)

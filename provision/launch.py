@@ -50,6 +50,8 @@ def confirm_spend(
     if not spec.spot and total is not None and total != added:
         cost += f"; the whole cluster then costs {money(total)}/h"
     cost += prov.cost_note()
+    if spec.model_note:
+        cost += f"; {spec.model_note}"
     ui.step(f"{line}: {cost}")
     ask_or_refuse(f"{what.capitalize()}?", spec.yes, confirm, "launch instances")
 

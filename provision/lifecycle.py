@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from infprov.provision.providers import Provider
     from infprov.provision.server import ServerResult
     from infprov.provision.specs import StatusResult, StopResult, TeardownResult, UpResult, UpSpec
+    from infprov.provision.usermodel import ModelPlan
 
 
 # ---------------------------------------------------------------- up = cloud -> inventory -> server playbook
@@ -58,6 +59,7 @@ def up(
     before_server: Callable[[UpResult], None] | None = None,
     on_event: Callable[[Event], None] | None = None,
     idle: tuple[int, str] | None = None,
+    model: ModelPlan | None = None,
 ) -> UpOutcome:
     """Preflight, the cloud part (find or launch, wait for SSH, record the hosts in the inventory), the
     auto-teardown deadline, then the server playbook on every host, then the idle watch (idle: its seconds and
@@ -73,6 +75,12 @@ def up(
         _check_idle_and_deadline(prov, spec.name, idle, lifetime)
     if preflight and os.environ.get("INFPROV_NO_PREFLIGHT") != "1":
         check_before_up(prov.standin(), spec.instance_type)
+    staged = None
+    if model is not None:  # the upload is made (and its size known) before anything is launched
+        from infprov.floor import paths
+        from infprov.provision import usermodel
+
+        staged = usermodel.stage(model, paths.home() / "models")
     result = cloud.up(spec, provider=prov)
     if idle is None and result.started:  # a started host's idle watch ended with its power-off: armed again
         idle = _idle_tagged(prov, result.started)
@@ -87,9 +95,14 @@ def up(
         if before_server is not None:
             before_server(result)
         with cloud.server_lock(result.region, result.cluster):
+            # what the cluster serves, for bench (its default model, a text model's vocabulary)
+            served_vars = {"infprov_served_model": staged["infprov_model_name"] if staged else "",
+                           "infprov_model_vocab": model.vocab_size if model is not None else 0}
             served = server.provision(
-                result.cluster, [h.instance_id for h in result.hosts], group_vars=prov.server_vars(),
+                result.cluster, [h.instance_id for h in result.hosts],
+                group_vars={**prov.server_vars(), **served_vars},
                 inventory=spec.inventory, on_event=on_event,
+                extra_vars=staged, model=staged["infprov_model_name"] if staged else None,
             )  # fmt: skip
     except KeyboardInterrupt:
         ui.warn(f"the instances are up; Triton may be half set up on them: {hint}")

@@ -342,8 +342,11 @@ def render_run(summary: dict[str, Any]) -> None:
 
     # names, paths and errors come from files and hosts: plain Text, never Rich markup
     title = Text(printable(f"run {summary['run']}" + (" (partial)" if summary.get("partial") else "")))
-    table = Table("host", "batch", "threads", "images/s", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors",
-                  "$/M images", "spread", "host CPU", title=title)
+    # what one batch element is: images (ResNet-50), sequences (a text model of `up --model`), inferences
+    units = {str((p.get("manifest") or {}).get("unit") or "images") for h in summary["hosts"] for p in h["points"]}
+    unit = units.pop() if len(units) == 1 else "inferences"
+    table = Table("host", "batch", "threads", f"{unit}/s", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors",
+                  f"$/M {unit}", "spread", "host CPU", title=title)
     unstable: list[str] = []
     for h in summary["hosts"]:
         for k, p in enumerate(h["points"], 1):

@@ -63,6 +63,7 @@ def provision(
     inventory: str | None = None,
     on_event: Callable[[Any], None] | None = None,
     extra_vars: dict[str, Any] | None = None,
+    model: str | None = None,
 ) -> ServerResult:
     """Run server.yml on the given hosts of the cluster, all in parallel; one bad host never stops the rest.
     group_vars (the provider's: what its hosts need instead of server.yml's defaults) are recorded for the
@@ -85,11 +86,11 @@ def provision(
     for iid, seen in zip(instance_ids, result.outcomes(instance_ids), strict=True):
         host = inv.find(iid)
         assert host is not None
-        model = str(result.registered.get(iid, {}).get("model_name", "")) or model_of(host)
+        model_ = model or str(result.registered.get(iid, {}).get("model_name", "")) or model_of(host)
         tail = " | ".join(line for line in seen.tail.splitlines()[-4:] if line.strip())
         error = seen.error + (f": {tail}" if tail and seen.error else "")
         hosts.append(HostReady(
-            instance_id=iid, address=host.address, model=model, ready=seen.ok, changed=seen.changed,
+            instance_id=iid, address=host.address, model=model_, ready=seen.ok, changed=seen.changed,
             seconds=seen.seconds, error=error,
         ))
     return ServerResult(tuple(hosts), str(result.log_path) if result.log_path else None, result.elapsed)

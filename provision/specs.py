@@ -97,6 +97,7 @@ class UpSpec:
     sandbox: bool = False
     disk_gib: int = DEFAULT_DISK_GIB
     inventory: str | None = None
+    model_note: str = ""  # `up --model`: what is uploaded, shown with the cost
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "instance_type", catalog.get(self.instance_type).name)

@@ -13,7 +13,7 @@ What is real and what is a stand-in:
   images name them (flat, empty, signed with the current key: sandbox/cudaapt.py), so the 22.04 image's
   `apt-get update` fails as the real one's does.
 - repo.anaconda.com: a stand-in Miniconda installer whose conda makes Python venvs (no conda here).
-- pip.repos.neuron.amazonaws.com: stand-in tensorflow-neuron / neuron-cc wheels of the pinned
+- pip.repos.neuron.amazonaws.com: stand-in tensorflow-neuron / neuron-cc / torch-neuron wheels of the pinned
   versions that hold no Neuron code (there is no Neuron hardware or compiler here).
 - archives.boost.io: a stand-in archive with the Boost path layout, fetched by the stand-in CMake build.
 - github.com: the python_backend stand-in repository (dumb http), and the refs of the repositories its
@@ -61,7 +61,7 @@ PID_FILE = "downloads.pid"
 LOG_FILE = "downloads.log"
 MARKER = "infprov-standin.txt"
 # Bumped when the tree's layout or contents change, so `sandbox up` lays it out again.
-TREE_VERSION = "3"
+TREE_VERSION = "4"
 
 # The server image's apt source and pip configuration (sandbox/images.py writes them into the
 # image, as the NGC image carries Ubuntu's mirror and PyPI). The stand-in apt repository is unsigned:
@@ -381,6 +381,7 @@ def expected_files(pins: dict[str, str]) -> list[str]:
 
     tf = pins["TENSORFLOW_NEURON_SPEC"].partition("==")[0]
     cc = pins["NEURON_CC_SPEC"].partition("==")[0]
+    torch_v1 = pins["TORCH_NEURON_SPEC"].partition("==")[0]
     neuron = path(pins["NEURON_PIP_INDEX"])
     return [
         MARKER,
@@ -391,6 +392,7 @@ def expected_files(pins: dict[str, str]) -> list[str]:
         "pypi.org/simple/protobuf/index.html",
         f"{neuron}/{tf}/index.html",
         f"{neuron}/{cc}/index.html",
+        f"{neuron}/{torch_v1}/index.html",
         path(pins["PYTHON_BACKEND_REPO"]) + "/info/refs",
         *(f"github.com/triton-inference-server/{r}/info/refs" for r in ("common", "core", "backend")),
         path(pins["PYBIND11_REPO"]) + "/info/refs",
@@ -477,12 +479,14 @@ def build(root: Path, python_backend: Path, log: Path) -> None:
         by_project.setdefault(project, []).append((wheel.name, wheel.read_bytes()))
     project, _, version = v2["TORCHVISION_SPEC"].partition("==")
     by_project[project] = [standin_wheel(project, version)]
+    v1_project, _, v1_version = pins["TORCHVISION_V1_SPEC"].partition("==")  # Inf1's torch path (up --model)
+    by_project.setdefault(v1_project, []).append(standin_wheel(v1_project, v1_version))
     _simple_index(root, "pypi.org/simple", by_project)
     if pins["NEURON_PIP_INDEX"] != v2["NEURON_PIP_INDEX"]:
         raise InfprovError(f"{PINS} and {PINS_V2} name two Neuron pip indexes", "give both the same one")
     neuron: dict[str, list[tuple[str, bytes]]] = {}
-    for spec in (pins["TENSORFLOW_NEURON_SPEC"], pins["NEURON_CC_SPEC"], v2["NEURONX_CC_SPEC"],
-                 v2["TORCH_NEURONX_SPEC"]):
+    for spec in (pins["TENSORFLOW_NEURON_SPEC"], pins["NEURON_CC_SPEC"], pins["TORCH_NEURON_SPEC"],
+                 v2["NEURONX_CC_SPEC"], v2["TORCH_NEURONX_SPEC"]):
         project, _, version = spec.partition("==")
         neuron[project] = [standin_wheel(project, version)]
     _simple_index(root, pins["NEURON_PIP_INDEX"].removeprefix(BASE + "/"), neuron)

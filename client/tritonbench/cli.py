@@ -9,7 +9,7 @@ import sys
 import threading
 
 from .load import Interrupted, measure
-from .protocol import Inference, Server, SharedInput, input_spec, make_images
+from .protocol import Inference, Server, SharedInput, TensorInference, input_spec, load_input_data, make_images
 from .transport import CONTROL_TIMEOUT, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_USAGE, ClientError, split_url
 
 
@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="system: pass the images through /dev/shm instead of HTTP (client on the server's "
                         "host sharing its /dev/shm only; as perf_analyzer's --shared-memory system)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random input images (default 0)")
+    p.add_argument("--input_data", metavar="FILE", default=None,
+                   help="send the tensors in this perf_analyzer JSON input-data file (any model's inputs) "
+                        "instead of random images")
     p.add_argument("--stability_percentage", type=float, default=10.0, metavar="P",
                    help="measure in windows of limit/N seconds until the last N agree within P %% in throughput "
                         "and mean latency (default 10, as perf_analyzer; 0: one window of --limit seconds)")
@@ -144,6 +147,8 @@ def run(argv: list[str] | None = None) -> int:
     try:
         server.check_ready()
         meta, config = server.model(args.model_name)
+        if args.input_data is not None:
+            return _run_tensors(args, threads, meta, config, host, port, url, guard)
         datatype, dims, classes = input_spec(meta, config, args)
     finally:
         server.close()  # reopened on demand (shared-memory registration)
@@ -156,6 +161,23 @@ def run(argv: list[str] | None = None) -> int:
     finally:
         if shared is not None:
             shared.close()
+
+
+def _run_tensors(args: argparse.Namespace, threads: int, meta: dict, config: dict, host: str, port: int,
+                 url: str, guard: Interrupted) -> int:
+    """Any model's tensors from an input-data file; every declared output checked."""
+    max_batch = int(config.get("max_batch_size", 0) or 0)
+    if max_batch and args.batch_size > max_batch:
+        raise ClientError(f"batch size {args.batch_size} is above the model's max_batch_size {max_batch}", EXIT_USAGE)
+    inputs = list(meta.get("inputs", []))
+    tensors = load_input_data(args.input_data, inputs, max_batch, args.batch_size)
+    outputs = []
+    for out in meta.get("outputs", []):
+        dims = [int(d) for d in out.get("shape", [])]
+        shape = [args.batch_size] + dims[1:] if max_batch > 0 else dims
+        outputs.append((str(out.get("name")), str(out.get("datatype")), shape))
+    inference = TensorInference(args.model_name, tensors, outputs, args.batch_size, host, port)
+    return measure(args, threads, inference, host, port, url, guard)
 
 
 def main(argv: list[str] | None = None) -> int:

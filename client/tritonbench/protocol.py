@@ -162,6 +162,18 @@ class Inference:
         A connection the server closed while idle is reopened and the request sent once more
         (inference requests are idempotent here).
         """
+        result = self.answer(conn)
+        try:
+            output = result.get_output(self.output_name)
+            tensor = result.as_numpy(self.output_name) if output is not None else None
+        except Exception as exc:  # noqa: BLE001 - whatever the answer did to the parser
+            raise RequestFailed("bad response", f"cannot decode the answer: {type(exc).__name__}: {exc}") from None
+        if output is None or tensor is None:
+            raise RequestFailed("bad output", f"no output named '{self.output_name}' in the response")
+        return self.check(output, tensor)
+
+    def answer(self, conn: Connection) -> Any:
+        """The request sent, its answer decoded by tritonclient (an InferResult); RequestFailed otherwise."""
         for attempt in (0, 1):
             reused = conn.sock is not None
             try:
@@ -185,15 +197,10 @@ class Inference:
         if status != 200:
             raise RequestFailed(f"http {status}", _error_text(data, encoding))
         try:
-            result = parse_response_body(data, header_length=int(length) if length else None,
-                                         content_encoding=encoding)
-            output = result.get_output(self.output_name)
-            tensor = result.as_numpy(self.output_name) if output is not None else None
+            return parse_response_body(data, header_length=int(length) if length else None,
+                                       content_encoding=encoding)
         except Exception as exc:  # noqa: BLE001 - whatever the answer did to the parser
             raise RequestFailed("bad response", f"cannot decode the answer: {type(exc).__name__}: {exc}") from None
-        if output is None or tensor is None:
-            raise RequestFailed("bad output", f"no output named '{self.output_name}' in the response")
-        return self.check(output, tensor)
 
     def check(self, output: dict[str, Any], result: np.ndarray) -> np.ndarray:
         expected = [self.batch, self.classes]
@@ -205,6 +212,103 @@ class Inference:
             bad = int(result.size - np.count_nonzero(np.isfinite(result)))
             raise RequestFailed("bad output", f"{bad} non-finite values in the output")
         return result
+
+
+class TensorInference(Inference):
+    """A request of any model's tensors (from an input-data file, perf_analyzer's format); every output the
+    model declares is checked: present, of its data type and shape, finite where it is a float."""
+
+    def __init__(self, model: str, tensors: list[tuple[str, np.ndarray, str]],
+                 outputs: list[tuple[str, str, list[int]]], batch: int, host: str, port: int) -> None:
+        self.batch = batch
+        self.outputs = outputs
+        self.output_name = outputs[0][0] if outputs else ""
+        inputs = []
+        for name, array, datatype in tensors:
+            tensor = httpclient.InferInput(name, list(array.shape), datatype)
+            tensor.set_data_from_numpy(np.ascontiguousarray(array), binary_data=True)
+            inputs.append(tensor)
+        wanted = [httpclient.InferRequestedOutput(name, binary_data=True) for name, _, _ in outputs]
+        body, json_size = build_request_body(inputs, outputs=wanted)
+        body = body.encode() if isinstance(body, str) else body
+        headers = {"Content-Length": str(len(body))}
+        if json_size is not None:
+            headers["Content-Type"] = "application/octet-stream"
+            headers["Inference-Header-Content-Length"] = str(json_size)
+        else:
+            headers["Content-Type"] = "application/json"
+        head = request_head(host, port, f"/v2/models/{quote(model, safe='')}/infer", headers)
+        self.parts = [memoryview(head), memoryview(body)]
+
+    def run(self, conn: Connection) -> np.ndarray:
+        result = self.answer(conn)
+        first = np.zeros(0)
+        for i, (name, datatype, shape) in enumerate(self.outputs):
+            try:
+                output = result.get_output(name)
+                tensor = result.as_numpy(name) if output is not None else None
+            except Exception as exc:  # noqa: BLE001 - whatever the answer did to the parser
+                raise RequestFailed("bad response", f"cannot decode output '{name}': {type(exc).__name__}: {exc}"
+                                    ) from None
+            if output is None or tensor is None:
+                raise RequestFailed("bad output", f"no output named '{name}' in the response")
+            if output.get("datatype") != datatype:
+                raise RequestFailed("bad output", f"output '{name}' is {output.get('datatype')}, expected {datatype}")
+            if list(tensor.shape) != list(shape):
+                raise RequestFailed("bad output", f"output '{name}' has shape {list(tensor.shape)}, expected {shape}")
+            if tensor.dtype.kind == "f" and not np.isfinite(tensor).all():
+                raise RequestFailed("bad output", f"non-finite values in output '{name}'")
+            if i == 0:
+                first = tensor
+        return first
+
+
+def load_input_data(path: str, inputs: list[dict[str, Any]], max_batch: int,
+                    batch: int) -> list[tuple[str, np.ndarray, str]]:
+    """The tensors of one request from a perf_analyzer JSON input-data file ({"data": [{NAME: [...] or
+    {"content": [...], "shape": [...]} or {"b64": ...}}, ...]}): each entry holds every input for one batch
+    element (a batching model: `batch` entries are stacked, taken round-robin) or the whole tensor (a model
+    of fixed shape, max_batch_size 0)."""
+    import base64
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+        entries = doc["data"]
+        if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+            raise ValueError("\"data\" must be a list of objects, one per request")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ClientError(f"--input_data {path}: not perf_analyzer's JSON input data ({exc})", EXIT_USAGE) from None
+    count = batch if max_batch > 0 else 1
+    tensors = []
+    for spec in inputs:
+        name, datatype = str(spec.get("name")), str(spec.get("datatype"))
+        np_type = numeric_dtype(datatype)
+        if np_type is None:
+            raise ClientError(f"input '{name}' is {datatype}; this client sends numeric tensors only", EXIT_USAGE)
+        dims = [int(d) for d in spec.get("shape", [])]
+        item_dims = dims[1:] if max_batch > 0 else dims
+        items = []
+        for k in range(count):
+            value = entries[k % len(entries)].get(name)
+            if value is None:
+                raise ClientError(f"--input_data {path}: entry {k % len(entries)} has no input '{name}'", EXIT_USAGE)
+            shape = item_dims
+            if isinstance(value, dict) and "b64" in value:
+                array = np.frombuffer(base64.b64decode(value["b64"]), dtype=np.dtype(np_type).newbyteorder("<"))
+            else:
+                if isinstance(value, dict):
+                    shape = [int(d) for d in value.get("shape", item_dims)]
+                    value = value.get("content")
+                array = np.asarray(value, dtype=np_type)
+            if any(d < 0 for d in shape) or array.size != int(np.prod(shape)):
+                raise ClientError(f"--input_data {path}: input '{name}' has {array.size} values, the model takes "
+                                  f"{shape} per {'item' if max_batch > 0 else 'request'}", EXIT_USAGE)
+            items.append(array.astype(np_type, copy=False).reshape(shape))
+        tensor = np.stack(items) if max_batch > 0 else items[0]
+        tensors.append((name, tensor, datatype))
+    return tensors
 
 
 def _error_text(body: bytes, encoding: str | None) -> str:

@@ -65,14 +65,14 @@ _infprov_setup() {
     local pins key value
     local pin_MINICONDA_URL="" pin_MINICONDA_SHA256="" pin_CMAKE_PIP_SPEC="" pin_BOOST_DEAD_URL="" pin_BOOST_URL=""
     local pin_TRITON_REPO_TAG="" pin_NEURON_PIP_INDEX="" pin_TENSORFLOW_NEURON_SPEC="" pin_NEURON_CC_SPEC=""
-    local pin_TORCH_NEURON_SPEC="" pin_PROTOBUF_SPEC=""
+    local pin_TORCH_NEURON_SPEC="" pin_PROTOBUF_SPEC="" pin_TORCHVISION_V1_SPEC=""
     pins=$(dirname "${BASH_SOURCE[0]}")/pins.env
     if [ ! -r "$pins" ]; then
         echo "setup.sh: $pins is missing (it lists the pinned downloads)" >&2
         return 1
     fi
     local wanted=" MINICONDA_URL MINICONDA_SHA256 CMAKE_PIP_SPEC BOOST_DEAD_URL BOOST_URL TRITON_REPO_TAG"
-    wanted+=" NEURON_PIP_INDEX TENSORFLOW_NEURON_SPEC NEURON_CC_SPEC TORCH_NEURON_SPEC PROTOBUF_SPEC "
+    wanted+=" NEURON_PIP_INDEX TENSORFLOW_NEURON_SPEC NEURON_CC_SPEC TORCH_NEURON_SPEC PROTOBUF_SPEC TORCHVISION_V1_SPEC "
     while IFS='=' read -r key value; do
         case $key in ''|'#'*) continue ;; esac
         case $key in *[!A-Z0-9_]*) echo "setup.sh: bad line in $pins: $key" >&2; return 1 ;; esac
@@ -157,7 +157,10 @@ _infprov_setup() {
             pip install "tensorflow-neuron[cc]" "$pin_PROTOBUF_SPEC" || return 1
         fi
     else
-        pip install "$pin_TORCH_NEURON_SPEC" "neuron-cc[tensorflow]" "$pin_PROTOBUF_SPEC" torchvision || return 1
+        # (upstream: neuron-cc[tensorflow] and torchvision unpinned, which resolve to releases without Python 3.7
+        # wheels or with another torch than torch-neuron's; pinned here to the release's pair)
+        pip install "$pin_TORCH_NEURON_SPEC" "neuron-cc[tensorflow]${pin_NEURON_CC_SPEC#neuron-cc}" "$pin_PROTOBUF_SPEC" \
+            "$pin_TORCHVISION_V1_SPEC" || return 1
     fi
 
     # the stub goes where Triton looks for the python backend

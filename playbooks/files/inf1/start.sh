@@ -4,6 +4,8 @@
 # MAX_BATCH_SIZE and NEURON_GENERATION (neuron-v1: Inf1, TF ResNet-50 split across the cores; neuron-v2:
 # Inf2/Trn1, SETUP_TARGET -inf2 or -trn1, a traced torch ResNet-50 of MAX_BATCH_SIZE images per request,
 # one model instance per core); NEURON_RT_VISIBLE_CORES (set by docker run) confines the runtime to the range.
+# With MODEL_PLAN (infprov up --model: the user's own model), make_model.py makes the model from that plan
+# instead of ResNet-50, and SETUP_FRAMEWORK (-t or -p) picks Inf1's framework for setup.sh.
 set -eo pipefail
 pb=${PYTHON_BACKEND_PATH:-/home/ubuntu/python_backend}
 model=${MODEL_NAME:?MODEL_NAME is not set}
@@ -44,6 +46,9 @@ else
     if [ "$generation" = neuron-v2 ]; then
         # shellcheck disable=SC1091
         source "$pb/inferentia/scripts/setup.sh" "$target" -p -b "$pb"
+    elif [ "${SETUP_FRAMEWORK:--t}" = -p ]; then
+        # shellcheck disable=SC1091
+        source "$pb/inferentia/scripts/setup.sh" -p -b "$pb"
     else
         # shellcheck disable=SC1091
         source "$pb/inferentia/scripts/setup.sh" -t -b "$pb"
@@ -55,6 +60,7 @@ else
     while IFS= read -r name; do
         case $name in
             MODEL_NAME|NEURON_CORE_RANGE|NEURON_RT_VISIBLE_CORES|MAX_BATCH_SIZE|NEURON_GENERATION|SETUP_TARGET) continue ;;
+            MODEL_PLAN|SETUP_FRAMEWORK) continue ;;
             PYTHON_BACKEND_PATH|INFPROV_*|HOSTNAME|PWD|OLDPWD|SHLVL|_) continue ;;
         esac
         if [ -z "${before[$name]+set}" ] || [ "${before[$name]}" != "${!name}" ]; then
@@ -73,7 +79,12 @@ if [ -n "$model_key" ] && [ -f "$pb/models/$model/config.pbtxt" ] &&
     rm -rf "${pb:?}/models/$model" "$pb/infprov/rn50_neuron"
 fi
 
-if [ "$generation" = neuron-v2 ] && [ ! -f "$pb/models/$model/config.pbtxt" ]; then
+if [ -n "${MODEL_PLAN:-}" ] && [ ! -f "$pb/models/$model/config.pbtxt" ]; then
+    # the user's own model: unpack, compile (once per plan), gen_triton_model.py with the plan's flags
+    python3 "$pb/infprov/make_model.py" --plan "$MODEL_PLAN" --python-backend "$pb"
+fi
+
+if [ -z "${MODEL_PLAN:-}" ] && [ "$generation" = neuron-v2 ] && [ ! -f "$pb/models/$model/config.pbtxt" ]; then
     # gen_triton_model.py --inf2 takes the compiled model's path relative to the model's folder (its
     # model.py joins it to the model repository path it is given); the traced file lives there.
     mkdir -p "$pb/models/$model"
@@ -95,7 +106,7 @@ if [ "$generation" = neuron-v2 ] && [ ! -f "$pb/models/$model/config.pbtxt" ]; t
         --triton_model_dir "$pb/models/$model"
 fi
 
-if [ ! -f "$pb/models/$model/config.pbtxt" ]; then
+if [ -z "${MODEL_PLAN:-}" ] && [ ! -f "$pb/models/$model/config.pbtxt" ]; then
     compiled=$pb/infprov/rn50_neuron
     if [ ! -f "$compiled/saved_model.pb" ] && [ "$standin" = 1 ]; then
         python3 "$pb/infprov-standin/compile.py" --out "$compiled"
@@ -113,5 +124,11 @@ if [ ! -f "$pb/models/$model/config.pbtxt" ]; then
         --neuron_core_range "$cores" --triton_model_dir "$pb/models/$model"
 fi
 
+# Triton serves every folder of the repository: only this model's stays (a model served before goes).
+for folder in "$pb"/models/*/; do
+    [ -d "$folder" ] || continue
+    [ "$(basename "$folder")" = "$model" ] || rm -rf "$folder"
+done
+if [ -z "${MODEL_PLAN:-}" ]; then rm -rf "$pb/infprov/models"; fi
 if [ -n "$model_key" ]; then echo "$model_key" > "$pb/infprov/model-key"; fi
 exec tritonserver --model-repository "$pb/models"

@@ -1,0 +1,361 @@
+"""`up --model`: the spec checked locally (one line per bad input, nothing launched), the plan's flags for
+python_backend's own generator (run here, as recorded), the compile command lines, the content address."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from infprov.provision import usermodel
+from infprov.provision.cli import app
+from infprov.sandbox import provenance
+from tests import modelfiles
+
+runner = CliRunner()
+UPSTREAM = Path(provenance.FOLDER)
+PLAYBOOK_FILES = Path(__file__).resolve().parents[2] / "playbooks" / "files" / "model"
+
+
+def upstream_generator(ref: str) -> Path:
+    rec = provenance.load("python_backend-gen_triton_model")
+    return UPSTREAM / str(rec.fact("files", ref, "file"))
+
+
+def generate(ref: str, args: list[str], where: Path, name: str) -> str:
+    """config.pbtxt as python_backend's own gen_triton_model.py (the recorded file) writes it for args."""
+    out = where / name
+    subprocess.run([sys.executable, str(upstream_generator(ref)), *args, "--triton_model_dir", str(out)],
+                   check=True, capture_output=True, text=True)
+    return (out / "config.pbtxt").read_text()
+
+
+# ---------------------------------------------------------------- the records
+def test_the_recorded_generators_are_upstreams_files_unchanged() -> None:
+    rec = provenance.load("python_backend-gen_triton_model")
+    for ref in ("r22.04", "r24.04"):
+        path = upstream_generator(ref)
+        blob = subprocess.run(["git", "hash-object", str(path)], capture_output=True, text=True, check=True)
+        assert blob.stdout.strip() == rec.fact("files", ref, "git_blob"), ref
+    assert ref in str(rec.provenance["ref"])
+
+
+def test_the_compile_script_makes_the_recorded_calls() -> None:
+    rec = provenance.load("neuron-compile-apis")
+    text = (PLAYBOOK_FILES / "compile_model.py").read_text()
+    # the calls as the docs at the pinned releases give them; each with nothing but documented arguments
+    assert "torch.neuron.trace(model, examples(torch, specs, 1), dynamic_batch_size=True)" in text
+    assert "dynamic_batch_size" in rec.fact("torch_neuron_trace", "keywords")
+    assert rec.fact("torch_neuron_trace", "signature").startswith("torch_neuron.trace(model, example_inputs")
+    assert "torch_neuronx.trace(model, examples(torch, specs, args.batch))" in text
+    assert rec.fact("torch_neuronx_trace", "signature").startswith("torch_neuronx.trace(func, example_inputs")
+    assert "from_pretrained(source, torchscript=True)" in text
+    assert "torchscript=True" in rec.fact("hub_model_trace", "steps")[0]
+    assert "tfn.saved_model.compile(args.src, args.out, dynamic_batch_size=True)" in text
+
+
+# ---------------------------------------------------------------- one line per bad input, nothing launched
+def test_a_torchscript_on_inf1_is_planned_for_the_r22_04_generator(tmp_path: Path) -> None:
+    model = modelfiles.torchscript(tmp_path / "resnet.pt")
+    plan = usermodel.plan(str(model), "inf1.xlarge", inputs=["x:FP32:3x224x224"], outputs=["y:FP32:1000"])
+    assert plan is not None
+    assert (plan.kind, plan.name, plan.batch, plan.cores) == ("torchscript", "resnet", 8, 4)
+    # python_backend's torch model.py takes tensors as NAME__INDEX
+    assert [t.name for t in plan.inputs] == ["x__0"] and [t.name for t in plan.outputs] == ["y__0"]
+    args = plan.generator_args("/c/model_neuron.pt")
+    assert args == ["--model_type", "pytorch", "--compiled_model", "/c/model_neuron.pt", "--max_batch_size", "8",
+                    "--triton_input", "x__0,FP32,3x224x224", "--triton_output", "y__0,FP32,1000",
+                    "--neuron_core_range", "0:3"]
+    config = generate("r22.04", args, tmp_path, "resnet")
+    assert config.startswith('name: "resnet"\nbackend: "python"\nmax_batch_size: 8\n')
+    assert 'name: "x__0"\n    data_type: TYPE_FP32\n    dims: [3, 224, 224]' in config
+    assert 'name: "y__0"\n    data_type: TYPE_FP32\n    dims: [1000]' in config
+    assert plan.compile_args("/s/model.pt", "/c/model_neuron.pt") == [
+        "--kind", "torchscript", "--generation", "neuron-v1", "--src", "/s/model.pt", "--out", "/c/model_neuron.pt",
+        "--batch", "8", "--input", "x__0:FP32:3x224x224"]
+
+
+def test_a_hub_text_model_on_inf2_serves_int64_batch_by_seq_len(tmp_path: Path) -> None:
+    folder = modelfiles.tiny_bert(tmp_path / "tiny-bert")
+    plan = usermodel.plan(str(folder), "inf2.xlarge", task="text-classification", seq_len=128)
+    assert plan is not None
+    assert (plan.kind, plan.name, plan.vocab_size) == ("hub", "tiny-bert", 1000)
+    args = plan.generator_args("/c/model_neuron.pt")
+    assert args == ["--inf2", "--model_type", "pytorch", "--compiled_model", "model_neuron.pt",
+                    "--triton_input", "input_ids__0,INT64,8x128", "--triton_input", "attention_mask__1,INT64,8x128",
+                    "--triton_output", "logits__0,FP32,8x2", "--neuron_core_range", "0:1",
+                    "--triton_model_instance_count", "2"]
+    config = generate("r24.04", args, tmp_path, "tiny-bert")
+    assert "max_batch_size: 0\n" in config
+    assert 'name: "input_ids__0"\n    data_type: TYPE_INT64\n    dims: [8, 128]' in config
+    assert plan.compile_args("/s", "/c/m.pt") == [
+        "--kind", "hub", "--generation", "neuron-v2", "--src", "/s", "--out", "/c/m.pt", "--batch", "8",
+        "--task", "text-classification", "--seq-len", "128",
+        "--input", "input_ids__0:INT64:128", "--input", "attention_mask__1:INT64:128"]
+
+
+@pytest.mark.parametrize("text, said", [
+    ("x:FP32", "is not NAME:DTYPE:SHAPE"),
+    ("x:FLOAT:3", "'FLOAT' is not a Triton data type"),
+    ("x:STRING:3", "cannot pass through python_backend's Neuron model"),
+    ("x:FP32:3x0x2", "every dimension must be from 1"),
+    ("x:FP32:3x-1", "is not dimensions like 3x224x224"),
+    ("x:FP32:3xa", "is not dimensions like 3x224x224"),
+    ("x y:FP32:3", "is not a tensor name"),
+    ("x:FP32:1x1x1x1x1x1x1x1x1", "at most 8 dimensions"),
+])
+def test_a_bad_tensor_spec_is_one_line(text: str, said: str) -> None:
+    tensor, problem = usermodel.parse_tensor(text, "--input")
+    assert tensor is None and said in problem and "\n" not in problem
+
+
+def test_triton_dtypes_are_taken_as_triton_names_them() -> None:
+    assert usermodel.parse_tensor("ids:int64:128", "--input")[0] == usermodel.Tensor("ids", "INT64", (128,))
+    assert usermodel.parse_tensor("x:TYPE_FP16:4x4", "--input")[0] == usermodel.Tensor("x", "FP16", (4, 4))
+
+
+@pytest.mark.parametrize("make, itype, extra, said", [
+    ("checkpoint", "inf1.xlarge", [], "a torch.save checkpoint (weights), not TorchScript"),
+    ("text", "inf1.xlarge", [], "not a TorchScript archive (BadZipFile"),
+    ("empty-folder", "inf1.xlarge", [], "a folder without saved_model.pb"),
+    ("hub-no-weights", "inf2.xlarge", ["--task", "text-classification"], "no weights"),
+    ("hub-no-tokenizer", "inf2.xlarge", ["--task", "text-classification"], "no tokenizer files"),
+    ("hub", "inf2.xlarge", ["--task", "translation"], "--task 'translation' is not one infprov supports"),
+    ("hub", "inf2.xlarge", [], "say what the model does with --task"),
+    ("hub", "inf1.xlarge", ["--task", "text-classification"], "use an inf2 or trn1 type"),
+    ("torchscript", "inf1.xlarge", ["--input", "x:FP32:3x224x224"], "TorchScript carries no tensor names"),
+    ("torchscript", "inf1.xlarge", ["--input", "x__1:FP32:3", "--output", "y:FP32:2"], "name it x__0"),
+    ("torchscript", "inf1.xlarge", ["--input", "x:FP32:3", "--input", "x:FP32:3", "--output", "y:FP32:2"],
+     "given twice"),
+    ("torchscript", "inf1.xlarge", ["--input", "a:FP32:3", "--input", "b__0:FP32:3", "--output", "y:FP32:2"],
+     "is number 1 in its list"),
+    ("hf:bad id", "inf2.xlarge", ["--task", "text-classification"], "is not a Hugging Face model id"),
+    ("missing", "inf1.xlarge", [], "no such file or folder"),
+    ("torchscript", "inf1.xlarge", ["--input", "x:FP32:3", "--output", "y:FP32:2", "--batch", "0"],
+     "--batch 0 is out of range"),
+    ("rn50", "inf1.xlarge", ["--seq-len", "64"], "not to the default rn50"),
+])
+def test_bad_models_are_refused_before_anything_is_launched(
+        tmp_path: Path, infprov_home: Path, make: str, itype: str, extra: list[str], said: str) -> None:
+    spec = str(tmp_path / make)
+    if make == "checkpoint":
+        modelfiles.checkpoint(Path(spec))
+    elif make == "torchscript":
+        modelfiles.torchscript(Path(spec))
+    elif make == "text":
+        Path(spec).write_text("not a model")
+    elif make == "empty-folder":
+        Path(spec).mkdir()
+    elif make.startswith("hub"):
+        modelfiles.tiny_bert(Path(spec))
+        if make == "hub-no-weights":
+            (Path(spec) / "model.safetensors").unlink()
+        if make == "hub-no-tokenizer":
+            (Path(spec) / "vocab.txt").unlink()
+    elif make.startswith(("hf:", "rn50")):
+        spec = make
+    # no sandbox, no credentials: a bad model ends the run before any of them is needed
+    res = runner.invoke(app, ["up", "--type", itype, "--model", spec, "--yes", *extra])
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert any(said in line for line in lines), res.stderr
+    assert all(line.startswith("error:") for line in lines), res.stderr
+    assert "Traceback" not in res.output
+    assert not infprov_home.exists() or not any(infprov_home.rglob("*.upload"))
+
+
+def test_every_bad_input_gets_its_own_line(tmp_path: Path) -> None:
+    model = modelfiles.torchscript(tmp_path / "m.pt")
+    res = runner.invoke(app, ["up", "--type", "inf1.xlarge", "--model", str(model), "--input", "x:FLOAT:3",
+                              "--output", "y:FP32:0", "--batch", "999", "--yes"])
+    assert res.exit_code == 2
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 3, res.stderr
+    assert "--batch 999" in lines[0] and "FLOAT" in lines[1] and "every dimension" in lines[2]
+    assert lines[-1].endswith("hint: 3 problems; nothing was launched")
+
+
+# ---------------------------------------------------------------- the content address
+def test_the_same_folder_packs_to_the_same_key_and_a_change_moves_it(tmp_path: Path) -> None:
+    folder = modelfiles.tiny_bert(tmp_path / "tiny-bert")
+    plan = usermodel.plan(str(folder), "inf2.xlarge", task="text-classification")
+    assert plan is not None
+    data, key = usermodel.pack(plan)
+    (folder / "config.json").touch()  # a new time, the same bytes
+    assert usermodel.pack(plan) == (data, key)
+    (folder / "vocab.txt").write_text("[PAD]\n")
+    assert usermodel.pack(plan)[1] != key
+
+
+def test_stage_writes_private_files_and_the_playbooks_variable(tmp_path: Path, infprov_home: Path) -> None:
+    model = modelfiles.torchscript(tmp_path / "m.pt")
+    plan = usermodel.plan(str(model), "inf1.xlarge", inputs=["x:FP32:3x224x224"], outputs=["y:FP32:1000"])
+    assert plan is not None
+    staged = usermodel.stage(plan, infprov_home / "models")
+    assert staged["infprov_model_key"] == usermodel.pack(plan)[1] and staged["infprov_model_framework"] == "-p"
+    upload, plan_file = Path(staged["infprov_model_upload"]), Path(staged["infprov_model_plan"])
+    assert upload.read_bytes() == model.read_bytes()
+    assert upload.stat().st_mode & 0o077 == 0 and plan_file.stat().st_mode & 0o077 == 0
+    doc = json.loads(plan_file.read_text())
+    assert doc["compiled"].startswith(f"{usermodel.HOST_MODELS}/{staged['infprov_model_key']}/compiled-")
+    assert doc["generator_args"][doc["generator_args"].index("--compiled_model") + 1] == doc["compiled"]
+    assert doc["compile_args"][doc["compile_args"].index("--src") + 1].endswith("/src/model.pt")
+
+
+# ---------------------------------------------------------------- bench: valid data from the served config
+def _served(config: dict[str, Any]) -> Any:
+    from infprov.provision import bench
+
+    return bench.ModelConfig.parse(json.dumps(config))
+
+
+TEXT_V2 = {"max_batch_size": 0,
+           "input": [{"name": "input_ids__0", "data_type": "TYPE_INT64", "dims": [8, 128]},
+                     {"name": "attention_mask__1", "data_type": "TYPE_INT64", "dims": [8, 128]}],
+           "output": [{"name": "logits__0", "data_type": "TYPE_FP32", "dims": [8, 3]}]}
+
+
+def test_a_text_model_gets_token_ids_within_its_vocabulary_and_masks_of_ones() -> None:
+    from infprov.provision import bench
+
+    config = _served(TEXT_V2)
+    assert not config.image_model and config.unit == "sequences" and config.fixed_batch == 8
+    assert config.batch_for(0) == 8
+    doc = bench.input_data(config, 8, vocab=50)
+    [entry] = doc["data"]  # a model of fixed shape: one entry holds the whole tensor
+    ids, mask = entry["input_ids__0"], entry["attention_mask__1"]
+    assert ids["shape"] == [8, 128] and len(ids["content"]) == 1024
+    assert all(isinstance(v, int) and 0 <= v < 50 for v in ids["content"]) and len(set(ids["content"])) > 1
+    assert mask["content"] == [1] * 1024
+
+
+def test_a_batching_model_gets_one_entry_per_item_images_and_zeros() -> None:
+    from infprov.provision import bench
+
+    config = _served({"max_batch_size": 8,
+                      "input": [{"name": "x__0", "data_type": "TYPE_FP32", "dims": [3, 16, 16]},
+                                {"name": "k__1", "data_type": "TYPE_INT32", "dims": [4]}],
+                      "output": [{"name": "y__0", "data_type": "TYPE_FP32", "dims": [10]}]})
+    assert config.unit == "inferences" and config.fixed_batch is None
+    doc = bench.input_data(config, 4, vocab=0)
+    assert len(doc["data"]) == 4
+    x = doc["data"][0]["x__0"]["content"]
+    assert len(x) == 3 * 16 * 16 and all(0.0 <= v < 1.0 for v in x)
+    assert doc["data"][0]["k__1"] == {"content": [0, 0, 0, 0], "shape": [4]}
+
+
+def test_an_image_model_keeps_the_random_image_path() -> None:
+
+    single = _served({"max_batch_size": 8,
+                      "input": [{"name": "x__0", "data_type": "TYPE_FP32", "dims": [3, 224, 224]}],
+                      "output": [{"name": "y__0", "data_type": "TYPE_FP32", "dims": [1000]}]})
+    assert single.image_model and single.unit == "images" and single.input_name == "x__0"
+
+
+def test_both_tools_are_handed_the_data_file() -> None:
+    import shlex
+
+    from infprov.provision import bench, benchplan
+
+    config = _served(TEXT_V2)
+    plan = benchplan.plan("inf2.xlarge", model="tiny-bert", threads=2, limit_s=5, tool="perf_analyzer",
+                          neuron_cores=2)
+    point = benchplan.Point(8, 2)
+    pa = shlex.split(bench._perf_analyzer_command(plan, point, "n", "/r/p.csv", config, "/r", "/r/input-data.json"))
+    assert pa[pa.index("--input-data") + 1] == "/r/input-data.json" and "--shape" not in pa
+    assert pa[pa.index("-b") + 1] == "1"  # a fixed-shape model: -b 1, its 8 sequences are in the tensor
+    client = shlex.split(bench._client_command(plan, point, "n", "/r/p.json", "/r/c.pyz", config, False, "/r",
+                                               "/r/input-data.json"))
+    assert client[client.index("--input_data") + 1] == "/r/input-data.json"
+    assert client[client.index("--batch_size") + 1] == "8"
+
+
+def test_bench_input_data_must_be_perf_analyzers_json(tmp_path: Path) -> None:
+    from infprov.floor.errors import UsageError
+    from infprov.provision import bench
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(UsageError, match='no "data" list'):
+        bench.check_input_data(str(bad))
+    bad.write_text("{not json")
+    with pytest.raises(UsageError, match="cannot be read as JSON"):
+        bench.check_input_data(str(bad))
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"data": [{"x": [1, 2]}]}))
+    bench.check_input_data(str(good))
+
+
+def test_the_client_reads_perf_analyzers_input_data(tmp_path: Path) -> None:
+    import base64
+
+    import numpy as np
+
+    from infprov.client.tritonbench import protocol
+    from infprov.client.tritonbench.transport import ClientError
+
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps({"data": [
+        {"ids": {"content": [1, 2, 3, 4], "shape": [4]}, "m": [1, 1, 1, 1]},
+        {"ids": {"b64": base64.b64encode(np.arange(4, dtype="<i8").tobytes()).decode()}, "m": [0, 0, 0, 0]}]}))
+    inputs = [{"name": "ids", "datatype": "INT64", "shape": [-1, 4]},
+              {"name": "m", "datatype": "INT32", "shape": [-1, 4]}]
+    tensors = protocol.load_input_data(str(path), inputs, max_batch=8, batch=3)  # round-robin over the entries
+    (n1, ids, t1), (n2, mask, t2) = tensors
+    assert (n1, t1, ids.shape, ids.dtype) == ("ids", "INT64", (3, 4), np.int64)
+    assert ids.tolist() == [[1, 2, 3, 4], [0, 1, 2, 3], [1, 2, 3, 4]]
+    assert (n2, mask.dtype, mask[:, 0].tolist()) == ("m", np.int32, [1, 0, 1])
+    path.write_text(json.dumps({"data": [{"ids": [1, 2, 3]}]}))
+    with pytest.raises(ClientError, match="has 3 values"):
+        protocol.load_input_data(str(path), inputs[:1], max_batch=8, batch=1)
+
+
+def test_a_savedmodel_on_inf1_keeps_its_signature_names(tmp_path: Path) -> None:
+    folder = tmp_path / "classifier"
+    (folder / "variables").mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(b"\x08\x01")
+    plan = usermodel.plan(str(folder), "inf1.6xlarge", inputs=["images:FP32:224x224x3"], outputs=["probs:FP32:1000"],
+                          batch=64)
+    assert plan is not None and plan.kind == "savedmodel" and plan.cores == 16
+    args = plan.generator_args("/c/model_neuron")
+    assert args[:4] == ["--model_type", "tensorflow", "--compiled_model", "/c/model_neuron"]
+    config = generate("r22.04", args, tmp_path, "classifier")
+    assert 'name: "images"\n    data_type: TYPE_FP32\n    dims: [224, 224, 3]' in config
+    assert "max_batch_size: 64\n" in config and '"NEURON_CORE_END_INDEX", value: {string_value: "15"}' in config
+    with pytest.raises(usermodel.ModelSpecError, match="on Inf1 only"):
+        usermodel.plan(str(folder), "inf2.xlarge", inputs=["images:FP32:224x224x3"], outputs=["probs:FP32:1000"])
+
+
+def test_an_image_classifier_from_the_hub_takes_pixel_values(tmp_path: Path) -> None:
+    folder = modelfiles.tiny_bert(tmp_path / "vit", labels=5)
+    (folder / "vocab.txt").unlink()
+    (folder / "preprocessor_config.json").write_text("{}")
+    doc = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**doc, "image_size": 32, "num_channels": 3}))
+    plan = usermodel.plan(str(folder), "trn1.2xlarge", task="image-classification", batch=4)
+    assert plan is not None
+    served = [(t.name, t.dtype, plan.served_dims(t)) for t in plan.inputs]
+    assert served == [("pixel_values__0", "FP32", (4, 3, 32, 32))]
+    assert [(t.name, plan.served_dims(t)) for t in plan.outputs] == [("logits__0", (4, 5))]
+
+
+def test_the_standin_model_refuses_names_as_upstreams_torch_model_does(tmp_path: Path) -> None:
+    """The stand-in's NAME__INDEX rule is the one the recorded generators write into the torch model.py."""
+    standin = (PLAYBOOK_FILES / "standin_model.py").read_text()
+    rule = "tensor names are expected to be in format <name>__<index>, got "
+    assert rule in standin
+    for ref, extra in (("r22.04", []), ("r24.04", ["--inf2"])):
+        out = tmp_path / ref / "m"
+        subprocess.run([sys.executable, str(upstream_generator(ref)), *extra, "--model_type", "pytorch",
+                        "--compiled_model", "m.pt", "--triton_input", "x__0,FP32,4", "--triton_output", "y__0,FP32,2",
+                        "--neuron_core_range", "0:0", "--triton_model_dir", str(out)],
+                       check=True, capture_output=True, text=True)
+        model_py = (out / "1" / "model.py").read_text()
+        assert rule in model_py and "def _validate_and_get_index(self, name):" in model_py, ref
+    rec = provenance.load("python_backend-gen_triton_model")
+    assert "<name>__<index>" in rec.fact("torch_tensor_names")
