@@ -88,7 +88,7 @@ def up(
                                     on_event=on_event)
 
         with cloud.server_lock(result.region, result.cluster):
-            if cache:
+            if cache and os.environ.get("INFPROV_NO_CACHE") != "1":
                 profile = str(group_vars.get("infprov_profile") or spec.instance_type.split(".")[0])
                 served = envcache.provision(prov, result.hosts, profile, run, paths.known_hosts())
             else:

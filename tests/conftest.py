@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 # `infprov up` checks the pinned downloads on the internet first; no test may reach past this machine,
 # so the tests (and every infprov they start) skip it unless a test points it at a local mirror.
 os.environ["INFPROV_NO_PREFLIGHT"] = "1"
+# Nor the environment cache (the account's ECR; the sandbox's registry): the tests written before it expect every
+# `up` to build the environment on its hosts. The cache's own tests (test_envcache*) turn it back on.
+os.environ["INFPROV_NO_CACHE"] = "1"
 
 SANDBOX_HOSTS = 3
 
