@@ -59,6 +59,36 @@ class EnvKey:
         return f"env-{self.generation}-{self.digest}"
 
 
+@dataclass(frozen=True)
+class ModelKey:
+    """What a compiled model was made from: server.yml's model key (the start and compile scripts, the model's
+    name, batch and core range) and the environment it was compiled in (the compiler's version is in its pins)."""
+
+    generation: str
+    name: str
+    digest: str
+    env_digest: str
+
+    @property
+    def tag(self) -> str:
+        return f"model-{self.generation}-{hashlib.sha256((self.env_digest + self.digest).encode()).hexdigest()}"
+
+
+def model_key(instance_type: str, neuron_cores: int, env: EnvKey, v2_batch: int = 8) -> ModelKey:
+    """The model key server.yml computes on a host of this type (`{ cat start.sh compile_rn50.py
+    compile_rn50_neuronx.py; echo 'GENERATION NAME BATCH RANGE'; } | sha256sum`)."""
+    from infprov.playbooks.parsing import BUILTIN_DIR
+
+    files = BUILTIN_DIR / "files"
+    name = f"rn50-{int(neuron_cores)}neuroncores-default"
+    batch = v2_batch if env.generation == "neuron-v2" else 64
+    digest = hashlib.sha256()
+    for part in ("inf1/start.sh", "inf1/compile_rn50.py", "neuronx/compile_rn50.py"):
+        digest.update((files / part).read_bytes())
+    digest.update(f"{env.generation} {name} {batch} 0:{int(neuron_cores) - 1}\n".encode())
+    return ModelKey(env.generation, name, digest.hexdigest(), env.digest)
+
+
 def generation_of(instance_type: str) -> str:
     return "neuron-v2" if instance_type.split(".")[0] in ("inf2", "trn1") else "neuron-v1"
 
@@ -217,6 +247,41 @@ class _Host:
         if done.exit_code != 0:
             raise InfprovError(f"docker push to {reg.ref(key.tag)} failed: {_last(done, reg.password)}", "")
 
+    def has_model(self, mkey: ModelKey) -> bool:
+        pb = "/home/ubuntu/python_backend"
+        done = self.run(f"test -f {pb}/models/{shlex.quote(mkey.name)}/config.pbtxt && cat {pb}/infprov/model-key "
+                        "2>/dev/null || true")
+        return done.out.strip() == mkey.digest
+
+    def push_model(self, reg: Registry, mkey: ModelKey) -> None:
+        """The model's folders as a one-layer image (docker import of their tar), pushed under the model's tag."""
+        if not self.has_model(mkey):
+            raise InfprovError(f"the host holds no model made for key {mkey.digest[:12]}", "")
+        ref = shlex.quote(reg.ref(mkey.tag))
+        parts = f"models/{shlex.quote(mkey.name)}" + (" infprov/rn50_neuron" if mkey.generation == "neuron-v1" else "")
+        # the parent folders as entries of their own (GNU tar's --no-recursion, then --recursion for the rest):
+        # docker import would make missing parents mode 0600, which no one but root could enter after export
+        done = self.run(f"tar -C /home/ubuntu/python_backend -c --no-recursion models infprov --recursion {parts} | "
+                        f"docker import - {ref} >/dev/null && "
+                        f"docker push -q {ref} >/dev/null; rc=$?; docker rmi {ref} >/dev/null 2>&1; exit $rc",
+                        timeout=PUSH_TIMEOUT)
+        if done.exit_code != 0:
+            raise InfprovError(f"docker push to {reg.ref(mkey.tag)} failed: {_last(done, reg.password)}", "")
+
+    def stage_model(self, reg: Registry, mkey: ModelKey) -> None:
+        """The cached model unpacked into ~/.infprov-model-stage/KEY, where server.yml takes it from."""
+        ref = shlex.quote(reg.ref(mkey.tag))
+        stage = f"$HOME/.infprov-model-stage/{mkey.digest}"
+        done = self.run(
+            "chmod -R u+rwX \"$HOME/.infprov-model-stage\" 2>/dev/null; rm -rf \"$HOME/.infprov-model-stage\" && "
+            f"mkdir -p \"{stage}\" && docker pull -q {ref} >/dev/null && "
+            f"cid=$(docker create {ref} /infprov-model) && docker export \"$cid\" | tar -x -C \"{stage}\"; rc=$?; "
+            f"docker rm \"${{cid:-none}}\" >/dev/null 2>&1; docker rmi {ref} >/dev/null 2>&1; exit $rc",
+            timeout=PUSH_TIMEOUT)
+        if done.exit_code != 0:
+            self.run("chmod -R u+rwX \"$HOME/.infprov-model-stage\" 2>/dev/null; rm -rf \"$HOME/.infprov-model-stage\"")
+            raise InfprovError(f"docker pull of {reg.ref(mkey.tag)} failed: {_last(done, reg.password)}", "")
+
     def close(self) -> None:
         self.conn.close()
 
@@ -241,34 +306,40 @@ class EnvOutcome:
 
 def provision(prov: Provider, hosts: Sequence[Host], profile: str, run: Provision,
               known_hosts: Any) -> ServerResult:
-    """The server playbook on every host, with the environment from the cache where it can come from there:
-    hosts that hold the environment keep it; if the cache holds it, the others pull it first; if not, the first
-    host builds it (the whole server playbook) and pushes it while the rest wait, then pull it. Whatever fails
-    on the way (ECR, the login, a push or pull) is one warning line, and the host builds the environment itself."""
+    """The server playbook on every host, with the environment and the compiled model from the cache where they
+    can come from there: a host that holds one keeps it; what the cache holds, the others pull first (the model
+    into a stage server.yml takes it from); what it lacks, the first host makes (the whole server playbook) and
+    pushes while the rest wait, then they pull it. Whatever fails on the way (ECR, the login, a push or pull) is
+    one warning line, and the host makes it itself."""
     ids = [h.instance_id for h in hosts]
     if not hosts:
         return run(ids)
     key = env_key(str(hosts[0].instance_type or "inf1.xlarge"), profile)
+    mkey = model_key(str(hosts[0].instance_type or "inf1.xlarge"), int(hosts[0].neuron_cores or 4), key)
     links = {h.instance_id: _Host(h, known_hosts) for h in hosts}
-    outcome: dict[str, EnvOutcome] = {}
+    env_out: dict[str, EnvOutcome] = {}
+    model_out: dict[str, EnvOutcome] = {}
     results: list[ServerResult] = []
     try:
-        def held(iid: str) -> bool:
+        def held(iid: str) -> tuple[bool, bool]:
             try:
-                return links[iid].label(key.env_image) == key.digest
+                return links[iid].label(key.env_image) == key.digest, links[iid].has_model(mkey)
             except InfprovError:
-                return False  # the playbook reports an unreachable host
+                return False, False  # the playbook reports an unreachable host
 
         with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as pool:
             kept = dict(zip(ids, pool.map(held, ids), strict=True))
-        outcome.update({i: EnvOutcome("kept", 0.0) for i in ids if kept[i]})
-        need = [i for i in ids if not kept[i]]
+        env_out.update({i: EnvOutcome("kept", 0.0) for i in ids if kept[i][0]})
+        model_out.update({i: EnvOutcome("kept", 0.0) for i in ids if kept[i][1]})
+        need = [i for i in ids if not kept[i][0]]
+        need_model = [i for i in ids if not kept[i][1]]
         reg: Registry | None = None
-        cached = False
-        if need:
+        cached = model_cached = False
+        if need or need_model:
             try:
                 ensure_repository(prov)
                 cached = has(prov, key)
+                model_cached = bool(prov.repository_images(REPOSITORY, mkey.tag))
                 reg = login(prov)
             except (InfprovError, Exception) as exc:  # noqa: BLE001 - any ECR trouble: build instead, said in one line
                 ui.warn(f"environment cache unavailable ({_why(exc)}): each host builds the environment itself")
@@ -276,33 +347,84 @@ def provision(prov: Provider, hosts: Sequence[Host], profile: str, run: Provisio
         if need and reg is not None and not cached:
             builder = need[0]
             ui.step(f"environment cache: {key.tag[:24]}… is not cached; {builder} builds it, the others then pull it")
+            if model_cached and builder in need_model:
+                _stage_model(links[builder], reg, mkey, model_out)
             start = time.monotonic()
             first = run([builder])
             results.append(first)
-            outcome[builder] = EnvOutcome("built", time.monotonic() - start)
+            env_out[builder] = EnvOutcome("built", time.monotonic() - start)
+            model_out.setdefault(builder, EnvOutcome("built", time.monotonic() - start))
             need = need[1:]
+            need_model = [i for i in need_model if i != builder]
             if first.ok:
                 cached = _push(links[builder], reg, key, prov)
+                if not model_cached:
+                    model_cached = _push_model(links[builder], reg, mkey, prov)
             if not cached:
                 ui.warn("environment cache: nothing was pushed, so every other host builds the environment itself")
-        if need and reg is not None and cached:
-            ui.step(f"environment cache: pulling {key.tag[:24]}… on {len(need)} host(s)")
-            with ThreadPoolExecutor(max_workers=min(8, len(need))) as pool:
-                pulled = dict(zip(need, pool.map(lambda i: _pull(links[i], reg, key), need), strict=True))
-            outcome.update({i: EnvOutcome("pulled", s) for i, s in pulled.items() if s is not None})
+        if reg is not None and ((need and cached) or (need_model and model_cached)):
+            todo = sorted(set(need if cached else []) | set(need_model if model_cached else []), key=ids.index)
+            ui.step(f"environment cache: pulling on {len(todo)} host(s)")
+            active = reg
+
+            def pull_both(iid: str) -> None:
+                if cached and iid in need:
+                    took = _pull(links[iid], active, key)
+                    if took is not None:
+                        env_out[iid] = EnvOutcome("pulled", took)
+                if model_cached and iid in need_model:
+                    _stage_model(links[iid], active, mkey, model_out)
+
+            with ThreadPoolExecutor(max_workers=min(8, len(todo))) as pool:
+                list(pool.map(pull_both, todo))
         rest = [i for i in ids if i not in {h.instance_id for r in results for h in r.hosts}]
         if rest:
             results.append(run(rest))
+        ready: list[str] = []
         for r in results[-1:] if rest else []:
             for h in r.hosts:
-                outcome.setdefault(h.instance_id, EnvOutcome("built", h.seconds))
+                env_out.setdefault(h.instance_id, EnvOutcome("built", h.seconds))
+                model_out.setdefault(h.instance_id, EnvOutcome("built", h.seconds))
+                if h.ready:
+                    ready.append(h.instance_id)
+        # what the cache still lacks, a host that made it in this run fills in (the first that can)
+        if reg is not None and not cached:
+            made = [i for i in ready if env_out[i].source == "built"]
+            for iid in made[:1]:
+                cached = _push(links[iid], reg, key, prov)
+        if reg is not None and not model_cached:
+            made = [i for i in ready if model_out[i].source == "built"]
+            for iid in made[:1]:
+                model_cached = _push_model(links[iid], reg, mkey, prov)
         if reg is not None:
             with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as pool:
                 list(pool.map(lambda i: _quietly(links[i].logout, reg), ids))
     finally:
         for link in links.values():
             link.close()
-    return _merge(results, ids, outcome)
+    return _merge(results, ids, env_out, model_out)
+
+
+def _stage_model(link: _Host, reg: Registry, mkey: ModelKey, out: dict[str, EnvOutcome]) -> None:
+    start = time.monotonic()
+    try:
+        link.login(reg)
+        link.stage_model(reg, mkey)
+    except InfprovError as exc:
+        ui.warn(f"environment cache: {link.host.instance_id} compiles the model itself: {_why(exc)}")
+        return
+    out[link.host.instance_id] = EnvOutcome("pulled", time.monotonic() - start)
+
+
+def _push_model(link: _Host, reg: Registry, mkey: ModelKey, prov: Provider) -> bool:
+    try:
+        link.push_model(reg, mkey)
+        prov.cache_pushed(REPOSITORY, mkey.tag)
+    except InfprovError as exc:
+        ui.warn(f"environment cache: {link.host.instance_id} could not push the model: {_why(exc)}")
+        return False
+    ui.ok(f"environment cache: {link.host.instance_id} pushed the model {mkey.tag[:26]}…")
+    return True
 
 
 def _push(link: _Host, reg: Registry, key: EnvKey, prov: Provider) -> bool:
@@ -340,7 +462,8 @@ def _why(exc: BaseException) -> str:
     return " ".join(str(text).split())[:300]
 
 
-def _merge(results: Sequence[ServerResult], ids: Sequence[str], outcome: Mapping[str, EnvOutcome]) -> ServerResult:
+def _merge(results: Sequence[ServerResult], ids: Sequence[str], outcome: Mapping[str, EnvOutcome],
+           models: Mapping[str, EnvOutcome]) -> ServerResult:
     from infprov.provision.server import ServerResult
 
     by_id: dict[str, HostReady] = {}
@@ -351,8 +474,12 @@ def _merge(results: Sequence[ServerResult], ids: Sequence[str], outcome: Mapping
     for iid in ids:
         if iid not in by_id:
             continue
-        seen = outcome.get(iid)
+        seen, model = outcome.get(iid), models.get(iid)
         host = by_id[iid]
-        merged.append(dataclasses.replace(host, environment=seen.source, environment_s=seen.seconds) if seen else host)
+        if seen:
+            host = dataclasses.replace(host, environment=seen.source, environment_s=seen.seconds)
+        if model:
+            host = dataclasses.replace(host, model_source=model.source, model_s=model.seconds)
+        merged.append(host)
     logs = [r.log for r in results if r.log]
     return ServerResult(tuple(merged), logs[-1] if logs else None, sum(r.elapsed for r in results))

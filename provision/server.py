@@ -26,6 +26,8 @@ class HostReady:
     error: str = ""
     environment: str = ""  # built, pulled or kept (the environment cache; "" when it was not asked)
     environment_s: float = 0.0
+    model_source: str = ""  # built (compiled here), pulled or kept, likewise
+    model_s: float = 0.0
 
 
     @property
@@ -38,7 +40,9 @@ class HostReady:
                 "model": self.model, "ready": self.ready, "changed": self.changed,
                 "ready_s": round(self.seconds, 2), "error": self.error,
                 **({"environment": {"source": self.environment, "seconds": round(self.environment_s, 2)}}
-                   if self.environment else {})}
+                   if self.environment else {}),
+                **({"compiled_model": {"source": self.model_source, "seconds": round(self.model_s, 2)}}
+                   if self.model_source else {})}
 
 
 @dataclass(frozen=True)

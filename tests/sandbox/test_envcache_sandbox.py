@@ -19,6 +19,7 @@ from tests.hostshell import on_host
 pytestmark = pytest.mark.sandbox
 runner = CliRunner()
 KEY = envcache.env_key("inf1.xlarge", "sandbox")
+MODEL = envcache.model_key("inf1.xlarge", 4, KEY)
 
 
 def _run(*argv: str) -> Any:
@@ -34,8 +35,8 @@ def _empty_cache() -> None:
     core.wipe_registry()
 
 
-def _sources(doc: dict[str, Any]) -> list[str]:
-    return sorted(h["environment"]["source"] for h in doc["server"]["hosts"])
+def _sources(doc: dict[str, Any], what: str = "environment") -> list[str]:
+    return sorted(h[what]["source"] for h in doc["server"]["hosts"])
 
 
 @pytest.fixture()
@@ -56,11 +57,20 @@ def test_one_host_builds_the_others_pull_and_a_later_cluster_builds_nothing(cach
     doc = json.loads(first.stdout)
     assert doc["server"]["ok"] is True
     assert _sources(doc) == ["built", "pulled", "pulled"], doc["server"]["hosts"]
+    assert _sources(doc, "compiled_model") == ["built", "pulled", "pulled"], doc["server"]["hosts"]
     assert all(h["environment"]["seconds"] > 0 for h in doc["server"]["hosts"])
     for host in doc["server"]["hosts"]:
         label = on_host(host["instance_id"], "docker image inspect -f '{{ index .Config.Labels \"infprov.setup\" }}' "
                         + KEY.env_image).strip()
         assert label == KEY.digest
+        # the model is the one made for this key, and the stage it came through is gone
+        key = on_host(host["instance_id"], "cat python_backend/infprov/model-key; ls -d ~/.infprov-model-stage "
+                      "2>/dev/null || true").split()
+        assert key == [MODEL.digest]
+        # who wrote the model: the server container (root) when it compiled it, the playbook (ubuntu) when it
+        # copied it from the cache's stage
+        owner = on_host(host["instance_id"], f"stat -c %U python_backend/models/{MODEL.name}/config.pbtxt").strip()
+        assert owner == ("root" if host["compiled_model"]["source"] == "built" else "ubuntu"), host
         if host["environment"]["source"] == "pulled":
             # served from the pulled image: setup.sh never ran on this host
             assert on_host(host["instance_id"], "docker inspect -f '{{ .Config.Image }}' infprov-triton").strip() \
@@ -73,7 +83,7 @@ def test_one_host_builds_the_others_pull_and_a_later_cluster_builds_nothing(cach
 
     shown = _run("status", "--sandbox", "--json")
     cache = json.loads(shown.stdout)["cache"]
-    assert [e["tag"] for e in cache["entries"]] == [KEY.tag]
+    assert [e["tag"] for e in cache["entries"]] == sorted([KEY.tag, MODEL.tag])
     assert cache["size_bytes"] > 1_000_000  # the whole image, compressed, as ECR counts it
 
     kept = _run("teardown", "--name", "envc", "--sandbox", "--yes", "--json")
@@ -85,6 +95,7 @@ def test_one_host_builds_the_others_pull_and_a_later_cluster_builds_nothing(cach
     again = json.loads(second.stdout)
     assert again["server"]["ok"] is True
     assert _sources(again) == ["pulled", "pulled"], again["server"]["hosts"]
+    assert _sources(again, "compiled_model") == ["pulled", "pulled"], again["server"]["hosts"]
 
 
 def test_an_entry_that_cannot_be_pulled_is_built_instead_in_one_line(cache_on: None) -> None:
