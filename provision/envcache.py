@@ -357,9 +357,16 @@ def provision(prov: Provider, hosts: Sequence[Host], profile: str, run: Provisio
             need = need[1:]
             need_model = [i for i in need_model if i != builder]
             if first.ok:
-                cached = _push(links[builder], reg, key, prov)
-                if not model_cached:
-                    model_cached = _push_model(links[builder], reg, mkey, prov)
+                pushed: dict[str, bool] = {}
+                active_reg = reg
+
+                def push_both(iid: str) -> None:
+                    pushed["env"] = _push(links[iid], active_reg, key, prov)
+                    if not model_cached:
+                        pushed["model"] = _push_model(links[iid], active_reg, mkey, prov)
+
+                _with_progress("pushing", [builder], push_both)
+                cached, model_cached = pushed.get("env", False), model_cached or pushed.get("model", False)
             if not cached:
                 ui.warn("environment cache: nothing was pushed, so every other host builds the environment itself")
         if reg is not None and ((need and cached) or (need_model and model_cached)):
@@ -375,8 +382,7 @@ def provision(prov: Provider, hosts: Sequence[Host], profile: str, run: Provisio
                 if model_cached and iid in need_model:
                     _stage_model(links[iid], active, mkey, model_out)
 
-            with ThreadPoolExecutor(max_workers=min(8, len(todo))) as pool:
-                list(pool.map(pull_both, todo))
+            _with_progress("pulling", todo, pull_both)
         rest = [i for i in ids if i not in {h.instance_id for r in results for h in r.hosts}]
         if rest:
             results.append(run(rest))
@@ -403,6 +409,26 @@ def provision(prov: Provider, hosts: Sequence[Host], profile: str, run: Provisio
         for link in links.values():
             link.close()
     return _merge(results, ids, env_out, model_out)
+
+
+PROGRESS_EVERY = 30.0  # seconds between the lines that say a push or pull is still going
+
+
+def _with_progress(doing: str, ids: Sequence[str], fn: Callable[[str], None]) -> None:
+    """fn on every host in parallel; while any runs, one line every PROGRESS_EVERY seconds (a real image is GBs)."""
+    from concurrent.futures import FIRST_EXCEPTION, wait
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=min(8, len(ids))) as pool:
+        futures = [pool.submit(fn, iid) for iid in ids]
+        while True:
+            done, pending = wait(futures, timeout=PROGRESS_EVERY, return_when=FIRST_EXCEPTION)
+            if not pending or any(f.exception() for f in done):
+                break
+            ui.step(f"environment cache: still {doing} ({len(done)} of {len(ids)} host(s) done, "
+                    f"{time.monotonic() - start:.0f} s)")
+        for future in futures:
+            future.result()
 
 
 def _stage_model(link: _Host, reg: Registry, mkey: ModelKey, out: dict[str, EnvOutcome]) -> None:
