@@ -26,6 +26,7 @@ def render_sandbox(status: dict[str, Any], json_out: bool) -> None:
 
     ui.out.print(f"EC2 endpoint: {status['ec2_endpoint'] or '-'}")
     ui.out.print(f"stand-in download server: {status.get('downloads') or '-'}")
+    ui.out.print(f"registry (ECR's data plane): {status.get('registry') or '-'}")
     table = Table("name", "address", "port", "user", "healthy", "no default route")
     for h in status["hosts"]:
         table.add_row(h["name"], h["address"], str(h["port"]), h["user"], "yes" if h.get("healthy") else "NO",
