@@ -5,6 +5,7 @@ builds nothing; a cache entry that cannot be pulled makes the host build it, sai
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,16 @@ def cache_on(sandbox_hosts: list[dict[str, Any]], cluster_home: Path,
 
 
 def test_one_host_builds_the_others_pull_and_a_later_cluster_builds_nothing(cache_on: None) -> None:
+    from infprov.sandbox import core
+
     first = _run("up", "--sandbox", "--type", "inf1.xlarge", "--count", "3", "--name", "envc", "--yes", "--json")
     assert first.exit_code == 0, first.output
+    # ECR's login (as moto hands it out) reached the hosts' docker on stdin only: in no output, log or state file
+    _, password = core.registry_login()
+    assert password not in first.output
+    home = Path(os.environ["INFPROV_HOME"])
+    leaked = [f for f in home.rglob("*") if f.is_file() and password.encode() in f.read_bytes()]
+    assert leaked == []
     doc = json.loads(first.stdout)
     assert doc["server"]["ok"] is True
     assert _sources(doc) == ["built", "pulled", "pulled"], doc["server"]["hosts"]
