@@ -263,6 +263,10 @@ def cloud_up(
                                      "x:FP32:3x224x224 (one item, no batch axis; repeatable, in order)."),
     output: list[str] = typer.Option([], "--output", help="Your model's output NAME:DTYPE:SHAPE, e.g. y:FP32:1000 "
                                      "(repeatable, in order)."),
+    no_cache: bool = typer.Option(
+        False, "--no-cache", help="Build the Neuron environment on every host; neither read nor fill the account's "
+        "environment cache (ECR)."
+    ),
 ) -> None:
     """Find or launch Inferentia or Trainium instances, provision Triton on each over SSH, and wait until it serves."""
     from infprov.provision import autoteardown, idlestop, specs, usermodel
@@ -294,6 +298,7 @@ def cloud_up(
         spec, preflight=not no_preflight, lifetime=lifetime, skip_server=skip_server, model=plan,
         before_server=None if json_out else render.before_server, on_event=None if json_out else render.show_event,
         idle=idle,
+        cache=not no_cache,
     )  # fmt: skip
     render.render_up_outcome(outcome, json_out)
     _fail_on(outcome.error())
@@ -400,10 +405,13 @@ def cloud_teardown(
     any_home: bool = typer.Option(
         False, "--any-home", help="Also clusters another infprov home (a teammate's INFPROV_HOME) made in this account."
     ),
+    cache: bool = typer.Option(
+        False, "--cache", help="With --all: also delete the region's environment cache (its ECR repository)."
+    ),
 ) -> None:
     """Terminate and delete everything infprov made for the cluster, then prove nothing tagged is left."""
     name = _cluster_argument(cluster, name)
-    result = lifecycle.teardown(name, all_clusters, region, sandbox, yes, dry_run, inventory, any_home)
+    result = lifecycle.teardown(name, all_clusters, region, sandbox, yes, dry_run, inventory, any_home, cache)
     render.render_teardown(result, json_out)
     _fail_on(lifecycle.teardown_error(result))
 

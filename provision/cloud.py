@@ -327,6 +327,7 @@ def status(
             for n, i in sorted(clusters.items(), key=lambda item: (not mine(item[0]), item[0]))
         ),
         sandbox=prov.sandbox,
+        cache=_cache_status(prov),
     )
 
 
@@ -408,6 +409,17 @@ def stop(
     )  # fmt: skip
 
 
+def _cache_status(prov: Provider) -> dict[str, Any] | None:
+    """The region's environment cache for `status`; ECR trouble (no rights, say) is shown, not fatal."""
+    from infprov.provision import envcache
+
+    try:
+        found = envcache.info(prov)
+    except (Ec2ApiError, InfprovError) as exc:
+        return {"error": f"{exc.code}: {exc.message}" if isinstance(exc, Ec2ApiError) else exc.message}
+    return found.to_dict() if found is not None else None
+
+
 def teardown(
     *,
     name: str | None = None,
@@ -421,13 +433,18 @@ def teardown(
     inventory: str | None = None,
     timeouts: Timeouts | None = None,
     any_home: bool = False,
+    cache: bool = False,
 ) -> TeardownResult:
-    """Terminate, wait, delete the group and key pair, then sweep by tag and report what is left.
+    """Terminate, wait, delete the group and key pair, then sweep by tag and report what is left; with
+    cache (only with all_clusters) also the region's environment cache, which is otherwise kept.
 
     Interrupted, it can be run again: every step looks first and skips what is already gone.
     """
     if name is not None and all_clusters:
         raise UsageError("--name and --all exclude each other", "give one of them")
+    if cache and not all_clusters:
+        raise UsageError("--cache goes with --all: the environment cache serves every cluster of the region",
+                         "run `infprov teardown --all --cache`")
     cluster = None if all_clusters else validate_name(name or DEFAULT_CLUSTER)
     timeouts = timeouts or specs.DEFAULT_TIMEOUTS
     prov = provider or providers.connect(region, sandbox)
@@ -441,10 +458,33 @@ def teardown(
             if cluster is not None:
                 stack.enter_context(_lock(f"cluster-{prov.region}-{cluster}", timeouts))
                 stack.enter_context(server_lock(prov.region, cluster, timeouts))
-            return _teardown(prov, cluster, scope, yes, dry_run, confirm, inventory, timeouts, any_home)
+            done = _teardown(prov, cluster, scope, yes, dry_run, confirm, inventory, timeouts, any_home)
     except Ec2ApiError as exc:
         err = api_error(exc, f"teardown of {scope}")
         raise InfprovError(err.message, "run `infprov teardown` again; it continues where it stopped") from None
+    return replace(done, cache=_teardown_cache(prov, cache, dry_run))
+
+
+def _teardown_cache(prov: Provider, remove: bool, dry_run: bool) -> str:
+    """Remove the environment cache when asked, else say whether it is kept. An answer ECR refuses (no rights
+    to look) leaves the cache unmentioned rather than failing a teardown that is done."""
+    from infprov.provision import envcache
+
+    try:
+        there = prov.repository(envcache.REPOSITORY) is not None
+        if not there:
+            return "none"
+        if not remove:
+            return "kept"
+        if dry_run:
+            return "would remove"
+        envcache.remove(prov)
+        return "removed"
+    except Ec2ApiError as exc:
+        if remove:
+            raise InfprovError(f"the environment cache was not removed: {exc.code}: {exc.message}",
+                               "run `infprov teardown --all --cache` again") from None
+        return ""
 
 
 def _teardown(

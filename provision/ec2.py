@@ -186,6 +186,8 @@ class Ec2Provider:
         # RunInstances only: no botocore retries (see LAUNCH_CONFIG); run_instances retries itself.
         self.launch_client: Any = session.client("ec2", config=LAUNCH_CONFIG, **kwargs)
         self.sleep: Callable[[float], None] = time.sleep
+        self._session, self._client_kwargs = session, kwargs
+        self._ecr_client: Any = None
 
     @property
     def endpoint(self) -> str:
@@ -218,6 +220,16 @@ class Ec2Provider:
             ) from None
         except botocore.exceptions.BotoCoreError as exc:
             raise self._boto_error(operation, exc) from None
+
+    def ecr_client(self) -> Any:
+        """The same region's ECR (the environment cache's control plane), made on first use: most commands
+        never touch it. Same endpoint and credentials as EC2 (moto serves both on one port)."""
+        if self._ecr_client is None:
+            self._ecr_client = self._session.client("ecr", config=RETRY_CONFIG, **self._client_kwargs)
+        return self._ecr_client
+
+    def _ecr_call(self, operation: str, **params: Any) -> dict[str, Any]:
+        return self._invoke(self.ecr_client(), operation, params)
 
     def _boto_error(self, operation: str, exc: botocore.exceptions.BotoCoreError) -> InfprovError:
         if isinstance(exc, botocore.exceptions.NoCredentialsError):
@@ -468,3 +480,63 @@ class Ec2Provider:
         return self._pages(
             "describe_tags", "Tags", Filters=[{"Name": k, "Values": list(v)} for k, v in filters.items()]
         )
+
+    # ------------------------------------------------------------ ECR: the environment cache's repository
+
+    def repository(self, name: str) -> dict[str, Any] | None:
+        """The repository (repositoryName, repositoryUri, repositoryArn, ...), or None if there is none."""
+        try:
+            found = self._ecr_call("describe_repositories", repositoryNames=[name])["repositories"]
+        except Ec2ApiError as exc:
+            if exc.code == "RepositoryNotFoundException":
+                return None
+            raise
+        return found[0] if found else None
+
+    def create_repository(self, name: str, tags: Mapping[str, str]) -> dict[str, Any]:
+        """A private repository tagged at creation (ECR authorizes the tags as ecr:TagResource too)."""
+        made: dict[str, Any] = self._ecr_call(
+            "create_repository", repositoryName=name, tags=tag_list(tags),
+            imageScanningConfiguration={"scanOnPush": False},
+        )["repository"]
+        return made
+
+    def repository_tags(self, arn: str) -> dict[str, str]:
+        return tag_map({"Tags": self._ecr_call("list_tags_for_resource", resourceArn=arn).get("tags", [])})
+
+    def repository_images(self, name: str, tag: str | None = None) -> list[dict[str, Any]]:
+        """The images in the repository (imageTags, imageSizeInBytes, imagePushedAt, ...), or only the one
+        tagged `tag` ([] when it has no such image)."""
+        if tag is not None:
+            try:
+                found: list[dict[str, Any]] = self._ecr_call(
+                    "describe_images", repositoryName=name, imageIds=[{"imageTag": tag}])["imageDetails"]
+            except Ec2ApiError as exc:
+                if exc.code == "ImageNotFoundException":
+                    return []
+                raise
+            return found
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = self._ecr_call("describe_images", repositoryName=name, **({"nextToken": token} if token else {}))
+            items.extend(page.get("imageDetails", []))
+            token = page.get("nextToken")
+            if not token:
+                return items
+
+    def delete_repository(self, name: str) -> None:
+        """The repository and every image in it."""
+        self._ecr_call("delete_repository", repositoryName=name, force=True)
+
+    def registry_token(self) -> tuple[str, str, str]:
+        """(registry endpoint, user, password) for `docker login`: ECR's authorization token, valid for 12 hours,
+        made with this provider's credentials. The password is a secret: it goes to docker on stdin only."""
+        data = self._ecr_call("get_authorization_token")["authorizationData"]
+        if not data:
+            raise InfprovError("ECR gave no authorization token", "check the credentials' ecr:GetAuthorizationToken")
+        try:
+            user, password = base64.b64decode(str(data[0]["authorizationToken"])).decode().split(":", 1)
+        except (ValueError, KeyError, UnicodeDecodeError):
+            raise _odd("an ECR authorization token it cannot read") from None
+        return str(data[0].get("proxyEndpoint", "")), user, password

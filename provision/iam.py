@@ -25,13 +25,24 @@ def actions(doc: dict[str, Any] | None = None) -> set[str]:
     return found
 
 
-def action_of(operation: str) -> str:
-    """The IAM action of a boto3 EC2 method name: describe_instances -> ec2:DescribeInstances."""
+def action_of(operation: str, service: str = "ec2") -> str:
+    """The IAM action of a boto3 method name: describe_instances -> ec2:DescribeInstances (ECR: service "ecr")."""
     import botocore.session
 
-    model = botocore.session.get_session().get_service_model("ec2")
+    model = botocore.session.get_session().get_service_model(service)
     wanted = operation.replace("_", "").lower()
     for name in model.operation_names:
         if name.lower() == wanted:
-            return f"ec2:{name}"
-    raise KeyError(f"no EC2 operation {operation}")
+            return f"{service}:{name}"
+    raise KeyError(f"no {service} operation {operation}")
+
+
+# What docker on a host does with the ECR login infprov hands it (the token carries the user's own rights):
+# pulling needs BatchGetImage and GetDownloadUrlForLayer, pushing BatchCheckLayerAvailability,
+# InitiateLayerUpload, UploadLayerPart, CompleteLayerUpload and PutImage (ECR User Guide, "IAM permissions for
+# pushing an image", docs.aws.amazon.com/AmazonECR/latest/userguide/image-push-iam.html, and its pull page;
+# read 2026-12-07). They never pass through boto3, so the tests cannot record them: they are listed here.
+ECR_DOCKER_ACTIONS = frozenset({
+    "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:CompleteLayerUpload", "ecr:GetDownloadUrlForLayer",
+    "ecr:InitiateLayerUpload", "ecr:PutImage", "ecr:UploadLayerPart",
+})

@@ -60,12 +60,16 @@ def up(
     on_event: Callable[[Event], None] | None = None,
     idle: tuple[int, str] | None = None,
     model: ModelPlan | None = None,
+    cache: bool = True,
 ) -> UpOutcome:
     """Preflight, the cloud part (find or launch, wait for SSH, record the hosts in the inventory), the
-    auto-teardown deadline, then the server playbook on every host, then the idle watch (idle: its seconds and
-    action, stop or terminate). before_server sees the cloud part's result before the playbook starts; on_event
-    gets the runner's progress events."""
-    from infprov.provision import cloud, providers, server
+    auto-teardown deadline, then the server playbook on every host, the Neuron environment taken from the
+    account's cache where it is there (cache=False, or a model of the user's: every host builds it, the cache
+    is neither read nor written), then the idle watch (idle: its seconds and action, stop or terminate).
+    before_server sees the cloud part's result before the playbook starts; on_event gets the runner's
+    progress events."""
+    from infprov.floor import paths
+    from infprov.provision import cloud, envcache, providers, server
 
     # What is cheap and local first (the region, the sandbox being up), then what EC2 answers at once (the
     # type, the cluster's owner), and only then preflight's many requests to the internet.
@@ -77,7 +81,6 @@ def up(
         check_before_up(prov.standin(), spec.instance_type)
     staged = None
     if model is not None:  # the upload is made (and its size known) before anything is launched
-        from infprov.floor import paths
         from infprov.provision import usermodel
 
         staged = usermodel.stage(model, paths.home() / "models")
@@ -94,16 +97,22 @@ def up(
     try:
         if before_server is not None:
             before_server(result)
+        # what the cluster serves, for bench (its default model, a text model's vocabulary)
+        served_vars = {"infprov_served_model": staged["infprov_model_name"] if staged else "",
+                       "infprov_model_vocab": model.vocab_size if model is not None else 0}
+        group_vars = {**prov.server_vars(), **served_vars}
+
+        def run(ids: list[str]) -> ServerResult:
+            return server.provision(result.cluster, ids, group_vars=group_vars, inventory=spec.inventory,
+                                    on_event=on_event, extra_vars=staged,
+                                    model=staged["infprov_model_name"] if staged else None)
+
         with cloud.server_lock(result.region, result.cluster):
-            # what the cluster serves, for bench (its default model, a text model's vocabulary)
-            served_vars = {"infprov_served_model": staged["infprov_model_name"] if staged else "",
-                           "infprov_model_vocab": model.vocab_size if model is not None else 0}
-            served = server.provision(
-                result.cluster, [h.instance_id for h in result.hosts],
-                group_vars={**prov.server_vars(), **served_vars},
-                inventory=spec.inventory, on_event=on_event,
-                extra_vars=staged, model=staged["infprov_model_name"] if staged else None,
-            )  # fmt: skip
+            if cache and staged is None and os.environ.get("INFPROV_NO_CACHE") != "1":
+                profile = str(group_vars.get("infprov_profile") or spec.instance_type.split(".")[0])
+                served = envcache.provision(prov, result.hosts, profile, run, paths.known_hosts())
+            else:
+                served = run([h.instance_id for h in result.hosts])
     except KeyboardInterrupt:
         ui.warn(f"the instances are up; Triton may be half set up on them: {hint}")
         raise
@@ -346,7 +355,7 @@ def _nowhere_to_look(region: str | None, sandbox: bool, inventory: str | None) -
 
 def teardown(
     name: str | None, all_clusters: bool, region: str | None, sandbox: bool, yes: bool, dry_run: bool,
-    inventory: str | None, any_home: bool = False,
+    inventory: str | None, any_home: bool = False, cache: bool = False,
 ) -> TeardownResult:
     """Terminate and delete what infprov made for the cluster (or all), then sweep by tag."""
     from infprov.provision import cloud
@@ -360,7 +369,7 @@ def teardown(
         return TeardownResult(region="", scope="nothing", dry_run=dry_run)
     return cloud.teardown(
         name=name, all_clusters=all_clusters, region=region, sandbox=sandbox, yes=yes, dry_run=dry_run,
-        inventory=inventory, any_home=any_home,
+        inventory=inventory, any_home=any_home, cache=cache,
     )
 
 

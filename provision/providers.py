@@ -114,6 +114,20 @@ class Provider(Ec2Provider):
         """Hosts of instances that are gone are released (nothing to release on AWS)."""
         return []
 
+    def registry_address(self, endpoint: str) -> str:
+        """Where the hosts' docker reaches the registry ECR names (its proxyEndpoint, https://HOST)."""
+        host = endpoint.split("://", 1)[-1].rstrip("/")
+        if not host or "/" in host or any(c.isspace() for c in host):
+            raise InfprovError(f"ECR answered with a registry address {endpoint[:80]!r} infprov cannot use",
+                               "check the endpoint infprov talks to (AWS_ENDPOINT_URL)")
+        return host
+
+    def cache_pushed(self, repository: str, tag: str) -> None:
+        """After a host pushed an image to the cache (on AWS the push itself is all ECR needs)."""
+
+    def cache_removed(self, repository: str) -> None:
+        """After the cache's repository was deleted (on AWS its images went with it)."""
+
 
 class AwsProvider(Provider):
     """Instances on AWS."""

@@ -26,6 +26,7 @@ def render_sandbox(status: dict[str, Any], json_out: bool) -> None:
 
     ui.out.print(f"EC2 endpoint: {status['ec2_endpoint'] or '-'}")
     ui.out.print(f"stand-in download server: {status.get('downloads') or '-'}")
+    ui.out.print(f"registry (ECR's data plane): {status.get('registry') or '-'}")
     table = Table("name", "address", "port", "user", "healthy", "no default route")
     for h in status["hosts"]:
         table.add_row(h["name"], h["address"], str(h["port"]), h["user"], "yes" if h.get("healthy") else "NO",
@@ -111,10 +112,10 @@ def render_up_outcome(outcome: UpOutcome, json_out: bool) -> None:
 def render_served(result: Any, served: Any) -> None:
     from rich.table import Table
 
-    table = Table("instance", "endpoint", "model", "ready", "changed", "took")
+    table = Table("instance", "endpoint", "model", "ready", "changed", "took", "environment")
     for h in served.hosts:
         table.add_row(h.instance_id, h.endpoint, h.model, "yes" if h.ready else "NO", str(h.changed),
-                      f"{h.seconds:.1f} s")
+                      f"{h.seconds:.1f} s", f"{h.environment} ({h.environment_s:.1f} s)" if h.environment else "-")
     ui.out.print(table)
     nothing = not result.launched and not result.started and served.changed == 0
     if served.ok and nothing:
@@ -174,6 +175,7 @@ def render_status(result: StatusResult, json_out: bool) -> None:
                          "(give --region R or --sandbox to look in EC2)")
             return
         ui.out.print(f"no infprov clusters in {result.region}" + (" (sandbox)" if result.sandbox else ""))
+        _render_cache(result.cache)
         return
     from infprov.provision import autoteardown, idlestop
 
@@ -208,6 +210,24 @@ def render_status(result: StatusResult, json_out: bool) -> None:
     ui.out.print(f"{result.region}: running now ${total:.2f}/h"
                  + (f" (and ${others:.2f}/h of other infprov homes' clusters)" if others else "")
                  + (" (sandbox: not billed)" if result.sandbox else ""))
+    _render_cache(result.cache)
+
+
+def _render_cache(cache: Any) -> None:
+    """One line (and one per entry) for the region's environment cache."""
+    if not cache:
+        ui.out.print("environment cache: none in this region (the next `up` makes it)")
+        return
+    if "error" in cache:
+        ui.out.print(f"environment cache: cannot be read ({cache['error']})")
+        return
+    entries = cache.get("entries", [])
+    ui.out.print(
+        f"environment cache: ECR repository {cache['repository']} ({cache['region']}), {len(entries)} entr"
+        f"{'y' if len(entries) == 1 else 'ies'}, {cache['size_bytes'] / 1e6:.1f} MB, ${cache['monthly_usd']:.2f}/month "
+        f"at ${cache['price_usd_per_gb_month']:.2f}/GB-month ({cache['price_source']})")
+    for e in entries:
+        ui.out.print(f"  {e['tag']}  {e['size_bytes'] / 1e6:.1f} MB  pushed {e['pushed_at']}")
 
 
 def render_stop(result: StopResult, json_out: bool) -> None:
@@ -269,6 +289,14 @@ def render_teardown(result: TeardownResult, json_out: bool) -> None:
             ui.out.print(f"  {kind} {resource_id}")
     if not result.dry_run and result.ok:
         ui.ok("nothing tagged for it is left")
+    cache_line = {
+        "removed": "environment cache (ECR repository): removed",
+        "would remove": "environment cache (ECR repository): would be removed",
+        "kept": "environment cache (ECR repository) kept for the next cluster: "
+                "`infprov teardown --all --cache` removes it",
+    }.get(result.cache)
+    if cache_line:
+        ui.out.print(cache_line)
 
 
 def render_inventory(inv: Inventory, json_out: bool) -> None:

@@ -24,6 +24,11 @@ class HostReady:
     changed: int
     seconds: float
     error: str = ""
+    environment: str = ""  # built, pulled or kept (the environment cache; "" when it was not asked)
+    environment_s: float = 0.0
+    model_source: str = ""  # built (compiled here), pulled or kept, likewise
+    model_s: float = 0.0
+
 
     @property
     def endpoint(self) -> str:
@@ -33,7 +38,11 @@ class HostReady:
     def to_dict(self) -> dict[str, Any]:
         return {"instance_id": self.instance_id, "address": self.address, "endpoint": self.endpoint,
                 "model": self.model, "ready": self.ready, "changed": self.changed,
-                "ready_s": round(self.seconds, 2), "error": self.error}
+                "ready_s": round(self.seconds, 2), "error": self.error,
+                **({"environment": {"source": self.environment, "seconds": round(self.environment_s, 2)}}
+                   if self.environment else {}),
+                **({"compiled_model": {"source": self.model_source, "seconds": round(self.model_s, 2)}}
+                   if self.model_source else {})}
 
 
 @dataclass(frozen=True)

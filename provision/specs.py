@@ -206,11 +206,14 @@ class StatusResult:
     region: str
     clusters: tuple[ClusterInfo, ...]
     sandbox: bool = False
+    # the region's environment cache (envcache.CacheInfo.to_dict(), or {"error": why}); None: there is none
+    cache: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "region": self.region,
             "sandbox": self.sandbox,
+            "cache": dict(self.cache) if self.cache is not None else None,
             "clusters": [
                 {
                     "name": c.name,
@@ -263,6 +266,9 @@ class TeardownResult:
     volumes: tuple[str, ...] = ()
     key_pairs: tuple[str, ...] = ()
     leftovers: tuple[Leftover, ...] = ()
+    # the region's environment cache: "removed", "would remove" (--dry-run), "kept" (there, not asked to
+    # remove it), "none" (there is none) or "" (not looked at)
+    cache: str = ""
 
     @property
     def ok(self) -> bool:

@@ -18,7 +18,8 @@ from typing import Any
 
 from infprov.floor.errors import InfprovError
 from infprov.provision import ui
-from infprov.sandbox import downloads, hostroot, images, network, nshost, pbrepo, places, records, system
+from infprov.provision.specs import SANDBOX_REGION
+from infprov.sandbox import downloads, hostroot, images, network, nshost, pbrepo, places, records, registry, system
 from infprov.sandbox.downloads import standin_url
 from infprov.sandbox.faults import host_processes, restart_daemon, start_daemon, stop_daemon
 from infprov.sandbox.network import seal_status, set_link
@@ -111,7 +112,28 @@ def status() -> dict[str, Any]:
     seal["sealed"] = bool(seal["rule"]) and not seal["hosts_with_default_route"]
     served = (downloads.url(gateway()) if private_dir().exists()
               and downloads.is_running(private_dir() / "downloads", gateway()) else None)
-    return {"ec2_endpoint": endpoint, "downloads": served, "hosts": hosts, "seal": seal}
+    stored = (registry.address(gateway()) if private_dir().exists()
+              and registry.is_running(private_dir() / "registry", gateway()) else None)
+    return {"ec2_endpoint": endpoint, "downloads": served, "registry": stored, "hosts": hosts, "seal": seal}
+
+
+def registry_login() -> tuple[str, str]:
+    """(user, password) of ECR's login as the sandbox's EC2 endpoint (moto) hands it out: the registry takes it."""
+    from infprov.provision.ec2 import Ec2Provider
+    from infprov.sandbox import ec2endpoint
+
+    url = ec2endpoint.is_running(private_dir() / "ec2")
+    if url is None:
+        raise InfprovError("the sandbox's EC2 endpoint is not running", "run `infprov sandbox up`")
+    access, secret = ec2_credentials()
+    _, user, password = Ec2Provider(SANDBOX_REGION, endpoint_url=url, access_key=access,
+                                    secret_key=secret).registry_token()
+    return user, password
+
+
+def wipe_registry() -> None:
+    """The registry's images gone (the environment cache's repository was deleted)."""
+    registry.wipe(private_dir() / "registry", gateway(), *registry_login())
 
 
 def ec2_credentials() -> tuple[str, str]:
@@ -173,7 +195,8 @@ def _up_locked(count: int, state: dict[str, Any]) -> None:
     endpoint = ec2endpoint.current(private_dir() / "ec2", watch_hosts=True)
     sealed = network.seal_status()["rule"]
     serving = (network.link_exists(bridge()) and downloads.complete(downloads_dir())
-               and downloads.is_running(private_dir() / "downloads", gateway()))
+               and downloads.is_running(private_dir() / "downloads", gateway())
+               and registry.is_running(private_dir() / "registry", gateway()))
     if not todo and endpoint and network.link_exists(bridge()) and pbrepo.exists(public_dir()) and sealed and serving:
         ui.ok(f"sandbox is healthy ({len(hosts)} hosts); nothing to change")
         return
@@ -201,6 +224,9 @@ def _up_locked(count: int, state: dict[str, Any]) -> None:
     if not endpoint:
         endpoint = ec2endpoint.start(private_dir() / "ec2", ec2_port(), watch_hosts=True)
         ui.ok(f"EC2 endpoint at {endpoint}")
+    if not registry.is_running(private_dir() / "registry", gateway()):
+        stored = registry.start(private_dir() / "registry", gateway(), *registry_login())
+        ui.ok(f"registry (ECR's data plane) at {stored}")
     records.write_state(state)
 
     if not todo:
@@ -278,6 +304,8 @@ def _down_locked() -> None:
         ec2endpoint.stop(private_dir() / "ec2")
     with contextlib.suppress(Exception):
         downloads.stop(private_dir() / "downloads")
+    with contextlib.suppress(Exception):
+        registry.stop(private_dir() / "registry")
     if network.link_exists(bridge()):
         system.run(["ip", "link", "del", bridge()], what="remove the sandbox bridge", check=False)
     network.unseal()

@@ -44,6 +44,31 @@ def honour_client_tokens() -> None:
     InstanceBackend.run_instances = run_instances  # type: ignore[method-assign]
 
 
+def image_sizes_as_ecr() -> None:
+    """DescribeImages' imageSizeInBytes counts the image's layers as pushed, compressed (ECR API reference,
+    ImageDetail.imageSizeInBytes: docker compresses layers before a push, so `docker images` shows more; read
+    2026-12-07): here the sum of the manifest's layer sizes, which is infprov's reading of it. moto 5.2 reports
+    the size of the config blob alone (a few kB for any image)."""
+    import json
+
+    from moto.ecr.models import Image
+
+    if getattr(Image.get_image_size_in_bytes, "_infprov_sizes", False):
+        return
+    moto_size = Image.get_image_size_in_bytes
+
+    def get_image_size_in_bytes(self: Any) -> int | None:
+        manifest = json.loads(self.image_manifest)
+        layers = manifest.get("layers")
+        if isinstance(layers, list) and layers:
+            return sum(int(layer.get("size") or 0) for layer in layers)
+        size: int | None = moto_size(self)
+        return size
+
+    get_image_size_in_bytes._infprov_sizes = True  # type: ignore[attr-defined]
+    Image.get_image_size_in_bytes = get_image_size_in_bytes  # type: ignore[method-assign]
+
+
 def require_credentials(app: Any, access_key: str, secret_key: str) -> Any:
     """moto's WSGI app behind a check: an EC2 call must carry a SigV4 signature made with these credentials,
     and moto's own pages (/moto-api/) the secret key in a header. Anything else is refused (403, AuthFailure),
@@ -139,6 +164,7 @@ def main(argv: list[str]) -> None:
     from moto import server
 
     honour_client_tokens()
+    image_sizes_as_ecr()
     creds = ("testing", "testing")
     if "--require-credentials" in argv:
         at = argv.index("--require-credentials")

@@ -87,21 +87,30 @@ def gateway_comment() -> list[str]:
             f"infprov sandbox {prefix()}: at {gateway()} only the download server, port {DOWNLOADS_PORT}"]
 
 
-# The stand-in download server's port on the gateway address (sandbox/downloads.py serves it there): the one
-# thing a host may open a connection to on the machine.
+# The stand-in download server's port on the gateway address (sandbox/downloads.py serves it there) and the
+# registry's, ECR's stand-in data plane (sandbox/registry.py): the only things a host may open a connection to
+# on the machine.
 DOWNLOADS_PORT = 80
+REGISTRY_PORT = 5000
+
+
+def registry_comment() -> list[str]:
+    return ["-m", "comment", "--comment",
+            f"infprov sandbox {prefix()}: at {gateway()} the registry, port {REGISTRY_PORT}"]
 
 
 def _seal_rules() -> list[tuple[str, list[str]]]:
     """(chain, rule) pairs: whatever comes in on the sandbox bridge, forwarded or addressed to the machine,
     is dropped unless it is addressed to the sandbox subnet itself (the hosts and the gateway address); at the
     gateway address (the machine itself) a host may only answer the machine's own connections (SSH from
-    infprov) and open one to the stand-in download server: every other port of the machine is dropped."""
+    infprov) and open one to the stand-in download server or the registry: every other port of the machine is
+    dropped."""
     chain, gw = seal_chain(), gateway()
     return [
         (chain, ["!", "-d", str(subnet()), *seal_comment(), "-j", "DROP"]),
         (chain, ["-d", gw, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", *gateway_comment(), "-j", "RETURN"]),
         (chain, ["-d", gw, "-p", "tcp", "--dport", str(DOWNLOADS_PORT), *gateway_comment(), "-j", "RETURN"]),
+        (chain, ["-d", gw, "-p", "tcp", "--dport", str(REGISTRY_PORT), *registry_comment(), "-j", "RETURN"]),
         (chain, ["-d", gw, *gateway_comment(), "-j", "DROP"]),
         ("FORWARD", ["-i", bridge(), *seal_comment(), "-j", chain]),
         ("INPUT", ["-i", bridge(), *seal_comment(), "-j", chain]),
@@ -123,10 +132,15 @@ def seal() -> None:
     """Add the machine's drop rule for this sandbox; adds only what is missing (up twice adds nothing)."""
     if not seal_chain_exists():
         _iptables("-N", seal_chain(), check=True)
+    own = 0
     for chain, rule in _seal_rules():
+        if chain == seal_chain():
+            own += 1
         if _iptables("-C", chain, *rule).returncode != 0:
-            # first in FORWARD and INPUT, ahead of any ACCEPT another tool (docker) puts there
-            op = ["-A", chain] if chain == seal_chain() else ["-I", chain, "1"]
+            # the chain's own rules in their order (a rule added by a newer infprov lands where it belongs, ahead
+            # of the drop that follows it); the jumps first in FORWARD and INPUT, ahead of any ACCEPT another tool
+            # (docker) puts there
+            op = ["-I", chain, str(own)] if chain == seal_chain() else ["-I", chain, "1"]
             _iptables(*op, *rule, check=True)
     # IPv6 is off on the bridge: the machine neither answers nor routes anything the hosts send over it
     sysctl = Path(f"/proc/sys/net/ipv6/conf/{bridge()}/disable_ipv6")

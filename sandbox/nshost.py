@@ -21,6 +21,7 @@ from infprov.sandbox.places import (
     NEURON_DEVICES,
     HostSpec,
     cgroup_root,
+    gateway,
     key_file,
     prefix,
     public_dir,
@@ -127,7 +128,9 @@ def start_dockerd(spec: HostSpec, pid: int) -> None:
              "--cgroup-parent", f"/infprov-{prefix()}/{spec.name}/docker",
              # containers get no nameserver that answers either (left alone, dockerd hands a bridged
              # container 8.8.8.8 when the host's only nameserver is a loopback address)
-             "--dns", "127.0.0.1", "--max-download-attempts", "1"],
+             "--dns", "127.0.0.1", "--max-download-attempts", "1",
+             # the sandbox's registry (ECR's stand-in) serves plain http on the bridge, inside the seal
+             "--insecure-registry", f"{gateway()}:{network.REGISTRY_PORT}"],
             stdout=log,
         )
 

@@ -164,3 +164,25 @@ class SandboxProvider(Provider):
         from infprov.sandbox import core
 
         return core.server_group_vars()
+
+    def registry_address(self, endpoint: str) -> str:
+        """moto names ECR's registry (https://ACCOUNT.dkr.ecr.REGION.amazonaws.com); the hosts reach the sandbox's
+        registry on the bridge instead, its stand-in."""
+        from infprov.sandbox import places, registry
+
+        super().registry_address(endpoint)  # still refuses an address no registry could have
+        return registry.address(places.gateway())
+
+    def cache_pushed(self, repository: str, tag: str) -> None:
+        """A push to ECR makes the image known to ECR's API; the sandbox's registry is not moto, so the manifest
+        it now holds is handed to moto (PutImage, as the sandbox's own call: no user of infprov makes it)."""
+        from infprov.sandbox import core, places, registry
+
+        body, kind = registry.manifest(places.gateway(), *core.registry_login(), repository, tag)
+        self.ecr_client().put_image(repositoryName=repository, imageManifest=body, imageTag=tag,
+                                    imageManifestMediaType=kind)
+
+    def cache_removed(self, repository: str) -> None:
+        from infprov.sandbox import core
+
+        core.wipe_registry()

@@ -32,6 +32,7 @@ TOOLS = {
     "tar": "tar",
     "gpg": "gpg",  # signs the stand-in CUDA apt repositories (sandbox/cudaapt.py)
     "gpgconf": "gpgconf",
+    "docker-registry": "docker-registry",  # ECR's stand-in data plane (sandbox/registry.py)
 }
 
 

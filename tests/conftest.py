@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 # `infprov up` checks the pinned downloads on the internet first; no test may reach past this machine,
 # so the tests (and every infprov they start) skip it unless a test points it at a local mirror.
 os.environ["INFPROV_NO_PREFLIGHT"] = "1"
+# Nor the environment cache (the account's ECR; the sandbox's registry): the tests written before it expect every
+# `up` to build the environment on its hosts. The cache's own tests (test_envcache*) turn it back on.
+os.environ["INFPROV_NO_CACHE"] = "1"
 
 SANDBOX_HOSTS = 3
 
@@ -275,11 +278,19 @@ def _record_ec2_calls() -> None:
         return
     init = ec2.Ec2Provider.__init__
     invoke = ec2.Ec2Provider._invoke
+    make_ecr = ec2.Ec2Provider.ecr_client
 
     def recording_init(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
         for client in (self.client, self.launch_client):
             client.meta.events.register("before-call.ec2", _note_call)
+
+    def recording_ecr(self: Any) -> Any:
+        fresh = self._ecr_client is None
+        client = make_ecr(self)
+        if fresh:
+            client.meta.events.register("before-call.ecr", _note_call)
+        return client
 
     def marked_invoke(self: Any, *args: Any, **kwargs: Any) -> Any:
         _IN_INFPROV.depth = getattr(_IN_INFPROV, "depth", 0) + 1
@@ -291,11 +302,12 @@ def _record_ec2_calls() -> None:
     recording_init._records = True  # type: ignore[attr-defined]
     ec2.Ec2Provider.__init__ = recording_init  # type: ignore[method-assign]
     ec2.Ec2Provider._invoke = marked_invoke  # type: ignore[method-assign]
+    ec2.Ec2Provider.ecr_client = recording_ecr  # type: ignore[method-assign]
 
 
 def _note_call(model: Any, **kwargs: Any) -> None:
     if getattr(_IN_INFPROV, "depth", 0):
-        EC2_CALLS.add(f"ec2:{model.name}")
+        EC2_CALLS.add(f"{model.service_model.signing_name}:{model.name}")
 
 
 _record_ec2_calls()

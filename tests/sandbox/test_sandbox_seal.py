@@ -116,6 +116,7 @@ def test_drop_rule_on_the_machine(sandbox_hosts: list[dict[str, Any]]) -> None:
     comment = f'--comment "infprov sandbox {core.prefix()}: nothing leaves {net}"'
     gw = core.gateway()
     at_gw = f'--comment "infprov sandbox {core.prefix()}: at {gw} only the download server, port 80"'
+    registry = f'--comment "infprov sandbox {core.prefix()}: at {gw} the registry, port {network.REGISTRY_PORT}"'
     assert mine == [
         f"-N {chain}",
         f"-A INPUT -i {br} -m comment {comment} -j {chain}",
@@ -123,6 +124,7 @@ def test_drop_rule_on_the_machine(sandbox_hosts: list[dict[str, Any]]) -> None:
         f"-A {chain} ! -d {net} -m comment {comment} -j DROP",
         f"-A {chain} -d {gw}/32 -m conntrack --ctstate RELATED,ESTABLISHED -m comment {at_gw} -j RETURN",
         f"-A {chain} -d {gw}/32 -p tcp -m tcp --dport 80 -m comment {at_gw} -j RETURN",
+        f"-A {chain} -d {gw}/32 -p tcp -m tcp --dport {network.REGISTRY_PORT} -m comment {registry} -j RETURN",
         f"-A {chain} -d {gw}/32 -m comment {at_gw} -j DROP",
     ]
     assert Path(f"/proc/sys/net/ipv6/conf/{br}/disable_ipv6").read_text().strip() == "1"
@@ -191,8 +193,10 @@ def test_a_host_reaches_only_the_download_server_on_the_machine(sandbox_hosts: l
     after = core.seal_status()
     assert after["gateway_dropped_packets"] > seal["gateway_dropped_packets"]
     assert after["dropped_packets"] == seal["dropped_packets"]
-    # the download server's port stays open to hosts
+    # the download server's port and the registry's (ECR's stand-in) stay open to hosts
     assert ssh.run(f"python3 -c {shlex.quote(CONNECT_PORT)} 5 {gw} 80", hide=True).stdout.strip() == "connected"
+    assert ssh.run(f"python3 -c {shlex.quote(CONNECT_PORT)} 5 {gw} {network.REGISTRY_PORT}",
+                   hide=True).stdout.strip() == "connected"
 
 
 @pytest.mark.parametrize("net", ["host", "bridge"])
@@ -257,7 +261,7 @@ def test_up_repairs_the_seal(sandbox_hosts: list[dict[str, Any]]) -> None:
         core.up(len(sandbox_hosts))
     _assert_sealed()
     core.up(len(sandbox_hosts))  # twice: no duplicates
-    assert sum(chain in line for line in _iptables_s()) == 7
+    assert sum(chain in line for line in _iptables_s()) == 8  # the chain, its 5 rules, 2 jumps
 
 
 def test_up_rebuilds_a_host_with_a_default_route(sandbox_hosts: list[dict[str, Any]]) -> None:

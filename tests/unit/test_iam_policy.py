@@ -19,17 +19,19 @@ runner = CliRunner()
 
 
 def _static_calls() -> set[str]:
-    """Every EC2 operation the code names in its one call path (Ec2Provider._call/_pages/_invoke)."""
+    """Every EC2 and ECR operation the code names in its one call path (Ec2Provider._call/_pages/_invoke for
+    EC2, _ecr_call for ECR)."""
     source = "\n".join(p.read_text() for p in (ROOT / "provision").rglob("*.py"))
-    ops = set(re.findall(r'(?:_call|_pages)\(\s*"([a-z_]+)"', source))
-    ops |= set(re.findall(r'_invoke\(\s*[\w.]+,\s*"([a-z_]+)"', source))
-    return {iam.action_of(op) for op in ops}
+    ops = set(re.findall(r'(?<![a-z])(?:_call|_pages)\(\s*"([a-z_]+)"', source))
+    ops |= set(re.findall(r'_invoke\(\s*self\.(?:launch_)?client,\s*"([a-z_]+)"', source))
+    ecr = set(re.findall(r'_ecr_call\(\s*"([a-z_]+)"', source))
+    return {iam.action_of(op) for op in ops} | {iam.action_of(op, "ecr") for op in ecr}
 
 
 def test_boto3_is_used_through_the_one_provider_only() -> None:
     """The static scan sees every call only if no other module makes its own EC2 client."""
     makers = [p.relative_to(ROOT) for room in ("provision", "sandbox") for p in sorted((ROOT / room).rglob("*.py"))
-              if re.search(r"\.client\(\s*[\"']ec2|boto3\.client\(", p.read_text())]
+              if re.search(r"\.client\(\s*[\"']ec[2r]|boto3\.client\(", p.read_text())]
     # the sandbox's endpoint talks to itself (a host that powered off is terminated), never to AWS
     assert makers == [Path("provision/ec2.py"), Path("sandbox/ec2server.py")]
     assert 'endpoint_url=f"http://127.0.0.1:{port}"' in (ROOT / "sandbox/ec2server.py").read_text()
@@ -43,11 +45,12 @@ def test_every_ec2_call_in_the_code_is_in_the_policy() -> None:
     assert called <= iam.actions(), sorted(called - iam.actions())
 
 
-def test_the_policy_names_only_real_ec2_actions_and_no_wildcards() -> None:
-    model = botocore.session.get_session().get_service_model("ec2")
+def test_the_policy_names_only_real_ec2_and_ecr_actions_and_no_wildcards() -> None:
+    session = botocore.session.get_session()
+    models = {service: session.get_service_model(service) for service in ("ec2", "ecr")}
     actions = iam.actions()
-    assert all(a.startswith("ec2:") and "*" not in a for a in actions), actions
-    unknown = sorted(a for a in actions if a.split(":", 1)[1] not in model.operation_names)
+    assert all(a.split(":")[0] in models and "*" not in a for a in actions), actions
+    unknown = sorted(a for a in actions if a.split(":", 1)[1] not in models[a.split(":")[0]].operation_names)
     assert unknown == []
 
 
@@ -56,10 +59,22 @@ def test_the_policy_is_least_privilege() -> None:
     that tag; nothing the code never calls."""
     doc = iam.policy()
     assert doc["Version"] == "2012-10-17"
-    needed = _static_calls() | {"ec2:CreateTags"}  # tags are set with TagSpecifications (CreateTags on create)
+    # tags are set with TagSpecifications (CreateTags on create) and, for the cache's repository, with
+    # CreateRepository's tags (which ECR authorizes as TagResource too); docker on the hosts does the rest
+    needed = _static_calls() | {"ec2:CreateTags", "ecr:TagResource"} | iam.ECR_DOCKER_ACTIONS
     assert iam.actions() == needed, sorted(iam.actions() ^ needed)
     for st in doc["Statement"]:
         listed = [st["Action"]] if isinstance(st["Action"], str) else st["Action"]
+        if any(a.startswith("ecr:") for a in listed):
+            # ECR: only on infprov's cache repository; its login token is the one action with no resource
+            assert all(a.startswith("ecr:") for a in listed), st
+            if listed == ["ecr:GetAuthorizationToken"]:
+                assert st["Resource"] == "*"
+                continue
+            assert st["Resource"] == "arn:aws:ecr:*:*:repository/infprov-cache", st
+            changes = [a for a in listed if not a.split(":")[1].startswith(("Describe", "List"))]
+            assert not changes or "infprov:managed" in json.dumps(st.get("Condition", {})), st
+            continue
         reads = all(a.split(":")[1].startswith("Describe") for a in listed)
         tagged = json.dumps(st.get("Condition", {}))
         if reads:
