@@ -252,7 +252,14 @@ _SEAL_REPORT: list[str] = []
 _SKIPPED: list[str] = []
 
 
+# Where the run's time went, by tier and by file (setup + call + teardown), printed at the end so the
+# slow parts stay visible next to --durations.
+_TIME_BY_FILE: dict[str, float] = {}
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    path = report.nodeid.split("::", 1)[0]
+    _TIME_BY_FILE[path] = _TIME_BY_FILE.get(path, 0.0) + report.duration
     if report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         _SKIPPED.append(f"{report.nodeid}: {reason}")
@@ -353,6 +360,23 @@ def _seal_finish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def _time_report() -> list[str]:
+    if not _TIME_BY_FILE:
+        return []
+    tiers: dict[str, float] = {}
+    for path, seconds in _TIME_BY_FILE.items():
+        parts = path.split("/")
+        tier = parts[1] if len(parts) > 2 and parts[0] == "tests" else "other"
+        tiers[tier] = tiers.get(tier, 0.0) + seconds
+    lines = ["time by tier: " + ", ".join(f"{tier} {seconds:.0f} s" for tier, seconds in sorted(tiers.items()))]
+    slowest = sorted(_TIME_BY_FILE.items(), key=lambda item: -item[1])[:12]
+    lines.append("slowest files: " + ", ".join(f"{path.removeprefix('tests/')} {seconds:.0f} s"
+                                               for path, seconds in slowest))
+    return lines
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in _time_report():
+        terminalreporter.write_line(line)
     for line in _SEAL_REPORT:
         terminalreporter.write_line(line)
