@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from infprov.provision.cli import app
 from infprov.sandbox import provenance
 from tests import modelfiles
 from tests.hostshell import on_host
+from tests.unit.test_usermodel import recorded_config
 
 pytestmark = pytest.mark.sandbox
 runner = CliRunner()
@@ -57,13 +56,9 @@ def tensor(name: str, dtype: str, shape: list[int], value: float | int) -> dict[
     return {"name": name, "datatype": dtype, "shape": shape, "value": value}
 
 
-def upstream_config(tmp_path: Path, ref: str, args: list[str], name: str) -> str:
-    rec = provenance.load("python_backend-gen_triton_model")
-    gen = Path(provenance.FOLDER) / str(rec.fact("files", ref, "file"))
-    out = tmp_path / ref / name
-    subprocess.run([sys.executable, str(gen), *args, "--triton_model_dir", str(out)], check=True,
-                   capture_output=True, text=True)
-    return (out / "config.pbtxt").read_text()
+def upstream_config(ref: str, args: list[str], name: str) -> str:
+    """What python_backend's generator wrote for these flags at ref (recorded; see tests/unit/test_usermodel.py)."""
+    return recorded_config(provenance.load("python_backend-gen_triton_model").fact("outputs"), ref, args, name)
 
 
 def up(name: str, itype: str, *extra: str) -> dict[str, Any]:
@@ -102,7 +97,7 @@ def test_torchscript_on_inf1_serves_with_the_generators_config(clusters: list[st
     # the served config is, byte for byte, what upstream's r22.04 generator writes for the plan's flags
     plan = json.loads(on_host(iid, f"cat {PB}/infprov/model.json"))
     served = on_host(iid, f"cat {PB}/models/resnet/config.pbtxt")
-    assert served == upstream_config(tmp_path, "r22.04", plan["generator_args"], "resnet")
+    assert served == upstream_config("r22.04", plan["generator_args"], "resnet")
     assert 'name: "x__0"' in served and "max_batch_size: 8" in served
     # the stand-in compile checked the archive and kept it; the container ran setup.sh's torch path
     assert on_host(iid, f"cmp {shlex.quote(plan['compiled'])} {PB}/infprov/models/{plan['key']}.upload && echo same"
@@ -174,7 +169,7 @@ def test_hub_text_model_on_inf2_serves_int64_8_by_128(clusters: list[str], tmp_p
     assert meta["outputs"] == [{"name": "logits__0", "datatype": "FP32", "shape": [8, 3]}]
     plan = json.loads(on_host(iid, f"cat {PB}/infprov/model.json"))
     served = on_host(iid, f"cat {PB}/models/tiny-bert/config.pbtxt")
-    assert served == upstream_config(tmp_path, "r24.04", plan["generator_args"], "tiny-bert")
+    assert served == upstream_config("r24.04", plan["generator_args"], "tiny-bert")
 
     ok = infer(iid, "tiny-bert", [tensor("input_ids__0", "INT64", [8, 128], 7),
                                   tensor("attention_mask__1", "INT64", [8, 128], 1)])

@@ -1,5 +1,5 @@
 """`up --model`: the spec checked locally (one line per bad input, nothing launched), the plan's flags for
-python_backend's own generator (run here, as recorded), the compile command lines, the content address."""
+python_backend's own generator (what it wrote for them, as recorded), the compile command lines, the content address."""
 
 from __future__ import annotations
 
@@ -14,35 +14,52 @@ from typer.testing import CliRunner
 
 from infprov.provision import usermodel
 from infprov.provision.cli import app
-from infprov.sandbox import provenance
+from infprov.sandbox import pbrepo, provenance
 from tests import modelfiles
 
 runner = CliRunner()
-UPSTREAM = Path(provenance.FOLDER)
 PLAYBOOK_FILES = Path(__file__).resolve().parents[2] / "playbooks" / "files" / "model"
 
 
-def upstream_generator(ref: str) -> Path:
-    rec = provenance.load("python_backend-gen_triton_model")
-    return UPSTREAM / str(rec.fact("files", ref, "file"))
+GENERATOR = provenance.load("python_backend-gen_triton_model")
 
 
-def generate(ref: str, args: list[str], where: Path, name: str) -> str:
-    """config.pbtxt as python_backend's own gen_triton_model.py (the recorded file) writes it for args."""
-    out = where / name
-    subprocess.run([sys.executable, str(upstream_generator(ref)), *args, "--triton_model_dir", str(out)],
-                   check=True, capture_output=True, text=True)
-    return (out / "config.pbtxt").read_text()
+def generate(ref: str, args: list[str], name: str) -> str:
+    """config.pbtxt as python_backend's own gen_triton_model.py writes it for args (the recorded output of
+    the flag set with these flags, its folder's name and compiled model's path put in)."""
+    return recorded_config(GENERATOR.fact("outputs"), ref, args, name)
+
+
+def recorded_config(outputs: dict[str, Any], ref: str, args: list[str], name: str) -> str:
+    compiled = args[args.index("--compiled_model") + 1]
+    pattern = ["COMPILED" if a == compiled else a for a in args]
+    for case in outputs.values():
+        if case["ref"] == ref and case["args"] == pattern:
+            text = str(case["config_pbtxt"])
+            return text.replace('name: "MODEL"\n', f'name: "{name}"\n', 1).replace(
+                'string_value: "COMPILED"}', f'string_value: "{compiled}"}}', 1)
+    raise AssertionError(f"no recorded output of gen_triton_model.py at {ref} for {pattern}: record it "
+                         "(sandbox/upstream/python_backend-gen_triton_model.json says how)")
 
 
 # ---------------------------------------------------------------- the records
-def test_the_recorded_generators_are_upstreams_files_unchanged() -> None:
-    rec = provenance.load("python_backend-gen_triton_model")
-    for ref in ("r22.04", "r24.04"):
-        path = upstream_generator(ref)
-        blob = subprocess.run(["git", "hash-object", str(path)], capture_output=True, text=True, check=True)
-        assert blob.stdout.strip() == rec.fact("files", ref, "git_blob"), ref
-    assert ref in str(rec.provenance["ref"])
+def test_the_standin_generator_writes_what_upstreams_wrote(tmp_path: Path) -> None:
+    """The sandbox's stand-in gen_triton_model.py, run with each recorded flag set, writes the config.pbtxt
+    upstream's generator wrote for it at that ref, byte for byte."""
+    outputs = GENERATOR.fact("outputs")
+    assert {case["ref"] for case in outputs.values()} == {"r22.04", "r24.04"}
+    for key, case in outputs.items():
+        gen = tmp_path / key / "inferentia" / "scripts" / "gen_triton_model.py"  # as in the stand-in repository
+        gen.parent.mkdir(parents=True)
+        gen.write_text(pbrepo.gen_source(pbrepo.BRANCH if case["ref"] == "r22.04" else pbrepo.V2_BRANCH))
+        (tmp_path / key / "infprov-standin").mkdir()
+        (tmp_path / key / "infprov-standin" / "model.py").write_text(pbrepo.MODEL_SOURCE.read_text())
+        args = ["/c/model_neuron.pt" if a == "COMPILED" else a for a in case["args"]]
+        out = tmp_path / key / "some-model"
+        subprocess.run([sys.executable, str(gen), *args, "--triton_model_dir", str(out)], check=True,
+                       capture_output=True, text=True)
+        assert (out / "config.pbtxt").read_text() == recorded_config(outputs, case["ref"], args, "some-model"), key
+    assert GENERATOR.fact("refs", "r22.04", "commit").startswith("f3ba41c")
 
 
 def test_the_compile_script_makes_the_recorded_calls() -> None:
@@ -71,7 +88,7 @@ def test_a_torchscript_on_inf1_is_planned_for_the_r22_04_generator(tmp_path: Pat
     assert args == ["--model_type", "pytorch", "--compiled_model", "/c/model_neuron.pt", "--max_batch_size", "8",
                     "--triton_input", "x__0,FP32,3x224x224", "--triton_output", "y__0,FP32,1000",
                     "--neuron_core_range", "0:3"]
-    config = generate("r22.04", args, tmp_path, "resnet")
+    config = generate("r22.04", args, "resnet")
     assert config.startswith('name: "resnet"\nbackend: "python"\nmax_batch_size: 8\n')
     assert 'name: "x__0"\n    data_type: TYPE_FP32\n    dims: [3, 224, 224]' in config
     assert 'name: "y__0"\n    data_type: TYPE_FP32\n    dims: [1000]' in config
@@ -90,7 +107,7 @@ def test_a_hub_text_model_on_inf2_serves_int64_batch_by_seq_len(tmp_path: Path) 
                     "--triton_input", "input_ids__0,INT64,8x128", "--triton_input", "attention_mask__1,INT64,8x128",
                     "--triton_output", "logits__0,FP32,8x2", "--neuron_core_range", "0:1",
                     "--triton_model_instance_count", "2"]
-    config = generate("r24.04", args, tmp_path, "tiny-bert")
+    config = generate("r24.04", args, "tiny-bert")
     assert "max_batch_size: 0\n" in config
     assert 'name: "input_ids__0"\n    data_type: TYPE_INT64\n    dims: [8, 128]' in config
     assert plan.compile_args("/s", "/c/m.pt") == [
@@ -324,7 +341,7 @@ def test_a_savedmodel_on_inf1_keeps_its_signature_names(tmp_path: Path) -> None:
     assert plan is not None and plan.kind == "savedmodel" and plan.cores == 16
     args = plan.generator_args("/c/model_neuron")
     assert args[:4] == ["--model_type", "tensorflow", "--compiled_model", "/c/model_neuron"]
-    config = generate("r22.04", args, tmp_path, "classifier")
+    config = generate("r22.04", args, "classifier")
     assert 'name: "images"\n    data_type: TYPE_FP32\n    dims: [224, 224, 3]' in config
     assert "max_batch_size: 64\n" in config and '"NEURON_CORE_END_INDEX", value: {string_value: "15"}' in config
     with pytest.raises(usermodel.ModelSpecError, match="on Inf1 only"):
@@ -344,18 +361,8 @@ def test_an_image_classifier_from_the_hub_takes_pixel_values(tmp_path: Path) -> 
     assert [(t.name, plan.served_dims(t)) for t in plan.outputs] == [("logits__0", (4, 5))]
 
 
-def test_the_standin_model_refuses_names_as_upstreams_torch_model_does(tmp_path: Path) -> None:
-    """The stand-in's NAME__INDEX rule is the one the recorded generators write into the torch model.py."""
+def test_the_standin_model_refuses_names_as_upstreams_torch_model_does() -> None:
+    """The stand-in's NAME__INDEX rule is the one upstream's generators write into the torch model.py."""
     standin = (PLAYBOOK_FILES / "standin_model.py").read_text()
-    rule = "tensor names are expected to be in format <name>__<index>, got "
-    assert rule in standin
-    for ref, extra in (("r22.04", []), ("r24.04", ["--inf2"])):
-        out = tmp_path / ref / "m"
-        subprocess.run([sys.executable, str(upstream_generator(ref)), *extra, "--model_type", "pytorch",
-                        "--compiled_model", "m.pt", "--triton_input", "x__0,FP32,4", "--triton_output", "y__0,FP32,2",
-                        "--neuron_core_range", "0:0", "--triton_model_dir", str(out)],
-                       check=True, capture_output=True, text=True)
-        model_py = (out / "1" / "model.py").read_text()
-        assert rule in model_py and "def _validate_and_get_index(self, name):" in model_py, ref
-    rec = provenance.load("python_backend-gen_triton_model")
-    assert "<name>__<index>" in rec.fact("torch_tensor_names")
+    assert GENERATOR.fact("torch_tensor_name_error") in standin
+    assert "<name>__<index>" in GENERATOR.fact("torch_tensor_names")
