@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -52,7 +53,8 @@ def make_host(spec: HostSpec, docker_root: Path | None, lower: Path | None = Non
     pid = _start_init(spec, lower)
     network.make_network(spec, pid)
     entry = {"init_pid": pid, "neuron_devices": NEURON_DEVICES, "created": time.time(),
-             "images": images.recipe_key() if docker_root is not None else None, "hostroot": hostroot.key()}
+             "images": images.recipe_key() if docker_root is not None else None, "hostroot": hostroot.key(),
+             "dockerd": dockerd_key()}
     system.run(["nsenter", "-t", str(pid), *ENTER, "bash", "-es", "--", spec.address, spec.hostname],
                input=hostinit.LAYOUT_SCRIPT, what=f"lay out {spec.name}'s /etc")
     install_power_standin(spec, pid)
@@ -119,20 +121,25 @@ def start_sshd(spec: HostSpec, pid: int) -> None:
     _in_host(spec, pid, ["/usr/sbin/sshd", "-E", "/run/sshd.log"])
 
 
+def dockerd_argv() -> list[str]:
+    """How a host's dockerd runs; a host whose dockerd was started otherwise (by an older infprov) is rebuilt."""
+    return ["setsid", "-f", "dockerd", "--data-root", "/var/lib/docker", "--exec-root", "/var/run/docker",
+            "--pidfile", "/var/run/docker.pid", "-H", "unix:///var/run/docker.sock",
+            "--cgroup-parent", f"/infprov-{prefix()}/{{name}}/docker",
+            # containers get no nameserver that answers either (left alone, dockerd hands a bridged
+            # container 8.8.8.8 when the host's only nameserver is a loopback address)
+            "--dns", "127.0.0.1", "--max-download-attempts", "1",
+            # the sandbox's registry (ECR's stand-in) serves plain http on the bridge, inside the seal
+            "--insecure-registry", f"{gateway()}:{network.REGISTRY_PORT}"]
+
+
+def dockerd_key() -> str:
+    return hashlib.sha256("\0".join(dockerd_argv()).encode()).hexdigest()[:16]
+
+
 def start_dockerd(spec: HostSpec, pid: int) -> None:
     with open(spec.dir / "dockerd.log", "ab") as log:
-        _in_host(
-            spec, pid,
-            ["setsid", "-f", "dockerd", "--data-root", "/var/lib/docker", "--exec-root", "/var/run/docker",
-             "--pidfile", "/var/run/docker.pid", "-H", "unix:///var/run/docker.sock",
-             "--cgroup-parent", f"/infprov-{prefix()}/{spec.name}/docker",
-             # containers get no nameserver that answers either (left alone, dockerd hands a bridged
-             # container 8.8.8.8 when the host's only nameserver is a loopback address)
-             "--dns", "127.0.0.1", "--max-download-attempts", "1",
-             # the sandbox's registry (ECR's stand-in) serves plain http on the bridge, inside the seal
-             "--insecure-registry", f"{gateway()}:{network.REGISTRY_PORT}"],
-            stdout=log,
-        )
+        _in_host(spec, pid, [a.replace("{name}", spec.name) for a in dockerd_argv()], stdout=log)
 
 
 def install_power_standin(spec: HostSpec, pid: int) -> None:
@@ -314,6 +321,8 @@ def host_problem(spec: HostSpec, entry: dict[str, Any], quick: bool) -> str | No
         # a host keeps the images it was built with; a newer recipe (what setup.sh needs preinstalled, the
         # stand-in server's apt and pip settings) means a host with those images, or the server step fails
         return "its images were built from an older recipe"
+    if entry.get("dockerd") != dockerd_key():
+        return "its dockerd runs with older settings (the sandbox's registry, say)"
     sock = f"unix:///proc/{pid}/root/run/docker.sock"
     proc = docker(sock, "image", "inspect", "--format", "{{.Id}}", *images.STANDIN_IMAGES, timeout=20)
     if proc.returncode != 0:

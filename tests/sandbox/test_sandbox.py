@@ -167,6 +167,25 @@ def test_up_repairs_a_broken_host(sandbox_hosts: list[dict[str, Any]]) -> None:
         assert conn.run("id -un", hide=True).stdout.strip() == "ubuntu"
 
 
+def test_up_rebuilds_a_host_whose_dockerd_runs_with_older_settings(sandbox_hosts: list[dict[str, Any]]) -> None:
+    """A host made by an older infprov (its dockerd without the sandbox registry, say) is rebuilt by `up`."""
+    host = sandbox_hosts[-1]
+    with records.locked():
+        state = records.read_state()
+        entry = state["hosts"][host["name"]]
+        old_pid = entry["init_pid"]
+        entry["dockerd"] = "from-an-older-infprov"
+        records.write_state(state)
+    core.up(len(sandbox_hosts))
+    entry = records.read_state()["hosts"][host["name"]]
+    assert entry["init_pid"] != old_pid and entry["dockerd"] == nshost.dockerd_key()
+    spec = core.HostSpec(int(host["name"][1:]))
+    argv = [(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")) for pid in nshost.cgroup_pids(spec)
+            if nshost.comm(pid) == "dockerd"]
+    assert argv and b"--insecure-registry" in argv[0]
+    assert all(h["healthy"] for h in core.status()["hosts"])
+
+
 @pytest.mark.parametrize("count", ["0", "99", "-1"])
 def test_hosts_out_of_range_is_usage_error(count: str) -> None:
     result = runner.invoke(app, ["sandbox", "up", "--hosts", count])
