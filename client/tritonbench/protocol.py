@@ -129,6 +129,22 @@ def numeric_dtype(datatype: str) -> Any:
     return np_type
 
 
+def request_parts(host: str, port: int, model: str, inputs: list[Any], outputs: list[Any]) -> list[memoryview]:
+    """One inference request, head and body, as tritonclient builds its body."""
+    body, json_size = build_request_body(inputs, outputs=outputs)
+    body = body.encode() if isinstance(body, str) else body  # 2.21 gives a JSON-only body as str
+    # The binary tensor extension: the JSON header's length in Inference-Header-Content-Length, the
+    # body application/octet-stream; a body that is all JSON is application/json without it.
+    headers = {"Content-Length": str(len(body))}
+    if json_size is not None:
+        headers["Content-Type"] = "application/octet-stream"
+        headers["Inference-Header-Content-Length"] = str(json_size)
+    else:
+        headers["Content-Type"] = "application/json"
+    head = request_head(host, port, f"/v2/models/{quote(model, safe='')}/infer", headers)
+    return [memoryview(head), memoryview(body)]
+
+
 class Inference:
     """The request, built once by tritonclient; each answer decoded by tritonclient, then checked."""
 
@@ -143,18 +159,7 @@ class Inference:
         else:
             tensor.set_data_from_numpy(np.ascontiguousarray(images), binary_data=True)
         output = httpclient.InferRequestedOutput(output_name, binary_data=True)
-        body, json_size = build_request_body([tensor], outputs=[output])
-        body = body.encode() if isinstance(body, str) else body  # 2.21 gives a JSON-only body as str
-        # The binary tensor extension: the JSON header's length in Inference-Header-Content-Length, the
-        # body application/octet-stream; a body that is all JSON is application/json without it.
-        headers = {"Content-Length": str(len(body))}
-        if json_size is not None:
-            headers["Content-Type"] = "application/octet-stream"
-            headers["Inference-Header-Content-Length"] = str(json_size)
-        else:
-            headers["Content-Type"] = "application/json"
-        head = request_head(host, port, f"/v2/models/{quote(model, safe='')}/infer", headers)
-        self.parts = [memoryview(head), memoryview(body)]
+        self.parts = request_parts(host, port, model, [tensor], [output])
 
     def run(self, conn: Connection) -> np.ndarray:
         """One inference; the output tensor, checked; RequestFailed if the answer is wrong in any way.
@@ -229,16 +234,7 @@ class TensorInference(Inference):
             tensor.set_data_from_numpy(np.ascontiguousarray(array), binary_data=True)
             inputs.append(tensor)
         wanted = [httpclient.InferRequestedOutput(name, binary_data=True) for name, _, _ in outputs]
-        body, json_size = build_request_body(inputs, outputs=wanted)
-        body = body.encode() if isinstance(body, str) else body
-        headers = {"Content-Length": str(len(body))}
-        if json_size is not None:
-            headers["Content-Type"] = "application/octet-stream"
-            headers["Inference-Header-Content-Length"] = str(json_size)
-        else:
-            headers["Content-Type"] = "application/json"
-        head = request_head(host, port, f"/v2/models/{quote(model, safe='')}/infer", headers)
-        self.parts = [memoryview(head), memoryview(body)]
+        self.parts = request_parts(host, port, model, inputs, wanted)
 
     def run(self, conn: Connection) -> np.ndarray:
         result = self.answer(conn)
