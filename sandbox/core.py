@@ -206,11 +206,14 @@ def _up_locked(count: int, state: dict[str, Any]) -> None:
     if todo:
         system.check_free_space(base_dir().parent, (1 << 30) * len(todo), f"hold {len(todo)} sandbox host(s)")
     template = lower = None
-    if todo:
-        bundle = images.ensure_built(private_dir() / "images.log", progress=ui.step)
-        template = images.ensure_docker_root(bundle, private_dir() / "images.log", progress=ui.step)
-        lower = hostroot.ensure_built(private_dir() / "images.log", progress=ui.step)
-    _prerequisites(state)
+    # The image cache and the machine's user, group and sudoers are shared by every sandbox on the machine:
+    # another sandbox coming up at the same time (the test tier's shards) waits rather than builds them twice.
+    with images.cache_locked():
+        if todo:
+            bundle = images.ensure_built(private_dir() / "images.log", progress=ui.step)
+            template = images.ensure_docker_root(bundle, private_dir() / "images.log", progress=ui.step)
+            lower = hostroot.ensure_built(private_dir() / "images.log", progress=ui.step)
+        _prerequisites(state)
     fresh_repo = not pbrepo.exists(public_dir())
     if fresh_repo:
         ui.step("python_backend stand-in repository (branch r22.04)")

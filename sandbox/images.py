@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -14,6 +16,7 @@ import sysconfig
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +64,17 @@ def cache_dir() -> Path:
     path = Path(os.environ.get("INFPROV_CACHE", "/var/cache/infprov"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def cache_locked() -> Iterator[None]:
+    """One builder of the machine's image cache at a time (several sandboxes may come up at once)."""
+    with open(cache_dir() / ".build.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _pytriton_root() -> Path:

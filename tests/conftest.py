@@ -34,14 +34,62 @@ def _can_sandbox() -> str | None:
     return None
 
 
-# The tests get a sandbox of their own (names, subnet, folder, EC2 port), apart from the one a
-# user's demo runs on, so a test run never touches the user's clusters and may reset its own.
-TEST_SANDBOX = {
-    "INFPROV_SANDBOX_ID": "infpts",
-    "INFPROV_SANDBOX_SUBNET": "10.241.0.0/24",
-    "INFPROV_SANDBOX_DIR": "/var/lib/infprov-sandbox-test",
-    "INFPROV_SANDBOX_EC2_PORT": "5066",
-}
+# The sandbox tier may run as several pytest processes at once (INFPROV_TEST_SHARD=K/N, as ./scripts/test
+# does): shard K runs its share of tests/sandbox's files, balanced by their recorded times
+# (tests/sandbox/file-times.json), on a sandbox of its own.
+def _shard() -> tuple[int, int] | None:
+    raw = os.environ.get("INFPROV_TEST_SHARD", "")
+    if not raw:
+        return None
+    index, _, count = raw.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise pytest.UsageError(f"INFPROV_TEST_SHARD={raw!r}: give K/N with 1 <= K <= N, as 2/2")
+    return int(index), int(count)
+
+
+def _test_sandbox(shard: int) -> dict[str, str]:
+    """The tests get a sandbox of their own (names, subnet, folder, EC2 port), apart from the one a user's
+    demo runs on, so a test run never touches the user's clusters and may reset its own; each shard another."""
+    if shard == 1:
+        return {"INFPROV_SANDBOX_ID": "infpts", "INFPROV_SANDBOX_SUBNET": "10.241.0.0/24",
+                "INFPROV_SANDBOX_DIR": "/var/lib/infprov-sandbox-test", "INFPROV_SANDBOX_EC2_PORT": "5066"}
+    return {"INFPROV_SANDBOX_ID": f"infpt{shard}", "INFPROV_SANDBOX_SUBNET": f"10.{237 - shard}.0.0/24",
+            "INFPROV_SANDBOX_DIR": f"/var/lib/infprov-sandbox-test{shard}",
+            "INFPROV_SANDBOX_EC2_PORT": str(5065 + shard)}
+
+
+TEST_SANDBOX = _test_sandbox((_shard() or (1, 1))[0])
+FILE_TIMES = Path(__file__).parent / "sandbox" / "file-times.json"
+UNTIMED_FILE_SECONDS = 30.0
+
+
+def shard_files(files: list[str], count: int, times: dict[str, float]) -> list[list[str]]:
+    """Files dealt to count shards, longest first to the least loaded (a file stays whole: its module
+    fixtures, a shared cluster, are made once)."""
+    shards: list[list[str]] = [[] for _ in range(count)]
+    load = [0.0] * count
+    for path in sorted(files, key=lambda f: (-times.get(f, UNTIMED_FILE_SECONDS), f)):
+        least = load.index(min(load))
+        shards[least].append(path)
+        load[least] += times.get(path, UNTIMED_FILE_SECONDS)
+    return shards
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shard = _shard()
+    if shard is None:
+        return
+    index, count = shard
+    import json
+
+    times = json.loads(FILE_TIMES.read_text()) if FILE_TIMES.exists() else {}
+    files = sorted({item.nodeid.split("::", 1)[0] for item in items})
+    mine = set(shard_files(files, count, times)[index - 1])
+    kept = [item for item in items if item.nodeid.split("::", 1)[0] in mine]
+    dropped = [item for item in items if item.nodeid.split("::", 1)[0] not in mine]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")
@@ -238,6 +286,72 @@ def _sandbox_test_leaves_nothing(request: pytest.FixtureRequest) -> Iterator[Non
               f"terminated: {', '.join(sorted(left))}")
 
 
+# ---------------------------------------------------------------- no test reaches past this machine
+# A socket of this process may connect to the loopback, a Unix socket, or the sandbox's subnet; any other address
+# (a moto instance's made-up public address, which a real `status` would probe over SSH) is refused as an
+# unreachable network would refuse it, and the test that tried fails at its end, naming the address.
+_OUTSIDE: list[str] = []
+
+
+def _may_reach(address: Any) -> bool:
+    import ipaddress
+
+    if not isinstance(address, tuple):
+        return True  # AF_UNIX paths
+    host = str(address[0]).split("%", 1)[0]
+    if host == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if ip.is_loopback or ip.is_unspecified:
+        return True
+    subnet = os.environ.get("INFPROV_SANDBOX_SUBNET", TEST_SANDBOX["INFPROV_SANDBOX_SUBNET"])
+    try:
+        return ip in ipaddress.ip_network(subnet, strict=False)
+    except ValueError:
+        return False
+
+
+def _guard_sockets() -> None:
+    import errno
+    import socket
+
+    if getattr(socket.socket.connect, "_guarded", False):
+        return
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def guarded_connect(self: socket.socket, address: Any) -> None:
+        if self.type != socket.SOCK_DGRAM and not _may_reach(address):  # a UDP connect sends nothing
+            _OUTSIDE.append(str(address))
+            raise OSError(errno.ENETUNREACH, f"a test may not reach {address!r} (only loopback and the sandbox)")
+        connect(self, address)
+
+    def guarded_connect_ex(self: socket.socket, address: Any) -> int:
+        if self.type != socket.SOCK_DGRAM and not _may_reach(address):
+            _OUTSIDE.append(str(address))
+            return errno.ENETUNREACH
+        return connect_ex(self, address)
+
+    guarded_connect._guarded = True  # type: ignore[attr-defined]
+    socket.socket.connect = guarded_connect  # type: ignore[method-assign,assignment]
+    socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign,assignment]
+
+
+_guard_sockets()
+
+
+@pytest.fixture(autouse=True)
+def _reaches_nothing_outside() -> Iterator[None]:
+    del _OUTSIDE[:]
+    yield
+    if _OUTSIDE:
+        tried = ", ".join(sorted(set(_OUTSIDE)))
+        del _OUTSIDE[:]
+        pytest.fail(f"the test tried to connect past the loopback and the sandbox: {tried}")
+
+
 # ---------------------------------------------------------------- the seal's counter (issue 16)
 # The machine drops whatever a test sandbox host sends beyond the sandbox subnet and counts it; no
 # test sends anything out, so the count must not move during a run. Reported at the end of the run
@@ -376,6 +490,11 @@ def _time_report() -> list[str]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    times_out = os.environ.get("INFPROV_TEST_TIMES_OUT")
+    if times_out and _TIME_BY_FILE:  # the run's seconds per file, to refresh tests/sandbox/file-times.json
+        import json
+
+        Path(times_out).write_text(json.dumps({k: round(v, 1) for k, v in sorted(_TIME_BY_FILE.items())}, indent=1))
     for line in _time_report():
         terminalreporter.write_line(line)
     for line in _SEAL_REPORT:
