@@ -12,11 +12,11 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import paramiko
 
@@ -149,6 +149,20 @@ class LineSplitter:
         self.on_line(line)
 
 
+# A command's stdin: bytes, or an open binary file sent in chunks (a model of gigabytes is never read whole).
+Stdin = bytes | BinaryIO
+STDIN_CHUNK = 1 << 20
+
+
+def stdin_chunks(data: Stdin) -> Iterator[bytes]:
+    if isinstance(data, bytes):
+        if data:
+            yield data
+        return
+    while chunk := data.read(STDIN_CHUNK):
+        yield chunk
+
+
 class Connection(Protocol):
     """What the engine needs of a host (pyinfra calls these connectors): run a command, stream one, move files.
 
@@ -158,7 +172,7 @@ class Connection(Protocol):
 
     name: str
 
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None,
+    def run(self, command: str, *, stdin: Stdin | None = None, timeout: float | None = None,
             keep: int = OUTPUT_KEEP) -> CommandResult:
         """Run `command` and collect its output: of stdout and of stderr the last `keep` bytes, after a note
         of what was dropped (the result's `dropped` counts it)."""
@@ -213,7 +227,7 @@ def file_from(result: CommandResult, path: str, limit: int) -> bytes | None:
 class ShellFiles:
     """put_file and get_file for a connector whose `run` reaches a POSIX shell (SSH, and this machine)."""
 
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None,
+    def run(self, command: str, *, stdin: Stdin | None = None, timeout: float | None = None,
             keep: int = OUTPUT_KEEP) -> CommandResult:
         raise NotImplementedError
 
@@ -412,7 +426,7 @@ class SshConnection(ShellFiles):
             self._spare = future
         threading.Thread(target=open_one, name=f"infprov-spare-{self.name}", daemon=True).start()
 
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None,
+    def run(self, command: str, *, stdin: Stdin | None = None, timeout: float | None = None,
             keep: int = OUTPUT_KEEP) -> CommandResult:
         start = time.monotonic()
         chan = self._session()
@@ -494,9 +508,10 @@ def _close_spare(future: Future[paramiko.Channel]) -> None:
             future.result().close()
 
 
-def _feed(chan: paramiko.Channel, data: bytes) -> None:
+def _feed(chan: paramiko.Channel, data: Stdin) -> None:
     with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
-        chan.sendall(data)
+        for chunk in stdin_chunks(data):
+            chan.sendall(chunk)
         chan.shutdown_write()
 
 

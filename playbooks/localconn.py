@@ -16,7 +16,16 @@ import time
 from collections.abc import Callable
 from typing import IO
 
-from infprov.playbooks.connection import OUTPUT_KEEP, CommandResult, LineSplitter, OutputTail, ShellFiles, StreamResult
+from infprov.playbooks.connection import (
+    OUTPUT_KEEP,
+    CommandResult,
+    LineSplitter,
+    OutputTail,
+    ShellFiles,
+    Stdin,
+    StreamResult,
+    stdin_chunks,
+)
 from infprov.playbooks.errors import CommandTimeout
 
 
@@ -27,7 +36,7 @@ class LocalConnection(ShellFiles):
         self.name = name
         self.commands: list[str] = []  # every command line run, in order (what a test may check)
 
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None,
+    def run(self, command: str, *, stdin: Stdin | None = None, timeout: float | None = None,
             keep: int = OUTPUT_KEEP) -> CommandResult:
         self.commands.append(command)
         start = time.monotonic()
@@ -108,11 +117,11 @@ class LocalConnection(ShellFiles):
 
 
 
-def _feed(pipe: IO[bytes], data: bytes) -> None:
+def _feed(pipe: IO[bytes], data: Stdin) -> None:
     """Write a command's stdin (in a thread of its own, so a full output pipe never blocks it) and close it."""
     try:
-        if data:
-            pipe.write(data)
+        for chunk in stdin_chunks(data):
+            pipe.write(chunk)
     except (BrokenPipeError, OSError):
         pass
     finally:

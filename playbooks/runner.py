@@ -18,7 +18,7 @@ from infprov.floor.errors import InfprovError
 from infprov.inventory.model import Host, Inventory
 from infprov.playbooks import report
 from infprov.playbooks.check import strings, template_problem
-from infprov.playbooks.connection import OUTPUT_KEEP, CommandResult, Connection, SshConnection, StreamResult
+from infprov.playbooks.connection import OUTPUT_KEEP, CommandResult, Connection, SshConnection, Stdin, StreamResult
 from infprov.playbooks.engine import Play, Playbook, Task, TaskOutcome, load_playbook, run_task
 from infprov.playbooks.errors import HostUnreachable, PlaybookError
 from infprov.playbooks.modules import MODULES
@@ -389,7 +389,7 @@ class _TaskConnection:
         self._halt = halt
         self.name = conn.name
 
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None,
+    def run(self, command: str, *, stdin: Stdin | None = None, timeout: float | None = None,
             keep: int = OUTPUT_KEEP) -> CommandResult:
         return self._conn.run(command, stdin=stdin, timeout=timeout, keep=keep)
 

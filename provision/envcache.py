@@ -19,7 +19,7 @@ from infprov.provision.specs import TAG_MANAGED
 
 if TYPE_CHECKING:
     from infprov.inventory.model import Host
-    from infprov.playbooks.connection import CommandResult
+    from infprov.playbooks.connection import CommandResult, Stdin
     from infprov.provision.providers import Provider
     from infprov.provision.server import HostReady, ServerResult
 
@@ -207,7 +207,7 @@ class _Host:
         self.host = host
         self.conn = SshConnection(host, known_hosts)
 
-    def run(self, command: str, stdin: bytes | None = None, timeout: float = 120.0) -> CommandResult:
+    def run(self, command: str, stdin: Stdin | None = None, timeout: float = 120.0) -> CommandResult:
         return self.conn.run(command, stdin=stdin, timeout=timeout)
 
     def label(self, image: str) -> str:

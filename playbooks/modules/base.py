@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infprov.playbooks.connection import OUTPUT_KEEP, CommandResult, Connection
+from infprov.playbooks.connection import OUTPUT_KEEP, CommandResult, Connection, Stdin
 from infprov.playbooks.modules.facts import FileStat
 from infprov.playbooks.templating import Templar, unsafe
 
@@ -69,7 +69,7 @@ class ModuleContext:
         """The command line for a shell script: /bin/sh."""
         return "/bin/sh -c " + quote(script)
 
-    def sh(self, script: str, *, stdin: bytes | None = None, keep: int = OUTPUT_KEEP) -> CommandResult:
+    def sh(self, script: str, *, stdin: Stdin | None = None, keep: int = OUTPUT_KEEP) -> CommandResult:
         return self.conn.run(self.wrap(script), stdin=stdin, timeout=self.timeout, keep=keep)
 
     def failed(self, msg: str, result: CommandResult | None = None, command: str | None = None) -> ModuleResult:

@@ -9,6 +9,7 @@ import posixpath
 from pathlib import Path
 from typing import Any
 
+from infprov.playbooks.connection import STDIN_CHUNK
 from infprov.playbooks.modules.base import (
     ModuleArgError,
     ModuleContext,
@@ -33,8 +34,9 @@ def find_local(base_dir: Path, folder: str, src: str) -> Path:
     raise ModuleArgError(f"could not find src {src!r} (looked in {', '.join(str(c) for c in candidates)})")
 
 
-def put_bytes(ctx: ModuleContext, dest: str, data: bytes, mode: int | None, basename: str) -> ModuleResult:
-    """Make `dest` hold `data` with the asked-for mode; a directory dest receives `basename`."""
+def put_bytes(ctx: ModuleContext, dest: str, data: bytes | Path, mode: int | None, basename: str) -> ModuleResult:
+    """Make `dest` hold `data` (bytes, or a local file's, read in chunks: never whole) with the asked-for mode;
+    a directory dest receives `basename`."""
     if dest.endswith("/"):
         raise ModuleArgError("a `dest` ending in '/' is not supported by infprov's engine (name the file)")
     inside = posixpath.join(dest, basename)
@@ -45,8 +47,8 @@ def put_bytes(ctx: ModuleContext, dest: str, data: bytes, mode: int | None, base
     if stats[dest].exists and stats[dest].kind == "directory":
         target = inside
     cur = stats[target]
-    sha = hashlib.sha256(data).hexdigest()
-    info = {"dest": target, "checksum": hashlib.sha1(data).hexdigest(), "sha256": sha, "size": len(data)}
+    sha, sha1, size = _digests(data)
+    info = {"dest": target, "checksum": sha1, "sha256": sha, "size": size}
     if cur.exists and cur.kind == "directory":
         return ModuleResult(failed=True, msg=f"destination {target} is a directory", data=info)
     if cur.exists and cur.sha256 == sha:
@@ -61,10 +63,30 @@ def put_bytes(ctx: ModuleContext, dest: str, data: bytes, mode: int | None, base
         return ModuleResult(changed=True, data=info)
     if ctx.check:
         return ModuleResult(changed=True, msg=f"{target} would be written", data=info)
-    result = ctx.sh(write_script(target, mode, cur.exists), stdin=data)
+    if isinstance(data, Path):
+        with data.open("rb") as fh:
+            result = ctx.sh(write_script(target, mode, cur.exists), stdin=fh)
+    else:
+        result = ctx.sh(write_script(target, mode, cur.exists), stdin=data)
     if result.exit_code != 0:
         return ctx.failed(f"cannot write {target}", result, f"write {target}")
     return ModuleResult(changed=True, data=info)
+
+
+def _digests(data: bytes | Path) -> tuple[str, str, int]:
+    """SHA-256, SHA-1 (Ansible's `checksum`) and size of the bytes, or of the file read in chunks."""
+    sha, sha1 = hashlib.sha256(), hashlib.sha1()
+    if isinstance(data, bytes):
+        sha.update(data)
+        sha1.update(data)
+        return sha.hexdigest(), sha1.hexdigest(), len(data)
+    size = 0
+    with data.open("rb") as fh:
+        while chunk := fh.read(STDIN_CHUNK):
+            sha.update(chunk)
+            sha1.update(chunk)
+            size += len(chunk)
+    return sha.hexdigest(), sha1.hexdigest(), size
 
 
 @module("copy", args={"src", "dest", "mode"})
@@ -74,7 +96,7 @@ def copy(ctx: ModuleContext, args: dict[str, Any]) -> ModuleResult:
     local = find_local(ctx.base_dir, "files", src)
     if local.is_dir():
         raise ModuleArgError(f"src {src!r} is a folder: copying folders is not supported by infprov's engine")
-    return put_bytes(ctx, dest, local.read_bytes(), parse_mode(args.get("mode")), local.name)
+    return put_bytes(ctx, dest, local, parse_mode(args.get("mode")), local.name)
 
 
 @module("file", args={"path", "state", "mode"}, fixed={"state": ("directory", "absent")})

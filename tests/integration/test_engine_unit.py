@@ -60,6 +60,31 @@ def test_copy_and_file_converge_and_check_mode(tmp_path: Path) -> None:
     assert run_local(tmp_path, book).stats["h1"].changed == 1 and (out / "d" / "app.conf").read_text() == "a=2\n"
 
 
+def test_copy_sends_a_large_file_in_chunks_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model upload of gigabytes is read in chunks, never whole: a file of several chunks arrives byte for
+    byte, its chunked SHA-256 matches the host's (the next run changes nothing), and nothing reads it in one
+    piece."""
+    import hashlib
+    import os
+
+    from infprov.playbooks.connection import STDIN_CHUNK
+
+    (tmp_path / "files").mkdir()
+    big = tmp_path / "files" / "model.upload"
+    big.write_bytes(os.urandom(3 * STDIN_CHUNK + 17))
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"{self} was read whole"))
+    out = tmp_path / "out"
+    out.mkdir()
+    book = HEAD + f"""    - copy: {{src: model.upload, dest: "{out}/model.upload", mode: "0600"}}
+"""
+    first = run_local(tmp_path, book)
+    assert first.ok and first.stats["h1"].changed == 1, first.failures()
+    again = run_local(tmp_path, book)  # the chunked SHA-256 is the one the host computes of what it got
+    assert again.ok and again.stats["h1"].changed == 0, again.failures()
+    monkeypatch.undo()
+    assert hashlib.sha256((out / "model.upload").read_bytes()).digest() == hashlib.sha256(big.read_bytes()).digest()
+
+
 def test_file_absent_removes_a_folder_with_what_it_holds_then_changes_nothing(tmp_path: Path) -> None:
     gone = tmp_path / "run folder"
     (gone / "inner").mkdir(parents=True)
