@@ -14,9 +14,13 @@ from infprov.provision import targets, ui
 # The heavy modules (boto3 behind the cloud code, paramiko and jinja2 behind the playbook engine) are
 # imported inside the lifecycle that needs them: `infprov play` never loads boto3, `--version` neither.
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from infprov.inventory.model import Host, Inventory
     from infprov.playbooks.results import Event, RunResult
     from infprov.provision.ansible_play import AnsibleRun
+    from infprov.provision.bench import HostRun, Interrupts
+    from infprov.provision.benchplan import BenchPlan
     from infprov.provision.bundle import Bundle
     from infprov.provision.preflight import Outcome, Standin
     from infprov.provision.providers import Provider
@@ -69,7 +73,7 @@ def up(
     before_server sees the cloud part's result before the playbook starts; on_event gets the runner's
     progress events."""
     from infprov.floor import paths
-    from infprov.provision import cloud, envcache, providers, server
+    from infprov.provision import cloud, providers, usermodel
 
     # What is cheap and local first (the region, the sandbox being up), then what EC2 answers at once (the
     # type, the cluster's owner), and only then preflight's many requests to the internet.
@@ -79,11 +83,19 @@ def up(
         _check_idle_and_deadline(prov, spec.name, idle, lifetime)
     if preflight and os.environ.get("INFPROV_NO_PREFLIGHT") != "1":
         check_before_up(prov.standin(), spec.instance_type)
-    staged = None
-    if model is not None:  # the upload is made (and its size known) before anything is launched
-        from infprov.provision import usermodel
+    # the upload is made (and its size known) before anything is launched, in a folder of this run's own that
+    # goes when the run ends: the hosts keep the model, and the next `up` packs it again
+    with usermodel.staged_for_run(model, paths.home() / "models") as staged:
+        return _up_staged(spec, prov, staged, model, skip_server, idle, lifetime, cache, on_event, before_server)
 
-        staged = usermodel.stage(model, paths.home() / "models")
+
+def _up_staged(spec: UpSpec, prov: Provider, staged: dict[str, Any] | None, model: ModelPlan | None,
+               skip_server: bool, idle: tuple[int, str] | None, lifetime: int | None, cache: bool,
+               on_event: Callable[[Event], None] | None, before_server: Callable[[UpResult], None] | None
+               ) -> UpOutcome:
+    from infprov.floor import paths
+    from infprov.provision import cloud, envcache, server
+
     result = cloud.up(spec, provider=prov)
     if idle is None and result.started:  # a started host's idle watch ended with its power-off: armed again
         idle = _idle_tagged(prov, result.started)
@@ -657,6 +669,101 @@ def _require_free_local_port(port: int, option: str) -> None:
 
 
 # ---------------------------------------------------------------- results
+# ---------------------------------------------------------------- bench
+@dataclass(frozen=True)
+class BenchRequest:
+    """What `bench` was asked: the hosts chosen and the plan of points made for them."""
+
+    hosts: tuple[Host, ...]
+    plan: BenchPlan
+    budget_ms: float | None
+
+
+@dataclass(frozen=True)
+class BenchOutcome:
+    """What `bench` did: the run's folder, each host's part, and the fleet summary (summary.json's document)."""
+
+    run_dir: Path
+    runs: tuple[HostRun, ...]
+    summary: dict[str, Any]
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.summary.get("partial"))
+
+    def error(self) -> InfprovError | None:
+        """A host that failed (what the others measured is kept), or a run cut short (what was measured is kept)."""
+        from infprov.provision.bench import shown
+
+        failed = [r for r in self.runs if r.error]
+        if failed:
+            others = len(failed) < len(self.runs)
+            where = (f"what the others measured is in {shown(str(self.run_dir))}" if others
+                     else f"the run's files are in {shown(str(self.run_dir))}")
+            return InfprovError(f"{len(failed)} of {len(self.runs)} host(s) failed: "
+                                + "; ".join(shown(r.error) for r in failed), where)
+        if self.partial:
+            return InfprovError("the run was interrupted; what was measured is saved (partial) in "
+                                + shown(str(self.run_dir)))
+        return None
+
+
+def bench_request(
+    name: str | None, host: str | None, inventory: str | None, *, model: str | None, batch_size: int | None,
+    threads: int, request_rate: float | None, limit: float, warmup: int, tool: str, sweep: list[str] | None,
+    input_data: str | None, allow_small_batch: bool, p99: str | None,
+) -> BenchRequest:
+    """The hosts and the plan, every option checked before anything runs or any folder is made."""
+    from infprov.provision import bench as bench_mod
+    from infprov.provision import benchplan
+    from infprov.provision.recommend import parse_budget
+
+    if model is not None:
+        bench_mod.check_model(model)
+    budget = None if p99 is None else parse_budget(p99)
+    chosen = targets.select_hosts(name, host, inventory)
+    served, vocab = bench_mod.served_model(chosen, inventory)
+    if model is None and served:
+        model = served  # what `up --model` serves on these hosts
+    if input_data is not None:
+        bench_mod.check_input_data(input_data)
+    types = {h.instance_type for h in chosen}
+    if len(types) != 1 or None in types:
+        raise targets.mixed_types(chosen)
+    cores = {h.neuron_cores for h in chosen}
+    if len(cores) != 1:
+        raise UsageError(
+            f"the hosts have different NeuronCore counts ({sorted(c or 0 for c in cores)})",
+            "bench them one --host at a time",
+        )
+    plan = benchplan.plan(
+        str(types.pop()), model=model, batch_size=batch_size, threads=threads, limit_s=limit, warmup=warmup,
+        tool=tool, sweep=sweep, allow_small_batch=allow_small_batch, neuron_cores=cores.pop(),
+        request_rate=request_rate, input_data=input_data, vocab=vocab,
+    )
+    return BenchRequest(tuple(chosen), plan, budget)
+
+
+def bench(
+    request: BenchRequest, run_dir: Path, *, on_line: Callable[[str, str], None],
+    on_progress: Callable[[dict[str, Any]], None] | None, interrupts: Interrupts,
+    live: AbstractContextManager[Any] | None = None,
+) -> BenchOutcome:
+    """Run the plan on the hosts (live: what shows the run while it goes) and write the fleet summary. Ctrl-C
+    (interrupts, the caller's) stops the clients; what was measured is saved either way."""
+    from contextlib import nullcontext
+
+    from infprov.floor import paths
+    from infprov.provision import bench as bench_mod
+
+    with live if live is not None else nullcontext():
+        runs = bench_mod.run(list(request.hosts), request.plan, run_dir, on_line, paths.known_hosts(),
+                             interrupts=interrupts, on_progress=on_progress)
+    summary = bench_mod.write_fleet(run_dir, runs, request.plan.is_sweep, budget_ms=request.budget_ms,
+                                    plan=request.plan)
+    return BenchOutcome(run_dir, tuple(runs), summary)
+
+
 def runs(budget_ms: float | None = None) -> list[dict[str, Any]]:
     """The past benchmark runs, newest first as the bench module lists them."""
     from infprov.floor import paths

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
-import io
 import json
 import os
 import re
+import shutil
 import tarfile
+import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from infprov.floor.errors import UsageError
 from infprov.provision import catalog
@@ -427,19 +430,42 @@ def human_size(n: int) -> str:
 
 
 # ---------------------------------------------------------------- the upload: one content-addressed archive
-def pack(plan_: ModelPlan) -> tuple[bytes, str]:
-    """The bytes uploaded to the host and their SHA-256 (the model's address there). A TorchScript file as it
-    is; a folder as a tar of its files in name order with fixed owners, modes and times, so the same files
-    always give the same bytes (and `up` again finds them on the host)."""
-    if plan_.kind == "hf":
-        data = json.dumps({"hf": plan_.source}, sort_keys=True).encode()
-        return data, hashlib.sha256(data).hexdigest()
-    root = Path(plan_.source)
-    if root.is_file():
-        data = root.read_bytes()
-        return data, hashlib.sha256(data).hexdigest()
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+def pack(plan_: ModelPlan, folder: Path) -> tuple[Path, str]:
+    """Write the bytes uploaded to the host into folder as <SHA-256>.upload and return the file and the hash
+    (the model's address there). A TorchScript file as it is; a folder as a tar of its files in name order with
+    fixed owners, modes and times, so the same files always give the same bytes (and `up` again finds them on
+    the host). Written and hashed in chunks: a model of gigabytes is never held in memory."""
+    from infprov.floor import paths
+
+    paths.private_dir(folder, role="models folder")
+    fd, tmp_name = tempfile.mkstemp(prefix=".pack-", dir=folder)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if plan_.kind == "hf":
+                out.write(json.dumps({"hf": plan_.source}, sort_keys=True).encode())
+            elif Path(plan_.source).is_file():
+                with Path(plan_.source).open("rb") as src:
+                    shutil.copyfileobj(src, out, _CHUNK)
+            else:
+                _tar_folder(Path(plan_.source), out)
+        digest = hashlib.sha256()
+        with tmp.open("rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
+        key = digest.hexdigest()
+        upload = folder / f"{key}.upload"
+        tmp.replace(upload)  # the same key is the same bytes: replacing an older copy changes nothing
+        return upload, key
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+_CHUNK = 1 << 20
+
+
+def _tar_folder(root: Path, out: BinaryIO) -> None:
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
             rel = path.relative_to(root).as_posix()
             info = tarfile.TarInfo(rel)
@@ -447,8 +473,6 @@ def pack(plan_: ModelPlan) -> tuple[bytes, str]:
             info.mode, info.mtime, info.uid, info.gid, info.uname, info.gname = 0o644, 0, 0, 0, "", ""
             with path.open("rb") as fh:
                 tar.addfile(info, fh)
-    data = buf.getvalue()
-    return data, hashlib.sha256(data).hexdigest()
 
 
 def source_path(plan_: ModelPlan, where: str) -> str:
@@ -456,20 +480,51 @@ def source_path(plan_: ModelPlan, where: str) -> str:
     return f"{where}/src/model.pt" if plan_.kind == "torchscript" else f"{where}/src"
 
 
+@contextlib.contextmanager
+def staged_for_run(plan_: ModelPlan | None, models: Path) -> Iterator[dict[str, Any] | None]:
+    """The model staged (stage) in a folder of this run's own under models (INFPROV_HOME/models), removed when
+    the run ends however it ends: the hosts keep their copy, and the next `up` packs the model again. A folder
+    left by a run that was killed (its lock free) is removed by the next run."""
+    if plan_ is None:
+        yield None
+        return
+    from infprov.floor import paths
+
+    paths.private_dir(models, role="models folder")
+    for old in models.glob("up-*"):
+        _remove_if_abandoned(old)
+    folder = Path(tempfile.mkdtemp(prefix="up-", dir=models))
+    try:
+        with open(folder / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield stage(plan_, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_if_abandoned(folder: Path) -> None:
+    try:
+        lock = open(folder / ".lock")  # noqa: SIM115 (held until the folder is gone)
+    except OSError:
+        return  # being made this moment (no lock yet), or not one of ours
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return  # another run of this home is using it
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def stage(plan_: ModelPlan, folder: Path) -> dict[str, Any]:
     """Write the upload and the plan under folder (INFPROV_HOME/models, private) and return the playbook's
     `infprov_model_*` variables: the local files to copy, the content key, and what start.sh needs."""
     from infprov.floor import paths
 
-    data, key = pack(plan_)
+    upload, key = pack(plan_, folder)
     # the compiled artifact depends on the upload and on what it is traced for
     compile_key = hashlib.sha256(json.dumps([key, plan_.compile_args("", "")], sort_keys=True).encode()).hexdigest()
     where = f"{HOST_MODELS}/{key}"
     compiled = f"{where}/compiled-{compile_key[:16]}/{plan_.compiled_name}"
-    paths.private_dir(folder, role="models folder")
-    upload = folder / f"{key}.upload"
-    if not upload.exists() or upload.stat().st_size != len(data):
-        paths.write_private(upload, data)
     doc = {**plan_.to_dict(), "key": key, "compiled_name": plan_.compiled_name,
            "compiled": compiled, "source_dir": f"{where}/src", "upload": f"{HOST_MODELS}/{key}.upload",
            "generator_args": plan_.generator_args(compiled),

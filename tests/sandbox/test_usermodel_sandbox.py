@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from infprov.provision import usermodel
 from infprov.provision.cli import app
 from infprov.sandbox import provenance
 from tests import modelfiles
@@ -124,11 +125,14 @@ def test_torchscript_on_inf1_serves_with_the_generators_config(clusters: list[st
     # up again: nothing changes
     again = up("mdl-ts", "inf1.xlarge", *flags)
     assert again["server"]["changed"] == 0, again["server"]
-    # nor does ansible-playbook running the same server.yml with the same model (the variables up passes)
-    models = cluster_home / "models"
-    given = {"infprov_model_name": "resnet", "infprov_model_key": plan["key"],
-             "infprov_model_upload": str(models / f"{plan['key']}.upload"),
-             "infprov_model_plan": str(models / f"{plan['key']}.plan.json"), "infprov_model_framework": "-p"}
+    # up's staging folder went with its run (the host keeps the model); nothing of it is left in INFPROV_HOME
+    assert list((cluster_home / "models").iterdir()) == []
+    # nor does ansible-playbook running the same server.yml with the same model change anything (the variables
+    # up passes, staged as up stages them)
+    staged_plan = usermodel.plan(str(model), "inf1.xlarge", inputs=["x:FP32:3x224x224"], outputs=["y:FP32:1000"])
+    assert staged_plan is not None
+    given = usermodel.stage(staged_plan, tmp_path / "staged")
+    assert given["infprov_model_key"] == plan["key"]
     (tmp_path / "vars.json").write_text(json.dumps(given))
     play = runner.invoke(app, ["play", str(SERVER_YML), "--name", "mdl-ts", "-e", f"@{tmp_path / 'vars.json'}",
                                "--json"])

@@ -3,9 +3,11 @@ python_backend's own generator (what it wrote for them, as recorded), the compil
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -202,11 +204,43 @@ def test_the_same_folder_packs_to_the_same_key_and_a_change_moves_it(tmp_path: P
     folder = modelfiles.tiny_bert(tmp_path / "tiny-bert")
     plan = usermodel.plan(str(folder), "inf2.xlarge", task="text-classification")
     assert plan is not None
-    data, key = usermodel.pack(plan)
+    out = tmp_path / "models"
+    upload, key = usermodel.pack(plan, out)
+    data = upload.read_bytes()
+    assert upload == out / f"{key}.upload" and hashlib.sha256(data).hexdigest() == key
+    with tarfile.open(upload) as tar:
+        assert tar.getnames() == sorted(tar.getnames()) and {m.mtime for m in tar.getmembers()} == {0}
     (folder / "config.json").touch()  # a new time, the same bytes
-    assert usermodel.pack(plan) == (data, key)
+    assert usermodel.pack(plan, out) == (upload, key) and upload.read_bytes() == data
     (folder / "vocab.txt").write_text("[PAD]\n")
-    assert usermodel.pack(plan)[1] != key
+    assert usermodel.pack(plan, out)[1] != key
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{key}.upload", f"{usermodel.pack(plan, out)[1]}.upload"])
+
+
+def test_a_runs_staging_goes_with_it_and_a_killed_runs_is_swept(tmp_path: Path) -> None:
+    import fcntl
+
+    model = modelfiles.torchscript(tmp_path / "m.pt")
+    plan = usermodel.plan(str(model), "inf1.xlarge", inputs=["x:FP32:3x224x224"], outputs=["y:FP32:1000"])
+    assert plan is not None
+    models = tmp_path / "models"
+    with usermodel.staged_for_run(None, models) as nothing:
+        assert nothing is None and not models.exists()  # no model: nothing made
+    killed = models / "up-killed"
+    killed.mkdir(parents=True)
+    (killed / ".lock").touch()
+    (killed / "x.upload").write_bytes(b"left by a run that was killed")
+    live = models / "up-live"
+    live.mkdir()
+    with open(live / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another run of this home, still going
+        with pytest.raises(RuntimeError, match="the run failed"), usermodel.staged_for_run(plan, models) as staged:
+            assert staged is not None
+            upload = Path(staged["infprov_model_upload"])
+            assert upload.read_bytes() == model.read_bytes() and upload.parent.parent == models
+            assert not killed.exists() and live.exists()
+            raise RuntimeError("the run failed")
+    assert not upload.parent.exists() and sorted(p.name for p in models.iterdir()) == ["up-live"]
 
 
 def test_stage_writes_private_files_and_the_playbooks_variable(tmp_path: Path, infprov_home: Path) -> None:
@@ -214,7 +248,8 @@ def test_stage_writes_private_files_and_the_playbooks_variable(tmp_path: Path, i
     plan = usermodel.plan(str(model), "inf1.xlarge", inputs=["x:FP32:3x224x224"], outputs=["y:FP32:1000"])
     assert plan is not None
     staged = usermodel.stage(plan, infprov_home / "models")
-    assert staged["infprov_model_key"] == usermodel.pack(plan)[1] and staged["infprov_model_framework"] == "-p"
+    assert staged["infprov_model_key"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert staged["infprov_model_framework"] == "-p"
     upload, plan_file = Path(staged["infprov_model_upload"]), Path(staged["infprov_model_plan"])
     assert upload.read_bytes() == model.read_bytes()
     assert upload.stat().st_mode & 0o077 == 0 and plan_file.stat().st_mode & 0o077 == 0
