@@ -14,7 +14,7 @@ import typer.main
 from typer.core import TyperGroup
 
 from infprov.floor.errors import InfprovError, UsageError
-from infprov.provision import __version__, lifecycle, quickparse, render, targets, ui
+from infprov.provision import __version__, lifecycle, quickparse, render, ui
 
 
 class _Group(TyperGroup):
@@ -605,65 +605,35 @@ def bench(
     inventory: str | None = typer.Option(None, "--inventory", help=_INVENTORY_HELP),
 ) -> None:
     """Benchmark Triton on the hosts (client in the SDK container, --net host) and bring the results home."""
-    from infprov.floor import paths
     from infprov.provision import bench as bench_mod
-    from infprov.provision import benchplan
-    from infprov.provision.recommend import parse_budget
 
     name = _cluster_argument(cluster, name)
-    if model is not None:
-        bench_mod.check_model(model)
-    budget = None if p99 is None else parse_budget(p99)
-    chosen = targets.select_hosts(name, host, inventory)
-    served, vocab = bench_mod.served_model(chosen, inventory)
-    if model is None and served:
-        model = served  # what `up --model` serves on these hosts
-    if input_data is not None:
-        bench_mod.check_input_data(input_data)
-    types = {h.instance_type for h in chosen}
-    if len(types) != 1 or None in types:
-        raise targets.mixed_types(chosen)
-    cores = {h.neuron_cores for h in chosen}
-    if len(cores) != 1:
-        raise UsageError(
-            f"the hosts have different NeuronCore counts ({sorted(c or 0 for c in cores)})",
-            "bench them one --host at a time",
-        )
-    plan = benchplan.plan(
-        str(types.pop()), model=model, batch_size=batch_size, threads=threads, limit_s=limit, warmup=warmup,
-        tool=tool, sweep=sweep, allow_small_batch=allow_small_batch, neuron_cores=cores.pop(),
-        request_rate=request_rate,
-        input_data=input_data, vocab=vocab,
+    request = lifecycle.bench_request(
+        name, host, inventory, model=model, batch_size=batch_size, threads=threads, request_rate=request_rate,
+        limit=limit, warmup=warmup, tool=tool, sweep=sweep, input_data=input_data,
+        allow_small_batch=allow_small_batch, p99=p99,
     )
+    plan = request.plan
     run_dir = bench_mod.make_run_dir(out, name or host or "all")
     view = render.BenchView(verbose=verbose, json_lines=json_out)
     if json_out:
-        view.emit({"event": "start", "run_dir": str(run_dir), "hosts": len(chosen), "points": len(plan.points),
-                   "tool": plan.tool, "limit_s": plan.limit_s})
+        view.emit({"event": "start", "run_dir": str(run_dir), "hosts": len(request.hosts),
+                   "points": len(plan.points), "tool": plan.tool, "limit_s": plan.limit_s})
     else:
-        ui.step(f"{len(chosen)} host(s), {len(plan.points)} point(s) of {plan.limit_s:g} s with {plan.tool}: "
-                f"results in {run_dir}" + ("" if verbose else " (the clients' lines: output.log there)"))
+        ui.step(f"{len(request.hosts)} host(s), {len(plan.points)} point(s) of {plan.limit_s:g} s with "
+                f"{plan.tool}: results in {run_dir}" + ("" if verbose else " (the clients' lines: output.log there)"))
 
     # Ctrl-C (once or more) stops the clients; what was measured is saved and shown before the command ends
     with bench_mod.Interrupts(view.line) as interrupts:
-        with view:
-            runs = bench_mod.run(chosen, plan, run_dir, view.line, paths.known_hosts(), interrupts=interrupts,
-                                 on_progress=view.event)
-        summary = bench_mod.write_fleet(run_dir, runs, plan.is_sweep, budget_ms=budget, plan=plan)
+        outcome = lifecycle.bench(request, run_dir, on_line=view.line, on_progress=view.event,
+                                  interrupts=interrupts, live=view)
         if json_out:
-            ui.emit_json(summary)
+            ui.emit_json(outcome.summary)
         else:
-            render.render_run(summary)
-    failed = [r for r in runs if r.error]
-    if failed:
-        others = len(failed) < len(runs)
-        shown_dir = bench_mod.shown(str(run_dir))
-        where = f"what the others measured is in {shown_dir}" if others else f"the run's files are in {shown_dir}"
-        raise InfprovError(f"{len(failed)} of {len(runs)} host(s) failed: "
-                           + "; ".join(bench_mod.shown(r.error) for r in failed), where)
-    if summary["partial"]:
-        raise InfprovError("the run was interrupted; what was measured is saved (partial) in "
-                           + bench_mod.shown(str(run_dir)))
+            render.render_run(outcome.summary)
+    error = outcome.error()
+    if error is not None:
+        raise error
 
 
 def bench_shown(text: str) -> str:
