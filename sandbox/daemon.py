@@ -10,11 +10,14 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from infprov.floor.errors import InfprovError
 
 
 def spawn(command: Sequence[str], pid_file: Path, log_file: Path, *, cwd: Path, env: Mapping[str, str],
@@ -29,6 +32,32 @@ def spawn(command: Sequence[str], pid_file: Path, log_file: Path, *, cwd: Path, 
         log.close()
     pid_file.write_text(json.dumps({"pid": proc.pid, "start": start_ticks(proc.pid), **recorded}))
     return proc
+
+
+def check_port_free(address: str, port: int, what: str) -> None:
+    """Refuse, in one line, to start what would serve on address:port while something else listens there.
+    As http.server binds (SO_REUSEADDR): a last server's connections in TIME-WAIT (a `down` just before) do not
+    count, a socket that listens there does."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+        except OSError as exc:
+            raise InfprovError(f"cannot serve {what} on {address}:{port}: {exc}",
+                               f"stop what listens on port {port} there, then `infprov sandbox up`") from None
+
+
+def spawn_until(answers: Callable[[], bool], command: Sequence[str], pid_file: Path, log_file: Path, *,
+                cwd: Path, env: Mapping[str, str], what: str, timeout_s: float = 15.0) -> None:
+    """spawn, then wait until answers() says it serves; a daemon that exits first, or does not answer within
+    timeout_s, is stopped and refused with its log named."""
+    proc = spawn(command, pid_file, log_file, cwd=cwd, env=env)
+    deadline = time.monotonic() + timeout_s
+    while not answers():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(pid_file)
+            raise InfprovError(f"{what} did not start", f"see {log_file}")
+        time.sleep(0.1)
 
 
 def read(pid_file: Path) -> dict[str, Any] | None:

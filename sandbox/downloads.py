@@ -39,11 +39,9 @@ import json
 import lzma
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
-import time
 import urllib.parse
 import urllib.request
 import zipfile
@@ -549,27 +547,12 @@ def start(state_dir: Path, root: Path, address: str) -> str:
     if is_running(state_dir, address):
         return url(address)
     stop(state_dir)
-    with socket.socket() as sock:
-        # as http.server binds (allow_reuse_address): the last server's connections in TIME-WAIT (a `down`
-        # just before) do not count, a socket that listens there does
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((address, PORT))
-        except OSError as exc:
-            raise InfprovError(
-                f"cannot serve the stand-in downloads on {address}:{PORT}: {exc}",
-                f"stop what listens on port {PORT} of all addresses, then `infprov sandbox up`",
-            ) from None
-    proc = daemon.spawn([sys.executable, "-m", "http.server", "--bind", address, "--directory", str(root), str(PORT)],
-                        state_dir / PID_FILE, state_dir / LOG_FILE, cwd=root,
-                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + 15
-    while not _answers(address):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop(state_dir)
-            raise InfprovError(f"the stand-in download server did not start on {address}:{PORT}",
-                               f"see {state_dir / LOG_FILE}")
-        time.sleep(0.1)
+    daemon.check_port_free(address, PORT, "the stand-in downloads")
+    daemon.spawn_until(lambda: _answers(address),
+                       [sys.executable, "-m", "http.server", "--bind", address, "--directory", str(root), str(PORT)],
+                       state_dir / PID_FILE, state_dir / LOG_FILE, cwd=root,
+                       env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                       what=f"the stand-in download server on {address}:{PORT}")
     return url(address)
 
 

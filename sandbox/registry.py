@@ -13,8 +13,6 @@ import base64
 import json
 import os
 import shutil
-import socket
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -77,22 +75,11 @@ def start(state_dir: Path, gateway: str, user: str, password: str) -> str:
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
     _private_write(htpasswd, f"{user}:{hashed}\n")
     _private_write(state_dir / "config.yml", _config(state_dir, gateway))
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((gateway, PORT))
-        except OSError as exc:
-            raise InfprovError(f"cannot serve the sandbox's registry on {address(gateway)}: {exc}",
-                               f"stop what listens on port {PORT} there, then `infprov sandbox up`") from None
-    proc = daemon.spawn([binary, "serve", str(state_dir / "config.yml")], state_dir / PID_FILE, state_dir / LOG_FILE,
-                        cwd=state_dir, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
-    deadline = time.monotonic() + 15
-    while not _answers(gateway):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop(state_dir)
-            raise InfprovError(f"the sandbox's registry did not start on {address(gateway)}",
-                               f"see {state_dir / LOG_FILE}")
-        time.sleep(0.1)
+    daemon.check_port_free(gateway, PORT, "the sandbox's registry")
+    daemon.spawn_until(lambda: _answers(gateway), [binary, "serve", str(state_dir / "config.yml")],
+                       state_dir / PID_FILE, state_dir / LOG_FILE, cwd=state_dir,
+                       env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                       what=f"the sandbox's registry on {address(gateway)}")
     return address(gateway)
 
 
