@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infprov.floor import paths
 from infprov.floor.errors import InfprovError, UsageError
 from infprov.provision import ui
+
+if TYPE_CHECKING:
+    from infprov.playbooks.connection import CommandResult, Connection
 
 TAG = "infprov:auto-teardown"
 MIN_SECONDS = 60
@@ -81,7 +84,7 @@ def schedule(prov: Any, hosts: Sequence[Any], seconds: int, now: datetime | None
     minutes = math.ceil(seconds / 60)
     start = now or datetime.now(timezone.utc)
     deadline = (start + timedelta(minutes=minutes)).replace(microsecond=0)
-    done, failed = _on_each(hosts, shutdown_command(minutes))
+    done, failed = on_each(hosts, shutdown_command(minutes))
     if done:
         prov.create_tags(done, {TAG: deadline_tag(deadline)})
     if failed:
@@ -99,7 +102,7 @@ CANCELLED = "cancelled"  # the tag's value once cancelled (CreateTags is what th
 
 def cancel(prov: Any, hosts: Sequence[Any]) -> None:
     """Cancel each host's scheduled power-off and mark its instance's deadline tag cancelled."""
-    done, failed = _on_each(hosts, CANCEL_COMMAND)
+    done, failed = on_each(hosts, CANCEL_COMMAND)
     if done:
         prov.create_tags(done, {TAG: CANCELLED})
     if failed:
@@ -108,8 +111,10 @@ def cancel(prov: Any, hosts: Sequence[Any]) -> None:
     ui.ok(f"auto-teardown cancelled on {len(done)} instance(s): they run until `infprov teardown`")
 
 
-def _on_each(hosts: Sequence[Any], command: str) -> tuple[list[str], list[str]]:
-    """Run command on every host over SSH: the names it worked on, and a line for each it failed on."""
+def on_each(hosts: Sequence[Any], steps: str | Callable[[Connection], CommandResult]) -> tuple[list[str], list[str]]:
+    """Run a command (or steps on the host's connection, the last result deciding) on every host over SSH, one
+    after another, each host tried whatever the others did: the names it worked on, and a line for each it
+    failed on."""
     from infprov.playbooks.connection import SshConnection
 
     failed: list[str] = []
@@ -117,14 +122,15 @@ def _on_each(hosts: Sequence[Any], command: str) -> tuple[list[str], list[str]]:
     for host in hosts:
         conn = SshConnection(host, paths.known_hosts())
         try:
-            res = conn.run(command, timeout=60)
+            res = conn.run(steps, timeout=60) if isinstance(steps, str) else steps(conn)
         except Exception as exc:  # noqa: BLE001 - any SSH failure: reported with the host below
             failed.append(f"{host.name}: {exc}")
             continue
         finally:
             conn.close()
         if res.exit_code != 0:
-            failed.append(f"{host.name}: `{command}` exited {res.exit_code}: {(res.err or res.out).strip()[-200:]}")
+            what = f"`{steps}` exited" if isinstance(steps, str) else "exited"
+            failed.append(f"{host.name}: {what} {res.exit_code}: {(res.err or res.out).strip()[-200:]}")
         else:
             done.append(str(host.name))
     return done, failed

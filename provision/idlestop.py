@@ -16,11 +16,13 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from infprov.floor import paths
 from infprov.floor.errors import InfprovError, UsageError
 from infprov.provision import autoteardown, ui
+
+if TYPE_CHECKING:
+    from infprov.playbooks.connection import CommandResult, Connection
 
 TAG = "infprov:idle-stop"
 STOP = "stop"
@@ -103,31 +105,24 @@ def start_command(seconds: int) -> str:
 def arm(prov: Any, hosts: Sequence[Any], seconds: int, action: str) -> None:
     """On each host: the instance's shutdown behaviour, the watch copied and (re)started, the tag. Every host is
     tried; any that failed fails the step afterwards, naming them."""
-    from infprov.playbooks.connection import SshConnection
-
-    done: list[str] = []
     failed: list[str] = []
-    script = watch_script()
+    ready = []
     for host in hosts:
         try:
             prov.set_shutdown_behavior(str(host.name), action)
         except Exception as exc:  # noqa: BLE001 - EC2's refusal is reported with the host below
             failed.append(f"{host.name}: the instance's shutdown behaviour: {exc}")
-            continue
-        conn = SshConnection(host, paths.known_hosts())
-        try:
-            copy = conn.run(f'mkdir -p "$HOME/{FOLDER}" && chmod 700 "$HOME/{FOLDER}" && '
-                            f'cat > "$HOME/{FOLDER}/idlewatch.py"', stdin=script, timeout=60)
-            res = copy if copy.exit_code != 0 else conn.run(start_command(seconds), timeout=60)
-        except Exception as exc:  # noqa: BLE001 - any SSH failure: reported with the host below
-            failed.append(f"{host.name}: {exc}")
-            continue
-        finally:
-            conn.close()
-        if res.exit_code != 0:
-            failed.append(f"{host.name}: exited {res.exit_code}: {(res.err or res.out).strip()[-200:]}")
         else:
-            done.append(str(host.name))
+            ready.append(host)
+    script = watch_script()
+
+    def copy_and_start(conn: Connection) -> CommandResult:
+        copy = conn.run(f'mkdir -p "$HOME/{FOLDER}" && chmod 700 "$HOME/{FOLDER}" && '
+                        f'cat > "$HOME/{FOLDER}/idlewatch.py"', stdin=script, timeout=60)
+        return copy if copy.exit_code != 0 else conn.run(start_command(seconds), timeout=60)
+
+    done, ssh_failed = autoteardown.on_each(ready, copy_and_start)
+    failed += ssh_failed
     if done:
         prov.create_tags(done, {TAG: tag_value(seconds, action)})
     if failed:
