@@ -431,51 +431,44 @@ def _with_progress(doing: str, ids: Sequence[str], fn: Callable[[str], None]) ->
             future.result()
 
 
-def _stage_model(link: _Host, reg: Registry, mkey: ModelKey, out: dict[str, EnvOutcome]) -> None:
+def _attempt(link: _Host, instead: str, *steps: Callable[[], object]) -> float | None:
+    """Run the steps in order: the seconds they took, or None after one line saying what the host does
+    instead, and why."""
     start = time.monotonic()
     try:
-        link.login(reg)
-        link.stage_model(reg, mkey)
+        for step in steps:
+            step()
     except InfprovError as exc:
-        ui.warn(f"environment cache: {link.host.instance_id} compiles the model itself: {_why(exc)}")
-        return
-    out[link.host.instance_id] = EnvOutcome("pulled", time.monotonic() - start)
+        ui.warn(f"environment cache: {link.host.instance_id} {instead}: {_why(exc)}")
+        return None
+    return time.monotonic() - start
+
+
+def _stage_model(link: _Host, reg: Registry, mkey: ModelKey, out: dict[str, EnvOutcome]) -> None:
+    took = _attempt(link, "compiles the model itself", lambda: link.login(reg), lambda: link.stage_model(reg, mkey))
+    if took is not None:
+        out[link.host.instance_id] = EnvOutcome("pulled", took)
 
 
 def _push_model(link: _Host, reg: Registry, mkey: ModelKey, prov: Provider) -> bool:
-    try:
-        link.push_model(reg, mkey)
-        prov.cache_pushed(REPOSITORY, mkey.tag)
-    except InfprovError as exc:
-        ui.warn(f"environment cache: {link.host.instance_id} could not push the model: {_why(exc)}")
-        return False
-    ui.ok(f"environment cache: {link.host.instance_id} pushed the model {mkey.tag[:26]}…")
-    return True
+    took = _attempt(link, "could not push the model", lambda: link.push_model(reg, mkey),
+                    lambda: prov.cache_pushed(REPOSITORY, mkey.tag))
+    if took is not None:
+        ui.ok(f"environment cache: {link.host.instance_id} pushed the model {mkey.tag[:26]}…")
+    return took is not None
 
 
 def _push(link: _Host, reg: Registry, key: EnvKey, prov: Provider) -> bool:
-    start = time.monotonic()
-    try:
-        link.login(reg)
-        link.push(reg, key)
-        prov.cache_pushed(REPOSITORY, key.tag)
-    except InfprovError as exc:
-        ui.warn(f"environment cache: {link.host.instance_id} could not push: {_why(exc)}")
-        return False
-    ui.ok(f"environment cache: {link.host.instance_id} pushed {key.tag[:24]}… in {time.monotonic() - start:.1f} s")
-    return True
+    took = _attempt(link, "could not push", lambda: link.login(reg), lambda: link.push(reg, key),
+                    lambda: prov.cache_pushed(REPOSITORY, key.tag))
+    if took is not None:
+        ui.ok(f"environment cache: {link.host.instance_id} pushed {key.tag[:24]}… in {took:.1f} s")
+    return took is not None
 
 
 def _pull(link: _Host, reg: Registry, key: EnvKey) -> float | None:
     """Seconds the login and pull took, or None (the host builds instead; said in one line)."""
-    start = time.monotonic()
-    try:
-        link.login(reg)
-        link.pull(reg, key)
-    except InfprovError as exc:
-        ui.warn(f"environment cache: {link.host.instance_id} builds the environment itself: {_why(exc)}")
-        return None
-    return time.monotonic() - start
+    return _attempt(link, "builds the environment itself", lambda: link.login(reg), lambda: link.pull(reg, key))
 
 
 def _quietly(fn: Callable[[Registry], None], reg: Registry) -> None:
