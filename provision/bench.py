@@ -751,8 +751,13 @@ def _perf_analyzer_command(bench: BenchPlan, point: Point, name: str, remote_csv
     max_batch_size > 0, and --shape then replaces the whole shape of an input with a -1 dimension."""
     config = config or ModelConfig(64, "input", (224, 224, 3))
     b, shape = config.shape_for(point.batch_size)
+    if point.rate is None:
+        load = ["--concurrency-range", f"{point.threads}:{point.threads}"]
+    else:  # one request rate, evenly spaced as the client's constant default, kept by up to --threads threads
+        load = ["--request-rate-range", f"{point.rate:g}:{point.rate:g}", "--request-distribution", "constant",
+                "--max-threads", str(point.threads)]
     args = ["perf_analyzer", "-m", check_model(bench.model), "-b", str(b), "-i", "http",
-            "-u", "127.0.0.1:8000", "--concurrency-range", f"{point.threads}:{point.threads}",
+            "-u", "127.0.0.1:8000", *load,
             "--measurement-interval", str(int(max(1000, bench.limit_s * 1000 / 3))),
             # this machine class is noisy: 3 windows within 20 % of each other, looked for over up to 30 windows
             "--stability-percentage", "20", "--max-trials", "30",
@@ -810,6 +815,14 @@ def perf_analyzer_results(text: str, output: str, bench: BenchPlan, point: Point
     avg = re.findall(r"Avg latency: (\d+) usec", output)
     count = re.findall(r"Request count: (\d+)", output)
     mean = float(avg[-1]) / 1000.0 if avg else None
+    if point.rate is None:
+        load: dict[str, Any] = {"mode": "concurrency", "concurrency": point.threads}
+    else:  # behind as the client says it: requests missed their schedule, or the rate answered fell 10 % short
+        delayed = re.findall(r"Delayed Request Count: (\d+)", output)
+        late = int(delayed[-1]) if delayed else 0
+        load = {"mode": "rate", "request_rate": point.rate, "distribution": "constant", "connections": point.threads,
+                "send_delay_p99_ms": None, "delayed_requests": late,
+                "behind": bool(late or requests_s < 0.9 * point.rate)}
     return {
         "model": bench.model, "batch_size": point.batch_size, "threads": point.threads, "limit_s": bench.limit_s,
         "requests": int(count[-1]) if count else None, "images_per_s": images_s, "requests_per_s": requests_s,
@@ -818,6 +831,7 @@ def perf_analyzer_results(text: str, output: str, bench: BenchPlan, point: Point
         "per_thread": [], "errors": 0, "partial": False,
         # perf_analyzer's own stability check (--stability-percentage, --max-trials)
         "stable": "Failed to obtain stable measurement" not in output,
+        "load": load,
     }
 
 

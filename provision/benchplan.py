@@ -136,9 +136,6 @@ def plan(
     for r in rates:
         if r is not None and not 0 < r <= MAX_RATE:
             raise UsageError(f"request rate {r:g} is out of range", f"give above 0 to {MAX_RATE:g} requests a second")
-    if tool != "client" and any(r is not None for r in rates):
-        raise UsageError("request-rate mode runs with infprov's client only",
-                         "use --tool client (perf_analyzer's request-rate flags are not among infprov's records)")
     for b in batches:
         if b == 0 and batch_size is None and not grid.get("batch"):
             continue

@@ -97,3 +97,24 @@ def test_perf_analyzer_and_client_agree_on_images_per_s(inf2: dict[str, Any], tm
     ratio = pa / client
     print(f"\nimages/s client {client:.1f}, perf_analyzer {pa:.1f}: ratio {ratio:.3f}")
     assert 1 / FACTOR <= ratio <= FACTOR, (ratio, runs)
+
+
+def test_perf_analyzer_keeps_a_request_rate_with_the_recorded_flags(inf2: dict[str, Any], tmp_path: Path) -> None:
+    """A request-rate point with perf_analyzer: the sandbox's perf_analyzer takes the flags recorded from r22.04,
+    its CSV is the record's request-rate variant, and the point's load says the rate and whether it was kept."""
+    from infprov.sandbox import provenance
+
+    out = tmp_path / "rate"
+    res = runner.invoke(app, ["bench", "--name", CLUSTER, "--tool", "perf_analyzer", "--limit", LIMIT, "--threads",
+                              "2", "--request-rate", "4", "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    [host] = json.loads(res.stdout)["hosts"]
+    [point] = host["points"]
+    load = point["load"]
+    assert (load["mode"], load["request_rate"], load["distribution"], load["connections"]) == ("rate", 4, "constant", 2)
+    assert isinstance(load["delayed_requests"], int) and isinstance(load["behind"], bool)
+    assert point["requests"] > 0 and point["requests_per_s"] > 0
+    header = (out / host["instance_id"] / "perf_analyzer-0.csv").read_text().splitlines()[0].split(",")
+    record = provenance.load("perf-analyzer-r22.04")
+    assert "Request Rate instead of Concurrency" in record.fact("csv_column_variants", "request_rate_run")
+    assert header == ["Request Rate", *record.fact("csv_columns")[1:]]

@@ -61,7 +61,6 @@ def test_sweep_ranges_concurrency_and_rates() -> None:
     (["rate=1:100000:1"], None, "client", "makes 100000 values"),
     (["rate=0"], None, "client", "request rate 0 is out of range"),
     ([], 200_000.0, "client", "request rate 200000 is out of range"),
-    ([], 10.0, "perf_analyzer", "client only"),
 ])
 def test_bad_load_specs_are_one_clear_line(spec: list[str], rate: float | None, tool: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):

@@ -119,6 +119,44 @@ def test_the_columns_infprov_reads_are_recorded_and_in_microseconds() -> None:
     assert bench.PA_THROUGHPUT not in rec.fact("us_columns")
 
 
+def test_a_request_rate_point_uses_the_recorded_flags_for_one_constant_rate() -> None:
+    """--request-rate-range R:R (one rate, the record: start and end equal), the recorded constant distribution
+    (the client's default too), --threads as --max-threads, and never --concurrency-range beside it."""
+    rec = _record()
+    flags = rec.fact("request_rate_flags")
+    assert flags["range"].startswith("--request-rate-range <start:end:step>") and "floating-point" in flags["range"]
+    assert "default constant" in flags["distribution"] and flags["threads"].startswith("--max-threads")
+    assert "--concurrency-range" in flags["not_with"]
+    args = shlex.split(bench._perf_analyzer_command(_plan(), Point(16, 3, rate=12.5), "n", "/r/p.csv", INF1))
+    assert args[args.index("--request-rate-range") + 1] == "12.5:12.5"
+    assert args[args.index("--request-distribution") + 1] == "constant"
+    assert args[args.index("--max-threads") + 1] == "3"
+    assert "--concurrency-range" not in args
+    plain = shlex.split(bench._perf_analyzer_command(_plan(), Point(16, 3), "n", "/r/p.csv", INF1))
+    assert plain[plain.index("--concurrency-range") + 1] == "3:3" and "--request-rate-range" not in plain
+
+
+def test_a_request_rate_run_is_read_from_its_csv_and_its_delayed_requests() -> None:
+    """The record: a request-rate run's CSV starts with Request Rate instead of Concurrency, and each rate's report
+    prints the requests that missed their schedule; either those or a rate answered 10 % short is behind."""
+    rec = _record()
+    assert "Request Rate instead of Concurrency" in rec.fact("csv_column_variants", "request_rate_run")
+    assert "Delayed Request Count: N" in rec.fact("request_rate_flags", "delayed")
+    text = _csv(200.0).replace("Concurrency,", "Request Rate,", 1)  # -b 16: 12.5 requests a second
+    point = Point(16, 3, rate=12.5)
+    kept = bench.perf_analyzer_results(text, "  Request count: 75\n", _plan(), point, INF1)
+    assert kept["requests_per_s"] == pytest.approx(12.5) and kept["images_per_s"] == pytest.approx(200.0)
+    assert kept["load"] == {"mode": "rate", "request_rate": 12.5, "distribution": "constant", "connections": 3,
+                            "send_delay_p99_ms": None, "delayed_requests": 0, "behind": False}
+    late = bench.perf_analyzer_results(text, "    Delayed Request Count: 7\n", _plan(), point, INF1)
+    assert late["load"]["delayed_requests"] == 7 and late["load"]["behind"] is True
+    short = bench.perf_analyzer_results(_csv(160.0).replace("Concurrency,", "Request Rate,", 1), "", _plan(), point,
+                                        INF1)
+    assert short["load"]["behind"] is True  # 10 requests a second of the 12.5 asked
+    conc = bench.perf_analyzer_results(_csv(200.0), "", _plan(), Point(16, 3), INF1)
+    assert conc["load"] == {"mode": "concurrency", "concurrency": 3}
+
+
 def test_the_batch_infprov_passes_is_the_one_the_rule_counts() -> None:
     """-b 1 for both max_batch_size 0 models (the record: perf_analyzer refuses more there), -b = the batch for a
     batching model; the record's rule counts only that -b."""
