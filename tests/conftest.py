@@ -60,7 +60,7 @@ def _test_sandbox(shard: int) -> dict[str, str]:
 
 TEST_SANDBOX = _test_sandbox((_shard() or (1, 1))[0])
 FILE_TIMES = Path(__file__).parent / "sandbox" / "file-times.json"
-UNTIMED_FILE_SECONDS = 30.0
+UNTIMED_FILE_SECONDS = 15.0
 
 
 def shard_files(files: list[str], count: int, times: dict[str, float]) -> list[list[str]]:
