@@ -16,9 +16,10 @@ def test_shards_take_every_file_once_and_balance_by_time() -> None:
     shards = conftest.shard_files(files, 2, times)
     assert sorted(f for shard in shards for f in shard) == files
     loads = [sum(times.get(f, conftest.UNTIMED_FILE_SECONDS) for f in shard) for shard in shards]
-    assert shards == [["a.py", "e.py"], ["b.py", "c.py", "d.py", "f.py"]] and loads == [430.0, 430.0]
+    untimed = conftest.UNTIMED_FILE_SECONDS
+    assert shards == [["a.py", "e.py"], ["b.py", "c.py", "d.py", "f.py"]] and loads == [400 + untimed] * 2
     assert conftest.shard_files(list(reversed(files)), 2, times) == shards  # the same deal in every process
-    assert conftest.shard_files(files, 1, times) == [sorted(files, key=lambda f: (-times.get(f, 30.0), f))]
+    assert conftest.shard_files(files, 1, times) == [sorted(files, key=lambda f: (-times.get(f, untimed), f))]
 
 
 def test_each_shard_gets_its_own_sandbox() -> None:
