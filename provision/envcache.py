@@ -125,6 +125,7 @@ class CacheEntry:
     tag: str
     size_bytes: int
     pushed_at: str
+    current: bool = True  # made from what this infprov's setup makes (current_tags); False: never used by it
 
 
 @dataclass(frozen=True)
@@ -143,10 +144,15 @@ class CacheInfo:
     def monthly_usd(self) -> float:
         return self.size_bytes / 2**30 * STORAGE_USD_PER_GB_MONTH  # AWS bills GB as 2^30 bytes
 
+    @property
+    def stale(self) -> tuple[CacheEntry, ...]:
+        return tuple(e for e in self.entries if not e.current)
+
     def to_dict(self) -> dict[str, Any]:
         return {"repository": self.repository, "region": self.region,
                 "entries": [dataclasses.asdict(e) for e in self.entries],
                 "size_bytes": self.size_bytes, "monthly_usd": round(self.monthly_usd, 4),
+                "stale_size_bytes": sum(e.size_bytes for e in self.stale),
                 "price_usd_per_gb_month": STORAGE_USD_PER_GB_MONTH, "price_source": STORAGE_PRICE_SOURCE}
 
 
@@ -174,15 +180,31 @@ def login(prov: Provider) -> Registry:
     return Registry(prov.registry_address(endpoint), user, password)
 
 
+def current_tags() -> set[str]:
+    """Every tag this infprov's setup would look for: the environment of each generation (with the real pins and
+    the sandbox's), and the compiled model of each instance type in it. Any other entry was made by another
+    setup script, other pins or another compiler (an older infprov, or a teammate's newer one)."""
+    from infprov.provision import catalog
+
+    tags = set()
+    for name in catalog.names():
+        itype = catalog.get(name)
+        for profile in ("", "sandbox"):
+            key = env_key(name, profile)
+            tags |= {key.tag, model_key(name, itype.neuron_cores, key).tag}
+    return tags
+
+
 def info(prov: Provider) -> CacheInfo | None:
-    """The cache in the provider's region (None: there is none)."""
+    """The cache in the provider's region (None: there is none), each entry marked current or not."""
     if prov.repository(REPOSITORY) is None:
         return None
+    wanted = current_tags()
     entries = []
     for image in prov.repository_images(REPOSITORY):
         for tag in image.get("imageTags") or ["(untagged)"]:
             size = int(image.get("imageSizeInBytes") or 0)
-            entries.append(CacheEntry(str(tag), size, str(image.get("imagePushedAt", ""))))
+            entries.append(CacheEntry(str(tag), size, str(image.get("imagePushedAt", "")), str(tag) in wanted))
     return CacheInfo(REPOSITORY, prov.region, tuple(sorted(entries, key=lambda e: e.tag)))
 
 

@@ -222,12 +222,16 @@ def _render_cache(cache: Any) -> None:
         ui.out.print(f"environment cache: cannot be read ({cache['error']})")
         return
     entries = cache.get("entries", [])
+    stale = [e for e in entries if not e.get("current", True)]
     ui.out.print(
         f"environment cache: ECR repository {cache['repository']} ({cache['region']}), {len(entries)} entr"
         f"{'y' if len(entries) == 1 else 'ies'}, {cache['size_bytes'] / 1e6:.1f} MB, ${cache['monthly_usd']:.2f}/month "
-        f"at ${cache['price_usd_per_gb_month']:.2f}/GB-month ({cache['price_source']})")
+        f"at ${cache['price_usd_per_gb_month']:.2f}/GB-month ({cache['price_source']})"
+        + (f"; {len(stale)} stale ({cache.get('stale_size_bytes', 0) / 1e6:.1f} MB): made by another setup, pins or "
+           "compiler, never used by this infprov" if stale else ""))
     for e in entries:
-        ui.out.print(f"  {e['tag']}  {e['size_bytes'] / 1e6:.1f} MB  pushed {e['pushed_at']}")
+        ui.out.print(f"  {e['tag']}  {e['size_bytes'] / 1e6:.1f} MB  pushed {e['pushed_at']}"
+                     + ("" if e.get("current", True) else "  stale"))
 
 
 def render_stop(result: StopResult, json_out: bool) -> None:

@@ -48,6 +48,25 @@ def test_the_repository_is_made_once_tagged_and_an_entry_is_found_by_its_key_onl
     assert key.tag.startswith("env-neuron-v1-") and len(key.digest) == 64
 
 
+def test_status_marks_the_entries_this_infprov_would_never_use(prov: Any) -> None:
+    """An entry made from another setup, other pins or another compiler (an older infprov's) is shown stale with
+    its size; the environment and the model this infprov looks for are not."""
+    env = envcache.env_key("inf1.xlarge", "inf1")
+    model = envcache.model_key("inf1.xlarge", 4, env)
+    old = "env-neuron-v1-" + "0" * 64  # what an earlier setup.sh or pins.env made
+    envcache.ensure_repository(prov)
+    for tag in (env.tag, model.tag, old):
+        _push(prov, tag)
+    assert {env.tag, model.tag} <= envcache.current_tags() and old not in envcache.current_tags()
+    doc = json.loads(runner.invoke(app, ["status", "--json"]).stdout)["cache"]
+    assert {e["tag"]: e["current"] for e in doc["entries"]} == {env.tag: True, model.tag: True, old: False}
+    assert doc["stale_size_bytes"] == 32654
+    shown = runner.invoke(app, ["status"]).output
+    assert "3 entries" in shown and "1 stale (0.0 MB): made by another setup, pins or compiler" in shown
+    assert [line for line in shown.splitlines() if line.rstrip().endswith("stale")] == [
+        line for line in shown.splitlines() if old in line]
+
+
 def test_a_repository_of_that_name_infprov_did_not_make_is_refused(prov: Any) -> None:
     prov.ecr_client().create_repository(repositoryName=envcache.REPOSITORY)
     with pytest.raises(InfprovError, match="infprov did not make it"):
