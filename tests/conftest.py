@@ -75,6 +75,18 @@ def shard_files(files: list[str], count: int, times: dict[str, float]) -> list[l
     return shards
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """INFPROV_TEST_REPEAT=N runs every selected test N times in a row (ids run1..runN), to show a test holds."""
+    raw = os.environ.get("INFPROV_TEST_REPEAT", "")
+    if not raw:
+        return
+    if not raw.isdigit() or int(raw) < 1:
+        raise pytest.UsageError(f"INFPROV_TEST_REPEAT={raw!r}: give a whole number from 1")
+    if int(raw) > 1:
+        metafunc.fixturenames.append("_repeat")
+        metafunc.parametrize("_repeat", range(int(raw)), ids=lambda i: f"run{i + 1}")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     shard = _shard()
     if shard is None:
