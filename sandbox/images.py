@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import io
 import json
@@ -69,12 +68,8 @@ def cache_dir() -> Path:
 @contextlib.contextmanager
 def cache_locked() -> Iterator[None]:
     """One builder of the machine's image cache at a time (several sandboxes may come up at once)."""
-    with open(cache_dir() / ".build.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with system.flocked(cache_dir() / ".build.lock"):
+        yield
 
 
 def _pytriton_root() -> Path:

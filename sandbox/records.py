@@ -4,7 +4,6 @@ file under one lock; giving a host to an instance and wiping it when the instanc
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -40,12 +39,8 @@ def locked() -> Iterator[None]:
     """One sandbox operation at a time on this machine."""
     private_dir().mkdir(parents=True, exist_ok=True)
     os.chmod(private_dir(), 0o700)
-    with open(private_dir() / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with system.flocked(private_dir() / ".lock"):
+        yield
 
 
 def assign_host(instance_id: str, neuron_devices: int | None = None) -> dict[str, Any]:
