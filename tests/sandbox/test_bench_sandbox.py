@@ -226,7 +226,7 @@ def test_ctrl_c_during_a_sweep_keeps_every_finished_point(cluster: Any, tmp_path
 
 def test_bench_request_rate_points(cluster: Any, tmp_path: Path) -> None:
     """Issue 26, item 1: rate= in the sweep puts the client in request-rate mode on the host: each point says
-    the rate asked, and a paced client never sends faster than asked."""
+    the rate asked, and a paced client never sends ahead of its schedule."""
     out = tmp_path / "rate"
     res = runner.invoke(app, ["bench", "--name", CLUSTER, "--limit", "2", "--threads", "2", "--sweep", "rate=10,20",
                               "--out", str(out), "--json"])
@@ -234,7 +234,12 @@ def test_bench_request_rate_points(cluster: Any, tmp_path: Path) -> None:
     [host] = json.loads(res.stdout)["hosts"]
     assert [(p["load"]["mode"], p["load"]["request_rate"]) for p in host["points"]] == [("rate", 10), ("rate", 20)]
     for p in host["points"]:
-        assert 0 < p["requests_per_s"] <= p["load"]["request_rate"] * 1.1, p
+        assert p["requests_per_s"] > 0, p
+        # paced from the measurement's start: over all its windows, never more answers than the schedule sent
+        # (+1 for the first send). The reported windows alone may hold more, on a busy host: sends that went
+        # late in an earlier window catch up with their schedule in a later one.
+        total_s = len(p["windows"]) * p["stability"]["window_s"]
+        assert sum(w["requests"] for w in p["windows"]) <= p["load"]["request_rate"] * total_s + 1, p
     rows = list(csv.DictReader((out / host["instance_id"] / "results.csv").open()))
     assert [float(r["request_rate"]) for r in rows] == [10.0, 20.0]
     assert [e["request_rate"] for e in map(json.loads, res.stderr.splitlines()) if e["event"] == "point"] == [10, 20]
