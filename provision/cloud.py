@@ -74,35 +74,43 @@ def up(
     region = prov.region
     itype = catalog.get(spec.instance_type)
     prov.prepare()
-    try:
-        with _lock(f"cluster-{region}-{spec.name}", timeouts):
-            result = _converge(prov, spec, itype, confirm, timeouts)
-    except Ec2ApiError as exc:
-        raise api_error(exc, f"up of cluster {spec.name}") from None
-    try:
-        ids = [*result.reused, *result.started, *result.launched]
-        wait_running(prov, ids, timeouts)
-        wait_status_ok(prov, ids, timeouts)
-        instances = prov.instances({"instance-id": ids})
-        hosts = hosts_of(instances, spec.name, prov, spec.key_name)
-        fresh = set(result.launched) | set(result.started)
-        forget_host_keys([(h.address, h.port) for h in hosts if h.instance_id in fresh])
-        if ssh_wait is None:
-            reach.wait_for_ssh(hosts, timeouts, console=prov.host_key_source())
-        else:
-            ssh_wait(hosts, timeouts)
-        _record_hosts(spec.name, hosts, spec.inventory)
-    except KeyboardInterrupt:
-        ui.warn(continue_hint(spec))
+    try:  # a Ctrl-C anywhere from here on (between two steps too) says how to continue, once
+        try:
+            with _lock(f"cluster-{region}-{spec.name}", timeouts):
+                result = _converge(prov, spec, itype, confirm, timeouts)
+        except Ec2ApiError as exc:
+            raise api_error(exc, f"up of cluster {spec.name}") from None
+        try:
+            ids = [*result.reused, *result.started, *result.launched]
+            wait_running(prov, ids, timeouts)
+            wait_status_ok(prov, ids, timeouts)
+            instances = prov.instances({"instance-id": ids})
+            hosts = hosts_of(instances, spec.name, prov, spec.key_name)
+            fresh = set(result.launched) | set(result.started)
+            forget_host_keys([(h.address, h.port) for h in hosts if h.instance_id in fresh])
+            if ssh_wait is None:
+                reach.wait_for_ssh(hosts, timeouts, console=prov.host_key_source())
+            else:
+                ssh_wait(hosts, timeouts)
+            _record_hosts(spec.name, hosts, spec.inventory)
+        except Ec2ApiError as exc:
+            err = api_error(exc, f"cluster {spec.name} was launched, then")
+            raise InfprovError(err.message, continue_hint(spec)) from None
+        except InfprovError as exc:
+            hint = f"{exc.hint}; or " if exc.hint else ""
+            raise InfprovError(f"cluster {spec.name}: {exc.message}", hint + continue_hint(spec)) from None
+        ui.ok(f"cluster {spec.name}: {len(hosts)} host(s) take SSH logins")
+    except KeyboardInterrupt as exc:
+        _say_once(exc, continue_hint(spec))
         raise
-    except Ec2ApiError as exc:
-        err = api_error(exc, f"cluster {spec.name} was launched, then")
-        raise InfprovError(err.message, continue_hint(spec)) from None
-    except InfprovError as exc:
-        hint = f"{exc.hint}; or " if exc.hint else ""
-        raise InfprovError(f"cluster {spec.name}: {exc.message}", hint + continue_hint(spec)) from None
-    ui.ok(f"cluster {spec.name}: {len(hosts)} host(s) take SSH logins")
     return replace(result, hosts=tuple(hosts), zones={str(i.id): str(i.zone) for i in instances})
+
+
+def _say_once(interrupt: KeyboardInterrupt, message: str) -> None:
+    """Warn with how to continue after a Ctrl-C, once however many handlers it passes on its way out."""
+    if not getattr(interrupt, "infprov_said", False):
+        ui.warn(message)
+        setattr(interrupt, "infprov_said", True)  # noqa: B010 - an attribute KeyboardInterrupt does not declare
 
 
 def check_up(spec: UpSpec, prov: Provider) -> None:
@@ -181,8 +189,8 @@ def _converge(
             with _lock(f"key-{region}", timeouts):
                 ensure_managed_key(prov, region, spec.tags)
         group_id = access.ensure_security_group(prov, vpc_id, spec.name, cidr, tags)
-    except KeyboardInterrupt:
-        ui.warn(f"interrupted while making the key pair and security group: {continue_hint(spec)}")
+    except KeyboardInterrupt as exc:
+        _say_once(exc, f"interrupted while making the key pair and security group: {continue_hint(spec)}")
         raise
 
     started: list[str] = []
@@ -197,8 +205,8 @@ def _converge(
             started = to_start
         if plan.launch and image is not None:
             launched = launch_shortfall(prov, spec, itype, image, key_name, group_id, targets, len(existing), tags)
-    except KeyboardInterrupt:
-        ui.warn(f"interrupted while starting or launching instances: {continue_hint(spec)}")
+    except KeyboardInterrupt as exc:
+        _say_once(exc, f"interrupted while starting or launching instances: {continue_hint(spec)}")
         raise
     except (InfprovError, Ec2ApiError) as exc:
         err = exc if isinstance(exc, InfprovError) else api_error(exc, f"launch of cluster {spec.name}")

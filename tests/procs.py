@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -102,6 +103,12 @@ class Child:
     @property
     def out(self) -> str:
         return "".join(self.out_lines)
+
+
+def progress_lines(text: str) -> list[str]:
+    """The lines of a play's progress output, each task's " in N.N s" (shown when a task was slow, which on a
+    busy machine any may be) taken off, so a test can look for a task's line whatever the machine's speed."""
+    return [re.sub(r" in \d+\.\d s$", "", line) for line in text.splitlines()]
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float = 300, every: float = 0.2) -> None:

@@ -29,6 +29,7 @@ from infprov.playbooks.hostkeys import fingerprint
 from infprov.playbooks.results import RunResult
 from infprov.playbooks.runner import run_playbook
 from tests import loopback_sshd
+from tests.procs import progress_lines
 
 ANSIBLE_ARGS = "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no"
 
@@ -302,7 +303,7 @@ def test_cli_play_json(fleet: list[Host], book_dir: Path, repo: str, infprov_hom
     text = subprocess.run([*base, "--check", *variables], capture_output=True, text=True, env=env)
     assert text.returncode == 0, text.stderr
     assert "PLAY RECAP" in text.stdout and "changed=0" in text.stdout
-    assert f"{fleet[2].name}: a file from the files folder: ok" in text.stderr.splitlines()  # progress: stderr
+    assert f"{fleet[2].name}: a file from the files folder: ok" in progress_lines(text.stderr)  # on stderr
     bad = subprocess.run([*base, "--name", "fleet"], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "cannot be used together" in bad.stderr
 
