@@ -72,7 +72,7 @@ def stat_script(paths: list[str], *, follow: bool = True, checksum: bool = True)
     for p in paths:
         q = quote(p)
         stat = f'stat -L -c "{_STAT_FMT}" -- {q} 2>/dev/null || ' if follow else ""
-        stat += f'stat -c "{_STAT_FMT}" -- {q}'
+        stat += f'stat -c "{_STAT_FMT}" -- {q} 2>/dev/null || echo A'  # gone between the test and the stat
         digest = f"[ -f {q} ] && [ -r {q} ] && sha256sum -- {q}; " if checksum else ""
         parts.append(
             f"if [ -e {q} ] || [ -L {q} ]; then {stat}; {digest}"

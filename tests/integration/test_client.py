@@ -485,7 +485,9 @@ def test_windows_until_stable_and_the_unstable_point_says_so(server: localtriton
     assert re.search(r"^Stable: the last 3 windows of 0.5 s agree within [0-9.]+ % \(wanted 100 %\)$",
                      stable.stdout, re.MULTILINE), stable.stdout
     doc = json.loads(hard.read_text())
-    assert doc["stable"] is False and len(doc["windows"]) == 4 and doc["spread_pct"] > 0.0001
+    # unstable by throughput or by mean latency (a busy machine may give windows of equal counts)
+    assert doc["stable"] is False and len(doc["windows"]) == 4
+    assert doc["spread_pct"] > 0.0001 or doc["latency_spread_pct"] > 0.0001, doc
     # the result covers the last 3 windows of the 4
     assert doc["requests"] == sum(w["requests"] for w in doc["windows"][1:])
     assert doc["duration_s"] == pytest.approx(1.5)
