@@ -539,7 +539,12 @@ def _collect(result: Any, host: Any, out: HostRun, hdir: Path, i: int, point: Po
             out.partial = True
             return
         what = "the client wrote no results" if bench.tool == "client" else "perf_analyzer wrote no CSV"
-        out.error = InfprovError(f"{host.address}: {what} (exit {code})", f"see {hdir / f'output-{i}.txt'}").line()
+        hint = f"see {hdir / f'output-{i}.txt'}"
+        if bench.tool != "client" and any(line.lstrip().startswith(PA_UNSTABLE) for line in raw):
+            what = "perf_analyzer found no stable measurement (no 3 windows in a row agreed) and wrote no CSV"
+            hint = (f"give a longer --limit (its windows are --limit/3 long), or --tool client, which keeps an "
+                    f"unstable point and marks it; {hint}")
+        out.error = InfprovError(f"{host.address}: {what} (exit {code})", hint).line()
         return
     if bench.tool != "client":
         atomic_write(hdir / f"perf_analyzer-{i}.csv", text)
@@ -784,6 +789,7 @@ def _kill_command(name: str) -> str:
 # these to it).
 PA_THROUGHPUT = "Inferences/Second"  # valid requests x max(-b, 1) / the window's length
 PA_LATENCY = {"p50": "p50 latency", "p90": "p90 latency", "p95": "p95 latency", "p99": "p99 latency"}  # in us
+PA_UNSTABLE = "Failed to obtain stable measurement"  # its line when no 3 windows in a row agreed (then exit, no CSV)
 
 
 def perf_analyzer_rates(inferences_per_s: float, batch_flag: int, images_per_request: int) -> tuple[float, float]:

@@ -135,7 +135,8 @@ def items(pins: Mapping[str, str]) -> list[Item]:
 def items_v2(pins: Mapping[str, str]) -> list[Item]:
     """Neuron v2 (Inf2, Trn1): python_backend r24.04, the 24.04 images, the Neuron apt repository with the
     runtime packages setup-neuronx.sh installs, neuronx-cc and torch-neuronx on the Neuron pip index and
-    torchvision on PyPI (the container's pip resolves it there: the Neuron index is an extra one)."""
+    torchvision and transformers on PyPI (the container's pip resolves them there: the Neuron index is an extra
+    one)."""
     edit = "edit playbooks/files/pins-neuronx.env"
     ref = pins["PYTHON_BACKEND_REF"]
     apt = pins["NEURON_APT_REPO"].rstrip("/")
@@ -159,11 +160,12 @@ def items_v2(pins: Mapping[str, str]) -> list[Item]:
         wheel = project.replace("-", "_") + "-" + version
         out.append(Item(pins[key], pins["NEURON_PIP_INDEX"].rstrip("/") + f"/{project}/", "pip", wheel,
                         f"that version left the Neuron index: {edit} ({key})"))
-    project, _, version = pins["TORCHVISION_SPEC"].partition("==")
     pypi = "http://infprov-downloads/pypi.org/simple" if pins["NEURON_PIP_INDEX"].startswith(
         "http://infprov-downloads/") else "https://pypi.org/simple"
-    out.append(Item(pins["TORCHVISION_SPEC"], f"{pypi}/{project}/", "pip", f"{project}-{version}",
-                    f"that version left PyPI: {edit} (TORCHVISION_SPEC)"))
+    for key in ("TORCHVISION_SPEC", "TRANSFORMERS_SPEC"):
+        project, _, version = pins[key].partition("==")
+        out.append(Item(pins[key], f"{pypi}/{project}/", "pip", f"{project}-{version}",
+                        f"that version left PyPI: {edit} ({key})"))
     return out
 
 

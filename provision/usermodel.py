@@ -12,7 +12,7 @@ import shutil
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -341,6 +341,9 @@ def plan(
     if spec.startswith("hf:"):
         if hf is None:
             problems.append(f"--model {spec!r} is not a Hugging Face model id: give it as hf:ORG/NAME")
+        problem = hub_token()[1]
+        if problem:
+            problems.append(problem)
         kind, source = "hf", spec[3:]
     elif path.is_file():
         kind, source, local = "torchscript", str(path.resolve()), path.resolve()
@@ -441,19 +444,16 @@ def pack(plan_: ModelPlan, folder: Path) -> tuple[Path, str]:
     fd, tmp_name = tempfile.mkstemp(prefix=".pack-", dir=folder)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out:
+        with os.fdopen(fd, "wb") as raw:
+            out = _Hashing(raw)  # hashed as it is written: the upload is never read back
             if plan_.kind == "hf":
                 out.write(json.dumps({"hf": plan_.source}, sort_keys=True).encode())
             elif Path(plan_.source).is_file():
                 with Path(plan_.source).open("rb") as src:
                     shutil.copyfileobj(src, out, _CHUNK)
             else:
-                _tar_folder(Path(plan_.source), out)
-        digest = hashlib.sha256()
-        with tmp.open("rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                digest.update(chunk)
-        key = digest.hexdigest()
+                _tar_folder(Path(plan_.source), out)  # type: ignore[arg-type]
+        key = out.digest.hexdigest()
         upload = folder / f"{key}.upload"
         tmp.replace(upload)  # the same key is the same bytes: replacing an older copy changes nothing
         return upload, key
@@ -462,6 +462,40 @@ def pack(plan_: ModelPlan, folder: Path) -> tuple[Path, str]:
 
 
 _CHUNK = 1 << 20
+
+
+class _Hashing:
+    """A binary file being written, and the SHA-256 of every byte written to it so far."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.out.write(data)
+
+    def tell(self) -> int:  # tarfile asks where it is
+        return self.out.tell()
+
+
+# ---------------------------------------------------------------- a token for a gated or private hf: model
+HUB_TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")  # as huggingface_hub reads them, first wins
+_TOKEN = re.compile(r"[!-~]{1,1024}")  # printable ASCII without spaces
+
+
+def hub_token(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The Hugging Face token the user's environment holds for an hf: download on the host, and the line
+    saying what is wrong with it ('' when nothing is). Never shown: the line names the variable only."""
+    env = os.environ if environ is None else environ
+    for name in HUB_TOKEN_VARIABLES:
+        value = env.get(name, "")
+        if value:
+            if not _TOKEN.fullmatch(value.strip()):
+                return "", (f"{name} does not look like a Hugging Face token (printable characters without spaces, "
+                            "at most 1024): set it to the token from your Hugging Face settings, or unset it")
+            return value.strip(), ""
+    return "", ""
 
 
 def _tar_folder(root: Path, out: BinaryIO) -> None:
@@ -531,6 +565,14 @@ def stage(plan_: ModelPlan, folder: Path) -> dict[str, Any]:
            "compile_args": plan_.compile_args(source_path(plan_, where), compiled)}
     plan_file = folder / f"{key}.plan.json"
     paths.write_private(plan_file, json.dumps(doc, indent=1, sort_keys=True) + "\n")
-    return {"infprov_model_name": plan_.name, "infprov_model_key": key, "infprov_model_upload": str(upload),
-            "infprov_model_plan": str(plan_file),
-            "infprov_model_framework": "-t" if plan_.kind == "savedmodel" else "-p"}
+    staged = {"infprov_model_name": plan_.name, "infprov_model_key": key, "infprov_model_upload": str(upload),
+              "infprov_model_plan": str(plan_file),
+              "infprov_model_framework": "-t" if plan_.kind == "savedmodel" else "-p"}
+    token = hub_token()[0] if plan_.kind == "hf" else ""
+    if token:
+        # a file of this run's own (0600, gone when the run ends), copied to the host beside the upload, read
+        # and removed there by make_model.py: the token is in no variable, command line, plan or key
+        token_file = folder / "hub-token"
+        paths.write_private(token_file, token)
+        staged["infprov_model_token_file"] = str(token_file)
+    return staged

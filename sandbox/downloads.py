@@ -25,8 +25,9 @@ For Inf2/Trn1 (Neuron v2, sandbox/pins-neuronx.env) the same server also holds:
   aws-neuronx-collectives packages of the pinned versions are real .deb files that install only a note
   (no Neuron runtime here); the key file preflight asks for is a note too (the sandbox pins say trusted).
 - pip.repos.neuron.amazonaws.com: stand-in neuronx-cc and torch-neuronx wheels of the pinned versions;
-  pypi.org: a stand-in torchvision wheel of the pinned version (the real one pulls in a 700 MB torch that
-  the CPU stand-in model does not use). None of them holds code or declares dependencies.
+  pypi.org: stand-in torchvision and transformers wheels of the pinned versions (the real torchvision pulls
+  in a 700 MB torch that the CPU stand-in model does not use; the stand-in compile loads no hub model).
+  None of them holds code or declares dependencies.
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ PINS_V2 = PINS.with_name("pins-neuronx.env")
 PID_FILE = "downloads.pid"
 LOG_FILE = "downloads.log"
 MARKER = "infprov-standin.txt"
+# the Neuron v2 pins the container's pip takes from PyPI, served as stand-in wheels (no code, no dependencies)
+PYPI_STANDINS_V2 = ("TORCHVISION_SPEC", "TRANSFORMERS_SPEC")
 # Bumped when the tree's layout or contents change, so `sandbox up` lays it out again.
-TREE_VERSION = "4"
+TREE_VERSION = "5"
 
 # The server image's apt source and pip configuration (sandbox/images.py writes them into the
 # image, as the NGC image carries Ubuntu's mirror and PyPI). The stand-in apt repository is unsigned:
@@ -416,7 +419,7 @@ def expected_files_v2(v2: dict[str, str]) -> list[str]:
         *_neuron_apt_files(v2),
         *(f"{path(v2['NEURON_PIP_INDEX'])}/{v2[k].partition('==')[0]}/index.html"
           for k in ("NEURONX_CC_SPEC", "TORCH_NEURONX_SPEC")),
-        f"pypi.org/simple/{v2['TORCHVISION_SPEC'].partition('==')[0]}/index.html",
+        *(f"pypi.org/simple/{v2[k].partition('==')[0]}/index.html" for k in PYPI_STANDINS_V2),
         *(_manifest_path(v2[k]) for k in ("SERVER_IMAGE", "SDK_IMAGE")),
     ]
 
@@ -475,8 +478,9 @@ def build(root: Path, python_backend: Path, log: Path) -> None:
     for wheel in real:
         project = wheel.name.split("-")[0].lower().replace("_", "-")
         by_project.setdefault(project, []).append((wheel.name, wheel.read_bytes()))
-    project, _, version = v2["TORCHVISION_SPEC"].partition("==")
-    by_project[project] = [standin_wheel(project, version)]
+    for key in PYPI_STANDINS_V2:
+        project, _, version = v2[key].partition("==")
+        by_project[project] = [standin_wheel(project, version)]
     v1_project, _, v1_version = pins["TORCHVISION_V1_SPEC"].partition("==")  # Inf1's torch path (up --model)
     by_project.setdefault(v1_project, []).append(standin_wheel(v1_project, v1_version))
     _simple_index(root, "pypi.org/simple", by_project)

@@ -52,14 +52,14 @@ _infprov_setup_v2() {
     local pins key value
     local pin_NEURON_APT_REPO="" pin_NEURON_APT_KEY_URL="" pin_NEURON_APT_TRUST="" pin_NEURON_RUNTIME_LIB_VERSION=""
     local pin_NEURON_COLLECTIVES_VERSION="" pin_NEURON_PIP_INDEX="" pin_NEURONX_CC_SPEC="" pin_TORCH_NEURONX_SPEC=""
-    local pin_TORCHVISION_SPEC=""
+    local pin_TORCHVISION_SPEC="" pin_TRANSFORMERS_SPEC=""
     pins=$(dirname "${BASH_SOURCE[0]}")/pins.env
     if [ ! -r "$pins" ]; then
         echo "setup.sh: $pins is missing (it lists the pinned downloads)" >&2
         return 1
     fi
     local wanted=" NEURON_APT_REPO NEURON_APT_KEY_URL NEURON_APT_TRUST NEURON_RUNTIME_LIB_VERSION"
-    wanted+=" NEURON_COLLECTIVES_VERSION NEURON_PIP_INDEX NEURONX_CC_SPEC TORCH_NEURONX_SPEC TORCHVISION_SPEC "
+    wanted+=" NEURON_COLLECTIVES_VERSION NEURON_PIP_INDEX NEURONX_CC_SPEC TORCH_NEURONX_SPEC TORCHVISION_SPEC TRANSFORMERS_SPEC "
     while IFS='=' read -r key value; do
         case $key in ''|'#'*) continue ;; esac
         case $key in *[!A-Z0-9_]*) echo "setup.sh: bad line in $pins: $key" >&2; return 1 ;; esac
@@ -93,7 +93,8 @@ _infprov_setup_v2() {
 
     # the frameworks, from the Neuron package repository and PyPI
     pip config set global.extra-index-url "$pin_NEURON_PIP_INDEX" || return 1
-    pip install "$pin_NEURONX_CC_SPEC" "$pin_TORCH_NEURONX_SPEC" "$pin_TORCHVISION_SPEC" || return 1
+    # transformers loads a Hugging Face model (infprov up --model) before torch_neuronx traces it
+    pip install "$pin_NEURONX_CC_SPEC" "$pin_TORCH_NEURONX_SPEC" "$pin_TORCHVISION_SPEC" "$pin_TRANSFORMERS_SPEC" || return 1
 
     if [ -d /mylib/udev/rules.d ]; then
         cp /mylib/udev/rules.d/* /lib/udev/rules.d/ 2>/dev/null || true

@@ -72,8 +72,8 @@ def test_setup_v2_installs_only_the_pinned_neuron_packages(tmp_path: Path) -> No
     assert ("apt-get install -y -q aws-neuronx-collectives=" + pins["NEURON_COLLECTIVES_VERSION"]
             + " aws-neuronx-runtime-lib=" + pins["NEURON_RUNTIME_LIB_VERSION"]) in calls
     assert f"pip config set global.extra-index-url {pins['NEURON_PIP_INDEX']}" in calls
-    assert (f"pip install {pins['NEURONX_CC_SPEC']} {pins['TORCH_NEURONX_SPEC']} {pins['TORCHVISION_SPEC']}"
-            in calls)
+    assert (f"pip install {pins['NEURONX_CC_SPEC']} {pins['TORCH_NEURONX_SPEC']} {pins['TORCHVISION_SPEC']} "
+            f"{pins['TRANSFORMERS_SPEC']}" in calls)
     assert f"wget -q {pins['NEURON_APT_KEY_URL']} -O /etc/apt/keyrings/neuron.asc" in calls
     assert source.read_text() == f"deb [signed-by=/etc/apt/keyrings/neuron.asc] {pins['NEURON_APT_REPO']} " \
         + subprocess.run(["sh", "-c", ". /etc/os-release && echo $VERSION_CODENAME"], capture_output=True,

@@ -127,8 +127,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                       "neuronx_cc-2.13.68.0-cp310-cp310-linux_x86_64.whl",
                       "torch_neuronx-2.1.2.2.1.0-py3-none-any.whl"]
             return self._answer(200, "".join(f'<a href="{w}">{w}</a>\n' for w in wheels).encode())
-        if path.startswith("/pypi.org/simple/torchvision/"):
-            wheel = "torchvision-0.16.2-cp310-cp310-manylinux1_x86_64.whl"
+        pypi = {"torchvision": "torchvision-0.16.2-cp310-cp310-manylinux1_x86_64.whl",
+                "transformers": "transformers-4.34.1-py3-none-any.whl"}
+        project = path.removeprefix("/pypi.org/simple/").split("/")[0] if path.startswith("/pypi.org/simple/") else ""
+        if project in pypi:
+            wheel = pypi[project]
             return self._answer(200, f'<a href="{wheel}">{wheel}</a>\n'.encode())
         if path.startswith(NEURON_DIST + "/"):
             data = self.server.apt.get(path.removeprefix(NEURON_DIST + "/"))
@@ -171,7 +174,8 @@ def test_the_neuron_v2_pins_are_checked_too(mirror: Mirror) -> None:
     items = {i["name"]: i for i in json.loads(result.stdout)["items"]}
     assert set(items) == {"python_backend r24.04", "Neuron v2 server image", "Neuron v2 SDK image", "Neuron apt key",
                           "aws-neuronx-runtime-lib 2.20.22.0*", "aws-neuronx-collectives 2.20.22.0*",
-                          v2["NEURONX_CC_SPEC"], v2["TORCH_NEURONX_SPEC"], v2["TORCHVISION_SPEC"]}
+                          v2["NEURONX_CC_SPEC"], v2["TORCH_NEURONX_SPEC"], v2["TORCHVISION_SPEC"],
+                          v2["TRANSFORMERS_SPEC"]}
     assert all(i["ok"] for i in items.values()), items
     detail = items["aws-neuronx-runtime-lib 2.20.22.0*"]["detail"]
     assert detail.startswith("aws-neuronx-runtime-lib 2.20.22.0-1b3ca6425")

@@ -31,11 +31,6 @@ from tests.faultkit import (
 pytestmark = [pytest.mark.sandbox, pytest.mark.faults]
 
 
-@pytest.fixture()
-def home(sandbox_hosts: list[dict[str, Any]], cluster_home: Path) -> Iterator[Path]:
-    yield cluster_home
-
-
 # ---------------------------------------------------------------- a host's faults
 
 

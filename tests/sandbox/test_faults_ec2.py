@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,11 +17,6 @@ from tests.faultkit import (
 from tests.hostshell import sandbox_ec2
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.faults]
-
-
-@pytest.fixture()
-def home(sandbox_hosts: list[dict[str, Any]], cluster_home: Path) -> Iterator[Path]:
-    yield cluster_home
 
 
 # ---------------------------------------------------------------- the EC2 API's faults

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,11 +25,6 @@ from tests.faultkit import (
 from tests.procs import served_on_host, wait_until
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.faults]
-
-
-@pytest.fixture()
-def home(sandbox_hosts: list[dict[str, Any]], cluster_home: Path) -> Iterator[Path]:
-    yield cluster_home
 
 
 # ---------------------------------------------------------------- Ctrl-C

@@ -6,6 +6,7 @@ changes nothing; a changed model replaces the old one on the host."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,3 +204,21 @@ def test_hub_text_model_on_inf2_serves_int64_8_by_128(clusters: list[str], tmp_p
 
     again = up("mdl-hub", "inf2.xlarge", *flags)
     assert again["server"]["changed"] == 0, again["server"]
+
+    # an hf: model with the user's token: the sandbox has no internet, so the stand-in compile refuses it;
+    # the token was carried to the host, taken by make_model.py and removed, and is in nothing infprov showed
+    # or wrote, on the host or at home
+    token = "hf_" + "sandboxToken7" * 3
+    os.environ["HF_TOKEN"] = token
+    try:
+        hf = runner.invoke(app, ["up", "--sandbox", "--type", "inf2.xlarge", "--name", "mdl-hub", "--yes",
+                                 "--model", "hf:org/name", "--task", "text-classification"])
+    finally:
+        del os.environ["HF_TOKEN"]
+    assert hf.exit_code != 0 and "a hf: model cannot be downloaded there" in hf.output, hf.output
+    assert token not in hf.output
+    home = Path(os.environ["INFPROV_HOME"])
+    assert not [p for p in home.rglob("*") if p.is_file() and not p.is_symlink() and token.encode() in p.read_bytes()]
+    assert on_host(iid, f"sudo grep -rl {token} {PB} /opt 2>/dev/null; "
+                        f"docker inspect infprov-triton | grep -c {token}; "
+                        f"ls {PB}/infprov/models/hub-token 2>&1 | grep -c 'No such file'") == "0\n1\n"

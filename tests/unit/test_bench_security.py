@@ -64,6 +64,10 @@ else:
     "docker": """
 import json, os, sys
 args = sys.argv[1:]
+if args[0] == "run" and os.environ.get("FAKE_UNSTABLE") and "-f" in args:
+    print("Failed to obtain stable measurement within 30 measurement windows for concurrency 2. Please try to "
+          "increase the --measurement-interval.", file=sys.stderr)
+    sys.exit(2)
 if args[0] == "run":
     for flag, kind in (("--json", "json"), ("-f", "csv")):
         if flag in args:
@@ -494,3 +498,19 @@ def test_results_reads_without_making_a_runs_folder_and_the_home_is_private_unde
 
 
 # ---------------------------------------------------------------------------------------------- the sandbox
+
+
+def test_perf_analyzer_without_a_stable_measurement_is_named_with_what_to_do(
+        fake_ssh: type[LocalHost], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """perf_analyzer's own stability check failing (its recorded line, exit 2, no CSV) is said as that, with the
+    way out, not as a CSV that went missing."""
+    rec = json.loads((Path(__file__).resolve().parents[2] / "sandbox" / "upstream" /
+                      "perf-analyzer-r22.04.json").read_text())
+    assert rec["facts"]["unstable_exit"]["stderr_prefix"] == bench.PA_UNSTABLE
+    monkeypatch.setenv("FAKE_UNSTABLE", "1")
+    run_dir = bench.make_run_dir(str(tmp_path / "pa"), "all")
+    [done] = bench.run([fake_host()], plan("perf_analyzer"), run_dir, lambda h, line: None, tmp_path / "kh")
+    assert done.error.startswith("10.0.0.5: perf_analyzer found no stable measurement"), done.error
+    assert "(exit 2)" in done.error and "give a longer --limit" in done.error and "--tool client" in done.error
+    assert "\n" not in done.error and not done.points
+    assert bench.PA_UNSTABLE in (run_dir / "i-0123456789abcdef0" / "output-0.txt").read_text()

@@ -151,3 +151,16 @@ def test_the_pins_and_the_python_backend_stand_in_follow_the_cmake_record() -> N
     assert f"ExternalProject_Add(\n  {cmake.fact('boost', 'external_project')}" in standin
     for variable in cmake.fact("triton_repo_tag_variables"):
         assert variable in standin
+
+
+def test_the_transformers_pin_is_the_recorded_one_on_both_profiles() -> None:
+    """An Inf2/Trn1 host loads a hub model with transformers before torch_neuronx traces it: the pin is the
+    version the Neuron documentation installs for that at the pinned release, and the sandbox pins the same."""
+    rec = provenance.load("huggingface-transformers-pin")
+    for pins in (preflight.PINS_V2, downloads.PINS_V2):
+        assert preflight.read_pins(pins)["TRANSFORMERS_SPEC"] == rec.fact("transformers_spec"), pins
+    files = preflight.PINS_V2.parent
+    assert "TRANSFORMERS_SPEC" in (files / "setup-neuronx.sh").read_text()
+    # the token reaches the compile in the one variable every recorded huggingface_hub release reads
+    assert "HUGGING_FACE_HUB_TOKEN" in rec.fact("token_variables")
+    assert "HUGGING_FACE_HUB_TOKEN" in (files / "model" / "make_model.py").read_text()

@@ -74,7 +74,32 @@ def standin_check(plan, src):
         fail("the sandbox has no internet: a hf: model cannot be downloaded there (use a local hub folder)")
 
 
-def compile_model(plan):
+def take_token(plan):
+    """The Hugging Face token infprov up copied beside the uploads (hub-token, 0600), read once and removed at
+    once, whatever follows: it is never printed and never written anywhere else."""
+    path = os.path.join(os.path.dirname(plan["upload"]), "hub-token")
+    try:
+        with open(path) as fh:
+            token = fh.read().strip()
+    except OSError:
+        return ""
+    finally:
+        if os.path.lexists(path):
+            os.remove(path)
+    return token
+
+
+def compile_env(token):
+    """The compile's environment: with a token, in both variables huggingface_hub reads (every release reads
+    HUGGING_FACE_HUB_TOKEN; from 0.19.0 on HF_TOKEN first; sandbox/upstream/huggingface-transformers-pin.json)."""
+    env = dict(os.environ)
+    if token:
+        env["HF_TOKEN"] = token
+        env["HUGGING_FACE_HUB_TOKEN"] = token
+    return env
+
+
+def compile_model(plan, token=""):
     out = plan["compiled"]
     if os.path.exists(out):
         print("make_model.py: compiled already: " + out)
@@ -94,7 +119,7 @@ def compile_model(plan):
         return
     args = [sys.executable, os.path.join(HERE, "compile_model.py")] + plan["compile_args"]
     print("make_model.py: " + " ".join(args))
-    code = subprocess.call(args)
+    code = subprocess.call(args, env=compile_env(token))
     if code != 0:
         shutil.rmtree(parent, ignore_errors=True)
         fail(f"the compile failed (exit code {code}): see the lines above")
@@ -145,10 +170,11 @@ def main():
     args = p.parse_args()
     with open(args.plan) as fh:
         plan = json.load(fh)
+    token = take_token(plan)
     if not os.path.isfile(plan["upload"]):
         fail("the upload " + plan["upload"] + " is missing: run infprov up again")
     unpack(plan)
-    compile_model(plan)
+    compile_model(plan, token)
     generate(plan, args.python_backend)
     remove_others(plan)
     print("make_model.py: model " + plan["name"] + " made from " + plan["key"][:12])
