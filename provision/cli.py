@@ -485,8 +485,16 @@ def play(
     skip_tags: list[str] = typer.Option([], "--skip-tags", help="Leave out tasks with these tags (comma-separated)."),
     engine: str = typer.Option("auto", "--engine", help="ansible (ansible-core: the default for a playbook file) "
                                "or infprov (its own engine: the default for the built-in names)."),
+    syntax_check: bool = typer.Option(False, "--syntax-check", help="Check the playbook; run nothing."),
 ) -> None:
     """Run a playbook over SSH against the inventory's hosts, in parallel, with Ansible's recap."""
+    if syntax_check:
+        checked = lifecycle.play_syntax_check(playbook, engine=engine, inventory=inventory)
+        if json_out:
+            ui.emit_json({"playbook": checked, "syntax": "ok"})
+        else:
+            ui.ok(f"{checked}: the syntax is fine (nothing ran)")
+        return
     result = lifecycle.play(
         playbook, name=name, host=host, check=check, extra_vars=extra_vars, forks=forks, inventory=inventory,
         tags=tags, skip_tags=skip_tags, limit=limit, diff=diff, verbosity=verbose, engine=engine,

@@ -504,6 +504,28 @@ def _play_on_engine(
     )  # fmt: skip
 
 
+def play_syntax_check(playbook: str, *, engine: str = "auto", inventory: str | None = None) -> str:
+    """Check a playbook without running it (ansible-playbook --syntax-check, or the engine's own parse and
+    checks for infprov's playbooks): the playbook's path when it is fine, else a UsageError with its one line."""
+    from infprov.floor import paths
+    from infprov.playbooks.parsing import load_playbook, resolve_playbook
+    from infprov.provision import ansible_play
+
+    if engine not in ENGINES:
+        raise UsageError(f"--engine {engine!r} is not one of {', '.join(ENGINES)}", "e.g. --engine ansible")
+    if engine == "auto":
+        engine = "infprov" if ansible_play.builtin_playbook(playbook) else "ansible"
+    book = resolve_playbook(playbook)
+    if engine == "infprov":
+        load_playbook(book)  # refuses, in one line, what the engine does not run
+        return str(book)
+    ansible_play.ansible_version()  # one line saying how to install ansible-core when it is missing
+    problem = ansible_play.syntax_check(book, paths.inventory_file(inventory), paths.home(), paths.known_hosts())
+    if problem:
+        raise UsageError(problem, "fix the playbook")
+    return str(book)
+
+
 def _play_on_ansible(
     playbook: str, *, name: str | None, host: str | None, check: bool, extra_vars: Sequence[str],
     forks: int | None, inventory: str | None, tags: Sequence[str], skip_tags: Sequence[str], limit: str | None,

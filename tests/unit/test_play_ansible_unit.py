@@ -405,3 +405,28 @@ def test_a_play_whose_tasks_all_were_left_out_by_tags_is_no_failure() -> None:
                     _result("i-1", "t", "changed", changed=True)])
     stats, _ = stopped.host_stats()
     assert stats == {"i-1": HostStats(ok=1, changed=1), "i-2": HostStats()}
+
+
+# ---------------------------------------------------------------- --syntax-check (issue 25, item 1)
+@pytest.mark.skipif(not HAVE_ANSIBLE, reason="ansible-core is not installed")
+def test_syntax_check_runs_nothing_and_says_what_is_wrong_in_one_line(tmp_path: Path, infprov_home: Path) -> None:
+    good = tmp_path / "good.yml"
+    good.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n")
+    res = runner.invoke(app, ["play", str(good), "--syntax-check"])
+    assert res.exit_code == 0 and "the syntax is fine (nothing ran)" in res.stderr, res.output
+    doc = json.loads(runner.invoke(app, ["play", str(good), "--syntax-check", "--json"]).stdout)
+    assert doc == {"playbook": str(good), "syntax": "ok"}
+    for text, said in (("- hosts: all\n  tasks:\n    - debug: msg=hi\n     bad: [\n", "YAML parsing failed"),
+                       ("- hosts: all\n  tasks:\n    - nosuch_module_x: a=1\n", "nosuch_module_x")):
+        bad = tmp_path / "bad.yml"
+        bad.write_text(text)
+        res = runner.invoke(app, ["play", str(bad), "--syntax-check"])
+        lines = [line for line in res.stderr.splitlines() if line.strip()]
+        assert res.exit_code == 2 and len(lines) == 1 and said in lines[0], res.stderr
+        assert lines[0].startswith("error:") and lines[0].endswith("hint: fix the playbook")
+    # infprov's engine checks its own playbooks with its own parser, and refuses what it does not run
+    assert runner.invoke(app, ["play", "server", "--syntax-check"]).exit_code == 0
+    res = runner.invoke(app, ["play", str(good), "--syntax-check", "--engine", "infprov"])
+    assert res.exit_code == 2 and "module 'debug' is not supported by infprov's engine" in res.stderr
+    runs = infprov_home / "runs"
+    assert not runs.exists() or not any(runs.iterdir())  # nothing ran, so no run log
