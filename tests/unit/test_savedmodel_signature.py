@@ -2,18 +2,23 @@
 upstream's half_plus_two read exactly, a plan made from a folder with no --input/--output, given tensors
 winning, and every hostile or unservable file one line with nothing launched.
 
-The real file is tensorflow/serving's test SavedModel (tests/data/savedmodel/PROVENANCE): fetched public data
-stays out of this repository, so it is read from shared/ beside the checkout (or INFPROV_SAVEDMODEL_TESTDATA).
-The other files are written here by a small encoder of the protocol buffer wire format, with the field numbers
-of the record sandbox/upstream/tensorflow-savedmodel-protos.json.
+No upstream file is read or kept here. half_plus_two's saved_model.pb is written by an encoder independent of
+infprov's decoder: Google's protobuf package, with message types built at run time from the field numbers and
+types of the record sandbox/upstream/tensorflow-savedmodel-protos.json, holding the signatures as
+tensorflow/serving's own test expects that model's metadata to be (the record's fact half_plus_two). The other
+files, the hostile ones among them, are written by a small encoder of the wire format below, with the same
+record's field numbers.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
+import re
+import sys
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -26,12 +31,7 @@ from infprov.sandbox import provenance
 RECORD = provenance.load("tensorflow-savedmodel-protos")
 FIELDS = RECORD.fact("fields")
 DT = RECORD.fact("data_types")
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-# tensorflow/serving 2.20.0, tensorflow_serving/servables/tensorflow/testdata/saved_model_half_plus_two_cpu/00000123
-REAL_GIT_BLOB = "8aca300f0f7c330aa4695a1a4beacfb3876769ff"
-REAL_SHA256 = "e233fdf986e74feba2329fd68f5fc18ebbde977a35e32080eb81a9a19ce0e02f"
-REAL_FOLDER = "testdata/savedmodel/half_plus_two_cpu/00000123"
+HALF_PLUS_TWO = RECORD.fact("half_plus_two")
 
 
 # ---------------------------------------------------------------- a wire-format encoder for the test files
@@ -103,60 +103,165 @@ def problems(folder: Path, itype: str = "inf1.xlarge", **kw: Any) -> list[str]:
     return err.value.problems
 
 
-# ---------------------------------------------------------------- the real file, from upstream
-@pytest.fixture()
-def real_folder(tmp_path: Path) -> Path:
-    """A copy of upstream's half_plus_two SavedModel folder (its saved_model.pb, checked byte for byte)."""
-    given = os.environ.get("INFPROV_SAVEDMODEL_TESTDATA")
-    src = Path(given) if given else REPO_ROOT.parent / "shared" / REAL_FOLDER
-    pb = src / "saved_model.pb" if src.is_dir() else src
-    if not pb.is_file():
-        pytest.skip(f"upstream's half_plus_two saved_model.pb is not at {pb}: put it there as "
-                    "tests/data/savedmodel/PROVENANCE says")
-    data = pb.read_bytes()
-    assert hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == REAL_GIT_BLOB, pb
-    assert hashlib.sha256(data).hexdigest() == REAL_SHA256
-    return folder_with(tmp_path, data)
+# ---------------------------------------------------------------- half_plus_two, written by Google's protobuf
+def protobuf_modules() -> tuple[ModuleType, ModuleType, ModuleType]:
+    """google.protobuf's descriptor_pb2, descriptor_pool and message_factory. Without them the test fails:
+    protobuf is part of the test environment (infprov[test]), and an encoder that is not infprov's is the point."""
+    try:
+        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    except ImportError as exc:
+        missing = str(exc)
+    else:
+        return descriptor_pb2, descriptor_pool, message_factory
+    pytest.fail(f"google.protobuf cannot be imported ({missing}): these tests write half_plus_two's saved_model.pb "
+                "with Google's protobuf package, part of the test environment: pip install -e '.[test]'", pytrace=False)
 
 
-def test_the_real_half_plus_two_signatures_are_read_exactly(real_folder: Path) -> None:
-    """What tensorflow/serving's own test expects this model's metadata to be (testdata/
-    half_plus_two_model_metadata.json, served from saved_model_half_plus_two_cpu by
-    tensorflow_model_server_test.py's testGetModelMetadataREST), signature by signature."""
-    found = savedmodel.signatures(savedmodel.read_file(real_folder / "saved_model.pb"))
+@cache
+def message_types() -> dict[str, Any]:
+    """The message classes of the record's messages (SavedModel, MetaGraphDef, ... TensorShapeProto.Dim), built
+    by protobuf from a FileDescriptorProto made of the record's field numbers, types and oneofs (proto3)."""
+    descriptor_pb2, descriptor_pool, message_factory = protobuf_modules()
+    field_proto: Any = descriptor_pb2.FieldDescriptorProto
+    scalars = {"int64": field_proto.TYPE_INT64, "string": field_proto.TYPE_STRING, "bool": field_proto.TYPE_BOOL}
+    file = descriptor_pb2.FileDescriptorProto(name="infprov_test_saved_model.proto", package="tensorflow",
+                                              syntax=RECORD.fact("syntax").split()[0])
+    data_type = file.enum_type.add(name="DataType")
+    data_type.value.add(name=RECORD.fact("data_type_zero"), number=0)  # proto3: an enum's first value is 0
+    for name, number in sorted(DT.items(), key=lambda item: item[1]):
+        data_type.value.add(name=name, number=number)
+    messages: dict[str, Any] = {}
+    for path in sorted(FIELDS, key=lambda p: p.count(".")):  # MetaGraphDef before MetaGraphDef.MetaInfoDef
+        parent, _, leaf = path.rpartition(".")
+        messages[path] = (messages[parent].nested_type if parent else file.message_type).add(name=leaf)
 
-    def t(key: str, name: str, dtype: str, dims: tuple[int, ...] | None) -> savedmodel.SignatureTensor:
-        return savedmodel.SignatureTensor(key, name, DT[dtype], dims)
+    def declare(message: Any, name: str, number: int, type_text: str, label: int) -> None:
+        field = message.field.add(name=name, number=number, label=label)
+        if type_text in scalars:
+            field.type = scalars[type_text]
+        elif type_text == "DataType":
+            field.type, field.type_name = field_proto.TYPE_ENUM, ".tensorflow.DataType"
+        else:
+            [path] = [p for p in FIELDS if p.rpartition(".")[2] == type_text]
+            field.type, field.type_name = field_proto.TYPE_MESSAGE, f".tensorflow.{path}"
 
-    example = t("inputs", "tf_example:0", "DT_STRING", None)
-    assert found == {
-        "serving_default": savedmodel.Signature(
-            "serving_default", (t("x", "x:0", "DT_FLOAT", (-1, 1)),), (t("y", "y:0", "DT_FLOAT", (-1, 1)),),
-            "tensorflow/serving/predict"),
-        "classify_x_to_y": savedmodel.Signature(
-            "classify_x_to_y", (example,), (t("scores", "y:0", "DT_FLOAT", (-1, 1)),), "tensorflow/serving/classify"),
-        "regress_x_to_y": savedmodel.Signature(
-            "regress_x_to_y", (example,), (t("outputs", "y:0", "DT_FLOAT", (-1, 1)),), "tensorflow/serving/regress"),
-        "regress_x_to_y2": savedmodel.Signature(
-            "regress_x_to_y2", (example,), (t("outputs", "y2:0", "DT_FLOAT", (-1, 1)),),
-            "tensorflow/serving/regress"),
-        "regress_x2_to_y3": savedmodel.Signature(
-            "regress_x2_to_y3", (t("inputs", "x2:0", "DT_FLOAT", (-1, 1)),),
-            (t("outputs", "y3:0", "DT_FLOAT", (-1, 1)),), "tensorflow/serving/regress"),
-    }
-    # the files this test writes describe half_plus_two's serving signature as the real file does
-    written = savedmodel.signatures(saved_model(meta_graph({"serving_default": half_plus_two_serving()})))
-    assert written["serving_default"] == found["serving_default"]
+    one, many = field_proto.LABEL_OPTIONAL, field_proto.LABEL_REPEATED
+    for where, type_text in RECORD.fact("types").items():
+        path, _, name = where.rpartition(".")
+        message, number = messages[path], FIELDS[path][name]
+        mapped = re.fullmatch(r"map<(\w+), (\w+)>", type_text)
+        if mapped:  # a repeated {key = 1; value = 2} entry message, flagged as a map's (the record's map_encoding)
+            entry = message.nested_type.add(name="".join(w.title() for w in name.split("_")) + "Entry")
+            entry.options.map_entry = True
+            declare(entry, "key", 1, mapped[1], one)
+            declare(entry, "value", 2, mapped[2], one)
+            message.field.add(name=name, number=number, label=many, type=field_proto.TYPE_MESSAGE,
+                              type_name=f".tensorflow.{path}.{entry.name}")
+        elif type_text.startswith("repeated "):
+            declare(message, name, number, type_text.removeprefix("repeated "), many)
+        else:
+            declare(message, name, number, type_text, one)
+    for where, members in RECORD.fact("oneofs").items():
+        path, _, oneof = where.rpartition(".")
+        message = messages[path]
+        message.oneof_decl.add(name=oneof)
+        for field in message.field:
+            if field.name in members:
+                field.oneof_index = len(message.oneof_decl) - 1
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return {path: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"tensorflow.{path}"))
+            for path in FIELDS}
 
 
-def test_a_plan_from_the_real_folder_needs_no_input_or_output(real_folder: Path) -> None:
-    plan = usermodel.plan(str(real_folder), "inf1.xlarge")
+def half_plus_two_by_protobuf() -> bytes:
+    """half_plus_two's saved_model.pb as protobuf writes it from the record's fact: its MetaGraph's tags and
+    the five signatures of upstream's metadata, every tensor's key, name, dtype and shape."""
+    types = message_types()
+    model = types["SavedModel"](saved_model_schema_version=HALF_PLUS_TWO["saved_model_schema_version"])
+    graph = model.meta_graphs.add()
+    graph.meta_info_def.tags.extend(HALF_PLUS_TWO["meta_graph_tags"])
+    for key, sig in HALF_PLUS_TWO["signatures"].items():
+        written = graph.signature_def[key]
+        written.method_name = sig["method_name"]
+        for role in ("inputs", "outputs"):
+            for tensor_key, tensor in sig[role].items():
+                info = getattr(written, role)[tensor_key]
+                info.name = tensor["name"]
+                info.dtype = DT[tensor["dtype"]]
+                if tensor["tensor_shape"]["unknown_rank"]:
+                    info.tensor_shape.unknown_rank = True
+                for size in tensor["tensor_shape"]["dim"]:
+                    info.tensor_shape.dim.add(size=size)
+    data: bytes = model.SerializeToString()
+    # protobuf parses back what it wrote
+    assert types["SavedModel"].FromString(data) == model
+    return data
+
+
+def upstream_signatures() -> dict[str, savedmodel.Signature]:
+    """The record's half_plus_two signatures as the decoder's values (tensors in key order, as it gives them)."""
+    def tensor(key: str, t: dict[str, Any]) -> savedmodel.SignatureTensor:
+        shape = t["tensor_shape"]
+        return savedmodel.SignatureTensor(key, t["name"], DT[t["dtype"]],
+                                          None if shape["unknown_rank"] else tuple(shape["dim"]))
+
+    def tensors(role: dict[str, Any]) -> tuple[savedmodel.SignatureTensor, ...]:
+        return tuple(tensor(key, t) for key, t in sorted(role.items()))
+    return {key: savedmodel.Signature(key, tensors(sig["inputs"]), tensors(sig["outputs"]), sig["method_name"])
+            for key, sig in HALF_PLUS_TWO["signatures"].items()}
+
+
+def test_the_upstream_half_plus_two_signatures_are_read_exactly() -> None:
+    """Every signature, key, TensorInfo name, dtype, shape and method of upstream's metadata, as the decoder
+    reads them from protobuf's file."""
+    found = savedmodel.signatures(half_plus_two_by_protobuf())
+    assert found == upstream_signatures()
+    assert sorted(found) == ["classify_x_to_y", "regress_x2_to_y3", "regress_x_to_y", "regress_x_to_y2",
+                             "serving_default"]
+    x = savedmodel.SignatureTensor("x", "x:0", DT["DT_FLOAT"], (-1, 1))
+    y = savedmodel.SignatureTensor("y", "y:0", DT["DT_FLOAT"], (-1, 1))
+    assert found["serving_default"] == savedmodel.Signature("serving_default", (x,), (y,), "tensorflow/serving/predict")
+    example = savedmodel.SignatureTensor("inputs", "tf_example:0", DT["DT_STRING"], None)
+    assert found["classify_x_to_y"].inputs == (example,)
+    # the hand encoder the other tests use writes serving_default as protobuf does
+    hand = savedmodel.signatures(saved_model(meta_graph({"serving_default": half_plus_two_serving()})))
+    assert hand["serving_default"] == found["serving_default"]
+
+
+def test_the_record_holds_upstreams_metadata_of_half_plus_two() -> None:
+    """The fact is what tensorflow/serving 2.20.0's half_plus_two_model_metadata.json says, in its words."""
+    sigs = HALF_PLUS_TWO["signatures"]
+    assert len(sigs) == 5 and HALF_PLUS_TWO["meta_graph_tags"] == ["serve"]
+    for sig in sigs.values():
+        for tensor in [*sig["inputs"].values(), *sig["outputs"].values()]:
+            assert tensor["dtype"] in DT
+            shape = tensor["tensor_shape"]
+            assert shape == {"dim": [], "unknown_rank": True} or (shape["unknown_rank"] is False and shape["dim"])
+    for file in (HALF_PLUS_TWO["saved_model"], HALF_PLUS_TWO["metadata"]):
+        assert re.fullmatch(r"[0-9a-f]{40}", file["git_blob"]) and re.fullmatch(r"[0-9a-f]{64}", file["sha256"])
+    # the upstream file is described, not kept
+    assert not list(Path(__file__).resolve().parents[1].rglob("saved_model.pb"))
+
+
+def test_a_plan_from_the_upstream_folder_needs_no_input_or_output(tmp_path: Path, no_cloud: None) -> None:
+    folder = folder_with(tmp_path, half_plus_two_by_protobuf())
+    plan = usermodel.plan(str(folder), "inf1.xlarge")
     assert plan is not None and plan.kind == "savedmodel"
     assert plan.inputs == (usermodel.Tensor("x", "FP32", (1,)),)
     assert plan.outputs == (usermodel.Tensor("y", "FP32", (1,)),)
     args = plan.generator_args("/c/model_neuron")
     assert args[args.index("--triton_input") + 1] == "x,FP32,1"
     assert args[args.index("--triton_output") + 1] == "y,FP32,1"
+    res = CliRunner().invoke(app, ["up", "--type", "inf1.xlarge", "--model", str(folder), "--yes"])
+    assert res.exit_code == 2 and "no AWS region is configured" in res.stderr, res.output
+    assert "model half_plus_two: savedmodel" in res.stderr and "serves x FP32 [1] -> y FP32 [1]" in res.stderr
+
+
+def test_without_protobuf_the_upstream_tests_fail_not_skip(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "google.protobuf", None)  # an import of it now raises ImportError
+    with pytest.raises(pytest.fail.Exception, match="google.protobuf cannot be imported .* the test environment"):
+        protobuf_modules()
 
 
 # ---------------------------------------------------------------- the record and the decoder agree
@@ -178,6 +283,37 @@ def test_the_decoders_numbers_are_the_recorded_ones() -> None:
     assert {value: name for name, value in DT.items()} == savedmodel.DATA_TYPES
     assert RECORD.fact("serving", "default_signature_key") == savedmodel.DEFAULT_SIGNATURE
     assert RECORD.fact("serving", "serving_tag") == savedmodel.SERVE_TAG
+    assert "{key = 1; value = 2}" in RECORD.fact("map_encoding")
+    assert (savedmodel.MAP_KEY, savedmodel.MAP_VALUE) == (1, 2)
+
+
+def test_protobufs_message_types_have_the_decoders_numbers() -> None:
+    """The types the independent encoder is built from number each field the decoder reads as it does."""
+    types = message_types()
+    used = {
+        ("SavedModel", "meta_graphs"): savedmodel.SAVED_MODEL_META_GRAPHS,
+        ("MetaGraphDef", "meta_info_def"): savedmodel.META_GRAPH_INFO,
+        ("MetaGraphDef", "signature_def"): savedmodel.META_GRAPH_SIGNATURES,
+        ("MetaGraphDef.MetaInfoDef", "tags"): savedmodel.META_INFO_TAGS,
+        ("SignatureDef", "inputs"): savedmodel.SIGNATURE_INPUTS,
+        ("SignatureDef", "outputs"): savedmodel.SIGNATURE_OUTPUTS,
+        ("SignatureDef", "method_name"): savedmodel.SIGNATURE_METHOD,
+        ("TensorInfo", "name"): savedmodel.INFO_NAME,
+        ("TensorInfo", "dtype"): savedmodel.INFO_DTYPE,
+        ("TensorInfo", "tensor_shape"): savedmodel.INFO_SHAPE,
+        ("TensorShapeProto", "dim"): savedmodel.SHAPE_DIM,
+        ("TensorShapeProto", "unknown_rank"): savedmodel.SHAPE_UNKNOWN_RANK,
+        ("TensorShapeProto.Dim", "size"): savedmodel.DIM_SIZE,
+    }
+    for (path, name), decoders in used.items():
+        assert types[path].DESCRIPTOR.fields_by_name[name].number == decoders == FIELDS[path][name], (path, name)
+    for path, name in [("MetaGraphDef", "signature_def"), ("SignatureDef", "inputs"), ("SignatureDef", "outputs")]:
+        entry = types[path].DESCRIPTOR.fields_by_name[name].message_type
+        assert entry.GetOptions().map_entry, (path, name)
+        assert (entry.fields_by_name["key"].number, entry.fields_by_name["value"].number) == (
+            savedmodel.MAP_KEY, savedmodel.MAP_VALUE)
+    data_type = types["TensorInfo"].DESCRIPTOR.fields_by_name["dtype"].enum_type
+    assert {v.number: v.name for v in data_type.values if v.number} == savedmodel.DATA_TYPES
 
 
 def test_each_data_type_maps_to_the_triton_type_the_plan_takes() -> None:
@@ -430,18 +566,3 @@ def test_up_refuses_a_hostile_savedmodel_in_one_line(tmp_path: Path, no_cloud: N
     assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
     assert "cannot read the signature of saved_model.pb" in lines[0] and "nothing was launched" in lines[0]
     assert "Traceback" not in res.output and not (tmp_path / "home").exists()
-
-
-def test_the_real_folder_passes_the_cli_check(real_folder: Path, no_cloud: None, tmp_path: Path) -> None:
-    res = CliRunner().invoke(app, ["up", "--type", "inf1.xlarge", "--model", str(real_folder), "--yes"])
-    assert res.exit_code == 2 and "no AWS region is configured" in res.stderr, res.output
-    assert "serves x FP32 [1] -> y FP32 [1]" in res.stderr
-
-
-def test_the_provenance_note_names_the_real_file() -> None:
-    note = (REPO_ROOT / "tests" / "data" / "savedmodel" / "PROVENANCE").read_text()
-    for fact in ("https://github.com/tensorflow/serving", "2.20.0", REAL_GIT_BLOB, REAL_SHA256, REAL_FOLDER,
-                 "saved_model_half_plus_two_cpu/00000123/saved_model.pb", "2026-12-07"):
-        assert fact in note, fact
-    # the note lives in the repository; the file itself does not
-    assert not list((REPO_ROOT / "tests" / "data" / "savedmodel").rglob("*.pb"))
