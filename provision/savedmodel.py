@@ -351,17 +351,18 @@ def read_file(path: Path) -> bytes:
 
 # ---------------------------------------------------------------- the signature Triton serves
 def choose(found: dict[str, Signature]) -> Signature:
-    """serving_default, else the only signature; none, or several without serving_default, is one line."""
+    """serving_default: the one signature python_backend's TensorFlow model.py loads (see below), so a
+    SavedModel without it would fail on the host after the launch; its absence is one line, here."""
     if DEFAULT_SIGNATURE in found:
         return found[DEFAULT_SIGNATURE]
-    if len(found) == 1:
-        return next(iter(found.values()))
     if not found:
-        raise SignatureError(f"saved_model.pb has no signature to serve: {ASK}")
+        raise SignatureError(f"saved_model.pb has no signature to serve: export it with a {DEFAULT_SIGNATURE} "
+                             "signature")
     names = [quoted(k) for k in sorted(found)]
     shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
-    raise SignatureError(f"saved_model.pb has {len(names)} signatures ({shown}) and none is "
-                         f"{DEFAULT_SIGNATURE}: {ASK} for the one to serve")
+    raise SignatureError(f"saved_model.pb's signatures ({shown}) do not include {DEFAULT_SIGNATURE}, the one "
+                         "python_backend's TensorFlow model loads: export the model with a "
+                         f"{DEFAULT_SIGNATURE} signature")
 
 
 def served(signature: Signature) -> tuple[list[Served], list[Served]]:
