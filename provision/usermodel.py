@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from infprov.floor.errors import UsageError
-from infprov.provision import catalog
+from infprov.provision import catalog, savedmodel
 
 DEFAULT = "rn50"
 HOST_MODELS = "/home/ubuntu/python_backend/infprov/models"  # on the host: <key>.upload, <key>/src, <key>/compiled-*
@@ -391,9 +391,36 @@ def plan(
         if kind == "torchscript" and (not inputs or not outputs):
             problems.append(f"--model {spec}: TorchScript carries no tensor names: give each input and output, e.g. "
                             "--input x:FP32:3x224x224 --output y:FP32:1000")
-        if kind == "savedmodel" and (not inputs or not outputs):
-            problems.append(f"--model {spec}: give the signature's tensors with --input/--output (NAME:DTYPE:SHAPE); "
-                            "infprov does not read them from the SavedModel on your machine")
+        if kind == "savedmodel" and bool(inputs) != bool(outputs):
+            problems.append(f"--model {spec}: give the signature's tensors with both --input and --output "
+                            "(NAME:DTYPE:SHAPE), or neither to serve the signature read from saved_model.pb")
+        elif kind == "savedmodel" and not inputs and not v2 and local is not None:
+            # Given --input/--output win; without them the served signature is read from saved_model.pb, its
+            # tensors named by their signature keys (savedmodel.py says why) and checked as --input's are.
+            if not (local / "saved_model.pb").is_file():
+                if (local / "saved_model.pbtxt").is_file():
+                    problems.append(f"--model {spec}: infprov reads the signature from saved_model.pb, not the text "
+                                    "form saved_model.pbtxt: give --input/--output (NAME:DTYPE:SHAPE)")
+            else:
+                try:
+                    _, read_in, read_out = savedmodel.read(local)
+                except savedmodel.SignatureError as exc:
+                    problems.append(f"--model {spec}: {exc}")
+                else:
+                    for role, found, into in (("input", read_in, ins), ("output", read_out, outs)):
+                        for t in found:
+                            if not TENSOR_NAME.fullmatch(t.name):
+                                problems.append(f"--model {spec}: saved_model.pb's {role} {savedmodel.quoted(t.name)} "
+                                                "is not a name Triton serves (letters, digits and '_', starting with "
+                                                "a letter or '_', at most 63): export the signature with such keys")
+                                continue
+                            shape = "x".join(str(d) for d in t.shape)
+                            tensor, problem = parse_tensor(f"{t.name}:{t.dtype}:{shape}",
+                                                           f"--model {spec}: saved_model.pb's {role}")
+                            if problem:
+                                problems.append(problem)
+                            elif tensor is not None:
+                                into.append(tensor)
     names = [t.name for t in ins + outs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
