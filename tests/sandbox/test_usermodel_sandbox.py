@@ -150,6 +150,19 @@ def test_torchscript_on_inf1_serves_with_the_generators_config(clusters: list[st
     assert on_host(iid, f"ls {PB}/infprov/models").split() == [new["key"], new["key"] + ".upload"]
     assert infer(iid, "resnet", [tensor("x__0", "FP32", [1, 3, 224, 224], 0.5)])["status"] == 200
 
+    # a SavedModel given without --input/--output: its serving_default signature, read from saved_model.pb on
+    # this machine (written by Google's protobuf from the recorded upstream half_plus_two), is what is served
+    from tests.unit.test_savedmodel_signature import folder_with, half_plus_two_by_protobuf
+
+    folder = folder_with(tmp_path, half_plus_two_by_protobuf())
+    sm = up("mdl-ts", "inf1.xlarge", "--model", str(folder))
+    assert sm["server"]["hosts"][0]["ready"] and sm["server"]["hosts"][0]["model"] == "half_plus_two"
+    meta = json.loads(on_host(iid, "curl -sf http://127.0.0.1:8000/v2/models/half_plus_two"))
+    assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 1]}], meta
+    assert meta["outputs"] == [{"name": "y", "datatype": "FP32", "shape": [-1, 1]}], meta
+    answer = infer(iid, "half_plus_two", [tensor("x", "FP32", [2, 1], 4.0)])
+    assert answer["status"] == 200 and answer["body"]["outputs"][0]["shape"] == [2, 1], answer
+
     # back to the default: ResNet-50 alone is served, the user's model and its uploads are gone
     back = up("mdl-ts", "inf1.xlarge")
     assert back["server"]["hosts"][0]["model"] == "rn50-4neuroncores-default"

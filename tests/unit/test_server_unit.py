@@ -74,7 +74,7 @@ def test_docker_run_per_instance_type(instance_type: str) -> None:
         f"{devices} -v /home/ubuntu/python_backend:/home/ubuntu/python_backend -v /lib/udev:/mylib/udev "
         "--shm-size=1g --ulimit memlock=-1 --ulimit stack=67108864 "
         "-p 127.0.0.1:8000:8000 -p 127.0.0.1:8001:8001 -p 127.0.0.1:8002:8002 "
-        f"-e MODEL_NAME=rn50-{cores}neuroncores-default -e NEURON_CORE_RANGE=0:{cores - 1} "
+        f"-e MODEL_NAME=rn50-{cores}neuroncores-default -e MODEL_PLAN= -e NEURON_CORE_RANGE=0:{cores - 1} "
         f"-e NEURON_RT_VISIBLE_CORES=0-{cores - 1} -e MAX_BATCH_SIZE=64 -e NEURON_GENERATION=neuron-v1 "
         f"-e INFPROV_SETUP_HASH={SETUP_KEY} -e INFPROV_MODEL_HASH={MODEL_KEY} "
         "-e PYTHON_BACKEND_PATH=/home/ubuntu/python_backend "
@@ -204,3 +204,14 @@ def test_the_setup_log_command_quotes_and_bounds_what_it_shows() -> None:
     assert "tail -n +1 -F " in server.setup_log_command(None, True)
     said = shlex.split(cmd.split("else echo ", 1)[1].rsplit(" >&2", 1)[0])
     assert len(said) == 1 and said[0].startswith("error: no setup log on this host") and "hint:" in said[0]
+
+
+def test_the_environment_image_keeps_no_start_of_its_own() -> None:
+    """docker commit copies the container's -e values into the image's ENV: a user's model plan (or Inf1's
+    framework) baked in there would make every later start without one make that model instead of ResNet-50
+    (seen on the sandbox: a SavedModel, then rn50, served nothing). The commit empties them, and a start
+    without a plan says so itself."""
+    text = SERVER.read_text()
+    commit = next(line for line in text.splitlines() if "docker commit" in line and "--change" in line)
+    assert "--change 'ENV MODEL_PLAN='" in commit and "--change 'ENV SETUP_FRAMEWORK='" in commit
+    assert " -e MODEL_PLAN= " in " ".join(_vars("inf1.xlarge")["run_args"].split()) + " "

@@ -396,6 +396,15 @@ def test_an_image_classifier_from_the_hub_takes_pixel_values(tmp_path: Path) -> 
     assert [(t.name, plan.served_dims(t)) for t in plan.outputs] == [("logits__0", (4, 5))]
 
 
+def test_the_standin_model_takes_a_savedmodels_names_as_upstreams_tensorflow_model_does() -> None:
+    """Upstream's TensorFlow model.py feeds the predictor by the config's names as they are (no __INDEX rule) and
+    loads a SavedModel folder; the stand-in tells the two kinds apart by that folder."""
+    assert "no <name>__<index> rule" in GENERATOR.fact("tensorflow_tensor_names")
+    assert "SavedModel folder" in GENERATOR.fact("tensorflow_compiled_model")
+    standin = (PLAYBOOK_FILES / "standin_model.py").read_text()
+    assert "if os.path.isdir(compiled):" in standin
+
+
 def test_the_standin_model_refuses_names_as_upstreams_torch_model_does() -> None:
     """The stand-in's NAME__INDEX rule is the one upstream's generators write into the torch model.py."""
     standin = (PLAYBOOK_FILES / "standin_model.py").read_text()

@@ -4,7 +4,9 @@ Serves the tensors the generated config declares: outputs of the declared shapes
 from the inputs (a deterministic function of each item), taking time that grows with the input's size.
 Triton itself refuses a request whose shape or data type differs from the config before it reaches here.
 Like upstream's torch model.py (gen_triton_model.py r22.04/r24.04, _validate_and_get_index), it refuses
-tensor names that are not NAME__INDEX, and it loads nothing but checks the compiled artifact is there.
+tensor names that are not NAME__INDEX for a torch model (its compiled artifact is a file); upstream's TensorFlow
+model.py feeds a SavedModel's predictor by the config's names as they are (its compiled artifact is a SavedModel
+folder), so those are taken as they are. It loads nothing but checks the compiled artifact is there.
 """
 
 import json
@@ -36,8 +38,11 @@ class TritonPythonModel:
             compiled = os.path.join(args["model_repository"], compiled)
         if not compiled or not os.path.exists(compiled):
             raise pb_utils.TritonModelException(f"compiled model {compiled} not found")
-        self.inputs = sorted(config["input"], key=lambda t: _index(t["name"]))
-        self.outputs = sorted(config["output"], key=lambda t: _index(t["name"]))
+        if os.path.isdir(compiled):  # a compiled SavedModel (model_type tensorflow): names as the signature's keys
+            self.inputs, self.outputs = list(config["input"]), list(config["output"])
+        else:  # a traced torch model: tensors passed by their __INDEX
+            self.inputs = sorted(config["input"], key=lambda t: _index(t["name"]))
+            self.outputs = sorted(config["output"], key=lambda t: _index(t["name"]))
 
     def _answer(self, request):
         arrays = [pb_utils.get_input_tensor_by_name(request, t["name"]).as_numpy() for t in self.inputs]
