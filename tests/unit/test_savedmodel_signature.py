@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 from infprov.provision import savedmodel, usermodel
 from infprov.provision.cli import app
 from infprov.sandbox import provenance
+from tests.nocloud import without_cloud
 
 RECORD = provenance.load("tensorflow-savedmodel-protos")
 FIELDS = RECORD.fact("fields")
@@ -540,12 +541,7 @@ def test_a_fifo_in_place_of_the_file_is_refused_without_waiting(tmp_path: Path) 
 @pytest.fixture()
 def no_cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No region, no credentials, no sandbox: `up` stops at the region, after the local model check."""
-    for var in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "INFPROV_NO_PREFLIGHT"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("INFPROV_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("INFPROV_SANDBOX_DIR", str(tmp_path / "no-sandbox"))
+    without_cloud(monkeypatch, tmp_path)
 
 
 def test_up_takes_a_savedmodel_without_input_or_output(tmp_path: Path, no_cloud: None) -> None:

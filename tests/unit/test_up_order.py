@@ -12,18 +12,14 @@ from typer.testing import CliRunner
 from infprov.provision import lifecycle
 from infprov.provision import preflight as pf
 from infprov.provision.cli import app
+from tests.nocloud import without_cloud
 
 
 @pytest.fixture()
 def no_preflight_allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     calls: list[Any] = []
     monkeypatch.setattr(pf, "run", lambda *a, **k: calls.append((a, k)) or [])
-    for var in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "INFPROV_NO_PREFLIGHT"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("INFPROV_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("INFPROV_SANDBOX_DIR", str(tmp_path / "no-sandbox"))
+    without_cloud(monkeypatch, tmp_path)
     return calls
 
 
