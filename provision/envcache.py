@@ -103,6 +103,7 @@ def env_key(instance_type: str, profile: str) -> EnvKey:
     pins_path = files / "sandbox" / pins if profile == "sandbox" else files / pins
     digest = hashlib.sha256()
     digest.update((files / setup).read_bytes())
+    digest.update((files / "pins.sh").read_bytes())  # the pins reader setup.sh sources
     digest.update(pins_path.read_bytes())
     digest.update(f"{base}\n".encode())
     return EnvKey(generation, digest.hexdigest(), base, image)

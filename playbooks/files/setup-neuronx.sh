@@ -49,26 +49,21 @@ _infprov_setup_v2() {
         return 2
     fi
 
-    local pins key value
+    local pins here read_ok
     local pin_NEURON_APT_REPO="" pin_NEURON_APT_KEY_URL="" pin_NEURON_APT_TRUST="" pin_NEURON_RUNTIME_LIB_VERSION=""
     local pin_NEURON_COLLECTIVES_VERSION="" pin_NEURON_PIP_INDEX="" pin_NEURONX_CC_SPEC="" pin_TORCH_NEURONX_SPEC=""
     local pin_TORCHVISION_SPEC="" pin_TRANSFORMERS_SPEC=""
-    pins=$(dirname "${BASH_SOURCE[0]}")/pins.env
-    if [ ! -r "$pins" ]; then
-        echo "setup.sh: $pins is missing (it lists the pinned downloads)" >&2
-        return 1
-    fi
-    local wanted=" NEURON_APT_REPO NEURON_APT_KEY_URL NEURON_APT_TRUST NEURON_RUNTIME_LIB_VERSION"
-    wanted+=" NEURON_COLLECTIVES_VERSION NEURON_PIP_INDEX NEURONX_CC_SPEC TORCH_NEURONX_SPEC TORCHVISION_SPEC TRANSFORMERS_SPEC "
-    while IFS='=' read -r key value; do
-        case $key in ''|'#'*) continue ;; esac
-        case $key in *[!A-Z0-9_]*) echo "setup.sh: bad line in $pins: $key" >&2; return 1 ;; esac
-        case $wanted in *" $key "*) printf -v "pin_$key" '%s' "$value" ;; esac
-    done < "$pins"
-    for key in $wanted; do
-        value=pin_$key
-        if [ -z "${!value}" ]; then echo "setup.sh: $pins has no $key" >&2; return 1; fi
-    done
+    here=$(dirname "${BASH_SOURCE[0]}")
+    pins=$here/pins.env
+    if [ ! -r "$here/pins.sh" ]; then echo "setup.sh: $here/pins.sh is missing (it reads the pins)" >&2; return 1; fi
+    # shellcheck source=pins.sh
+    source "$here/pins.sh"
+    _infprov_read_pins "$pins" setup.sh NEURON_APT_REPO NEURON_APT_KEY_URL NEURON_APT_TRUST \
+        NEURON_RUNTIME_LIB_VERSION NEURON_COLLECTIVES_VERSION NEURON_PIP_INDEX NEURONX_CC_SPEC TORCH_NEURONX_SPEC \
+        TORCHVISION_SPEC TRANSFORMERS_SPEC
+    read_ok=$?
+    unset -f _infprov_read_pins
+    [ "$read_ok" -eq 0 ] || return 1
     case $pin_NEURON_APT_TRUST in signed|trusted) ;; *) echo "setup.sh: NEURON_APT_TRUST is signed or trusted" >&2; return 1 ;; esac
 
     echo "setup.sh: Neuron v2 environment for $target (torch-neuronx)"

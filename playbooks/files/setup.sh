@@ -62,26 +62,21 @@ _infprov_setup() {
 
     # the pins: KEY=VALUE lines beside this script, read as data (values hold `<`, `>`); local, as
     # this script is sourced into the caller's shell
-    local pins key value
+    local pins here read_ok
     local pin_MINICONDA_URL="" pin_MINICONDA_SHA256="" pin_CMAKE_PIP_SPEC="" pin_BOOST_DEAD_URL="" pin_BOOST_URL=""
     local pin_TRITON_REPO_TAG="" pin_NEURON_PIP_INDEX="" pin_TENSORFLOW_NEURON_SPEC="" pin_NEURON_CC_SPEC=""
     local pin_TORCH_NEURON_SPEC="" pin_PROTOBUF_SPEC="" pin_TORCHVISION_V1_SPEC=""
-    pins=$(dirname "${BASH_SOURCE[0]}")/pins.env
-    if [ ! -r "$pins" ]; then
-        echo "setup.sh: $pins is missing (it lists the pinned downloads)" >&2
-        return 1
-    fi
-    local wanted=" MINICONDA_URL MINICONDA_SHA256 CMAKE_PIP_SPEC BOOST_DEAD_URL BOOST_URL TRITON_REPO_TAG"
-    wanted+=" NEURON_PIP_INDEX TENSORFLOW_NEURON_SPEC NEURON_CC_SPEC TORCH_NEURON_SPEC PROTOBUF_SPEC TORCHVISION_V1_SPEC "
-    while IFS='=' read -r key value; do
-        case $key in ''|'#'*) continue ;; esac
-        case $key in *[!A-Z0-9_]*) echo "setup.sh: bad line in $pins: $key" >&2; return 1 ;; esac
-        case $wanted in *" $key "*) printf -v "pin_$key" '%s' "$value" ;; esac
-    done < "$pins"
-    for key in $wanted; do
-        value=pin_$key
-        if [ -z "${!value}" ]; then echo "setup.sh: $pins has no $key" >&2; return 1; fi
-    done
+    here=$(dirname "${BASH_SOURCE[0]}")
+    pins=$here/pins.env
+    if [ ! -r "$here/pins.sh" ]; then echo "setup.sh: $here/pins.sh is missing (it reads the pins)" >&2; return 1; fi
+    # shellcheck source=pins.sh
+    source "$here/pins.sh"
+    _infprov_read_pins "$pins" setup.sh MINICONDA_URL MINICONDA_SHA256 CMAKE_PIP_SPEC BOOST_DEAD_URL BOOST_URL \
+        TRITON_REPO_TAG NEURON_PIP_INDEX TENSORFLOW_NEURON_SPEC NEURON_CC_SPEC TORCH_NEURON_SPEC PROTOBUF_SPEC \
+        TORCHVISION_V1_SPEC
+    read_ok=$?
+    unset -f _infprov_read_pins
+    [ "$read_ok" -eq 0 ] || return 1
 
     # (1) build dependencies, non-interactive.
     # The 22.04 image carries NVIDIA's CUDA apt repository (server r22.04's build.py adds it for DCGM) trusted

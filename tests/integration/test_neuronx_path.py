@@ -40,6 +40,7 @@ def _source_setup(tmp_path: Path, *args: str, pins: Path = FILES / "pins-neuronx
     scripts = tmp_path / "pb" / "inferentia" / "scripts"
     scripts.mkdir(parents=True)
     (scripts / "setup.sh").write_text((FILES / "setup-neuronx.sh").read_text())
+    (scripts / "pins.sh").write_text((FILES / "pins.sh").read_text())
     (scripts / "pins.env").write_text(pins.read_text())
     etc = tmp_path / "etc"
     log = tmp_path / "calls.log"

@@ -19,11 +19,13 @@ from infprov.provision import envcache
     ("trn1.2xlarge", "sandbox", "setup-neuronx.sh", "sandbox/pins-neuronx.env"),
 ])
 def test_the_key_is_what_the_hosts_shell_computes(itype: str, profile: str, setup: str, pins: str) -> None:
-    """server.yml's task: `{ cat setup.sh pins.env; echo IMAGE; } | sha256sum`, run here on the same files."""
+    """server.yml's task: `{ cat setup.sh pins.sh pins.env; echo IMAGE; } | sha256sum`, run here on the same
+    files."""
     key = envcache.env_key(itype, profile)
     files = BUILTIN_DIR / "files"
-    line = '{ cat "$1" "$2"; echo "$3"; } | sha256sum | cut -d" " -f1'
-    shell = subprocess.run(["sh", "-c", line, "sh", str(files / setup), str(files / pins), key.base_image],
+    line = '{ cat "$1" "$2" "$3"; echo "$4"; } | sha256sum | cut -d" " -f1'
+    shell = subprocess.run(["sh", "-c", line, "sh", str(files / setup), str(files / "pins.sh"), str(files / pins),
+                            key.base_image],
                            capture_output=True, text=True, check=True).stdout.strip()
     assert key.digest == shell
     assert key.tag == f"env-{envcache.generation_of(itype)}-{shell}"

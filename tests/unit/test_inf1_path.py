@@ -52,6 +52,7 @@ def _lay_out(tmp_path: Path, *, good_sha: bool = True) -> tuple[Path, Path, Path
     scripts = pb / "inferentia" / "scripts"
     scripts.mkdir(parents=True)
     shutil.copy(SETUP, scripts / "setup.sh")
+    shutil.copy(SETUP.with_name("pins.sh"), scripts / "pins.sh")  # server.yml puts the pins reader beside it
     installer = tmp_path / "fake-miniconda.sh"
     installer.write_text(FAKE_INSTALLER)
     pins = PINS.read_text()
@@ -137,6 +138,30 @@ def test_setup_without_its_pins_says_so(tmp_path: Path) -> None:
     (pb / "inferentia" / "scripts" / "pins.env").unlink()
     run = _source(pb, installer, log, "-t", "-b", str(pb))
     assert "rc=1" in run.stdout and "pins.env is missing" in run.stderr
+
+
+@pytest.mark.parametrize("broken, said", [
+    ("no-reader", "pins.sh is missing (it reads the pins)"),
+    ("bad-line", "setup.sh: bad line in"),
+    ("no-key", "has no BOOST_URL"),
+])
+def test_the_shared_pins_reader_says_what_is_wrong_in_one_line(tmp_path: Path, broken: str, said: str) -> None:
+    """setup.sh and setup-neuronx.sh read their pins with one reader (pins.sh, beside them on the host)."""
+    pb, installer, log = _lay_out(tmp_path)
+    scripts = pb / "inferentia" / "scripts"
+    if broken == "no-reader":
+        (scripts / "pins.sh").unlink()
+    elif broken == "bad-line":
+        (scripts / "pins.env").write_text((scripts / "pins.env").read_text() + "bad key=1\n")
+    else:
+        kept = [line for line in (scripts / "pins.env").read_text().splitlines() if not line.startswith("BOOST_URL=")]
+        (scripts / "pins.env").write_text("\n".join(kept) + "\n")
+    run = _source(pb, installer, log, "-t", "-b", str(pb))
+    assert "rc=1" in run.stdout and said in run.stderr, run.stderr
+    assert [line for line in run.stderr.splitlines() if line.strip()] == [run.stderr.strip()]  # one line
+    assert not log.exists() or not log.read_text().strip()  # nothing ran
+    for script in ("setup.sh", "setup-neuronx.sh"):
+        assert 'source "$here/pins.sh"' in (SETUP.with_name(script)).read_text()
 
 
 @pytest.mark.parametrize("line", ["MINICONDA_URL=$(touch /tmp/infprov-pwned)", "CMAKE_PIP_SPEC=cmake>/tmp/x"])
