@@ -395,32 +395,11 @@ def plan(
             problems.append(f"--model {spec}: give the signature's tensors with both --input and --output "
                             "(NAME:DTYPE:SHAPE), or neither to serve the signature read from saved_model.pb")
         elif kind == "savedmodel" and not inputs and not v2 and local is not None:
-            # Given --input/--output win; without them the served signature is read from saved_model.pb, its
-            # tensors named by their signature keys (savedmodel.py says why) and checked as --input's are.
-            if not (local / "saved_model.pb").is_file():
-                if (local / "saved_model.pbtxt").is_file():
-                    problems.append(f"--model {spec}: infprov reads the signature from saved_model.pb, not the text "
-                                    "form saved_model.pbtxt: give --input/--output (NAME:DTYPE:SHAPE)")
-            else:
-                try:
-                    _, read_in, read_out = savedmodel.read(local)
-                except savedmodel.SignatureError as exc:
-                    problems.append(f"--model {spec}: {exc}")
-                else:
-                    for role, found, into in (("input", read_in, ins), ("output", read_out, outs)):
-                        for t in found:
-                            if not TENSOR_NAME.fullmatch(t.name):
-                                problems.append(f"--model {spec}: saved_model.pb's {role} {savedmodel.quoted(t.name)} "
-                                                "is not a name Triton serves (letters, digits and '_', starting with "
-                                                "a letter or '_', at most 63): export the signature with such keys")
-                                continue
-                            shape = "x".join(str(d) for d in t.shape)
-                            tensor, problem = parse_tensor(f"{t.name}:{t.dtype}:{shape}",
-                                                           f"--model {spec}: saved_model.pb's {role}")
-                            if problem:
-                                problems.append(problem)
-                            elif tensor is not None:
-                                into.append(tensor)
+            # Given --input/--output win; without them the served signature is read from saved_model.pb
+            read_in, read_out, found_problems = savedmodel_tensors(local, spec)
+            ins += read_in
+            outs += read_out
+            problems += found_problems
     names = [t.name for t in ins + outs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -438,6 +417,36 @@ def plan(
         seq_len=(seq_len or DEFAULT_SEQ_LEN) if kind in ("hub", "hf") else 0, vocab_size=vocab,
         upload_bytes=tree_size(local) if local is not None else 0,
     )
+
+
+def savedmodel_tensors(folder: Path, spec: str) -> tuple[list[Tensor], list[Tensor], list[str]]:
+    """The inputs and outputs of the signature read from folder's saved_model.pb, named by their signature keys
+    (savedmodel.py says why) and checked as --input's are, and the lines saying what cannot be served."""
+    if not (folder / "saved_model.pb").is_file():
+        if (folder / "saved_model.pbtxt").is_file():
+            return [], [], [f"--model {spec}: infprov reads the signature from saved_model.pb, not the text form "
+                            "saved_model.pbtxt: give --input/--output (NAME:DTYPE:SHAPE)"]
+        return [], [], []
+    try:
+        _, read_in, read_out = savedmodel.read(folder)
+    except savedmodel.SignatureError as exc:
+        return [], [], [f"--model {spec}: {exc}"]
+    problems: list[str] = []
+    taken: tuple[list[Tensor], list[Tensor]] = ([], [])
+    for role, found, into in (("input", read_in, taken[0]), ("output", read_out, taken[1])):
+        for t in found:
+            if not TENSOR_NAME.fullmatch(t.name):  # before parse_tensor: a key may hold the ':' it splits on
+                problems.append(f"--model {spec}: saved_model.pb's {role} {savedmodel.quoted(t.name)} is not a name "
+                                "Triton serves (letters, digits and '_', starting with a letter or '_', at most 63): "
+                                "export the signature with such keys")
+                continue
+            shape = "x".join(str(d) for d in t.shape)
+            tensor, problem = parse_tensor(f"{t.name}:{t.dtype}:{shape}", f"--model {spec}: saved_model.pb's {role}")
+            if problem:
+                problems.append(problem)
+            elif tensor is not None:
+                into.append(tensor)
+    return taken[0], taken[1], problems
 
 
 class ModelSpecError(UsageError):
