@@ -138,11 +138,11 @@ def test_make_model_removes_the_token_even_when_the_compile_fails(tmp_path: Path
     compiled = models / key / "compiled-x" / "model_neuron.pt"
     plan = {"upload": str(upload), "source_dir": str(models / key / "src"), "kind": "hf",
             "compiled": str(compiled), "compile_args": ["--kind", "hf", "--src", str(models / key / "src"),
-                                                        "--generation", "neuron-v2", "--out", str(compiled),
+                                                        "--generation", "neuron-v9", "--out", str(compiled),
                                                         "--batch", "1", "--task", "text-classification"]}
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps(plan))
-    # the compile imports torch, which this machine's test interpreter does not have: it fails
+    # a generation compile_model.py does not take: its compile fails the same way on any machine (torch or not)
     run = subprocess.run([sys.executable, str(FILES / "model" / "make_model.py"), "--plan", str(plan_file),
                           "--python-backend", str(tmp_path)], capture_output=True, text=True,
                          env={k: v for k, v in os.environ.items() if k != "INFPROV_NEURON_STANDIN"})
