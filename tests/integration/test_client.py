@@ -236,13 +236,15 @@ def test_bad_usage_exits_2_before_any_request(args: list[str]) -> None:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_writes_partial_results(server: localtriton.LocalTriton, tmp_path: Path, signum: int) -> None:
     out = tmp_path / "partial.json"
-    child = Child([sys.executable, str(CLIENT), "-m", MODEL, "-b", str(BATCH), "-k", "-l", "600", "-t", "2",
+    threads = 2
+    child = Child([sys.executable, str(CLIENT), "-m", MODEL, "-b", str(BATCH), "-k", "-l", "600", "-t", str(threads),
                    "--url", server.url, "--json", str(out)])
     try:
-        child.wait_for(">>> Running", stream="out")
-        # let some requests complete: wait for the server to have answered a few after the start
+        # the warm-up is over once the client says it measures; then more answers than it has threads mean
+        # one at least was taken in (a thread sends its next request only after taking in the last answer)
+        child.wait_for("Measuring in windows", stream="out")
         base = _served(server.url)
-        _wait_served(server.url, base + 4)
+        _wait_served(server.url, base + threads + 1)
         child.send(signum)
         child.finish(120)
     finally:
