@@ -1,19 +1,2 @@
-"""Ansible-syntax playbooks and the small engine that runs them over SSH."""
-
-from infprov.playbooks.errors import PlaybookError
-from infprov.playbooks.parsing import builtin_playbooks, load_playbook, parse_extra_vars, resolve_playbook
-from infprov.playbooks.results import Event, HostStats, RunResult, TaskResult
-from infprov.playbooks.runner import run_playbook
-
-__all__ = [
-    "Event",
-    "HostStats",
-    "PlaybookError",
-    "RunResult",
-    "TaskResult",
-    "builtin_playbooks",
-    "load_playbook",
-    "parse_extra_vars",
-    "resolve_playbook",
-    "run_playbook",
-]
+"""Ansible-syntax playbooks and the small engine that runs them over SSH (each module is imported by its own
+name: this package imports nothing, so loading one of them does not load the engine, YAML, Jinja2 or paramiko)."""

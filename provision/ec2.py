@@ -11,33 +11,55 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-import boto3
-import botocore.config
-import botocore.exceptions
+from functools import cache
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from infprov.floor.errors import InfprovError
 
+if TYPE_CHECKING:
+    import botocore.config
+    import botocore.exceptions
+
+
+@cache
+def _sdk() -> tuple[ModuleType, ModuleType]:
+    """boto3 and botocore, imported here on first use only (about 0.1 s): the one place infprov loads them, so
+    every module may import this one at its top and a command that never calls EC2 never pays for them."""
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+
+    return boto3, botocore
+
+
+def _errors() -> ModuleType:
+    return _sdk()[1].exceptions
+
+
 # Throttling and 5xx are retried by botocore itself (standard mode: exponential backoff with jitter
 # and a retry quota); infprov's own logic only handles what needs a decision, e.g. a full zone.
-RETRY_CONFIG = botocore.config.Config(
-    retries={"max_attempts": 8, "mode": "standard"},
-    connect_timeout=10,
-    read_timeout=60,
-)
+@cache
+def retry_config() -> botocore.config.Config:
+    return _sdk()[1].config.Config(retries={"max_attempts": 8, "mode": "standard"}, connect_timeout=10,
+                                   read_timeout=60)
+
 
 # RunInstances goes through a client of its own that botocore never retries. EC2 answers a full zone
 # (InsufficientInstanceCapacity) with HTTP 500, and botocore's standard mode retries every 500:
 # botocore 1.43.11, botocore/retries/standard.py, TransientRetryableChecker._TRANSIENT_STATUS_CODES =
 # [500, 502, 503, 504] (the legacy mode likewise: botocore/data/_retry.json, "general_server_error":
-# http_status_code 500). RETRY_CONFIG's max_attempts 8 counts retries (botocore/config.py; args.py
+# http_status_code 500). retry_config()'s max_attempts 8 counts retries (botocore/config.py; args.py
 # turns it into total_max_attempts 9), so that is 8 backed-off retries, up to a minute and more, of a
 # zone that has no capacity before infprov may try the next one. Hence total_max_attempts 1 (one
 # request, no retry; "max_attempts": 1 would still retry once). Ec2Provider.run_instances retries by
 # itself what is worth retrying (throttling, other 5xx, a lost connection) and hands capacity errors
 # back at once; a retry resends the same ClientToken, so it can never launch twice.
-LAUNCH_CONFIG = RETRY_CONFIG.merge(botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}))
+@cache
+def launch_config() -> botocore.config.Config:
+    return retry_config().merge(_sdk()[1].config.Config(retries={"total_max_attempts": 1, "mode": "standard"}))
+
+
 LAUNCH_RETRY_DELAYS = (1.0, 2.0, 4.0)  # seconds before the 2nd, 3rd and 4th attempt (times a jitter)
 # EC2's own throttling code (RequestLimitExceeded) and the generic ones botocore treats as throttling
 # or transient (botocore/retries/standard.py: ThrottledRetryableChecker, TransientRetryableChecker).
@@ -160,7 +182,7 @@ def _odd(what: str) -> InfprovError:
 def default_region() -> str | None:
     """AWS_REGION (the other AWS SDKs' variable, which boto3 itself ignores), else boto3's own choice
     (AWS_DEFAULT_REGION, then the profile), if any."""
-    return os.environ.get("AWS_REGION") or boto3.session.Session().region_name
+    return os.environ.get("AWS_REGION") or _sdk()[0].session.Session().region_name
 
 
 class Ec2Provider:
@@ -181,10 +203,10 @@ class Ec2Provider:
         if access_key and secret_key:
             kwargs["aws_access_key_id"] = access_key
             kwargs["aws_secret_access_key"] = secret_key
-        session = boto3.session.Session()
-        self.client: Any = session.client("ec2", config=RETRY_CONFIG, **kwargs)
-        # RunInstances only: no botocore retries (see LAUNCH_CONFIG); run_instances retries itself.
-        self.launch_client: Any = session.client("ec2", config=LAUNCH_CONFIG, **kwargs)
+        session = _sdk()[0].session.Session()
+        self.client: Any = session.client("ec2", config=retry_config(), **kwargs)
+        # RunInstances only: no botocore retries (see launch_config); run_instances retries itself.
+        self.launch_client: Any = session.client("ec2", config=launch_config(), **kwargs)
         self.sleep: Callable[[float], None] = time.sleep
         self._session, self._client_kwargs = session, kwargs
         self._ecr_client: Any = None
@@ -212,33 +234,33 @@ class Ec2Provider:
             return result
         except passthrough:
             raise
-        except botocore.exceptions.ClientError as exc:
+        except _errors().ClientError as exc:
             err = exc.response.get("Error", {})
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
             raise Ec2ApiError(
                 operation, str(err.get("Code", "Unknown")), str(err.get("Message", exc)), int(status)
             ) from None
-        except botocore.exceptions.BotoCoreError as exc:
+        except _errors().BotoCoreError as exc:
             raise self._boto_error(operation, exc) from None
 
     def ecr_client(self) -> Any:
         """The same region's ECR (the environment cache's control plane), made on first use: most commands
         never touch it. Same endpoint and credentials as EC2 (moto serves both on one port)."""
         if self._ecr_client is None:
-            self._ecr_client = self._session.client("ecr", config=RETRY_CONFIG, **self._client_kwargs)
+            self._ecr_client = self._session.client("ecr", config=retry_config(), **self._client_kwargs)
         return self._ecr_client
 
     def _ecr_call(self, operation: str, **params: Any) -> dict[str, Any]:
         return self._invoke(self.ecr_client(), operation, params)
 
     def _boto_error(self, operation: str, exc: botocore.exceptions.BotoCoreError) -> InfprovError:
-        if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        if isinstance(exc, _errors().NoCredentialsError):
             return InfprovError(
                 "no AWS credentials found",
                 "run `aws configure`, set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
                 "or use --sandbox",
             )
-        if isinstance(exc, botocore.exceptions.EndpointConnectionError):
+        if isinstance(exc, _errors().EndpointConnectionError):
             return InfprovError(
                 f"cannot reach the EC2 API at {exc.kwargs.get('endpoint_url', self.endpoint)}",
                 "check the network, AWS_ENDPOINT_URL and --region",
@@ -332,7 +354,7 @@ class Ec2Provider:
         Every attempt sends the same parameters, ClientToken included, so EC2 answers a repeat of a
         request that did launch (the answer was lost, say) with the same instances.
         """
-        transient = (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)
+        transient = (_errors().ConnectionError, _errors().HTTPClientError)
         delays = list(LAUNCH_RETRY_DELAYS)
         while True:
             try:
@@ -343,7 +365,7 @@ class Ec2Provider:
                     raise
             except transient as exc:
                 # a certificate problem does not heal by waiting
-                if not delays or isinstance(exc, botocore.exceptions.SSLError):
+                if not delays or isinstance(exc, _errors().SSLError):
                     raise self._boto_error("run_instances", exc) from None
             self.sleep(delays.pop(0) * random.uniform(0.5, 1.0))
 

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 from infprov.floor.errors import InfprovError, UsageError
 from infprov.provision import targets, ui
 
-# The heavy modules (boto3 behind the cloud code, paramiko and jinja2 behind the playbook engine) are
-# imported inside the lifecycle that needs them: `infprov play` never loads boto3, `--version` neither.
+# The cloud code and the playbook engine (paramiko, jinja2, yaml) are imported inside the lifecycle that needs
+# them, so importing the CLI loads none of them (tests/unit/test_cli_startup.py); boto3 waits further, until
+# ec2._sdk() is first called: a command refused before it asks EC2 anything never loads it.
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 

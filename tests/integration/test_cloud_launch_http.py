@@ -144,7 +144,7 @@ def test_botocore_standard_mode_would_retry_that_500(ec2_http: Ec2Http) -> None:
     """The premise: botocore's standard mode retries InsufficientInstanceCapacity's HTTP 500 (one
     retry here, to keep the backoff short; infprov's main client makes up to eight)."""
     ec2_http.errors["subnet-aaaa"] = (500, "InsufficientInstanceCapacity")
-    two = ec2.RETRY_CONFIG.merge(botocore.config.Config(retries={"total_max_attempts": 2, "mode": "standard"}))
+    two = ec2.retry_config().merge(botocore.config.Config(retries={"total_max_attempts": 2, "mode": "standard"}))
     client = boto3.session.Session().client("ec2", region_name=REGION, endpoint_url=ec2_http.url, config=two,
                                             aws_access_key_id="testing", aws_secret_access_key="testing")
     with pytest.raises(client.exceptions.ClientError):

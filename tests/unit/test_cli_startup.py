@@ -107,3 +107,15 @@ def test_play_loads_neither_pydantic_boto3_nor_the_sandbox(tmp_path: Path) -> No
     assert {"paramiko", "jinja2", "yaml"} <= loaded  # the engine itself, as it should
     assert not loaded & {"pydantic", "boto3", "botocore", "infprov.sandbox.core", "infprov.provision.cloud",
                          "infprov.client.build", "matplotlib", "numpy", "tritonclient"}
+
+
+def test_a_command_refused_before_it_asks_ec2_never_loads_boto3(tmp_path: Path) -> None:
+    """boto3 and botocore load at one seam, ec2._sdk(), on the first EC2 call; `up` with a type that does not
+    exist is refused before that."""
+    code = ("from infprov.provision.cli import app\n"
+            "try:\n    app(['up', '--type', 'bogus.large', '--yes'])\n"
+            "except SystemExit as exc:\n    assert exc.code == 2, exc.code")  # fmt: skip
+    loaded = _loaded_after(code, tmp_path)
+    assert not loaded & {"boto3", "botocore"}, loaded
+    seam = "import infprov.provision.ec2 as ec2\nec2.retry_config()"
+    assert {"boto3", "botocore"} <= _loaded_after(seam, tmp_path)  # the seam itself does load them
