@@ -214,3 +214,39 @@ def _engine(engine: str, batches: list[list[Case]], work: Path, fleet: list[dict
 def _normal_recap(recap: dict[str, Any]) -> dict[str, dict[str, int]]:
     keys = ("ok", "changed", "unreachable", "failed", "skipped", "ignored")
     return {h: {k: int(v[k]) for k in keys} for h, v in recap.items()}
+
+
+def differences(cases: list[Case], results: dict[str, dict[str, Outcome]],
+                files: dict[str, dict[str, dict[str, tuple[str, ...]]]], runs: int) -> dict[str, list[str]]:
+    """Per case, what the engines did differently: errors, each run's statuses per host (then the debug output
+    where those agree), the recaps, and the files; a run in which an engine ran none of the case's tasks too."""
+    diffs: dict[str, list[str]] = {}
+    for c in cases:
+        ours, theirs = results["infprov"][c.name], results["ansible"][c.name]
+        found: list[str] = [*ours.errors, *theirs.errors]
+        for engine, outcome in (("infprov", ours), ("ansible-playbook", theirs)):
+            if not outcome.runs or not any(outcome.runs[0].values()):
+                found.append(f"{engine} ran no task of this case")
+        for run in range(runs):
+            a = ours.runs[run] if run < len(ours.runs) else {}
+            b = theirs.runs[run] if run < len(theirs.runs) else {}
+            for host in sorted(set(a) | set(b)):
+                sa = [(s, ig) for _, s, ig, _ in a.get(host, [])]
+                sb = [(s, ig) for _, s, ig, _ in b.get(host, [])]
+                if sa != sb:
+                    found.append(f"run {run + 1} {host} statuses: infprov {sa} / ansible {sb} "
+                                 f"(ansible tasks {[t for t, *_ in b.get(host, [])]})")
+                ma = [m for *_, m in a.get(host, [])]
+                mb = [m for *_, m in b.get(host, [])]
+                if sa == sb and ma != mb:
+                    found.append(f"run {run + 1} {host} debug output: infprov {ma} / ansible {mb}")
+            ra = _normal_recap(ours.recaps[run]) if run < len(ours.recaps) else {}
+            rb = _normal_recap(theirs.recaps[run]) if run < len(theirs.recaps) else {}
+            if ra != rb:
+                found.append(f"run {run + 1} recap: infprov {ra} / ansible {rb}")
+        fa, fb = files["infprov"].get(c.name, {}), files["ansible"].get(c.name, {})
+        if fa != fb:
+            keys = sorted(set(fa) | set(fb))
+            found.append("files: " + "; ".join(f"{k}: {fa.get(k)} / {fb.get(k)}" for k in keys if fa.get(k) != fb.get(k)))
+        diffs[c.name] = found
+    return diffs

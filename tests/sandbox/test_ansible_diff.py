@@ -6,8 +6,11 @@ engine accepts nothing else.
 Each case is one small play (or a few) run twice by each engine; compared: every task's status per host on
 both runs, the recap, and the hosts' files (type, content, mode, owner, group, link target): a case that
 looks at a value writes it to a file on the host. Everything else must be refused by infprov before
-anything runs (exit 2, one line naming file:line, nothing changed on the hosts: tests/sandbox/test_ansible_refusals.py). The cases are in
-tests/ansible_diff_module_cases.py and tests/ansible_diff_language_cases.py, the harness in tests/ansible_diff_run.py.
+anything runs (exit 2, one line naming file:line, nothing changed on the hosts: tests/sandbox/test_ansible_refusals.py).
+Here run the module cases (tests/ansible_diff_module_cases.py), whose owners, modes and second run need a remote
+login; the language cases (tests/ansible_diff_language_cases.py) need no remote host and run on this machine's
+local connection in the integration tier (tests/integration/test_ansible_diff_local.py). The harness is
+tests/ansible_diff_run.py.
 
 Speed: cases are batched into a few playbooks per engine (a play per case, each on its own inventory
 group of host aliases that point at the sandbox's hosts), batches run in parallel, and the two engines
@@ -31,9 +34,8 @@ import pytest
 
 from infprov.inventory.model import Host
 from infprov.playbooks.connection import SshConnection
-from tests.ansible_diff_language_cases import LANGUAGE_CASES
 from tests.ansible_diff_module_cases import MODULE_CASES
-from tests.ansible_diff_run import WORKERS, Case, _batches, _engine, _files, _normal_recap
+from tests.ansible_diff_run import WORKERS, Case, _batches, _engine, _files, differences
 
 pytestmark = [
     pytest.mark.sandbox,
@@ -41,8 +43,7 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible-core is not installed"),
 ]
 
-# the cases: the modules', then the language's (in this order, the batches stay as they were)
-CASES: list[Case] = [*MODULE_CASES, *LANGUAGE_CASES]
+CASES: list[Case] = list(MODULE_CASES)
 
 
 @pytest.fixture(scope="module")
@@ -67,38 +68,15 @@ def compared(fleet: list[dict[str, Any]], work: Path) -> Iterator[dict[str, list
                 conn.run(f"sudo -n rm -rf /home/ubuntu/infprov-diff-{ident}")
             finally:
                 conn.close()
-    diffs: dict[str, list[str]] = {}
-    for c in CASES:
-        ours, theirs = results["infprov"][c.name], results["ansible"][c.name]
-        found: list[str] = [*ours.errors, *theirs.errors]
-        for run in range(2):
-            a = ours.runs[run] if run < len(ours.runs) else {}
-            b = theirs.runs[run] if run < len(theirs.runs) else {}
-            for host in sorted(set(a) | set(b)):
-                sa = [(s, ig) for _, s, ig, _ in a.get(host, [])]
-                sb = [(s, ig) for _, s, ig, _ in b.get(host, [])]
-                if sa != sb:
-                    found.append(f"run {run + 1} {host} statuses: infprov {sa} / ansible {sb} "
-                                 f"(ansible tasks {[t for t, *_ in b.get(host, [])]})")
-                ma = [m for *_, m in a.get(host, [])]
-                mb = [m for *_, m in b.get(host, [])]
-                if sa == sb and ma != mb:
-                    found.append(f"run {run + 1} {host} debug output: infprov {ma} / ansible {mb}")
-            ra = _normal_recap(ours.recaps[run]) if run < len(ours.recaps) else {}
-            rb = _normal_recap(theirs.recaps[run]) if run < len(theirs.recaps) else {}
-            if ra != rb:
-                found.append(f"run {run + 1} recap: infprov {ra} / ansible {rb}")
-        fa, fb = files["infprov"].get(c.name, {}), files["ansible"].get(c.name, {})
-        if fa != fb:
-            keys = sorted(set(fa) | set(fb))
-            found.append("files: " + "; ".join(f"{k}: {fa.get(k)} / {fb.get(k)}" for k in keys if fa.get(k) != fb.get(k)))
-        diffs[c.name] = found
-    yield diffs
+    yield differences(CASES, results, files, runs=2)
 
 
 def test_enough_cases() -> None:
-    assert len(CASES) >= 40, len(CASES)
-    assert len({c.name for c in CASES}) == len(CASES)
+    from tests.ansible_diff_language_cases import LANGUAGE_CASES  # run locally, in the integration tier
+
+    assert len(CASES) >= 20 and len(LANGUAGE_CASES) >= 20, (len(CASES), len(LANGUAGE_CASES))
+    names = [c.name for c in [*CASES, *LANGUAGE_CASES]]
+    assert len(set(names)) == len(names)
 
 
 @pytest.mark.parametrize("name", [c.name for c in CASES])
