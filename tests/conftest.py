@@ -16,6 +16,14 @@ if TYPE_CHECKING:
     from infprov.provision.providers import AwsProvider
     from tests.moto_cloud import SshSeen
 
+# The tests run on sandboxes and homes of their own, whatever the caller's shell holds. A caller's INFPROV_SANDBOX_*
+# (a second sandbox of theirs), INFPROV_HOME or any other INFPROV_* setting would point the tests at the user's own
+# sandbox and clusters, which the sandbox fixture empties (its EC2 endpoint reset, its hosts released), and would put
+# every shard on that one sandbox. Kept: the test runner's own knobs, and where built images are cached.
+RUNNER_ENV = ("INFPROV_TEST_", "INFPROV_NO_SKIPS", "INFPROV_CLIENT_PYTHONS", "INFPROV_CACHE")
+for _key in [k for k in os.environ if k.startswith("INFPROV_") and not k.startswith(RUNNER_ENV)]:
+    del os.environ[_key]
+
 # `infprov up` checks the pinned downloads on the internet first; no test may reach past this machine,
 # so the tests (and every infprov they start) skip it unless a test points it at a local mirror.
 os.environ["INFPROV_NO_PREFLIGHT"] = "1"
@@ -114,8 +122,7 @@ def sandbox_hosts() -> Iterator[list[dict[str, Any]]]:
     reason = _can_sandbox()
     if reason:
         pytest.skip(reason)
-    for key, value in TEST_SANDBOX.items():
-        os.environ.setdefault(key, value)
+    os.environ.update(TEST_SANDBOX)
     import urllib.request
 
     from infprov.sandbox import core, records
