@@ -137,11 +137,16 @@ def _run_infprov(book: Path, inv: Path, opts: tuple[str, ...], home: Path, root:
         doc = json.loads(proc.stdout)
     except ValueError:
         return {}, {}, f"infprov exit {proc.returncode}: {proc.stderr[-1500:]}"
+    return tasks_by_host(doc["tasks"], root), doc["stats"], ""
+
+
+def tasks_by_host(tasks: list[dict[str, Any]], root: str) -> dict[str, list[tuple[str, str, bool, str | None]]]:
+    """infprov's tasks (as `play --json` lists them) per host: (task, status, ignored, a debug task's message)."""
     per_host: dict[str, list[tuple[str, str, bool, str | None]]] = {}
-    for t in doc["tasks"]:
+    for t in tasks:
         msg = t["msg"].replace(root, "ROOT") if t["module"] == "debug" and t["status"] == "ok" and not t["items"] else None
         per_host.setdefault(t["host"], []).append((t["task"], t["status"], bool(t["ignored"]), msg))
-    return per_host, doc["stats"], ""
+    return per_host
 
 
 def _run_ansible(book: Path, inv: Path, opts: tuple[str, ...], home: Path, root: str, out: Path) -> tuple[dict[str, Any], dict[str, Any], str]:
@@ -200,15 +205,20 @@ def _engine(engine: str, batches: list[list[Case]], work: Path, fleet: list[dict
             else:
                 per_host, stats, err = _run_ansible(book, inv, batch[0].opts, work / "home", root,
                                                     work / f"cb-{index}.jsonl")
-            for c in batch:
-                mine = {h: v for h, v in per_host.items() if h.rsplit("_", 1)[0] == c.name}
-                outcomes[c.name].runs.append(mine)
-                outcomes[c.name].recaps.append({h: v for h, v in stats.items() if h.rsplit("_", 1)[0] == c.name})
-                if err:
-                    outcomes[c.name].errors.append(err)
+            record(outcomes, batch, per_host, stats, err)
 
     list(pool.map(lambda ib: one(*ib), enumerate(batches)))
     return outcomes
+
+
+def record(outcomes: dict[str, Outcome], batch: list[Case], per_host: dict[str, Any], stats: dict[str, Any],
+           err: str) -> None:
+    """One run of a batch, shared out to its cases by their host aliases (`case_k`)."""
+    for c in batch:
+        outcomes[c.name].runs.append({h: v for h, v in per_host.items() if h.rsplit("_", 1)[0] == c.name})
+        outcomes[c.name].recaps.append({h: v for h, v in stats.items() if h.rsplit("_", 1)[0] == c.name})
+        if err:
+            outcomes[c.name].errors.append(err)
 
 
 def _normal_recap(recap: dict[str, Any]) -> dict[str, dict[str, int]]:

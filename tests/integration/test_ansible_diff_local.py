@@ -25,7 +25,17 @@ from infprov.playbooks.engine import load_playbook, parse_extra_vars
 from infprov.playbooks.localconn import LocalConnection
 from infprov.playbooks.runner import run_playbook
 from tests.ansible_diff_language_cases import LANGUAGE_CASES
-from tests.ansible_diff_run import Case, Outcome, _batches, _book_dir, _playbook, _run_ansible, differences
+from tests.ansible_diff_run import (
+    Case,
+    Outcome,
+    _batches,
+    _book_dir,
+    _playbook,
+    _run_ansible,
+    differences,
+    record,
+    tasks_by_host,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible-core is not installed")
 
@@ -49,7 +59,8 @@ def _run_infprov(book: Path, inv: Path, opts: tuple[str, ...], home: Path, root:
     skip: list[str] = []
     it = iter(opts)
     for opt in it:
-        {"-e": extra, "--tags": tags, "--skip-tags": skip}.get(opt, []).append(next(it) if opt != "--check" else "")
+        if opt != "--check":  # an option the cases do not use is a KeyError here, not dropped
+            {"-e": extra, "--tags": tags, "--skip-tags": skip}[opt].append(next(it))
     try:
         result = run_playbook(load_playbook(book), store.load(inv), extra_vars=parse_extra_vars(extra),
                               check="--check" in opts, tags=tags, skip_tags=skip, runs_dir=home / "runs",
@@ -57,11 +68,7 @@ def _run_infprov(book: Path, inv: Path, opts: tuple[str, ...], home: Path, root:
     except Exception as exc:  # noqa: BLE001 - what the engine refused is this case's difference
         return {}, {}, f"infprov: {exc}"
     doc = result.to_dict()
-    per_host: dict[str, list[tuple[str, str, bool, str | None]]] = {}
-    for t in doc["tasks"]:
-        msg = t["msg"].replace(root, "ROOT") if t["module"] == "debug" and t["status"] == "ok" and not t["items"] else None
-        per_host.setdefault(t["host"], []).append((t["task"], t["status"], bool(t["ignored"]), msg))
-    return per_host, doc["stats"], ""
+    return tasks_by_host(doc["tasks"], root), doc["stats"], ""
 
 
 def _files(root: Path) -> dict[str, dict[str, tuple[str, ...]]]:
@@ -91,11 +98,7 @@ def _engine(engine: str, batches: list[list[Case]], work: Path, root: Path) -> d
             else:
                 per_host, stats, err = _run_ansible(book, inv, batch[0].opts, work / "home", str(root),
                                                     work / f"cb-{index}.jsonl")
-            for c in batch:
-                outcomes[c.name].runs.append({h: v for h, v in per_host.items() if h.rsplit("_", 1)[0] == c.name})
-                outcomes[c.name].recaps.append({h: v for h, v in stats.items() if h.rsplit("_", 1)[0] == c.name})
-                if err:
-                    outcomes[c.name].errors.append(err)
+            record(outcomes, batch, per_host, stats, err)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(lambda ib: one(*ib), enumerate(batches)))
